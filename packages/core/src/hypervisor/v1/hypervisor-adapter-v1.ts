@@ -1,0 +1,144 @@
+import type {
+  BackupArtifact,
+  Guest,
+  GuestEvent,
+  GuestRef,
+  Host,
+  HostSecurityModel,
+  HvkitWarning,
+  Network,
+  Progress,
+  ResourceLimits,
+  SecurityLabel,
+  Snapshot,
+  StoragePool,
+  StorageVolume,
+} from './model';
+import type { DeepReadonly, LimitsApplyMode, SupportsManifest } from './supports';
+import type { BackupSink } from '../../backup/sink';
+
+/** Options every method takes last. */
+export interface CallOptions {
+  /** Cancels the call; it then rejects with an `ABORTED` error. */
+  signal?: AbortSignal;
+  /** Per-call timeout in milliseconds; overrides the adapter's default. The call then rejects with `TIMEOUT`. */
+  timeoutMs?: number;
+}
+
+/** Inventory: the host, guests, networks and storage. */
+export interface InventoryCapability {
+  host(options?: CallOptions): Promise<Host>;
+  listGuests(options?: CallOptions): Promise<Guest[]>;
+  /** Rejects with `NOT_FOUND` when no guest matches. */
+  getGuest(ref: GuestRef, options?: CallOptions): Promise<Guest>;
+  listNetworks?(options?: CallOptions): Promise<Network[]>;
+  listStoragePools?(options?: CallOptions): Promise<StoragePool[]>;
+  listStorageVolumes?(poolId: string, options?: CallOptions): Promise<StorageVolume[]>;
+}
+
+/** Options of `limits.set`. */
+export interface LimitsSetOptions extends CallOptions {
+  /** `live` changes the running guest, `persistent` its definition, `both` both. Default: `both` where supported. */
+  apply?: LimitsApplyMode;
+}
+
+/** Options of `limits.get`. */
+export interface LimitsGetOptions extends CallOptions {
+  /** Read the running guest's values (`live`) or its definition (`persistent`). Default: `live` when running. */
+  from?: 'live' | 'persistent';
+}
+
+/** The result of `limits.set`. */
+export interface LimitsSetResult {
+  /** The limits read back after the change. */
+  limits: ResourceLimits;
+  /** When the change takes effect. */
+  appliesAt: 'live' | 'next-boot';
+  warnings: HvkitWarning[];
+}
+
+/** Resource limits. */
+export interface LimitsCapability {
+  get(ref: GuestRef, options?: LimitsGetOptions): Promise<ResourceLimits>;
+  /**
+   * Sets the given fields and leaves the others unchanged. Invalid values reject with `INVALID_ARGUMENT`
+   * and fields the adapter cannot set with `UNSUPPORTED`, in both cases before anything is changed.
+   */
+  set(ref: GuestRef, limits: ResourceLimits, options?: LimitsSetOptions): Promise<LimitsSetResult>;
+}
+
+/** Security labels. */
+export interface LabelsCapability {
+  /** Every label of the guest: each stacked live label, then the definition's labels. */
+  get(ref: GuestRef, options?: CallOptions): Promise<SecurityLabel[]>;
+  /** The host's security models. */
+  hostModels?(options?: CallOptions): Promise<HostSecurityModel[]>;
+  /** Sets a label (libvirt: on an inactive guest; tag models: attaches tags). */
+  set?(ref: GuestRef, label: SecurityLabel, options?: CallOptions): Promise<SecurityLabel[]>;
+}
+
+/** Options of `backups.createSnapshot`. */
+export interface CreateSnapshotOptions extends CallOptions {
+  name?: string;
+  description?: string;
+  /** Include memory state (guest must be running). Default false (disk only). */
+  memory?: boolean;
+  /** Freeze guest filesystems first (needs a guest agent). */
+  quiesce?: boolean;
+}
+
+/** Options of `backups.backup` and `backups.backupHostConfig`. */
+export interface BackupOptions extends CallOptions {
+  /** `full` copies everything; `incremental` only what changed since `sinceCheckpoint`. Default `full`. */
+  mode?: 'full' | 'incremental';
+  /** Checkpoint of an earlier backup, for `incremental`. */
+  sinceCheckpoint?: string;
+  /** Called with progress; `processedBytes` only grows. */
+  onProgress?: (progress: Progress) => void;
+}
+
+/** Snapshots and backups. */
+export interface BackupsCapability {
+  listSnapshots(ref: GuestRef, options?: CallOptions): Promise<Snapshot[]>;
+  createSnapshot(ref: GuestRef, options?: CreateSnapshotOptions): Promise<Snapshot>;
+  deleteSnapshot(ref: GuestRef, snapshotId: string, options?: CallOptions): Promise<void>;
+  revertSnapshot?(ref: GuestRef, snapshotId: string, options?: CallOptions): Promise<void>;
+  /**
+   * Backs up the guest's disks into `sink`. An abort or failure leaves no snapshot or checkpoint that this
+   * call created, and no file in the sink that looks complete.
+   */
+  backup(ref: GuestRef, sink: BackupSink, options?: BackupOptions): Promise<BackupArtifact>;
+  /** Backs up the host's configuration (definitions, capabilities). */
+  backupHostConfig?(sink: BackupSink, options?: BackupOptions): Promise<BackupArtifact>;
+}
+
+/** Options of `events.subscribe`. */
+export interface SubscribeOptions {
+  /** Ends the iteration. */
+  signal?: AbortSignal;
+}
+
+/** Lifecycle events. */
+export interface EventsCapability {
+  /** A typed async iterator of guest lifecycle events; ends when the signal aborts or the adapter closes. */
+  subscribe(options?: SubscribeOptions): AsyncIterable<GuestEvent>;
+}
+
+/** An adapter implementing hvkit spec v1. Capability objects are present only when supported. */
+export interface HypervisorAdapterV1<Id extends string = string> {
+  readonly specificationVersion: 'v1';
+  /** Adapter id, e.g. `kvm-libvirt`. */
+  readonly adapter: Id;
+  readonly supports: DeepReadonly<SupportsManifest>;
+  readonly inventory?: InventoryCapability;
+  readonly limits?: LimitsCapability;
+  readonly backups?: BackupsCapability;
+  readonly labels?: LabelsCapability;
+  readonly events?: EventsCapability;
+  /** Closes connections. Idempotent. */
+  close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** The current spec's adapter type. */
+export type HypervisorAdapter<Id extends string = string> = HypervisorAdapterV1<Id>;
