@@ -6,3 +6,4 @@
 export const VERSION = '0.0.0';
 
 export * from './live';
+export * from './suite/index';

@@ -1,0 +1,134 @@
+/**
+ * A suite that cannot fail is worthless: each deliberately broken variant of the reference adapter must
+ * make exactly the checks about its bug fail, with a message that names what is wrong, while every other
+ * check still passes.
+ */
+import { hvkitError } from '@hvkit/core';
+import { createInMemoryAdapter, type InMemoryAdapter, type InMemoryFaults } from '@hvkit/core/testing';
+import { describe, expect, it } from 'vitest';
+import { type ConformanceReport, createConformanceCollector } from './collector';
+import { runAdapterConformance } from './run';
+
+async function runWith(faults: InMemoryFaults, mode: 'live' | 'replay' = 'live'): Promise<ConformanceReport> {
+  const collector = createConformanceCollector();
+  runAdapterConformance({
+    name: 'broken in-memory',
+    mode,
+    factory: async () => createInMemoryAdapter({ faults }),
+    ...(mode === 'live' ? { probe: (a) => (a as InMemoryAdapter).backend } : {}),
+    test: collector.test,
+  });
+  return collector.run();
+}
+
+function failures(report: ConformanceReport): Map<string, string> {
+  return new Map(report.results.filter((r) => r.status === 'failed').map((r) => [r.id, r.message ?? '']));
+}
+
+describe('the suite catches broken adapters', () => {
+  it('passes the reference adapter (the baseline the variants differ from)', async () => {
+    const report = await runWith({});
+    expect(failures(report)).toEqual(new Map());
+    expect(report.skipped).toBe(0);
+    expect(report.passed).toBeGreaterThan(60);
+  });
+
+  it('(a) memory reported in KiB instead of bytes', async () => {
+    const failed = failures(await runWith({ reportMemoryInKiB: true }));
+    expect([...failed.keys()].sort()).toEqual(['inventory.backend-agrees', 'inventory.guests']);
+    expect(failed.get('inventory.guests')).toMatch(
+      /guest "build-01": memoryBytes is 524288, under 1 MiB: memory must be in bytes \(is it in KiB\?\)/,
+    );
+    expect(failed.get('inventory.backend-agrees')).toMatch(
+      /guest "web-01": memoryBytes is 2097152 but the backend has 2147483648 bytes \(KiB reported as bytes\)/,
+    );
+  });
+
+  it('(b) a limit that does not round-trip (weight stored twice as large)', async () => {
+    const failed = failures(await runWith({ scaleLimitsOnWrite: { 'cpu.weight': 2 } }));
+    expect([...failed.keys()].sort()).toEqual([
+      'limits.apply.live',
+      'limits.apply.persistent',
+      'limits.round-trip.cpu.weight',
+    ]);
+    expect(failed.get('limits.round-trip.cpu.weight')).toMatch(
+      /^cpu\.weight does not round-trip: limits\.set\(\{ cpu: \{ weight: 200 \} \}\) returned limits with cpu\.weight = 400 \(2× the value set\)$/,
+    );
+  });
+
+  it('(b) a limit that does not round-trip in a KiB unit slip is named as such', async () => {
+    const failed = failures(await runWith({ scaleLimitsOnWrite: { 'memory.softBytes': 1024 } }));
+    expect([...failed.keys()]).toEqual(['limits.round-trip.memory.softBytes']);
+    expect(failed.get('limits.round-trip.memory.softBytes')).toMatch(
+      /1024× the value set: KiB reported as bytes\?/,
+    );
+  });
+
+  it('(c) an abort that leaves the temporary snapshot behind', async () => {
+    const failed = failures(await runWith({ leaveSnapshotOnAbort: true }));
+    expect([...failed.keys()]).toEqual(['cancellation.abort-during-backup']);
+    expect(failed.get('cancellation.abort-during-backup')).toMatch(
+      /^the aborted backup left snapshot\(s\) snap-\d+ behind \(probe\.listSnapshotIds\); it must remove the temporary snapshot it made$/,
+    );
+  });
+
+  it('(c) without a probe, the leftover snapshot is still seen through listSnapshots', async () => {
+    const failed = failures(await runWith({ leaveSnapshotOnAbort: true }, 'replay'));
+    expect([...failed.keys()]).toEqual(['cancellation.abort-during-backup']);
+    expect(failed.get('cancellation.abort-during-backup')).toMatch(
+      /left snapshot\(s\) snap-\d+ behind \(backups\.listSnapshots\)/,
+    );
+  });
+
+  it('(d) an already-aborted signal ignored: every pre-aborted check fails, naming the call', async () => {
+    const report = await runWith({ ignorePreAbortedSignal: true });
+    const failed = failures(report);
+    const preAborted = report.results
+      .filter((r) => r.id.startsWith('cancellation.pre-aborted.'))
+      .map((r) => r.id);
+    expect(preAborted.length).toBeGreaterThanOrEqual(17);
+    expect([...failed.keys()].sort()).toEqual([...preAborted].sort());
+    expect(failed.get('cancellation.pre-aborted.limits.get')).toMatch(
+      /^limits\.get\("vm-101"\) with an already-aborted signal resolved \(with .*\); expected it to reject with an HvkitError with code ABORTED$/,
+    );
+    expect(failed.get('cancellation.pre-aborted.limits.set')).toMatch(
+      /and it changed the limits \(cpu\.weight: 100 vs 200\)$/,
+    );
+    expect(failed.get('cancellation.pre-aborted.backups.createSnapshot')).toMatch(
+      /and it created snapshot\(s\) snap-\d+$/,
+    );
+    expect(failed.get('cancellation.pre-aborted.backups.deleteSnapshot')).toMatch(
+      /with an already-aborted signal rejected with HvkitError NOT_FOUND .*; expected an HvkitError with code ABORTED/,
+    );
+  });
+
+  it('(e) the wrong error code for an unknown guest', async () => {
+    const failed = failures(
+      await runWith({ unknownGuestError: () => hvkitError('REMOTE', 'Domain not found') }),
+    );
+    expect([...failed.keys()].sort()).toEqual([
+      'backups.not-found',
+      'inventory.not-found',
+      'labels.not-found',
+      'limits.not-found',
+    ]);
+    expect(failed.get('inventory.not-found')).toBe(
+      'inventory.getGuest("hvkit-conformance-no-such-guest") rejected with HvkitError REMOTE ("Domain not found"); expected an HvkitError with code NOT_FOUND',
+    );
+  });
+
+  it('(e) a plain Error for an unknown guest is named as not an HvkitError', async () => {
+    const failed = failures(await runWith({ unknownGuestError: () => new Error('no such domain') }));
+    expect(failed.get('limits.not-found')).toBe(
+      'limits.get("hvkit-conformance-no-such-guest") rejected with Error ("no such domain"), which is not an HvkitError; expected an HvkitError with code NOT_FOUND',
+    );
+  });
+
+  it('(f) an artifact sha256 that does not match the bytes written', async () => {
+    const failed = failures(await runWith({ misreportArtifactSha256: true }));
+    expect([...failed.keys()].sort()).toEqual(['backups.full', 'backups.host-config', 'backups.incremental']);
+    expect(failed.get('backups.full')).toMatch(
+      /artifact file "web-01-vda-cp-\d+\.raw" has sha256 [0-9a-f]{64}, which does not match the sha256 of the 4194304 bytes the sink received \([0-9a-f]{64}\)/,
+    );
+  });
+});

@@ -1,0 +1,437 @@
+import type { BackupArtifact, BackupsCapability, Progress, Snapshot } from '@hvkit/core';
+import { check, expectHvkitError, fail, show } from './assert';
+import { CapturingSink } from './capturing-sink';
+import { MISSING_GUEST_ID } from './checks-inventory';
+import type { CheckContext, CheckDef, GroupDef, SuiteEnv, Target } from './context';
+
+/** The fixed name of the snapshot the suite creates (fixed so replays match recordings). */
+export const SUITE_SNAPSHOT_NAME = 'hvkit-conformance-snapshot';
+/** A snapshot id no backend has. */
+export const MISSING_SNAPSHOT_ID = 'hvkit-conformance-no-such-snapshot';
+
+const SHA256 = /^[0-9a-f]{64}$/;
+const TEN_MINUTES = 10 * 60 * 1000;
+
+export function backupsOf(ctx: CheckContext): BackupsCapability {
+  const b = ctx.adapter.backups;
+  if (!b) fail('adapter.backups is missing although supports.backups is not false');
+  return b;
+}
+
+/** Snapshot ids from the probe (temporary ones included), else from the adapter, else undefined. */
+export async function snapshotIds(
+  ctx: CheckContext,
+  target: Target,
+): Promise<{ ids: string[]; source: string } | undefined> {
+  if (ctx.probe?.listSnapshotIds) {
+    const ids = await ctx.call(
+      'probe.listSnapshotIds',
+      Promise.resolve(ctx.probe.listSnapshotIds(target.probeGuest)),
+    );
+    return { ids: [...ids].sort(), source: 'probe.listSnapshotIds' };
+  }
+  const bk = ctx.env.supports.backups;
+  if (bk !== false && bk.snapshots && ctx.adapter.backups) {
+    const list = await ctx.call('backups.listSnapshots()', ctx.adapter.backups.listSnapshots(target.ref));
+    return { ids: list.map((s) => s.id).sort(), source: 'backups.listSnapshots' };
+  }
+  return undefined;
+}
+
+/** Checkpoint ids from the probe, or undefined. */
+export async function checkpointIds(ctx: CheckContext, target: Target): Promise<string[] | undefined> {
+  if (!ctx.probe?.listCheckpointIds) return undefined;
+  const ids = await ctx.call(
+    'probe.listCheckpointIds',
+    Promise.resolve(ctx.probe.listCheckpointIds(target.probeGuest)),
+  );
+  return [...ids].sort();
+}
+
+function dateProblem(value: unknown, what: string, live: boolean): string | undefined {
+  if (!(value instanceof Date) || Number.isNaN(value.getTime()))
+    return `${what} is ${show(value)}, not a valid Date`;
+  if (live && Math.abs(value.getTime() - Date.now()) > TEN_MINUTES) {
+    return `${what} is ${value.toISOString()}, more than 10 minutes from now (time zone or unit slip?)`;
+  }
+  return undefined;
+}
+
+/** Everything wrong with one snapshot record. */
+export function snapshotProblems(s: Snapshot, who: string): string[] {
+  const p: string[] = [];
+  if (typeof s !== 'object' || s === null) return [`${who} is ${show(s)}`];
+  if (typeof s.id !== 'string' || s.id === '') p.push(`${who}: id is ${show(s.id)}`);
+  if (typeof s.name !== 'string') p.push(`${who}: name is ${show(s.name)}`);
+  if (s.kind !== 'disk' && s.kind !== 'memory')
+    p.push(`${who}: kind is ${show(s.kind)}, not 'disk' or 'memory'`);
+  const d = dateProblem(s.createdAt, `${who}: createdAt`, false);
+  if (d) p.push(d);
+  return p;
+}
+
+/**
+ * Checks an artifact against what the capturing sink received: every file it lists was received complete,
+ * with the same size and sha256, and every complete file is listed.
+ */
+export function verifyArtifact(
+  artifact: BackupArtifact,
+  sink: CapturingSink,
+  expected: {
+    kind: BackupArtifact['kind'];
+    guest?: string;
+    methods: readonly string[];
+    what: string;
+    live: boolean;
+  },
+): void {
+  const { what } = expected;
+  check(
+    artifact && typeof artifact === 'object',
+    `${what} resolved with ${show(artifact)}, not a BackupArtifact`,
+  );
+  const p: string[] = [...sink.problems];
+  if (typeof artifact.id !== 'string' || artifact.id === '') p.push(`id is ${show(artifact.id)}`);
+  if (artifact.kind !== expected.kind) p.push(`kind is ${show(artifact.kind)}, expected '${expected.kind}'`);
+  if (expected.guest !== undefined && artifact.guest !== expected.guest)
+    p.push(`guest is ${show(artifact.guest)}, expected ${show(expected.guest)}`);
+  if (typeof artifact.method !== 'string' || !expected.methods.includes(artifact.method)) {
+    p.push(
+      `method ${show(artifact.method)} is not in supports.backups.methods (${expected.methods.join(', ')})`,
+    );
+  }
+  if (artifact.consistency !== 'crash' && artifact.consistency !== 'fs-frozen')
+    p.push(`consistency is ${show(artifact.consistency)}`);
+  const d = dateProblem(artifact.createdAt, 'createdAt', expected.live);
+  if (d) p.push(d);
+  if (p.length > 0) fail(`${what} returned a bad artifact: ${p.join('; ')}`);
+
+  check(
+    Array.isArray(artifact.files) && artifact.files.length > 0,
+    `${what}: the artifact lists no files (${show(artifact.files)})`,
+  );
+  const complete = sink.completeFiles();
+  const listed = new Set<string>();
+  for (const f of artifact.files) {
+    const name = show(f?.name);
+    check(!listed.has(f.name), `${what}: the artifact lists file ${name} twice`);
+    listed.add(f.name);
+    const got = complete.get(f.name);
+    check(
+      got,
+      () =>
+        `${what}: the artifact lists file ${name} but the sink received no complete file of that name (received: ${[...complete.keys()].map((n) => show(n)).join(', ') || 'none'})`,
+    );
+    check(
+      typeof f.sha256 === 'string' && SHA256.test(f.sha256),
+      `${what}: artifact file ${name} has sha256 ${show(f.sha256)}, not 64 lower-case hex digits`,
+    );
+    check(
+      f.bytes === got.bytes,
+      `${what}: artifact file ${name} says ${show(f.bytes)} bytes but the sink received ${got.bytes}`,
+    );
+    check(
+      f.sha256 === got.sha256,
+      `${what}: artifact file ${name} has sha256 ${f.sha256}, which does not match the sha256 of the ${got.bytes} bytes the sink received (${got.sha256})`,
+    );
+  }
+  const unlisted = [...complete.keys()].filter((n) => !listed.has(n));
+  check(
+    unlisted.length === 0,
+    `${what}: the sink received complete file(s) ${unlisted.map((n) => show(n)).join(', ')} that the artifact does not list`,
+  );
+}
+
+/** Checks a progress log: processedBytes whole, non-negative and never decreasing. */
+export function verifyProgress(log: Progress[], what: string): void {
+  check(log.length > 0, `${what}: onProgress was never called`);
+  let last = -1;
+  for (const [i, p] of log.entries()) {
+    check(
+      p && typeof p.phase === 'string' && Number.isSafeInteger(p.processedBytes) && p.processedBytes >= 0,
+      `${what}: progress #${i} is ${show(p)}; it needs a phase and whole, non-negative processedBytes`,
+    );
+    check(
+      p.processedBytes >= last,
+      `${what}: progress went backwards at call #${i}: processedBytes ${last} then ${p.processedBytes} (it must only grow)`,
+    );
+    if (p.totalBytes !== undefined) {
+      check(
+        Number.isSafeInteger(p.totalBytes) && p.totalBytes >= 0,
+        `${what}: progress #${i} has totalBytes ${show(p.totalBytes)}`,
+      );
+    }
+    last = p.processedBytes;
+  }
+}
+
+function methodsOf(env: SuiteEnv): readonly string[] {
+  return env.supports.backups === false ? [] : env.supports.backups.methods;
+}
+
+/** Runs a full backup into a fresh capturing sink and verifies it; returns the artifact. */
+async function fullBackup(ctx: CheckContext, target: Target): Promise<BackupArtifact> {
+  const sink = new CapturingSink();
+  const progress: Progress[] = [];
+  const snapsBefore = await snapshotIds(ctx, target);
+  const what = `backups.backup(${show(target.ref)}, sink, { mode: 'full' })`;
+  const artifact = await ctx.call(
+    what,
+    backupsOf(ctx).backup(target.ref, sink, { mode: 'full', onProgress: (p) => progress.push(p) }),
+  );
+  verifyArtifact(artifact, sink, {
+    kind: 'full',
+    guest: target.guest?.id,
+    methods: methodsOf(ctx.env),
+    what,
+    live: ctx.live,
+  });
+  verifyProgress(progress, what);
+  const snapsAfter = await snapshotIds(ctx, target);
+  if (snapsBefore && snapsAfter) {
+    const left = snapsAfter.ids.filter((id) => !snapsBefore.ids.includes(id));
+    check(left.length === 0, `${what} left snapshot(s) ${left.join(', ')} behind (${snapsAfter.source})`);
+  }
+  return artifact;
+}
+
+/** The `backups` group. */
+export function backupsGroup(env: SuiteEnv): GroupDef {
+  const bk = env.supports.backups;
+  if (bk === false)
+    return { name: 'backups', skipReason: 'not supported by adapter (supports.backups = false)', checks: [] };
+  const needs = (flag: boolean, name: string) =>
+    flag ? undefined : `not supported by adapter (supports.backups.${name} = false)`;
+  const checks: CheckDef[] = [
+    {
+      id: 'backups.snapshots.list',
+      title: 'listSnapshots() returns snapshots with ids, names, kinds and valid dates',
+      unavailable: needs(bk.snapshots, 'snapshots'),
+      async run(ctx) {
+        const t = await ctx.target();
+        const list = await ctx.call('backups.listSnapshots()', backupsOf(ctx).listSnapshots(t.ref));
+        check(Array.isArray(list), `backups.listSnapshots() returned ${show(list)}, not an array`);
+        const p = list.flatMap((s, i) => snapshotProblems(s, `snapshot #${i}`));
+        const ids = list.map((s) => s.id);
+        if (new Set(ids).size !== ids.length) p.push(`snapshot ids repeat: ${ids.join(', ')}`);
+        if (p.length > 0) fail(`backups.listSnapshots() returned bad snapshots: ${p.join('; ')}`);
+      },
+    },
+    {
+      id: 'backups.snapshots.create-delete',
+      title: 'createSnapshot() then deleteSnapshot(): listed (and on the backend), then gone',
+      mutates: true,
+      unavailable: needs(bk.snapshots, 'snapshots'),
+      async run(ctx) {
+        const backups = backupsOf(ctx);
+        const t = await ctx.target();
+        const old = (await ctx.call('backups.listSnapshots()', backups.listSnapshots(t.ref))).find(
+          (s) => s.name === SUITE_SNAPSHOT_NAME,
+        );
+        if (old) await ctx.call('deleting a leftover suite snapshot', backups.deleteSnapshot(t.ref, old.id));
+        const what = `backups.createSnapshot(${show(t.ref)}, { name: '${SUITE_SNAPSHOT_NAME}' })`;
+        const snap = await ctx.call(
+          what,
+          backups.createSnapshot(t.ref, {
+            name: SUITE_SNAPSHOT_NAME,
+            description: 'hvkit conformance suite',
+          }),
+        );
+        let deleted = false;
+        try {
+          const p = snapshotProblems(snap, `the snapshot ${what} returned`);
+          const d = dateProblem(snap?.createdAt, 'createdAt', ctx.live);
+          if (d && ctx.live) p.push(`the snapshot's ${d}`);
+          if (p.length > 0) fail(p.join('; '));
+          check(snap.name === SUITE_SNAPSHOT_NAME, `${what} returned a snapshot named ${show(snap.name)}`);
+          check(
+            snap.kind === 'disk',
+            `${what} without memory: true returned kind ${show(snap.kind)}, not 'disk'`,
+          );
+          const listed = await ctx.call('backups.listSnapshots()', backups.listSnapshots(t.ref));
+          check(
+            listed.some((s) => s.id === snap.id),
+            `snapshot ${show(snap.id)} is not in listSnapshots() after ${what}`,
+          );
+          const onBackend = await snapshotIds(ctx, t);
+          if (onBackend)
+            check(
+              onBackend.ids.includes(snap.id),
+              `snapshot ${show(snap.id)} is not on the backend (${onBackend.source}) after ${what}`,
+            );
+          await ctx.call(`backups.deleteSnapshot(${show(snap.id)})`, backups.deleteSnapshot(t.ref, snap.id));
+          deleted = true;
+          const after = await ctx.call('backups.listSnapshots()', backups.listSnapshots(t.ref));
+          check(
+            !after.some((s) => s.id === snap.id),
+            `snapshot ${show(snap.id)} is still listed after deleteSnapshot()`,
+          );
+          const backendAfter = await snapshotIds(ctx, t);
+          if (backendAfter)
+            check(
+              !backendAfter.ids.includes(snap.id),
+              `snapshot ${show(snap.id)} is still on the backend (${backendAfter.source}) after deleteSnapshot()`,
+            );
+        } finally {
+          if (!deleted && snap && typeof snap.id === 'string')
+            await backups.deleteSnapshot(t.ref, snap.id).catch(() => {});
+        }
+      },
+    },
+    {
+      id: 'backups.snapshots.delete-not-found',
+      title: 'deleteSnapshot() of an unknown snapshot is NOT_FOUND',
+      unavailable: needs(bk.snapshots, 'snapshots'),
+      async run(ctx) {
+        const t = await ctx.target();
+        const what = `backups.deleteSnapshot(${show(t.ref)}, '${MISSING_SNAPSHOT_ID}')`;
+        await expectHvkitError(
+          ctx.call(what, backupsOf(ctx).deleteSnapshot(t.ref, MISSING_SNAPSHOT_ID)),
+          'NOT_FOUND',
+          what,
+        );
+      },
+    },
+    {
+      id: 'backups.full',
+      title:
+        'a full backup: sha256 and size of each file match what the sink received; progress grows; nothing left behind',
+      mutates: true,
+      unavailable: needs(bk.full, 'full'),
+      async run(ctx) {
+        const t = await ctx.target();
+        const cpBefore = await checkpointIds(ctx, t);
+        const artifact = await fullBackup(ctx, t);
+        if (bk.incremental) {
+          check(
+            typeof artifact.checkpoint === 'string' && artifact.checkpoint !== '',
+            `the adapter supports incremental backups but a full backup returned checkpoint ${show(artifact.checkpoint)}`,
+          );
+        }
+        const cpAfter = await checkpointIds(ctx, t);
+        if (cpAfter && artifact.checkpoint !== undefined) {
+          check(
+            cpAfter.includes(artifact.checkpoint),
+            `the artifact's checkpoint ${show(artifact.checkpoint)} is not on the backend (probe.listCheckpointIds: ${cpAfter.join(', ') || 'none'})`,
+          );
+          const extra = cpAfter.filter((id) => id !== artifact.checkpoint && !(cpBefore ?? []).includes(id));
+          check(
+            extra.length === 0,
+            `the full backup created checkpoint(s) ${extra.join(', ')} besides the artifact's`,
+          );
+        }
+      },
+    },
+    {
+      id: 'backups.incremental',
+      title: "an incremental backup since the full one's checkpoint verifies and names its parent",
+      mutates: true,
+      unavailable: !bk.full
+        ? 'needs full backups (supports.backups.full = false)'
+        : needs(bk.incremental, 'incremental'),
+      async run(ctx) {
+        const t = await ctx.target();
+        const full = await fullBackup(ctx, t);
+        check(
+          typeof full.checkpoint === 'string' && full.checkpoint !== '',
+          `a full backup returned checkpoint ${show(full.checkpoint)}; incremental backups need one`,
+        );
+        const sink = new CapturingSink();
+        const progress: Progress[] = [];
+        const what = `backups.backup(${show(t.ref)}, sink, { mode: 'incremental', sinceCheckpoint: ${show(full.checkpoint)} })`;
+        const inc = await ctx.call(
+          what,
+          backupsOf(ctx).backup(t.ref, sink, {
+            mode: 'incremental',
+            sinceCheckpoint: full.checkpoint,
+            onProgress: (p) => progress.push(p),
+          }),
+        );
+        verifyArtifact(inc, sink, {
+          kind: 'incremental',
+          guest: t.guest?.id,
+          methods: methodsOf(ctx.env),
+          what,
+          live: ctx.live,
+        });
+        verifyProgress(progress, what);
+        check(
+          inc.parentCheckpoint === full.checkpoint,
+          `${what} returned parentCheckpoint ${show(inc.parentCheckpoint)}, expected ${show(full.checkpoint)}`,
+        );
+        check(
+          typeof inc.checkpoint === 'string' && inc.checkpoint !== full.checkpoint,
+          `${what} returned checkpoint ${show(inc.checkpoint)}; it must create a new one for the next incremental`,
+        );
+        const cps = await checkpointIds(ctx, t);
+        if (cps)
+          check(
+            cps.includes(inc.checkpoint as string),
+            `checkpoint ${show(inc.checkpoint)} is not on the backend (probe.listCheckpointIds)`,
+          );
+      },
+    },
+    {
+      id: 'backups.host-config',
+      title: "backupHostConfig(): a 'host-config' artifact whose files match what the sink received",
+      unavailable: needs(bk.hostConfig, 'hostConfig'),
+      async run(ctx) {
+        const sink = new CapturingSink();
+        const what = 'backups.backupHostConfig(sink)';
+        const artifact = await ctx.call(what, backupsOf(ctx).backupHostConfig!(sink));
+        verifyArtifact(artifact, sink, {
+          kind: 'host-config',
+          methods: methodsOf(ctx.env),
+          what,
+          live: ctx.live,
+        });
+      },
+    },
+    {
+      id: 'backups.not-found',
+      title: 'every guest method rejects an unknown guest with NOT_FOUND, writing nothing',
+      async run(ctx) {
+        const backups = backupsOf(ctx);
+        const ref = { name: MISSING_GUEST_ID };
+        const text = `{ name: "${MISSING_GUEST_ID}" }`;
+        if (bk.snapshots) {
+          await expectHvkitError(
+            ctx.call('listSnapshots', backups.listSnapshots(ref)),
+            'NOT_FOUND',
+            `backups.listSnapshots(${text})`,
+          );
+          await expectHvkitError(
+            ctx.call('createSnapshot', backups.createSnapshot(ref, { name: SUITE_SNAPSHOT_NAME })),
+            'NOT_FOUND',
+            `backups.createSnapshot(${text})`,
+          );
+          await expectHvkitError(
+            ctx.call('deleteSnapshot', backups.deleteSnapshot(ref, MISSING_SNAPSHOT_ID)),
+            'NOT_FOUND',
+            `backups.deleteSnapshot(${text}, ...)`,
+          );
+          if (backups.revertSnapshot) {
+            await expectHvkitError(
+              ctx.call('revertSnapshot', backups.revertSnapshot(ref, MISSING_SNAPSHOT_ID)),
+              'NOT_FOUND',
+              `backups.revertSnapshot(${text}, ...)`,
+            );
+          }
+        }
+        if (bk.full) {
+          const sink = new CapturingSink();
+          await expectHvkitError(
+            ctx.call('backup', backups.backup(ref, sink)),
+            'NOT_FOUND',
+            `backups.backup(${text}, sink)`,
+          );
+          check(
+            sink.completeFiles().size === 0,
+            `backups.backup(${text}) rejected but left complete files in the sink`,
+          );
+        }
+      },
+    },
+  ];
+  return { name: 'backups', checks };
+}

@@ -1,0 +1,383 @@
+import {
+  isLimitFieldSupported,
+  limitPatch,
+  type ResourceLimits,
+  readLimitField,
+  type SecurityLabel,
+} from '@hvkit/core';
+import { ConformanceFailure, check, expectHvkitError, fail, firstDifference, show } from './assert';
+import { CapturingSink } from './capturing-sink';
+import {
+  backupsOf,
+  checkpointIds,
+  MISSING_SNAPSHOT_ID,
+  SUITE_SNAPSHOT_NAME,
+  snapshotIds,
+} from './checks-backups';
+import type { CheckContext, CheckDef, GroupDef, SuiteEnv } from './context';
+import { limitTestValue } from './context';
+
+interface PreAborted {
+  method: string;
+  unavailable?: string;
+  run(ctx: CheckContext, signal: AbortSignal): Promise<void>;
+}
+
+const preAbortedWhat = (call: string) => `${call} with an already-aborted signal`;
+
+/** The `cancellation` group: already-aborted signals on every method, and an abort midway through a backup. */
+export function cancellationGroup(env: SuiteEnv): GroupDef {
+  const { inventory: inv, limits: lim, labels: lab, backups: bk } = env.supports;
+  const calls: PreAborted[] = [];
+  const expectAborted = (ctx: CheckContext, call: string, promise: Promise<unknown>) =>
+    expectHvkitError(ctx.call(call, promise), 'ABORTED', preAbortedWhat(call)).then(() => undefined);
+
+  if (inv !== false) {
+    if (inv.host)
+      calls.push({
+        method: 'inventory.host',
+        run: (ctx, signal) => expectAborted(ctx, 'inventory.host()', ctx.adapter.inventory!.host({ signal })),
+      });
+    if (inv.guests) {
+      calls.push(
+        {
+          method: 'inventory.listGuests',
+          run: (ctx, signal) =>
+            expectAborted(ctx, 'inventory.listGuests()', ctx.adapter.inventory!.listGuests({ signal })),
+        },
+        {
+          method: 'inventory.getGuest',
+          async run(ctx, signal) {
+            const t = await ctx.target();
+            await expectAborted(
+              ctx,
+              `inventory.getGuest(${show(t.ref)})`,
+              ctx.adapter.inventory!.getGuest(t.ref, { signal }),
+            );
+          },
+        },
+      );
+    }
+    if (inv.networks) {
+      calls.push({
+        method: 'inventory.listNetworks',
+        run: (ctx, signal) =>
+          expectAborted(ctx, 'inventory.listNetworks()', ctx.adapter.inventory!.listNetworks!({ signal })),
+      });
+    }
+    if (inv.storage) {
+      calls.push(
+        {
+          method: 'inventory.listStoragePools',
+          run: (ctx, signal) =>
+            expectAborted(
+              ctx,
+              'inventory.listStoragePools()',
+              ctx.adapter.inventory!.listStoragePools!({ signal }),
+            ),
+        },
+        {
+          method: 'inventory.listStorageVolumes',
+          async run(ctx, signal) {
+            const pools = await ctx.call(
+              'inventory.listStoragePools()',
+              ctx.adapter.inventory!.listStoragePools!(),
+            );
+            const id = pools[0]?.id ?? 'hvkit-conformance-no-such-pool';
+            await expectAborted(
+              ctx,
+              `inventory.listStorageVolumes(${show(id)})`,
+              ctx.adapter.inventory!.listStorageVolumes!(id, { signal }),
+            );
+          },
+        },
+      );
+    }
+  }
+
+  if (lim !== false) {
+    const field = (
+      ['cpu.weight', 'cpu.maxCores', 'memory.softBytes', 'memory.maxBytes', 'pids.max'] as const
+    ).find((p) => isLimitFieldSupported(lim, p));
+    calls.push(
+      {
+        method: 'limits.get',
+        async run(ctx, signal) {
+          const t = await ctx.target();
+          await expectAborted(ctx, `limits.get(${show(t.ref)})`, ctx.adapter.limits!.get(t.ref, { signal }));
+        },
+      },
+      {
+        method: 'limits.set',
+        unavailable: field ? undefined : 'no cpu, memory or pids field is supported',
+        async run(ctx, signal) {
+          const limits = ctx.adapter.limits!;
+          const t = await ctx.target();
+          const path = field!;
+          const before = await ctx.call('limits.get()', limits.get(t.ref));
+          const probeBefore = ctx.probe?.getLimits
+            ? await ctx.call(
+                'probe.getLimits',
+                Promise.resolve(ctx.probe.getLimits(t.probeGuest, 'persistent')),
+              )
+            : undefined;
+          const current = readLimitField(before, path);
+          const value = limitTestValue(ctx.env, path, current, t.guest);
+          const call = `limits.set(${show(t.ref)}, ${show(limitPatch(path, value))})`;
+          let failure: unknown;
+          try {
+            await expectAborted(ctx, call, limits.set(t.ref, limitPatch(path, value), { signal }));
+          } catch (error) {
+            failure = error;
+          }
+          const after = await ctx.call('limits.get()', limits.get(t.ref));
+          const diff = firstDifference(before, after);
+          const probeAfter =
+            probeBefore && ctx.probe?.getLimits
+              ? await ctx.call(
+                  'probe.getLimits',
+                  Promise.resolve(ctx.probe.getLimits(t.probeGuest, 'persistent')),
+                )
+              : undefined;
+          const probeDiff = probeBefore ? firstDifference(probeBefore, probeAfter) : undefined;
+          if (diff || probeDiff) {
+            const restore: ResourceLimits = limitPatch(path, current === undefined ? null : current);
+            await ctx.call('restoring limits', limits.set(t.ref, restore)).catch(() => {});
+            const note = `it changed the limits (${diff ?? `backend: ${probeDiff}`})`;
+            if (failure instanceof Error) failure.message += `; and ${note}`;
+            else failure = new ConformanceFailure(`${preAbortedWhat(call)} ${note}`);
+          }
+          if (failure !== undefined) throw failure;
+        },
+      },
+    );
+  }
+
+  if (lab !== false) {
+    calls.push({
+      method: 'labels.get',
+      async run(ctx, signal) {
+        const t = await ctx.target();
+        await expectAborted(ctx, `labels.get(${show(t.ref)})`, ctx.adapter.labels!.get(t.ref, { signal }));
+      },
+    });
+    if (lab.hostModels)
+      calls.push({
+        method: 'labels.hostModels',
+        run: (ctx, signal) =>
+          expectAborted(ctx, 'labels.hostModels()', ctx.adapter.labels!.hostModels!({ signal })),
+      });
+    if (lab.set && lab.models[0]) {
+      const model = lab.models[0];
+      calls.push({
+        method: 'labels.set',
+        async run(ctx, signal) {
+          const t = await ctx.target();
+          const before = await ctx.call('labels.get()', ctx.adapter.labels!.get(t.ref));
+          const input: SecurityLabel = { model, type: 'dynamic', relabel: true };
+          const call = `labels.set(${show(t.ref)}, ${show(input)})`;
+          let failure: unknown;
+          try {
+            await expectAborted(ctx, call, ctx.adapter.labels!.set!(t.ref, input, { signal }));
+          } catch (error) {
+            failure = error;
+          }
+          const diff = firstDifference(
+            before,
+            await ctx.call('labels.get()', ctx.adapter.labels!.get(t.ref)),
+          );
+          if (diff) {
+            const note = `it changed the labels (${diff})`;
+            if (failure instanceof Error) failure.message += `; and ${note}`;
+            else failure = new ConformanceFailure(`${preAbortedWhat(call)} ${note}`);
+          }
+          if (failure !== undefined) throw failure;
+        },
+      });
+    }
+  }
+
+  if (bk !== false) {
+    if (bk.snapshots) {
+      calls.push(
+        {
+          method: 'backups.listSnapshots',
+          async run(ctx, signal) {
+            const t = await ctx.target();
+            await expectAborted(
+              ctx,
+              `backups.listSnapshots(${show(t.ref)})`,
+              backupsOf(ctx).listSnapshots(t.ref, { signal }),
+            );
+          },
+        },
+        {
+          method: 'backups.createSnapshot',
+          async run(ctx, signal) {
+            const t = await ctx.target();
+            const before = await snapshotIds(ctx, t);
+            const call = `backups.createSnapshot(${show(t.ref)}, { name: '${SUITE_SNAPSHOT_NAME}' })`;
+            let failure: unknown;
+            try {
+              await expectAborted(
+                ctx,
+                call,
+                backupsOf(ctx).createSnapshot(t.ref, { name: SUITE_SNAPSHOT_NAME, signal }),
+              );
+            } catch (error) {
+              failure = error;
+            }
+            const after = await snapshotIds(ctx, t);
+            const created = after && before ? after.ids.filter((id) => !before.ids.includes(id)) : [];
+            for (const id of created)
+              await backupsOf(ctx)
+                .deleteSnapshot(t.ref, id)
+                .catch(() => {});
+            if (created.length > 0) {
+              const note = `it created snapshot(s) ${created.join(', ')}`;
+              if (failure instanceof Error) failure.message += `; and ${note}`;
+              else failure = new ConformanceFailure(`${preAbortedWhat(call)} ${note}`);
+            }
+            if (failure !== undefined) throw failure;
+          },
+        },
+        {
+          method: 'backups.deleteSnapshot',
+          async run(ctx, signal) {
+            const t = await ctx.target();
+            await expectAborted(
+              ctx,
+              `backups.deleteSnapshot(${show(t.ref)}, '${MISSING_SNAPSHOT_ID}')`,
+              backupsOf(ctx).deleteSnapshot(t.ref, MISSING_SNAPSHOT_ID, { signal }),
+            );
+          },
+        },
+        {
+          method: 'backups.revertSnapshot',
+          async run(ctx, signal) {
+            const backups = backupsOf(ctx);
+            if (!backups.revertSnapshot) return ctx.skip('the adapter has no backups.revertSnapshot');
+            const t = await ctx.target();
+            await expectAborted(
+              ctx,
+              `backups.revertSnapshot(${show(t.ref)}, '${MISSING_SNAPSHOT_ID}')`,
+              backups.revertSnapshot(t.ref, MISSING_SNAPSHOT_ID, { signal }),
+            );
+          },
+        },
+      );
+    }
+    if (bk.full) {
+      calls.push({
+        method: 'backups.backup',
+        async run(ctx, signal) {
+          const t = await ctx.target();
+          const before = await snapshotIds(ctx, t);
+          const sink = new CapturingSink();
+          const call = `backups.backup(${show(t.ref)}, sink)`;
+          await expectAborted(ctx, call, backupsOf(ctx).backup(t.ref, sink, { signal }));
+          check(
+            sink.writes.length === 0,
+            `${preAbortedWhat(call)} still wrote to the sink (${sink.writes.map((w) => show(w.name)).join(', ')})`,
+          );
+          const after = await snapshotIds(ctx, t);
+          if (before && after) {
+            const left = after.ids.filter((id) => !before.ids.includes(id));
+            check(
+              left.length === 0,
+              `${preAbortedWhat(call)} left snapshot(s) ${left.join(', ')} (${after.source})`,
+            );
+          }
+        },
+      });
+    }
+    if (bk.hostConfig) {
+      calls.push({
+        method: 'backups.backupHostConfig',
+        async run(ctx, signal) {
+          const sink = new CapturingSink();
+          await expectAborted(
+            ctx,
+            'backups.backupHostConfig(sink)',
+            backupsOf(ctx).backupHostConfig!(sink, { signal }),
+          );
+          check(
+            sink.completeFiles().size === 0,
+            `${preAbortedWhat('backups.backupHostConfig(sink)')} left a complete file in the sink`,
+          );
+        },
+      });
+    }
+  }
+
+  const checks: CheckDef[] = calls.map((c) => ({
+    id: `cancellation.pre-aborted.${c.method}`,
+    title: `${c.method} with an already-aborted signal rejects with ABORTED and does nothing`,
+    unavailable: c.unavailable,
+    run: (ctx) => c.run(ctx, AbortSignal.abort()),
+  }));
+
+  checks.push({
+    id: 'cancellation.abort-during-backup',
+    title:
+      'aborting a backup after its first chunk rejects with ABORTED, leaving no snapshot, checkpoint or complete file',
+    mutates: true,
+    unavailable:
+      bk === false
+        ? 'not supported by adapter (supports.backups = false)'
+        : bk.full
+          ? undefined
+          : 'not supported by adapter (supports.backups.full = false)',
+    async run(ctx) {
+      const t = await ctx.target();
+      const snapsBefore = await snapshotIds(ctx, t);
+      const cpsBefore = await checkpointIds(ctx, t);
+      const sink = new CapturingSink();
+      const controller = new AbortController();
+      let abortedAt: number | undefined;
+      sink.onChunk = (total) => {
+        if (abortedAt === undefined) {
+          abortedAt = total;
+          controller.abort();
+        }
+      };
+      const call = `backups.backup(${show(t.ref)}, sink, { signal })`;
+      try {
+        await expectHvkitError(
+          ctx.call(call, backupsOf(ctx).backup(t.ref, sink, { signal: controller.signal })),
+          'ABORTED',
+          `${call} aborted after its first chunk`,
+        );
+      } catch (error) {
+        if (abortedAt === undefined)
+          fail(
+            `${call} wrote no data to the sink, so the suite could not abort it midway (${(error as Error).message})`,
+            error,
+          );
+        throw error;
+      }
+      const complete = [...sink.completeFiles().keys()];
+      check(
+        complete.length === 0,
+        `the aborted backup left complete file(s) ${complete.map((n) => show(n)).join(', ')} in the sink; an aborted backup must leave nothing that looks complete (remove written files with sink.removeFile)`,
+      );
+      const snapsAfter = await snapshotIds(ctx, t);
+      if (snapsBefore && snapsAfter) {
+        const left = snapsAfter.ids.filter((id) => !snapsBefore.ids.includes(id));
+        check(
+          left.length === 0,
+          `the aborted backup left snapshot(s) ${left.join(', ')} behind (${snapsAfter.source}); it must remove the temporary snapshot it made`,
+        );
+      }
+      const cpsAfter = await checkpointIds(ctx, t);
+      if (cpsBefore && cpsAfter) {
+        const left = cpsAfter.filter((id) => !cpsBefore.includes(id));
+        check(
+          left.length === 0,
+          `the aborted backup left checkpoint(s) ${left.join(', ')} behind (probe.listCheckpointIds)`,
+        );
+      }
+    },
+  });
+  return { name: 'cancellation', checks };
+}

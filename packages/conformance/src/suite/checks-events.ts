@@ -1,0 +1,156 @@
+import { type EventsCapability, type GuestEvent, HvkitError } from '@hvkit/core';
+import { check, describeError, fail, show, within } from './assert';
+import type { CheckContext, CheckDef, GroupDef, SuiteEnv } from './context';
+
+function eventsOf(ctx: CheckContext): EventsCapability {
+  const e = ctx.adapter.events;
+  if (!e) fail('adapter.events is missing although supports.events is not false');
+  return e;
+}
+
+function iteratorOf(iterable: AsyncIterable<GuestEvent>, what: string): AsyncIterator<GuestEvent> {
+  check(
+    iterable !== null && typeof iterable === 'object' && typeof iterable[Symbol.asyncIterator] === 'function',
+    `${what} returned ${show(iterable)}, not an AsyncIterable`,
+  );
+  return iterable[Symbol.asyncIterator]();
+}
+
+/**
+ * Waits until the iterator ends. Events that arrive meanwhile are read and dropped; a rejection with
+ * ABORTED also counts as the end.
+ */
+async function expectEnd(
+  iterator: AsyncIterator<GuestEvent>,
+  first: Promise<IteratorResult<GuestEvent>>,
+  ms: number,
+  what: string,
+): Promise<void> {
+  const deadline = Date.now() + ms;
+  let next = first;
+  for (;;) {
+    let result: IteratorResult<GuestEvent>;
+    try {
+      result = await within(next, Math.max(1, deadline - Date.now()), what);
+    } catch (error) {
+      if (HvkitError.isInstance(error, 'ABORTED')) return;
+      if (error instanceof Error && error.name === 'ConformanceFailure') throw error;
+      fail(`${what}: the iteration failed with ${describeError(error)} instead of ending`, error);
+    }
+    if (result.done) return;
+    next = iterator.next();
+  }
+}
+
+/** Everything wrong with one event. */
+export function eventProblems(e: GuestEvent): string[] {
+  const p: string[] = [];
+  if (typeof e !== 'object' || e === null) return [`event is ${show(e)}`];
+  if (!e.guest || typeof e.guest.id !== 'string' || typeof e.guest.name !== 'string')
+    p.push(`guest is ${show(e.guest)}; it needs id and name`);
+  if (typeof e.type !== 'string' || e.type === '') p.push(`type is ${show(e.type)}`);
+  if (!(e.at instanceof Date) || Number.isNaN(e.at.getTime()))
+    p.push(`at is ${show(e.at)}, not a valid Date`);
+  return p;
+}
+
+/** The `events` group. */
+export function eventsGroup(env: SuiteEnv): GroupDef {
+  const ev = env.supports.events;
+  if (ev === false)
+    return { name: 'events', skipReason: 'not supported by adapter (supports.events = false)', checks: [] };
+  const checks: CheckDef[] = [
+    {
+      id: 'events.abort-ends',
+      title: 'subscribe() returns an async iterable whose iteration ends when its signal aborts',
+      async run(ctx) {
+        const controller = new AbortController();
+        const iterator = iteratorOf(
+          eventsOf(ctx).subscribe({ signal: controller.signal }),
+          'events.subscribe()',
+        );
+        const pending = iterator.next();
+        controller.abort();
+        await expectEnd(iterator, pending, 5_000, 'events.subscribe(): the iteration after abort');
+      },
+    },
+    {
+      id: 'events.pre-aborted',
+      title: 'subscribe() with an already-aborted signal ends at once',
+      async run(ctx) {
+        const iterator = iteratorOf(
+          eventsOf(ctx).subscribe({ signal: AbortSignal.abort() }),
+          'events.subscribe({ signal: aborted })',
+        );
+        await expectEnd(
+          iterator,
+          iterator.next(),
+          2_000,
+          'events.subscribe() with an already-aborted signal',
+        );
+      },
+    },
+    {
+      id: 'events.close-ends',
+      title: 'the iteration ends when the adapter closes',
+      async run(ctx) {
+        const iterator = iteratorOf(eventsOf(ctx).subscribe(), 'events.subscribe()');
+        const pending = iterator.next();
+        await ctx.call('close()', ctx.adapter.close());
+        await expectEnd(iterator, pending, 5_000, 'events.subscribe(): the iteration after close()');
+      },
+    },
+    {
+      id: 'events.lifecycle',
+      title: 'a lifecycle event caused on the backend (probe.triggerEvent) arrives, well formed',
+      unavailable: ev.lifecycle ? undefined : 'not supported by adapter (supports.events.lifecycle = false)',
+      async run(ctx) {
+        const probe = ctx.probe;
+        if (!probe?.triggerEvent) return ctx.skip('needs probe.triggerEvent');
+        const t = await ctx.target();
+        const controller = new AbortController();
+        const iterator = iteratorOf(
+          eventsOf(ctx).subscribe({ signal: controller.signal }),
+          'events.subscribe()',
+        );
+        const matches = (e: GuestEvent) =>
+          e?.guest !== undefined &&
+          ((t.guest !== undefined && (e.guest.id === t.guest.id || e.guest.uuid === t.guest.uuid)) ||
+            (typeof t.ref === 'string' && e.guest.id === t.ref));
+        const seen: GuestEvent[] = [];
+        let found: GuestEvent | undefined;
+        const reader = (async () => {
+          for (;;) {
+            const r = await iterator.next();
+            if (r.done) return;
+            seen.push(r.value);
+            if (matches(r.value)) {
+              found = r.value;
+              return;
+            }
+          }
+        })();
+        reader.catch(() => {});
+        try {
+          for (let attempt = 0; attempt < 3 && !found; attempt++) {
+            await ctx.call('probe.triggerEvent', Promise.resolve(probe.triggerEvent(t.probeGuest)));
+            let timer: ReturnType<typeof setTimeout> | undefined;
+            await Promise.race([reader, new Promise((r) => (timer = setTimeout(r, 3_000)))]);
+            clearTimeout(timer);
+          }
+        } finally {
+          controller.abort();
+          await within(reader, 5_000, 'the event iteration after abort').catch(() => {});
+        }
+        check(
+          found,
+          () =>
+            `no event for the target guest arrived after probe.triggerEvent (received: ${seen.length ? seen.map((e) => `${e.guest?.name} ${e.type}`).join(', ') : 'none'})`,
+        );
+        const p = eventProblems(found);
+        if (p.length > 0) fail(`a bad lifecycle event: ${p.join('; ')}`);
+      },
+    },
+  ];
+  return { name: 'events', checks };
+}
