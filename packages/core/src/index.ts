@@ -5,10 +5,31 @@
  */
 export const VERSION = '0.0.0';
 
+export * from './adapter/guest-ref';
+export * from './adapter/logger';
+export * from './adapter/spec-version';
+export * from './adapter/wrap';
+export * from './backup/directory-sink';
+export type * from './backup/sink';
+export * from './backup/stream-sink';
 export * from './errors/hvkit-error';
+export type * from './hypervisor/v1/hypervisor-adapter-v1';
 export type * from './hypervisor/v1/model';
 export { POWER_STATES, SECURITY_MODEL_NAMES } from './hypervisor/v1/model';
 export type * from './hypervisor/v1/supports';
-export type * from './hypervisor/v1/hypervisor-adapter-v1';
+export * from './limits/fields';
+export * from './limits/validate';
+export * from './redact';
+export * from './signal/abort';
+export * from './signal/retry';
+export * from './signal/waiter';
+export * from './transport/dialers';
+export * from './transport/http';
+export * from './transport/local-exec';
+export * from './transport/local-files';
 export type * from './transport/types';
-export type * from './backup/sink';
+export * from './units/bytes';
+export * from './units/cpu';
+export * from './units/unlimited';
+export * from './xml/build';
+export * from './xml/parse';

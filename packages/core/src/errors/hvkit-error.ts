@@ -66,8 +66,6 @@ export class HvkitError extends Error {
   readonly retryable: boolean;
   /** Extra structured facts. */
   readonly details: Readonly<Record<string, unknown>> | undefined;
-  private readonly [BRAND] = true;
-
   constructor(options: HvkitErrorOptions) {
     super(options.message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = options.code === 'ABORTED' ? 'AbortError' : 'HvkitError';
@@ -78,6 +76,7 @@ export class HvkitError extends Error {
     this.backendMessage = options.backendMessage;
     this.retryable = options.retryable ?? RETRYABLE_BY_DEFAULT.has(options.code);
     this.details = options.details;
+    Object.defineProperty(this, BRAND, { value: true, enumerable: false });
   }
 
   /** True for any hvkit error, from this or another copy of `@hvkit/core`; optionally of one code. */

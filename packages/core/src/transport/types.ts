@@ -58,7 +58,11 @@ export interface FileEntry {
 export interface FilesTransport {
   readonly target: string;
   readFile(path: string, options?: TransportCallOptions): Promise<Buffer>;
-  writeFile(path: string, data: string | Uint8Array, options?: TransportCallOptions & { mode?: number }): Promise<void>;
+  writeFile(
+    path: string,
+    data: string | Uint8Array,
+    options?: TransportCallOptions & { mode?: number },
+  ): Promise<void>;
   list(path: string, options?: TransportCallOptions): Promise<FileEntry[]>;
   stat(path: string, options?: TransportCallOptions): Promise<FileEntry>;
   createReadStream?(path: string, options?: TransportCallOptions & { start?: number }): Promise<Readable>;

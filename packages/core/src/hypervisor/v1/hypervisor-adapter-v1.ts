@@ -1,3 +1,4 @@
+import type { BackupSink } from '../../backup/sink';
 import type {
   BackupArtifact,
   Guest,
@@ -15,7 +16,6 @@ import type {
   StorageVolume,
 } from './model';
 import type { DeepReadonly, LimitsApplyMode, SupportsManifest } from './supports';
-import type { BackupSink } from '../../backup/sink';
 
 /** Options every method takes last. */
 export interface CallOptions {

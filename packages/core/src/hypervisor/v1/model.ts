@@ -25,7 +25,13 @@ export const POWER_STATES: readonly PowerState[] = [
 export type SecurityModelName = 'selinux' | 'apparmor' | 'dac' | 'tag' | 'none';
 
 /** All values of {@link SecurityModelName}. */
-export const SECURITY_MODEL_NAMES: readonly SecurityModelName[] = ['selinux', 'apparmor', 'dac', 'tag', 'none'];
+export const SECURITY_MODEL_NAMES: readonly SecurityModelName[] = [
+  'selinux',
+  'apparmor',
+  'dac',
+  'tag',
+  'none',
+];
 
 /** A security model the host offers. */
 export interface HostSecurityModel {

@@ -24,7 +24,9 @@ export interface SupportsManifest {
         modes: readonly LimitsApplyMode[];
         cpu: { weight: boolean; maxCores: boolean; reservationMHz: boolean };
         memory: { maxBytes: boolean; softBytes: boolean; minBytes: boolean; swapMaxBytes: boolean };
-        disks: { readBytesPerSec: boolean; writeBytesPerSec: boolean; readIops: boolean; writeIops: boolean } | false;
+        disks:
+          | { readBytesPerSec: boolean; writeBytesPerSec: boolean; readIops: boolean; writeIops: boolean }
+          | false;
         network:
           | {
               inboundAverage: boolean;

@@ -1,0 +1,92 @@
+import { describe, expect, it } from 'vitest';
+import { REDACTED, redact, redactPatterns, redactSecrets } from './redact';
+
+describe('redactSecrets', () => {
+  it('replaces every occurrence of each secret', () => {
+    expect(redactSecrets('pw hunter2 and hunter2 again', ['hunter2'])).toBe(
+      `pw ${REDACTED} and ${REDACTED} again`,
+    );
+  });
+
+  it('also replaces URL-encoded and base64 forms', () => {
+    const secret = 'p@ss word/+';
+    const encoded = encodeURIComponent(secret);
+    const b64 = Buffer.from(secret).toString('base64');
+    const out = redactSecrets(`url ?pw=${encoded} form pw=${encoded.replace(/%20/g, '+')} b64 ${b64}`, [
+      secret,
+    ]);
+    expect(out).not.toContain(encoded);
+    expect(out).not.toContain(b64);
+    expect(out).not.toContain('p%40ss');
+    expect(out.match(/\[REDACTED\]/g)).toHaveLength(3);
+  });
+
+  it('handles regex metacharacters and overlapping secrets (longest first)', () => {
+    expect(redactSecrets('a.b*c and a.b', ['a.b', 'a.b*c'])).toBe(`${REDACTED} and ${REDACTED}`);
+    expect(redactSecrets('a+b', ['(x)', 'a+b'])).toBe(REDACTED);
+  });
+
+  it('ignores empty and missing secrets', () => {
+    expect(redactSecrets('text', ['', undefined, null])).toBe('text');
+    expect(redactSecrets('', ['x'])).toBe('');
+  });
+});
+
+describe('redactPatterns', () => {
+  it.each([
+    ['Authorization: Basic dXNlcjpwYXNz', `Authorization: Basic ${REDACTED}`],
+    ['authorization: Bearer eyJhbGciOi.abc.def', `authorization: Bearer ${REDACTED}`],
+    ['Proxy-Authorization: Digest username="a", response="b"', `Proxy-Authorization: Digest ${REDACTED}`],
+    ['Authorization: sometoken', `Authorization: ${REDACTED}`],
+    ['Cookie: vmware_soap_session="52a1"; other=1', `Cookie: ${REDACTED}`],
+    ['set-cookie: session=abc; Path=/; HttpOnly', `set-cookie: ${REDACTED}`],
+    ['login?user=root&password=hunter2&x=1', `login?user=root&password=${REDACTED}&x=1`],
+    ['password=hunter2', `password=${REDACTED}`],
+    ['--password "two words" next', `--password ${REDACTED} next`],
+    ['cmd --token=abc --verbose', `cmd --token=${REDACTED} --verbose`],
+    ['passwd: s3cret', `passwd: ${REDACTED}`],
+    ['api_key=abc123 token=xyz', `api_key=${REDACTED} token=${REDACTED}`],
+    ['{"userName":"root","password":"hu\\"nter2"}', `{"userName":"root","password":"${REDACTED}"}`],
+    ['{"session_id": "OpaqueRef:1234"}', `{"session_id": "${REDACTED}"}`],
+    ['{"Authorization":"Basic abc"}', `{"Authorization":"${REDACTED}"}`],
+    [
+      '<userName>root</userName><password>hunter2</password>',
+      `<userName>root</userName><password>${REDACTED}</password>`,
+    ],
+    [
+      '<urn:password xsi:type="xsd:string">pw</urn:password>',
+      `<urn:password xsi:type="xsd:string">${REDACTED}</urn:password>`,
+    ],
+    ['ssh://root:hunter2@host:22/path', `ssh://root:${REDACTED}@host:22/path`],
+    ['https://user:p%40ss@vcenter.example/sdk', `https://user:${REDACTED}@vcenter.example/sdk`],
+  ])('%s', (input, expected) => {
+    expect(redactPatterns(input)).toBe(expected);
+  });
+
+  it('leaves ordinary text alone', () => {
+    for (const text of [
+      'guest web-1 not found',
+      'bypass=1 compass=north',
+      'https://vcenter.example/sdk',
+      'ssh://root@host',
+      'memory.max: 1073741824',
+    ]) {
+      expect(redactPatterns(text)).toBe(text);
+    }
+  });
+
+  it('handles multi-line header dumps line by line', () => {
+    const dump = 'GET / HTTP/1.1\r\nAuthorization: Basic abc\r\nAccept: */*\r\nCookie: a=b\r\n';
+    expect(redactPatterns(dump)).toBe(
+      `GET / HTTP/1.1\r\nAuthorization: Basic ${REDACTED}\r\nAccept: */*\r\nCookie: ${REDACTED}\r\n`,
+    );
+  });
+});
+
+describe('redact', () => {
+  it('applies both', () => {
+    expect(redact('user root pw OpenSesame, Authorization: Basic xyz', ['OpenSesame'])).toBe(
+      `user root pw ${REDACTED}, Authorization: Basic ${REDACTED}`,
+    );
+  });
+});

@@ -1,0 +1,256 @@
+/**
+ * Cancellation and timeouts: every hvkit call takes `{ signal, timeoutMs }` and none can hang forever.
+ */
+
+import { HvkitError, hvkitError } from '../errors/hvkit-error';
+
+/** Default timeout of one call: 30 seconds. */
+export const DEFAULT_TIMEOUT_MS = 30_000;
+
+/** Adapter and operation named in errors. */
+export interface ErrorContext {
+  adapter?: string;
+  operation?: string;
+}
+
+/**
+ * The error a call rejects with when `signal` has aborted: the reason itself when it already is an
+ * `HvkitError` (e.g. the `TIMEOUT` of a derived signal), a `TIMEOUT` error for a `TimeoutError` reason
+ * (`AbortSignal.timeout()`), an `ABORTED` error otherwise, with the reason as `cause`.
+ */
+export function abortError(signal: AbortSignal | undefined, context: ErrorContext = {}): HvkitError {
+  const reason: unknown = signal?.reason;
+  if (HvkitError.isInstance(reason)) return reason;
+  const where = describe(context);
+  if (isNamedError(reason, 'TimeoutError')) {
+    return hvkitError('TIMEOUT', `${where}timed out.`, { ...context, cause: reason });
+  }
+  return hvkitError('ABORTED', `${where}aborted.`, { ...context, cause: reason });
+}
+
+/** Throws the {@link abortError} when `signal` is aborted; does nothing otherwise. */
+export function throwIfAborted(signal: AbortSignal | undefined, context: ErrorContext = {}): void {
+  if (signal?.aborted) throw abortError(signal, context);
+}
+
+/** Options a call takes for cancellation. */
+export interface SignalOptions {
+  signal?: AbortSignal;
+  /** Milliseconds; `Infinity` disables the timeout (use with care: the call can then wait forever). */
+  timeoutMs?: number;
+}
+
+/** Settings of {@link deriveSignal}. */
+export interface DeriveSignalSettings extends ErrorContext {
+  /** Used when the call gives no `timeoutMs` (default {@link DEFAULT_TIMEOUT_MS}). */
+  defaultTimeoutMs?: number;
+}
+
+/** A per-call signal and its cleanup. */
+export interface DerivedSignal extends Disposable {
+  /**
+   * Aborts when the caller's signal aborts (reason: an `ABORTED` HvkitError whose cause is the caller's
+   * reason) or when the timeout elapses (reason: a `TIMEOUT` HvkitError).
+   */
+  readonly signal: AbortSignal;
+  /** The timeout in force (`Infinity` when none). */
+  readonly timeoutMs: number;
+  /** Clears the timer and removes the listener on the caller's signal. Idempotent. */
+  dispose(): void;
+}
+
+/**
+ * Validates a `timeoutMs` option: a positive number or `Infinity`.
+ *
+ * @throws TypeError for anything else (API misuse).
+ */
+export function checkTimeoutMs(timeoutMs: unknown, name = 'timeoutMs'): number {
+  if (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs) || timeoutMs <= 0) {
+    throw new TypeError(
+      `${name} must be a positive number of milliseconds or Infinity, got ${String(timeoutMs)}.`,
+    );
+  }
+  return timeoutMs;
+}
+
+/**
+ * Validates a `signal` option.
+ *
+ * @throws TypeError when it is present but not an `AbortSignal`.
+ */
+export function checkSignal(signal: unknown): AbortSignal | undefined {
+  if (signal === undefined) return undefined;
+  if (!isAbortSignal(signal)) throw new TypeError('signal must be an AbortSignal.');
+  return signal;
+}
+
+/**
+ * Derives the signal of one call from the caller's `{ signal, timeoutMs }` and a default timeout. The
+ * timer is `unref`'d (it never keeps the process alive on its own). Call `dispose()` (or use `using`)
+ * when the call settles so the listener and timer go away.
+ *
+ * @throws TypeError for a non-signal `signal` or a bad `timeoutMs`.
+ */
+export function deriveSignal(
+  options: SignalOptions = {},
+  settings: DeriveSignalSettings = {},
+): DerivedSignal {
+  const parent = checkSignal(options.signal);
+  const timeoutMs = checkTimeoutMs(
+    options.timeoutMs ?? settings.defaultTimeoutMs ?? DEFAULT_TIMEOUT_MS,
+    options.timeoutMs === undefined ? 'defaultTimeoutMs' : 'timeoutMs',
+  );
+  const context: ErrorContext = { adapter: settings.adapter, operation: settings.operation };
+  const controller = new AbortController();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let onParentAbort: (() => void) | undefined;
+
+  const dispose = () => {
+    if (timer !== undefined) clearTimeout(timer);
+    timer = undefined;
+    if (onParentAbort) parent?.removeEventListener('abort', onParentAbort);
+    onParentAbort = undefined;
+  };
+
+  if (parent?.aborted) {
+    controller.abort(abortError(parent, context));
+  } else {
+    if (parent) {
+      onParentAbort = () => {
+        controller.abort(abortError(parent, context));
+        dispose();
+      };
+      parent.addEventListener('abort', onParentAbort, { once: true });
+    }
+    if (Number.isFinite(timeoutMs)) {
+      timer = setTimeout(() => {
+        timer = undefined;
+        controller.abort(
+          hvkitError('TIMEOUT', `${describe(context)}timed out after ${timeoutMs} ms.`, {
+            ...context,
+            details: { timeoutMs },
+          }),
+        );
+        dispose();
+      }, timeoutMs);
+      timer.unref?.();
+    }
+  }
+
+  return { signal: controller.signal, timeoutMs, dispose, [Symbol.dispose]: dispose };
+}
+
+/** Options of {@link withDeadline}. */
+export interface DeadlineOptions extends SignalOptions, DeriveSignalSettings {}
+
+/**
+ * Runs `fn` with a derived signal (see {@link deriveSignal}) and rejects as soon as that signal aborts,
+ * even when `fn` ignores it: the promise `fn` returned is then left to settle on its own (its rejection is
+ * swallowed). Errors `fn` throws pass through unchanged.
+ */
+export async function withDeadline<T>(
+  fn: (signal: AbortSignal) => Promise<T> | T,
+  options: DeadlineOptions = {},
+): Promise<T> {
+  const derived = deriveSignal(options, options);
+  try {
+    const { signal } = derived;
+    if (signal.aborted) throw signal.reason;
+    let onAbort: (() => void) | undefined;
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () => reject(signal.reason);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      const work = Promise.resolve().then(() => fn(signal));
+      work.catch(() => {});
+      return await Promise.race([work, aborted]);
+    } finally {
+      if (onAbort) signal.removeEventListener('abort', onAbort);
+    }
+  } finally {
+    derived.dispose();
+  }
+}
+
+/**
+ * Races `promise` against `signal`: rejects with the {@link abortError} as soon as the signal aborts.
+ * The listener is removed when either settles. `promise`'s later rejection is swallowed.
+ */
+export function raceAbort<T>(
+  promise: PromiseLike<T>,
+  signal: AbortSignal | undefined,
+  context: ErrorContext = {},
+): Promise<T> {
+  const work = Promise.resolve(promise);
+  if (!signal) return work;
+  if (signal.aborted) {
+    work.catch(() => {});
+    return Promise.reject(abortError(signal, context));
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      work.catch(() => {});
+      reject(abortError(signal, context));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
+}
+
+/**
+ * Waits `ms` milliseconds; rejects with the {@link abortError} (`ABORTED`, or the signal's own HvkitError
+ * reason) as soon as `signal` aborts. The timer keeps the process alive, like `setTimeout`.
+ */
+export function sleep(ms: number, options: { signal?: AbortSignal } & ErrorContext = {}): Promise<void> {
+  const signal = checkSignal(options.signal);
+  if (typeof ms !== 'number' || Number.isNaN(ms) || ms < 0) {
+    throw new TypeError(`sleep: ms must be a non-negative number, got ${String(ms)}.`);
+  }
+  const context: ErrorContext = { adapter: options.adapter, operation: options.operation };
+  if (signal?.aborted) return Promise.reject(abortError(signal, context));
+  return new Promise<void>((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(abortError(signal, context));
+    };
+    const timer = setTimeout(
+      () => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      },
+      Math.min(ms, 2_147_483_647),
+    );
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** True for an `AbortSignal`, also one from another realm. */
+export function isAbortSignal(value: unknown): value is AbortSignal {
+  return (
+    value instanceof AbortSignal ||
+    (typeof value === 'object' &&
+      value !== null &&
+      typeof (value as AbortSignal).aborted === 'boolean' &&
+      typeof (value as AbortSignal).addEventListener === 'function' &&
+      typeof (value as AbortSignal).removeEventListener === 'function')
+  );
+}
+
+function isNamedError(value: unknown, name: string): boolean {
+  return typeof value === 'object' && value !== null && (value as { name?: unknown }).name === name;
+}
+
+function describe(context: ErrorContext): string {
+  const parts = [context.adapter, context.operation].filter(Boolean);
+  return parts.length ? `${parts.join(' ')}: ` : 'Call ';
+}

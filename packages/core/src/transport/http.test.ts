@@ -1,0 +1,273 @@
+import { execFileSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createNetServer, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HvkitError, hvkitError } from '../errors/hvkit-error';
+import { createHttpFetch, fetchErrorToHvkitError, type HttpFetch } from './http';
+
+const scratch = mkdtempSync(join(tmpdir(), 'hvkit-http-'));
+
+function makeCert(name: string, san: string) {
+  const key = join(scratch, `${name}.key`);
+  const cert = join(scratch, `${name}.crt`);
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+    ].concat(['-days', '1', '-subj', `/CN=${name}`, '-addext', `subjectAltName=${san}`]),
+    { stdio: 'ignore' },
+  );
+  const pem = readFileSync(cert, 'utf8');
+  return { cert: pem, key: readFileSync(key, 'utf8'), fingerprint: new X509Certificate(pem).fingerprint256 };
+}
+
+const servers: Server[] = [];
+const sockets = new Set<Socket>();
+const fetches: HttpFetch[] = [];
+let connections = 0;
+
+function handler(req: IncomingMessage, res: ServerResponse): void {
+  if (req.url === '/slow') {
+    // Never answers; the client must give up.
+    return;
+  }
+  if (req.url === '/echo') {
+    let body = '';
+    req.on('data', (c) => {
+      body += c;
+    });
+    req.on('end', () => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ method: req.method, body, auth: req.headers.authorization ?? null }));
+    });
+    return;
+  }
+  res.setHeader('content-type', 'application/json');
+  res.end(JSON.stringify({ ok: true, url: req.url }));
+}
+
+async function start(server: Server): Promise<number> {
+  servers.push(server);
+  server.on('connection', (s: Socket) => {
+    connections++;
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  return typeof address === 'object' && address ? address.port : 0;
+}
+
+function client(options: Parameters<typeof createHttpFetch>[0] = {}): HttpFetch {
+  const f = createHttpFetch(options);
+  fetches.push(f);
+  return f;
+}
+
+async function rejection(promise: Promise<unknown>): Promise<HvkitError> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as HvkitError;
+  }
+  throw new Error('expected a rejection');
+}
+
+let cert: ReturnType<typeof makeCert>;
+let other: ReturnType<typeof makeCert>;
+let httpsUrl: string;
+let httpUrl: string;
+let silentUrl: string;
+
+beforeAll(async () => {
+  cert = makeCert('localhost', 'DNS:localhost,IP:127.0.0.1');
+  other = makeCert('other', 'DNS:other.example');
+  httpsUrl = `https://127.0.0.1:${await start(createHttpsServer({ cert: cert.cert, key: cert.key }, handler))}`;
+  httpUrl = `http://127.0.0.1:${await start(createHttpServer(handler))}`;
+  // Accepts TCP and never answers the TLS handshake.
+  const silent = createNetServer((s) => {
+    sockets.add(s);
+    s.on('error', () => {});
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  servers.push(silent as unknown as Server);
+  const a = silent.address();
+  silentUrl = `https://127.0.0.1:${typeof a === 'object' && a ? a.port : 0}`;
+});
+
+afterAll(async () => {
+  await Promise.all(fetches.map((f) => f.close().catch(() => {})));
+  for (const s of sockets) s.destroy();
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+describe('createHttpFetch over plain HTTP', () => {
+  it('makes requests and reuses the connection (keep-alive)', async () => {
+    const f = client();
+    const before = connections;
+    const first = await f(`${httpUrl}/a`);
+    expect(first.status).toBe(200);
+    expect(await first.json()).toEqual({ ok: true, url: '/a' });
+    const second = await f(new URL(`${httpUrl}/b`));
+    expect(await second.json()).toEqual({ ok: true, url: '/b' });
+    for (let i = 0; i < 8; i++) await (await f(`${httpUrl}/c${i}`)).text();
+    // undici may open a second socket while the first is being returned to the pool; ten requests on
+    // fresh connections would open ten.
+    expect(connections - before).toBeLessThanOrEqual(2);
+  });
+
+  it('sends bodies and headers', async () => {
+    const f = client();
+    const response = await f(`${httpUrl}/echo`, {
+      method: 'POST',
+      body: '{"x":1}',
+      headers: { authorization: 'Basic abc', 'content-type': 'application/json' },
+    });
+    expect(await response.json()).toEqual({ method: 'POST', body: '{"x":1}', auth: 'Basic abc' });
+  });
+
+  it('a refused connection is CONNECTION_LOST (retryable)', async () => {
+    const probe = createNetServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const a = probe.address();
+    const port = typeof a === 'object' && a ? a.port : 0;
+    await new Promise((r) => probe.close(r));
+    const error = await rejection(client()(`http://127.0.0.1:${port}/`));
+    expect(error.code).toBe('CONNECTION_LOST');
+    expect(error.retryable).toBe(true);
+    expect(error.backendCode).toBe('ECONNREFUSED');
+    expect(error.details?.target).toBe(`http://127.0.0.1:${port}`);
+  });
+
+  it('aborts a pending request with ABORTED', async () => {
+    const controller = new AbortController();
+    const pending = rejection(client()(`${httpUrl}/slow`, { signal: controller.signal }));
+    setTimeout(() => controller.abort(), 50);
+    expect((await pending).code).toBe('ABORTED');
+  });
+
+  it('keeps an HvkitError abort reason (a derived TIMEOUT)', async () => {
+    const controller = new AbortController();
+    const pending = rejection(client()(`${httpUrl}/slow`, { signal: controller.signal }));
+    setTimeout(() => controller.abort(hvkitError('TIMEOUT', 'call timed out')), 50);
+    const error = await pending;
+    expect(error.code).toBe('TIMEOUT');
+    expect(error.message).toBe('call timed out');
+  });
+
+  it('times out waiting for headers', async () => {
+    const error = await rejection(client({ headersTimeoutMs: 200 })(`${httpUrl}/slow`));
+    expect(error.code).toBe('TIMEOUT');
+    expect(error.backendCode).toBe('UND_ERR_HEADERS_TIMEOUT');
+  });
+
+  it('passes API misuse through as TypeError', async () => {
+    const error = await rejection(client()('not a url'));
+    // By name: vitest runs test code in its own realm, so undici's TypeError is not `instanceof` this one.
+    expect((error as unknown as Error).name).toBe('TypeError');
+    expect(HvkitError.isInstance(error)).toBe(false);
+  });
+});
+
+describe('createHttpFetch TLS', () => {
+  it('verifies certificates by default', async () => {
+    const error = await rejection(client()(`${httpsUrl}/`));
+    expect(error.code).toBe('AUTH_FAILED');
+    expect(error.backendCode).toBe('DEPTH_ZERO_SELF_SIGNED_CERT');
+  });
+
+  it('trusts a given CA', async () => {
+    const response = await client({ tls: { ca: cert.cert } })(`${httpsUrl}/ca`);
+    expect(await response.json()).toEqual({ ok: true, url: '/ca' });
+  });
+
+  it('checks host names of trusted certificates', async () => {
+    const error = await rejection(client({ tls: { ca: other.cert } })(`${httpsUrl}/`));
+    expect(error.code).toBe('AUTH_FAILED');
+  });
+
+  it('accepts the pinned certificate even though it is self-signed', async () => {
+    const response = await client({ tls: { pinnedSha256: cert.fingerprint } })(`${httpsUrl}/pinned`);
+    expect(await response.json()).toEqual({ ok: true, url: '/pinned' });
+  });
+
+  it('refuses any other certificate when pinned, even a trusted one', async () => {
+    const wrong = await rejection(client({ tls: { pinnedSha256: other.fingerprint } })(`${httpsUrl}/`));
+    expect(wrong.code).toBe('AUTH_FAILED');
+    expect(wrong.message).toContain('pinned');
+    const trusted = await rejection(
+      client({ tls: { ca: cert.cert, pinnedSha256: other.fingerprint } })(`${httpsUrl}/`),
+    );
+    expect(trusted.code).toBe('AUTH_FAILED');
+  });
+
+  it('accepts anything with the named opt-out', async () => {
+    const response = await client({ tls: { insecureSkipVerify: true } })(`${httpsUrl}/insecure`);
+    expect(response.status).toBe(200);
+  });
+
+  it('times out a TLS handshake that never completes', async () => {
+    const started = Date.now();
+    const error = await rejection(
+      client({ connectTimeoutMs: 200, tls: { insecureSkipVerify: true } })(`${silentUrl}/`),
+    );
+    expect(error.code).toBe('TIMEOUT');
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+
+  it('rejects a malformed pin at creation', () => {
+    expect(() => createHttpFetch({ tls: { pinnedSha256: 'nope' } })).toThrow(HvkitError);
+    expect(() => createHttpFetch({ connectTimeoutMs: 0 })).toThrow(TypeError);
+  });
+
+  it('closes its pool', async () => {
+    const f = createHttpFetch();
+    await f(`${httpUrl}/x`).then((r) => r.text());
+    await f.close();
+    await expect(f(`${httpUrl}/y`)).rejects.toBeTruthy();
+  });
+});
+
+describe('fetchErrorToHvkitError', () => {
+  it('maps the shapes of the global fetch', async () => {
+    const refused = await (async () => {
+      try {
+        await fetch('http://127.0.0.1:1/');
+      } catch (error) {
+        return error;
+      }
+    })();
+    expect(fetchErrorToHvkitError(refused)).toMatchObject({ code: 'CONNECTION_LOST' });
+    const controller = new AbortController();
+    controller.abort();
+    expect(
+      fetchErrorToHvkitError(new DOMException('x', 'AbortError'), { signal: controller.signal }),
+    ).toMatchObject({
+      code: 'ABORTED',
+    });
+    const misuse = new TypeError('Invalid URL');
+    expect(fetchErrorToHvkitError(misuse)).toBe(misuse);
+  });
+});

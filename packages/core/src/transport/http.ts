@@ -1,0 +1,149 @@
+/**
+ * The default HTTP client of hvkit: undici's `fetch` over a keep-alive Agent with verified TLS.
+ */
+
+import type { TLSSocket } from 'node:tls';
+import { Agent, buildConnector, type Dispatcher, fetch as undiciFetch } from 'undici';
+import { HvkitError } from '../errors/hvkit-error';
+import { abortError, checkTimeoutMs } from '../signal/abort';
+import {
+  checkPinnedCertificate,
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  networkErrorToHvkitError,
+  normalizeSha256Fingerprint,
+  type TlsSettings,
+  tlsConnectionOptions,
+} from './dialers';
+import type { FetchLike } from './types';
+
+/** Options of {@link createHttpFetch}. */
+export interface HttpFetchOptions {
+  /**
+   * TLS: certificates are verified against the system CAs (or `ca`) by default. `pinnedSha256` accepts
+   * exactly the certificate with that SHA-256 fingerprint (even self-signed) and refuses any other;
+   * `insecureSkipVerify: true` is the named opt-out that accepts anything.
+   */
+  tls?: TlsSettings;
+  /** How long an idle keep-alive connection is kept (default 4000 ms). */
+  keepAliveTimeoutMs?: number;
+  /** Connect timeout, TLS handshake included (default {@link DEFAULT_CONNECT_TIMEOUT_MS}). */
+  connectTimeoutMs?: number;
+  /** Time to wait for response headers (default 300 s, undici's). Callers pass a signal for tighter limits. */
+  headersTimeoutMs?: number;
+  /** Time allowed between two body chunks (default 300 s, undici's). */
+  bodyTimeoutMs?: number;
+  /** Largest number of connections per origin (default unlimited). */
+  connections?: number;
+}
+
+/** A {@link FetchLike} that owns a connection pool; close it when done. */
+export interface HttpFetch extends FetchLike {
+  /** The undici dispatcher behind it. */
+  readonly dispatcher: Dispatcher;
+  /** Closes idle connections and waits for running requests. */
+  close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/**
+ * Maps what a `fetch` call threw to an HvkitError: the abort reason when `signal` aborted (`ABORTED`, or the
+ * `TIMEOUT` of a derived signal); network, DNS and TLS failures (undici's `TypeError: fetch failed` with a
+ * `cause`) via {@link networkErrorToHvkitError}. Other `TypeError`s (a bad URL, a bad init) pass through as
+ * API misuse. Works with any FetchLike, also the global `fetch`.
+ */
+export function fetchErrorToHvkitError(
+  error: unknown,
+  context: { signal?: AbortSignal | null; target?: string; adapter?: string; operation?: string } = {},
+): unknown {
+  if (HvkitError.isInstance(error)) return error;
+  const errorContext = { adapter: context.adapter, operation: context.operation };
+  if (context.signal?.aborted) return abortError(context.signal, errorContext);
+  const name = typeof error === 'object' && error !== null ? (error as { name?: unknown }).name : undefined;
+  if (name === 'AbortError') return abortError(undefined, errorContext);
+  // undici (and Node's global fetch) report network failures as `TypeError: fetch failed` with a cause;
+  // every other TypeError is misuse (a bad URL, a bad init). Checked by name: the error may come from
+  // another realm.
+  if (name === 'TypeError' && (error as Error).message !== 'fetch failed') return error;
+  return networkErrorToHvkitError(error, { ...errorContext, target: context.target });
+}
+
+function targetOf(input: string | URL | Request): string | undefined {
+  try {
+    const url = new URL(typeof input === 'string' || input instanceof URL ? input : input.url);
+    return url.origin;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Creates the default HTTP client: undici `fetch` over a keep-alive `Agent`. TLS is verified by default;
+ * see {@link HttpFetchOptions.tls} for the CA, pinning and the named opt-out. Failures reject with
+ * HvkitErrors (see {@link fetchErrorToHvkitError}); HTTP error statuses are responses, not errors.
+ *
+ * @throws HvkitError `INVALID_ARGUMENT` for a malformed `pinnedSha256`; TypeError for bad timeouts.
+ */
+export function createHttpFetch(options: HttpFetchOptions = {}): HttpFetch {
+  const tls = options.tls ?? {};
+  const pinned = tls.pinnedSha256 !== undefined ? normalizeSha256Fingerprint(tls.pinnedSha256) : undefined;
+  const connectTimeoutMs = checkTimeoutMs(
+    options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+    'connectTimeoutMs',
+  );
+  const keepAliveTimeoutMs = checkTimeoutMs(options.keepAliveTimeoutMs ?? 4000, 'keepAliveTimeoutMs');
+  const tlsOptions = tlsConnectionOptions(tls);
+  const baseConnector = buildConnector({
+    ...tlsOptions,
+    // SNI follows each request's host; an explicit servername applies to all.
+    servername: tls.servername,
+    timeout: Number.isFinite(connectTimeoutMs) ? connectTimeoutMs : null,
+  } as buildConnector.BuildOptions);
+  const connect: buildConnector.connector = (connectOptions, callback) => {
+    baseConnector(connectOptions, (error, socket) => {
+      if (error || !socket) {
+        callback(error ?? new Error('connect failed'), null);
+        return;
+      }
+      if (pinned !== undefined && connectOptions.protocol === 'https:') {
+        const problem = checkPinnedCertificate(socket as TLSSocket, pinned, {
+          target: `https://${connectOptions.hostname}:${connectOptions.port || 443}`,
+        });
+        if (problem) {
+          socket.destroy();
+          callback(problem, null);
+          return;
+        }
+      }
+      callback(null, socket);
+    });
+  };
+  const agent = new Agent({
+    connect,
+    keepAliveTimeout: keepAliveTimeoutMs,
+    headersTimeout: options.headersTimeoutMs,
+    bodyTimeout: options.bodyTimeoutMs,
+    connections: options.connections,
+  });
+
+  const httpFetch = (async (input: string | URL | Request, init?: RequestInit) => {
+    try {
+      return (await undiciFetch(input as Parameters<typeof undiciFetch>[0], {
+        ...(init as Parameters<typeof undiciFetch>[1]),
+        dispatcher: agent,
+      })) as unknown as Response;
+    } catch (error) {
+      throw fetchErrorToHvkitError(error, {
+        signal: init?.signal,
+        target: targetOf(input),
+        operation: 'fetch',
+      });
+    }
+  }) as HttpFetch;
+  const close = () => agent.close();
+  Object.defineProperties(httpFetch, {
+    dispatcher: { value: agent },
+    close: { value: close },
+    [Symbol.asyncDispose]: { value: close },
+  });
+  return httpFetch;
+}

@@ -1,0 +1,309 @@
+/**
+ * The one hardened XML parser of hvkit (over fast-xml-parser): no DOCTYPE, no entity expansion beyond the
+ * five predefined entities and character references, no value coercion, a size limit.
+ */
+
+import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { hvkitError } from '../errors/hvkit-error';
+
+/** Prefix of attribute keys in parsed objects: `<disk type="file">` → `{ disk: { '@_type': 'file' } }`. */
+export const XML_ATTRIBUTE_PREFIX = '@_';
+/** Key of an element's text when it also has attributes or children: `{ '#text': '...' }`. */
+export const XML_TEXT_KEY = '#text';
+/** Default {@link ParseXmlOptions.maxBytes}: 16 MiB. */
+export const XML_DEFAULT_MAX_BYTES = 16 * 1024 * 1024;
+
+/** A parsed element: attributes under `@_name`, text under `#text`, children by tag name. */
+export interface XmlObject {
+  [key: string]: XmlValue;
+}
+/** A parsed value: text (never coerced), an element, or repeated elements. */
+export type XmlValue = string | XmlObject | XmlValue[];
+
+/**
+ * Decides which elements are always arrays, even when they occur once: called with the tag name and the
+ * dotted path from the root (`domain.devices.disk`).
+ */
+export type XmlArrayPredicate = (tagName: string, path: string) => boolean;
+
+/** Options of {@link parseXml}. */
+export interface ParseXmlOptions {
+  /** Largest input in bytes (UTF-8); larger input is rejected with `PROTOCOL` before parsing. Default 16 MiB. */
+  maxBytes?: number;
+  /**
+   * Elements that are always arrays: dotted paths from the root (`['domain.devices.disk']`) or a predicate.
+   * Without it an element is an array only when it occurs more than once.
+   */
+  alwaysArray?: readonly string[] | XmlArrayPredicate;
+  /** Trim whitespace around text and attribute values (default true). */
+  trimValues?: boolean;
+  /** Deepest element nesting accepted (default 100). */
+  maxDepth?: number;
+  /** Named in errors. */
+  adapter?: string;
+  /** Named in errors (e.g. `rpc.DOMAIN_GET_XML_DESC`). */
+  operation?: string;
+}
+
+/** The five entities XML predefines. */
+const PREDEFINED: Readonly<Record<string, string>> = { lt: '<', gt: '>', amp: '&', quot: '"', apos: "'" };
+
+class XmlEntityError extends Error {}
+
+/**
+ * Entity decoding that knows only the predefined entities and character references. Anything else (an
+ * entity declared in a DOCTYPE, an HTML entity) is an error, so nothing can be expanded.
+ */
+const strictEntityDecoder = {
+  setExternalEntities(): void {},
+  addInputEntities(entities: Record<string, unknown>): void {
+    if (entities && Object.keys(entities).length > 0)
+      throw new XmlEntityError('entity declarations are not allowed');
+  },
+  reset(): void {},
+  setXmlVersion(): void {},
+  decode(text: string): string {
+    if (!text.includes('&')) return text;
+    return text.replace(/&([^;&\s]*);?/g, (match, body: string) => {
+      if (!match.endsWith(';'))
+        throw new XmlEntityError(`unterminated reference ${JSON.stringify(match.slice(0, 20))}`);
+      if (body.startsWith('#')) return decodeCharRef(body);
+      const value = PREDEFINED[body];
+      if (value === undefined) throw new XmlEntityError(`undefined entity &${body.slice(0, 20)};`);
+      return value;
+    });
+  },
+};
+
+function decodeCharRef(body: string): string {
+  const hex = body[1] === 'x';
+  const digits = body.slice(hex ? 2 : 1);
+  if (!(hex ? /^[0-9a-fA-F]{1,6}$/ : /^[0-9]{1,7}$/).test(digits)) {
+    throw new XmlEntityError(`bad character reference &${body.slice(0, 20)};`);
+  }
+  const code = Number.parseInt(digits, hex ? 16 : 10);
+  if (!isXmlChar(code)) throw new XmlEntityError(`character reference &${body}; is not an XML character`);
+  return String.fromCodePoint(code);
+}
+
+function isXmlChar(code: number): boolean {
+  return (
+    code === 0x9 ||
+    code === 0xa ||
+    code === 0xd ||
+    (code >= 0x20 && code <= 0xd7ff) ||
+    (code >= 0xe000 && code <= 0xfffd) ||
+    (code >= 0x10000 && code <= 0x10ffff)
+  );
+}
+
+/**
+ * Index of the first character XML 1.0 cannot contain (NUL and other C0 controls except tab, newline and
+ * carriage return; U+FFFE, U+FFFF; unpaired surrogates), or -1 when there is none.
+ */
+export function findInvalidXmlChar(text: string): number {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x20) {
+      if (c !== 0x9 && c !== 0xa && c !== 0xd) return i;
+    } else if (c >= 0xd800 && c <= 0xdbff) {
+      const next = text.charCodeAt(i + 1);
+      if (!(next >= 0xdc00 && next <= 0xdfff)) return i;
+      i++;
+    } else if ((c >= 0xdc00 && c <= 0xdfff) || c === 0xfffe || c === 0xffff) {
+      return i;
+    }
+  }
+  return -1;
+}
+
+/**
+ * Finds `<!DOCTYPE` or `<!ENTITY` outside comments and CDATA sections. Returns the offending keyword.
+ */
+function findDeclaration(text: string): string | undefined {
+  let i = text.indexOf('<!');
+  while (i !== -1) {
+    if (text.startsWith('<!--', i)) {
+      const end = text.indexOf('-->', i + 4);
+      if (end === -1) return undefined; // unterminated: the validator reports it
+      i = text.indexOf('<!', end + 3);
+      continue;
+    }
+    if (text.startsWith('<![CDATA[', i)) {
+      const end = text.indexOf(']]>', i + 9);
+      if (end === -1) return undefined;
+      i = text.indexOf('<!', end + 3);
+      continue;
+    }
+    const word = /^<!\s*([A-Za-z]+)/.exec(text.slice(i, i + 20))?.[1]?.toUpperCase();
+    if (
+      word === 'DOCTYPE' ||
+      word === 'ENTITY' ||
+      word === 'ELEMENT' ||
+      word === 'ATTLIST' ||
+      word === 'NOTATION'
+    ) {
+      return word;
+    }
+    i = text.indexOf('<!', i + 2);
+  }
+  return undefined;
+}
+
+function protocol(
+  message: string,
+  options: ParseXmlOptions,
+  cause?: unknown,
+  details?: Record<string, unknown>,
+) {
+  return hvkitError('PROTOCOL', `Invalid XML: ${message}`, {
+    adapter: options.adapter,
+    operation: options.operation,
+    cause,
+    details,
+  });
+}
+
+/**
+ * Parses XML into a plain object. Element text and attribute values stay strings (`'007'` stays `'007'`,
+ * `'true'` stays `'true'`); attributes are keyed `@_name`; text of an element that also has attributes or
+ * children is under `#text`; namespace prefixes are kept (`soapenv:Envelope`). Comments, processing
+ * instructions and the XML declaration are dropped; CDATA becomes text.
+ *
+ * Hardened: input above `maxBytes` is rejected before parsing; a DOCTYPE (or any other markup declaration)
+ * is rejected, so no entity can be declared, expanded or fetched; the only references decoded are the five
+ * predefined entities (`&lt;` `&gt;` `&amp;` `&quot;` `&apos;`) and character references (`&#65;`,
+ * `&#x41;`); any other reference is an error.
+ *
+ * @throws HvkitError `PROTOCOL` for oversized, malformed or forbidden input (invalid UTF-8 in a byte array
+ *   included).
+ * @throws TypeError when `text` is not a string or byte array, or options are of the wrong type.
+ */
+export function parseXml(text: string | Uint8Array, options: ParseXmlOptions = {}): XmlObject {
+  const maxBytes = options.maxBytes ?? XML_DEFAULT_MAX_BYTES;
+  if (typeof maxBytes !== 'number' || !(maxBytes > 0))
+    throw new TypeError('parseXml: maxBytes must be a positive number.');
+  let source: string;
+  if (typeof text === 'string') {
+    if (text.length > maxBytes || Buffer.byteLength(text, 'utf8') > maxBytes) {
+      throw protocol(`document is larger than ${maxBytes} bytes.`, options, undefined, { maxBytes });
+    }
+    source = text;
+  } else if (text instanceof Uint8Array) {
+    if (text.byteLength > maxBytes) {
+      throw protocol(`document is larger than ${maxBytes} bytes.`, options, undefined, { maxBytes });
+    }
+    try {
+      source = new TextDecoder('utf-8', { fatal: true }).decode(text);
+    } catch (error) {
+      throw protocol('document is not valid UTF-8.', options, error);
+    }
+  } else {
+    throw new TypeError('parseXml expects a string or a Uint8Array.');
+  }
+
+  const declaration = findDeclaration(source);
+  if (declaration) {
+    throw protocol(
+      `<!${declaration}> declarations are not allowed (no DTDs, no entity definitions).`,
+      options,
+    );
+  }
+  if (findInvalidXmlChar(source) !== -1) throw protocol('document contains characters XML forbids.', options);
+
+  if (!endsWithMarkup(source)) throw protocol('text after the root element.', options);
+
+  const validation = XMLValidator.validate(source, { allowBooleanAttributes: false });
+  if (validation !== true) {
+    const { msg, line, col } = validation.err;
+    throw protocol(`${msg} (line ${line}${col ? `, column ${col}` : ''}).`, options, undefined, {
+      line,
+      col,
+    });
+  }
+
+  const isArray = arrayPredicate(options.alwaysArray);
+  const parser = new XMLParser({
+    ignoreAttributes: false,
+    attributeNamePrefix: XML_ATTRIBUTE_PREFIX,
+    textNodeName: XML_TEXT_KEY,
+    parseTagValue: false,
+    parseAttributeValue: false,
+    trimValues: options.trimValues ?? true,
+    removeNSPrefix: false,
+    allowBooleanAttributes: false,
+    processEntities: true,
+    htmlEntities: false,
+    entityDecoder: strictEntityDecoder,
+    ignoreDeclaration: true,
+    ignorePiTags: true,
+    commentPropName: false,
+    cdataPropName: false,
+    maxNestedTags: options.maxDepth ?? 100,
+    isArray: isArray
+      ? (tagName: string, jPath: unknown, _isLeaf: boolean, isAttribute: boolean) =>
+          !isAttribute && isArray(tagName, String(jPath))
+      : () => false,
+  });
+  let result: XmlObject;
+  try {
+    result = parser.parse(source) as XmlObject;
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    throw protocol(`${message.slice(0, 300)}`, options, error);
+  }
+  const roots = Object.keys(result);
+  if (roots.length !== 1 || Array.isArray(result[roots[0] as string]) || roots[0] === XML_TEXT_KEY) {
+    throw protocol('a document must have exactly one root element.', options);
+  }
+  return result;
+}
+
+/** True when, after trailing comments, processing instructions and whitespace, the text ends with a tag. */
+function endsWithMarkup(text: string): boolean {
+  let end = text.trimEnd();
+  for (;;) {
+    if (end.endsWith('-->')) {
+      const start = end.lastIndexOf('<!--');
+      if (start === -1) return false;
+      end = end.slice(0, start).trimEnd();
+    } else if (end.endsWith('?>')) {
+      const start = end.lastIndexOf('<?');
+      if (start === -1) return false;
+      end = end.slice(0, start).trimEnd();
+    } else {
+      return end.endsWith('>');
+    }
+  }
+}
+
+function arrayPredicate(alwaysArray: ParseXmlOptions['alwaysArray']): XmlArrayPredicate | undefined {
+  if (alwaysArray === undefined) return undefined;
+  if (typeof alwaysArray === 'function') return alwaysArray;
+  if (!Array.isArray(alwaysArray) || alwaysArray.some((p) => typeof p !== 'string')) {
+    throw new TypeError('parseXml: alwaysArray must be an array of dotted paths or a function.');
+  }
+  const paths = new Set(alwaysArray);
+  return (_tag, path) => paths.has(path);
+}
+
+/** `value` as an array: `[]` for undefined, `[value]` for one element, the array itself otherwise. */
+export function xmlArray<T>(value: T | T[] | undefined): T[] {
+  if (value === undefined) return [];
+  return Array.isArray(value) ? value : [value];
+}
+
+/** The text of a parsed element: the string itself, its `#text`, or `undefined` (absent or no text). */
+export function xmlText(value: XmlValue | undefined): string | undefined {
+  if (typeof value === 'string') return value;
+  if (value === undefined || Array.isArray(value)) return undefined;
+  const text = value[XML_TEXT_KEY];
+  return typeof text === 'string' ? text : undefined;
+}
+
+/** An attribute of a parsed element (`xmlAttr(disk, 'type')`), or `undefined`. */
+export function xmlAttr(value: XmlValue | undefined, name: string): string | undefined {
+  if (value === undefined || typeof value === 'string' || Array.isArray(value)) return undefined;
+  const attr = value[XML_ATTRIBUTE_PREFIX + name];
+  return typeof attr === 'string' ? attr : undefined;
+}
