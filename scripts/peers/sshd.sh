@@ -41,8 +41,8 @@ port_accepts() {
 }
 
 free_port() {
-  local port i
-  for i in $(seq 1 50); do
+  local port _
+  for _ in $(seq 1 50); do
     port=$((20000 + RANDOM % 40000))
     port_accepts "$port" && continue
     if command -v ss >/dev/null 2>&1 && ss -Htln "sport = :$port" 2>/dev/null | grep -q .; then continue; fi
@@ -162,8 +162,8 @@ start() {
       log "sshd failed to start on port $port (attempt $attempt), see $LOG"
       continue
     fi
-    local i
-    for i in $(seq 1 100); do
+    local _
+    for _ in $(seq 1 100); do
       if port_accepts "$port" && running_pid >/dev/null; then
         write_env "$port"
         log "running (pid $(running_pid), port $port)"
@@ -182,8 +182,8 @@ stop() {
   local pid
   if pid="$(running_pid)"; then
     kill "$pid"
-    local i
-    for i in $(seq 1 50); do
+    local _
+    for _ in $(seq 1 50); do
       kill -0 "$pid" 2>/dev/null || break
       sleep 0.1
     done
