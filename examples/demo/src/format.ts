@@ -48,7 +48,8 @@ export function nicLimits(limits: ResourceLimits): string {
 
 /** One label as `model/type label`. */
 export function label(l: SecurityLabel): string {
-  const text = l.label ?? (l.tags?.map((t) => (t.category ? `${t.category}:${t.name}` : t.name)).join(',') || '');
+  const text =
+    l.label ?? (l.tags?.map((t) => (t.category ? `${t.category}:${t.name}` : t.name)).join(',') || '');
   const extra = [l.relabel === false ? 'relabel=no' : '', l.source ?? ''].filter(Boolean).join(' ');
   return `${l.model}/${l.type}${text ? ` ${text}` : ''}${extra ? ` (${extra})` : ''}`;
 }
