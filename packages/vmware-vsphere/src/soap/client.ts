@@ -1,0 +1,381 @@
+/**
+ * The vim25 SOAP transport: one POST per call to the SDK endpoint, the session cookie exactly as the
+ * server sent it, a deadline on every call, bounded response reading, faults as typed errors. It knows
+ * nothing about logins; {@link VimSession} (session.ts) adds those.
+ */
+
+import { isUtf8 } from 'node:buffer';
+import {
+  abortError,
+  checkSignal,
+  deriveSignal,
+  type FetchLike,
+  fetchErrorToHvkitError,
+  HvkitError,
+  hvkitError,
+  type Logger,
+  parseRetryAfter,
+  parseXml,
+  type XmlValue,
+  xmlArray,
+  xmlText,
+} from '@hvkit/core';
+import { DEFAULT_MAX_RESPONSE_BYTES, decodeSoapResponse } from './decode';
+import { buildSoapRequest, type SoapArgs } from './envelope';
+import { ADAPTER, soapFaultToError } from './faults';
+import type { MoRef } from './schema';
+import { createVimFetch, type VimTlsOptions } from './tls';
+
+/** Default deadline of one SOAP call: 60 s. */
+export const DEFAULT_CALL_TIMEOUT_MS = 60_000;
+/** API version sent in `SOAPAction` until the server's versions are known. */
+export const DEFAULT_VIM_VERSION = '6.5';
+/** Name of the vSphere session cookie. */
+export const SESSION_COOKIE = 'vmware_soap_session';
+
+const MAX_COOKIES = 32;
+const MAX_COOKIE_LENGTH = 4096;
+const COOKIE_NAME_RE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/** Options of {@link VimSoapClient}. */
+export interface VimClientOptions {
+  /** The SDK endpoint, `https://vcenter.example/sdk`; a URL without a path gets `/sdk`. */
+  url: string | URL;
+  /**
+   * The HTTP client. Default: {@link createVimFetch} with `tls` (closed by {@link VimSoapClient.close}).
+   * Tests pass the global `fetch`.
+   */
+  fetch?: FetchLike;
+  /** TLS settings for the default fetch (ignored when `fetch` is given). Verified by default. */
+  tls?: VimTlsOptions;
+  /** API version for `SOAPAction: urn:vim25/<version>` (default {@link DEFAULT_VIM_VERSION}). */
+  version?: string;
+  /** Default deadline of a call (default {@link DEFAULT_CALL_TIMEOUT_MS}). */
+  timeoutMs?: number;
+  /** Largest response body accepted (default 128 MiB); larger is `PROTOCOL`. */
+  maxResponseBytes?: number;
+  /** Sent as `User-Agent`. */
+  userAgent?: string;
+  /** Receives one debug line per call (method, status, bytes, time); never bodies or secrets. */
+  logger?: Logger;
+}
+
+/** Options of one call. */
+export interface CallOptions {
+  signal?: AbortSignal;
+  /** Deadline of this call in ms (default: the client's). */
+  timeoutMs?: number;
+  /** Declared type of the return value (default: known per method, else by `xsi:type`). */
+  returns?: string;
+  /** For RetrievePropertiesEx-like calls: the property paths to materialise (others are skipped). */
+  properties?: ReadonlySet<string>;
+}
+
+function normaliseUrl(input: string | URL): URL {
+  let url: URL;
+  try {
+    url = new URL(String(input));
+  } catch {
+    throw hvkitError('INVALID_ARGUMENT', 'The vSphere URL is not a valid URL.', { adapter: ADAPTER });
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw hvkitError('INVALID_ARGUMENT', `The vSphere URL must be http(s), got ${url.protocol}`, {
+      adapter: ADAPTER,
+    });
+  }
+  if (url.username || url.password) {
+    // Never keep credentials in a URL that may be logged.
+    throw hvkitError('INVALID_ARGUMENT', 'Put the user name and password in the options, not in the URL.', {
+      adapter: ADAPTER,
+    });
+  }
+  if (url.pathname === '/' || url.pathname === '') url.pathname = '/sdk';
+  url.hash = '';
+  return url;
+}
+
+/** The `name=value` pair of a Set-Cookie header, or `undefined` when it deletes the cookie or is bad. */
+function parseSetCookie(header: string): { name: string; pair: string | undefined } | undefined {
+  const semi = header.indexOf(';');
+  const pair = (semi === -1 ? header : header.slice(0, semi)).trim();
+  const eq = pair.indexOf('=');
+  if (eq <= 0 || pair.length > MAX_COOKIE_LENGTH) return undefined;
+  const name = pair.slice(0, eq).trim();
+  if (!COOKIE_NAME_RE.test(name)) return undefined;
+  const attributes = semi === -1 ? '' : header.slice(semi + 1);
+  const maxAge = /(?:^|;)\s*max-age\s*=\s*(-?\d+)/i.exec(attributes)?.[1];
+  const expires = /(?:^|;)\s*expires\s*=\s*([^;]+)/i.exec(attributes)?.[1];
+  const expired =
+    (maxAge !== undefined && Number(maxAge) <= 0) ||
+    (maxAge === undefined && expires !== undefined && Date.parse(expires) <= Date.now());
+  return { name, pair: expired ? undefined : `${name}=${pair.slice(eq + 1).trim()}` };
+}
+
+function setCookieHeaders(headers: Headers): string[] {
+  const getSetCookie = (headers as Headers & { getSetCookie?: () => string[] }).getSetCookie;
+  if (typeof getSetCookie === 'function') return getSetCookie.call(headers);
+  const joined = headers.get('set-cookie');
+  return joined ? joined.split(/,(?=\s*[!#$%&'*+.^_`|~0-9A-Za-z-]+=)/) : [];
+}
+
+/**
+ * The low-level vim25 SOAP client. Calls are independent POSTs; cookies the server sets (the session cookie
+ * `vmware_soap_session` among them) are kept verbatim and sent back on every later call.
+ */
+export class VimSoapClient {
+  /** The SDK endpoint URL. */
+  readonly url: URL;
+  /** The version sent in `SOAPAction`. */
+  version: string;
+  readonly #fetch: FetchLike;
+  readonly #ownsFetch: boolean;
+  readonly #timeoutMs: number;
+  readonly #maxResponseBytes: number;
+  readonly #userAgent: string | undefined;
+  readonly #logger: Logger | undefined;
+  readonly #cookies = new Map<string, string>();
+
+  /**
+   * @throws HvkitError `INVALID_ARGUMENT` for a bad URL (or one with credentials in it) or TLS settings.
+   * @throws TypeError for options of the wrong type.
+   */
+  constructor(options: VimClientOptions) {
+    if (typeof options !== 'object' || options === null) throw new TypeError('VimSoapClient needs options.');
+    this.url = normaliseUrl(options.url);
+    if (options.fetch !== undefined && typeof options.fetch !== 'function') {
+      throw new TypeError('options.fetch must be a function.');
+    }
+    this.#ownsFetch = options.fetch === undefined;
+    this.#fetch = options.fetch ?? createVimFetch({ tls: options.tls });
+    this.version = options.version ?? DEFAULT_VIM_VERSION;
+    if (typeof this.version !== 'string' || !/^\d+(\.\d+)*$/.test(this.version)) {
+      throw new TypeError('options.version must look like "7.0".');
+    }
+    this.#timeoutMs = options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
+    this.#maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
+    if (!(this.#maxResponseBytes > 0)) throw new TypeError('options.maxResponseBytes must be positive.');
+    this.#userAgent = options.userAgent;
+    this.#logger = options.logger;
+  }
+
+  /** The value of the `vmware_soap_session` cookie exactly as the server sent it (quotes kept). */
+  get sessionCookie(): string | undefined {
+    const pair = this.#cookies.get(SESSION_COOKIE);
+    return pair === undefined ? undefined : pair.slice(SESSION_COOKIE.length + 1);
+  }
+
+  /** The `Cookie` header sent with each call, or `undefined` when no cookie is held. */
+  cookieHeader(): string | undefined {
+    return this.#cookies.size === 0 ? undefined : [...this.#cookies.values()].join('; ');
+  }
+
+  /** Forgets all cookies (the server-side session is not ended; see `VimSession.logout`). */
+  clearCookies(): void {
+    this.#cookies.clear();
+  }
+
+  #storeCookies(headers: Headers): void {
+    for (const header of setCookieHeaders(headers)) {
+      const parsed = parseSetCookie(header);
+      if (!parsed) continue;
+      if (parsed.pair === undefined) this.#cookies.delete(parsed.name);
+      else if (this.#cookies.has(parsed.name) || this.#cookies.size < MAX_COOKIES)
+        this.#cookies.set(parsed.name, parsed.pair);
+    }
+  }
+
+  /**
+   * Calls `method` on `thisRef` and returns its decoded return value (`undefined` for void methods).
+   *
+   * @throws HvkitError from the SOAP fault (code by fault type, `backendCode` = fault type,
+   *   `details.faultSource` = `soap`); `PROTOCOL` for a response that is not valid SOAP or too large;
+   *   `TIMEOUT`/`ABORTED`; `CONNECTION_LOST` for network failures and 502/503/504; `AUTH_FAILED` for
+   *   untrusted certificates.
+   * @throws TypeError / HvkitError `INVALID_ARGUMENT` from request building (nothing is sent then).
+   */
+  async invoke(method: string, thisRef: MoRef, args?: SoapArgs, options: CallOptions = {}): Promise<unknown> {
+    const body = buildSoapRequest(method, thisRef, args);
+    const operation = `soap.${method}`;
+    const context = { adapter: ADAPTER, operation };
+    checkSignal(options.signal);
+    const derived = deriveSignal(
+      { signal: options.signal, timeoutMs: options.timeoutMs },
+      { ...context, defaultTimeoutMs: this.#timeoutMs },
+    );
+    const started = Date.now();
+    try {
+      const { signal } = derived;
+      if (signal.aborted) throw abortError(signal, context);
+      const headers: Record<string, string> = {
+        'content-type': 'text/xml; charset="utf-8"',
+        soapaction: `urn:vim25/${this.version}`,
+        accept: 'text/xml',
+      };
+      const cookie = this.cookieHeader();
+      if (cookie !== undefined) headers.cookie = cookie;
+      if (this.#userAgent !== undefined) headers['user-agent'] = this.#userAgent;
+      let response: Response;
+      try {
+        response = await this.#fetch(this.url, { method: 'POST', headers, body, signal, redirect: 'manual' });
+      } catch (error) {
+        throw fetchErrorToHvkitError(error, { signal, target: this.url.origin, ...context });
+      }
+      this.#storeCookies(response.headers);
+      const text = await this.#readBody(response, signal, context);
+      this.#logger?.debug(`soap ${method}`, {
+        status: response.status,
+        bytes: text.length,
+        ms: Date.now() - started,
+      });
+      return this.#decode(method, response, text, options);
+    } finally {
+      derived.dispose();
+    }
+  }
+
+  #decode(method: string, response: Response, text: string, options: CallOptions): unknown {
+    const status = response.status;
+    const operation = `soap.${method}`;
+    const decodeOptions = {
+      maxBytes: this.#maxResponseBytes,
+      returns: options.returns,
+      properties: options.properties,
+    };
+    if (status === 200 || status === 500) {
+      let decoded: ReturnType<typeof decodeSoapResponse>;
+      try {
+        decoded = decodeSoapResponse(text, method, decodeOptions);
+      } catch (error) {
+        if (status === 500 && HvkitError.isInstance(error, 'PROTOCOL')) {
+          throw hvkitError('PROTOCOL', `${method}: HTTP 500 without a SOAP fault (${error.message})`, {
+            adapter: ADAPTER,
+            operation,
+            cause: error,
+            retryable: false,
+            details: { status },
+          });
+        }
+        throw error;
+      }
+      if (decoded.fault !== undefined) throw soapFaultToError(decoded.fault, { method });
+      if (status === 500) {
+        throw hvkitError('PROTOCOL', `${method}: HTTP 500 with a non-fault SOAP body.`, {
+          adapter: ADAPTER,
+          operation,
+          retryable: false,
+          details: { status },
+        });
+      }
+      return decoded.returnval;
+    }
+    const where = `${method}: HTTP ${status} from ${this.url.origin}${this.url.pathname}`;
+    const options2 = { adapter: ADAPTER, operation, backendCode: status, details: { status } };
+    if (status === 401) throw hvkitError('AUTH_FAILED', `${where}.`, { ...options2, retryable: false });
+    if (status === 403) throw hvkitError('PERMISSION_DENIED', `${where}.`, { ...options2, retryable: false });
+    if (status === 408 || status === 429 || status === 502 || status === 503 || status === 504) {
+      const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'));
+      throw hvkitError('CONNECTION_LOST', `${where} (temporarily unavailable).`, {
+        ...options2,
+        retryable: true,
+        details: { status, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) },
+      });
+    }
+    throw hvkitError('PROTOCOL', `${where}: not a vSphere SDK response.`, { ...options2, retryable: false });
+  }
+
+  async #readBody(
+    response: Response,
+    signal: AbortSignal,
+    context: { adapter: string; operation: string },
+  ): Promise<string> {
+    const max = this.#maxResponseBytes;
+    const tooLarge = () =>
+      hvkitError('PROTOCOL', `${context.operation}: response larger than ${max} bytes.`, {
+        ...context,
+        retryable: false,
+        details: { maxBytes: max },
+      });
+    const declared = Number(response.headers.get('content-length'));
+    if (Number.isFinite(declared) && declared > max) {
+      await response.body?.cancel().catch(() => {});
+      throw tooLarge();
+    }
+    if (!response.body) return '';
+    const reader = response.body.getReader();
+    const chunks: Uint8Array[] = [];
+    let total = 0;
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        total += value.byteLength;
+        if (total > max) {
+          await reader.cancel().catch(() => {});
+          throw tooLarge();
+        }
+        chunks.push(value);
+      }
+    } catch (error) {
+      if (HvkitError.isInstance(error)) throw error;
+      if (signal.aborted) throw abortError(signal, context);
+      throw fetchErrorToHvkitError(error, { signal, target: this.url.origin, ...context });
+    } finally {
+      reader.releaseLock();
+    }
+    const bytes = Buffer.concat(chunks, total);
+    if (!isUtf8(bytes)) {
+      throw hvkitError('PROTOCOL', `${context.operation}: response is not valid UTF-8.`, {
+        ...context,
+        retryable: false,
+      });
+    }
+    return bytes.toString('utf8');
+  }
+
+  /**
+   * The vim25 API versions the server supports, newest first, from `/sdk/vimServiceVersions.xml` (no login
+   * needed).
+   *
+   * @throws HvkitError `PROTOCOL` when the document is missing or unreadable; network errors as for calls.
+   */
+  async serviceVersions(options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<string[]> {
+    const context = { adapter: ADAPTER, operation: 'soap.serviceVersions' };
+    const derived = deriveSignal(options, { ...context, defaultTimeoutMs: this.#timeoutMs });
+    try {
+      const { signal } = derived;
+      const url = new URL(this.url);
+      url.pathname = `${url.pathname.replace(/\/+$/, '')}/vimServiceVersions.xml`;
+      let response: Response;
+      try {
+        response = await this.#fetch(url, { method: 'GET', signal, redirect: 'manual' });
+      } catch (error) {
+        throw fetchErrorToHvkitError(error, { signal, target: url.origin, ...context });
+      }
+      const text = await this.#readBody(response, signal, context);
+      if (response.status !== 200) {
+        throw hvkitError('PROTOCOL', `GET ${url.pathname}: HTTP ${response.status}.`, {
+          ...context,
+          backendCode: response.status,
+        });
+      }
+      const doc = parseXml(text, { maxBytes: 1024 * 1024, ...context });
+      const namespaces = xmlArray((doc.namespaces as Record<string, XmlValue> | undefined)?.namespace);
+      for (const ns of namespaces) {
+        if (typeof ns !== 'object' || Array.isArray(ns) || xmlText(ns.name) !== 'urn:vim25') continue;
+        const prior = ns.priorVersions as Record<string, XmlValue> | undefined;
+        const versions = [xmlText(ns.version), ...xmlArray(prior?.version).map((v) => xmlText(v))];
+        return versions.filter((v): v is string => typeof v === 'string' && /^\d+(\.\d+)*$/.test(v));
+      }
+      throw hvkitError('PROTOCOL', 'vimServiceVersions.xml lists no urn:vim25 namespace.', context);
+    } finally {
+      derived.dispose();
+    }
+  }
+
+  /** Closes the connection pool when the client created it (not an injected fetch). */
+  async close(): Promise<void> {
+    if (!this.#ownsFetch) return;
+    const closable = this.#fetch as FetchLike & { close?: () => Promise<void> };
+    await closable.close?.();
+  }
+}

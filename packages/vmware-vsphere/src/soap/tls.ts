@@ -1,0 +1,217 @@
+/**
+ * The HTTP client for vSphere endpoints: undici `fetch` over a keep-alive Agent whose TLS follows govc.
+ *
+ * - Default: the certificate must verify against the system CAs (or `ca`) and match the host name.
+ * - `thumbprint` (SHA-1 of the leaf certificate, `AA:BB:...` as vCenter and govc show it): a certificate
+ *   that verifies normally is accepted as usual; one that fails only because its issuer is unknown
+ *   (self-signed) or its names do not match the host is accepted when its SHA-1 thumbprint equals the
+ *   pinned one, and refused otherwise. Other failures (an expired certificate) are refused either way.
+ *   TLS session resumption is off when pinning, so the peer certificate is present on every connection.
+ * - `insecureSkipVerify: true`: the named opt-out; any certificate is accepted.
+ *
+ * A refused certificate is `AUTH_FAILED` naming the thumbprint the server offered, so it can be checked
+ * out of band and pinned.
+ */
+
+import { X509Certificate } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
+import {
+  checkTimeoutMs,
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  fetchErrorToHvkitError,
+  type HttpFetch,
+  hvkitError,
+} from '@hvkit/core';
+import { Agent, buildConnector, fetch as undiciFetch } from 'undici';
+import { ADAPTER } from './faults';
+
+/** TLS settings of a vSphere endpoint. */
+export interface VimTlsOptions {
+  /** Trusted CA certificates (PEM), replacing the system store. */
+  ca?: string | Buffer | ReadonlyArray<string | Buffer>;
+  /**
+   * SHA-1 thumbprint of the server's certificate (40 hex digits, colons optional, any case), as shown by
+   * vCenter and `govc about.cert -thumbprint`. See the module notes for when it is consulted.
+   */
+  thumbprint?: string;
+  /** The named opt-out: accept any certificate. Only for labs and tests. */
+  insecureSkipVerify?: boolean;
+  /** Server name for SNI and the host name check (default: the URL's host unless it is an IP address). */
+  servername?: string;
+}
+
+/** Options of {@link createVimFetch}. */
+export interface VimFetchOptions {
+  tls?: VimTlsOptions;
+  /** How long an idle keep-alive connection is kept (default 4000 ms). */
+  keepAliveTimeoutMs?: number;
+  /** Connect timeout including the TLS handshake (default 10 s). */
+  connectTimeoutMs?: number;
+  /** Time to wait for response headers (default 300 s; calls pass their own deadline as a signal). */
+  headersTimeoutMs?: number;
+  /** Time allowed between two body chunks (default 300 s). */
+  bodyTimeoutMs?: number;
+  /** Largest number of connections per origin (default unlimited). */
+  connections?: number;
+}
+
+/**
+ * Normalises a SHA-1 certificate thumbprint to upper-case colon hex (`AB:CD:...`).
+ *
+ * @throws HvkitError `INVALID_ARGUMENT` when it is not 40 hex digits (optionally `:`/space separated).
+ */
+export function normalizeThumbprint(thumbprint: string): string {
+  if (typeof thumbprint !== 'string') throw new TypeError('A thumbprint must be a string.');
+  const hex = thumbprint.trim().replace(/[:\s]/g, '');
+  if (!/^[0-9a-fA-F]{40}$/.test(hex)) {
+    throw hvkitError(
+      'INVALID_ARGUMENT',
+      'thumbprint must be the SHA-1 thumbprint of the server certificate: 40 hex digits, optionally colon-separated.',
+      { adapter: ADAPTER },
+    );
+  }
+  return (hex.toUpperCase().match(/../g) as string[]).join(':');
+}
+
+/** The SHA-1 thumbprint (`AB:CD:...`) of a certificate given as PEM or DER. */
+export function thumbprintOf(certificate: string | Buffer): string {
+  return new X509Certificate(certificate).fingerprint.toUpperCase();
+}
+
+/** Verification failures the pinned thumbprint may override (as govc: unknown authority, host name). */
+const PINNABLE_ERRORS: ReadonlySet<string> = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_UNTRUSTED',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'HOSTNAME_MISMATCH',
+]);
+
+/** The decision for a finished TLS handshake: `undefined` to accept, else the error to fail with. */
+function checkPeer(
+  socket: TLSSocket,
+  settings: { pinned: string | undefined; insecure: boolean },
+  target: string,
+): Error | undefined {
+  if (settings.insecure) return undefined;
+  if (socket.authorized) return undefined;
+  const reason = String(socket.authorizationError ?? 'UNKNOWN');
+  const offered = socket.getPeerCertificate()?.fingerprint;
+  const offeredText = typeof offered === 'string' && offered !== '' ? offered.toUpperCase() : undefined;
+  const details = {
+    target,
+    verifyError: reason,
+    offeredThumbprint: offeredText,
+    pinnedThumbprint: settings.pinned,
+  };
+  if (settings.pinned !== undefined && PINNABLE_ERRORS.has(reason)) {
+    if (offeredText === settings.pinned) return undefined;
+    return hvkitError(
+      'AUTH_FAILED',
+      `The TLS certificate of ${target} has SHA-1 thumbprint ${offeredText ?? '(none)'}, which does not match ` +
+        `the pinned thumbprint ${settings.pinned}.`,
+      { adapter: ADAPTER, operation: 'connect', backendCode: reason, retryable: false, details },
+    );
+  }
+  const hint =
+    settings.pinned !== undefined
+      ? ' A pinned thumbprint only overrides an unknown issuer or a host name mismatch.'
+      : ` Pass its CA (\`ca\`), or pin its SHA-1 thumbprint (\`thumbprint\`${offeredText ? `, offered: ${offeredText}` : ''}) after checking it out of band, or opt out with \`insecureSkipVerify: true\`.`;
+  return hvkitError('AUTH_FAILED', `The TLS certificate of ${target} is not trusted (${reason}).${hint}`, {
+    adapter: ADAPTER,
+    operation: 'connect',
+    backendCode: reason,
+    retryable: false,
+    details,
+  });
+}
+
+function targetOf(input: string | URL | Request): string | undefined {
+  try {
+    return new URL(typeof input === 'string' || input instanceof URL ? input : input.url).origin;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Creates the fetch a vSphere session uses by default: undici over a keep-alive Agent with the TLS rules
+ * of the module notes. Network and TLS failures reject with HvkitErrors; HTTP statuses are responses.
+ *
+ * @throws TypeError when both `thumbprint` and `insecureSkipVerify` are given, or for bad timeouts.
+ * @throws HvkitError `INVALID_ARGUMENT` for a malformed thumbprint.
+ */
+export function createVimFetch(options: VimFetchOptions = {}): HttpFetch {
+  const tls = options.tls ?? {};
+  const insecure = tls.insecureSkipVerify === true;
+  const pinned = tls.thumbprint !== undefined ? normalizeThumbprint(tls.thumbprint) : undefined;
+  if (insecure && pinned !== undefined) {
+    throw new TypeError('Give either tls.thumbprint or tls.insecureSkipVerify, not both.');
+  }
+  const connectTimeoutMs = checkTimeoutMs(
+    options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+    'connectTimeoutMs',
+  );
+  const keepAliveTimeoutMs = checkTimeoutMs(options.keepAliveTimeoutMs ?? 4000, 'keepAliveTimeoutMs');
+  // Verification is decided in `connect` below (so a refusal can name the offered thumbprint): the
+  // handshake itself accepts, and nothing is sent before the decision.
+  const baseConnector = buildConnector({
+    ca: tls.ca as string | Buffer | Array<string | Buffer> | undefined,
+    servername: tls.servername,
+    rejectUnauthorized: false,
+    // Without resumption every handshake carries the certificate the pin is checked against.
+    ...(pinned !== undefined ? { maxCachedSessions: 0 } : {}),
+    timeout: Number.isFinite(connectTimeoutMs) ? connectTimeoutMs : null,
+  } as buildConnector.BuildOptions);
+  const settings = { pinned, insecure };
+  const connect: buildConnector.connector = (connectOptions, callback) => {
+    baseConnector(connectOptions, (error, socket) => {
+      if (error || !socket) {
+        callback(error ?? new Error('connect failed'), null);
+        return;
+      }
+      if (connectOptions.protocol === 'https:') {
+        const target = `https://${connectOptions.hostname}:${connectOptions.port || 443}`;
+        const problem = checkPeer(socket as TLSSocket, settings, target);
+        if (problem) {
+          socket.destroy();
+          callback(problem, null);
+          return;
+        }
+      }
+      callback(null, socket);
+    });
+  };
+  const agent = new Agent({
+    connect,
+    keepAliveTimeout: keepAliveTimeoutMs,
+    headersTimeout: options.headersTimeoutMs,
+    bodyTimeout: options.bodyTimeoutMs,
+    connections: options.connections,
+  });
+  const httpFetch = (async (input: string | URL | Request, init?: RequestInit) => {
+    try {
+      return (await undiciFetch(input as Parameters<typeof undiciFetch>[0], {
+        ...(init as Parameters<typeof undiciFetch>[1]),
+        dispatcher: agent,
+      })) as unknown as Response;
+    } catch (error) {
+      throw fetchErrorToHvkitError(error, {
+        signal: init?.signal,
+        target: targetOf(input),
+        adapter: ADAPTER,
+        operation: 'fetch',
+      });
+    }
+  }) as HttpFetch;
+  const close = () => agent.close();
+  Object.defineProperties(httpFetch, {
+    dispatcher: { value: agent },
+    close: { value: close },
+    [Symbol.asyncDispose]: { value: close },
+  });
+  return httpFetch;
+}
