@@ -1,0 +1,4 @@
+export const VERSION = '0.0.0';
+export * from './mapping';
+export * from './rpc';
+export * from './transport';

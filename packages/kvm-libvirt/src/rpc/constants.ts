@@ -1,0 +1,337 @@
+/**
+ * Numbers of the libvirt RPC protocol (libvirt 9.0 `src/rpc/virnetprotocol.x`, `src/remote/remote_protocol.x`,
+ * `src/rpc/virkeepaliveprotocol.x`, `include/libvirt/*.h`). Facts, not code, from libvirt.
+ */
+
+/** RPC programs (header field `prog`). */
+export const PROGRAM = {
+  /** The main remote driver program. */
+  REMOTE: 0x20008086,
+  /** QEMU-specific calls (monitor passthrough). */
+  QEMU: 0x20008087,
+  /** LXC-specific calls. */
+  LXC: 0x00068000,
+  /** The admin interface (admin sockets only). */
+  ADMIN: 0x06900690,
+  /** Keepalive PING/PONG. */
+  KEEPALIVE: 0x6b656570,
+} as const;
+
+/** Protocol version of every program (header field `vers`). */
+export const PROTOCOL_VERSION = 1;
+
+/** Header field `type`. */
+export const MESSAGE_TYPE = {
+  CALL: 0,
+  REPLY: 1,
+  MESSAGE: 2,
+  STREAM: 3,
+  CALL_WITH_FDS: 4,
+  REPLY_WITH_FDS: 5,
+  STREAM_HOLE: 6,
+} as const;
+
+/** One of {@link MESSAGE_TYPE}. */
+export type MessageType = (typeof MESSAGE_TYPE)[keyof typeof MESSAGE_TYPE];
+
+/** Header field `status`. */
+export const MESSAGE_STATUS = {
+  OK: 0,
+  ERROR: 1,
+  CONTINUE: 2,
+} as const;
+
+/** One of {@link MESSAGE_STATUS}. */
+export type MessageStatus = (typeof MESSAGE_STATUS)[keyof typeof MESSAGE_STATUS];
+
+/** Keepalive procedures (program {@link PROGRAM.KEEPALIVE}, type MESSAGE, serial 0). */
+export const KEEPALIVE_PROC = {
+  PING: 1,
+  PONG: 2,
+} as const;
+
+/** `VIR_NET_MESSAGE_MAX`: largest packet, not counting the 4-byte length word (32 MiB in libvirt ≥ 8.x). */
+export const MESSAGE_MAX = 33_554_432;
+/** `VIR_NET_MESSAGE_HEADER_MAX`: the 24-byte header. */
+export const HEADER_BYTES = 24;
+/** The 4-byte length word that starts every packet (and counts itself). */
+export const LENGTH_WORD_BYTES = 4;
+/** `VIR_NET_MESSAGE_LEGACY_PAYLOAD_MAX`: libvirt's own stream chunk size. */
+export const LEGACY_PAYLOAD_MAX = 262_120;
+
+/** Array and string maxima of remote_protocol.x (libvirt 9.0). */
+export const LIMITS = {
+  STRING_MAX: 4_194_304,
+  DOMAIN_LIST_MAX: 16_384,
+  NETWORK_LIST_MAX: 16_384,
+  STORAGE_POOL_LIST_MAX: 16_384,
+  STORAGE_VOL_LIST_MAX: 16_384,
+  DOMAIN_SNAPSHOT_LIST_MAX: 16_384,
+  DOMAIN_CHECKPOINT_LIST_MAX: 16_384,
+  DOMAIN_SCHEDULER_PARAMETERS_MAX: 16,
+  DOMAIN_BLKIO_PARAMETERS_MAX: 16,
+  DOMAIN_MEMORY_PARAMETERS_MAX: 16,
+  DOMAIN_BLOCK_IO_TUNE_PARAMETERS_MAX: 32,
+  DOMAIN_INTERFACE_PARAMETERS_MAX: 16,
+  DOMAIN_JOB_STATS_MAX: 64,
+  CONNECT_GET_ALL_DOMAIN_STATS_MAX: 262_144,
+  SECURITY_LABEL_LIST_MAX: 64,
+  /** `VIR_SECURITY_MODEL_BUFLEN` (256 + 1). */
+  SECURITY_MODEL_MAX: 257,
+  /** `VIR_SECURITY_DOI_BUFLEN` (256 + 1). */
+  SECURITY_DOI_MAX: 257,
+  /** `VIR_SECURITY_LABEL_BUFLEN` (4096 + 1). */
+  SECURITY_LABEL_MAX: 4097,
+  AUTH_TYPE_LIST_MAX: 20,
+  /** `VIR_TYPED_PARAM_FIELD_LENGTH`: a field name plus its NUL. */
+  TYPED_PARAM_FIELD_LENGTH: 80,
+} as const;
+
+/** `remote_auth_type`. */
+export const AUTH_TYPE = {
+  NONE: 0,
+  SASL: 1,
+  POLKIT: 2,
+} as const;
+
+/** Features for CONNECT_SUPPORTS_FEATURE (`VIR_DRV_FEATURE_*`, libvirt_internal.h). */
+export const DRV_FEATURE = {
+  MIGRATION_V1: 1,
+  REMOTE: 2,
+  MIGRATION_V2: 3,
+  MIGRATION_P2P: 4,
+  MIGRATION_DIRECT: 5,
+  MIGRATION_V3: 6,
+  MIGRATE_CHANGE_PROTECTION: 7,
+  FD_PASSING: 8,
+  TYPED_PARAM_STRING: 9,
+  PROGRAM_KEEPALIVE: 10,
+  XML_MIGRATABLE: 11,
+  MIGRATION_OFFLINE: 12,
+  MIGRATION_PARAMS: 13,
+  REMOTE_EVENT_CALLBACK: 14,
+  REMOTE_CLOSE_CALLBACK: 15,
+  NETWORK_UPDATE_HAS_CORRECT_ORDER: 16,
+} as const;
+
+/** `VIR_CONNECT_RO`, the CONNECT_OPEN flag for a read-only connection. */
+export const CONNECT_RO = 1;
+
+/**
+ * Procedure numbers of the REMOTE program used by hvkit (a subset of the ~450 in libvirt). Each number
+ * was checked against libvirt 9.0: in `remote_protocol.x` facts, and by calling it on a live daemon.
+ */
+export const REMOTE_PROC = {
+  CONNECT_OPEN: 1,
+  CONNECT_CLOSE: 2,
+  CONNECT_GET_TYPE: 3,
+  CONNECT_GET_VERSION: 4,
+  NODE_GET_INFO: 6,
+  CONNECT_GET_CAPABILITIES: 7,
+  DOMAIN_CREATE: 9,
+  DOMAIN_CREATE_XML: 10,
+  DOMAIN_DEFINE_XML: 11,
+  DOMAIN_DESTROY: 12,
+  DOMAIN_GET_XML_DESC: 14,
+  DOMAIN_GET_INFO: 16,
+  DOMAIN_GET_MAX_MEMORY: 17,
+  DOMAIN_LOOKUP_BY_ID: 22,
+  DOMAIN_LOOKUP_BY_NAME: 23,
+  DOMAIN_LOOKUP_BY_UUID: 24,
+  DOMAIN_RESUME: 28,
+  DOMAIN_SUSPEND: 34,
+  DOMAIN_UNDEFINE: 35,
+  NETWORK_GET_XML_DESC: 43,
+  NETWORK_LOOKUP_BY_NAME: 46,
+  DOMAIN_GET_SCHEDULER_TYPE: 56,
+  DOMAIN_GET_SCHEDULER_PARAMETERS: 57,
+  DOMAIN_SET_SCHEDULER_PARAMETERS: 58,
+  CONNECT_GET_HOSTNAME: 59,
+  CONNECT_SUPPORTS_FEATURE: 60,
+  AUTH_LIST: 66,
+  AUTH_SASL_INIT: 67,
+  AUTH_SASL_START: 68,
+  AUTH_SASL_STEP: 69,
+  AUTH_POLKIT: 70,
+  STORAGE_POOL_REFRESH: 83,
+  STORAGE_POOL_LOOKUP_BY_NAME: 84,
+  STORAGE_POOL_GET_XML_DESC: 88,
+  STORAGE_VOL_LOOKUP_BY_NAME: 95,
+  STORAGE_VOL_LOOKUP_BY_PATH: 97,
+  STORAGE_VOL_GET_INFO: 98,
+  STORAGE_VOL_GET_XML_DESC: 99,
+  NODE_GET_FREE_MEMORY: 102,
+  DOMAIN_EVENT_LIFECYCLE: 107,
+  CONNECT_GET_URI: 110,
+  DOMAIN_GET_SECURITY_LABEL: 121,
+  NODE_GET_SECURITY_MODEL: 122,
+  DOMAIN_IS_ACTIVE: 150,
+  DOMAIN_IS_PERSISTENT: 151,
+  CONNECT_GET_LIB_VERSION: 157,
+  DOMAIN_GET_JOB_INFO: 163,
+  DOMAIN_ABORT_JOB: 164,
+  DOMAIN_SNAPSHOT_CREATE_XML: 185,
+  DOMAIN_SNAPSHOT_GET_XML_DESC: 186,
+  DOMAIN_SNAPSHOT_LOOKUP_BY_NAME: 189,
+  DOMAIN_SNAPSHOT_CURRENT: 191,
+  DOMAIN_REVERT_TO_SNAPSHOT: 192,
+  DOMAIN_SNAPSHOT_DELETE: 193,
+  DOMAIN_CREATE_WITH_FLAGS: 196,
+  DOMAIN_SET_MEMORY_PARAMETERS: 197,
+  DOMAIN_GET_MEMORY_PARAMETERS: 198,
+  DOMAIN_SET_VCPUS_FLAGS: 199,
+  DOMAIN_GET_VCPUS_FLAGS: 200,
+  DOMAIN_SET_MEMORY_FLAGS: 204,
+  DOMAIN_SET_BLKIO_PARAMETERS: 205,
+  DOMAIN_GET_BLKIO_PARAMETERS: 206,
+  STORAGE_VOL_UPLOAD: 208,
+  STORAGE_VOL_DOWNLOAD: 209,
+  DOMAIN_GET_STATE: 212,
+  DOMAIN_SET_SCHEDULER_PARAMETERS_FLAGS: 219,
+  DOMAIN_GET_SCHEDULER_PARAMETERS_FLAGS: 223,
+  DOMAIN_UNDEFINE_FLAGS: 231,
+  DOMAIN_DESTROY_FLAGS: 234,
+  DOMAIN_SET_BLOCK_IO_TUNE: 252,
+  DOMAIN_GET_BLOCK_IO_TUNE: 253,
+  DOMAIN_SET_INTERFACE_PARAMETERS: 256,
+  DOMAIN_GET_INTERFACE_PARAMETERS: 257,
+  CONNECT_LIST_ALL_DOMAINS: 273,
+  DOMAIN_LIST_ALL_SNAPSHOTS: 274,
+  DOMAIN_GET_SECURITY_LABEL_LIST: 278,
+  CONNECT_LIST_ALL_STORAGE_POOLS: 281,
+  STORAGE_POOL_LIST_ALL_VOLUMES: 282,
+  CONNECT_LIST_ALL_NETWORKS: 283,
+  DOMAIN_GET_JOB_STATS: 298,
+  CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY: 316,
+  CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY: 317,
+  DOMAIN_EVENT_CALLBACK_LIFECYCLE: 318,
+  CONNECT_GET_ALL_DOMAIN_STATS: 344,
+  CONNECT_REGISTER_CLOSE_CALLBACK: 360,
+  CONNECT_UNREGISTER_CLOSE_CALLBACK: 361,
+  DOMAIN_CHECKPOINT_CREATE_XML: 411,
+  DOMAIN_CHECKPOINT_GET_XML_DESC: 412,
+  DOMAIN_LIST_ALL_CHECKPOINTS: 413,
+  DOMAIN_CHECKPOINT_LIST_ALL_CHILDREN: 414,
+  DOMAIN_CHECKPOINT_LOOKUP_BY_NAME: 415,
+  DOMAIN_CHECKPOINT_GET_PARENT: 416,
+  DOMAIN_CHECKPOINT_DELETE: 417,
+  DOMAIN_BACKUP_BEGIN: 421,
+  DOMAIN_BACKUP_GET_XML_DESC: 422,
+  DOMAIN_ABORT_JOB_FLAGS: 442,
+} as const;
+
+/** Name of a REMOTE procedure in {@link REMOTE_PROC}. */
+export type RemoteProcName = keyof typeof REMOTE_PROC;
+
+const REMOTE_PROC_NAMES: ReadonlyMap<number, string> = new Map(
+  Object.entries(REMOTE_PROC).map(([name, n]) => [n, name]),
+);
+
+/** The name of a REMOTE procedure number, or `PROC_<n>` when hvkit does not know it. */
+export function remoteProcName(proc: number): string {
+  return REMOTE_PROC_NAMES.get(proc) ?? `PROC_${proc}`;
+}
+
+/** `virDomainEventID` values for CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY. */
+export const DOMAIN_EVENT_ID = {
+  LIFECYCLE: 0,
+  REBOOT: 1,
+  RTC_CHANGE: 2,
+  WATCHDOG: 3,
+  IO_ERROR: 4,
+  GRAPHICS: 5,
+  IO_ERROR_REASON: 6,
+  CONTROL_ERROR: 7,
+  BLOCK_JOB: 8,
+  DISK_CHANGE: 9,
+  TRAY_CHANGE: 10,
+  PMWAKEUP: 11,
+  PMSUSPEND: 12,
+  BALLOON_CHANGE: 13,
+  PMSUSPEND_DISK: 14,
+  DEVICE_REMOVED: 15,
+  BLOCK_JOB_2: 16,
+  TUNABLE: 17,
+  AGENT_LIFECYCLE: 18,
+  DEVICE_ADDED: 19,
+  MIGRATION_ITERATION: 20,
+  JOB_COMPLETED: 21,
+  DEVICE_REMOVAL_FAILED: 22,
+  METADATA_CHANGE: 23,
+  BLOCK_THRESHOLD: 24,
+  MEMORY_FAILURE: 25,
+  MEMORY_DEVICE_SIZE_CHANGE: 26,
+} as const;
+
+/** `virDomainEventType`: the `event` of a lifecycle event. */
+export const DOMAIN_EVENT = {
+  DEFINED: 0,
+  UNDEFINED: 1,
+  STARTED: 2,
+  SUSPENDED: 3,
+  RESUMED: 4,
+  STOPPED: 5,
+  SHUTDOWN: 6,
+  PMSUSPENDED: 7,
+  CRASHED: 8,
+} as const;
+
+/** `virDomainState`. */
+export const DOMAIN_STATE = {
+  NOSTATE: 0,
+  RUNNING: 1,
+  BLOCKED: 2,
+  PAUSED: 3,
+  SHUTDOWN: 4,
+  SHUTOFF: 5,
+  CRASHED: 6,
+  PMSUSPENDED: 7,
+} as const;
+
+/** `virConnectListAllDomainsFlags` (a subset). */
+export const LIST_DOMAINS = {
+  ACTIVE: 1,
+  INACTIVE: 2,
+  PERSISTENT: 4,
+  TRANSIENT: 8,
+  RUNNING: 16,
+  PAUSED: 32,
+  SHUTOFF: 64,
+  OTHER: 128,
+} as const;
+
+/** `virDomainModificationImpact`. */
+export const AFFECT = {
+  CURRENT: 0,
+  LIVE: 1,
+  CONFIG: 2,
+} as const;
+
+/** `virDomainXMLFlags`. */
+export const DOMAIN_XML = {
+  SECURE: 1,
+  INACTIVE: 2,
+  UPDATE_CPU: 4,
+  MIGRATABLE: 8,
+} as const;
+
+/** `virDomainStatsTypes` (a subset). */
+export const DOMAIN_STATS = {
+  STATE: 1,
+  CPU_TOTAL: 2,
+  BALLOON: 4,
+  VCPU: 8,
+  INTERFACE: 16,
+  BLOCK: 32,
+  PERF: 64,
+  IOTHREAD: 128,
+  MEMORY: 256,
+  DIRTYRATE: 512,
+  VM: 1024,
+} as const;
+
+/** `VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM`: holes arrive as STREAM_HOLE packets. */
+export const STORAGE_VOL_DOWNLOAD_SPARSE_STREAM = 1;
+
+/** `VIR_TYPED_PARAM_STRING_OKAY`: the caller accepts string typed parameters. */
+export const TYPED_PARAM_STRING_OKAY = 4;

@@ -1,0 +1,106 @@
+/**
+ * qemu+ssh:// through @hvkit/ssh against the sshd peer (root@127.0.0.1 with its key and known_hosts)
+ * and the libvirtd peer behind it: the remote command is virsh's `sh -c` (virt-ssh-helper, else nc).
+ */
+
+import { execFileSync } from 'node:child_process';
+import { livePeer } from '@hvkit/conformance';
+import { HvkitError } from '@hvkit/core';
+import { connectSsh } from '@hvkit/ssh';
+import { describe, expect, it } from 'vitest';
+import { LibvirtRpcClient } from '../rpc/client';
+import { remoteProcedures as P } from '../rpc/remote-protocol';
+
+let hasNetcat = false;
+try {
+  execFileSync('sh', ['-c', 'command -v nc'], { stdio: 'ignore' });
+  hasNetcat = true;
+} catch {
+  // no nc here
+}
+
+const peer = livePeer('sshd+libvirtd', [
+  'HVKIT_SSH_HOST',
+  'HVKIT_SSH_PORT',
+  'HVKIT_SSH_USER',
+  'HVKIT_SSH_KEY',
+  'HVKIT_SSH_KNOWN_HOSTS',
+  'HVKIT_LIBVIRT_GUEST',
+]);
+
+describe.skipIf(!peer.available)(
+  `qemu+ssh transport, live (peers sshd and libvirtd)${peer.available ? '' : ` (skipped: ${peer.reason})`}`,
+  () => {
+    const env = peer.available ? peer.env : ({} as Record<string, string>);
+    const uri = (path = 'system', query = '') =>
+      `qemu+ssh://${env.HVKIT_SSH_USER}@${env.HVKIT_SSH_HOST}:${env.HVKIT_SSH_PORT}/${path}?keyfile=${env.HVKIT_SSH_KEY}&known_hosts=${env.HVKIT_SSH_KNOWN_HOSTS}${query}`;
+
+    it('lists domains over qemu+ssh:// (virt-ssh-helper on the remote side)', async () => {
+      await using c = await LibvirtRpcClient.connect({ uri: uri() });
+      expect(c.openUri).toBe('qemu:///system');
+      expect(c.keepaliveActive).toBe(true);
+      const { domains } = await c.call(P.CONNECT_LIST_ALL_DOMAINS, { needResults: 1, flags: 0 });
+      expect(domains.map((d) => d.name)).toContain(env.HVKIT_LIBVIRT_GUEST);
+      expect(await c.call(P.CONNECT_GET_URI)).toBe('qemu:///system');
+      // A sibling shares the SSH connection (a new channel).
+      await using sibling = await c.openSibling();
+      expect((await sibling.call(P.NODE_GET_INFO)).model).toBe('x86_64');
+    });
+
+    it('reaches the test driver with proxy=native, and read-only with virt-ssh-helper -r', async () => {
+      await using t = await LibvirtRpcClient.connect({
+        uri: uri('default', '&proxy=native').replace('qemu+ssh', 'test+ssh'),
+      });
+      expect(await t.call(P.CONNECT_GET_URI)).toBe('test:///default');
+      await using ro = await LibvirtRpcClient.connect({ uri: uri(), readOnly: true });
+      const dom = await ro.call(P.DOMAIN_LOOKUP_BY_NAME, { name: env.HVKIT_LIBVIRT_GUEST as string });
+      const denied = await ro.call(P.DOMAIN_SUSPEND, { dom }).catch((e: unknown) => e);
+      expect(HvkitError.isInstance(denied, 'PERMISSION_DENIED')).toBe(true);
+    });
+
+    // The sshd peer runs on this machine, so the remote netcat is the local one (netcat-openbsd).
+    it.skipIf(!hasNetcat)('connects through netcat on the daemon socket with proxy=netcat', async () => {
+      await using c = await LibvirtRpcClient.connect({ uri: uri('system', '&proxy=netcat') });
+      expect(await c.call(P.CONNECT_GET_URI)).toBe('qemu:///system');
+      const { domains } = await c.call(P.CONNECT_LIST_ALL_DOMAINS, { needResults: 1, flags: 0 });
+      expect(domains.map((d) => d.name)).toContain(env.HVKIT_LIBVIRT_GUEST);
+    });
+
+    it('reuses a given SSH connection and leaves it open', async () => {
+      const ssh = await connectSsh({
+        host: env.HVKIT_SSH_HOST as string,
+        port: Number(env.HVKIT_SSH_PORT),
+        username: env.HVKIT_SSH_USER as string,
+        auth: { privateKey: env.HVKIT_SSH_KEY as string },
+        hostKey: { knownHostsFile: env.HVKIT_SSH_KNOWN_HOSTS as string },
+      });
+      try {
+        const c = await LibvirtRpcClient.connect({
+          uri: `qemu+ssh://${env.HVKIT_SSH_HOST}/system`,
+          transport: { ssh: { client: ssh } },
+        });
+        expect((await c.call(P.CONNECT_LIST_ALL_DOMAINS, { needResults: 1, flags: 0 })).ret).toBeGreaterThan(
+          0,
+        );
+        await c.close();
+        expect(ssh.closed).toBe(false);
+      } finally {
+        await ssh.close();
+      }
+    });
+
+    it('fails with a clear error when the remote netcat path is missing or the host key is unknown', async () => {
+      const nc = await LibvirtRpcClient.connect({
+        uri: uri('system', '&netcat=/nonexistent/nc'),
+        timeoutMs: 10_000,
+      }).catch((e: unknown) => e);
+      expect(HvkitError.isInstance(nc)).toBe(true);
+      expect(['REMOTE', 'CONNECTION_LOST']).toContain((nc as HvkitError).code);
+      expect((nc as HvkitError).message).toMatch(/nonexistent|not found|closed/);
+      const unknownHost = await LibvirtRpcClient.connect({
+        uri: `qemu+ssh://${env.HVKIT_SSH_USER}@${env.HVKIT_SSH_HOST}:${env.HVKIT_SSH_PORT}/system?keyfile=${env.HVKIT_SSH_KEY}&known_hosts=/dev/null`,
+      }).catch((e: unknown) => e);
+      expect(HvkitError.isInstance(unknownHost, 'AUTH_FAILED')).toBe(true);
+    });
+  },
+);
