@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { rejection } from '../__test-utils__';
 import { HvkitError, hvkitError } from '../errors/hvkit-error';
 import type {
   CallOptions,
@@ -121,15 +122,6 @@ function recordingLogger() {
     error: () => {},
   };
   return { logger, lines };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('wrapAdapter', () => {

@@ -3,6 +3,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { rejection } from '../__test-utils__';
 import { HvkitError } from '../errors/hvkit-error';
 import type { Progress } from '../hypervisor/v1/model';
 import { createDirectorySink, DIRECTORY_SINK_TEMP_PREFIX } from './directory-sink';
@@ -25,15 +26,6 @@ function listAll(dir: string): string[] {
 
 async function* chunksOf(data: Buffer, size: number) {
   for (let i = 0; i < data.length; i += size) yield data.subarray(i, i + size);
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('createDirectorySink', () => {

@@ -1,18 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { PassThrough, Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
+import { rejection } from '../__test-utils__';
 import { HvkitError } from '../errors/hvkit-error';
 import type { Progress } from '../hypervisor/v1/model';
 import { checkSinkFileName, createStreamSink } from './stream-sink';
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a rejection');
-}
 
 /** A Writable that keeps what it receives. */
 function collector(options: { highWaterMark?: number; delayMs?: number } = {}) {

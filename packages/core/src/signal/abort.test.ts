@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { rejection } from '../__test-utils__';
 import { HvkitError, hvkitError } from '../errors/hvkit-error';
 import {
   abortError,
@@ -9,15 +10,6 @@ import {
   throwIfAborted,
   withDeadline,
 } from './abort';
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('throwIfAborted / abortError', () => {
   it('does nothing without an aborted signal', () => {

@@ -1,15 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { rejection } from '../__test-utils__';
 import type { HvkitError } from '../errors/hvkit-error';
 import { backoffDelay, waitFor } from './waiter';
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('backoffDelay', () => {
   it('grows exponentially between min and max', () => {

@@ -1,53 +1,15 @@
-import { execFileSync } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeTestCert, rejection, type TestCert } from '../__test-utils__';
 import { HvkitError } from '../errors/hvkit-error';
 import { normalizeSha256Fingerprint, tcpDialer, tlsDialer, unixSocketDialer } from './dialers';
 
 const scratch = mkdtempSync(join(tmpdir(), 'hvkit-dial-'));
-
-interface TestCert {
-  cert: string;
-  key: string;
-  fingerprint: string;
-}
-
-/** A self-signed certificate made by openssl for this test run. */
-function makeCert(name: string, san: string): TestCert {
-  const key = join(scratch, `${name}.key`);
-  const cert = join(scratch, `${name}.crt`);
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-      '-days',
-      '1',
-      '-subj',
-      `/CN=${name}`,
-      '-addext',
-      `subjectAltName=${san}`,
-    ],
-    { stdio: 'ignore' },
-  );
-  const pem = readFileSync(cert, 'utf8');
-  return { cert: pem, key: readFileSync(key, 'utf8'), fingerprint: new X509Certificate(pem).fingerprint256 };
-}
 
 function listen(server: Server | TlsServer, target: number | string = 0): Promise<number> {
   track(server);
@@ -90,16 +52,6 @@ async function roundTrip(stream: Duplex, text: string): Promise<string> {
   return reply;
 }
 
-async function rejection(promise: Promise<unknown>): Promise<HvkitError> {
-  try {
-    const value = await promise;
-    (value as Duplex | undefined)?.destroy?.();
-  } catch (error) {
-    return error as HvkitError;
-  }
-  throw new Error('expected a rejection');
-}
-
 async function unusedPort(): Promise<number> {
   const server = createServer();
   const port = await listen(server);
@@ -112,8 +64,8 @@ let otherName: TestCert;
 const servers: (Server | TlsServer)[] = [];
 
 beforeAll(() => {
-  localhost = makeCert('localhost', 'DNS:localhost,IP:127.0.0.1');
-  otherName = makeCert('other', 'DNS:other.example');
+  localhost = makeTestCert('localhost', 'DNS:localhost,IP:127.0.0.1');
+  otherName = makeTestCert('other', 'DNS:other.example');
 });
 
 afterAll(async () => {

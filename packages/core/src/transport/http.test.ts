@@ -1,6 +1,4 @@
-import { execFileSync } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import {
   createServer as createHttpServer,
   type IncomingMessage,
@@ -12,34 +10,11 @@ import { createServer as createNetServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeTestCert, rejection, type TestCert } from '../__test-utils__';
 import { HvkitError, hvkitError } from '../errors/hvkit-error';
 import { createHttpFetch, fetchErrorToHvkitError, type HttpFetch } from './http';
 
 const scratch = mkdtempSync(join(tmpdir(), 'hvkit-http-'));
-
-function makeCert(name: string, san: string) {
-  const key = join(scratch, `${name}.key`);
-  const cert = join(scratch, `${name}.crt`);
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-    ].concat(['-days', '1', '-subj', `/CN=${name}`, '-addext', `subjectAltName=${san}`]),
-    { stdio: 'ignore' },
-  );
-  const pem = readFileSync(cert, 'utf8');
-  return { cert: pem, key: readFileSync(key, 'utf8'), fingerprint: new X509Certificate(pem).fingerprint256 };
-}
 
 const servers: Server[] = [];
 const sockets = new Set<Socket>();
@@ -84,24 +59,15 @@ function client(options: Parameters<typeof createHttpFetch>[0] = {}): HttpFetch 
   return f;
 }
 
-async function rejection(promise: Promise<unknown>): Promise<HvkitError> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as HvkitError;
-  }
-  throw new Error('expected a rejection');
-}
-
-let cert: ReturnType<typeof makeCert>;
-let other: ReturnType<typeof makeCert>;
+let cert: TestCert;
+let other: TestCert;
 let httpsUrl: string;
 let httpUrl: string;
 let silentUrl: string;
 
 beforeAll(async () => {
-  cert = makeCert('localhost', 'DNS:localhost,IP:127.0.0.1');
-  other = makeCert('other', 'DNS:other.example');
+  cert = makeTestCert('localhost', 'DNS:localhost,IP:127.0.0.1');
+  other = makeTestCert('other', 'DNS:other.example');
   httpsUrl = `https://127.0.0.1:${await start(createHttpsServer({ cert: cert.cert, key: cert.key }, handler))}`;
   httpUrl = `http://127.0.0.1:${await start(createHttpServer(handler))}`;
   // Accepts TCP and never answers the TLS handshake.

@@ -3,21 +3,13 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { rejection } from '../__test-utils__';
 import type { HvkitError } from '../errors/hvkit-error';
 import { createLocalExec } from './local-exec';
 
 const exec = createLocalExec({ killGraceMs: 300 });
 const scratch = mkdtempSync(join(tmpdir(), 'hvkit-exec-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a rejection');
-}
 
 /** Whether a process exists and is not a zombie. */
 function isAlive(pid: number): boolean {

@@ -12,21 +12,13 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { rejection } from '../__test-utils__';
 import { HvkitError } from '../errors/hvkit-error';
 import { createLocalFiles, errnoToHvkitError } from './local-files';
 
 const files = createLocalFiles();
 const scratch = mkdtempSync(join(tmpdir(), 'hvkit-files-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
-
-async function rejection(promise: Promise<unknown>): Promise<HvkitError> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as HvkitError;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('createLocalFiles', () => {
   it('writes atomically and reads back', async () => {
