@@ -1,0 +1,115 @@
+/**
+ * Live conformance against vcsim (peer `vcsim`): a private vCenter-model and a private ESX-model vcsim
+ * (plain http, started per file, so the suite may change them), plus a read-only run against the shared
+ * https vCenter peer with its CA.
+ */
+
+import { readFileSync } from 'node:fs';
+import { runAdapterConformance } from '@hvkit/conformance';
+import { afterAll, describe, expect, it } from 'vitest';
+import { VCSIM_SKIPS } from '../test/replay-options';
+import { startPreparedVcsim, type VcsimProbe, vcsimProbe } from './__fixtures__/vcsim-probe';
+import { connect } from './adapter';
+import type { VcsimInstance } from './soap/__fixtures__/vcsim-instance';
+import { env, liveTitle, vcsim } from './soap/__fixtures__/vcsim-peer';
+
+const cleanups: (() => Promise<void>)[] = [];
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await c().catch(() => {});
+});
+
+function privateRun(model: 'vpx' | 'esx'): void {
+  let started: Promise<{ sim: VcsimInstance; probe: VcsimProbe }> | undefined;
+  const instance = () => {
+    started ??= startPreparedVcsim(env().HVKIT_VCSIM_BIN, model).then((sim) => {
+      const probe = vcsimProbe({ url: sim.url, username: sim.username, password: sim.password });
+      cleanups.push(async () => {
+        await probe.close();
+        await sim.stop();
+      });
+      return { sim, probe };
+    });
+    return started;
+  };
+  runAdapterConformance({
+    name: `vmware-vsphere (private vcsim ${model})`,
+    mode: 'live',
+    factory: async () => {
+      const { sim } = await instance();
+      return connect({ url: sim.url, username: sim.username, password: sim.password });
+    },
+    probe: async () => (await instance()).probe,
+    skip: VCSIM_SKIPS,
+  });
+}
+
+describe.skipIf(!vcsim.available)(liveTitle('adapter conformance'), () => {
+  privateRun('vpx');
+  privateRun('esx');
+
+  const shared = () => {
+    const e = env();
+    const ca = readFileSync(e.HVKIT_VCSIM_CA, 'utf8');
+    return {
+      url: e.HVKIT_VCSIM_URL,
+      username: e.HVKIT_VCSIM_USER,
+      password: e.HVKIT_VCSIM_PASSWORD,
+      tls: { ca },
+    };
+  };
+  let sharedProbe: VcsimProbe | undefined;
+  cleanups.push(async () => sharedProbe?.close());
+  runAdapterConformance({
+    name: 'vmware-vsphere (shared vcsim vpx, https + CA, read-only)',
+    mode: 'live',
+    factory: () => connect(shared()),
+    // Read-only: no triggerEvent (it would power-cycle a VM others may be using); events.lifecycle then
+    // skips with the suite's reason, and the private runs above cover it.
+    probe: () => {
+      sharedProbe ??= vcsimProbe(shared());
+      const { triggerEvent: _unused, ...readOnly } = sharedProbe;
+      return readOnly;
+    },
+    mutations: false,
+    skip: VCSIM_SKIPS,
+  });
+
+  it('connect() + inventory.listGuests() work as written against the plain-http peer URL', async () => {
+    const e = env();
+    const adapter = await connect({
+      url: e.HVKIT_VCSIM_HTTP_URL,
+      username: e.HVKIT_VCSIM_USER,
+      password: e.HVKIT_VCSIM_PASSWORD,
+    });
+    try {
+      const guests = await adapter.inventory!.listGuests();
+      expect(guests.length).toBe(Number(e.HVKIT_VCSIM_VMS));
+      expect(guests[0]).toMatchObject({
+        id: expect.stringMatching(/^vm-\d+$/),
+        uuid: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      });
+    } finally {
+      await adapter.close();
+    }
+  });
+
+  it('host configuration backup on vcsim ESX is a typed UNSUPPORTED', async () => {
+    const e = env();
+    const adapter = await connect({
+      url: e.HVKIT_VCSIM_ESX_URL,
+      username: e.HVKIT_VCSIM_USER,
+      password: e.HVKIT_VCSIM_PASSWORD,
+      tls: { ca: readFileSync(e.HVKIT_VCSIM_CA, 'utf8') },
+    });
+    try {
+      const sink = {
+        kind: 'test',
+        location: 'nowhere',
+        writeFile: async () => ({ name: 'x', bytes: 0, sha256: '' }),
+      };
+      await expect(adapter.backups!.backupHostConfig!(sink)).rejects.toMatchObject({ code: 'UNSUPPORTED' });
+    } finally {
+      await adapter.close();
+    }
+  });
+});
