@@ -55,13 +55,22 @@ const method = values.method as 'exec' | 'sftp';
 const verify = !values['no-verify'];
 
 loadPeerEnv();
-const need = ['HVKIT_SSH_HOST', 'HVKIT_SSH_PORT', 'HVKIT_SSH_USER', 'HVKIT_SSH_KEY', 'HVKIT_SSH_KNOWN_HOSTS'];
+const need = [
+  'HVKIT_SSH_HOST',
+  'HVKIT_SSH_PORT',
+  'HVKIT_SSH_USER',
+  'HVKIT_SSH_KEY',
+  'HVKIT_SSH_KNOWN_HOSTS',
+] as const;
 const missing = need.filter((k) => !process.env[k]);
 if (missing.length > 0) {
   console.error(`missing ${missing.join(', ')}: start the peer with scripts/peers/sshd.sh start`);
   process.exit(2);
 }
-const env = process.env as Record<string, string>;
+const env = Object.fromEntries(need.map((k) => [k, process.env[k] ?? ''])) as Record<
+  (typeof need)[number],
+  string
+>;
 
 /** The same bytes for every run: a random block, each chunk stamped with its index. */
 const block = randomBytes(chunkSize);
