@@ -203,6 +203,30 @@ describe('createHttpFetch TLS', () => {
     expect(Date.now() - started).toBeLessThan(5000);
   });
 
+  it('lets verifyPeer decide after the handshake, with the verdict of normal verification at hand', async () => {
+    const seen: { authorized: boolean; target: string }[] = [];
+    const accept = client({
+      verifyPeer: (socket, target) => {
+        seen.push({ authorized: socket.authorized, target });
+        return socket.getPeerCertificate().fingerprint256 === cert.fingerprint ? undefined : new Error('no');
+      },
+      disableTlsSessionResumption: true,
+    });
+    const response = await accept(`${httpsUrl}/hook`);
+    expect(await response.json()).toEqual({ ok: true, url: '/hook' });
+    expect(seen[0]).toEqual({ authorized: false, target: httpsUrl });
+    const refuse = client({
+      verifyPeer: () => hvkitError('AUTH_FAILED', 'refused by hook', { adapter: 'x' }),
+      adapter: 'x',
+    });
+    const error = await rejection(refuse(`${httpsUrl}/`));
+    expect(error.code).toBe('AUTH_FAILED');
+    expect(error.message).toBe('refused by hook');
+    expect(() => createHttpFetch({ verifyPeer: () => undefined, tls: { insecureSkipVerify: true } })).toThrow(
+      TypeError,
+    );
+  });
+
   it('rejects a malformed pin at creation', () => {
     expect(() => createHttpFetch({ tls: { pinnedSha256: 'nope' } })).toThrow(HvkitError);
     expect(() => createHttpFetch({ connectTimeoutMs: 0 })).toThrow(TypeError);

@@ -34,6 +34,17 @@ export interface HttpFetchOptions {
   bodyTimeoutMs?: number;
   /** Largest number of connections per origin (default unlimited). */
   connections?: number;
+  /**
+   * Advanced: decides after each TLS handshake whether to accept the server, for verification rules of
+   * an adapter's own (vSphere's SHA-1 thumbprints). When set, the handshake itself does not reject
+   * (`tls.pinnedSha256` and `tls.insecureSkipVerify` must not be set) and the request proceeds only if
+   * this returns `undefined`; a returned error fails the request before anything is sent.
+   */
+  verifyPeer?: (socket: TLSSocket, target: string) => Error | undefined;
+  /** Turn TLS session resumption off, so every handshake carries the certificate `verifyPeer` checks. */
+  disableTlsSessionResumption?: boolean;
+  /** Adapter id put on converted errors. */
+  adapter?: string;
 }
 
 /** A {@link FetchLike} that owns a connection pool; close it when done. */
@@ -91,9 +102,15 @@ export function createHttpFetch(options: HttpFetchOptions = {}): HttpFetch {
     'connectTimeoutMs',
   );
   const keepAliveTimeoutMs = checkTimeoutMs(options.keepAliveTimeoutMs ?? 4000, 'keepAliveTimeoutMs');
+  const verifyPeer = options.verifyPeer;
+  if (verifyPeer !== undefined && (pinned !== undefined || tls.insecureSkipVerify === true)) {
+    throw new TypeError('verifyPeer cannot be combined with tls.pinnedSha256 or tls.insecureSkipVerify.');
+  }
   const tlsOptions = tlsConnectionOptions(tls);
+  if (verifyPeer !== undefined) tlsOptions.rejectUnauthorized = false;
   const baseConnector = buildConnector({
     ...tlsOptions,
+    ...(options.disableTlsSessionResumption ? { maxCachedSessions: 0 } : {}),
     // SNI follows each request's host; an explicit servername applies to all.
     servername: tls.servername,
     timeout: Number.isFinite(connectTimeoutMs) ? connectTimeoutMs : null,
@@ -108,6 +125,17 @@ export function createHttpFetch(options: HttpFetchOptions = {}): HttpFetch {
         const problem = checkPinnedCertificate(socket as TLSSocket, pinned, {
           target: `https://${connectOptions.hostname}:${connectOptions.port || 443}`,
         });
+        if (problem) {
+          socket.destroy();
+          callback(problem, null);
+          return;
+        }
+      }
+      if (verifyPeer !== undefined && connectOptions.protocol === 'https:') {
+        const problem = verifyPeer(
+          socket as TLSSocket,
+          `https://${connectOptions.hostname}:${connectOptions.port || 443}`,
+        );
         if (problem) {
           socket.destroy();
           callback(problem, null);
@@ -135,6 +163,7 @@ export function createHttpFetch(options: HttpFetchOptions = {}): HttpFetch {
       throw fetchErrorToHvkitError(error, {
         signal: init?.signal,
         target: targetOf(input),
+        adapter: options.adapter,
         operation: 'fetch',
       });
     }

@@ -15,14 +15,7 @@
 
 import { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
-import {
-  checkTimeoutMs,
-  DEFAULT_CONNECT_TIMEOUT_MS,
-  fetchErrorToHvkitError,
-  type HttpFetch,
-  hvkitError,
-} from '@hvkit/core';
-import { Agent, buildConnector, fetch as undiciFetch } from 'undici';
+import { createHttpFetch, type HttpFetch, hvkitError, type TlsSettings } from '@hvkit/core';
 import { ADAPTER } from './faults';
 
 /** TLS settings of a vSphere endpoint. */
@@ -129,14 +122,6 @@ function checkPeer(
   });
 }
 
-function targetOf(input: string | URL | Request): string | undefined {
-  try {
-    return new URL(typeof input === 'string' || input instanceof URL ? input : input.url).origin;
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * Creates the fetch a vSphere session uses by default: undici over a keep-alive Agent with the TLS rules
  * of the module notes. Network and TLS failures reject with HvkitErrors; HTTP statuses are responses.
@@ -151,67 +136,19 @@ export function createVimFetch(options: VimFetchOptions = {}): HttpFetch {
   if (insecure && pinned !== undefined) {
     throw new TypeError('Give either tls.thumbprint or tls.insecureSkipVerify, not both.');
   }
-  const connectTimeoutMs = checkTimeoutMs(
-    options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
-    'connectTimeoutMs',
-  );
-  const keepAliveTimeoutMs = checkTimeoutMs(options.keepAliveTimeoutMs ?? 4000, 'keepAliveTimeoutMs');
-  // Verification is decided in `connect` below (so a refusal can name the offered thumbprint): the
-  // handshake itself accepts, and nothing is sent before the decision.
-  const baseConnector = buildConnector({
-    ca: tls.ca as string | Buffer | Array<string | Buffer> | undefined,
-    servername: tls.servername,
-    rejectUnauthorized: false,
-    // Without resumption every handshake carries the certificate the pin is checked against.
-    ...(pinned !== undefined ? { maxCachedSessions: 0 } : {}),
-    timeout: Number.isFinite(connectTimeoutMs) ? connectTimeoutMs : null,
-  } as buildConnector.BuildOptions);
   const settings = { pinned, insecure };
-  const connect: buildConnector.connector = (connectOptions, callback) => {
-    baseConnector(connectOptions, (error, socket) => {
-      if (error || !socket) {
-        callback(error ?? new Error('connect failed'), null);
-        return;
-      }
-      if (connectOptions.protocol === 'https:') {
-        const target = `https://${connectOptions.hostname}:${connectOptions.port || 443}`;
-        const problem = checkPeer(socket as TLSSocket, settings, target);
-        if (problem) {
-          socket.destroy();
-          callback(problem, null);
-          return;
-        }
-      }
-      callback(null, socket);
-    });
-  };
-  const agent = new Agent({
-    connect,
-    keepAliveTimeout: keepAliveTimeoutMs,
-    headersTimeout: options.headersTimeoutMs,
-    bodyTimeout: options.bodyTimeoutMs,
+  return createHttpFetch({
+    // Verification is decided after the handshake (so a refusal can name the offered thumbprint); the
+    // handshake itself accepts, and nothing is sent before the decision.
+    tls: { ca: tls.ca as TlsSettings['ca'], servername: tls.servername },
+    verifyPeer: (socket, target) => checkPeer(socket, settings, target),
+    // Without resumption every handshake carries the certificate the pin is checked against.
+    disableTlsSessionResumption: pinned !== undefined,
+    keepAliveTimeoutMs: options.keepAliveTimeoutMs,
+    connectTimeoutMs: options.connectTimeoutMs,
+    headersTimeoutMs: options.headersTimeoutMs,
+    bodyTimeoutMs: options.bodyTimeoutMs,
     connections: options.connections,
+    adapter: ADAPTER,
   });
-  const httpFetch = (async (input: string | URL | Request, init?: RequestInit) => {
-    try {
-      return (await undiciFetch(input as Parameters<typeof undiciFetch>[0], {
-        ...(init as Parameters<typeof undiciFetch>[1]),
-        dispatcher: agent,
-      })) as unknown as Response;
-    } catch (error) {
-      throw fetchErrorToHvkitError(error, {
-        signal: init?.signal,
-        target: targetOf(input),
-        adapter: ADAPTER,
-        operation: 'fetch',
-      });
-    }
-  }) as HttpFetch;
-  const close = () => agent.close();
-  Object.defineProperties(httpFetch, {
-    dispatcher: { value: agent },
-    close: { value: close },
-    [Symbol.asyncDispose]: { value: close },
-  });
-  return httpFetch;
 }
