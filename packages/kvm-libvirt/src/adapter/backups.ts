@@ -1,0 +1,605 @@
+/**
+ * Snapshots and backups.
+ *
+ * - Snapshots: disk-only (external overlay for a running guest, internal for a stopped one) or with memory
+ *   (internal); list; delete; revert.
+ * - `libvirt-push` (running guests): DOMAIN_BACKUP_BEGIN in push mode writes each disk as qcow2 into the
+ *   backup storage pool on the daemon host, together with a checkpoint named after the backup (for the
+ *   next incremental); the job is polled to completion (DOMAIN_GET_JOB_INFO), then each file is streamed
+ *   into the sink with STORAGE_VOL_DOWNLOAD over a sibling connection (so it works for remote daemons
+ *   too), and the temporary volumes are deleted.
+ * - `volume-download` (stopped guests): the disk volumes themselves are streamed.
+ * - An abort or failure cancels the libvirt job (DOMAIN_ABORT_JOB), deletes the checkpoint and the
+ *   temporary files this call created, and removes the files it wrote to the sink.
+ */
+
+import {
+  type BackupArtifact,
+  type BackupFile,
+  type BackupOptions,
+  type BackupSink,
+  type BackupsCapability,
+  type CallOptions,
+  type CreateSnapshotOptions,
+  hvkitError,
+  type Progress,
+  type Snapshot,
+} from '@hvkit/core';
+import { parseDomainXmlDetails } from '../mapping/domain';
+import {
+  buildBackupXml,
+  buildCheckpointXml,
+  buildSnapshotXml,
+  parseSnapshotXml,
+  SNAPSHOT_CREATE_FLAGS,
+} from '../mapping/snapshot';
+import { parsePoolXml } from '../mapping/storage';
+import type { LibvirtRpcClient } from '../rpc/client';
+import { DOMAIN_XML, PROGRAM } from '../rpc/constants';
+import { remoteProcedures } from '../rpc/remote-protocol';
+import { isStreamHole } from '../rpc/stream';
+import { type RemoteDomain, type RemoteStorageVol, writeStorageVol } from '../rpc/types';
+import { XdrWriter } from '../rpc/xdr';
+import { ADAPTER_ID, type AdapterContext, domainHandle, domainXml, rpcOptions } from './context';
+import { hostId } from './inventory';
+
+/** `REMOTE_PROC_STORAGE_VOL_DELETE` (no descriptor in the client yet; sent with callRaw). */
+const STORAGE_VOL_DELETE = 94;
+/** `VIR_DOMAIN_JOB_STATS_COMPLETED`. */
+const JOB_STATS_COMPLETED = 1;
+/** `virDomainJobType` values. */
+const JOB = { NONE: 0, COMPLETED: 3, FAILED: 4, CANCELLED: 5 } as const;
+/** Cleanup calls run after an abort, without the caller's signal. */
+const CLEANUP = { timeoutMs: 30_000 };
+const POLL_MS = 100;
+
+/** Internal options for tests and recordings: deterministic names. */
+export interface BackupNaming {
+  /** Returns a unique suffix for checkpoint, snapshot and temporary file names. Default: time-based. */
+  uniqueId?: () => string;
+  /** Clock for `createdAt`. */
+  now?: () => Date;
+}
+
+function defaultId(): string {
+  return `${Date.now().toString(36)}${Math.floor(Math.random() * 36 ** 4)
+    .toString(36)
+    .padStart(4, '0')}`;
+}
+
+function abortedError(signal: AbortSignal | undefined): unknown {
+  const reason = signal?.reason as { code?: string } | undefined;
+  if (reason && typeof reason === 'object' && typeof reason.code === 'string') return reason;
+  return hvkitError('ABORTED', 'The backup was aborted.', {
+    adapter: ADAPTER_ID,
+    operation: 'backups.backup',
+  });
+}
+
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(abortedError(signal));
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(abortedError(signal));
+    };
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** Keeps `processedBytes` monotone across phases. */
+class ProgressReporter {
+  private last = 0;
+  constructor(private readonly onProgress: ((p: Progress) => void) | undefined) {}
+  report(p: Progress): void {
+    if (!this.onProgress) return;
+    this.last = Math.max(this.last, p.processedBytes);
+    try {
+      this.onProgress({ ...p, processedBytes: this.last });
+    } catch {
+      // A throwing callback must not break the backup.
+    }
+  }
+}
+
+function safeName(name: string): string {
+  return name.replace(/[^A-Za-z0-9._-]/g, '_');
+}
+
+async function deleteVolume(client: LibvirtRpcClient, vol: RemoteStorageVol): Promise<void> {
+  const w = new XdrWriter();
+  writeStorageVol(w, vol);
+  w.uint(0, 'flags');
+  await client.callRaw(PROGRAM.REMOTE, STORAGE_VOL_DELETE, w.bytes(), CLEANUP);
+}
+
+function deleteCheckpoint(client: LibvirtRpcClient, dom: RemoteDomain, name: string): Promise<void> {
+  return client.call(
+    remoteProcedures.DOMAIN_CHECKPOINT_DELETE,
+    { checkpoint: { name, dom }, flags: 0 },
+    CLEANUP,
+  );
+}
+
+/** Streams one volume into the sink over `client`; returns the file the sink wrote. */
+async function downloadInto(
+  client: LibvirtRpcClient,
+  vol: RemoteStorageVol,
+  sink: BackupSink,
+  fileName: string,
+  options: { signal?: AbortSignal; onBytes: (n: number) => void; expectedBytes?: number },
+): Promise<BackupFile> {
+  // Sparse: holes travel as hole packets (not zeros) and are expanded here, so the sink still receives
+  // every byte of the file.
+  const stream = await client.downloadVolume(vol, {
+    sparse: true,
+    holes: 'zeros',
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+  async function* bytes(): AsyncGenerator<Uint8Array> {
+    for await (const chunk of stream) {
+      if (isStreamHole(chunk)) continue;
+      options.onBytes(chunk.byteLength);
+      yield chunk;
+    }
+  }
+  return sink.writeFile(fileName, bytes(), {
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.expectedBytes !== undefined ? { expectedBytes: options.expectedBytes } : {}),
+  });
+}
+
+/** The backups capability. */
+export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): BackupsCapability {
+  const uniqueId = naming.uniqueId ?? defaultId;
+  const now = naming.now ?? (() => new Date());
+
+  async function snapshotOf(dom: RemoteDomain, name: string, options?: CallOptions) {
+    try {
+      return await ctx.client.call(
+        remoteProcedures.DOMAIN_SNAPSHOT_LOOKUP_BY_NAME,
+        { dom, name, flags: 0 },
+        rpcOptions(options),
+      );
+    } catch (error) {
+      if ((error as { code?: string }).code === 'NOT_FOUND') {
+        throw hvkitError('NOT_FOUND', `No snapshot ${JSON.stringify(name)}.`, {
+          adapter: ADAPTER_ID,
+          operation: 'backups.snapshot',
+          cause: error,
+        });
+      }
+      throw error;
+    }
+  }
+
+  async function volumeDownload(
+    dom: RemoteDomain,
+    uuid: string,
+    sink: BackupSink,
+    options: BackupOptions,
+  ): Promise<BackupArtifact> {
+    const rpc = rpcOptions(options);
+    const details = parseDomainXmlDetails(await domainXml(ctx, dom, true, options));
+    const disks = details.disks.filter((d) => d.deviceType === 'disk' && d.source !== undefined);
+    const id = `hvkit-${uniqueId()}`;
+    const progress = new ProgressReporter(options.onProgress);
+    const written: string[] = [];
+    const files: BackupFile[] = [];
+    const sibling = await ctx.client.openSibling(rpc);
+    let done = 0;
+    try {
+      progress.report({ phase: 'volume-download', processedBytes: 0 });
+      for (const disk of disks) {
+        const vol = await ctx.client.call(
+          remoteProcedures.STORAGE_VOL_LOOKUP_BY_PATH,
+          { path: disk.source as string },
+          rpc,
+        );
+        const name = `${safeName(details.name)}-${safeName(disk.device)}.${disk.format ?? 'img'}`;
+        written.push(name);
+        const file = await downloadInto(sibling, vol, sink, name, {
+          ...(options.signal ? { signal: options.signal } : {}),
+          onBytes: (n) => {
+            done += n;
+            progress.report({ phase: 'volume-download', processedBytes: done, file: name });
+          },
+        });
+        files.push(file);
+      }
+    } catch (error) {
+      for (const name of written) await sink.removeFile?.(name).catch(() => {});
+      throw options.signal?.aborted ? abortedError(options.signal) : error;
+    } finally {
+      await sibling.close().catch(() => {});
+    }
+    return {
+      id,
+      guest: uuid,
+      kind: 'full',
+      method: 'volume-download',
+      createdAt: now(),
+      files,
+      consistency: 'crash',
+    };
+  }
+
+  /** Registers a running operation so that `close()` waits for its cleanup. */
+  function track<T>(promise: Promise<T>): Promise<T> {
+    const settled = promise.then(
+      () => {},
+      () => {},
+    );
+    ctx.pending.add(settled);
+    void settled.then(() => ctx.pending.delete(settled));
+    return promise;
+  }
+
+  /** Waits (bounded) until the domain has no job. */
+  async function waitJobGone(dom: RemoteDomain): Promise<void> {
+    for (let i = 0; i < 100; i++) {
+      const info = await ctx.client
+        .call(remoteProcedures.DOMAIN_GET_JOB_INFO, { dom }, CLEANUP)
+        .catch(() => undefined);
+      if (!info || info.type === JOB.NONE || info.type >= JOB.COMPLETED) return;
+      await sleep(POLL_MS, undefined);
+    }
+  }
+
+  async function pushBackup(
+    dom: RemoteDomain,
+    uuid: string,
+    sink: BackupSink,
+    options: BackupOptions,
+  ): Promise<BackupArtifact> {
+    const rpc = rpcOptions(options);
+    const signal = options.signal;
+    const incremental = options.mode === 'incremental';
+    const details = parseDomainXmlDetails(await domainXml(ctx, dom, false, options));
+    const disks = details.disks.filter(
+      (d) =>
+        d.deviceType === 'disk' && (d.backing === 'file' || d.backing === 'block' || d.backing === 'volume'),
+    );
+    if (disks.length === 0) {
+      throw hvkitError('UNSUPPORTED', 'The guest has no file, block or volume disk to back up.', {
+        adapter: ADAPTER_ID,
+        operation: 'backups.backup',
+      });
+    }
+    const poolRef = await ctx.client.call(
+      remoteProcedures.STORAGE_POOL_LOOKUP_BY_NAME,
+      { name: ctx.backupPool },
+      rpc,
+    );
+    const pool = parsePoolXml(
+      await ctx.client.call(remoteProcedures.STORAGE_POOL_GET_XML_DESC, { pool: poolRef, flags: 0 }, rpc),
+    );
+    if (!pool.path) {
+      throw hvkitError('UNSUPPORTED', `Backup pool ${JSON.stringify(ctx.backupPool)} has no target path.`, {
+        adapter: ADAPTER_ID,
+        operation: 'backups.backup',
+      });
+    }
+    const checkpoint = `hvkit-${uniqueId()}`;
+    const targets = disks.map((d) => ({
+      device: d.device,
+      path: `${pool.path}/${checkpoint}-${safeName(d.device)}.qcow2`,
+      file: `${safeName(details.name)}-${safeName(d.device)}${incremental ? '.incremental' : ''}.qcow2`,
+    }));
+    const backupXml = buildBackupXml({
+      mode: 'push',
+      ...(incremental ? { incremental: options.sinceCheckpoint as string } : {}),
+      disks: targets.map((t) => ({ name: t.device, target: t.path, format: 'qcow2' })),
+    });
+    const checkpointXml = buildCheckpointXml({
+      name: checkpoint,
+      description: 'created by hvkit backups.backup',
+      disks: disks.map((d) => ({ name: d.device })),
+    });
+    const progress = new ProgressReporter(options.onProgress);
+    progress.report({ phase: 'libvirt-push', processedBytes: 0 });
+
+    let jobStarted = false;
+    let jobDone = false;
+    // On abort, start removing the checkpoint at once (after the job is gone): the caller learns of the
+    // abort immediately and may look for leftovers right away.
+    let earlyCleanup: Promise<void> | undefined;
+    const onAbort = () => {
+      if (!jobStarted) return;
+      earlyCleanup = (async () => {
+        if (!jobDone) {
+          await ctx.client.call(remoteProcedures.DOMAIN_ABORT_JOB, { dom }, CLEANUP).catch(() => {});
+          await waitJobGone(dom);
+        }
+        await deleteCheckpoint(ctx.client, dom, checkpoint).catch(() => {});
+      })();
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const tempVols: RemoteStorageVol[] = [];
+    const written: string[] = [];
+    let sibling: LibvirtRpcClient | undefined;
+    try {
+      await ctx.client.call(
+        remoteProcedures.DOMAIN_BACKUP_BEGIN,
+        { dom, backupXml, checkpointXml, flags: 0 },
+        rpc,
+      );
+      jobStarted = true;
+      // Poll the job until it is gone.
+      let jobTotal = 0;
+      for (;;) {
+        const info = await ctx.client.call(remoteProcedures.DOMAIN_GET_JOB_INFO, { dom }, rpc);
+        if (info.type === JOB.NONE || info.type >= JOB.COMPLETED) break;
+        jobTotal = Number(info.dataTotal);
+        progress.report({
+          phase: 'libvirt-push',
+          processedBytes: Number(info.dataProcessed),
+          totalBytes: jobTotal,
+        });
+        await sleep(POLL_MS, signal);
+      }
+      jobDone = true;
+      const completed = await ctx.client
+        .call(remoteProcedures.DOMAIN_GET_JOB_STATS, { dom, flags: JOB_STATS_COMPLETED }, rpc)
+        .catch(() => undefined);
+      if (completed && (completed.type === JOB.FAILED || completed.type === JOB.CANCELLED)) {
+        throw hvkitError('REMOTE', 'The libvirt backup job failed.', {
+          adapter: ADAPTER_ID,
+          operation: 'backups.backup',
+        });
+      }
+      const processed = completed?.params.find((p) => p.field === 'disk_processed')?.value;
+      if (typeof processed === 'bigint' || typeof processed === 'number') jobTotal = Number(processed);
+      progress.report({ phase: 'libvirt-push', processedBytes: jobTotal, totalBytes: jobTotal });
+
+      await ctx.client.call(remoteProcedures.STORAGE_POOL_REFRESH, { pool: poolRef, flags: 0 }, rpc);
+      for (const t of targets) {
+        tempVols.push(
+          await ctx.client.call(remoteProcedures.STORAGE_VOL_LOOKUP_BY_PATH, { path: t.path }, rpc),
+        );
+      }
+      sibling = await ctx.client.openSibling(rpc);
+      const files: BackupFile[] = [];
+      let downloaded = 0;
+      for (const [i, t] of targets.entries()) {
+        written.push(t.file);
+        files.push(
+          await downloadInto(sibling, tempVols[i] as RemoteStorageVol, sink, t.file, {
+            ...(signal ? { signal } : {}),
+            onBytes: (n) => {
+              downloaded += n;
+              progress.report({ phase: 'download', processedBytes: jobTotal + downloaded, file: t.file });
+            },
+          }),
+        );
+      }
+      return {
+        id: checkpoint,
+        guest: uuid,
+        kind: incremental ? 'incremental' : 'full',
+        method: 'libvirt-push',
+        createdAt: now(),
+        files,
+        checkpoint,
+        ...(incremental ? { parentCheckpoint: options.sinceCheckpoint as string } : {}),
+        consistency: 'crash',
+      };
+    } catch (error) {
+      if (earlyCleanup) await earlyCleanup;
+      else if (jobStarted) {
+        if (!jobDone) {
+          await ctx.client.call(remoteProcedures.DOMAIN_ABORT_JOB, { dom }, CLEANUP).catch(() => {});
+          await waitJobGone(dom);
+        }
+        await deleteCheckpoint(ctx.client, dom, checkpoint).catch(() => {});
+      }
+      for (const name of written) await sink.removeFile?.(name).catch(() => {});
+      if (tempVols.length === 0 && jobStarted) {
+        // The files may exist without being volumes yet.
+        await ctx.client
+          .call(remoteProcedures.STORAGE_POOL_REFRESH, { pool: poolRef, flags: 0 }, CLEANUP)
+          .catch(() => {});
+        for (const t of targets) {
+          const vol = await ctx.client
+            .call(remoteProcedures.STORAGE_VOL_LOOKUP_BY_PATH, { path: t.path }, CLEANUP)
+            .catch(() => undefined);
+          if (vol) tempVols.push(vol);
+        }
+      }
+      throw signal?.aborted ? abortedError(signal) : error;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      await sibling?.close().catch(() => {});
+      for (const vol of tempVols) await deleteVolume(ctx.client, vol).catch(() => {});
+    }
+  }
+
+  return {
+    async listSnapshots(ref, options?: CallOptions): Promise<Snapshot[]> {
+      const h = await domainHandle(ctx, ref, 'backups.listSnapshots', options);
+      const rpc = rpcOptions(options);
+      const { snapshots } = await ctx.client.call(
+        remoteProcedures.DOMAIN_LIST_ALL_SNAPSHOTS,
+        { dom: h.dom, needResults: 1, flags: 0 },
+        rpc,
+      );
+      return Promise.all(
+        snapshots.map(async (snap) =>
+          parseSnapshotXml(
+            await ctx.client.call(remoteProcedures.DOMAIN_SNAPSHOT_GET_XML_DESC, { snap, flags: 0 }, rpc),
+          ),
+        ),
+      );
+    },
+
+    async createSnapshot(ref, options: CreateSnapshotOptions = {}): Promise<Snapshot> {
+      const rpc = rpcOptions(options);
+      const h = await domainHandle(ctx, ref, 'backups.createSnapshot', options);
+      const name = options.name ?? `hvkit-${uniqueId()}`;
+      const memory = options.memory === true;
+      if (memory && !h.active) {
+        throw hvkitError('CONFLICT', 'A snapshot with memory needs a running guest.', {
+          adapter: ADAPTER_ID,
+          operation: 'backups.createSnapshot',
+        });
+      }
+      let flags = 0;
+      let diskOnly = false;
+      if (!memory && h.active) {
+        if (ctx.driver === 'TEST') {
+          throw hvkitError(
+            'UNSUPPORTED',
+            "libvirt's test driver cannot take a disk-only snapshot of a running guest.",
+            { adapter: ADAPTER_ID, operation: 'backups.createSnapshot' },
+          );
+        }
+        diskOnly = true;
+        flags |= SNAPSHOT_CREATE_FLAGS.DISK_ONLY | SNAPSHOT_CREATE_FLAGS.ATOMIC;
+      }
+      if (options.quiesce) flags |= SNAPSHOT_CREATE_FLAGS.QUIESCE;
+      const xml = buildSnapshotXml({
+        name,
+        ...(options.description !== undefined ? { description: options.description } : {}),
+        ...(diskOnly ? { diskOnly: true } : {}),
+      });
+      const snap = await ctx.client.call(
+        remoteProcedures.DOMAIN_SNAPSHOT_CREATE_XML,
+        { dom: h.dom, xml, flags },
+        rpc,
+      );
+      return parseSnapshotXml(
+        await ctx.client.call(remoteProcedures.DOMAIN_SNAPSHOT_GET_XML_DESC, { snap, flags: 0 }, rpc),
+      );
+    },
+
+    async deleteSnapshot(ref, snapshotId: string, options?: CallOptions): Promise<void> {
+      if (typeof snapshotId !== 'string' || snapshotId === '')
+        throw new TypeError('snapshotId must be a non-empty string.');
+      const h = await domainHandle(ctx, ref, 'backups.deleteSnapshot', options);
+      const snap = await snapshotOf(h.dom, snapshotId, options);
+      await ctx.client.call(remoteProcedures.DOMAIN_SNAPSHOT_DELETE, { snap, flags: 0 }, rpcOptions(options));
+    },
+
+    async revertSnapshot(ref, snapshotId: string, options?: CallOptions): Promise<void> {
+      if (typeof snapshotId !== 'string' || snapshotId === '')
+        throw new TypeError('snapshotId must be a non-empty string.');
+      const h = await domainHandle(ctx, ref, 'backups.revertSnapshot', options);
+      const snap = await snapshotOf(h.dom, snapshotId, options);
+      await ctx.client.call(
+        remoteProcedures.DOMAIN_REVERT_TO_SNAPSHOT,
+        { snap, flags: 0 },
+        rpcOptions(options),
+      );
+    },
+
+    async backup(ref, sink: BackupSink, options: BackupOptions = {}): Promise<BackupArtifact> {
+      if (typeof sink !== 'object' || sink === null || typeof sink.writeFile !== 'function') {
+        throw new TypeError('sink must be a BackupSink.');
+      }
+      const mode = options.mode ?? 'full';
+      if (mode !== 'full' && mode !== 'incremental')
+        throw new TypeError("options.mode must be 'full' or 'incremental'.");
+      if (
+        mode === 'incremental' &&
+        (typeof options.sinceCheckpoint !== 'string' || options.sinceCheckpoint === '')
+      ) {
+        throw hvkitError('INVALID_ARGUMENT', 'An incremental backup needs options.sinceCheckpoint.', {
+          adapter: ADAPTER_ID,
+          operation: 'backups.backup',
+        });
+      }
+      const h = await domainHandle(ctx, ref, 'backups.backup', options);
+      if (ctx.driver === 'TEST') {
+        throw hvkitError('UNSUPPORTED', "libvirt's test driver has no backup or volume download APIs.", {
+          adapter: ADAPTER_ID,
+          operation: 'backups.backup',
+        });
+      }
+      if (!h.active) {
+        if (mode === 'incremental') {
+          throw hvkitError('UNSUPPORTED', 'Incremental backups need a running guest (checkpoints).', {
+            adapter: ADAPTER_ID,
+            operation: 'backups.backup',
+          });
+        }
+        return track(volumeDownload(h.dom, h.uuid, sink, options));
+      }
+      return track(pushBackup(h.dom, h.uuid, sink, { ...options, mode }));
+    },
+
+    async backupHostConfig(sink: BackupSink, options: BackupOptions = {}): Promise<BackupArtifact> {
+      if (typeof sink !== 'object' || sink === null || typeof sink.writeFile !== 'function') {
+        throw new TypeError('sink must be a BackupSink.');
+      }
+      const rpc = rpcOptions(options);
+      const c = ctx.client;
+      const [caps, host, doms, nets, pools] = await Promise.all([
+        ctx.capabilities(options),
+        hostId(ctx, options),
+        c.call(remoteProcedures.CONNECT_LIST_ALL_DOMAINS, { needResults: 1, flags: 0 }, rpc),
+        c.call(remoteProcedures.CONNECT_LIST_ALL_NETWORKS, { needResults: 1, flags: 0 }, rpc),
+        c.call(remoteProcedures.CONNECT_LIST_ALL_STORAGE_POOLS, { needResults: 1, flags: 0 }, rpc),
+      ]);
+      const entries: [string, Promise<string>][] = [['capabilities.xml', Promise.resolve(caps)]];
+      for (const dom of doms.domains)
+        entries.push([
+          `domains/${safeName(dom.name)}.xml`,
+          c.call(remoteProcedures.DOMAIN_GET_XML_DESC, { dom, flags: DOMAIN_XML.INACTIVE }, rpc),
+        ]);
+      // VIR_NETWORK_XML_INACTIVE = 1, VIR_STORAGE_XML_INACTIVE = 1.
+      for (const net of nets.networks)
+        entries.push([
+          `networks/${safeName(net.name)}.xml`,
+          // The test driver refuses the INACTIVE flag: fall back to the current definition.
+          c
+            .call(remoteProcedures.NETWORK_GET_XML_DESC, { net, flags: 1 }, rpc)
+            .catch(() => c.call(remoteProcedures.NETWORK_GET_XML_DESC, { net, flags: 0 }, rpc)),
+        ]);
+      for (const pool of pools.pools)
+        entries.push([
+          `pools/${safeName(pool.name)}.xml`,
+          c
+            .call(remoteProcedures.STORAGE_POOL_GET_XML_DESC, { pool, flags: 1 }, rpc)
+            .catch(() => c.call(remoteProcedures.STORAGE_POOL_GET_XML_DESC, { pool, flags: 0 }, rpc)),
+        ]);
+      const texts = await Promise.all(entries.map(([, p]) => p));
+      const progress = new ProgressReporter(options.onProgress);
+      const files: BackupFile[] = [];
+      const written: string[] = [];
+      let done = 0;
+      try {
+        for (const [i, [name]] of entries.entries()) {
+          const bytes = new TextEncoder().encode(texts[i]);
+          written.push(name);
+          async function* one(): AsyncGenerator<Uint8Array> {
+            yield bytes;
+          }
+          files.push(
+            await sink.writeFile(name, one(), {
+              expectedBytes: bytes.byteLength,
+              ...(options.signal ? { signal: options.signal } : {}),
+            }),
+          );
+          done += bytes.byteLength;
+          progress.report({ phase: 'host-config', processedBytes: done, file: name });
+        }
+      } catch (error) {
+        for (const name of written) await sink.removeFile?.(name).catch(() => {});
+        throw options.signal?.aborted ? abortedError(options.signal) : error;
+      }
+      return {
+        id: `host-config-${uniqueId()}`,
+        guest: host ?? 'host',
+        kind: 'host-config',
+        method: 'libvirt-xml',
+        createdAt: now(),
+        files,
+        consistency: 'crash',
+      };
+    },
+  };
+}

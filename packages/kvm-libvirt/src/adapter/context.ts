@@ -1,0 +1,137 @@
+/**
+ * Shared state of one adapter: the RPC connection, the driver found at connect, the host's cgroup
+ * version, and helpers to resolve guest references and read domains.
+ */
+
+import { setMaxListeners } from 'node:events';
+import {
+  type CallOptions,
+  type GuestRef,
+  type HvkitWarning,
+  hvkitError,
+  isUuid,
+  type Logger,
+  resolveGuestRef,
+} from '@hvkit/core';
+import type { CgroupVersion } from '../mapping/limits';
+import type { LibvirtRpcClient } from '../rpc/client';
+import { DOMAIN_STATE, DOMAIN_XML } from '../rpc/constants';
+import { remoteProcedures } from '../rpc/remote-protocol';
+import type { RemoteDomain } from '../rpc/types';
+
+/** The adapter id. */
+export const ADAPTER_ID = 'kvm-libvirt';
+
+/** Internal state shared by the capability objects. */
+export interface AdapterContext {
+  client: LibvirtRpcClient;
+  /** `CONNECT_GET_TYPE`, upper case: `QEMU`, `TEST`, ... */
+  driver: string;
+  cgroupVersion: CgroupVersion;
+  /** How the cgroup version was decided, for the docs and debugging. */
+  cgroupVersionSource: 'option' | 'detected' | 'default';
+  /** Storage pool for temporary backup files (push targets). */
+  backupPool: string;
+  logger: Logger | undefined;
+  /** Cached capabilities XML. */
+  capabilities(options?: CallOptions): Promise<string>;
+  /** Sibling connections opened for bulk streams, closed with the adapter. */
+  siblings: Set<LibvirtRpcClient>;
+  /** Operations still cleaning up after their caller gave up (aborted backups); `close()` waits for them. */
+  pending: Set<Promise<unknown>>;
+}
+
+/** A resolved domain plus its state. */
+export interface DomainHandle {
+  dom: RemoteDomain;
+  uuid: string;
+  state: number;
+  active: boolean;
+}
+
+/** Call options for the RPC client from a capability call's options. */
+export function rpcOptions(options: CallOptions | undefined): { signal?: AbortSignal; timeoutMs?: number } {
+  const out: { signal?: AbortSignal; timeoutMs?: number } = {};
+  if (options?.signal !== undefined) {
+    // Pipelined calls each listen on the same signal.
+    setMaxListeners(100_000, options.signal);
+    out.signal = options.signal;
+  }
+  if (options?.timeoutMs !== undefined) out.timeoutMs = options.timeoutMs;
+  return out;
+}
+
+/** Whether a libvirt state number means the domain runs (running, blocked, paused, pmsuspended, shutdown in progress). */
+export function isActiveState(state: number): boolean {
+  return state !== DOMAIN_STATE.SHUTOFF && state !== DOMAIN_STATE.NOSTATE && state !== DOMAIN_STATE.CRASHED;
+}
+
+function notFound(ref: GuestRef, operation: string) {
+  return hvkitError('NOT_FOUND', `No guest matches ${JSON.stringify(ref)}.`, {
+    adapter: ADAPTER_ID,
+    operation,
+  });
+}
+
+/**
+ * Looks a guest up: a string id or `{ id }`/`{ uuid }` is the domain UUID (any case); `{ name }` the name.
+ * An id that is not a UUID cannot name a domain: `NOT_FOUND` without a call.
+ */
+export async function lookupDomain(
+  ctx: AdapterContext,
+  ref: GuestRef,
+  operation: string,
+  options?: CallOptions,
+): Promise<RemoteDomain> {
+  const resolved = resolveGuestRef(ref);
+  const rpc = rpcOptions(options);
+  try {
+    if (resolved.by === 'name') {
+      return await ctx.client.call(remoteProcedures.DOMAIN_LOOKUP_BY_NAME, { name: resolved.value }, rpc);
+    }
+    if (!isUuid(resolved.value)) throw notFound(ref, operation);
+    return await ctx.client.call(
+      remoteProcedures.DOMAIN_LOOKUP_BY_UUID,
+      { uuid: resolved.value.toLowerCase() },
+      rpc,
+    );
+  } catch (error) {
+    if ((error as { code?: string }).code === 'NOT_FOUND') throw notFound(ref, operation);
+    throw error;
+  }
+}
+
+/** Looks a guest up and reads its state. */
+export async function domainHandle(
+  ctx: AdapterContext,
+  ref: GuestRef,
+  operation: string,
+  options?: CallOptions,
+): Promise<DomainHandle> {
+  const dom = await lookupDomain(ctx, ref, operation, options);
+  const { state } = await ctx.client.call(
+    remoteProcedures.DOMAIN_GET_STATE,
+    { dom, flags: 0 },
+    rpcOptions(options),
+  );
+  return { dom, uuid: dom.uuid.toLowerCase(), state, active: isActiveState(state) };
+}
+
+/** Domain XML: live (`inactive: false`, the default for an active domain) or the definition. */
+export function domainXml(
+  ctx: AdapterContext,
+  dom: RemoteDomain,
+  inactive: boolean,
+  options?: CallOptions,
+): Promise<string> {
+  return ctx.client.call(
+    remoteProcedures.DOMAIN_GET_XML_DESC,
+    { dom, flags: inactive ? DOMAIN_XML.INACTIVE : 0 },
+    rpcOptions(options),
+  );
+}
+
+/** A warning list helper. */
+export function pushAll(into: HvkitWarning[], from: readonly HvkitWarning[]): void {
+  for (const w of from) into.push(w);
+}

@@ -1,0 +1,18 @@
+/**
+ * The kvm-libvirt adapter: `connect(options)` and its capability manifests.
+ */
+
+export type { BackupNaming } from './backups';
+export {
+  connect,
+  detectLocalCgroupVersion,
+  type KvmLibvirtAdapter,
+  type KvmLibvirtConnectOptions,
+} from './connect';
+export { LIFECYCLE_EVENT_TYPES, toGuestEvent } from './events';
+export {
+  KVM_LIBVIRT_BACKUP_METHODS,
+  KVM_LIBVIRT_SUPPORTS,
+  KVM_LIBVIRT_TEST_DRIVER_SUPPORTS,
+  supportsForDriver,
+} from './supports';

@@ -1,0 +1,180 @@
+/**
+ * Inventory: host, guests (pipelined), networks, storage pools and volumes.
+ */
+
+import type {
+  CallOptions,
+  Guest,
+  GuestRef,
+  Host,
+  InventoryCapability,
+  Network,
+  StoragePool,
+  StorageVolume,
+} from '@hvkit/core';
+import { hvkitError } from '@hvkit/core';
+import { parseDomainXml, powerStateFromLibvirt } from '../mapping/domain';
+import { mapHost, parseCapabilitiesXml } from '../mapping/host';
+import { parseNetworkXml } from '../mapping/network';
+import { parsePoolXml, parseVolumeXml } from '../mapping/storage';
+import { remoteProcedures } from '../rpc/remote-protocol';
+import type { RemoteDomain } from '../rpc/types';
+import { ADAPTER_ID, type AdapterContext, domainHandle, rpcOptions } from './context';
+
+/** Reads the host (hostname, versions, node info, capabilities, security model) with concurrent calls. */
+export async function readHost(ctx: AdapterContext, options?: CallOptions): Promise<Host> {
+  const rpc = rpcOptions(options);
+  const c = ctx.client;
+  const [hostname, capabilities, nodeInfo, hvVersion, libVersion, secModel] = await Promise.all([
+    c.call(remoteProcedures.CONNECT_GET_HOSTNAME, undefined, rpc),
+    ctx.capabilities(options),
+    c.call(remoteProcedures.NODE_GET_INFO, undefined, rpc),
+    c.call(remoteProcedures.CONNECT_GET_VERSION, undefined, rpc),
+    c.call(remoteProcedures.CONNECT_GET_LIB_VERSION, undefined, rpc),
+    c.call(remoteProcedures.NODE_GET_SECURITY_MODEL, undefined, rpc).catch(() => undefined),
+  ]);
+  return mapHost({
+    hostname,
+    capabilities: parseCapabilitiesXml(capabilities),
+    nodeInfo,
+    hypervisorType: ctx.driver,
+    hypervisorVersion: hvVersion,
+    libVersion,
+    ...(secModel && secModel.model !== '' ? { securityModel: secModel } : {}),
+  });
+}
+
+/** The host id (capabilities host UUID, else the hostname), cached per adapter. */
+export async function hostId(ctx: AdapterContext, options?: CallOptions): Promise<string | undefined> {
+  const caps = parseCapabilitiesXml(await ctx.capabilities(options));
+  return caps.hostUuid?.toLowerCase();
+}
+
+async function guestOf(
+  ctx: AdapterContext,
+  dom: RemoteDomain,
+  host: string | undefined,
+  options?: CallOptions,
+): Promise<Guest> {
+  const rpc = rpcOptions(options);
+  const [xml, st] = await Promise.all([
+    ctx.client.call(remoteProcedures.DOMAIN_GET_XML_DESC, { dom, flags: 0 }, rpc),
+    ctx.client.call(remoteProcedures.DOMAIN_GET_STATE, { dom, flags: 0 }, rpc),
+  ]);
+  return parseDomainXml(xml, {
+    powerState: powerStateFromLibvirt(st.state),
+    ...(host !== undefined ? { hostId: host } : {}),
+  });
+}
+
+/**
+ * Every guest: one CONNECT_LIST_ALL_DOMAINS, then the XML and state calls of all domains issued at once
+ * (the client keeps `maxInFlight` outstanding and queues the rest), not one round trip after another.
+ * A domain that disappears between the list and its calls is left out.
+ */
+export async function listGuests(ctx: AdapterContext, options?: CallOptions): Promise<Guest[]> {
+  const rpc = rpcOptions(options);
+  const [{ domains }, host] = await Promise.all([
+    ctx.client.call(remoteProcedures.CONNECT_LIST_ALL_DOMAINS, { needResults: 1, flags: 0 }, rpc),
+    hostId(ctx, options),
+  ]);
+  const results = await Promise.all(
+    domains.map((dom) =>
+      guestOf(ctx, dom, host, options).catch((error: unknown) => {
+        if ((error as { code?: string }).code === 'NOT_FOUND') return undefined;
+        throw error;
+      }),
+    ),
+  );
+  return results.filter((g): g is Guest => g !== undefined);
+}
+
+/** The inventory capability. */
+export function createInventory(ctx: AdapterContext): InventoryCapability {
+  return {
+    host: (options?: CallOptions) => readHost(ctx, options),
+    listGuests: (options?: CallOptions) => listGuests(ctx, options),
+    async getGuest(ref: GuestRef, options?: CallOptions): Promise<Guest> {
+      const h = await domainHandle(ctx, ref, 'inventory.getGuest', options);
+      const [xml, host] = await Promise.all([
+        ctx.client.call(remoteProcedures.DOMAIN_GET_XML_DESC, { dom: h.dom, flags: 0 }, rpcOptions(options)),
+        hostId(ctx, options),
+      ]);
+      return parseDomainXml(xml, {
+        powerState: powerStateFromLibvirt(h.state),
+        ...(host !== undefined ? { hostId: host } : {}),
+      });
+    },
+    async listNetworks(options?: CallOptions): Promise<Network[]> {
+      const rpc = rpcOptions(options);
+      const { networks } = await ctx.client.call(
+        remoteProcedures.CONNECT_LIST_ALL_NETWORKS,
+        { needResults: 1, flags: 0 },
+        rpc,
+      );
+      // LIST_NETWORKS flags: ACTIVE = 2 (virConnectListAllNetworksFlags); ask for the active ones separately.
+      const active = await ctx.client.call(
+        remoteProcedures.CONNECT_LIST_ALL_NETWORKS,
+        { needResults: 1, flags: 2 },
+        rpc,
+      );
+      const activeIds = new Set(active.networks.map((n) => n.uuid.toLowerCase()));
+      return Promise.all(
+        networks.map(async (net) =>
+          parseNetworkXml(
+            await ctx.client.call(remoteProcedures.NETWORK_GET_XML_DESC, { net, flags: 0 }, rpc),
+            { active: activeIds.has(net.uuid.toLowerCase()) },
+          ),
+        ),
+      );
+    },
+    async listStoragePools(options?: CallOptions): Promise<StoragePool[]> {
+      const rpc = rpcOptions(options);
+      const [all, active] = await Promise.all([
+        ctx.client.call(remoteProcedures.CONNECT_LIST_ALL_STORAGE_POOLS, { needResults: 1, flags: 0 }, rpc),
+        // virConnectListAllStoragePoolsFlags ACTIVE = 2.
+        ctx.client.call(remoteProcedures.CONNECT_LIST_ALL_STORAGE_POOLS, { needResults: 1, flags: 2 }, rpc),
+      ]);
+      const activeIds = new Set(active.pools.map((p) => p.uuid.toLowerCase()));
+      return Promise.all(
+        all.pools.map(async (pool) =>
+          parsePoolXml(
+            await ctx.client.call(remoteProcedures.STORAGE_POOL_GET_XML_DESC, { pool, flags: 0 }, rpc),
+            { active: activeIds.has(pool.uuid.toLowerCase()) },
+          ),
+        ),
+      );
+    },
+    async listStorageVolumes(poolId: string, options?: CallOptions): Promise<StorageVolume[]> {
+      if (typeof poolId !== 'string' || poolId === '')
+        throw new TypeError('poolId must be a non-empty string.');
+      const rpc = rpcOptions(options);
+      const { pools } = await ctx.client.call(
+        remoteProcedures.CONNECT_LIST_ALL_STORAGE_POOLS,
+        { needResults: 1, flags: 0 },
+        rpc,
+      );
+      const pool = pools.find((p) => p.uuid.toLowerCase() === poolId.toLowerCase() || p.name === poolId);
+      if (!pool) {
+        throw hvkitError('NOT_FOUND', `No storage pool ${JSON.stringify(poolId)}.`, {
+          adapter: ADAPTER_ID,
+          operation: 'inventory.listStorageVolumes',
+        });
+      }
+      const { vols } = await ctx.client.call(
+        remoteProcedures.STORAGE_POOL_LIST_ALL_VOLUMES,
+        { pool, needResults: 1, flags: 0 },
+        rpc,
+      );
+      const id = pool.uuid.toLowerCase();
+      return Promise.all(
+        vols.map(async (vol) =>
+          parseVolumeXml(
+            await ctx.client.call(remoteProcedures.STORAGE_VOL_GET_XML_DESC, { vol, flags: 0 }, rpc),
+            { poolId: id },
+          ),
+        ),
+      );
+    },
+  };
+}

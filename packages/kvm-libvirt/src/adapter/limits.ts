@@ -1,0 +1,303 @@
+/**
+ * Resource limits: scheduler (CPU weight and caps), memory, per-disk block IO tune and per-NIC bandwidth,
+ * read and written through libvirt's typed-parameter APIs, live, persistent or both.
+ */
+
+import {
+  type DiskLimits,
+  type HvkitWarning,
+  hvkitError,
+  type LimitsCapability,
+  type LimitsGetOptions,
+  type LimitsSetOptions,
+  type LimitsSetResult,
+  type NicLimits,
+  type ResourceLimits,
+  validateLimits,
+} from '@hvkit/core';
+import { type DomainXmlDetails, parseDomainXmlDetails } from '../mapping/domain';
+import {
+  blockIoTuneToDiskLimits,
+  cpuLimitsToSchedulerParams,
+  diskLimitsToBlockIoTuneParams,
+  interfaceParamsToNicLimits,
+  memoryLimitsToParams,
+  memoryParamsToLimits,
+  nicLimitsToInterfaceParams,
+  schedulerParamsToCpuLimits,
+} from '../mapping/limits';
+import type { LibvirtTypedParam } from '../mapping/typed-params';
+import { AFFECT } from '../rpc/constants';
+import { remoteProcedures } from '../rpc/remote-protocol';
+import type { RemoteDomain, TypedParam } from '../rpc/types';
+import {
+  ADAPTER_ID,
+  type AdapterContext,
+  type DomainHandle,
+  domainHandle,
+  domainXml,
+  rpcOptions,
+} from './context';
+
+type Rpc = { signal?: AbortSignal; timeoutMs?: number };
+
+/** Disks whose IO can be tuned: real disks (not cdroms/floppies) with a source. */
+function tunableDisks(details: DomainXmlDetails) {
+  return details.disks.filter((d) => d.deviceType === 'disk' || d.deviceType === 'lun');
+}
+
+interface RawParams {
+  scheduler?: TypedParam[];
+  memory: TypedParam[];
+  disks: Map<string, TypedParam[]>;
+  nics: Map<string, TypedParam[]>;
+}
+
+async function readScheduler(ctx: AdapterContext, dom: RemoteDomain, flags: number, rpc: Rpc) {
+  if (ctx.driver === 'TEST') return undefined;
+  const { nparams } = await ctx.client.call(remoteProcedures.DOMAIN_GET_SCHEDULER_TYPE, { dom }, rpc);
+  return ctx.client.call(
+    remoteProcedures.DOMAIN_GET_SCHEDULER_PARAMETERS_FLAGS,
+    { dom, nparams, flags },
+    rpc,
+  );
+}
+
+async function readMemory(ctx: AdapterContext, dom: RemoteDomain, flags: number, rpc: Rpc) {
+  const first = await ctx.client.call(
+    remoteProcedures.DOMAIN_GET_MEMORY_PARAMETERS,
+    { dom, nparams: 0, flags },
+    rpc,
+  );
+  if (first.nparams === 0) return [];
+  return (
+    await ctx.client.call(
+      remoteProcedures.DOMAIN_GET_MEMORY_PARAMETERS,
+      { dom, nparams: first.nparams, flags },
+      rpc,
+    )
+  ).params;
+}
+
+async function readIoTune(ctx: AdapterContext, dom: RemoteDomain, disk: string, flags: number, rpc: Rpc) {
+  const first = await ctx.client.call(
+    remoteProcedures.DOMAIN_GET_BLOCK_IO_TUNE,
+    { dom, disk, nparams: 0, flags },
+    rpc,
+  );
+  if (first.nparams === 0) return [];
+  return (
+    await ctx.client.call(
+      remoteProcedures.DOMAIN_GET_BLOCK_IO_TUNE,
+      { dom, disk, nparams: first.nparams, flags },
+      rpc,
+    )
+  ).params;
+}
+
+async function readIface(ctx: AdapterContext, dom: RemoteDomain, device: string, flags: number, rpc: Rpc) {
+  const first = await ctx.client.call(
+    remoteProcedures.DOMAIN_GET_INTERFACE_PARAMETERS,
+    { dom, device, nparams: 0, flags },
+    rpc,
+  );
+  if (first.nparams === 0) return [];
+  return (
+    await ctx.client.call(
+      remoteProcedures.DOMAIN_GET_INTERFACE_PARAMETERS,
+      { dom, device, nparams: first.nparams, flags },
+      rpc,
+    )
+  ).params;
+}
+
+/**
+ * Reads every parameter group. The two-step reads go one after another: the order of calls then does not
+ * depend on the order replies arrive in, so a recorded session replays byte for byte.
+ */
+async function readRaw(
+  ctx: AdapterContext,
+  dom: RemoteDomain,
+  details: DomainXmlDetails,
+  flags: number,
+  rpc: Rpc,
+): Promise<RawParams> {
+  const scheduler = await readScheduler(ctx, dom, flags, rpc);
+  const memory = await readMemory(ctx, dom, flags, rpc);
+  const disks = new Map<string, TypedParam[]>();
+  for (const d of tunableDisks(details))
+    disks.set(d.device, await readIoTune(ctx, dom, d.device, flags, rpc));
+  const nics = new Map<string, TypedParam[]>();
+  for (const n of details.interfaces)
+    nics.set(n.device, await readIface(ctx, dom, n.mac ?? n.paramsDevice, flags, rpc));
+  return { ...(scheduler !== undefined ? { scheduler } : {}), memory, disks, nics };
+}
+
+function toLimits(ctx: AdapterContext, raw: RawParams, details: DomainXmlDetails): ResourceLimits {
+  const opts = { cgroupVersion: ctx.cgroupVersion };
+  const out: ResourceLimits = {};
+  if (raw.scheduler !== undefined) {
+    out.cpu = schedulerParamsToCpuLimits(raw.scheduler as LibvirtTypedParam[], {
+      ...opts,
+      vcpus: details.vcpus.max,
+    });
+  }
+  out.memory = memoryParamsToLimits(raw.memory as LibvirtTypedParam[], opts);
+  const disks: DiskLimits[] = [];
+  for (const [device, params] of raw.disks)
+    disks.push(blockIoTuneToDiskLimits(device, params as LibvirtTypedParam[]));
+  out.disks = disks;
+  const nics: NicLimits[] = [];
+  for (const [device, params] of raw.nics)
+    nics.push(interfaceParamsToNicLimits(device, params as LibvirtTypedParam[]));
+  out.nics = nics;
+  return out;
+}
+
+async function readLimits(
+  ctx: AdapterContext,
+  h: DomainHandle,
+  from: 'live' | 'persistent',
+  rpc: Rpc,
+): Promise<ResourceLimits> {
+  const live = from === 'live';
+  if (live && !h.active) {
+    throw hvkitError('CONFLICT', 'The guest is not running; read its persistent limits instead.', {
+      adapter: ADAPTER_ID,
+      operation: 'limits.get',
+    });
+  }
+  const details = parseDomainXmlDetails(await domainXml(ctx, h.dom, !live, rpc), {
+    cgroupVersion: ctx.cgroupVersion,
+  });
+  const raw = await readRaw(ctx, h.dom, details, live ? AFFECT.LIVE : AFFECT.CONFIG, rpc);
+  return toLimits(ctx, raw, details);
+}
+
+/** The limits capability. */
+export function createLimits(
+  ctx: AdapterContext,
+  supports: Parameters<typeof validateLimits>[1],
+): LimitsCapability {
+  return {
+    async get(ref, options: LimitsGetOptions = {}): Promise<ResourceLimits> {
+      const from = options.from;
+      if (from !== undefined && from !== 'live' && from !== 'persistent') {
+        throw new TypeError("options.from must be 'live' or 'persistent'.");
+      }
+      const rpc = rpcOptions(options);
+      const h = await domainHandle(ctx, ref, 'limits.get', options);
+      return readLimits(ctx, h, from ?? (h.active ? 'live' : 'persistent'), rpc);
+    },
+
+    async set(ref, patch: ResourceLimits, options: LimitsSetOptions = {}): Promise<LimitsSetResult> {
+      if (typeof patch !== 'object' || patch === null || Array.isArray(patch)) {
+        throw new TypeError('limits must be an object.');
+      }
+      const apply = options.apply;
+      if (apply !== undefined && apply !== 'live' && apply !== 'persistent' && apply !== 'both') {
+        throw new TypeError("options.apply must be 'live', 'persistent' or 'both'.");
+      }
+      const rpc = rpcOptions(options);
+      const h = await domainHandle(ctx, ref, 'limits.set', options);
+      const mode = apply ?? (h.active ? 'both' : 'persistent');
+      const live = mode !== 'persistent';
+      // Device names from the XML the change applies to (live when live is involved).
+      const details = parseDomainXmlDetails(await domainXml(ctx, h.dom, !live, rpc), {
+        cgroupVersion: ctx.cgroupVersion,
+      });
+      validateLimits(patch, supports, {
+        adapter: ADAPTER_ID,
+        devices: {
+          disks: tunableDisks(details).map((d) => d.device),
+          nics: details.interfaces.map((n) => n.device),
+        },
+      });
+      if (live && !h.active) {
+        throw hvkitError(
+          'CONFLICT',
+          `apply '${mode}' needs a running guest; use apply 'persistent' for a stopped one.`,
+          { adapter: ADAPTER_ID, operation: 'limits.set' },
+        );
+      }
+      const splitBoth = mode === 'both' && ctx.driver === 'TEST';
+      const flags = splitBoth
+        ? AFFECT.LIVE
+        : (live ? AFFECT.LIVE : 0) | (mode !== 'live' ? AFFECT.CONFIG : 0);
+      const readFlags = live ? AFFECT.LIVE : AFFECT.CONFIG;
+      const raw = await readRaw(ctx, h.dom, details, readFlags, rpc);
+      const opts = { cgroupVersion: ctx.cgroupVersion };
+      const warnings: HvkitWarning[] = [];
+
+      // Convert everything first: a bad value rejects before anything is changed.
+      const calls: ((flags: number) => Promise<void>)[] = [];
+      if (patch.cpu !== undefined && Object.keys(patch.cpu).length > 0) {
+        const conv = cpuLimitsToSchedulerParams(
+          patch.cpu,
+          (raw.scheduler ?? []) as LibvirtTypedParam[],
+          opts,
+        );
+        warnings.push(...conv.warnings);
+        if (conv.params.length > 0)
+          calls.push((flags) =>
+            ctx.client.call(
+              remoteProcedures.DOMAIN_SET_SCHEDULER_PARAMETERS_FLAGS,
+              { dom: h.dom, params: conv.params as TypedParam[], flags },
+              rpc,
+            ),
+          );
+      }
+      if (patch.memory !== undefined && Object.keys(patch.memory).length > 0) {
+        const conv = memoryLimitsToParams(patch.memory, raw.memory as LibvirtTypedParam[], opts);
+        warnings.push(...conv.warnings);
+        if (conv.params.length > 0)
+          calls.push((flags) =>
+            ctx.client.call(
+              remoteProcedures.DOMAIN_SET_MEMORY_PARAMETERS,
+              { dom: h.dom, params: conv.params as TypedParam[], flags },
+              rpc,
+            ),
+          );
+      }
+      for (const disk of patch.disks ?? []) {
+        const conv = diskLimitsToBlockIoTuneParams(
+          disk,
+          (raw.disks.get(disk.device) ?? []) as LibvirtTypedParam[],
+        );
+        warnings.push(...conv.warnings);
+        if (conv.params.length > 0)
+          calls.push((flags) =>
+            ctx.client.call(
+              remoteProcedures.DOMAIN_SET_BLOCK_IO_TUNE,
+              { dom: h.dom, disk: disk.device, params: conv.params as TypedParam[], flags },
+              rpc,
+            ),
+          );
+      }
+      for (const nic of patch.nics ?? []) {
+        const iface = details.interfaces.find((n) => n.device === nic.device);
+        const conv = nicLimitsToInterfaceParams(nic, (raw.nics.get(nic.device) ?? []) as LibvirtTypedParam[]);
+        warnings.push(...conv.warnings);
+        if (conv.params.length > 0 && iface)
+          calls.push((flags) =>
+            ctx.client.call(
+              remoteProcedures.DOMAIN_SET_INTERFACE_PARAMETERS,
+              {
+                dom: h.dom,
+                device: iface.mac ?? iface.paramsDevice,
+                params: conv.params as TypedParam[],
+                flags,
+              },
+              rpc,
+            ),
+          );
+      }
+      // One after another: libvirt takes a job per call on the domain anyway.
+      for (const call of calls) await call(flags);
+      // The test driver refuses LIVE|CONFIG together: apply 'both' there as a live call, then a config one.
+      if (splitBoth) for (const call of calls) await call(AFFECT.CONFIG);
+      const limits = await readLimits(ctx, h, live ? 'live' : 'persistent', rpc);
+      return { limits, appliesAt: live ? 'live' : 'next-boot', warnings };
+    },
+  };
+}

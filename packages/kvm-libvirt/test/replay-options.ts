@@ -1,0 +1,69 @@
+/** Settings shared by the recorder (test/record.ts) and the replay conformance test. */
+
+import type { Dialer } from '@hvkit/core';
+import { connect, type KvmLibvirtAdapter } from '../src/adapter';
+
+/** The two recorded targets: fixture folder, URI opened, conformance target and skipped checks. */
+export interface LibvirtFixtureTarget {
+  folder: 'libvirt-test-driver' | 'libvirt-qemu-guest';
+  /** URI sent in CONNECT_OPEN. */
+  openUri: string;
+  /** Guest the suite modifies. */
+  target: { name: string };
+  skip: Record<string, string>;
+}
+
+const NIC_RULE =
+  'libvirt refuses a NIC peak or burst without an average in the same direction; the round trip sets it alone';
+const SWAP_RULE =
+  'with cgroup v1 semantics libvirt limits memory + swap (swap_hard_limit ≥ hard_limit), so a swap limit needs a memory hard limit; the round trip sets swap alone';
+
+/** Skips shared by both targets (libvirt rules the suite's single-field round trips cannot satisfy). */
+export const NIC_SKIPS: Record<string, string> = {
+  'limits.round-trip.nics.inboundPeakBytesPerSec': NIC_RULE,
+  'limits.round-trip.nics.inboundBurstBytes': NIC_RULE,
+  'limits.round-trip.nics.outboundPeakBytesPerSec': NIC_RULE,
+  'limits.round-trip.nics.outboundBurstBytes': NIC_RULE,
+};
+
+/** The test driver with the peer's node XML (private state per connection). */
+export const TEST_DRIVER_TARGET: LibvirtFixtureTarget = {
+  folder: 'libvirt-test-driver',
+  openUri: 'test:///work/main/.peers/libvirtd/test-node.xml',
+  target: { name: 'hvkit-test-0004' },
+  skip: {
+    'limits.round-trip.disks':
+      "libvirt 9.0's test driver rejects every block IO rate ('cannot be set higher than read_bytes_sec_max' with the maximum 0; virsh blkdeviotune fails the same way)",
+    'limits.round-trip.memory.swapMaxBytes': SWAP_RULE,
+    ...NIC_SKIPS,
+  },
+};
+
+/** The peer's QEMU guest. */
+export const QEMU_GUEST_TARGET: LibvirtFixtureTarget = {
+  folder: 'libvirt-qemu-guest',
+  openUri: 'qemu:///system',
+  target: { name: 'hvkit-guest1' },
+  skip: {
+    'limits.round-trip.nics':
+      "the peer host's kernel lacks the tc modules libvirt uses for <bandwidth> (sfq qdisc, police action); peak/burst alone are also refused by libvirt's rules",
+    'limits.round-trip.memory.swapMaxBytes': SWAP_RULE,
+  },
+};
+
+/**
+ * A factory for the suite: every adapter it makes dials through `dialer` with keepalive off and
+ * deterministic backup names (one counter for the whole run, so names never repeat across tests), so a
+ * recorded run replays byte for byte. cgroup v1 is pinned (the recording host's `cpu` controller is on v1).
+ */
+export function fixtureFactory(dialer: Dialer, openUri: string): () => Promise<KvmLibvirtAdapter> {
+  let n = 0;
+  return () =>
+    connect({
+      dialer,
+      openUri,
+      keepalive: false,
+      cgroupVersion: 1,
+      naming: { uniqueId: () => `rec${++n}`, now: () => new Date('2000-01-01T00:00:00Z') },
+    });
+}
