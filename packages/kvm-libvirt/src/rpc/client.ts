@@ -194,6 +194,7 @@ export class LibvirtRpcClient implements AsyncDisposable {
   private readonly abandoned = new Set<number>();
   private readonly queue: QueuedCall[] = [];
   private readonly subscriptions = new Map<number, DomainEventSubscription>();
+  private readonly eventCalls = new Set<Promise<void>>();
   private readonly orphanEvents: DomainLifecycleEvent[] = [];
   private readonly closeListeners = new Set<(error: HvkitError | undefined) => void>();
   private readonly pausers = new Set<object>();
@@ -830,19 +831,23 @@ export class LibvirtRpcClient implements AsyncDisposable {
     options: DomainEventSubscriptionOptions & { domain?: RemoteDomain; timeoutMs?: number } = {},
   ): Promise<DomainEventSubscription> {
     checkSignal(options.signal);
-    const callbackId = await this.call(
-      remoteProcedures.CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY,
-      { eventId: DOMAIN_EVENT_ID.LIFECYCLE, dom: options.domain ?? null },
-      { signal: options.signal, timeoutMs: options.timeoutMs },
+    const callbackId = await this.trackEventCall(
+      this.call(
+        remoteProcedures.CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY,
+        { eventId: DOMAIN_EVENT_ID.LIFECYCLE, dom: options.domain ?? null },
+        { signal: options.signal, timeoutMs: options.timeoutMs },
+      ),
     );
     const subscription = new DomainEventSubscription(callbackId, options, {
       deregister: async (closeOptions) => {
         this.subscriptions.delete(callbackId);
         if (this.state !== 'open') return;
-        await this.call(
-          remoteProcedures.CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY,
-          { callbackId },
-          closeOptions,
+        await this.trackEventCall(
+          this.call(
+            remoteProcedures.CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY,
+            { callbackId },
+            closeOptions,
+          ),
         );
       },
     });
@@ -855,6 +860,21 @@ export class LibvirtRpcClient implements AsyncDisposable {
       } else i++;
     }
     return subscription;
+  }
+
+  /**
+   * Remembers an event register/deregister call until it settles. libvirtd 9.0 can crash (a NULL
+   * dereference while it frees a client's callback list) when CONNECT_CLOSE or the socket's close is
+   * processed while such a call is still running in another worker thread, so `close()` waits for them.
+   */
+  private trackEventCall<T>(call: Promise<T>): Promise<T> {
+    const settled = call.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.eventCalls.add(settled);
+    void settled.then(() => this.eventCalls.delete(settled));
+    return call;
   }
 
   private onMessage(header: PacketHeader, payload: Uint8Array): void {
@@ -1037,6 +1057,18 @@ export class LibvirtRpcClient implements AsyncDisposable {
         this.state = 'closing';
         this.keepalive.stop();
         for (const s of [...this.subscriptions.values()]) s.end(undefined);
+        if (this.eventCalls.size > 0) {
+          // Never let CONNECT_CLOSE race an event (de)registration in the daemon (see trackEventCall).
+          let timer: NodeJS.Timeout | undefined;
+          await Promise.race([
+            Promise.all([...this.eventCalls]),
+            new Promise<void>((resolve) => {
+              timer = setTimeout(resolve, timeoutMs);
+              timer.unref?.();
+            }),
+          ]);
+          clearTimeout(timer);
+        }
         try {
           await this.call(remoteProcedures.CONNECT_CLOSE, undefined, { signal: options.signal, timeoutMs });
         } catch (error) {
