@@ -22,6 +22,7 @@ import {
   type SecurityLabel,
   type XmlValue,
 } from '@hvkit/core';
+import { DOMAIN_STATE } from '../rpc/constants';
 import {
   bandwidthToNicLimits,
   type CgroupVersion,
@@ -62,17 +63,8 @@ export const HVKIT_METADATA_PREFIX = 'hvkit';
 /** `virDomainMetadataType` `VIR_DOMAIN_METADATA_ELEMENT`, the type to set hvkit metadata with. */
 export const VIR_DOMAIN_METADATA_ELEMENT = 2;
 
-/** libvirt domain states (`virDomainState`). */
-export const LIBVIRT_DOMAIN_STATE = {
-  NOSTATE: 0,
-  RUNNING: 1,
-  BLOCKED: 2,
-  PAUSED: 3,
-  SHUTDOWN: 4,
-  SHUTOFF: 5,
-  CRASHED: 6,
-  PMSUSPENDED: 7,
-} as const;
+/** libvirt domain states (`virDomainState`); the RPC client's {@link DOMAIN_STATE}. */
+export const LIBVIRT_DOMAIN_STATE = DOMAIN_STATE;
 
 /**
  * libvirt domain state (`DOMAIN_GET_STATE`, `DOMAIN_GET_INFO`) → {@link PowerState}: RUNNING 1 and BLOCKED 2

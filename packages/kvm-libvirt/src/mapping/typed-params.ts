@@ -5,32 +5,21 @@
 import { hvkitError } from '@hvkit/core';
 import { ADAPTER } from './xml-util';
 
-/** libvirt's typed-parameter type numbers (`virTypedParameterType`). */
-export const TYPED_PARAM_TYPE = {
-  INT: 1,
-  UINT: 2,
-  LLONG: 3,
-  ULLONG: 4,
-  DOUBLE: 5,
-  BOOLEAN: 6,
-  STRING: 7,
-} as const;
-
-/** A typed-parameter type number, 1..7 (see {@link TYPED_PARAM_TYPE}). */
-export type TypedParamType = (typeof TYPED_PARAM_TYPE)[keyof typeof TYPED_PARAM_TYPE];
-
 /**
- * One typed parameter as it travels over the RPC protocol: field name, type number and value. Integer
- * types may hold a `number` or a `bigint` (LLONG/ULLONG values above 2^53 need `bigint`); BOOLEAN holds a
- * `boolean` (or 0/1), STRING a `string`. The same shape as the RPC client's `TypedParam`, so parameters
- * read with it can be passed here and the parameters built here can be sent with it. Built parameters
- * carry a `bigint` for LLONG/ULLONG and a `number` for INT/UINT.
+ * The mapping layer's names for the RPC client's typed-parameter definitions (one definition, two names
+ * kept for the public API): `TYPED_PARAM_TYPE` is `TYPED_PARAM`, `LibvirtTypedParam` is `TypedParam`.
  */
-export interface LibvirtTypedParam {
-  field: string;
-  type: TypedParamType;
-  value: number | bigint | string | boolean;
-}
+export {
+  TYPED_PARAM as TYPED_PARAM_TYPE,
+  type TypedParam as LibvirtTypedParam,
+  type TypedParamTypeNumber as TypedParamType,
+} from '../rpc/types';
+
+import {
+  type TypedParam as LibvirtTypedParam,
+  TYPED_PARAM as TYPED_PARAM_TYPE,
+  type TypedParamTypeNumber as TypedParamType,
+} from '../rpc/types';
 
 /** Inclusive ranges of the integer types. */
 const RANGES: Readonly<Record<number, readonly [bigint, bigint]>> = {
