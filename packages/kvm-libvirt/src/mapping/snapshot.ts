@@ -217,6 +217,25 @@ function checkName(value: unknown, what: string, operation: string): string {
   return name;
 }
 
+/**
+ * Maps a `disks` list to XML `<disk>` entries: checks it is an array, each name is valid and none is
+ * listed twice, then calls `build` with the disk and its checked name.
+ */
+function eachDisk<D extends { name: string }>(
+  disks: readonly D[],
+  op: string,
+  build: (disk: D, name: string) => XmlInputObject,
+): XmlInputObject[] {
+  if (!Array.isArray(disks)) throw new TypeError('disks must be an array.');
+  const seen = new Set<string>();
+  return disks.map((d) => {
+    const name = checkName(d?.name, 'disks.name', op);
+    if (seen.has(name)) throw invalid(`Disk ${JSON.stringify(name)} is listed twice.`, op, { disk: name });
+    seen.add(name);
+    return build(d, name);
+  });
+}
+
 function checkPath(value: unknown, what: string, operation: string): string {
   const path = checkName(value, what, operation);
   if (!path.startsWith('/')) throw invalid(`${what} must be an absolute path.`, operation, { field: what });
@@ -243,14 +262,8 @@ export function buildSnapshotXml(input: BuildSnapshotXmlInput = {}): string {
     el.memory = { '@_snapshot': 'external', '@_file': checkPath(input.memoryFile, 'memoryFile', op) };
   }
   if (input.disks !== undefined) {
-    if (!Array.isArray(input.disks)) throw new TypeError('disks must be an array.');
-    const seen = new Set<string>();
     el.disks = {
-      disk: input.disks.map((d) => {
-        const name = checkName(d?.name, 'disks.name', op);
-        if (seen.has(name))
-          throw invalid(`Disk ${JSON.stringify(name)} is listed twice.`, op, { disk: name });
-        seen.add(name);
+      disk: eachDisk(input.disks, op, (d, name) => {
         const mode = d.snapshot ?? (d.file !== undefined ? 'external' : undefined);
         if (mode !== undefined && !['no', 'internal', 'external', 'manual'].includes(mode)) {
           throw invalid(`Unknown snapshot mode ${JSON.stringify(String(mode))}.`, op, { disk: name });
@@ -353,14 +366,8 @@ export function buildCheckpointXml(input: BuildCheckpointXmlInput): string {
   const el: XmlInputObject = { name: checkName(input.name, 'name', op) };
   if (input.description !== undefined) el.description = checkText(input.description, 'description', op, true);
   if (input.disks !== undefined) {
-    if (!Array.isArray(input.disks)) throw new TypeError('disks must be an array.');
-    const seen = new Set<string>();
     el.disks = {
-      disk: input.disks.map((d) => {
-        const name = checkName(d?.name, 'disks.name', op);
-        if (seen.has(name))
-          throw invalid(`Disk ${JSON.stringify(name)} is listed twice.`, op, { disk: name });
-        seen.add(name);
+      disk: eachDisk(input.disks, op, (d, name) => {
         const mode = d.checkpoint ?? 'bitmap';
         if (mode !== 'bitmap' && mode !== 'no') {
           throw invalid(`Unknown checkpoint mode ${JSON.stringify(String(mode))}.`, op, { disk: name });
@@ -441,14 +448,8 @@ export function buildBackupXml(input: BuildBackupXmlInput): string {
     throw invalid('Only pull backups take a server.', op, { field: 'server' });
   }
   if (input.disks !== undefined) {
-    if (!Array.isArray(input.disks)) throw new TypeError('disks must be an array.');
-    const seen = new Set<string>();
     el.disks = {
-      disk: input.disks.map((d) => {
-        const name = checkName(d?.name, 'disks.name', op);
-        if (seen.has(name))
-          throw invalid(`Disk ${JSON.stringify(name)} is listed twice.`, op, { disk: name });
-        seen.add(name);
+      disk: eachDisk(input.disks, op, (d, name) => {
         if (d.backup === false) return { '@_name': name, '@_backup': 'no' };
         if (mode === 'push' && d.scratch !== undefined) {
           throw invalid(`Disk ${JSON.stringify(name)}: scratch files are for pull backups.`, op, {
