@@ -183,8 +183,17 @@ describe('wrapAdapter', () => {
       const inner = new MemoryAdapter();
       inner.behaviour = () => new Promise(() => {});
       const wrapped = wrapAdapter(inner, { defaultTimeoutMs: 1000 });
-      const caught = rejection(wrapped.inventory!.host());
+      let outcome: unknown;
+      const caught = rejection(wrapped.inventory!.host()).then((e) => {
+        outcome = e;
+        return e;
+      });
       await vi.advanceTimersByTimeAsync(1000);
+      expect(inner.lastOptions?.signal?.aborted).toBe(true);
+      // The adapter ignores its signal: the wrapper waits abortSettleMs (5 s) for it, then rejects.
+      await vi.advanceTimersByTimeAsync(4999);
+      expect(outcome).toBeUndefined();
+      await vi.advanceTimersByTimeAsync(1);
       const error = (await caught) as HvkitError;
       expect(error.code).toBe('TIMEOUT');
       expect(error.operation).toBe('inventory.host');
@@ -198,22 +207,71 @@ describe('wrapAdapter', () => {
       const caught = rejection(wrapped.inventory!.host({ timeoutMs: 5000 }));
       await vi.advanceTimersByTimeAsync(1000);
       expect(inner.lastOptions?.signal?.aborted).toBe(false);
-      await vi.advanceTimersByTimeAsync(4000);
+      await vi.advanceTimersByTimeAsync(4000 + 5000);
       expect(((await caught) as HvkitError).code).toBe('TIMEOUT');
     });
 
     it('rejects with ABORTED when the caller aborts mid-call', async () => {
       const inner = new MemoryAdapter();
       inner.behaviour = () => new Promise(() => {});
-      const wrapped = wrapAdapter(inner);
+      const wrapped = wrapAdapter(inner, { abortSettleMs: 0 });
       const controller = new AbortController();
       const caught = rejection(wrapped.inventory!.host({ signal: controller.signal }));
       await vi.advanceTimersByTimeAsync(10);
       controller.abort(new Error('stop'));
+      // abortSettleMs 0: at once, without waiting for the adapter.
       const error = (await caught) as HvkitError;
       expect(error.code).toBe('ABORTED');
       expect(inner.lastOptions?.signal?.aborted).toBe(true);
       expect(vi.getTimerCount()).toBe(0);
+    });
+  });
+
+  describe('abortSettleMs', () => {
+    beforeEach(() => {
+      vi.useFakeTimers();
+    });
+    afterEach(() => {
+      vi.useRealTimers();
+    });
+
+    it('waits for an adapter that cleans up on abort, then rejects with ABORTED (not its own error)', async () => {
+      const inner = new MemoryAdapter();
+      let cleanedUp = false;
+      inner.behaviour = (options) =>
+        new Promise((_, reject) => {
+          options?.signal?.addEventListener('abort', () => {
+            setTimeout(() => {
+              cleanedUp = true;
+              reject(new Error('stream closed'));
+            }, 200);
+          });
+        });
+      const wrapped = wrapAdapter(inner);
+      const controller = new AbortController();
+      let settledAt: number | undefined;
+      const caught = rejection(wrapped.inventory!.host({ signal: controller.signal })).then((e) => {
+        settledAt = Date.now();
+        return e;
+      });
+      await vi.advanceTimersByTimeAsync(10);
+      const abortedAt = Date.now();
+      controller.abort();
+      await vi.advanceTimersByTimeAsync(199);
+      expect(settledAt).toBeUndefined();
+      await vi.advanceTimersByTimeAsync(1);
+      const error = (await caught) as HvkitError;
+      expect(error.code).toBe('ABORTED');
+      expect(cleanedUp).toBe(true);
+      expect((settledAt as number) - abortedAt).toBe(200);
+      expect(vi.getTimerCount()).toBe(0);
+    });
+
+    it('rejects with misuse for a bad value', () => {
+      expect(() => wrapAdapter(new MemoryAdapter(), { abortSettleMs: -1 })).toThrow(TypeError);
+      expect(() => wrapAdapter(new MemoryAdapter(), { abortSettleMs: Number.POSITIVE_INFINITY })).toThrow(
+        TypeError,
+      );
     });
   });
 

@@ -25,7 +25,18 @@ export interface WrapAdapterOptions {
   operationTimeoutsMs?: Readonly<Record<string, number>>;
   /** Secrets to remove from messages of converted errors (passwords the adapter was given). */
   secrets?: readonly string[];
+  /**
+   * After a call's signal aborts or its timeout fires, how long to wait for the adapter's own promise to
+   * settle before rejecting anyway (default {@link DEFAULT_ABORT_SETTLE_MS}; 0 rejects at once). An adapter
+   * that undoes its work on abort (cancels the job, deletes the temporary snapshot) has then finished that
+   * when the caller's promise rejects, so the caller can look for leftovers right away. The rejection is the
+   * `ABORTED`/`TIMEOUT` error either way.
+   */
+  abortSettleMs?: number;
 }
+
+/** Default {@link WrapAdapterOptions.abortSettleMs}: 5 seconds. */
+export const DEFAULT_ABORT_SETTLE_MS = 5000;
 
 /** Index of the options argument of each method of the spec v1 capabilities. */
 const OPTIONS_INDEX: Readonly<Record<string, Readonly<Record<string, number>>>> = {
@@ -67,7 +78,8 @@ export function isWrappedAdapter(adapter: unknown): boolean {
  * - rejects at once with `ABORTED` when the call's signal has already aborted (the adapter is not called);
  * - runs under a derived signal (the caller's signal plus `timeoutMs`, else the default timeout) that is
  *   passed down to the adapter in place of the caller's, and rejects with `TIMEOUT`/`ABORTED` when it fires
- *   even if the adapter ignores it (no call hangs forever). `backups.backup` and `backups.backupHostConfig`
+ *   even if the adapter ignores it (no call hangs forever): once the adapter's promise settles (its cleanup
+ *   done), but at most `abortSettleMs` later. `backups.backup` and `backups.backupHostConfig`
  *   have no default timeout, only the caller's;
  * - logs one debug line (`adapter`, `operation`, `durationMs`, `outcome`, `code`);
  * - turns anything thrown that is not an HvkitError into an HvkitError `REMOTE` naming the adapter and
@@ -96,8 +108,15 @@ export function wrapAdapter<A extends HypervisorAdapterV1>(adapter: A, options: 
   const secrets = options.secrets ?? [];
   const adapterId = adapter.adapter;
 
+  const abortSettleMs = options.abortSettleMs ?? DEFAULT_ABORT_SETTLE_MS;
+  if (typeof abortSettleMs !== 'number' || !Number.isFinite(abortSettleMs) || abortSettleMs < 0) {
+    throw new TypeError(
+      `abortSettleMs must be a finite number of milliseconds >= 0, got ${String(abortSettleMs)}.`,
+    );
+  }
   const settings: CallSettings = {
     adapterId,
+    abortSettleMs,
     logger,
     secrets,
     timeoutFor: (operation) =>
@@ -133,6 +152,7 @@ export function wrapAdapter<A extends HypervisorAdapterV1>(adapter: A, options: 
 
 interface CallSettings {
   adapterId: string;
+  abortSettleMs: number;
   logger: Logger;
   secrets: readonly string[];
   timeoutFor(operation: string): number;
@@ -212,7 +232,7 @@ function wrapMethod(
           }
           return method.apply(self, callArgs) as Promise<unknown>;
         },
-        { signal, timeoutMs, ...context },
+        { signal, timeoutMs, settleMs: settings.abortSettleMs, ...context },
       );
       log(settings, operation, started, undefined);
       return result;

@@ -8,6 +8,7 @@ import {
   raceAbort,
   sleep,
   throwIfAborted,
+  watchDeadline,
   withDeadline,
 } from './abort';
 
@@ -280,5 +281,68 @@ describe('sleep', () => {
     controller.abort();
     expect(((await rejection(sleep(10, { signal: controller.signal }))) as HvkitError).code).toBe('ABORTED');
     expect(() => sleep(-1)).toThrow(TypeError);
+  });
+});
+
+describe('watchDeadline', () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('ends with the TIMEOUT deriveSignal gives, once', () => {
+    const ends: HvkitError[] = [];
+    watchDeadline({}, { defaultTimeoutMs: 1000, adapter: 'a', operation: 'op' }, (e) => ends.push(e));
+    vi.advanceTimersByTime(999);
+    expect(ends).toEqual([]);
+    vi.advanceTimersByTime(1);
+    expect(ends).toHaveLength(1);
+    expect(ends[0]?.code).toBe('TIMEOUT');
+    expect(ends[0]?.message).toBe('a op: timed out after 1000 ms.');
+    expect(ends[0]?.details).toEqual({ timeoutMs: 1000 });
+    const derived = deriveSignal({}, { defaultTimeoutMs: 1000, adapter: 'a', operation: 'op' });
+    vi.advanceTimersByTime(1000);
+    expect((derived.signal.reason as HvkitError).message).toBe(ends[0]?.message);
+  });
+
+  it('ends with ABORTED when the signal aborts, at once when it already has', () => {
+    const controller = new AbortController();
+    const ends: HvkitError[] = [];
+    watchDeadline({ signal: controller.signal, timeoutMs: 1000 }, {}, (e) => ends.push(e));
+    const reason = new Error('stop');
+    controller.abort(reason);
+    expect(ends.map((e) => e.code)).toEqual(['ABORTED']);
+    expect(ends[0]?.cause).toBe(reason);
+    expect(vi.getTimerCount()).toBe(0);
+    const late: HvkitError[] = [];
+    const stop = watchDeadline({ signal: controller.signal }, {}, (e) => late.push(e));
+    expect(late.map((e) => e.code)).toEqual(['ABORTED']);
+    stop();
+  });
+
+  it('stop() clears the timer and the watch; calls sharing a signal share one listener', () => {
+    const controller = new AbortController();
+    const added = vi.spyOn(controller.signal, 'addEventListener');
+    const ends: string[] = [];
+    const stops = Array.from({ length: 1000 }, (_, i) =>
+      watchDeadline({ signal: controller.signal }, { defaultTimeoutMs: 5000 }, () => ends.push(String(i))),
+    );
+    expect(added).toHaveBeenCalledTimes(1);
+    expect(vi.getTimerCount()).toBe(1000);
+    for (const stop of stops.slice(0, 998)) stop();
+    stops[0]?.(); // idempotent
+    expect(vi.getTimerCount()).toBe(2);
+    controller.abort();
+    expect(ends).toEqual(['998', '999']);
+    expect(vi.getTimerCount()).toBe(0);
+    vi.advanceTimersByTime(10_000);
+    expect(ends).toEqual(['998', '999']);
+  });
+
+  it('rejects misuse with TypeError', () => {
+    expect(() => watchDeadline({ timeoutMs: 0 }, {}, () => {})).toThrow(TypeError);
+    expect(() => watchDeadline({ signal: {} as AbortSignal }, {}, () => {})).toThrow(TypeError);
   });
 });

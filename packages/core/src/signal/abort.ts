@@ -125,12 +125,7 @@ export function deriveSignal(
     if (Number.isFinite(timeoutMs)) {
       timer = setTimeout(() => {
         timer = undefined;
-        controller.abort(
-          hvkitError('TIMEOUT', `${describe(context)}timed out after ${timeoutMs} ms.`, {
-            ...context,
-            details: { timeoutMs },
-          }),
-        );
+        controller.abort(timeoutError(context, timeoutMs));
         dispose();
       }, timeoutMs);
       timer.unref?.();
@@ -140,35 +135,163 @@ export function deriveSignal(
   return { signal: controller.signal, timeoutMs, dispose, [Symbol.dispose]: dispose };
 }
 
-/** Options of {@link withDeadline}. */
-export interface DeadlineOptions extends SignalOptions, DeriveSignalSettings {}
+function timeoutError(context: ErrorContext, timeoutMs: number): HvkitError {
+  return hvkitError('TIMEOUT', `${describe(context)}timed out after ${timeoutMs} ms.`, {
+    ...context,
+    details: { timeoutMs },
+  });
+}
 
 /**
- * Runs `fn` with a derived signal (see {@link deriveSignal}) and rejects as soon as that signal aborts,
- * even when `fn` ignores it: the promise `fn` returned is then left to settle on its own (its rejection is
- * swallowed). Errors `fn` throws pass through unchanged.
+ * Callbacks waiting on each signal, behind one 'abort' listener per signal: thousands of pipelined calls
+ * sharing a signal would otherwise each add a listener, and EventTarget's add and remove walk the list.
+ */
+const abortWatchers = new WeakMap<AbortSignal, Set<() => void>>();
+
+function watchAbort(signal: AbortSignal, callback: () => void): () => void {
+  let watchers = abortWatchers.get(signal);
+  if (watchers === undefined) {
+    const set = new Set<() => void>();
+    watchers = set;
+    abortWatchers.set(signal, set);
+    signal.addEventListener(
+      'abort',
+      () => {
+        abortWatchers.delete(signal);
+        for (const watcher of set) watcher();
+        set.clear();
+      },
+      { once: true },
+    );
+  }
+  watchers.add(callback);
+  const set = watchers;
+  return () => {
+    set.delete(callback);
+  };
+}
+
+/**
+ * Watches one call's `{ signal, timeoutMs }` without creating a signal: `onEnd` runs once, with the same
+ * `ABORTED` or `TIMEOUT` error {@link deriveSignal} would give, unless the returned function (which clears
+ * the timer and the watch; idempotent) ran first. The timer is `unref`'d. For paths that issue thousands of
+ * calls: there is no AbortController per call, and calls that share a signal share one listener on it.
+ * Use `deriveSignal` when a signal must be handed on.
+ *
+ * When the caller's signal has already aborted, `onEnd` runs before this returns.
+ *
+ * @throws TypeError for a non-signal `signal` or a bad `timeoutMs`.
+ */
+export function watchDeadline(
+  options: SignalOptions,
+  settings: DeriveSignalSettings,
+  onEnd: (error: HvkitError) => void,
+): () => void {
+  const parent = checkSignal(options.signal);
+  const timeoutMs = checkTimeoutMs(
+    options.timeoutMs ?? settings.defaultTimeoutMs ?? DEFAULT_TIMEOUT_MS,
+    options.timeoutMs === undefined ? 'defaultTimeoutMs' : 'timeoutMs',
+  );
+  const context: ErrorContext = { adapter: settings.adapter, operation: settings.operation };
+  if (parent?.aborted) {
+    onEnd(abortError(parent, context));
+    return () => {};
+  }
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let unwatch: (() => void) | undefined;
+  let done = false;
+  const stop = () => {
+    if (done) return;
+    done = true;
+    if (timer !== undefined) clearTimeout(timer);
+    timer = undefined;
+    unwatch?.();
+  };
+  if (parent) {
+    unwatch = watchAbort(parent, () => {
+      if (done) return;
+      stop();
+      onEnd(abortError(parent, context));
+    });
+  }
+  if (Number.isFinite(timeoutMs)) {
+    timer = setTimeout(() => {
+      timer = undefined;
+      if (done) return;
+      stop();
+      onEnd(timeoutError(context, timeoutMs));
+    }, timeoutMs);
+    timer.unref?.();
+  }
+  return stop;
+}
+
+/** Options of {@link withDeadline}. */
+export interface DeadlineOptions extends SignalOptions, DeriveSignalSettings {
+  /**
+   * After the derived signal fires, how long to wait for `fn`'s promise to settle before rejecting
+   * (default 0: reject at once). Work that reacts to the signal by undoing what it did (cancelling a job,
+   * deleting a temporary snapshot) can then finish that first, so the caller sees a clean state when the
+   * call rejects. The call still rejects with the abort or timeout error, never later than this.
+   */
+  settleMs?: number;
+}
+
+/**
+ * Runs `fn` with a derived signal (see {@link deriveSignal}) and rejects when that signal aborts, even
+ * when `fn` ignores it: at once, or once `fn`'s promise settles but at most `settleMs` later. The promise
+ * `fn` returned is then left to settle on its own (its rejection is swallowed). Errors `fn` throws pass
+ * through unchanged.
+ *
+ * @throws TypeError for a bad `settleMs` (and see {@link deriveSignal}).
  */
 export async function withDeadline<T>(
   fn: (signal: AbortSignal) => Promise<T> | T,
   options: DeadlineOptions = {},
 ): Promise<T> {
+  const settleMs = options.settleMs ?? 0;
+  if (typeof settleMs !== 'number' || Number.isNaN(settleMs) || settleMs < 0 || !Number.isFinite(settleMs)) {
+    throw new TypeError(`settleMs must be a finite number of milliseconds >= 0, got ${String(settleMs)}.`);
+  }
   const derived = deriveSignal(options, options);
+  const { signal } = derived;
+  let settleTimer: ReturnType<typeof setTimeout> | undefined;
+  let onAbort: (() => void) | undefined;
   try {
-    const { signal } = derived;
     if (signal.aborted) throw signal.reason;
-    let onAbort: (() => void) | undefined;
-    const aborted = new Promise<never>((_, reject) => {
-      onAbort = () => reject(signal.reason);
+    const work = Promise.resolve().then(() => fn(signal));
+    return await new Promise<T>((resolve, reject) => {
+      let done = false;
+      let aborted = false;
+      const end = (settle: () => void) => {
+        if (done) return;
+        done = true;
+        settle();
+      };
+      work.then(
+        (value) => {
+          if (!aborted) end(() => resolve(value));
+        },
+        (error: unknown) => {
+          if (!aborted) end(() => reject(error));
+        },
+      );
+      onAbort = () => {
+        aborted = true;
+        const reason: unknown = signal.reason;
+        const fail = () => end(() => reject(reason));
+        if (settleMs === 0) {
+          fail();
+          return;
+        }
+        settleTimer = setTimeout(fail, settleMs);
+        work.then(fail, fail);
+      };
       signal.addEventListener('abort', onAbort, { once: true });
     });
-    try {
-      const work = Promise.resolve().then(() => fn(signal));
-      work.catch(() => {});
-      return await Promise.race([work, aborted]);
-    } finally {
-      if (onAbort) signal.removeEventListener('abort', onAbort);
-    }
   } finally {
+    clearTimeout(settleTimer);
+    if (onAbort) signal.removeEventListener('abort', onAbort);
     derived.dispose();
   }
 }
