@@ -235,6 +235,21 @@ ensure_test_node() {
   if cmp -s "$NODE_XML.tmp" "$NODE_XML"; then rm -f "$NODE_XML.tmp"; else mv -f "$NODE_XML.tmp" "$NODE_XML"; fi
 }
 
+# A stopped LXC container (never started): the LXC driver has no CONNECT_GET_ALL_DOMAIN_STATS, so the
+# adapter's fallback (list + state per domain) runs against a real driver. Skipped when the driver is absent.
+LXC_URI=lxc:///system
+LXC_GUEST=hvkit-lxc1
+ensure_lxc_guest() {
+  timeout 15 virsh -q -c "$LXC_URI" list --all --name >/dev/null 2>&1 || return 1
+  if ! timeout 15 virsh -q -c "$LXC_URI" dominfo "$LXC_GUEST" >/dev/null 2>&1; then
+    local xml="$STATE/$LXC_GUEST.xml"
+    printf '%s\n' "<domain type='lxc'>" "  <name>$LXC_GUEST</name>" "  <memory unit='MiB'>64</memory>" \
+      "  <os><type>exe</type><init>/bin/sh</init></os>" "  <devices><console type='pty'/></devices>" \
+      "</domain>" >"$xml"
+    timeout 15 virsh -q -c "$LXC_URI" define "$xml" >/dev/null || return 1
+  fi
+}
+
 test_uri_ok() {
   local names
   names=$(timeout 15 virsh -q -c "$1" list --all --name 2>/dev/null) && [[ -n $names ]]
@@ -248,8 +263,9 @@ start() {
   ensure_network
   ensure_guest
   ensure_test_node
-  local accel test_default='' test_node=''
+  local accel test_default='' test_node='' lxc=''
   accel=$(guest_accel)
+  if ensure_lxc_guest; then lxc=$LXC_URI; else log "note: no LXC driver (libvirt-daemon-driver-lxc); the LXC tests will skip"; fi
   if test_uri_ok test+unix:///default; then test_default=test+unix:///default; else log "warning: test+unix:///default does not work"; fi
   if test_uri_ok "test+unix://$NODE_XML"; then test_node="test+unix://$NODE_XML"; else log "warning: test+unix://$NODE_XML does not work"; fi
   {
@@ -264,6 +280,10 @@ start() {
     env_line HVKIT_LIBVIRT_TEST_NODE_XML "$NODE_XML"
     [[ -n $test_node ]] && env_line HVKIT_LIBVIRT_TEST_NODE_URI "$test_node"
     env_line HVKIT_LIBVIRT_TEST_NODE_DOMAINS "$TEST_DOMAINS"
+    if [[ -n $lxc ]]; then
+      env_line HVKIT_LIBVIRT_LXC_URI "$lxc"
+      env_line HVKIT_LIBVIRT_LXC_GUEST "$LXC_GUEST"
+    fi
   } | write_env libvirtd
   log "$GUEST running ($accel); test driver: ${test_default:-none}, ${test_node:-none}"
 }

@@ -17,6 +17,7 @@ import { parseDomainXml, powerStateFromLibvirt } from '../mapping/domain';
 import { mapHost, parseCapabilitiesXml } from '../mapping/host';
 import { parseNetworkXml } from '../mapping/network';
 import { parsePoolXml, parseVolumeXml } from '../mapping/storage';
+import { DOMAIN_STATS } from '../rpc/constants';
 import { remoteProcedures } from '../rpc/remote-protocol';
 import type { RemoteDomain } from '../rpc/types';
 import { ADAPTER_ID, type AdapterContext, domainHandle, rpcOptions } from './context';
@@ -50,37 +51,69 @@ export async function hostId(ctx: AdapterContext, options?: CallOptions): Promis
   return caps.hostUuid?.toLowerCase();
 }
 
+/** A domain with its state code (`virDomainState`), or undefined when the state still has to be read. */
+interface DomainWithState {
+  dom: RemoteDomain;
+  state: number | undefined;
+}
+
+/**
+ * Every domain with its state in one round trip: CONNECT_GET_ALL_DOMAIN_STATS with only the state group
+ * (no hypervisor job, so it never waits behind a busy guest). A daemon without it (UNSUPPORTED) gets
+ * CONNECT_LIST_ALL_DOMAINS, and each state is then read with DOMAIN_GET_STATE.
+ */
+async function domainsWithState(ctx: AdapterContext, options?: CallOptions): Promise<DomainWithState[]> {
+  const rpc = rpcOptions(options);
+  try {
+    const records = await ctx.client.call(
+      remoteProcedures.CONNECT_GET_ALL_DOMAIN_STATS,
+      { doms: [], stats: DOMAIN_STATS.STATE, flags: 0 },
+      rpc,
+    );
+    return records.map(({ dom, params }) => {
+      const state = params.find((p) => p.field === 'state.state')?.value;
+      return { dom, state: typeof state === 'number' ? state : undefined };
+    });
+  } catch (error) {
+    if ((error as { code?: string }).code !== 'UNSUPPORTED') throw error;
+  }
+  const { domains } = await ctx.client.call(
+    remoteProcedures.CONNECT_LIST_ALL_DOMAINS,
+    { needResults: 1, flags: 0 },
+    rpc,
+  );
+  return domains.map((dom) => ({ dom, state: undefined }));
+}
+
 async function guestOf(
   ctx: AdapterContext,
-  dom: RemoteDomain,
+  { dom, state }: DomainWithState,
   host: string | undefined,
   options?: CallOptions,
 ): Promise<Guest> {
   const rpc = rpcOptions(options);
   const [xml, st] = await Promise.all([
     ctx.client.call(remoteProcedures.DOMAIN_GET_XML_DESC, { dom, flags: 0 }, rpc),
-    ctx.client.call(remoteProcedures.DOMAIN_GET_STATE, { dom, flags: 0 }, rpc),
+    state === undefined
+      ? ctx.client.call(remoteProcedures.DOMAIN_GET_STATE, { dom, flags: 0 }, rpc).then((r) => r.state)
+      : state,
   ]);
   return parseDomainXml(xml, {
-    powerState: powerStateFromLibvirt(st.state),
+    powerState: powerStateFromLibvirt(st),
     ...(host !== undefined ? { hostId: host } : {}),
   });
 }
 
 /**
- * Every guest: one CONNECT_LIST_ALL_DOMAINS, then the XML and state calls of all domains issued at once
- * (the client keeps `maxInFlight` outstanding and queues the rest), not one round trip after another.
- * A domain that disappears between the list and its calls is left out.
+ * Every guest: the domains and their states in one call (see {@link domainsWithState}), then the XML of
+ * all domains requested at once (the client keeps `maxInFlight` outstanding and queues the rest), not one
+ * round trip after another. A domain that disappears between the list and its calls is left out.
  */
 export async function listGuests(ctx: AdapterContext, options?: CallOptions): Promise<Guest[]> {
-  const rpc = rpcOptions(options);
-  const [{ domains }, host] = await Promise.all([
-    ctx.client.call(remoteProcedures.CONNECT_LIST_ALL_DOMAINS, { needResults: 1, flags: 0 }, rpc),
-    hostId(ctx, options),
-  ]);
+  const [domains, host] = await Promise.all([domainsWithState(ctx, options), hostId(ctx, options)]);
   const results = await Promise.all(
-    domains.map((dom) =>
-      guestOf(ctx, dom, host, options).catch((error: unknown) => {
+    domains.map((d) =>
+      guestOf(ctx, d, host, options).catch((error: unknown) => {
         if ((error as { code?: string }).code === 'NOT_FOUND') return undefined;
         throw error;
       }),

@@ -87,6 +87,27 @@ describe.skipIf(!peer.available)(
         expect(domains.some((d) => d.id === -1)).toBe(true);
       });
 
+      it('pipelines 600 calls (XML and state of each domain, repeated) and matches every reply to its call', async () => {
+        const uri = env.HVKIT_LIBVIRT_TEST_NODE_URI as string;
+        await using node = await LibvirtRpcClient.connect({ uri });
+        const stats = await node.call(P.CONNECT_GET_ALL_DOMAIN_STATS, { doms: [], stats: 1, flags: 0 });
+        expect(stats.length).toBe(Number(env.HVKIT_LIBVIRT_TEST_NODE_DOMAINS));
+        const rounds = Math.ceil(300 / stats.length);
+        const calls = Array.from({ length: rounds }, () =>
+          stats.map(async ({ dom, params }) => {
+            const [xml, state] = await Promise.all([
+              node.call(P.DOMAIN_GET_XML_DESC, { dom, flags: 0 }),
+              node.call(P.DOMAIN_GET_STATE, { dom, flags: 0 }),
+            ]);
+            expect(xml).toContain(`<uuid>${dom.uuid}</uuid>`);
+            expect(state.state).toBe(params.find((p) => p.field === 'state.state')?.value);
+          }),
+        ).flat();
+        expect(node.stats().inFlight).toBe(4);
+        await Promise.all(calls);
+        expect(node.stats()).toMatchObject({ inFlight: 0, queued: 0, lateReplies: 0 });
+      });
+
       it('creates, reads and deletes a snapshot', async () => {
         const dom = await test.call(P.DOMAIN_LOOKUP_BY_NAME, { name: 'test' });
         const name = `hvkit-rpc-snap-${process.pid}`;

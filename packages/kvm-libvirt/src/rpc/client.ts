@@ -25,6 +25,7 @@ import {
   hvkitError,
   type Logger,
   networkErrorToHvkitError,
+  watchDeadline,
 } from '@hvkit/core';
 import { type LibvirtTransportOptions, resolveLibvirtTransport } from '../transport/dialers';
 import { parseLibvirtUri, redactLibvirtUri } from '../transport/uri';
@@ -52,7 +53,7 @@ import {
   keepaliveHeader,
   resolveKeepalive,
 } from './keepalive';
-import { decodeFrame, encodePacket, PacketFramer, type PacketHeader } from './packet';
+import { decodeFrame, encodePacket, PacketFramer, type PacketHeader, setPacketSerial } from './packet';
 import {
   type DomainLifecycleEvent,
   type RemoteProcedure,
@@ -200,6 +201,7 @@ export class LibvirtRpcClient implements AsyncDisposable {
   private readonly pausers = new Set<object>();
   private readonly keepalive: KeepaliveMonitor;
   private nextSerial = 1;
+  private corked = false;
   private inFlight = 0;
   private state: 'open' | 'closing' | 'closed' = 'open';
   private closedError: HvkitError | undefined;
@@ -456,10 +458,31 @@ export class LibvirtRpcClient implements AsyncDisposable {
 
   private sendRaw(header: PacketHeader, payload?: Uint8Array): void {
     if (this.socket.destroyed) return;
-    const packet = encodePacket(header, payload, this.settings.maxMessageBytes);
-    this.settings.trace?.({ direction: 'send', header, payload: packet.subarray(28) });
+    this.writePacket(encodePacket(header, payload, this.settings.maxMessageBytes));
+  }
+
+  /**
+   * Writes an encoded packet. Packets written in the same tick (the next calls started by a burst of
+   * replies) leave in one write: the socket is corked until the next tick.
+   */
+  private writePacket(packet: Uint8Array): void {
+    if (this.socket.destroyed) return;
+    if (this.settings.trace) {
+      const { header, payload } = decodeFrame(packet.subarray(4));
+      this.settings.trace({ direction: 'send', header, payload });
+    }
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(this.uncork);
+    }
     this.socket.write(packet);
   }
+
+  private readonly uncork = (): void => {
+    this.corked = false;
+    this.socket.uncork();
+  };
 
   private allocateSerial(): number {
     for (;;) {
@@ -504,17 +527,15 @@ export class LibvirtRpcClient implements AsyncDisposable {
   ): Promise<R> {
     checkSignal(options.signal);
     if (options.timeoutMs !== undefined) checkTimeoutMs(options.timeoutMs);
-    // Refuse an oversized message before anything happens (INVALID_ARGUMENT, nothing sent).
-    const packetHeader: PacketHeader = {
-      program,
-      version,
-      procedure,
-      type: MESSAGE_TYPE.CALL,
-      serial: 0,
-      status: MESSAGE_STATUS.OK,
-    };
+    // Encoded once, before anything happens: an oversized message is refused (INVALID_ARGUMENT, nothing
+    // sent); the serial is written into the packet when a slot is free.
+    let packet: Uint8Array;
     try {
-      encodePacket(packetHeader, payload, this.settings.maxMessageBytes);
+      packet = encodePacket(
+        { program, version, procedure, type: MESSAGE_TYPE.CALL, serial: 0, status: MESSAGE_STATUS.OK },
+        payload,
+        this.settings.maxMessageBytes,
+      );
     } catch (error) {
       return Promise.reject(error);
     }
@@ -522,25 +543,20 @@ export class LibvirtRpcClient implements AsyncDisposable {
       return Promise.reject(this.closedCallError(operation));
     }
     if (this.state === 'closed') return Promise.reject(this.closedCallError(operation));
-    const derived = deriveSignal(options, {
-      adapter: 'kvm-libvirt',
-      operation,
-      defaultTimeoutMs: this.settings.callTimeoutMs,
-    });
     return new Promise<R>((resolve, reject) => {
       let settled = false;
       let serial: number | undefined;
       let queued: QueuedCall | undefined;
+      let stopDeadline: (() => void) | undefined;
       const finish = (error: HvkitError | undefined, value?: R) => {
         if (settled) return;
         settled = true;
-        derived.signal.removeEventListener('abort', onAbort);
-        derived.dispose();
+        stopDeadline?.();
         if (error) reject(error);
         else resolve(value as R);
       };
-      const onAbort = () => {
-        const error = abortError(derived.signal, { adapter: 'kvm-libvirt', operation });
+      const onEnd = (error: HvkitError) => {
+        if (settled) return;
         if (queued) {
           const i = this.queue.indexOf(queued);
           if (i >= 0) this.queue.splice(i, 1);
@@ -592,13 +608,15 @@ export class LibvirtRpcClient implements AsyncDisposable {
         this.pending.set(serial, entry);
         hooks.register?.(serial);
         this.counters.callsSent++;
-        this.sendRaw({ ...packetHeader, serial }, payload);
+        setPacketSerial(packet, serial);
+        this.writePacket(packet);
       };
-      if (derived.signal.aborted) {
-        onAbort();
-        return;
-      }
-      derived.signal.addEventListener('abort', onAbort, { once: true });
+      stopDeadline = watchDeadline(
+        options,
+        { adapter: 'kvm-libvirt', operation, defaultTimeoutMs: this.settings.callTimeoutMs },
+        onEnd,
+      );
+      if (settled) return;
       if (this.inFlight < this.settings.maxInFlight) start();
       else {
         queued = { start, fail: (error) => finish(error) };

@@ -1,7 +1,7 @@
 import { HvkitError } from '@hvkit/core';
 import { describe, expect, it } from 'vitest';
 import { MESSAGE_MAX, MESSAGE_STATUS, MESSAGE_TYPE, PROGRAM } from './constants';
-import { decodeFrame, encodePacket, PacketFramer, type PacketHeader } from './packet';
+import { decodeFrame, encodePacket, PacketFramer, type PacketHeader, setPacketSerial } from './packet';
 
 const header: PacketHeader = {
   program: PROGRAM.REMOTE,
@@ -28,6 +28,17 @@ describe('encodePacket', () => {
     expect(Buffer.from(packet).toString('hex')).toBe(
       '00000020' + '20008086' + '00000001' + '00000042' + '00000000' + 'fffffffe' + '00000000' + '01020304',
     );
+  });
+
+  it('setPacketSerial writes the serial into an encoded packet and nothing else', () => {
+    const packet = encodePacket({ ...header, serial: 0 }, Uint8Array.of(9, 8, 7, 6));
+    for (const serial of [1, 0x0102_0304, 0xffff_ffff, 0]) {
+      setPacketSerial(packet, serial);
+      expect(decodeFrame(packet.subarray(4))).toEqual({
+        header: { ...header, serial },
+        payload: Uint8Array.of(9, 8, 7, 6),
+      });
+    }
   });
 
   it('refuses a message over the limit with INVALID_ARGUMENT before anything is sent', () => {

@@ -83,6 +83,15 @@ export function encodePacket(
   return out;
 }
 
+/** Writes `serial` into a packet made by {@link encodePacket} (so a call can be encoded before its serial is known). */
+export function setPacketSerial(packet: Uint8Array, serial: number): void {
+  const at = LENGTH_WORD_BYTES + 16;
+  packet[at] = serial >>> 24;
+  packet[at + 1] = (serial >>> 16) & 0xff;
+  packet[at + 2] = (serial >>> 8) & 0xff;
+  packet[at + 3] = serial & 0xff;
+}
+
 /**
  * Decodes one frame (the bytes after the length word: header and payload).
  *

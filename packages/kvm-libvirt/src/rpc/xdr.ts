@@ -474,13 +474,26 @@ export function numberIfSafe(value: bigint): number | bigint {
   return isSafeBigInt(value) ? Number(value) : value;
 }
 
+const HEX_BYTE = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));
+
 /** Formats 16 UUID bytes as `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`. */
 export function formatUuid(bytes: Uint8Array): string {
   if (!(bytes instanceof Uint8Array) || bytes.length !== 16) {
     throw new TypeError('formatUuid: expected 16 bytes.');
   }
-  const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  let out = '';
+  for (let i = 0; i < 16; i++) {
+    if (i === 4 || i === 6 || i === 8 || i === 10) out += '-';
+    out += HEX_BYTE[bytes[i] as number];
+  }
+  return out;
+}
+
+function hexValue(c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30;
+  if (c >= 0x61 && c <= 0x66) return c - 0x57;
+  if (c >= 0x41 && c <= 0x46) return c - 0x37;
+  return -1;
 }
 
 /**
@@ -490,9 +503,20 @@ export function formatUuid(bytes: Uint8Array): string {
  */
 export function parseUuid(uuid: string): Uint8Array {
   if (typeof uuid !== 'string') throw invalid('uuid must be a string');
-  const hex = uuid.replace(/-/g, '');
-  if (!/^[0-9a-fA-F]{32}$/.test(hex)) throw invalid(`not a UUID: ${JSON.stringify(uuid)}`);
   const out = new Uint8Array(16);
-  for (let i = 0; i < 16; i++) out[i] = Number.parseInt(hex.slice(i * 2, i * 2 + 2), 16);
+  let n = 0;
+  let high = -1;
+  for (let i = 0; i < uuid.length; i++) {
+    const c = uuid.charCodeAt(i);
+    if (c === 0x2d) continue; // '-'
+    const v = hexValue(c);
+    if (v < 0 || n === 16) throw invalid(`not a UUID: ${JSON.stringify(uuid)}`);
+    if (high < 0) high = v;
+    else {
+      out[n++] = (high << 4) | v;
+      high = -1;
+    }
+  }
+  if (n !== 16 || high >= 0) throw invalid(`not a UUID: ${JSON.stringify(uuid)}`);
   return out;
 }
