@@ -235,6 +235,24 @@ ensure_test_node() {
   if cmp -s "$NODE_XML.tmp" "$NODE_XML"; then rm -f "$NODE_XML.tmp"; else mv -f "$NODE_XML.tmp" "$NODE_XML"; fi
 }
 
+# A second QEMU guest, defined and never started (no disk): setting a security label needs an inactive
+# guest. Redefined at every start, so a label a test left on it is gone. Its static DAC label is one
+# `labels.set` can write back.
+STOPPED_GUEST=hvkit-guest2
+ensure_stopped_guest() {
+  if virsh_ dominfo "$STOPPED_GUEST" >/dev/null 2>&1; then
+    virsh_ destroy "$STOPPED_GUEST" >/dev/null 2>&1 || true
+    virsh_ undefine "$STOPPED_GUEST" --snapshots-metadata --checkpoints-metadata >/dev/null ||
+      fail "could not undefine the old $STOPPED_GUEST"
+  fi
+  local xml="$STATE/$STOPPED_GUEST.xml"
+  printf '%s\n' "<domain type='qemu'>" "  <name>$STOPPED_GUEST</name>" "  <memory unit='MiB'>64</memory>" \
+    "  <vcpu>1</vcpu>" "  <os><type arch='x86_64' machine='pc'>hvm</type></os>" \
+    "  <seclabel type='static' model='dac' relabel='no'><label>+0:+0</label></seclabel>" \
+    "</domain>" >"$xml"
+  virsh_ define "$xml" >/dev/null || fail "could not define $STOPPED_GUEST"
+}
+
 # A stopped LXC container (never started): the LXC driver has no CONNECT_GET_ALL_DOMAIN_STATS, so the
 # adapter's fallback (list + state per domain) runs against a real driver. Skipped when the driver is absent.
 LXC_URI=lxc:///system
@@ -262,6 +280,7 @@ start() {
   ensure_pool
   ensure_network
   ensure_guest
+  ensure_stopped_guest
   ensure_test_node
   local accel test_default='' test_node='' lxc=''
   accel=$(guest_accel)
@@ -272,6 +291,7 @@ start() {
     env_line HVKIT_LIBVIRT_SOCKET "$SOCK"
     env_line HVKIT_LIBVIRT_QEMU_URI "$URI"
     env_line HVKIT_LIBVIRT_GUEST "$GUEST"
+    env_line HVKIT_LIBVIRT_STOPPED_GUEST "$STOPPED_GUEST"
     env_line HVKIT_LIBVIRT_GUEST_DISK "$DISK"
     env_line HVKIT_LIBVIRT_ACCEL "$accel"
     [[ -n $NETWORK ]] && env_line HVKIT_LIBVIRT_NETWORK "$NETWORK"
