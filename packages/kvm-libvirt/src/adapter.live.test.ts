@@ -7,12 +7,15 @@
  *   capability methods. The target is the inactive domain `hvkit-test-0004` (the test driver stores a
  *   memory state with every snapshot of a running domain, so disk-only snapshots need a stopped one).
  * - QEMU (`qemu:///system`) with the peer's guest `hvkit-guest1`; the probe is `virsh`.
+ * - LXC (`lxc:///system`, where the peer has the driver) with its stopped container `hvkit-lxc1`: the
+ *   manifest of drivers other than QEMU and test; events are raised by redefining the container.
  *
  * The suite restores the limits it changes; afterwards any snapshot or checkpoint named `hvkit-*` left
  * on hvkit-guest1 is removed.
  */
 
 import { execFileSync } from 'node:child_process';
+import { rmSync, writeFileSync } from 'node:fs';
 import type { ConformanceProbe, ProbeGuest } from '@hvkit/conformance';
 import { livePeer, runAdapterConformance } from '@hvkit/conformance';
 import type { HypervisorAdapterV1, ResourceLimits } from '@hvkit/core';
@@ -352,6 +355,36 @@ if (!peer.available) {
     },
     testTimeoutMs: 180_000,
   });
+
+  // A driver other than QEMU and test: the generic manifest, on the peer's stopped LXC container.
+  const lxc = livePeer('libvirtd', ['HVKIT_LIBVIRT_LXC_URI', 'HVKIT_LIBVIRT_LXC_GUEST']);
+  if (lxc.available) {
+    runAdapterConformance({
+      name: `kvm-libvirt (LXC container ${lxc.env.HVKIT_LIBVIRT_LXC_GUEST})`,
+      mode: 'live',
+      factory: () => connect({ uri: lxc.env.HVKIT_LIBVIRT_LXC_URI }),
+      probe: {
+        ...virshProbe(lxc.env.HVKIT_LIBVIRT_LXC_URI, cgroupVersion),
+        // The container never runs: redefining it unchanged raises a `defined` (updated) event.
+        triggerEvent(g) {
+          const uri = lxc.env.HVKIT_LIBVIRT_LXC_URI;
+          const id = g.uuid ?? g.name ?? String(g.ref);
+          const file = `/tmp/hvkit-lxc-event-${process.pid}.xml`;
+          writeFileSync(file, virsh(uri, 'dumpxml', '--inactive', '--security-info', id));
+          try {
+            virsh(uri, 'define', file);
+          } finally {
+            rmSync(file, { force: true });
+          }
+        },
+      },
+      target: { name: lxc.env.HVKIT_LIBVIRT_LXC_GUEST },
+    });
+  } else {
+    describe.skip(`kvm-libvirt (LXC) live conformance (skipped: ${lxc.reason})`, () => {
+      it('needs the LXC driver in the libvirtd peer', () => {});
+    });
+  }
 
   afterAll(() => {
     // Remove anything named hvkit-* the suite may have left on the guest (e.g. backup checkpoints).

@@ -1,7 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { detectLocalCgroupVersion } from './connect';
 import { toGuestEvent } from './events';
-import { KVM_LIBVIRT_SUPPORTS, KVM_LIBVIRT_TEST_DRIVER_SUPPORTS, supportsForDriver } from './supports';
+import {
+  KVM_LIBVIRT_OTHER_DRIVER_SUPPORTS,
+  KVM_LIBVIRT_SUPPORTS,
+  KVM_LIBVIRT_TEST_DRIVER_SUPPORTS,
+  supportsForDriver,
+} from './supports';
 
 // /proc/self/mountinfo lines: "<id> <parent> <maj:min> <root> <mount point> <options> ... - <fstype> <source> <super options>"
 const HYBRID = [
@@ -52,6 +57,9 @@ describe('supportsForDriver', () => {
     expect(supportsForDriver('TEST')).toBe(KVM_LIBVIRT_TEST_DRIVER_SUPPORTS);
     expect(supportsForDriver('test')).toBe(KVM_LIBVIRT_TEST_DRIVER_SUPPORTS);
     expect(supportsForDriver('QEMU')).toBe(KVM_LIBVIRT_SUPPORTS);
+    expect(supportsForDriver('LXC')).toBe(KVM_LIBVIRT_OTHER_DRIVER_SUPPORTS);
+    expect(supportsForDriver('Xen')).toBe(KVM_LIBVIRT_OTHER_DRIVER_SUPPORTS);
+    expect(KVM_LIBVIRT_OTHER_DRIVER_SUPPORTS.limits).toBe(false);
     const t = KVM_LIBVIRT_TEST_DRIVER_SUPPORTS;
     expect(t.backups !== false && t.backups.full).toBe(false);
     expect(t.limits !== false && t.limits.cpu.weight).toBe(false);

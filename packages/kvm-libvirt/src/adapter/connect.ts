@@ -116,8 +116,9 @@ function isLocalUri(uri: string | undefined): boolean {
 /**
  * Connects to libvirtd and returns the kvm-libvirt adapter (spec v1, wrapped by `wrapAdapter`).
  *
- * At connect it reads the driver type (CONNECT_GET_TYPE): `supports` is the QEMU manifest or, for the test
- * driver, {@link KVM_LIBVIRT_TEST_DRIVER_SUPPORTS}.
+ * At connect it reads the driver type (CONNECT_GET_TYPE): `supports` is the QEMU manifest, for the test
+ * driver {@link KVM_LIBVIRT_TEST_DRIVER_SUPPORTS}, for any other driver (LXC, Xen, ...)
+ * {@link KVM_LIBVIRT_OTHER_DRIVER_SUPPORTS} (and then no `limits` object).
  *
  * @example
  * const hv = await connect({ uri: 'test+unix:///path/to/node.xml' });
@@ -214,7 +215,7 @@ export async function connect(options: KvmLibvirtConnectOptions): Promise<KvmLib
       driver,
       cgroupVersion,
       inventory: createInventory(ctx),
-      limits: createLimits(ctx, supports.limits),
+      ...(supports.limits !== false ? { limits: createLimits(ctx, supports.limits) } : {}),
       labels: createLabels(ctx),
       backups: createBackups(ctx, options.naming ?? {}),
       events: createEvents(ctx),

@@ -12,6 +12,7 @@ export {
 export { LIFECYCLE_EVENT_TYPES, toGuestEvent } from './events';
 export {
   KVM_LIBVIRT_BACKUP_METHODS,
+  KVM_LIBVIRT_OTHER_DRIVER_SUPPORTS,
   KVM_LIBVIRT_SUPPORTS,
   KVM_LIBVIRT_TEST_DRIVER_SUPPORTS,
   supportsForDriver,

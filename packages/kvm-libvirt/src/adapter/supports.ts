@@ -2,7 +2,7 @@
  * The capability manifest of the kvm-libvirt adapter. It depends on the libvirt driver found at connect
  * (`CONNECT_GET_TYPE`): the QEMU driver has everything; the test driver has no CPU scheduler parameters
  * hvkit can map (its scheduler has only a `weight` that is not a cgroup value), no disk-only snapshots
- * and no backup or job APIs.
+ * and no backup or job APIs; other drivers (LXC, Xen, ...) get the generic subset.
  */
 
 import type { DeepReadonly, SupportsManifest } from '@hvkit/core';
@@ -70,7 +70,39 @@ export const KVM_LIBVIRT_TEST_DRIVER_SUPPORTS: DeepReadonly<SupportsManifest> = 
   events: { lifecycle: true },
 }) as DeepReadonly<SupportsManifest>;
 
-/** The manifest for a driver type as `CONNECT_GET_TYPE` reports it (`QEMU`, `TEST`, ...). */
+/**
+ * The manifest of a connection to any other libvirt driver (`lxc:///system`, `xen:///system`, ...): what
+ * works the same way on every driver (inventory from XML and the generic list calls, labels, the
+ * host-config artifact, lifecycle events). No limits (their conversions are verified on QEMU only), no
+ * snapshots or disk backups (drivers differ; most have neither). The adapter has no `limits` object then.
+ */
+export const KVM_LIBVIRT_OTHER_DRIVER_SUPPORTS: DeepReadonly<SupportsManifest> = Object.freeze({
+  inventory: { host: true, guests: true, networks: true, storage: true, vlans: true },
+  limits: false,
+  labels: { models: ['selinux', 'apparmor', 'dac', 'none'], set: true, hostModels: true },
+  backups: {
+    snapshots: false,
+    memorySnapshots: false,
+    full: false,
+    incremental: false,
+    hostConfig: true,
+    methods: ['libvirt-xml'],
+  },
+  events: { lifecycle: true },
+}) as DeepReadonly<SupportsManifest>;
+
+/**
+ * The manifest for a driver type as `CONNECT_GET_TYPE` reports it: `QEMU` → {@link KVM_LIBVIRT_SUPPORTS},
+ * `TEST` → {@link KVM_LIBVIRT_TEST_DRIVER_SUPPORTS}, anything else (`LXC`, `Xen`, ...) →
+ * {@link KVM_LIBVIRT_OTHER_DRIVER_SUPPORTS}.
+ */
 export function supportsForDriver(driverType: string): DeepReadonly<SupportsManifest> {
-  return driverType.toUpperCase() === 'TEST' ? KVM_LIBVIRT_TEST_DRIVER_SUPPORTS : KVM_LIBVIRT_SUPPORTS;
+  switch (driverType.toUpperCase()) {
+    case 'QEMU':
+      return KVM_LIBVIRT_SUPPORTS;
+    case 'TEST':
+      return KVM_LIBVIRT_TEST_DRIVER_SUPPORTS;
+    default:
+      return KVM_LIBVIRT_OTHER_DRIVER_SUPPORTS;
+  }
 }
