@@ -8,6 +8,7 @@ import { livePeer } from '@hvkit/conformance';
 import { HvkitError } from '@hvkit/core';
 import { connectSsh } from '@hvkit/ssh';
 import { describe, expect, it } from 'vitest';
+import { connect } from '../adapter/connect';
 import { LibvirtRpcClient } from '../rpc/client';
 import { remoteProcedures as P } from '../rpc/remote-protocol';
 
@@ -45,6 +46,20 @@ describe.skipIf(!peer.available)(
       // A sibling shares the SSH connection (a new channel).
       await using sibling = await c.openSibling();
       expect((await sibling.call(P.NODE_GET_INFO)).model).toBe('x86_64');
+    });
+
+    it('the adapter over qemu+ssh://: connect({ uri }), listGuests, limits and labels of the remote guest', async () => {
+      await using hv = await connect({ uri: uri() });
+      expect(hv.driver).toBe('QEMU');
+      // A remote daemon's cgroup files cannot be read over RPC: cgroup v2 unless told otherwise.
+      expect(hv.cgroupVersion).toBe(2);
+      const guests = await hv.inventory!.listGuests();
+      const guest = guests.find((g) => g.name === env.HVKIT_LIBVIRT_GUEST);
+      expect(guest).toMatchObject({ powerState: 'running', vcpus: 2, memoryBytes: 128 * 1024 * 1024 });
+      const limits = await hv.limits!.get({ name: env.HVKIT_LIBVIRT_GUEST as string });
+      expect(typeof limits.cpu?.weight === 'number' || limits.cpu?.weight === null).toBe(true);
+      const labels = await hv.labels!.get({ name: env.HVKIT_LIBVIRT_GUEST as string });
+      expect(labels.some((l) => l.source === 'live')).toBe(true);
     });
 
     it('reaches the test driver with proxy=native, and read-only with virt-ssh-helper -r', async () => {
