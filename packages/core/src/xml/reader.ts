@@ -188,8 +188,8 @@ interface Frame {
   path: string;
   /** Child elements, created on the first one. */
   children: XmlObject | undefined;
-  /** Attributes as alternating keys (`@_name`) and values, or undefined when there are none. */
-  attrs: string[] | undefined;
+  /** Attributes keyed `@_name` in document order, or undefined when there are none. */
+  attrs: XmlObject | undefined;
   /** Text collected so far. */
   text: string;
 }
@@ -213,19 +213,22 @@ function read(src: string, settings: ReadXmlSettings): XmlObject {
   return new Reader(src, settings).document();
 }
 
-/** One pass over one document; the state lives on the instance so nothing is allocated per element but the output. */
+/** One pass over one document; the state lives on the instance, and frames of closed elements are reused. */
 class Reader {
   private readonly len: number;
   private readonly trimValues: boolean;
   private readonly maxDepth: number;
   private readonly isArray: XmlArrayPredicate | undefined;
-  private readonly stack: Frame[] = [];
+  /** Open elements, root first: `frames[0..depth)`; frame objects are reused once their element closed. */
+  private readonly frames: Frame[] = [];
+  private depth = 0;
   private top: Frame | undefined;
   private result: XmlObject | undefined;
   /** Raw text not yet added to `top` (comments do not end it). */
   private pending = '';
-  /** Where each piece of `pending` came from: start and end offsets, in pairs. */
-  private pieces: number[] = [];
+  /** Where each piece of `pending` came from: start and end offsets, in pairs (`piecesLength` used). */
+  private readonly pieces: number[] = [];
+  private piecesLength = 0;
   private sawDeclaration = false;
 
   constructor(
@@ -264,23 +267,24 @@ class Reader {
   private addPending(from: number, to: number): void {
     if (this.pending === '') {
       this.pending = this.src.slice(from, to);
-      this.pieces.length = 0;
+      this.piecesLength = 0;
     } else {
       this.pending += this.src.slice(from, to);
     }
-    this.pieces.push(from, to);
+    this.pieces[this.piecesLength++] = from;
+    this.pieces[this.piecesLength++] = to;
   }
 
   /** The document offset of index `k` of the pending text (whose pieces may be split by comments). */
   private pendingOffset(k: number): number {
     let rest = k;
     const pieces = this.pieces;
-    for (let p = 0; p < pieces.length; p += 2) {
+    for (let p = 0; p < this.piecesLength; p += 2) {
       const size = (pieces[p + 1] as number) - (pieces[p] as number);
       if (rest < size) return (pieces[p] as number) + rest;
       rest -= size;
     }
-    return pieces[pieces.length - 1] ?? 0;
+    return pieces[this.piecesLength - 1] ?? 0;
   }
 
   /** Ends the pending text segment: trimmed (if asked), dropped when empty, decoded, added to the element. */
@@ -339,8 +343,8 @@ class Reader {
     if (frame === undefined) throw new XmlReadError(`closing tag </${name}> without an opening tag.`, lt);
     if (frame.name !== name)
       throw new XmlReadError(`closing tag </${name}> does not match <${frame.name}>.`, lt);
-    this.stack.pop();
-    this.top = this.stack[this.stack.length - 1];
+    this.depth--;
+    this.top = this.depth > 0 ? this.frames[this.depth - 1] : undefined;
     this.closeElement(frame);
     return j + 1;
   }
@@ -410,11 +414,11 @@ class Reader {
     const nameEnd = this.name(lt + 1, 'an element');
     const name = src.slice(lt + 1, nameEnd);
     if (name === '__proto__') throw new XmlReadError('element name __proto__ is not allowed.', lt);
-    if (this.stack.length >= this.maxDepth) {
+    if (this.depth >= this.maxDepth) {
       throw new XmlReadError(`elements nest deeper than ${this.maxDepth} levels.`, lt);
     }
     let j = nameEnd;
-    let attrs: string[] | undefined;
+    let attrs: XmlObject | undefined;
     let selfClosing = false;
     for (;;) {
       const wsStart = j;
@@ -456,46 +460,61 @@ class Reader {
         value = decodeReferences(value, (k) => at + k);
       }
       const key = `@_${attrName}`;
-      if (attrs === undefined) attrs = [key, value];
-      else {
-        for (let k = 0; k < attrs.length; k += 2) {
-          if (attrs[k] === key)
-            throw new XmlReadError(`attribute ${attrName} repeats in <${name}>.`, attrStart);
-        }
-        attrs.push(key, value);
+      if (attrs === undefined) attrs = {};
+      else if (Object.hasOwn(attrs, key)) {
+        throw new XmlReadError(`attribute ${attrName} repeats in <${name}>.`, attrStart);
       }
+      attrs[key] = value;
       j = close + 1;
     }
     const top = this.top;
     const path = this.isArray === undefined ? '' : top === undefined ? name : `${top.path}.${name}`;
-    const frame: Frame = { name, path, children: undefined, attrs, text: '' };
-    if (selfClosing) this.closeElement(frame);
-    else {
-      this.stack.push(frame);
-      this.top = frame;
+    if (selfClosing) {
+      // Attributes only (or nothing): the value is ready.
+      this.addToParent(name, path, attrs ?? '');
+      return j;
     }
+    let frame = this.frames[this.depth];
+    if (frame === undefined) {
+      frame = { name, path, children: undefined, attrs, text: '' };
+      this.frames[this.depth] = frame;
+    } else {
+      frame.name = name;
+      frame.path = path;
+      frame.children = undefined;
+      frame.attrs = attrs;
+      frame.text = '';
+    }
+    this.depth++;
+    this.top = frame;
     return j;
   }
 
   /** Builds the element's value (see the module comment) and adds it to its parent. */
   private closeElement(frame: Frame): void {
+    const { children, attrs, text } = frame;
     let value: XmlValue;
-    if (frame.children === undefined && frame.attrs === undefined) {
-      value = frame.text;
+    if (children === undefined && attrs === undefined) {
+      value = text;
+    } else if (children === undefined && text === '') {
+      value = attrs as XmlObject;
     } else {
-      const obj: XmlObject = frame.children ?? {};
-      if (frame.text !== '') obj['#text'] = frame.text;
-      const attrs = frame.attrs;
+      const obj: XmlObject = children ?? {};
+      if (text !== '') obj['#text'] = text;
       if (attrs !== undefined) {
-        for (let k = 0; k < attrs.length; k += 2) obj[attrs[k] as string] = attrs[k + 1] as string;
+        for (const key in attrs) obj[key] = attrs[key] as string;
       }
       value = obj;
     }
-    const name = frame.name;
+    this.addToParent(frame.name, frame.path, value);
+  }
+
+  /** Adds a finished element to the open one (or makes it the document's root). */
+  private addToParent(name: string, path: string, value: XmlValue): void {
     const parent = this.top;
     if (parent === undefined) {
       const doc: XmlObject = {};
-      doc[name] = this.isArray?.(name, frame.path) ? [value] : value;
+      doc[name] = this.isArray?.(name, path) ? [value] : value;
       this.result = doc;
       return;
     }
@@ -506,7 +525,7 @@ class Reader {
       if (Array.isArray(existing)) existing.push(value);
       else obj[name] = [existing, value];
     } else {
-      obj[name] = this.isArray?.(name, frame.path) ? [value] : value;
+      obj[name] = this.isArray?.(name, path) ? [value] : value;
     }
   }
 }
