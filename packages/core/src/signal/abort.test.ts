@@ -341,6 +341,53 @@ describe('watchDeadline', () => {
     expect(ends).toEqual(['998', '999']);
   });
 
+  it('removes its listener when the last watch on a signal stops, and adds one again for a new watch', () => {
+    const controller = new AbortController();
+    const added = vi.spyOn(controller.signal, 'addEventListener');
+    const removed = vi.spyOn(controller.signal, 'removeEventListener');
+    const a = watchDeadline({ signal: controller.signal, timeoutMs: 1000 }, {}, () => {});
+    const b = watchDeadline({ signal: controller.signal, timeoutMs: 1000 }, {}, () => {});
+    a();
+    expect(removed).not.toHaveBeenCalled();
+    b();
+    b();
+    expect(removed).toHaveBeenCalledTimes(1);
+    const ends: string[] = [];
+    watchDeadline({ signal: controller.signal, timeoutMs: 1000 }, {}, (e) => ends.push(e.code));
+    expect(added).toHaveBeenCalledTimes(2);
+    controller.abort();
+    expect(ends).toEqual(['ABORTED']);
+  });
+
+  it('a callback that throws does not keep the others from their abort', async () => {
+    const controller = new AbortController();
+    const ends: string[] = [];
+    const uncaught: unknown[] = [];
+    const realQueue = globalThis.queueMicrotask;
+    const spy = vi.spyOn(globalThis, 'queueMicrotask').mockImplementation((cb) =>
+      realQueue(() => {
+        try {
+          cb();
+        } catch (error) {
+          uncaught.push(error);
+        }
+      }),
+    );
+    try {
+      watchDeadline({ signal: controller.signal }, {}, () => {
+        ends.push('a');
+        throw new Error('boom');
+      });
+      watchDeadline({ signal: controller.signal }, {}, () => ends.push('b'));
+      controller.abort();
+      expect(ends).toEqual(['a', 'b']);
+      await new Promise((resolve) => realQueue(() => resolve(undefined)));
+      expect(uncaught.map((e) => (e as Error).message)).toEqual(['boom']);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
   it('rejects misuse with TypeError', () => {
     expect(() => watchDeadline({ timeoutMs: 0 }, {}, () => {})).toThrow(TypeError);
     expect(() => watchDeadline({ signal: {} as AbortSignal }, {}, () => {})).toThrow(TypeError);

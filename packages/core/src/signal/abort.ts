@@ -145,29 +145,40 @@ function timeoutError(context: ErrorContext, timeoutMs: number): HvkitError {
 /**
  * Callbacks waiting on each signal, behind one 'abort' listener per signal: thousands of pipelined calls
  * sharing a signal would otherwise each add a listener, and EventTarget's add and remove walk the list.
+ * The listener goes away with the last callback, so nothing keeps the signal alive afterwards.
  */
-const abortWatchers = new WeakMap<AbortSignal, Set<() => void>>();
+const abortWatchers = new WeakMap<AbortSignal, { callbacks: Set<() => void>; listener: () => void }>();
 
 function watchAbort(signal: AbortSignal, callback: () => void): () => void {
-  let watchers = abortWatchers.get(signal);
-  if (watchers === undefined) {
-    const set = new Set<() => void>();
-    watchers = set;
-    abortWatchers.set(signal, set);
-    signal.addEventListener(
-      'abort',
-      () => {
-        abortWatchers.delete(signal);
-        for (const watcher of set) watcher();
-        set.clear();
-      },
-      { once: true },
-    );
+  let entry = abortWatchers.get(signal);
+  if (entry === undefined) {
+    const callbacks = new Set<() => void>();
+    const listener = () => {
+      abortWatchers.delete(signal);
+      for (const watcher of callbacks) {
+        try {
+          watcher();
+        } catch (error) {
+          // One failing callback must not keep the others from their abort.
+          queueMicrotask(() => {
+            throw error;
+          });
+        }
+      }
+      callbacks.clear();
+    };
+    entry = { callbacks, listener };
+    abortWatchers.set(signal, entry);
+    signal.addEventListener('abort', listener, { once: true });
   }
-  watchers.add(callback);
-  const set = watchers;
+  const current = entry;
+  current.callbacks.add(callback);
   return () => {
-    set.delete(callback);
+    if (!current.callbacks.delete(callback) || current.callbacks.size > 0) return;
+    if (abortWatchers.get(signal) === current) {
+      abortWatchers.delete(signal);
+      signal.removeEventListener('abort', current.listener);
+    }
   };
 }
 
@@ -285,6 +296,7 @@ export async function withDeadline<T>(
           return;
         }
         settleTimer = setTimeout(fail, settleMs);
+        settleTimer.unref?.();
         work.then(fail, fail);
       };
       signal.addEventListener('abort', onAbort, { once: true });

@@ -12,9 +12,8 @@
  *    that is not well-formed XML 1.0 (`STRICTER` names each category and checks it at the reported spot).
  *
  * Intended differences are asserted in tests of their own: elements named like Object.prototype members
- * (fast-xml-parser refused or renamed them) and the exact `maxDepth` boundary. Known defects of the reader
- * (malformed XML it accepts that the old parser refused) are `it.fails` tests: they pass while the defect
- * is there and fail once it is fixed, so that they are then turned into plain tests.
+ * (fast-xml-parser refused or renamed them) and the exact `maxDepth` boundary. Defects these tests found
+ * in the reader (malformed XML it accepted that the old parser refused) are fixed and pinned below.
  */
 
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -1249,13 +1248,10 @@ describe('parseXml (reader) against the fast-xml-parser based parseXml', () => {
     }
   });
 
-  // KNOWN READER DEFECT (reported): names and whitespace. The reader's name test admits code points
-  // XML 1.0 excludes (U+2000–U+200B, U+200E–U+206F but U+203F/U+2040 inside names, U+2190–U+2BFF,
-  // U+2FF0–U+3000, U+E000–U+F8FF, U+FDD0–U+FDEF, U+F0000 and up), which fast-xml-parser refused; and it
-  // takes JavaScript's whitespace (U+00A0, U+3000, U+FEFF, ...) for XML whitespace around the root
-  // (fast-xml-parser refused that before the root, accepted it after). Where fast-xml-parser was wrong
-  // (it refused U+10000–U+EFFFF in names) the reader is right: the expectation here is XML 1.0.
-  // Turn `it.fails` into `it` once reader.ts is fixed.
+  // Names and whitespace (a fixed reader defect): names take exactly XML 1.0's ranges (not U+2000–U+200B,
+  // U+2190–U+2BFF, U+E000–U+F8FF, U+F0000 and up, ...), and only XML's whitespace may surround the root
+  // (not U+00A0, U+3000, U+FEFF, ...). Where fast-xml-parser was wrong (it refused U+10000–U+EFFFF in
+  // names) the expectation is XML 1.0.
   it('names and the whitespace around the root follow XML 1.0 (Name, S)', () => {
     const codePoints: number[] = [];
     for (let c = 0x20; c <= 0xfffd; c += c < 0x3100 ? 1 : 37)

@@ -59,11 +59,8 @@ describe('readXml via parseXml', () => {
       expect(position('<a>\r\r\n\r<b x=1/></a>')).toEqual({ line: 4, col: 6 });
     });
 
-    // KNOWN READER DEFECT (reported): a bad reference is located in the text after trimming, and in the
-    // text run with its comments cut out, but the offset is added to where the untrimmed run starts; so
-    // with leading whitespace trimmed (text or attribute value) or a comment earlier in the run, line and
-    // column point before the '&' (for the first case below the reader says line 3, column 1).
-    // Turn `it.fails` into `it` once reader.ts is fixed.
+    // A fixed reader defect: the '&' must be located in the source even when leading whitespace was
+    // trimmed (text or attribute value) or a comment earlier in the run was cut out.
     it('locates a bad reference after trimmed whitespace or a comment', () => {
       const docs = [
         '<a>\n\n\n\nx &bogus;</a>',
@@ -305,12 +302,9 @@ describe('readXml via parseXml', () => {
       }
     });
 
-    // KNOWN READER DEFECT (reported; fast-xml-parser's strict decoder had it too): the predefined
-    // entities are looked up in a plain object, so a reference named like an Object.prototype member is
-    // "defined": `&constructor;` decodes to "function Object() { [native code] }", `&__proto__;` to
-    // "[object Object]", `&toString;` and `&valueOf;` to function sources, instead of being refused.
-    // (Longer names such as `&hasOwnProperty;` are refused only by the reader's 12-character limit.)
-    // Turn `it.fails` into `it` once reader.ts is fixed.
+    // A fixed reader defect (fast-xml-parser's strict decoder had it too): looked up in a plain object,
+    // `&constructor;` decoded to "function Object() { [native code] }" and `&__proto__;` to
+    // "[object Object]"; only the five predefined names may be decoded.
     it('refuses references named like Object.prototype members', () => {
       const leaked: string[] = [];
       for (const name of ['__proto__', 'constructor', 'toString', 'valueOf']) {

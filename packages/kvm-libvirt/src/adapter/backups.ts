@@ -42,6 +42,7 @@ import { type RemoteDomain, type RemoteStorageVol, writeStorageVol } from '../rp
 import { XdrWriter } from '../rpc/xdr';
 import { ADAPTER_ID, type AdapterContext, domainHandle, domainXml, rpcOptions } from './context';
 import { hostId } from './inventory';
+import { supportsForDriver } from './supports';
 
 /** `REMOTE_PROC_STORAGE_VOL_DELETE` (no descriptor in the client yet; sent with callRaw). */
 const STORAGE_VOL_DELETE = 94;
@@ -157,6 +158,17 @@ async function downloadInto(
 export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): BackupsCapability {
   const uniqueId = naming.uniqueId ?? defaultId;
   const now = naming.now ?? (() => new Date());
+  const manifest = supportsForDriver(ctx.driver).backups;
+
+  /** UNSUPPORTED when the driver's manifest leaves `what` out (drivers other than QEMU and test). */
+  function requireSupported(what: 'snapshots' | 'full', operation: string): void {
+    if (manifest !== false && manifest[what]) return;
+    throw hvkitError(
+      'UNSUPPORTED',
+      `hvkit supports ${what === 'snapshots' ? 'snapshots' : 'disk backups'} on libvirt's QEMU driver, not on ${ctx.driver}.`,
+      { adapter: ADAPTER_ID, operation },
+    );
+  }
 
   async function snapshotOf(dom: RemoteDomain, name: string, options?: CallOptions) {
     try {
@@ -421,6 +433,7 @@ export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): B
   return {
     async listSnapshots(ref, options?: CallOptions): Promise<Snapshot[]> {
       const h = await domainHandle(ctx, ref, 'backups.listSnapshots', options);
+      requireSupported('snapshots', 'backups.listSnapshots');
       const rpc = rpcOptions(options);
       const { snapshots } = await ctx.client.call(
         remoteProcedures.DOMAIN_LIST_ALL_SNAPSHOTS,
@@ -439,6 +452,7 @@ export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): B
     async createSnapshot(ref, options: CreateSnapshotOptions = {}): Promise<Snapshot> {
       const rpc = rpcOptions(options);
       const h = await domainHandle(ctx, ref, 'backups.createSnapshot', options);
+      requireSupported('snapshots', 'backups.createSnapshot');
       const name = options.name ?? `hvkit-${uniqueId()}`;
       const memory = options.memory === true;
       if (memory && !h.active) {
@@ -480,6 +494,7 @@ export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): B
       if (typeof snapshotId !== 'string' || snapshotId === '')
         throw new TypeError('snapshotId must be a non-empty string.');
       const h = await domainHandle(ctx, ref, 'backups.deleteSnapshot', options);
+      requireSupported('snapshots', 'backups.deleteSnapshot');
       const snap = await snapshotOf(h.dom, snapshotId, options);
       await ctx.client.call(remoteProcedures.DOMAIN_SNAPSHOT_DELETE, { snap, flags: 0 }, rpcOptions(options));
     },
@@ -488,6 +503,7 @@ export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): B
       if (typeof snapshotId !== 'string' || snapshotId === '')
         throw new TypeError('snapshotId must be a non-empty string.');
       const h = await domainHandle(ctx, ref, 'backups.revertSnapshot', options);
+      requireSupported('snapshots', 'backups.revertSnapshot');
       const snap = await snapshotOf(h.dom, snapshotId, options);
       await ctx.client.call(
         remoteProcedures.DOMAIN_REVERT_TO_SNAPSHOT,
@@ -519,6 +535,7 @@ export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): B
           operation: 'backups.backup',
         });
       }
+      requireSupported('full', 'backups.backup');
       if (!h.active) {
         if (mode === 'incremental') {
           throw hvkitError('UNSUPPORTED', 'Incremental backups need a running guest (checkpoints).', {

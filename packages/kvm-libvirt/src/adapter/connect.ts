@@ -65,6 +65,11 @@ export interface KvmLibvirtConnectOptions {
   backupPool?: string;
   /** Default timeout of adapter calls without `timeoutMs` (see wrapAdapter). */
   defaultTimeoutMs?: number;
+  /**
+   * After an abort or timeout, how long a call waits at most for the adapter to finish undoing its work
+   * (cancel the backup job, delete the checkpoint) before it rejects. Default 5000 ms; 0 rejects at once.
+   */
+  abortSettleMs?: number;
   /** Deterministic names and clock for backups and snapshots (recordings, tests). */
   naming?: { uniqueId?: () => string; now?: () => Date };
 }
@@ -225,6 +230,7 @@ export async function connect(options: KvmLibvirtConnectOptions): Promise<KvmLib
     return wrapAdapter(adapter, {
       ...(options.logger !== undefined ? { logger: options.logger } : {}),
       ...(options.defaultTimeoutMs !== undefined ? { defaultTimeoutMs: options.defaultTimeoutMs } : {}),
+      ...(options.abortSettleMs !== undefined ? { abortSettleMs: options.abortSettleMs } : {}),
     });
   } catch (error) {
     await client.close().catch(() => {});
