@@ -3,6 +3,7 @@
  * exec calls, SFTP and dialed streams side by side.
  */
 
+import { checkSignal } from '@hvkit/core';
 import {
   openConnection,
   type SshConnection,
@@ -12,7 +13,7 @@ import {
 import { createDialer, type SshDialer, type SshDialerOptions } from './dialer';
 import { createExecTransport, type SshExecTransport } from './exec';
 import { createFilesTransport, type SshFilesTransport } from './files';
-import { checkSignal, checkTimeout } from './internal';
+import { checkTimeout } from './internal';
 
 /** An open SSH connection. Close it with `close()` or `await using`. */
 export interface SshClient extends AsyncDisposable {

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { type HvkitError, hvkitError, type Logger } from '@hvkit/core';
+import { checkSignal, type HvkitError, hvkitError, type Logger } from '@hvkit/core';
 import ssh2, {
   type AnyAuthMethod,
   type ClientChannel,
@@ -13,7 +13,7 @@ import ssh2, {
   type SFTPWrapper,
   type Client as Ssh2Client,
 } from 'ssh2';
-import { checkSignal, checkTimeout, Deadline, errnoCode, messageOf, requireString } from './internal';
+import { checkTimeout, Deadline, errnoCode, messageOf, requireString } from './internal';
 import {
   checkHostKey,
   fingerprintOf,

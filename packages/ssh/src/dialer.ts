@@ -4,10 +4,10 @@
  */
 import { Duplex } from 'node:stream';
 import type { Dialer, HvkitError, TransportCallOptions } from '@hvkit/core';
-import { hvkitError } from '@hvkit/core';
+import { checkSignal, hvkitError } from '@hvkit/core';
 import type { ClientChannel } from 'ssh2';
 import type { SshConnection } from './connection';
-import { checkSignal, checkTimeout, Deadline, TailBuffer } from './internal';
+import { checkTimeout, Deadline, signalName, TailBuffer } from './internal';
 import { buildRemoteCommand } from './quote';
 
 /** Options of `client.dialer()`. */
@@ -49,7 +49,7 @@ class ChannelStream extends Duplex {
     });
     channel.stderr.on('data', (chunk: Buffer) => stderrTail.push(chunk));
     channel.on('exit', (code: number | null, signal?: string) => {
-      this.exit = { code: typeof code === 'number' ? code : null, signal: signal ? `SIG${signal}` : null };
+      this.exit = { code: typeof code === 'number' ? code : null, signal: signalName(signal) };
     });
     channel.on('drain', () => this.flushPendingWrite());
     channel.once('close', () => {

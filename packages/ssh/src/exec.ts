@@ -5,10 +5,10 @@
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ExecProcess, ExecRequest, ExecResult, ExecTransport, HvkitError } from '@hvkit/core';
-import { hvkitError } from '@hvkit/core';
+import { checkSignal, hvkitError } from '@hvkit/core';
 import type { ClientChannel } from 'ssh2';
 import type { SshConnection } from './connection';
-import { checkSignal, checkTimeout, Deadline, TailBuffer } from './internal';
+import { checkTimeout, Deadline, signalName, TailBuffer } from './internal';
 import { buildRemoteCommand } from './quote';
 
 const DEFAULT_MAX_BUFFER = 64 * 1024 * 1024;
@@ -43,11 +43,6 @@ function checkRequest(request: ExecRequest): string {
   if (request.env !== undefined) opts.env = request.env;
   if (request.cwd !== undefined) opts.cwd = request.cwd;
   return buildRemoteCommand(request.argv, opts);
-}
-
-function signalName(name: string | undefined | null): string | null {
-  if (!name) return null;
-  return name.startsWith('SIG') ? name : `SIG${name}`;
 }
 
 /**

@@ -7,10 +7,10 @@ import { randomBytes } from 'node:crypto';
 import { posix } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import type { FileEntry, FilesTransport, HvkitError, TransportCallOptions } from '@hvkit/core';
-import { hvkitError } from '@hvkit/core';
+import { checkSignal, hvkitError } from '@hvkit/core';
 import type { Attributes, SFTPWrapper } from 'ssh2';
 import type { SshConnection } from './connection';
-import { abortedError, checkSignal, checkTimeout, Deadline, sftpError } from './internal';
+import { abortedError, checkTimeout, Deadline, sftpError } from './internal';
 
 /** The FilesTransport of an SSH connection (`client.files`), with a few SFTP extras. */
 export interface SshFilesTransport extends FilesTransport {

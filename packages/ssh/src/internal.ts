@@ -1,5 +1,6 @@
 /**
- * Internal helpers of @hvkit/ssh: deadlines (signal + timeout), error mapping, argument checks.
+ * Internal helpers of @hvkit/ssh: deadlines (signal + timeout), error mapping, argument checks
+ * (`checkSignal` comes from @hvkit/core).
  * Not exported from the package.
  */
 import { HvkitError, type HvkitErrorCode, hvkitError } from '@hvkit/core';
@@ -18,19 +19,6 @@ export function checkTimeout(timeoutMs: unknown, what = 'timeoutMs'): void {
   if (timeoutMs === undefined) return;
   if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs <= 0) {
     throw new TypeError(`${what} must be a positive finite number of milliseconds`);
-  }
-}
-
-/** Validates an optional `signal`. */
-export function checkSignal(signal: unknown): void {
-  if (signal === undefined) return;
-  if (
-    typeof signal !== 'object' ||
-    signal === null ||
-    typeof (signal as AbortSignal).aborted !== 'boolean' ||
-    typeof (signal as AbortSignal).addEventListener !== 'function'
-  ) {
-    throw new TypeError('signal must be an AbortSignal');
   }
 }
 
@@ -129,6 +117,12 @@ export class Deadline {
       );
     });
   }
+}
+
+/** An SSH exit signal name (`TERM`) as Node names signals (`SIGTERM`); null when there is none. */
+export function signalName(name: string | undefined | null): string | null {
+  if (!name) return null;
+  return name.startsWith('SIG') ? name : `SIG${name}`;
 }
 
 /** An errno-style code of a Node error, when present. */

@@ -5,11 +5,17 @@
 import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import type { BackupFile, BackupSink, HvkitError, SinkWriteOptions } from '@hvkit/core';
-import { HvkitError as HvkitErrorClass, hvkitError } from '@hvkit/core';
+import {
+  checkSignal,
+  checkSinkFileName,
+  checkSinkWriteOptions,
+  HvkitError as HvkitErrorClass,
+  hvkitError,
+} from '@hvkit/core';
 import type { SFTPWrapper } from 'ssh2';
 import { connectionOf, type SshClient } from './client';
 import { sftpCall, tempNameFor } from './files';
-import { abortedError, checkSignal, messageOf, TailBuffer } from './internal';
+import { abortedError, messageOf } from './internal';
 
 /** Options of {@link createSshSink}. */
 export interface SshSinkOptions {
@@ -61,22 +67,6 @@ export interface SshSink extends BackupSink {
   readonly remoteDir: string;
   /** Removes a file written earlier; a missing file is fine. */
   removeFile(name: string, options?: { signal?: AbortSignal }): Promise<void>;
-}
-
-function checkName(name: unknown): string {
-  if (typeof name !== 'string') throw new TypeError('name must be a string');
-  const bad = (why: string) =>
-    hvkitError('INVALID_ARGUMENT', `invalid sink file name ${JSON.stringify(name)}: ${why}`, {
-      operation: 'sink.writeFile',
-    });
-  if (name.length === 0) throw bad('empty');
-  if (name.includes('\0')) throw bad('contains NUL');
-  if (name.includes('\\')) throw bad('contains a backslash');
-  if (name.startsWith('/')) throw bad('must be relative');
-  for (const part of name.split('/')) {
-    if (part === '' || part === '.' || part === '..') throw bad('empty, "." or ".." path segment');
-  }
-  return name;
 }
 
 /** Resolves when `stream` can take more data; rejects when it closes first. */
@@ -231,15 +221,15 @@ export function createSshSink(client: SshClient, remoteDir: string, options: Ssh
       signal,
     });
     proc.stdout.resume();
-    const stderr = new TailBuffer(4096);
-    proc.stderr.on('data', (c: Buffer) => stderr.push(c));
+    // wait() resolves with the tail of stderr; the stream itself is not needed.
+    proc.stderr.resume();
     const waited = proc.wait();
     waited.catch(() => {});
     const failure = async (): Promise<HvkitError> => {
       const r = await waited.catch((e: unknown) => e);
       if (HvkitErrorClass.isInstance(r)) return r;
       const res = r as Awaited<typeof waited>;
-      const text = stderr.text() || res.stderr?.toString().trim();
+      const text = res.stderr.subarray(-4096).toString('utf8').trim();
       const code = /permission denied|read-only file system|operation not permitted/i.test(text)
         ? 'PERMISSION_DENIED'
         : /no such file or directory/i.test(text)
@@ -379,22 +369,15 @@ export function createSshSink(client: SshClient, remoteDir: string, options: Ssh
       source: AsyncIterable<Uint8Array>,
       writeOptions: SinkWriteOptions = {},
     ): Promise<BackupFile> {
-      checkName(name);
+      checkSinkFileName(name);
       if (
         source === null ||
         typeof (source as AsyncIterable<Uint8Array>)?.[Symbol.asyncIterator] !== 'function'
       ) {
         throw new TypeError('source must be an AsyncIterable<Uint8Array>');
       }
-      if (typeof writeOptions !== 'object' || writeOptions === null)
-        throw new TypeError('options must be an object');
-      checkSignal(writeOptions.signal);
+      checkSinkWriteOptions(writeOptions);
       const { signal, expectedBytes, onProgress } = writeOptions;
-      if (expectedBytes !== undefined && (!Number.isSafeInteger(expectedBytes) || expectedBytes < 0)) {
-        throw new TypeError('expectedBytes must be a non-negative safe integer');
-      }
-      if (onProgress !== undefined && typeof onProgress !== 'function')
-        throw new TypeError('onProgress must be a function');
       const op = 'sink.writeFile';
       const aborted = () => abortedError(op, signal, location);
       if (signal?.aborted) throw aborted();
@@ -532,7 +515,7 @@ export function createSshSink(client: SshClient, remoteDir: string, options: Ssh
     },
 
     async removeFile(name: string, removeOptions: { signal?: AbortSignal } = {}): Promise<void> {
-      checkName(name);
+      checkSinkFileName(name);
       checkSignal(removeOptions.signal);
       try {
         await client.files.remove(posix.join(remoteDir, name), {
