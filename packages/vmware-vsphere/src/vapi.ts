@@ -102,6 +102,16 @@ export class VapiTagging {
     });
   }
 
+  /** GETs one tag or category by id. */
+  async #getById<T>(kind: 'tag' | 'category', id: string, signal?: AbortSignal): Promise<T> {
+    return (await this.#call(
+      'GET',
+      `/com/vmware/cis/tagging/${kind}/id:${pathId(id)}`,
+      undefined,
+      signal,
+    )) as T;
+  }
+
   /** Tags attached to a managed object. */
   async attachedTags(object: { type: string; id: string }, signal?: AbortSignal): Promise<VapiTag[]> {
     const ids = (await this.#call(
@@ -113,24 +123,10 @@ export class VapiTagging {
     const out: VapiTag[] = [];
     const categories = new Map<string, string>();
     for (const id of ids ?? []) {
-      const tag = (await this.#call(
-        'GET',
-        `/com/vmware/cis/tagging/tag/id:${pathId(id)}`,
-        undefined,
-        signal,
-      )) as {
-        name: string;
-        category_id: string;
-      };
+      const tag = await this.#getById<{ name: string; category_id: string }>('tag', id, signal);
       let category = categories.get(tag.category_id);
       if (category === undefined) {
-        const c = (await this.#call(
-          'GET',
-          `/com/vmware/cis/tagging/category/id:${pathId(tag.category_id)}`,
-          undefined,
-          signal,
-        )) as { name: string };
-        category = c.name;
+        category = (await this.#getById<{ name: string }>('category', tag.category_id, signal)).name;
         categories.set(tag.category_id, category);
       }
       out.push({ id, name: tag.name, categoryId: tag.category_id, category });
@@ -144,14 +140,7 @@ export class VapiTagging {
       []) as string[];
     let categoryId: string | undefined;
     for (const id of categoryIds) {
-      const c = (await this.#call(
-        'GET',
-        `/com/vmware/cis/tagging/category/id:${pathId(id)}`,
-        undefined,
-        signal,
-      )) as {
-        name: string;
-      };
+      const c = await this.#getById<{ name: string }>('category', id, signal);
       if (c.name === category) {
         categoryId = id;
         break;
@@ -172,14 +161,7 @@ export class VapiTagging {
       signal,
     )) ?? []) as string[];
     for (const id of tagIds) {
-      const t = (await this.#call(
-        'GET',
-        `/com/vmware/cis/tagging/tag/id:${pathId(id)}`,
-        undefined,
-        signal,
-      )) as {
-        name: string;
-      };
+      const t = await this.#getById<{ name: string }>('tag', id, signal);
       if (t.name === name) return id;
     }
     return (await this.#call(

@@ -134,8 +134,11 @@ function sameChars(s: string, at: number, word: string): boolean {
   return true;
 }
 
-/** Sets a field without ever touching the prototype (`__proto__` from hostile input stays data). */
-function setField(obj: Record<string, unknown>, key: string, value: unknown): void {
+/**
+ * Sets a field without ever touching the prototype (`__proto__` from hostile input stays data).
+ * @internal Shared with the property collector; not re-exported by the package.
+ */
+export function setField(obj: Record<string, unknown>, key: string, value: unknown): void {
   if (key === '__proto__') {
     Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
   } else {

@@ -6,6 +6,7 @@
 
 import { deriveSignal, type HvkitError, throwIfAborted } from '@hvkit/core';
 import type { CallOptions } from './client';
+import { setField } from './decode';
 import { ADAPTER, methodFaultToError } from './faults';
 import type { DataObject, LocalizedMethodFault, MoRef } from './schema';
 import type { VimSession } from './session';
@@ -72,17 +73,9 @@ interface WireRetrieveResult {
   objects?: WireObjectContent[];
 }
 
-function setProp(props: Record<string, unknown>, key: string, value: unknown): void {
-  if (key === '__proto__') {
-    Object.defineProperty(props, key, { value, enumerable: true, writable: true, configurable: true });
-  } else {
-    props[key] = value;
-  }
-}
-
 function toObjectProperties(content: WireObjectContent): ObjectProperties {
   const props: Record<string, unknown> = {};
-  for (const p of content.propSet ?? []) setProp(props, p.name, p.val);
+  for (const p of content.propSet ?? []) setField(props, p.name, p.val);
   const missing = (content.missingSet ?? []).map((m) => {
     const error = methodFaultToError(m.fault, {
       source: 'property',
