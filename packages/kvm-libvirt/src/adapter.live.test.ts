@@ -20,6 +20,7 @@ import type { ConformanceProbe, ProbeGuest } from '@hvkit/conformance';
 import { livePeer, runAdapterConformance } from '@hvkit/conformance';
 import type { HypervisorAdapterV1, ResourceLimits } from '@hvkit/core';
 import { afterAll, describe, it } from 'vitest';
+import { SWAP_RULE, TEST_DRIVER_TARGET } from '../test/replay-options';
 import { connect, type KvmLibvirtAdapter } from './adapter';
 import { detectLocalCgroupVersion } from './adapter/connect';
 import { AFFECT } from './rpc/constants';
@@ -305,17 +306,6 @@ function virshProbe(uri: string, cgroupVersion: 1 | 2): ConformanceProbe {
 
 // ------------------------------------------------------------------ suites
 
-const SWAP_RULE =
-  'with cgroup v1 semantics libvirt limits memory + swap (swap_hard_limit ≥ hard_limit), so a swap limit needs a memory hard limit; the round trip sets swap alone';
-const NIC_RULE =
-  'libvirt refuses a NIC peak or burst without an average in the same direction; the round trip sets it alone';
-const NIC_SKIPS: Record<string, string> = {
-  'limits.round-trip.nics.inboundPeakBytesPerSec': NIC_RULE,
-  'limits.round-trip.nics.inboundBurstBytes': NIC_RULE,
-  'limits.round-trip.nics.outboundPeakBytesPerSec': NIC_RULE,
-  'limits.round-trip.nics.outboundBurstBytes': NIC_RULE,
-};
-
 if (!peer.available) {
   describe.skip(`kvm-libvirt live conformance (skipped: ${peer.reason})`, () => {
     it('needs the libvirtd peer', () => {});
@@ -332,13 +322,8 @@ if (!peer.available) {
     mode: 'live',
     factory: () => connect({ uri: nodeUri }),
     probe: rpcProbe,
-    target: { name: 'hvkit-test-0004' },
-    skip: {
-      'limits.round-trip.disks':
-        "libvirt 9.0's test driver rejects every block IO rate ('cannot be set higher than read_bytes_sec_max' with the maximum 0; virsh blkdeviotune fails the same way)",
-      'limits.round-trip.memory.swapMaxBytes': SWAP_RULE,
-      ...NIC_SKIPS,
-    },
+    target: TEST_DRIVER_TARGET.target,
+    skip: TEST_DRIVER_TARGET.skip,
   });
 
   const cgroupVersion = (await detectLocalCgroupVersion()) ?? 2;

@@ -15,7 +15,8 @@ export interface LibvirtFixtureTarget {
 
 const NIC_RULE =
   'libvirt refuses a NIC peak or burst without an average in the same direction; the round trip sets it alone';
-const SWAP_RULE =
+/** Why the single-field swap round trip is skipped where libvirt uses cgroup v1 semantics. */
+export const SWAP_RULE =
   'with cgroup v1 semantics libvirt limits memory + swap (swap_hard_limit ≥ hard_limit), so a swap limit needs a memory hard limit; the round trip sets swap alone';
 
 /** Skips shared by both targets (libvirt rules the suite's single-field round trips cannot satisfy). */

@@ -24,6 +24,7 @@ import {
   hvkitError,
   type Progress,
   type Snapshot,
+  sleep,
 } from '@hvkit/core';
 import { parseDomainXmlDetails } from '../mapping/domain';
 import {
@@ -74,21 +75,6 @@ function abortedError(signal: AbortSignal | undefined): unknown {
   return hvkitError('ABORTED', 'The backup was aborted.', {
     adapter: ADAPTER_ID,
     operation: 'backups.backup',
-  });
-}
-
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(abortedError(signal));
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(abortedError(signal));
-    };
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
 
@@ -258,7 +244,7 @@ export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): B
         .call(remoteProcedures.DOMAIN_GET_JOB_INFO, { dom }, CLEANUP)
         .catch(() => undefined);
       if (!info || info.type === JOB.NONE || info.type >= JOB.COMPLETED) return;
-      await sleep(POLL_MS, undefined);
+      await sleep(POLL_MS);
     }
   }
 
@@ -352,7 +338,8 @@ export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): B
           processedBytes: Number(info.dataProcessed),
           totalBytes: jobTotal,
         });
-        await sleep(POLL_MS, signal);
+        // An abort rejects here; the catch below turns it into abortedError(signal).
+        await sleep(POLL_MS, signal ? { signal } : {});
       }
       jobDone = true;
       const completed = await ctx.client
@@ -561,7 +548,7 @@ export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): B
         c.call(remoteProcedures.CONNECT_LIST_ALL_NETWORKS, { needResults: 1, flags: 0 }, rpc),
         c.call(remoteProcedures.CONNECT_LIST_ALL_STORAGE_POOLS, { needResults: 1, flags: 0 }, rpc),
       ]);
-      const entries: [string, Promise<string>][] = [['capabilities.xml', Promise.resolve(caps)]];
+      const entries: [string, Promise<string>][] = [['capabilities.xml', Promise.resolve(caps.xml)]];
       for (const dom of doms.domains)
         entries.push([
           `domains/${safeName(dom.name)}.xml`,

@@ -12,6 +12,7 @@ import {
   type SupportsManifest,
   wrapAdapter,
 } from '@hvkit/core';
+import { parseCapabilitiesXml } from '../mapping/host';
 import type { CgroupVersion } from '../mapping/limits';
 import { LibvirtRpcClient, type RpcTraceEvent } from '../rpc/client';
 import type { KeepaliveOptions } from '../rpc/keepalive';
@@ -177,7 +178,7 @@ export async function connect(options: KvmLibvirtConnectOptions): Promise<KvmLib
         cgroupVersionSource = 'detected';
       }
     }
-    let caps: Promise<string> | undefined;
+    let caps: ReturnType<AdapterContext['capabilities']> | undefined;
     const ctx: AdapterContext = {
       client,
       driver,
@@ -189,7 +190,9 @@ export async function connect(options: KvmLibvirtConnectOptions): Promise<KvmLib
       pending: new Set(),
       capabilities(callOptions?: CallOptions) {
         if (!caps) {
-          caps = client.call(remoteProcedures.CONNECT_GET_CAPABILITIES, undefined, rpcOptions(callOptions));
+          caps = client
+            .call(remoteProcedures.CONNECT_GET_CAPABILITIES, undefined, rpcOptions(callOptions))
+            .then((xml) => ({ xml, parsed: parseCapabilitiesXml(xml) }));
           caps.catch(() => {
             caps = undefined;
           });

@@ -13,6 +13,7 @@ import {
   type Logger,
   resolveGuestRef,
 } from '@hvkit/core';
+import type { LibvirtCapabilities } from '../mapping/host';
 import type { CgroupVersion } from '../mapping/limits';
 import type { LibvirtRpcClient } from '../rpc/client';
 import { DOMAIN_STATE, DOMAIN_XML } from '../rpc/constants';
@@ -33,8 +34,8 @@ export interface AdapterContext {
   /** Storage pool for temporary backup files (push targets). */
   backupPool: string;
   logger: Logger | undefined;
-  /** Cached capabilities XML. */
-  capabilities(options?: CallOptions): Promise<string>;
+  /** The capabilities XML and its parsed form, read and parsed once per adapter (a failure is not cached). */
+  capabilities(options?: CallOptions): Promise<{ xml: string; parsed: LibvirtCapabilities }>;
   /** Sibling connections opened for bulk streams, closed with the adapter. */
   siblings: Set<LibvirtRpcClient>;
   /** Operations still cleaning up after their caller gave up (aborted backups); `close()` waits for them. */

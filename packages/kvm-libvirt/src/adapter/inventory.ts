@@ -14,7 +14,7 @@ import type {
 } from '@hvkit/core';
 import { hvkitError } from '@hvkit/core';
 import { parseDomainXml, powerStateFromLibvirt } from '../mapping/domain';
-import { mapHost, parseCapabilitiesXml } from '../mapping/host';
+import { mapHost } from '../mapping/host';
 import { parseNetworkXml } from '../mapping/network';
 import { parsePoolXml, parseVolumeXml } from '../mapping/storage';
 import { DOMAIN_STATS } from '../rpc/constants';
@@ -36,7 +36,7 @@ export async function readHost(ctx: AdapterContext, options?: CallOptions): Prom
   ]);
   return mapHost({
     hostname,
-    capabilities: parseCapabilitiesXml(capabilities),
+    capabilities: capabilities.parsed,
     nodeInfo,
     hypervisorType: ctx.driver,
     hypervisorVersion: hvVersion,
@@ -45,10 +45,9 @@ export async function readHost(ctx: AdapterContext, options?: CallOptions): Prom
   });
 }
 
-/** The host id (capabilities host UUID, else the hostname), cached per adapter. */
+/** The host id: the capabilities host UUID (undefined when there is none), from the adapter's cached capabilities. */
 export async function hostId(ctx: AdapterContext, options?: CallOptions): Promise<string | undefined> {
-  const caps = parseCapabilitiesXml(await ctx.capabilities(options));
-  return caps.hostUuid?.toLowerCase();
+  return (await ctx.capabilities(options)).parsed.hostUuid?.toLowerCase();
 }
 
 /** A domain with its state code (`virDomainState`), or undefined when the state still has to be read. */

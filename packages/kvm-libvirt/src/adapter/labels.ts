@@ -11,7 +11,6 @@ import {
   type SecurityLabel,
 } from '@hvkit/core';
 import { parseDomainXmlDetails } from '../mapping/domain';
-import { parseCapabilitiesXml } from '../mapping/host';
 import { liveSecurityLabels, setDomainSeclabel } from '../mapping/seclabel';
 import { DOMAIN_XML } from '../rpc/constants';
 import { remoteProcedures } from '../rpc/remote-protocol';
@@ -45,7 +44,7 @@ async function labelsOf(
   ]);
   const live = liveSecurityLabels({
     labels: list.labels,
-    models: parseCapabilitiesXml(caps).secmodels.map((m) => m.model),
+    models: caps.parsed.secmodels.map((m) => m.model),
     xmlLabels: parseDomainXmlDetails(liveXml, { labelSource: 'live' }).seclabels,
   });
   return [...live, ...config];

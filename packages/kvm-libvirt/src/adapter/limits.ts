@@ -26,9 +26,8 @@ import {
   nicLimitsToInterfaceParams,
   schedulerParamsToCpuLimits,
 } from '../mapping/limits';
-import type { LibvirtTypedParam } from '../mapping/typed-params';
 import { AFFECT } from '../rpc/constants';
-import { remoteProcedures } from '../rpc/remote-protocol';
+import { type GetParamsRet, remoteProcedures } from '../rpc/remote-protocol';
 import type { RemoteDomain, TypedParam } from '../rpc/types';
 import {
   ADAPTER_ID,
@@ -63,52 +62,28 @@ async function readScheduler(ctx: AdapterContext, dom: RemoteDomain, flags: numb
   );
 }
 
-async function readMemory(ctx: AdapterContext, dom: RemoteDomain, flags: number, rpc: Rpc) {
-  const first = await ctx.client.call(
-    remoteProcedures.DOMAIN_GET_MEMORY_PARAMETERS,
-    { dom, nparams: 0, flags },
-    rpc,
-  );
-  if (first.nparams === 0) return [];
-  return (
-    await ctx.client.call(
-      remoteProcedures.DOMAIN_GET_MEMORY_PARAMETERS,
-      { dom, nparams: first.nparams, flags },
-      rpc,
-    )
-  ).params;
+/** libvirt's two-step parameter read: `nparams: 0` asks for the count, then the values are read (none: no second call). */
+async function readTwoStep(get: (nparams: number) => Promise<GetParamsRet>): Promise<TypedParam[]> {
+  const { nparams } = await get(0);
+  return nparams === 0 ? [] : (await get(nparams)).params;
 }
 
-async function readIoTune(ctx: AdapterContext, dom: RemoteDomain, disk: string, flags: number, rpc: Rpc) {
-  const first = await ctx.client.call(
-    remoteProcedures.DOMAIN_GET_BLOCK_IO_TUNE,
-    { dom, disk, nparams: 0, flags },
-    rpc,
+function readMemory(ctx: AdapterContext, dom: RemoteDomain, flags: number, rpc: Rpc) {
+  return readTwoStep((nparams) =>
+    ctx.client.call(remoteProcedures.DOMAIN_GET_MEMORY_PARAMETERS, { dom, nparams, flags }, rpc),
   );
-  if (first.nparams === 0) return [];
-  return (
-    await ctx.client.call(
-      remoteProcedures.DOMAIN_GET_BLOCK_IO_TUNE,
-      { dom, disk, nparams: first.nparams, flags },
-      rpc,
-    )
-  ).params;
 }
 
-async function readIface(ctx: AdapterContext, dom: RemoteDomain, device: string, flags: number, rpc: Rpc) {
-  const first = await ctx.client.call(
-    remoteProcedures.DOMAIN_GET_INTERFACE_PARAMETERS,
-    { dom, device, nparams: 0, flags },
-    rpc,
+function readIoTune(ctx: AdapterContext, dom: RemoteDomain, disk: string, flags: number, rpc: Rpc) {
+  return readTwoStep((nparams) =>
+    ctx.client.call(remoteProcedures.DOMAIN_GET_BLOCK_IO_TUNE, { dom, disk, nparams, flags }, rpc),
   );
-  if (first.nparams === 0) return [];
-  return (
-    await ctx.client.call(
-      remoteProcedures.DOMAIN_GET_INTERFACE_PARAMETERS,
-      { dom, device, nparams: first.nparams, flags },
-      rpc,
-    )
-  ).params;
+}
+
+function readIface(ctx: AdapterContext, dom: RemoteDomain, device: string, flags: number, rpc: Rpc) {
+  return readTwoStep((nparams) =>
+    ctx.client.call(remoteProcedures.DOMAIN_GET_INTERFACE_PARAMETERS, { dom, device, nparams, flags }, rpc),
+  );
 }
 
 /**
@@ -137,19 +112,17 @@ function toLimits(ctx: AdapterContext, raw: RawParams, details: DomainXmlDetails
   const opts = { cgroupVersion: ctx.cgroupVersion };
   const out: ResourceLimits = {};
   if (raw.scheduler !== undefined) {
-    out.cpu = schedulerParamsToCpuLimits(raw.scheduler as LibvirtTypedParam[], {
+    out.cpu = schedulerParamsToCpuLimits(raw.scheduler, {
       ...opts,
       vcpus: details.vcpus.max,
     });
   }
-  out.memory = memoryParamsToLimits(raw.memory as LibvirtTypedParam[], opts);
+  out.memory = memoryParamsToLimits(raw.memory, opts);
   const disks: DiskLimits[] = [];
-  for (const [device, params] of raw.disks)
-    disks.push(blockIoTuneToDiskLimits(device, params as LibvirtTypedParam[]));
+  for (const [device, params] of raw.disks) disks.push(blockIoTuneToDiskLimits(device, params));
   out.disks = disks;
   const nics: NicLimits[] = [];
-  for (const [device, params] of raw.nics)
-    nics.push(interfaceParamsToNicLimits(device, params as LibvirtTypedParam[]));
+  for (const [device, params] of raw.nics) nics.push(interfaceParamsToNicLimits(device, params));
   out.nics = nics;
   return out;
 }
@@ -232,51 +205,44 @@ export function createLimits(
       // Convert everything first: a bad value rejects before anything is changed.
       const calls: ((flags: number) => Promise<void>)[] = [];
       if (patch.cpu !== undefined && Object.keys(patch.cpu).length > 0) {
-        const conv = cpuLimitsToSchedulerParams(
-          patch.cpu,
-          (raw.scheduler ?? []) as LibvirtTypedParam[],
-          opts,
-        );
+        const conv = cpuLimitsToSchedulerParams(patch.cpu, raw.scheduler ?? [], opts);
         warnings.push(...conv.warnings);
         if (conv.params.length > 0)
           calls.push((flags) =>
             ctx.client.call(
               remoteProcedures.DOMAIN_SET_SCHEDULER_PARAMETERS_FLAGS,
-              { dom: h.dom, params: conv.params as TypedParam[], flags },
+              { dom: h.dom, params: conv.params, flags },
               rpc,
             ),
           );
       }
       if (patch.memory !== undefined && Object.keys(patch.memory).length > 0) {
-        const conv = memoryLimitsToParams(patch.memory, raw.memory as LibvirtTypedParam[], opts);
+        const conv = memoryLimitsToParams(patch.memory, raw.memory, opts);
         warnings.push(...conv.warnings);
         if (conv.params.length > 0)
           calls.push((flags) =>
             ctx.client.call(
               remoteProcedures.DOMAIN_SET_MEMORY_PARAMETERS,
-              { dom: h.dom, params: conv.params as TypedParam[], flags },
+              { dom: h.dom, params: conv.params, flags },
               rpc,
             ),
           );
       }
       for (const disk of patch.disks ?? []) {
-        const conv = diskLimitsToBlockIoTuneParams(
-          disk,
-          (raw.disks.get(disk.device) ?? []) as LibvirtTypedParam[],
-        );
+        const conv = diskLimitsToBlockIoTuneParams(disk, raw.disks.get(disk.device) ?? []);
         warnings.push(...conv.warnings);
         if (conv.params.length > 0)
           calls.push((flags) =>
             ctx.client.call(
               remoteProcedures.DOMAIN_SET_BLOCK_IO_TUNE,
-              { dom: h.dom, disk: disk.device, params: conv.params as TypedParam[], flags },
+              { dom: h.dom, disk: disk.device, params: conv.params, flags },
               rpc,
             ),
           );
       }
       for (const nic of patch.nics ?? []) {
         const iface = details.interfaces.find((n) => n.device === nic.device);
-        const conv = nicLimitsToInterfaceParams(nic, (raw.nics.get(nic.device) ?? []) as LibvirtTypedParam[]);
+        const conv = nicLimitsToInterfaceParams(nic, raw.nics.get(nic.device) ?? []);
         warnings.push(...conv.warnings);
         if (conv.params.length > 0 && iface)
           calls.push((flags) =>
@@ -285,7 +251,7 @@ export function createLimits(
               {
                 dom: h.dom,
                 device: iface.mac ?? iface.paramsDevice,
-                params: conv.params as TypedParam[],
+                params: conv.params,
                 flags,
               },
               rpc,

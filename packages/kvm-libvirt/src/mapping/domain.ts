@@ -27,6 +27,7 @@ import {
   bandwidthToNicLimits,
   type CgroupVersion,
   cpuTuneToCpuLimits,
+  IOTUNE_FIELDS,
   ioTuneToDiskLimits,
   type LibvirtBandwidth,
   type LibvirtBlkioDevice,
@@ -238,15 +239,7 @@ function diskSource(type: string, source: XmlValue | undefined): string | undefi
 
 function readIoTune(iotune: XmlValue | undefined): LibvirtIoTune {
   const out: LibvirtIoTune = {};
-  const map: ReadonlyArray<readonly [keyof LibvirtIoTune, string]> = [
-    ['totalBytesSec', 'total_bytes_sec'],
-    ['readBytesSec', 'read_bytes_sec'],
-    ['writeBytesSec', 'write_bytes_sec'],
-    ['totalIopsSec', 'total_iops_sec'],
-    ['readIopsSec', 'read_iops_sec'],
-    ['writeIopsSec', 'write_iops_sec'],
-  ];
-  for (const [key, name] of map) {
+  for (const [key, name] of IOTUNE_FIELDS) {
     const v = parseBigInt(childText(iotune, name));
     if (v !== undefined) out[key] = v;
   }

@@ -495,7 +495,8 @@ export interface LibvirtIoTune {
   writeIopsSec?: bigint;
 }
 
-const IOTUNE_FIELDS: ReadonlyArray<readonly [keyof LibvirtIoTune, string]> = [
+/** {@link LibvirtIoTune} keys and libvirt's names for them (typed parameters and `<iotune>` children). */
+export const IOTUNE_FIELDS: ReadonlyArray<readonly [keyof LibvirtIoTune, string]> = [
   ['totalBytesSec', 'total_bytes_sec'],
   ['readBytesSec', 'read_bytes_sec'],
   ['writeBytesSec', 'write_bytes_sec'],

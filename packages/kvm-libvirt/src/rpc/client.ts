@@ -174,6 +174,13 @@ type CallArgs<A> = [A] extends [undefined]
   ? [args?: undefined, options?: CallOptions]
   : [args: A, options?: CallOptions];
 
+/** A procedure's arguments as XDR. */
+function encodeArgs<A>(procedure: RemoteProcedure<A, unknown>, args: A): Uint8Array {
+  const w = new XdrWriter();
+  procedure.encodeArgs(w, args);
+  return w.bytes();
+}
+
 function connectionLost(target: string, reason: string, cause?: unknown, retryable = true): HvkitError {
   return hvkitError('CONNECTION_LOST', `libvirt connection to ${target} ${reason}`, {
     adapter: 'kvm-libvirt',
@@ -681,9 +688,7 @@ export class LibvirtRpcClient implements AsyncDisposable {
     const operation = `rpc.${procedure.name}`;
     let payload: Uint8Array;
     try {
-      const w = new XdrWriter();
-      procedure.encodeArgs(w, args);
-      payload = w.bytes();
+      payload = encodeArgs(procedure, args);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -743,9 +748,7 @@ export class LibvirtRpcClient implements AsyncDisposable {
     const operation = `rpc.${procedure.name}`;
     let payload: Uint8Array;
     try {
-      const w = new XdrWriter();
-      procedure.encodeArgs(w, args);
-      payload = w.bytes();
+      payload = encodeArgs(procedure, args);
     } catch (error) {
       return Promise.reject(error);
     }

@@ -249,6 +249,7 @@ function getParams(max: number) {
   };
 }
 
+const schedulerParams = getParams(LIMITS.DOMAIN_SCHEDULER_PARAMETERS_MAX);
 const memoryParams = getParams(LIMITS.DOMAIN_MEMORY_PARAMETERS_MAX);
 const blkioParams = getParams(LIMITS.DOMAIN_BLKIO_PARAMETERS_MAX);
 
@@ -535,22 +536,15 @@ export const remoteProcedures = {
     },
     noRet,
   ),
+  // The reply has no count: the caller passes the one DOMAIN_GET_SCHEDULER_TYPE returned.
   DOMAIN_GET_SCHEDULER_PARAMETERS_FLAGS: define(
     'DOMAIN_GET_SCHEDULER_PARAMETERS_FLAGS',
-    (w, a: GetParamsArgs) => {
-      writeDomain(w, a.dom);
-      w.int(a.nparams, 'nparams');
-      w.uint(a.flags, 'flags');
-    },
+    schedulerParams.encode,
     (r): TypedParam[] => readTypedParams(r, LIMITS.DOMAIN_SCHEDULER_PARAMETERS_MAX),
   ),
   DOMAIN_SET_SCHEDULER_PARAMETERS_FLAGS: define(
     'DOMAIN_SET_SCHEDULER_PARAMETERS_FLAGS',
-    (w, a: SetParamsArgs) => {
-      writeDomain(w, a.dom);
-      writeTypedParams(w, a.params, LIMITS.DOMAIN_SCHEDULER_PARAMETERS_MAX);
-      w.uint(a.flags, 'flags');
-    },
+    schedulerParams.set,
     noRet,
   ),
   DOMAIN_GET_MEMORY_PARAMETERS: define(
