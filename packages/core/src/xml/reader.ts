@@ -202,15 +202,11 @@ interface Frame {
 export function readXml(input: string, settings: ReadXmlSettings): XmlObject {
   const src = input.includes('\r') ? input.replace(/\r\n?/g, '\n') : input;
   try {
-    return read(src, settings);
+    return new Reader(src, settings).document();
   } catch (error) {
     if (error instanceof XmlReadError) Object.assign(error, lineColumn(src, error.offset));
     throw error;
   }
-}
-
-function read(src: string, settings: ReadXmlSettings): XmlObject {
-  return new Reader(src, settings).document();
 }
 
 /** One pass over one document; the state lives on the instance, and frames of closed elements are reused. */
