@@ -14,6 +14,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { parseByteSize } from '@hvkit/core';
 import { connectSsh, createSshSink } from '@hvkit/ssh';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -32,13 +33,6 @@ function loadPeerEnv(): void {
   }
 }
 
-function parseSize(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)?$/i.exec(text.trim());
-  if (!m) throw new Error(`bad size ${text} (e.g. 1G, 512M, 65536)`);
-  const power = ' kmgt'.indexOf((m[2] || ' ').toLowerCase());
-  return Math.round(Number(m[1]) * 1024 ** power);
-}
-
 const { values } = parseArgs({
   options: {
     bytes: { type: 'string', default: '1G' },
@@ -48,8 +42,8 @@ const { values } = parseArgs({
     'no-verify': { type: 'boolean', default: false },
   },
 });
-const total = parseSize(values.bytes);
-const chunkSize = parseSize(values.chunk);
+const total = parseByteSize(values.bytes);
+const chunkSize = parseByteSize(values.chunk);
 const runs = Number(values.runs);
 const method = values.method as 'exec' | 'sftp';
 const verify = !values['no-verify'];

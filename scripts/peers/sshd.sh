@@ -9,28 +9,24 @@
 # Everything lives in .peers/sshd/ (git-ignored). Keys are generated once; the port, sshd_config and
 # known_hosts are rewritten at each start. Must run as root (sshd privilege separation, useradd).
 set -euo pipefail
+PEER=sshd
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-DIR="$ROOT/.peers/sshd"
-ENV_FILE="$ROOT/.peers/sshd.env"
+DIR="$PEERS_DIR/sshd"
+ENV_FILE="$PEERS_DIR/sshd.env"
 PIDFILE="$DIR/sshd.pid"
 CONFIG="$DIR/sshd_config"
 LOG="$DIR/sshd.log"
-SECRETS="$ROOT/scripts/peers/test-secrets.txt"
+SECRETS="$PEERS_LIB_DIR/test-secrets.txt"
 SSHD=/usr/sbin/sshd
 PASSWORD_USER=hvkit-ssh-test
 # A fixed, test-only password (listed in scripts/peers/test-secrets.txt so leak checks can look for it).
 PASSWORD='hvkit-ssh-test-Pw-4f9c2e'
 
-log() { printf 'sshd peer: %s\n' "$*" >&2; }
-die() { log "$*"; exit 1; }
-
 running_pid() {
-  [[ -s "$PIDFILE" ]] || return 1
   local pid
-  pid="$(cat "$PIDFILE")"
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  kill -0 "$pid" 2>/dev/null || return 1
+  pid="$(pid_from "$PIDFILE")"
+  [[ -n "$pid" ]] && pid_running "$pid" || return 1
   # The pid must still be our sshd (not a recycled pid).
   tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$CONFIG" || return 1
   printf '%s\n' "$pid"
@@ -120,32 +116,35 @@ Match User $PASSWORD_USER
 EOF
 }
 
-write_env() {
+# write_sshd_env PORT: known_hosts for PORT and .peers/sshd.env.
+write_sshd_env() {
   local port="$1" fp
   fp="$(ssh-keygen -l -E sha256 -f "$DIR/ssh_host_ed25519_key.pub" | awk '{print $2}')"
   printf '[127.0.0.1]:%s %s\n' "$port" "$(cut -d' ' -f1-2 "$DIR/ssh_host_ed25519_key.pub")" >"$DIR/known_hosts"
-  cat >"$ENV_FILE.tmp" <<EOF
-HVKIT_SSH_HOST=127.0.0.1
-HVKIT_SSH_PORT=$port
-HVKIT_SSH_USER=root
-HVKIT_SSH_KEY=$DIR/client_ed25519
-HVKIT_SSH_KNOWN_HOSTS=$DIR/known_hosts
-HVKIT_SSH_HOST_FINGERPRINT=$fp
-HVKIT_SSH_PASSWORD_USER=$PASSWORD_USER
-HVKIT_SSH_PASSWORD=$PASSWORD
-EOF
-  mv "$ENV_FILE.tmp" "$ENV_FILE"
+  {
+    env_line HVKIT_SSH_HOST 127.0.0.1
+    env_line HVKIT_SSH_PORT "$port"
+    env_line HVKIT_SSH_USER root
+    env_line HVKIT_SSH_KEY "$DIR/client_ed25519"
+    env_line HVKIT_SSH_KNOWN_HOSTS "$DIR/known_hosts"
+    env_line HVKIT_SSH_HOST_FINGERPRINT "$fp"
+    env_line HVKIT_SSH_PASSWORD_USER "$PASSWORD_USER"
+    env_line HVKIT_SSH_PASSWORD "$PASSWORD"
+  } | write_env sshd
 }
 
+# accepting PORT: our sshd is running and accepts connections on PORT.
+accepting() { port_accepts "$1" && running_pid >/dev/null; }
+
 start() {
-  [[ "$(id -u)" == 0 ]] || die 'must run as root'
+  require_root
   [[ -x "$SSHD" ]] || die "$SSHD not found (apt-get install openssh-server)"
   generate_keys
   ensure_user
   local pid port
   if pid="$(running_pid)"; then
     port="$(configured_port)"
-    write_env "$port"
+    write_sshd_env "$port"
     log "already running (pid $pid, port $port)"
     cat "$ENV_FILE"
     return 0
@@ -162,16 +161,12 @@ start() {
       log "sshd failed to start on port $port (attempt $attempt), see $LOG"
       continue
     fi
-    local _
-    for _ in $(seq 1 100); do
-      if port_accepts "$port" && running_pid >/dev/null; then
-        write_env "$port"
-        log "running (pid $(running_pid), port $port)"
-        cat "$ENV_FILE"
-        return 0
-      fi
-      sleep 0.1
-    done
+    if wait_until 10 "sshd to accept on port $port" accepting "$port"; then
+      write_sshd_env "$port"
+      log "running (pid $(running_pid), port $port)"
+      cat "$ENV_FILE"
+      return 0
+    fi
     log "sshd did not accept on port $port (attempt $attempt), see $LOG"
     stop || true
   done
@@ -181,13 +176,8 @@ start() {
 stop() {
   local pid
   if pid="$(running_pid)"; then
-    kill "$pid"
-    local _
-    for _ in $(seq 1 50); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+    # running_pid checked that the pid is our sshd; stop_pidfile signals that pid only.
+    stop_pidfile "$PIDFILE" sshd 5
     log "stopped (pid $pid)"
   else
     log 'not running'
