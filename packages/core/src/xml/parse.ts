@@ -8,6 +8,8 @@
 import { hvkitError } from '../errors/hvkit-error';
 import { readXml, XmlReadError } from './reader';
 
+export { isXmlCodePoint } from './reader';
+
 /** Prefix of attribute keys in parsed objects: `<disk type="file">` → `{ disk: { '@_type': 'file' } }`. */
 export const XML_ATTRIBUTE_PREFIX = '@_';
 /** Key of an element's text when it also has attributes or children: `{ '#text': '...' }`. */

@@ -130,7 +130,8 @@ function isXmlSpace(text: string): boolean {
   return true;
 }
 
-function isXmlChar(code: number): boolean {
+/** Whether a code point is an XML 1.0 `Char` (what a character reference may name). */
+export function isXmlCodePoint(code: number): boolean {
   return (
     code === 0x9 ||
     code === 0xa ||
@@ -165,7 +166,7 @@ function decodeReferences(text: string, locate: (index: number) => number): stri
       const digits = body.slice(hex ? 2 : 1);
       if ((hex ? /^[0-9a-fA-F]{1,6}$/ : /^[0-9]{1,7}$/).test(digits)) {
         const code = Number.parseInt(digits, hex ? 16 : 10);
-        if (isXmlChar(code)) value = String.fromCodePoint(code);
+        if (isXmlCodePoint(code)) value = String.fromCodePoint(code);
       }
       if (value === undefined) {
         throw new XmlReadError(`bad character reference &${body};.`, locate(amp));

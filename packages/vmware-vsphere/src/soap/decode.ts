@@ -13,7 +13,7 @@
  *   truncated or unexpected input fails with an `HvkitError` of code `PROTOCOL`, never anything else.
  */
 
-import { HvkitError, hvkitError } from '@hvkit/core';
+import { HvkitError, hvkitError, isXmlCodePoint } from '@hvkit/core';
 import {
   type DataObject,
   methodReturnType,
@@ -248,16 +248,7 @@ class Reader {
           if (/^#[0-9]{1,7}$/.test(ref)) code = Number.parseInt(ref.slice(1), 10);
           else if (/^#x[0-9a-fA-F]{1,6}$/.test(ref)) code = Number.parseInt(ref.slice(2), 16);
           else this.fail(`undefined entity &${ref.slice(0, 10)};`, at + amp);
-          if (
-            !(
-              code === 0x9 ||
-              code === 0xa ||
-              code === 0xd ||
-              (code >= 0x20 && code <= 0xd7ff) ||
-              (code >= 0xe000 && code <= 0xfffd) ||
-              (code >= 0x10000 && code <= 0x10ffff)
-            )
-          ) {
+          if (!isXmlCodePoint(code)) {
             this.fail('character reference to a character XML forbids', at + amp);
           }
           ch = String.fromCodePoint(code);
