@@ -7,7 +7,8 @@
 
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, ftruncateSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, ftruncateSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
 import { livePeer } from '@hvkit/conformance';
 import { HvkitError } from '@hvkit/core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -39,6 +40,33 @@ async function rejection(promise: Promise<unknown>): Promise<HvkitError> {
 }
 
 const sha256 = (data: Uint8Array | Buffer) => createHash('sha256').update(data).digest('hex');
+
+/**
+ * Whether the running guest's block I/O cgroup has a weight file. libvirt reads `blkio.bfq.weight` or
+ * `blkio.weight` (cgroup v1), `io.bfq.weight` or `io.weight` (v2); kernels whose disks run neither BFQ nor
+ * CFQ have none, and libvirt then refuses live blkio parameters ("valid only for bfq or cfq scheduler").
+ * The test cannot choose the host's scheduler, so it reads what the guest's cgroup offers.
+ */
+function guestBlkioWeight(guest: string): { group: string; hasWeight: boolean } {
+  const pid = readFileSync(`/var/run/libvirt/qemu/${guest}.pid`, 'utf8').trim();
+  const lines = readFileSync(`/proc/${pid}/cgroup`, 'utf8').trim().split('\n');
+  const v1 = lines
+    .map((l) => l.split(':'))
+    .find(([, controllers]) => controllers?.split(',').includes('blkio'));
+  if (v1) {
+    const group = join('/sys/fs/cgroup/blkio', v1[2] as string);
+    return {
+      group,
+      hasWeight: ['blkio.bfq.weight', 'blkio.weight'].some((f) => existsSync(join(group, f))),
+    };
+  }
+  const unified = lines.map((l) => l.split(':')).find(([id]) => id === '0');
+  const mount = existsSync('/sys/fs/cgroup/unified/cgroup.controllers')
+    ? '/sys/fs/cgroup/unified'
+    : '/sys/fs/cgroup';
+  const group = join(mount, (unified?.[2] as string) ?? '/');
+  return { group, hasWeight: ['io.bfq.weight', 'io.weight'].some((f) => existsSync(join(group, f))) };
+}
 
 describe.skipIf(!peer.available)(
   `libvirt RPC client, live (peer libvirtd)${peer.available ? '' : ` (skipped: ${peer.reason})`}`,
@@ -263,12 +291,24 @@ describe.skipIf(!peer.available)(
         const hard = memory.params.find((p) => p.field === 'hard_limit');
         expect(hard?.type).toBe(TYPED_PARAM.ULLONG);
         expect(hard?.value).toBe(9_007_199_254_740_991n);
-        const blkio = await qemu.call(P.DOMAIN_GET_BLKIO_PARAMETERS, {
-          dom,
-          nparams: 16,
-          flags: TYPED_PARAM_STRING_OKAY,
-        });
-        expect(blkio.params.find((p) => p.field === 'weight')?.type).toBe(TYPED_PARAM.UINT);
+        const readBlkio = (flags: number) =>
+          qemu.call(P.DOMAIN_GET_BLKIO_PARAMETERS, {
+            dom,
+            nparams: 16,
+            flags: TYPED_PARAM_STRING_OKAY | flags,
+          });
+        // The stored definition always has a weight (0: unset); the live one only where the cgroup has one.
+        const config = await readBlkio(2);
+        expect(config.params.find((p) => p.field === 'weight')?.type).toBe(TYPED_PARAM.UINT);
+        const cgroup = guestBlkioWeight(env.HVKIT_LIBVIRT_GUEST as string);
+        if (cgroup.hasWeight) {
+          const live = await readBlkio(0);
+          expect(live.params.find((p) => p.field === 'weight')?.type).toBe(TYPED_PARAM.UINT);
+        } else {
+          const refused = await rejection(readBlkio(0));
+          expect(refused.code, `${cgroup.group} has no weight file`).toBe('CONFLICT');
+          expect(refused.message).toMatch(/bfq or cfq/);
+        }
         const ioCount = await qemu.call(P.DOMAIN_GET_BLOCK_IO_TUNE, {
           dom,
           disk: null,
@@ -333,9 +373,22 @@ describe.skipIf(!peer.available)(
         const memory = await qemu.call(P.DOMAIN_GET_MEMORY_PARAMETERS, { dom, nparams: 16, flags: 4 });
         const hard = memory.params.filter((p) => p.field === 'hard_limit');
         await qemu.call(P.DOMAIN_SET_MEMORY_PARAMETERS, { dom, params: hard, flags: 1 });
-        const blkio = await qemu.call(P.DOMAIN_GET_BLKIO_PARAMETERS, { dom, nparams: 16, flags: 4 });
-        const weight = blkio.params.filter((p) => p.field === 'weight');
-        await qemu.call(P.DOMAIN_SET_BLKIO_PARAMETERS, { dom, params: weight, flags: 1 });
+        if (guestBlkioWeight(env.HVKIT_LIBVIRT_GUEST as string).hasWeight) {
+          const blkio = await qemu.call(P.DOMAIN_GET_BLKIO_PARAMETERS, { dom, nparams: 16, flags: 4 });
+          const weight = blkio.params.filter((p) => p.field === 'weight');
+          await qemu.call(P.DOMAIN_SET_BLKIO_PARAMETERS, { dom, params: weight, flags: 1 });
+        } else {
+          // No weight file in the guest's cgroup: a live weight is refused with a typed error, nothing set.
+          const refused = await rejection(
+            qemu.call(P.DOMAIN_SET_BLKIO_PARAMETERS, {
+              dom,
+              params: [{ field: 'weight', type: TYPED_PARAM.UINT, value: 500 }],
+              flags: 1,
+            }),
+          );
+          expect(refused.code).toBe('CONFLICT');
+          expect(refused.message).toMatch(/bfq or cfq/);
+        }
         const io = await qemu.call(P.DOMAIN_GET_BLOCK_IO_TUNE, { dom, disk: 'vda', nparams: 32, flags: 4 });
         const total = io.params.filter((p) => p.field === 'total_bytes_sec');
         await qemu.call(P.DOMAIN_SET_BLOCK_IO_TUNE, { dom, disk: 'vda', params: total, flags: 1 });

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { livePeer } from '@hvkit/conformance';
 import { HvkitError, unixSocketDialer } from '@hvkit/core';
+import { build as bundle } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createTestPki,
@@ -215,33 +216,44 @@ describe.skipIf(!usable)(
         const dir = mkdtempSync(join(tmpdir(), 'hvkit-polkit-'));
         try {
           chmodSync(dir, 0o755);
-          const script = join(dir, 'client.mts');
+          // The unprivileged user may not be able to read the clone (a clone inside a `mktemp -d`
+          // folder is mode 700), so it runs a self-contained bundle of the client, written here.
+          const entry = join(dir, 'entry.ts');
           const clientModule = join(import.meta.dirname, 'client.ts');
           writeFileSync(
-            script,
+            entry,
             `import { LibvirtRpcClient } from ${JSON.stringify(clientModule)};
-try {
-  const c = await LibvirtRpcClient.connect({ uri: ${JSON.stringify(polkit.uri)}, timeoutMs: 10000 });
-  await c.close();
-  console.log(JSON.stringify({ connected: true }));
-} catch (e) {
-  console.log(JSON.stringify({ code: e.code, backendCode: e.backendCode, message: e.message }));
-}
+LibvirtRpcClient.connect({ uri: ${JSON.stringify(polkit.uri)}, timeoutMs: 10000 }).then(
+  async (c) => {
+    await c.close();
+    console.log(JSON.stringify({ connected: true }));
+  },
+  (e) => console.log(JSON.stringify({ code: e.code, backendCode: e.backendCode, message: e.message })),
+);
 `,
           );
+          const script = join(dir, 'client.cjs');
+          await bundle({
+            entryPoints: [entry],
+            outfile: script,
+            bundle: true,
+            platform: 'node',
+            format: 'cjs',
+            target: 'node20',
+            conditions: ['@hvkit/source'],
+            // ssh2 loads these optional native helpers inside try/catch and works without them.
+            external: ['cpu-features', '*.node'],
+            logLevel: 'error',
+          });
           chmodSync(script, 0o644);
-          const out = execFileSync(
-            process.execPath,
-            ['--conditions=@hvkit/source', '--import', 'tsx', script],
-            {
-              cwd: join(import.meta.dirname, '..', '..'),
-              uid: 65534,
-              gid: 65534,
-              env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir },
-              encoding: 'utf8',
-              timeout: 60_000,
-            },
-          );
+          const out = execFileSync(process.execPath, [script], {
+            cwd: dir,
+            uid: 65534,
+            gid: 65534,
+            env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir },
+            encoding: 'utf8',
+            timeout: 60_000,
+          });
           const result = JSON.parse(out.trim().split('\n').at(-1) as string);
           expect(result.code).toBe('AUTH_FAILED');
           expect(result.message).toMatch(/polkit/);
