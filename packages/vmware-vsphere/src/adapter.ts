@@ -51,6 +51,7 @@ import {
   type VlanIndex,
   VM_PATHS,
 } from './mapping/vm';
+import { checkVimUrlSecurity } from './soap/client';
 import {
   createContainerView,
   destroyView,
@@ -100,12 +101,23 @@ export const VSPHERE_SUPPORTS = {
 
 /** Options of {@link connect}. */
 export interface VsphereConnectOptions {
-  /** vCenter or ESXi URL: `https://vc.example` or `https://vc.example/sdk` (plain http for labs). */
+  /**
+   * vCenter or ESXi URL: `https://vc.example` or `https://vc.example/sdk`. A plain `http://` URL needs
+   * `insecureHttp: true`.
+   */
   url: string | URL;
   username: string;
   password: string;
-  /** TLS: CA certificates, a SHA-1 thumbprint pin, or the named opt-out `insecureSkipVerify`. */
+  /**
+   * TLS: CA certificates, a SHA-1 thumbprint pin, or the named opt-out `insecureSkipVerify`. Refused
+   * (`INVALID_ARGUMENT`) with an `http://` URL.
+   */
   tls?: VimTlsOptions;
+  /**
+   * The named opt-out for a plain `http://` URL (labs, simulators, recorded replays): the password, the
+   * session cookie and all data then travel unencrypted. Without it an `http://` URL is `INVALID_ARGUMENT`.
+   */
+  insecureHttp?: boolean;
   /** A fetch to use instead of the adapter's own (recording, replay, a proxy). `tls` is then ignored. */
   fetch?: FetchLike;
   /** Default timeout of one call to the server, ms (default 60 000). */
@@ -160,6 +172,7 @@ export async function connect(
     });
   }
   if (url.pathname === '/' || url.pathname === '') url.pathname = '/sdk';
+  checkVimUrlSecurity(url, options, { operation: 'connect' });
   const ownFetch = options.fetch === undefined ? createVimFetch({ tls: options.tls }) : undefined;
   const fetch: FetchLike = options.fetch ?? (ownFetch as FetchLike);
   let session: VimSession;
@@ -168,6 +181,8 @@ export async function connect(
       {
         url,
         fetch,
+        insecureHttp: options.insecureHttp,
+        tls: options.tls,
         username: options.username,
         password: options.password,
         timeoutMs: options.timeoutMs,

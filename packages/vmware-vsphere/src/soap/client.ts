@@ -46,8 +46,17 @@ export interface VimClientOptions {
    * Tests pass the global `fetch`.
    */
   fetch?: FetchLike;
-  /** TLS settings for the default fetch (ignored when `fetch` is given). Verified by default. */
+  /**
+   * TLS settings for the default fetch (ignored when `fetch` is given). Verified by default. Refused
+   * (`INVALID_ARGUMENT`) with an `http://` URL, where they could have no effect.
+   */
   tls?: VimTlsOptions;
+  /**
+   * The named opt-out for plain `http://` URLs: the password, the session cookie and every response then
+   * travel unencrypted and unauthenticated. Only for labs, simulators and recorded replays. Without it an
+   * `http://` URL is `INVALID_ARGUMENT`; with an `https://` URL it changes nothing.
+   */
+  insecureHttp?: boolean;
   /** API version for `SOAPAction: urn:vim25/<version>` (default {@link DEFAULT_VIM_VERSION}). */
   version?: string;
   /** Default deadline of a call (default {@link DEFAULT_CALL_TIMEOUT_MS}). */
@@ -69,6 +78,47 @@ export interface CallOptions {
   returns?: string;
   /** For RetrievePropertiesEx-like calls: the property paths to materialise (others are skipped). */
   properties?: ReadonlySet<string>;
+}
+
+/**
+ * Checks the transport security settings of a vSphere URL: `http:` needs the named opt-out `insecureHttp`,
+ * and TLS settings with an `http:` URL are refused (they would be silently ignored).
+ *
+ * @throws HvkitError `INVALID_ARGUMENT`; TypeError when `insecureHttp` is not a boolean.
+ */
+export function checkVimUrlSecurity(
+  url: URL,
+  settings: { insecureHttp?: boolean; tls?: VimTlsOptions },
+  context: { adapter?: string; operation?: string } = {},
+): void {
+  const { insecureHttp, tls } = settings;
+  if (insecureHttp !== undefined && typeof insecureHttp !== 'boolean') {
+    throw new TypeError('insecureHttp must be a boolean.');
+  }
+  if (url.protocol !== 'http:') return;
+  const errorContext = { adapter: ADAPTER, ...context };
+  const tlsKeys =
+    typeof tls === 'object' && tls !== null
+      ? Object.entries(tls)
+          .filter(([, value]) => value !== undefined)
+          .map(([key]) => `tls.${key}`)
+      : [];
+  if (tlsKeys.length > 0) {
+    throw hvkitError(
+      'INVALID_ARGUMENT',
+      `${tlsKeys.join(', ')} cannot apply to a plain http URL (${url.origin}): nothing would be verified. ` +
+        'Use an https URL.',
+      errorContext,
+    );
+  }
+  if (insecureHttp !== true) {
+    throw hvkitError(
+      'INVALID_ARGUMENT',
+      `The vSphere URL ${url.origin} is plain http: the password and the session cookie would travel ` +
+        'unencrypted. Use https, or opt out by name with `insecureHttp: true` (labs and simulators only).',
+      errorContext,
+    );
+  }
 }
 
 function normaliseUrl(input: string | URL): URL {
@@ -136,12 +186,14 @@ export class VimSoapClient {
   readonly #cookies = new Map<string, string>();
 
   /**
-   * @throws HvkitError `INVALID_ARGUMENT` for a bad URL (or one with credentials in it) or TLS settings.
+   * @throws HvkitError `INVALID_ARGUMENT` for a bad URL (or one with credentials in it), an `http://` URL
+   *   without `insecureHttp: true`, or TLS settings (also with an `http://` URL).
    * @throws TypeError for options of the wrong type.
    */
   constructor(options: VimClientOptions) {
     if (typeof options !== 'object' || options === null) throw new TypeError('VimSoapClient needs options.');
     this.url = normaliseUrl(options.url);
+    checkVimUrlSecurity(this.url, options);
     if (options.fetch !== undefined && typeof options.fetch !== 'function') {
       throw new TypeError('options.fetch must be a function.');
     }

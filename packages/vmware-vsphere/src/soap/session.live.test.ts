@@ -112,22 +112,36 @@ describe.skipIf(!vcsim.available)(liveTitle('TLS'), () => {
 });
 
 describe.skipIf(!vcsim.available)(liveTitle('login over plain http'), () => {
+  it('refuses the http URL without the named opt-out insecureHttp, sending nothing', async () => {
+    const [fetch, tap] = tappedFetch();
+    const error = await rejection(connectVim(login({ url: env().HVKIT_VCSIM_HTTP_URL, fetch })));
+    expect(error.code).toBe('INVALID_ARGUMENT');
+    expect(error.message).toMatch(/insecureHttp/);
+    expect(tap.calls).toHaveLength(0);
+  });
+
   it('connects over http', async () => {
-    const session = await connectVim(login({ url: env().HVKIT_VCSIM_HTTP_URL }));
+    const session = await connectVim(login({ url: env().HVKIT_VCSIM_HTTP_URL, insecureHttp: true }));
     expect(session.userSession?.key).toBe(session.client.sessionCookie);
     await session.close();
   });
 
   it('fails a bad password with AUTH_FAILED and never shows the password', async () => {
     const password = 'Wrong-Secret-4711';
-    const error = await rejection(connectVim(login({ url: env().HVKIT_VCSIM_HTTP_URL, password })));
+    const error = await rejection(
+      connectVim(login({ url: env().HVKIT_VCSIM_HTTP_URL, insecureHttp: true, password })),
+    );
     expect(error.code).toBe('AUTH_FAILED');
     expect(error.backendCode).toBe('InvalidLogin');
     expect(`${error.message} ${JSON.stringify(error.toJSON())} ${error.stack}`).not.toContain(password);
   });
 
   it('reads the service content without logging in, and rejects an empty user name', async () => {
-    const session = await connectVim({ url: env().HVKIT_VCSIM_HTTP_URL, keepAliveMs: false });
+    const session = await connectVim({
+      url: env().HVKIT_VCSIM_HTTP_URL,
+      insecureHttp: true,
+      keepAliveMs: false,
+    });
     expect(session.userSession).toBeUndefined();
     expect(session.serviceContent.propertyCollector).toEqual({
       type: 'PropertyCollector',
@@ -135,7 +149,7 @@ describe.skipIf(!vcsim.available)(liveTitle('login over plain http'), () => {
     });
     await session.close();
     const error = await rejection(
-      connectVim({ url: env().HVKIT_VCSIM_HTTP_URL, username: '', password: 'x' }),
+      connectVim({ url: env().HVKIT_VCSIM_HTTP_URL, insecureHttp: true, username: '', password: 'x' }),
     );
     expect(error.code).toBe('INVALID_ARGUMENT');
   });
@@ -154,6 +168,7 @@ describe.skipIf(!vcsim.available)(liveTitle('expired sessions (own vcsim, 1 s id
 
   const options = (extra: Partial<VimSessionOptions> = {}): VimSessionOptions => ({
     url: sim.url,
+    insecureHttp: true,
     username: sim.username,
     password: sim.password,
     keepAliveMs: false,
