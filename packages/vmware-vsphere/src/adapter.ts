@@ -109,8 +109,8 @@ export interface VsphereConnectOptions {
   username: string;
   password: string;
   /**
-   * TLS: CA certificates, a SHA-1 thumbprint pin, or the named opt-out `insecureSkipVerify`. Refused
-   * (`INVALID_ARGUMENT`) with an `http://` URL.
+   * TLS: CA certificates, a SHA-1 thumbprint (`thumbprintMode` `'fallback'` as govc, or `'exclusive'`), or
+   * the named opt-out `insecureSkipVerify`. Refused (`INVALID_ARGUMENT`) with an `http://` URL.
    */
   tls?: VimTlsOptions;
   /**

@@ -94,6 +94,22 @@ describe.skipIf(!vcsim.available)(liveTitle('TLS'), () => {
     await session.close();
   });
 
+  it("thumbprintMode 'exclusive' refuses the CA-verified certificate when the pin differs, and accepts the pinned one", async () => {
+    const e = env();
+    const error = await rejection(
+      connectVim(login({ tls: { ca: peerCa(), thumbprint: '11'.repeat(20), thumbprintMode: 'exclusive' } })),
+    );
+    expect(error.code).toBe('AUTH_FAILED');
+    expect(error.details).toMatchObject({
+      offeredThumbprint: e.HVKIT_VCSIM_THUMBPRINT,
+      thumbprintMode: 'exclusive',
+    });
+    const session = await connectVim(
+      login({ tls: { thumbprint: e.HVKIT_VCSIM_THUMBPRINT, thumbprintMode: 'exclusive' } }),
+    );
+    await session.close();
+  });
+
   it('accepts anything with the named opt-out insecureSkipVerify', async () => {
     const session = await connectVim(login({ tls: { insecureSkipVerify: true } }));
     expect(session.serviceContent.rootFolder.type).toBe('Folder');
