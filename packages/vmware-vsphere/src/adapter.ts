@@ -240,6 +240,7 @@ class VsphereAdapter implements HypervisorAdapterV1<'vmware-vsphere'> {
             fetch,
             username: options.username,
             password: options.password,
+            timeoutMs: options.timeoutMs,
           });
     this.inventory = {
       host: (o?: CallOptions) => this.#host(o),

@@ -107,6 +107,61 @@ describe('VimSoapClient', () => {
     expect(error.message).toMatch(/larger than 10000 bytes/);
   });
 
+  it('stops an endless response at the default bound (64 MiB) in bounded memory and time', async () => {
+    const MiB = 1024 * 1024;
+    let sent = 0;
+    server = await startSoapServer(() => ({
+      raw: (res) => {
+        res.writeHead(200, { 'content-type': 'text/xml; charset=utf-8' });
+        res.write(sample('retrieve-vms-esx.xml').replace(/<\/returnval>.*$/s, ''));
+        const chunk = Buffer.from('<objects><obj type="VirtualMachine">vm-1</obj></objects>'.repeat(1024));
+        // Endless for the client; the server gives up at 512 MiB.
+        const pump = () => {
+          while (sent < 512 * MiB && !res.destroyed) {
+            sent += chunk.length;
+            if (!res.write(chunk)) return void res.once('drain', pump);
+          }
+          res.destroy();
+        };
+        pump();
+      },
+    }));
+    const client = new VimSoapClient({ url: server.url, insecureHttp: true });
+    globalThis.gc?.();
+    const before = process.memoryUsage().rss;
+    let peak = before;
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, process.memoryUsage().rss);
+    }, 5);
+    const started = performance.now();
+    const error = await rejection(client.invoke('RetrievePropertiesEx', moRef('PropertyCollector', 'pc')));
+    clearInterval(sampler);
+    const grown = Math.max(peak, process.memoryUsage().rss) - before;
+    expect(error.code).toBe('PROTOCOL');
+    expect(error.message).toMatch(/larger than 67108864 bytes/);
+    expect(sent).toBeLessThan(96 * MiB);
+    // The body is held once (at most the bound) while it is read; measured: +67 MiB RSS (128 MiB bound before: +170 MiB).
+    expect(grown).toBeLessThan(112 * MiB);
+    expect(performance.now() - started).toBeLessThan(10_000);
+  });
+
+  it('a trickling response ends at the call deadline', async () => {
+    server = await startSoapServer(() => ({
+      raw: (res) => {
+        res.writeHead(200, { 'content-type': 'text/xml; charset=utf-8' });
+        const timer = setInterval(() => res.write(' '), 50);
+        res.on('close', () => clearInterval(timer));
+      },
+    }));
+    const client = new VimSoapClient({ url: server.url, insecureHttp: true });
+    const started = performance.now();
+    const error = await rejection(
+      client.invoke('CurrentTime', SERVICE_INSTANCE, undefined, { timeoutMs: 300 }),
+    );
+    expect(error.code).toBe('TIMEOUT');
+    expect(performance.now() - started).toBeLessThan(2_000);
+  });
+
   it('times out and aborts a call the server never answers', async () => {
     server = await startSoapServer(() => ({ body: sample('current-time.xml'), delayMs: 5_000 }));
     const client = new VimSoapClient({ url: server.url, insecureHttp: true });

@@ -4,7 +4,6 @@
  * nothing about logins; {@link VimSession} (session.ts) adds those.
  */
 
-import { isUtf8 } from 'node:buffer';
 import {
   abortError,
   checkSignal,
@@ -16,6 +15,7 @@ import {
   type Logger,
   parseRetryAfter,
   parseXml,
+  readResponseText,
   type XmlValue,
   xmlArray,
   xmlText,
@@ -33,6 +33,8 @@ export const DEFAULT_VIM_VERSION = '6.5';
 /** Name of the vSphere session cookie. */
 export const SESSION_COOKIE = 'vmware_soap_session';
 
+/** Largest `vimServiceVersions.xml` read (a few hundred bytes in practice). */
+const SERVICE_VERSIONS_MAX_BYTES = 1024 * 1024;
 const MAX_COOKIES = 32;
 const MAX_COOKIE_LENGTH = 4096;
 const COOKIE_NAME_RE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -61,7 +63,11 @@ export interface VimClientOptions {
   version?: string;
   /** Default deadline of a call (default {@link DEFAULT_CALL_TIMEOUT_MS}). */
   timeoutMs?: number;
-  /** Largest response body accepted (default 128 MiB); larger is `PROTOCOL`. */
+  /**
+   * Largest response body accepted (default {@link DEFAULT_MAX_RESPONSE_BYTES}, 64 MiB); larger is
+   * `PROTOCOL`, refused from its Content-Length or as soon as the streamed body passes it. Decoding needs
+   * up to about 4.5× this in memory.
+   */
   maxResponseBytes?: number;
   /** Sent as `User-Agent`. */
   userAgent?: string;
@@ -205,7 +211,8 @@ export class VimSoapClient {
     }
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
     this.#maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
-    if (!(this.#maxResponseBytes > 0)) throw new TypeError('options.maxResponseBytes must be positive.');
+    if (!(Number.isSafeInteger(this.#maxResponseBytes) && this.#maxResponseBytes > 0))
+      throw new TypeError('options.maxResponseBytes must be a positive integer.');
     this.#userAgent = options.userAgent;
     this.#logger = options.logger;
   }
@@ -335,53 +342,14 @@ export class VimSoapClient {
     throw hvkitError('PROTOCOL', `${where}: not a vSphere SDK response.`, { ...options2, retryable: false });
   }
 
-  async #readBody(
+  /** Reads the body (at most `max` bytes, default `maxResponseBytes`) under the call's deadline, as UTF-8. */
+  #readBody(
     response: Response,
     signal: AbortSignal,
     context: { adapter: string; operation: string },
+    max = this.#maxResponseBytes,
   ): Promise<string> {
-    const max = this.#maxResponseBytes;
-    const tooLarge = () =>
-      hvkitError('PROTOCOL', `${context.operation}: response larger than ${max} bytes.`, {
-        ...context,
-        retryable: false,
-        details: { maxBytes: max },
-      });
-    const declared = Number(response.headers.get('content-length'));
-    if (Number.isFinite(declared) && declared > max) {
-      await response.body?.cancel().catch(() => {});
-      throw tooLarge();
-    }
-    if (!response.body) return '';
-    const reader = response.body.getReader();
-    const chunks: Uint8Array[] = [];
-    let total = 0;
-    try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        total += value.byteLength;
-        if (total > max) {
-          await reader.cancel().catch(() => {});
-          throw tooLarge();
-        }
-        chunks.push(value);
-      }
-    } catch (error) {
-      if (HvkitError.isInstance(error)) throw error;
-      if (signal.aborted) throw abortError(signal, context);
-      throw fetchErrorToHvkitError(error, { signal, target: this.url.origin, ...context });
-    } finally {
-      reader.releaseLock();
-    }
-    const bytes = Buffer.concat(chunks, total);
-    if (!isUtf8(bytes)) {
-      throw hvkitError('PROTOCOL', `${context.operation}: response is not valid UTF-8.`, {
-        ...context,
-        retryable: false,
-      });
-    }
-    return bytes.toString('utf8');
+    return readResponseText(response, { maxBytes: max, signal, target: this.url.origin, ...context });
   }
 
   /**
@@ -403,14 +371,14 @@ export class VimSoapClient {
       } catch (error) {
         throw fetchErrorToHvkitError(error, { signal, target: url.origin, ...context });
       }
-      const text = await this.#readBody(response, signal, context);
+      const text = await this.#readBody(response, signal, context, SERVICE_VERSIONS_MAX_BYTES);
       if (response.status !== 200) {
         throw hvkitError('PROTOCOL', `GET ${url.pathname}: HTTP ${response.status}.`, {
           ...context,
           backendCode: response.status,
         });
       }
-      const doc = parseXml(text, { maxBytes: 1024 * 1024, ...context });
+      const doc = parseXml(text, { maxBytes: SERVICE_VERSIONS_MAX_BYTES, ...context });
       const namespaces = xmlArray((doc.namespaces as Record<string, XmlValue> | undefined)?.namespace);
       for (const ns of namespaces) {
         if (typeof ns !== 'object' || Array.isArray(ns) || xmlText(ns.name) !== 'urn:vim25') continue;
