@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createDirectorySink, HvkitError } from '@hvkit/core';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { makeTestCert } from '../../core/src/__test-utils__';
+import { makeTestCert, rejection } from '../../core/src/__test-utils__';
 import { connect } from './adapter';
 import {
   bootstrapReply,
@@ -39,15 +39,6 @@ async function fakeVsphere(
   );
   servers.push(server);
   return server;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<HvkitError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(HvkitError.isInstance(error), String(error)).toBe(true);
-  return error as HvkitError;
 }
 
 describe('plain http', () => {

@@ -50,6 +50,7 @@ import { buildLimitsSpec, LIMIT_PATHS, mapLimits } from './mapping/limits';
 import { mapNetworks, NETWORK_PROPSET } from './mapping/network';
 import { flattenSnapshots, type SnapshotNode } from './mapping/snapshot';
 import {
+  diskCapacityBytes,
   emptyVlanIndex,
   indexDistributedPortgroup,
   indexHostPortgroups,
@@ -154,12 +155,7 @@ const MAX_HOST_CONFIG_BYTES = 256 * 1024 * 1024;
  * (sparse grain tables, the descriptor). `undefined` when the device states no capacity.
  */
 function diskFileBound(disk: DataObject): number | undefined {
-  const bytes =
-    typeof disk.capacityInBytes === 'number'
-      ? disk.capacityInBytes
-      : typeof disk.capacityInKB === 'number'
-        ? disk.capacityInKB * 1024
-        : undefined;
+  const bytes = diskCapacityBytes(disk);
   if (bytes === undefined || !Number.isFinite(bytes) || bytes < 0) return undefined;
   return bytes + Math.max(1024 * 1024, Math.ceil(bytes / 1000));
 }

@@ -20,10 +20,11 @@ import {
   HvkitError,
   hvkitError,
   networkErrorToHvkitError,
-  parseRetryAfter,
   raceAbort,
   retry,
 } from '@hvkit/core';
+
+import { commonStatusError } from './http-status';
 
 const ADAPTER = 'vmware-vsphere';
 
@@ -144,17 +145,10 @@ function statusError(response: Response, options: DownloadOptions): HvkitError {
       { ...context, retryable: false },
     );
   if (status === 404) return hvkitError('NOT_FOUND', `${options.what} not found.`, context);
-  if (status === 401) return hvkitError('AUTH_FAILED', `${where}.`, { ...context, retryable: false });
-  if (status === 403) return hvkitError('PERMISSION_DENIED', `${where}.`, { ...context, retryable: false });
-  if (status === 408 || status === 429 || status === 502 || status === 503 || status === 504) {
-    const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'));
-    return hvkitError('CONNECTION_LOST', `${where} (temporarily unavailable).`, {
-      ...context,
-      retryable: true,
-      details: { status, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) },
-    });
-  }
-  return hvkitError('REMOTE', `${where}.`, { ...context, retryable: false });
+  return (
+    commonStatusError(response, where, { adapter: ADAPTER, operation: options.operation }) ??
+    hvkitError('REMOTE', `${where}.`, { ...context, retryable: false })
+  );
 }
 
 /** Sends one request; the signal it gets also carries the idle deadline. */

@@ -13,13 +13,13 @@ import {
   HvkitError,
   hvkitError,
   type Logger,
-  parseRetryAfter,
   parseXml,
   readResponseText,
   type XmlValue,
   xmlArray,
   xmlText,
 } from '@hvkit/core';
+import { commonStatusError } from '../http-status';
 import { DEFAULT_MAX_RESPONSE_BYTES, decodeSoapResponse } from './decode';
 import { buildSoapRequest, type SoapArgs } from './envelope';
 import { ADAPTER, soapFaultToError } from './faults';
@@ -328,18 +328,16 @@ export class VimSoapClient {
       return decoded.returnval;
     }
     const where = `${method}: HTTP ${status} from ${this.url.origin}${this.url.pathname}`;
-    const options2 = { adapter: ADAPTER, operation, backendCode: status, details: { status } };
-    if (status === 401) throw hvkitError('AUTH_FAILED', `${where}.`, { ...options2, retryable: false });
-    if (status === 403) throw hvkitError('PERMISSION_DENIED', `${where}.`, { ...options2, retryable: false });
-    if (status === 408 || status === 429 || status === 502 || status === 503 || status === 504) {
-      const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'));
-      throw hvkitError('CONNECTION_LOST', `${where} (temporarily unavailable).`, {
-        ...options2,
-        retryable: true,
-        details: { status, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) },
-      });
-    }
-    throw hvkitError('PROTOCOL', `${where}: not a vSphere SDK response.`, { ...options2, retryable: false });
+    throw (
+      commonStatusError(response, where, { adapter: ADAPTER, operation }) ??
+      hvkitError('PROTOCOL', `${where}: not a vSphere SDK response.`, {
+        adapter: ADAPTER,
+        operation,
+        backendCode: status,
+        details: { status },
+        retryable: false,
+      })
+    );
   }
 
   /** Reads the body (at most `max` bytes, default `maxResponseBytes`) under the call's deadline, as UTF-8. */
