@@ -67,6 +67,7 @@ try {
     const started = performance.now();
     const adapter = await connect({
       url: sim.url,
+      insecureHttp: true,
       username: sim.username,
       password: sim.password,
       keepAliveMs: false,

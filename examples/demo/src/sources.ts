@@ -38,6 +38,8 @@ export const DEMO_SOURCES: DemoSource[] = [
       const cassette = (await fixture.readJson('cassette.json')) as HttpCassette;
       return connectVsphere({
         url: 'http://vcsim.invalid/sdk',
+        // A replay: nothing leaves the process, so plain http is fine (the opt-out still has to be named).
+        insecureHttp: true,
         username: 'tester',
         password: 'REDACTED',
         fetch: replayFetch(cassette, { exhausted: 'repeat-last' }),

@@ -1,6 +1,8 @@
 /**
  * Opens the adapter from environment variables: VSPHERE_URL, VSPHERE_USER, VSPHERE_PASSWORD and optionally
  * VSPHERE_CA (a PEM file) or VSPHERE_THUMBPRINT. Falls back to the vcsim peer's HVKIT_VCSIM_* variables.
+ * A plain `http://` VSPHERE_URL (a lab simulator) also needs VSPHERE_INSECURE_HTTP=1, the adapter's named
+ * opt-out `insecureHttp`: the password then travels unencrypted.
  */
 
 import { readFileSync } from 'node:fs';
@@ -21,5 +23,12 @@ export async function connectFromEnv(): Promise<HypervisorAdapter> {
   const caFile = env.VSPHERE_CA ?? (env.VSPHERE_URL ? undefined : env.HVKIT_VCSIM_CA);
   const thumbprint = env.VSPHERE_THUMBPRINT;
   const tls = caFile ? { ca: readFileSync(caFile, 'utf8') } : thumbprint ? { thumbprint } : undefined;
-  return connect({ url, username, password, ...(tls ? { tls } : {}) });
+  const insecureHttp = env.VSPHERE_INSECURE_HTTP === '1';
+  return connect({
+    url,
+    username,
+    password,
+    ...(tls ? { tls } : {}),
+    ...(insecureHttp ? { insecureHttp } : {}),
+  });
 }

@@ -23,6 +23,7 @@ export * from './redact';
 export * from './signal/abort';
 export * from './signal/retry';
 export * from './signal/waiter';
+export * from './transport/body';
 export * from './transport/dialers';
 export * from './transport/http';
 export * from './transport/local-exec';

@@ -21,7 +21,13 @@ for (const model of ['vpx', 'esx'] as const) {
     name: `vmware-vsphere (vcsim ${model} fixture)`,
     mode: 'replay',
     factory: () =>
-      connect({ url: 'http://127.0.0.1:1/sdk', username: 'tester', password: 'REDACTED', fetch }),
+      connect({
+        url: 'http://127.0.0.1:1/sdk',
+        insecureHttp: true,
+        username: 'tester',
+        password: 'REDACTED',
+        fetch,
+      }),
     skip: REPLAY_SKIPS,
   });
 }

@@ -22,7 +22,12 @@ function privateRun(model: 'vpx' | 'esx'): void {
   let started: Promise<{ sim: VcsimInstance; probe: VcsimProbe }> | undefined;
   const instance = () => {
     started ??= startPreparedVcsim(env().HVKIT_VCSIM_BIN, model).then((sim) => {
-      const probe = vcsimProbe({ url: sim.url, username: sim.username, password: sim.password });
+      const probe = vcsimProbe({
+        url: sim.url,
+        insecureHttp: true,
+        username: sim.username,
+        password: sim.password,
+      });
       cleanups.push(async () => {
         await probe.close();
         await sim.stop();
@@ -36,7 +41,7 @@ function privateRun(model: 'vpx' | 'esx'): void {
     mode: 'live',
     factory: async () => {
       const { sim } = await instance();
-      return connect({ url: sim.url, username: sim.username, password: sim.password });
+      return connect({ url: sim.url, insecureHttp: true, username: sim.username, password: sim.password });
     },
     probe: async () => (await instance()).probe,
     skip: VCSIM_SKIPS,
@@ -78,6 +83,7 @@ describe.skipIf(!vcsim.available)(liveTitle('adapter conformance'), () => {
     const e = env();
     const adapter = await connect({
       url: e.HVKIT_VCSIM_HTTP_URL,
+      insecureHttp: true,
       username: e.HVKIT_VCSIM_USER,
       password: e.HVKIT_VCSIM_PASSWORD,
     });

@@ -10,6 +10,7 @@ import {
   type BackupSink,
   type CallOptions,
   type CreateSnapshotOptions,
+  checkTimeoutMs,
   type FetchLike,
   formatGuestRef,
   type Guest,
@@ -34,6 +35,13 @@ import {
   validateLimits,
   wrapAdapter,
 } from '@hvkit/core';
+import {
+  DEFAULT_BACKUP_IDLE_TIMEOUT_MS,
+  type DownloadOptions,
+  downloadExists,
+  onSessionOrigin,
+  openDownload,
+} from './download';
 import { vmEvents } from './events';
 import { mapDatastore, volumesOnDatastore } from './mapping/datastore';
 import { HOST_PATHS, mapHost } from './mapping/host';
@@ -42,6 +50,7 @@ import { buildLimitsSpec, LIMIT_PATHS, mapLimits } from './mapping/limits';
 import { mapNetworks, NETWORK_PROPSET } from './mapping/network';
 import { flattenSnapshots, type SnapshotNode } from './mapping/snapshot';
 import {
+  diskCapacityBytes,
   emptyVlanIndex,
   indexDistributedPortgroup,
   indexHostPortgroups,
@@ -51,6 +60,7 @@ import {
   type VlanIndex,
   VM_PATHS,
 } from './mapping/vm';
+import { checkVimUrlSecurity } from './soap/client';
 import {
   createContainerView,
   destroyView,
@@ -100,12 +110,23 @@ export const VSPHERE_SUPPORTS = {
 
 /** Options of {@link connect}. */
 export interface VsphereConnectOptions {
-  /** vCenter or ESXi URL: `https://vc.example` or `https://vc.example/sdk` (plain http for labs). */
+  /**
+   * vCenter or ESXi URL: `https://vc.example` or `https://vc.example/sdk`. A plain `http://` URL needs
+   * `insecureHttp: true`.
+   */
   url: string | URL;
   username: string;
   password: string;
-  /** TLS: CA certificates, a SHA-1 thumbprint pin, or the named opt-out `insecureSkipVerify`. */
+  /**
+   * TLS: CA certificates, a SHA-1 thumbprint (`thumbprintMode` `'fallback'` as govc, or `'exclusive'`), or
+   * the named opt-out `insecureSkipVerify`. Refused (`INVALID_ARGUMENT`) with an `http://` URL.
+   */
   tls?: VimTlsOptions;
+  /**
+   * The named opt-out for a plain `http://` URL (labs, simulators, recorded replays): the password, the
+   * session cookie and all data then travel unencrypted. Without it an `http://` URL is `INVALID_ARGUMENT`.
+   */
+  insecureHttp?: boolean;
   /** A fetch to use instead of the adapter's own (recording, replay, a proxy). `tls` is then ignored. */
   fetch?: FetchLike;
   /** Default timeout of one call to the server, ms (default 60 000). */
@@ -114,11 +135,30 @@ export interface VsphereConnectOptions {
   labels?: 'auto' | 'rest' | 'custom-attributes';
   /** Session keep-alive interval, ms, or false (default 10 min). */
   keepAliveMs?: number | false;
+  /**
+   * Backup downloads (disks, the host configuration bundle) fail with `TIMEOUT` when the server sends no
+   * response or no data for this long, after resuming a few times (default 60 000 ms; `Infinity` turns the
+   * idle deadline off; a call's own `signal`/`timeoutMs` still apply).
+   */
+  backupIdleTimeoutMs?: number;
   logger?: Logger;
   signal?: AbortSignal;
 }
 
 type Supports = typeof VSPHERE_SUPPORTS;
+
+/** Largest host configuration bundle accepted (they are kilobytes to a few megabytes): 256 MiB. */
+const MAX_HOST_CONFIG_BYTES = 256 * 1024 * 1024;
+
+/**
+ * The most a file of a virtual disk can hold: its capacity plus 0.1 % (at least 1 MiB) for VMDK metadata
+ * (sparse grain tables, the descriptor). `undefined` when the device states no capacity.
+ */
+function diskFileBound(disk: DataObject): number | undefined {
+  const bytes = diskCapacityBytes(disk);
+  if (bytes === undefined || !Number.isFinite(bytes) || bytes < 0) return undefined;
+  return bytes + Math.max(1024 * 1024, Math.ceil(bytes / 1000));
+}
 
 function notFound(ref: GuestRef, operation: string): HvkitError {
   return hvkitError('NOT_FOUND', `No guest matches ${formatGuestRef(ref)}.`, {
@@ -142,7 +182,9 @@ function propsOf(list: ObjectProperties[], type: string): ObjectProperties[] {
  * for (const g of await adapter.inventory.listGuests()) console.log(g.name);
  * await adapter.close();
  *
- * @throws HvkitError `AUTH_FAILED`, `CONNECTION_LOST`, `TIMEOUT`, `PROTOCOL`, `INVALID_ARGUMENT`.
+ * @throws HvkitError `AUTH_FAILED`, `CONNECTION_LOST`, `TIMEOUT`, `PROTOCOL`, `INVALID_ARGUMENT` (also for an
+ *   `http://` URL without `insecureHttp: true`, and for `tls` settings with an `http://` URL).
+ * @throws TypeError for options of the wrong type (a bad `backupIdleTimeoutMs`, `insecureHttp`, ...).
  */
 export async function connect(
   options: VsphereConnectOptions,
@@ -160,6 +202,9 @@ export async function connect(
     });
   }
   if (url.pathname === '/' || url.pathname === '') url.pathname = '/sdk';
+  checkVimUrlSecurity(url, options, { operation: 'connect' });
+  if (options.backupIdleTimeoutMs !== undefined)
+    checkTimeoutMs(options.backupIdleTimeoutMs, 'backupIdleTimeoutMs');
   const ownFetch = options.fetch === undefined ? createVimFetch({ tls: options.tls }) : undefined;
   const fetch: FetchLike = options.fetch ?? (ownFetch as FetchLike);
   let session: VimSession;
@@ -168,6 +213,8 @@ export async function connect(
       {
         url,
         fetch,
+        insecureHttp: options.insecureHttp,
+        tls: options.tls,
         username: options.username,
         password: options.password,
         timeoutMs: options.timeoutMs,
@@ -203,6 +250,7 @@ class VsphereAdapter implements HypervisorAdapterV1<'vmware-vsphere'> {
   readonly #url: URL;
   readonly #ownFetch: { close(): Promise<void> } | undefined;
   readonly #tagging: VapiTagging | undefined;
+  readonly #backupIdleTimeoutMs: number;
   #closed = false;
 
   constructor(
@@ -216,6 +264,7 @@ class VsphereAdapter implements HypervisorAdapterV1<'vmware-vsphere'> {
     this.#fetch = fetch;
     this.#url = url;
     this.#ownFetch = ownFetch;
+    this.#backupIdleTimeoutMs = options.backupIdleTimeoutMs ?? DEFAULT_BACKUP_IDLE_TIMEOUT_MS;
     const mode = options.labels ?? 'auto';
     this.#tagging =
       mode === 'custom-attributes' || !this.isVcenter
@@ -225,6 +274,7 @@ class VsphereAdapter implements HypervisorAdapterV1<'vmware-vsphere'> {
             fetch,
             username: options.username,
             password: options.password,
+            timeoutMs: options.timeoutMs,
           });
     this.inventory = {
       host: (o?: CallOptions) => this.#host(o),
@@ -716,7 +766,11 @@ class VsphereAdapter implements HypervisorAdapterV1<'vmware-vsphere'> {
     const devices = (props['config.hardware.device'] ?? []) as DataObject[];
     const disks = devices.filter(isDisk).map((d) => {
       const backing = (d.backing ?? {}) as DataObject;
-      return { fileName: String(backing.fileName ?? ''), datastore: backing.datastore as MoRef | undefined };
+      return {
+        fileName: String(backing.fileName ?? ''),
+        datastore: backing.datastore as MoRef | undefined,
+        maxBytes: diskFileBound(d),
+      };
     });
     const started = new Date();
     const id = `${vm.value}-${started.getTime()}`;
@@ -740,18 +794,34 @@ class VsphereAdapter implements HypervisorAdapterV1<'vmware-vsphere'> {
         const parts = [parsed];
         if (parsed.path.endsWith('.vmdk')) {
           const flat = { datastore: parsed.datastore, path: parsed.path.replace(/\.vmdk$/, '-flat.vmdk') };
-          if (await this.#exists(flat, dcPath, signal)) parts.push(flat);
+          if (
+            await downloadExists(
+              this.#folderUrl(flat, dcPath),
+              this.#downloadOptions(`Datastore file [${flat.datastore}] ${flat.path}`, disk.maxBytes, signal),
+            )
+          )
+            parts.push(flat);
         }
         for (const part of parts) {
           const name = `${vm.value}/${part.path.split('/').pop() ?? 'disk.vmdk'}`;
           const base = processed;
-          const file = await sink.writeFile(name, this.#download(part, dcPath, signal), {
-            signal,
-            onProgress: (p) => {
-              processed = base + p.processedBytes;
-              o.onProgress?.({ phase: 'disk', processedBytes: processed, file: name });
-            },
-          });
+          const download = await openDownload(
+            this.#folderUrl(part, dcPath),
+            this.#downloadOptions(`Datastore file [${part.datastore}] ${part.path}`, disk.maxBytes, signal),
+          );
+          let file: BackupFile;
+          try {
+            file = await sink.writeFile(name, download.chunks, {
+              signal,
+              expectedBytes: download.size,
+              onProgress: (p) => {
+                processed = base + p.processedBytes;
+                o.onProgress?.({ phase: 'disk', processedBytes: processed, file: name });
+              },
+            });
+          } finally {
+            download.cancel();
+          }
           processed = base + file.bytes;
           files.push(file);
           o.onProgress?.({ phase: 'disk', processedBytes: processed, file: name });
@@ -782,72 +852,17 @@ class VsphereAdapter implements HypervisorAdapterV1<'vmware-vsphere'> {
     return url;
   }
 
-  /** True when a datastore file exists (HEAD on `/folder`). */
-  async #exists(
-    file: { datastore: string; path: string },
-    dcPath: string,
-    signal?: AbortSignal,
-  ): Promise<boolean> {
-    const cookie = this.#session.client.cookieHeader();
-    const response = await this.#fetch(this.#folderUrl(file, dcPath), {
-      method: 'HEAD',
-      headers: cookie ? { cookie } : {},
+  /** Download settings of this session: its fetch and cookie, the idle deadline, the call's signal. */
+  #downloadOptions(what: string, maxBytes: number | undefined, signal?: AbortSignal): DownloadOptions {
+    return {
+      fetch: this.#fetch,
+      cookie: () => this.#session.client.cookieHeader(),
+      maxBytes,
+      idleTimeoutMs: this.#backupIdleTimeoutMs,
       signal,
-    });
-    await response.body?.cancel().catch(() => {});
-    return response.status === 200;
-  }
-
-  /** Streams a datastore file over `/folder`, resuming with Range after a dropped connection (3 tries). */
-  async *#download(
-    file: { datastore: string; path: string },
-    dcPath: string,
-    signal?: AbortSignal,
-  ): AsyncIterable<Uint8Array> {
-    const url = this.#folderUrl(file, dcPath);
-    let offset = 0;
-    let total: number | undefined;
-    for (let attempt = 0; ; attempt++) {
-      const headers: Record<string, string> = {};
-      const cookie = this.#session.client.cookieHeader();
-      if (cookie) headers.cookie = cookie;
-      if (offset > 0) headers.range = `bytes=${offset}-`;
-      const response = await this.#fetch(url, { headers, signal });
-      if (response.status === 404)
-        throw hvkitError('NOT_FOUND', `Datastore file [${file.datastore}] ${file.path} not found.`, {
-          adapter: ADAPTER_ID,
-          operation: 'backups.backup',
-        });
-      if (response.status !== 200 && response.status !== 206) {
-        throw hvkitError('REMOTE', `Datastore download answered HTTP ${response.status}.`, {
-          adapter: ADAPTER_ID,
-          operation: 'backups.backup',
-          backendCode: response.status,
-        });
-      }
-      if (offset > 0 && response.status !== 206) {
-        throw hvkitError('PROTOCOL', 'The server ignored the Range header on resume.', {
-          adapter: ADAPTER_ID,
-          operation: 'backups.backup',
-        });
-      }
-      if (total === undefined) {
-        const length = response.headers.get('content-length');
-        if (length !== null) total = Number(length);
-      }
-      try {
-        if (response.body) {
-          for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
-            offset += chunk.byteLength;
-            yield chunk;
-          }
-        }
-        if (total !== undefined && offset < total) throw new Error('short read');
-        return;
-      } catch (error) {
-        if (signal?.aborted || attempt >= 2 || HvkitError.isInstance(error)) throw error;
-      }
-    }
+      operation: 'backups.backup',
+      what,
+    };
   }
 
   async #backupHostConfig(sink: BackupSink, o: BackupOptions = {}): Promise<BackupArtifact> {
@@ -880,23 +895,24 @@ class VsphereAdapter implements HypervisorAdapterV1<'vmware-vsphere'> {
         );
       throw error;
     }
-    const url = new URL(bundleUrl.replace('://*', `://${this.#url.host}`), this.#url);
-    const cookie = this.#session.client.cookieHeader();
-    const response = await this.#fetch(url, { headers: cookie ? { cookie } : {}, signal: o.signal });
-    if (response.status !== 200 || !response.body)
-      throw hvkitError('REMOTE', `Host configuration bundle download answered HTTP ${response.status}.`, {
-        adapter: ADAPTER_ID,
-        operation: 'backups.backupHostConfig',
-      });
-    const file = await sink.writeFile(
-      `${host.obj.value}/configBundle.tgz`,
-      response.body as AsyncIterable<Uint8Array>,
-      {
+    // ESXi answers `http://*/downloads/<id>/configBundle-<host>.tgz`: only its path is used, on the
+    // session's own scheme, host and port, so the session cookie never goes elsewhere or over plain http.
+    const url = onSessionOrigin(String(bundleUrl), this.#url, 'backups.backupHostConfig');
+    const download = await openDownload(url, {
+      ...this.#downloadOptions('Host configuration bundle', MAX_HOST_CONFIG_BYTES, o.signal),
+      operation: 'backups.backupHostConfig',
+    });
+    let file: BackupFile;
+    try {
+      file = await sink.writeFile(`${host.obj.value}/configBundle.tgz`, download.chunks, {
         signal: o.signal,
+        expectedBytes: download.size,
         onProgress: (p) =>
           o.onProgress?.({ phase: 'host-config', processedBytes: p.processedBytes, file: p.file }),
-      },
-    );
+      });
+    } finally {
+      download.cancel();
+    }
     return {
       id: `${host.obj.value}-${Date.now()}`,
       guest: host.obj.value,

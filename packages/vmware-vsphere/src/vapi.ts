@@ -1,11 +1,28 @@
 /**
  * The vAPI REST tagging endpoints (`/rest/com/vmware/cis/...`): session, categories, tags and
  * tag associations. vCenter (and vcsim with its REST endpoints) serves them; an ESXi host does not.
+ *
+ * Every request goes to the session's own origin only (redirects are never followed, so neither the
+ * basic credentials nor the `vmware-api-session-id` header can be sent elsewhere), has a deadline, and
+ * reads at most {@link DEFAULT_VAPI_MAX_RESPONSE_BYTES} of JSON.
  */
 
-import { type FetchLike, hvkitError } from '@hvkit/core';
+import {
+  abortError,
+  deriveSignal,
+  type FetchLike,
+  fetchErrorToHvkitError,
+  HvkitError,
+  hvkitError,
+  readResponseText,
+} from '@hvkit/core';
 
 const ADAPTER = 'vmware-vsphere';
+
+/** Default deadline of one vAPI request (login included): 60 s. */
+export const DEFAULT_VAPI_TIMEOUT_MS = 60_000;
+/** Largest vAPI JSON response read: 4 MiB (tens of thousands of tag ids). Larger is `PROTOCOL`. */
+export const DEFAULT_VAPI_MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
 
 /** An id for a URL path: `urn:vmomi:...` ids keep their colons (as govmomi sends them). */
 function pathId(id: string): string {
@@ -27,6 +44,10 @@ export interface VapiTaggingOptions {
   fetch: FetchLike;
   username: string;
   password: string;
+  /** Deadline of one request, ms (default {@link DEFAULT_VAPI_TIMEOUT_MS}); a call's signal can cut it short. */
+  timeoutMs?: number;
+  /** Largest response body read (default {@link DEFAULT_VAPI_MAX_RESPONSE_BYTES}). */
+  maxResponseBytes?: number;
 }
 
 /** A small client of the vAPI tagging service. Logs in lazily; `available()` tells whether the server has it. */
@@ -39,6 +60,11 @@ export class VapiTagging {
     this.#options = options;
   }
 
+  /**
+   * One request to `/rest<path>` on the session's origin, under its own deadline. Redirects are refused
+   * (`PROTOCOL`), transport failures are typed (`CONNECTION_LOST`, `TIMEOUT`, `ABORTED`), and the body is
+   * read up to the size bound.
+   */
   async #request(
     method: string,
     path: string,
@@ -46,26 +72,60 @@ export class VapiTagging {
     signal: AbortSignal | undefined,
     auth = false,
   ): Promise<{ status: number; json: unknown }> {
-    const headers: Record<string, string> = { accept: 'application/json' };
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    if (auth) {
-      const { username, password } = this.#options;
-      headers.authorization = `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
-    } else if (this.#sessionId) headers['vmware-api-session-id'] = this.#sessionId;
-    const response = await this.#options.fetch(`${this.#options.origin}/rest${path}`, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal,
-    });
-    const text = await response.text();
-    let json: unknown;
+    const operation = `vapi.${method} ${path.split('?')[0]}`;
+    const context = { adapter: ADAPTER, operation };
+    const origin = this.#options.origin;
+    const derived = deriveSignal(
+      { signal, timeoutMs: this.#options.timeoutMs },
+      { ...context, defaultTimeoutMs: DEFAULT_VAPI_TIMEOUT_MS },
+    );
     try {
-      json = text === '' ? undefined : JSON.parse(text);
-    } catch {
-      json = undefined;
+      const headers: Record<string, string> = { accept: 'application/json' };
+      if (body !== undefined) headers['content-type'] = 'application/json';
+      if (auth) {
+        const { username, password } = this.#options;
+        headers.authorization = `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
+      } else if (this.#sessionId) headers['vmware-api-session-id'] = this.#sessionId;
+      let response: Response;
+      try {
+        response = await this.#options.fetch(`${origin}/rest${path}`, {
+          method,
+          headers,
+          body: body === undefined ? undefined : JSON.stringify(body),
+          signal: derived.signal,
+          redirect: 'manual',
+        });
+      } catch (error) {
+        throw fetchErrorToHvkitError(error, { signal: derived.signal, target: origin, ...context });
+      }
+      if (response.status >= 300 && response.status < 400) {
+        await response.body?.cancel().catch(() => {});
+        throw hvkitError(
+          'PROTOCOL',
+          `vAPI ${method} ${path.split('?')[0]} answered with a redirect (HTTP ${response.status}); ` +
+            'redirects are not followed, so the session never leaves the server it was opened on.',
+          { ...context, backendCode: response.status, retryable: false },
+        );
+      }
+      const text = await readResponseText(response, {
+        maxBytes: this.#options.maxResponseBytes ?? DEFAULT_VAPI_MAX_RESPONSE_BYTES,
+        signal: derived.signal,
+        target: origin,
+        ...context,
+      });
+      let json: unknown;
+      try {
+        json = text === '' ? undefined : JSON.parse(text);
+      } catch {
+        json = undefined;
+      }
+      return { status: response.status, json };
+    } catch (error) {
+      if (derived.signal.aborted && !HvkitError.isInstance(error)) throw abortError(derived.signal, context);
+      throw error;
+    } finally {
+      derived.dispose();
     }
-    return { status: response.status, json };
   }
 
   /** True when the server serves the tagging API (logs in on first use). */

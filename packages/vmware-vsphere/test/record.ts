@@ -52,7 +52,12 @@ function govmomiVersion(): string {
 
 async function record(model: 'vpx' | 'esx'): Promise<void> {
   const sim = await startPreparedVcsim(launcher(), model);
-  const probe = vcsimProbe({ url: sim.url, username: sim.username, password: sim.password });
+  const probe = vcsimProbe({
+    url: sim.url,
+    insecureHttp: true,
+    username: sim.username,
+    password: sim.password,
+  });
   const cassette = createHttpCassette();
   try {
     const report = await runConformanceReport({
@@ -61,6 +66,7 @@ async function record(model: 'vpx' | 'esx'): Promise<void> {
       factory: () =>
         connect({
           url: sim.url,
+          insecureHttp: true,
           username: sim.username,
           password: sim.password,
           fetch: recordingFetch(globalThis.fetch, cassette),

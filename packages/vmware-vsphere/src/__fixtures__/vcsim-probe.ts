@@ -26,6 +26,7 @@ export async function startPreparedVcsim(
   try {
     const session = await connectVim({
       url: sim.url,
+      insecureHttp: true,
       username: sim.username,
       password: sim.password,
       keepAliveMs: false,

@@ -129,15 +129,19 @@ export function parseDatastorePath(fileName: string): { datastore: string; path:
   return match ? { datastore: match[1] as string, path: match[2] as string } : undefined;
 }
 
+/** A virtual disk's capacity in bytes (`capacityInBytes`, else `capacityInKB` × 1024), when it states one. */
+export function diskCapacityBytes(disk: DataObject): number | undefined {
+  return typeof disk.capacityInBytes === 'number'
+    ? disk.capacityInBytes
+    : typeof disk.capacityInKB === 'number'
+      ? disk.capacityInKB * 1024
+      : undefined;
+}
+
 function diskOf(disk: DataObject, devices: readonly DataObject[]): Disk {
   const backing = (disk.backing ?? {}) as DataObject;
   const fileName = typeof backing.fileName === 'string' ? backing.fileName : undefined;
-  const bytes =
-    typeof disk.capacityInBytes === 'number'
-      ? disk.capacityInBytes
-      : typeof disk.capacityInKB === 'number'
-        ? disk.capacityInKB * 1024
-        : undefined;
+  const bytes = diskCapacityBytes(disk);
   const out: Disk = {
     device: diskDeviceName(disk, devices),
     backing:

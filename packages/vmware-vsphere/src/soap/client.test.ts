@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { type SoapReply, type SoapServer, sample, startSoapServer } from './__fixtures__/soap-server';
 import { VimSoapClient } from './client';
 import { moRef } from './envelope';
-import { SERVICE_INSTANCE } from './session';
+import { connectVim, SERVICE_INSTANCE } from './session';
 
 let server: SoapServer | undefined;
 afterEach(async () => {
@@ -39,7 +39,7 @@ describe('VimSoapClient', () => {
       }
       return { body: sample('current-time.xml') };
     });
-    const client = new VimSoapClient({ url: server.url, version: '6.7' });
+    const client = new VimSoapClient({ url: server.url, insecureHttp: true, version: '6.7' });
     await client.invoke('Login', SM, { userName: 'u', password: 'p' });
     expect(client.sessionCookie).toBe('"52b7c1e3a0f4d5e6b7c8d9e0f1a2b3c4d5e6f7a8"');
     const now = await client.invoke('CurrentTime', SERVICE_INSTANCE);
@@ -58,7 +58,7 @@ describe('VimSoapClient', () => {
         ? { body: sample('login.xml'), headers: { 'set-cookie': 'vmware_soap_session=abc; HttpOnly' } }
         : { body: sample('logout.xml'), headers: { 'set-cookie': 'vmware_soap_session=; Max-Age=0' } },
     );
-    const client = new VimSoapClient({ url: server.url });
+    const client = new VimSoapClient({ url: server.url, insecureHttp: true });
     await client.invoke('Login', SM, { userName: 'u', password: 'p' });
     expect(client.sessionCookie).toBe('abc');
     await client.invoke('Logout', SM);
@@ -68,7 +68,7 @@ describe('VimSoapClient', () => {
 
   it('turns SOAP faults into typed errors and keeps the password out of them', async () => {
     server = await startSoapServer(() => ({ status: 500, body: sample('fault-invalid-login.xml') }));
-    const client = new VimSoapClient({ url: server.url });
+    const client = new VimSoapClient({ url: server.url, insecureHttp: true });
     const error = await rejection(client.invoke('Login', SM, { userName: 'u', password: 'S3cret-pw!' }));
     expect(error.code).toBe('AUTH_FAILED');
     expect(error.backendCode).toBe('InvalidLogin');
@@ -86,7 +86,7 @@ describe('VimSoapClient', () => {
       { status: 302, body: '', headers: { location: 'http://127.0.0.1:1/elsewhere' } },
     ];
     server = await startSoapServer(() => replies.shift() as SoapReply);
-    const client = new VimSoapClient({ url: server.url });
+    const client = new VimSoapClient({ url: server.url, insecureHttp: true });
     const busy = await rejection(client.invoke('CurrentTime', SERVICE_INSTANCE));
     expect([busy.code, busy.retryable, busy.details?.retryAfterMs]).toEqual(['CONNECTION_LOST', true, 2000]);
     expect((await rejection(client.invoke('CurrentTime', SERVICE_INSTANCE))).code).toBe('PROTOCOL');
@@ -101,15 +101,70 @@ describe('VimSoapClient', () => {
   it('refuses responses above maxResponseBytes', async () => {
     const big = sample('retrieve-vms-vpx.xml');
     server = await startSoapServer(() => ({ body: big }));
-    const client = new VimSoapClient({ url: server.url, maxResponseBytes: 10_000 });
+    const client = new VimSoapClient({ url: server.url, insecureHttp: true, maxResponseBytes: 10_000 });
     const error = await rejection(client.invoke('RetrievePropertiesEx', moRef('PropertyCollector', 'pc')));
     expect(error.code).toBe('PROTOCOL');
     expect(error.message).toMatch(/larger than 10000 bytes/);
   });
 
+  it('stops an endless response at the default bound (64 MiB) in bounded memory and time', async () => {
+    const MiB = 1024 * 1024;
+    let sent = 0;
+    server = await startSoapServer(() => ({
+      raw: (res) => {
+        res.writeHead(200, { 'content-type': 'text/xml; charset=utf-8' });
+        res.write(sample('retrieve-vms-esx.xml').replace(/<\/returnval>.*$/s, ''));
+        const chunk = Buffer.from('<objects><obj type="VirtualMachine">vm-1</obj></objects>'.repeat(1024));
+        // Endless for the client; the server gives up at 512 MiB.
+        const pump = () => {
+          while (sent < 512 * MiB && !res.destroyed) {
+            sent += chunk.length;
+            if (!res.write(chunk)) return void res.once('drain', pump);
+          }
+          res.destroy();
+        };
+        pump();
+      },
+    }));
+    const client = new VimSoapClient({ url: server.url, insecureHttp: true });
+    globalThis.gc?.();
+    const before = process.memoryUsage().rss;
+    let peak = before;
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, process.memoryUsage().rss);
+    }, 5);
+    const started = performance.now();
+    const error = await rejection(client.invoke('RetrievePropertiesEx', moRef('PropertyCollector', 'pc')));
+    clearInterval(sampler);
+    const grown = Math.max(peak, process.memoryUsage().rss) - before;
+    expect(error.code).toBe('PROTOCOL');
+    expect(error.message).toMatch(/larger than 67108864 bytes/);
+    expect(sent).toBeLessThan(96 * MiB);
+    // The body is held once (at most the bound) while it is read; measured: +67 MiB RSS (128 MiB bound before: +170 MiB).
+    expect(grown).toBeLessThan(112 * MiB);
+    expect(performance.now() - started).toBeLessThan(10_000);
+  });
+
+  it('a trickling response ends at the call deadline', async () => {
+    server = await startSoapServer(() => ({
+      raw: (res) => {
+        res.writeHead(200, { 'content-type': 'text/xml; charset=utf-8' });
+        const timer = setInterval(() => res.write(' '), 50);
+        res.on('close', () => clearInterval(timer));
+      },
+    }));
+    const client = new VimSoapClient({ url: server.url, insecureHttp: true });
+    const started = performance.now();
+    const error = await rejection(
+      client.invoke('CurrentTime', SERVICE_INSTANCE, undefined, { timeoutMs: 300 }),
+    );
+    expect(error.code).toBe('TIMEOUT');
+    expect(performance.now() - started).toBeLessThan(2_000);
+  });
+
   it('times out and aborts a call the server never answers', async () => {
     server = await startSoapServer(() => ({ body: sample('current-time.xml'), delayMs: 5_000 }));
-    const client = new VimSoapClient({ url: server.url });
+    const client = new VimSoapClient({ url: server.url, insecureHttp: true });
     const started = Date.now();
     const timeout = await rejection(
       client.invoke('CurrentTime', SERVICE_INSTANCE, undefined, { timeoutMs: 200 }),
@@ -126,7 +181,7 @@ describe('VimSoapClient', () => {
 
   it('reads the server versions and rejects bad settings', async () => {
     server = await startSoapServer(() => ({ body: sample('vimServiceVersions.xml') }));
-    const client = new VimSoapClient({ url: server.url.replace('/sdk', '') });
+    const client = new VimSoapClient({ url: server.url.replace('/sdk', ''), insecureHttp: true });
     expect(client.url.pathname).toBe('/sdk');
     expect(await client.serviceVersions()).toEqual(['6.5', '6.0', '5.5']);
     expect(() => new VimSoapClient({ url: 'https://user:pw@vc.example/sdk' })).toThrow(/not in the URL/);
@@ -134,11 +189,54 @@ describe('VimSoapClient', () => {
     expect(() => new VimSoapClient({ url: 'https://vc.example/sdk', version: 'x' })).toThrow(TypeError);
   });
 
+  it('refuses a plain http URL unless insecureHttp names the opt-out, before sending anything', async () => {
+    server = await startSoapServer(() => ({ body: sample('current-time.xml') }));
+    const url = server.url;
+    let thrown: unknown;
+    try {
+      new VimSoapClient({ url });
+    } catch (error) {
+      thrown = error;
+    }
+    expect(HvkitError.isInstance(thrown, 'INVALID_ARGUMENT'), String(thrown)).toBe(true);
+    expect((thrown as Error).message).toMatch(/insecureHttp/);
+    const error = await rejection(
+      connectVim({ url, username: 'u', password: 'S3cret-in-clear', keepAliveMs: false }),
+    );
+    expect(error.code).toBe('INVALID_ARGUMENT');
+    expect(server.requests).toHaveLength(0);
+    const client = new VimSoapClient({ url, insecureHttp: true });
+    expect(await client.invoke('CurrentTime', SERVICE_INSTANCE)).toBeInstanceOf(Date);
+    // The opt-out changes nothing for https.
+    expect(new VimSoapClient({ url: 'https://vc.example/sdk', insecureHttp: true }).url.protocol).toBe(
+      'https:',
+    );
+    expect(() => new VimSoapClient({ url, insecureHttp: 'yes' as never })).toThrow(TypeError);
+  });
+
+  it('refuses TLS settings with an http URL (they would be silently ignored), even with insecureHttp', () => {
+    for (const tls of [
+      { thumbprint: 'AB'.repeat(20) },
+      { ca: 'PEM' },
+      { insecureSkipVerify: true },
+      { servername: 'vc.example' },
+    ]) {
+      let thrown: unknown;
+      try {
+        new VimSoapClient({ url: 'http://127.0.0.1:1/sdk', insecureHttp: true, tls });
+      } catch (error) {
+        thrown = error;
+      }
+      expect(HvkitError.isInstance(thrown, 'INVALID_ARGUMENT'), JSON.stringify(tls)).toBe(true);
+      expect((thrown as Error).message).toMatch(/tls\.\w+/);
+    }
+  });
+
   it('reports a refused connection as CONNECTION_LOST', async () => {
     const probe = await startSoapServer(() => ({}));
     const url = probe.url;
     await probe.close();
-    const client = new VimSoapClient({ url });
+    const client = new VimSoapClient({ url, insecureHttp: true });
     const error = await rejection(client.invoke('CurrentTime', SERVICE_INSTANCE));
     expect(error.code).toBe('CONNECTION_LOST');
     await client.close();

@@ -4,7 +4,6 @@
  * nothing about logins; {@link VimSession} (session.ts) adds those.
  */
 
-import { isUtf8 } from 'node:buffer';
 import {
   abortError,
   checkSignal,
@@ -14,12 +13,13 @@ import {
   HvkitError,
   hvkitError,
   type Logger,
-  parseRetryAfter,
   parseXml,
+  readResponseText,
   type XmlValue,
   xmlArray,
   xmlText,
 } from '@hvkit/core';
+import { commonStatusError } from '../http-status';
 import { DEFAULT_MAX_RESPONSE_BYTES, decodeSoapResponse } from './decode';
 import { buildSoapRequest, type SoapArgs } from './envelope';
 import { ADAPTER, soapFaultToError } from './faults';
@@ -33,6 +33,8 @@ export const DEFAULT_VIM_VERSION = '6.5';
 /** Name of the vSphere session cookie. */
 export const SESSION_COOKIE = 'vmware_soap_session';
 
+/** Largest `vimServiceVersions.xml` read (a few hundred bytes in practice). */
+const SERVICE_VERSIONS_MAX_BYTES = 1024 * 1024;
 const MAX_COOKIES = 32;
 const MAX_COOKIE_LENGTH = 4096;
 const COOKIE_NAME_RE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -46,13 +48,26 @@ export interface VimClientOptions {
    * Tests pass the global `fetch`.
    */
   fetch?: FetchLike;
-  /** TLS settings for the default fetch (ignored when `fetch` is given). Verified by default. */
+  /**
+   * TLS settings for the default fetch (ignored when `fetch` is given). Verified by default. Refused
+   * (`INVALID_ARGUMENT`) with an `http://` URL, where they could have no effect.
+   */
   tls?: VimTlsOptions;
+  /**
+   * The named opt-out for plain `http://` URLs: the password, the session cookie and every response then
+   * travel unencrypted and unauthenticated. Only for labs, simulators and recorded replays. Without it an
+   * `http://` URL is `INVALID_ARGUMENT`; with an `https://` URL it changes nothing.
+   */
+  insecureHttp?: boolean;
   /** API version for `SOAPAction: urn:vim25/<version>` (default {@link DEFAULT_VIM_VERSION}). */
   version?: string;
   /** Default deadline of a call (default {@link DEFAULT_CALL_TIMEOUT_MS}). */
   timeoutMs?: number;
-  /** Largest response body accepted (default 128 MiB); larger is `PROTOCOL`. */
+  /**
+   * Largest response body accepted (default {@link DEFAULT_MAX_RESPONSE_BYTES}, 64 MiB); larger is
+   * `PROTOCOL`, refused from its Content-Length or as soon as the streamed body passes it. Decoding needs
+   * up to about 4.5× this in memory.
+   */
   maxResponseBytes?: number;
   /** Sent as `User-Agent`. */
   userAgent?: string;
@@ -69,6 +84,47 @@ export interface CallOptions {
   returns?: string;
   /** For RetrievePropertiesEx-like calls: the property paths to materialise (others are skipped). */
   properties?: ReadonlySet<string>;
+}
+
+/**
+ * Checks the transport security settings of a vSphere URL: `http:` needs the named opt-out `insecureHttp`,
+ * and TLS settings with an `http:` URL are refused (they would be silently ignored).
+ *
+ * @throws HvkitError `INVALID_ARGUMENT`; TypeError when `insecureHttp` is not a boolean.
+ */
+export function checkVimUrlSecurity(
+  url: URL,
+  settings: { insecureHttp?: boolean; tls?: VimTlsOptions },
+  context: { adapter?: string; operation?: string } = {},
+): void {
+  const { insecureHttp, tls } = settings;
+  if (insecureHttp !== undefined && typeof insecureHttp !== 'boolean') {
+    throw new TypeError('insecureHttp must be a boolean.');
+  }
+  if (url.protocol !== 'http:') return;
+  const errorContext = { adapter: ADAPTER, ...context };
+  const tlsKeys =
+    typeof tls === 'object' && tls !== null
+      ? Object.entries(tls)
+          .filter(([, value]) => value !== undefined)
+          .map(([key]) => `tls.${key}`)
+      : [];
+  if (tlsKeys.length > 0) {
+    throw hvkitError(
+      'INVALID_ARGUMENT',
+      `${tlsKeys.join(', ')} cannot apply to a plain http URL (${url.origin}): nothing would be verified. ` +
+        'Use an https URL.',
+      errorContext,
+    );
+  }
+  if (insecureHttp !== true) {
+    throw hvkitError(
+      'INVALID_ARGUMENT',
+      `The vSphere URL ${url.origin} is plain http: the password and the session cookie would travel ` +
+        'unencrypted. Use https, or opt out by name with `insecureHttp: true` (labs and simulators only).',
+      errorContext,
+    );
+  }
 }
 
 function normaliseUrl(input: string | URL): URL {
@@ -136,12 +192,14 @@ export class VimSoapClient {
   readonly #cookies = new Map<string, string>();
 
   /**
-   * @throws HvkitError `INVALID_ARGUMENT` for a bad URL (or one with credentials in it) or TLS settings.
+   * @throws HvkitError `INVALID_ARGUMENT` for a bad URL (or one with credentials in it), an `http://` URL
+   *   without `insecureHttp: true`, or TLS settings (also with an `http://` URL).
    * @throws TypeError for options of the wrong type.
    */
   constructor(options: VimClientOptions) {
     if (typeof options !== 'object' || options === null) throw new TypeError('VimSoapClient needs options.');
     this.url = normaliseUrl(options.url);
+    checkVimUrlSecurity(this.url, options);
     if (options.fetch !== undefined && typeof options.fetch !== 'function') {
       throw new TypeError('options.fetch must be a function.');
     }
@@ -153,7 +211,8 @@ export class VimSoapClient {
     }
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
     this.#maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
-    if (!(this.#maxResponseBytes > 0)) throw new TypeError('options.maxResponseBytes must be positive.');
+    if (!(Number.isSafeInteger(this.#maxResponseBytes) && this.#maxResponseBytes > 0))
+      throw new TypeError('options.maxResponseBytes must be a positive integer.');
     this.#userAgent = options.userAgent;
     this.#logger = options.logger;
   }
@@ -269,67 +328,26 @@ export class VimSoapClient {
       return decoded.returnval;
     }
     const where = `${method}: HTTP ${status} from ${this.url.origin}${this.url.pathname}`;
-    const options2 = { adapter: ADAPTER, operation, backendCode: status, details: { status } };
-    if (status === 401) throw hvkitError('AUTH_FAILED', `${where}.`, { ...options2, retryable: false });
-    if (status === 403) throw hvkitError('PERMISSION_DENIED', `${where}.`, { ...options2, retryable: false });
-    if (status === 408 || status === 429 || status === 502 || status === 503 || status === 504) {
-      const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'));
-      throw hvkitError('CONNECTION_LOST', `${where} (temporarily unavailable).`, {
-        ...options2,
-        retryable: true,
-        details: { status, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) },
-      });
-    }
-    throw hvkitError('PROTOCOL', `${where}: not a vSphere SDK response.`, { ...options2, retryable: false });
+    throw (
+      commonStatusError(response, where, { adapter: ADAPTER, operation }) ??
+      hvkitError('PROTOCOL', `${where}: not a vSphere SDK response.`, {
+        adapter: ADAPTER,
+        operation,
+        backendCode: status,
+        details: { status },
+        retryable: false,
+      })
+    );
   }
 
-  async #readBody(
+  /** Reads the body (at most `max` bytes, default `maxResponseBytes`) under the call's deadline, as UTF-8. */
+  #readBody(
     response: Response,
     signal: AbortSignal,
     context: { adapter: string; operation: string },
+    max = this.#maxResponseBytes,
   ): Promise<string> {
-    const max = this.#maxResponseBytes;
-    const tooLarge = () =>
-      hvkitError('PROTOCOL', `${context.operation}: response larger than ${max} bytes.`, {
-        ...context,
-        retryable: false,
-        details: { maxBytes: max },
-      });
-    const declared = Number(response.headers.get('content-length'));
-    if (Number.isFinite(declared) && declared > max) {
-      await response.body?.cancel().catch(() => {});
-      throw tooLarge();
-    }
-    if (!response.body) return '';
-    const reader = response.body.getReader();
-    const chunks: Uint8Array[] = [];
-    let total = 0;
-    try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        total += value.byteLength;
-        if (total > max) {
-          await reader.cancel().catch(() => {});
-          throw tooLarge();
-        }
-        chunks.push(value);
-      }
-    } catch (error) {
-      if (HvkitError.isInstance(error)) throw error;
-      if (signal.aborted) throw abortError(signal, context);
-      throw fetchErrorToHvkitError(error, { signal, target: this.url.origin, ...context });
-    } finally {
-      reader.releaseLock();
-    }
-    const bytes = Buffer.concat(chunks, total);
-    if (!isUtf8(bytes)) {
-      throw hvkitError('PROTOCOL', `${context.operation}: response is not valid UTF-8.`, {
-        ...context,
-        retryable: false,
-      });
-    }
-    return bytes.toString('utf8');
+    return readResponseText(response, { maxBytes: max, signal, target: this.url.origin, ...context });
   }
 
   /**
@@ -351,14 +369,14 @@ export class VimSoapClient {
       } catch (error) {
         throw fetchErrorToHvkitError(error, { signal, target: url.origin, ...context });
       }
-      const text = await this.#readBody(response, signal, context);
+      const text = await this.#readBody(response, signal, context, SERVICE_VERSIONS_MAX_BYTES);
       if (response.status !== 200) {
         throw hvkitError('PROTOCOL', `GET ${url.pathname}: HTTP ${response.status}.`, {
           ...context,
           backendCode: response.status,
         });
       }
-      const doc = parseXml(text, { maxBytes: 1024 * 1024, ...context });
+      const doc = parseXml(text, { maxBytes: SERVICE_VERSIONS_MAX_BYTES, ...context });
       const namespaces = xmlArray((doc.namespaces as Record<string, XmlValue> | undefined)?.namespace);
       for (const ns of namespaces) {
         if (typeof ns !== 'object' || Array.isArray(ns) || xmlText(ns.name) !== 'urn:vim25') continue;

@@ -101,6 +101,7 @@ async function connect(handler: (request: SoapRequest) => SoapReply): Promise<[S
   server = await startSoapServer(handler);
   session = await connectVim({
     url: server.url,
+    insecureHttp: true,
     version: '6.5',
     username: 'u',
     password: 'p',

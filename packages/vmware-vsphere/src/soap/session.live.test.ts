@@ -94,6 +94,22 @@ describe.skipIf(!vcsim.available)(liveTitle('TLS'), () => {
     await session.close();
   });
 
+  it("thumbprintMode 'exclusive' refuses the CA-verified certificate when the pin differs, and accepts the pinned one", async () => {
+    const e = env();
+    const error = await rejection(
+      connectVim(login({ tls: { ca: peerCa(), thumbprint: '11'.repeat(20), thumbprintMode: 'exclusive' } })),
+    );
+    expect(error.code).toBe('AUTH_FAILED');
+    expect(error.details).toMatchObject({
+      offeredThumbprint: e.HVKIT_VCSIM_THUMBPRINT,
+      thumbprintMode: 'exclusive',
+    });
+    const session = await connectVim(
+      login({ tls: { thumbprint: e.HVKIT_VCSIM_THUMBPRINT, thumbprintMode: 'exclusive' } }),
+    );
+    await session.close();
+  });
+
   it('accepts anything with the named opt-out insecureSkipVerify', async () => {
     const session = await connectVim(login({ tls: { insecureSkipVerify: true } }));
     expect(session.serviceContent.rootFolder.type).toBe('Folder');
@@ -112,22 +128,36 @@ describe.skipIf(!vcsim.available)(liveTitle('TLS'), () => {
 });
 
 describe.skipIf(!vcsim.available)(liveTitle('login over plain http'), () => {
+  it('refuses the http URL without the named opt-out insecureHttp, sending nothing', async () => {
+    const [fetch, tap] = tappedFetch();
+    const error = await rejection(connectVim(login({ url: env().HVKIT_VCSIM_HTTP_URL, fetch })));
+    expect(error.code).toBe('INVALID_ARGUMENT');
+    expect(error.message).toMatch(/insecureHttp/);
+    expect(tap.calls).toHaveLength(0);
+  });
+
   it('connects over http', async () => {
-    const session = await connectVim(login({ url: env().HVKIT_VCSIM_HTTP_URL }));
+    const session = await connectVim(login({ url: env().HVKIT_VCSIM_HTTP_URL, insecureHttp: true }));
     expect(session.userSession?.key).toBe(session.client.sessionCookie);
     await session.close();
   });
 
   it('fails a bad password with AUTH_FAILED and never shows the password', async () => {
     const password = 'Wrong-Secret-4711';
-    const error = await rejection(connectVim(login({ url: env().HVKIT_VCSIM_HTTP_URL, password })));
+    const error = await rejection(
+      connectVim(login({ url: env().HVKIT_VCSIM_HTTP_URL, insecureHttp: true, password })),
+    );
     expect(error.code).toBe('AUTH_FAILED');
     expect(error.backendCode).toBe('InvalidLogin');
     expect(`${error.message} ${JSON.stringify(error.toJSON())} ${error.stack}`).not.toContain(password);
   });
 
   it('reads the service content without logging in, and rejects an empty user name', async () => {
-    const session = await connectVim({ url: env().HVKIT_VCSIM_HTTP_URL, keepAliveMs: false });
+    const session = await connectVim({
+      url: env().HVKIT_VCSIM_HTTP_URL,
+      insecureHttp: true,
+      keepAliveMs: false,
+    });
     expect(session.userSession).toBeUndefined();
     expect(session.serviceContent.propertyCollector).toEqual({
       type: 'PropertyCollector',
@@ -135,7 +165,7 @@ describe.skipIf(!vcsim.available)(liveTitle('login over plain http'), () => {
     });
     await session.close();
     const error = await rejection(
-      connectVim({ url: env().HVKIT_VCSIM_HTTP_URL, username: '', password: 'x' }),
+      connectVim({ url: env().HVKIT_VCSIM_HTTP_URL, insecureHttp: true, username: '', password: 'x' }),
     );
     expect(error.code).toBe('INVALID_ARGUMENT');
   });
@@ -154,6 +184,7 @@ describe.skipIf(!vcsim.available)(liveTitle('expired sessions (own vcsim, 1 s id
 
   const options = (extra: Partial<VimSessionOptions> = {}): VimSessionOptions => ({
     url: sim.url,
+    insecureHttp: true,
     username: sim.username,
     password: sim.password,
     keepAliveMs: false,

@@ -28,6 +28,7 @@ describe.skipIf(!vcsim.available)(liveTitle('tasks (own vcsim)'), () => {
     tap = t;
     session = await connectVim({
       url: sim.url,
+      insecureHttp: true,
       fetch,
       username: sim.username,
       password: sim.password,

@@ -62,6 +62,7 @@ async function connect(states: (request: SoapRequest) => SoapReply): Promise<[So
   });
   session = await connectVim({
     url: server.url,
+    insecureHttp: true,
     version: '6.5',
     username: 'u',
     password: 'p',

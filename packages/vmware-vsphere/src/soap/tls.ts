@@ -2,10 +2,15 @@
  * The HTTP client for vSphere endpoints: undici `fetch` over a keep-alive Agent whose TLS follows govc.
  *
  * - Default: the certificate must verify against the system CAs (or `ca`) and match the host name.
- * - `thumbprint` (SHA-1 of the leaf certificate, `AA:BB:...` as vCenter and govc show it): a certificate
- *   that verifies normally is accepted as usual; one that fails only because its issuer is unknown
- *   (self-signed) or its names do not match the host is accepted when its SHA-1 thumbprint equals the
- *   pinned one, and refused otherwise. Other failures (an expired certificate) are refused either way.
+ * - `thumbprint` (SHA-1 of the leaf certificate, `AA:BB:...` as vCenter and govc show it), in one of two
+ *   modes (`thumbprintMode`):
+ *   - `'fallback'` (the default, as govc): a certificate that verifies normally is accepted as usual,
+ *     whatever its thumbprint; one that fails only because its issuer is unknown (self-signed) or its
+ *     names do not match the host is accepted when its SHA-1 thumbprint equals the pinned one, and refused
+ *     otherwise. Other failures (an expired certificate) are refused either way.
+ *   - `'exclusive'`: only the certificate with the pinned thumbprint is accepted, and every other one is
+ *     refused, CA-signed ones included (like core's `pinnedSha256`). Neither the CA nor the host name is
+ *     consulted then: the pin alone decides.
  *   TLS session resumption is off when pinning, so the peer certificate is present on every connection.
  * - `insecureSkipVerify: true`: the named opt-out; any certificate is accepted.
  *
@@ -24,14 +29,24 @@ export interface VimTlsOptions {
   ca?: string | Buffer | ReadonlyArray<string | Buffer>;
   /**
    * SHA-1 thumbprint of the server's certificate (40 hex digits, colons optional, any case), as shown by
-   * vCenter and `govc about.cert -thumbprint`. See the module notes for when it is consulted.
+   * vCenter and `govc about.cert -thumbprint`. When it is consulted depends on `thumbprintMode`.
    */
   thumbprint?: string;
+  /**
+   * How `thumbprint` is used: `'fallback'` (default, as govc) accepts a certificate that verifies against
+   * the CAs whatever its thumbprint, and uses the pin only when verification fails for an unknown issuer
+   * or a host name mismatch; `'exclusive'` accepts only the certificate with this thumbprint and refuses
+   * every other one, CA-signed ones included. Needs `thumbprint`.
+   */
+  thumbprintMode?: VimThumbprintMode;
   /** The named opt-out: accept any certificate. Only for labs and tests. */
   insecureSkipVerify?: boolean;
   /** Server name for SNI and the host name check (default: the URL's host unless it is an IP address). */
   servername?: string;
 }
+
+/** How a pinned thumbprint is used; see {@link VimTlsOptions.thumbprintMode}. */
+export type VimThumbprintMode = 'fallback' | 'exclusive';
 
 /** Options of {@link createVimFetch}. */
 export interface VimFetchOptions {
@@ -86,32 +101,33 @@ const PINNABLE_ERRORS: ReadonlySet<string> = new Set([
 /** The decision for a finished TLS handshake: `undefined` to accept, else the error to fail with. */
 function checkPeer(
   socket: TLSSocket,
-  settings: { pinned: string | undefined; insecure: boolean },
+  settings: { pinned: string | undefined; exclusive: boolean; insecure: boolean },
   target: string,
 ): Error | undefined {
   if (settings.insecure) return undefined;
-  if (socket.authorized) return undefined;
-  const reason = String(socket.authorizationError ?? 'UNKNOWN');
+  if (socket.authorized && !settings.exclusive) return undefined;
+  const reason = socket.authorized ? 'THUMBPRINT_MISMATCH' : String(socket.authorizationError ?? 'UNKNOWN');
   const offered = socket.getPeerCertificate()?.fingerprint;
   const offeredText = typeof offered === 'string' && offered !== '' ? offered.toUpperCase() : undefined;
   const details = {
     target,
-    verifyError: reason,
+    verifyError: socket.authorized ? undefined : reason,
     offeredThumbprint: offeredText,
     pinnedThumbprint: settings.pinned,
+    thumbprintMode: settings.pinned === undefined ? undefined : settings.exclusive ? 'exclusive' : 'fallback',
   };
-  if (settings.pinned !== undefined && PINNABLE_ERRORS.has(reason)) {
+  if (settings.pinned !== undefined && (settings.exclusive || PINNABLE_ERRORS.has(reason))) {
     if (offeredText === settings.pinned) return undefined;
     return hvkitError(
       'AUTH_FAILED',
       `The TLS certificate of ${target} has SHA-1 thumbprint ${offeredText ?? '(none)'}, which does not match ` +
-        `the pinned thumbprint ${settings.pinned}.`,
+        `the pinned thumbprint ${settings.pinned}${settings.exclusive ? ' (exclusive pin)' : ''}.`,
       { adapter: ADAPTER, operation: 'connect', backendCode: reason, retryable: false, details },
     );
   }
   const hint =
     settings.pinned !== undefined
-      ? ' A pinned thumbprint only overrides an unknown issuer or a host name mismatch.'
+      ? " A pinned thumbprint only overrides an unknown issuer or a host name mismatch (use `thumbprintMode: 'exclusive'` to rely on the pin alone)."
       : ` Pass its CA (\`ca\`), or pin its SHA-1 thumbprint (\`thumbprint\`${offeredText ? `, offered: ${offeredText}` : ''}) after checking it out of band, or opt out with \`insecureSkipVerify: true\`.`;
   return hvkitError('AUTH_FAILED', `The TLS certificate of ${target} is not trusted (${reason}).${hint}`, {
     adapter: ADAPTER,
@@ -126,7 +142,8 @@ function checkPeer(
  * Creates the fetch a vSphere session uses by default: undici over a keep-alive Agent with the TLS rules
  * of the module notes. Network and TLS failures reject with HvkitErrors; HTTP statuses are responses.
  *
- * @throws TypeError when both `thumbprint` and `insecureSkipVerify` are given, or for bad timeouts.
+ * @throws TypeError when both `thumbprint` and `insecureSkipVerify` are given, for a `thumbprintMode` without
+ *   a thumbprint or an unknown one, or for bad timeouts.
  * @throws HvkitError `INVALID_ARGUMENT` for a malformed thumbprint.
  */
 export function createVimFetch(options: VimFetchOptions = {}): HttpFetch {
@@ -136,7 +153,15 @@ export function createVimFetch(options: VimFetchOptions = {}): HttpFetch {
   if (insecure && pinned !== undefined) {
     throw new TypeError('Give either tls.thumbprint or tls.insecureSkipVerify, not both.');
   }
-  const settings = { pinned, insecure };
+  const mode = tls.thumbprintMode;
+  if (mode !== undefined) {
+    if (mode !== 'fallback' && mode !== 'exclusive')
+      throw new TypeError(
+        `tls.thumbprintMode must be 'fallback' or 'exclusive', got ${String(mode).slice(0, 50)}.`,
+      );
+    if (pinned === undefined) throw new TypeError('tls.thumbprintMode needs tls.thumbprint.');
+  }
+  const settings = { pinned, exclusive: mode === 'exclusive', insecure };
   return createHttpFetch({
     // Verification is decided after the handshake (so a refusal can name the offered thumbprint); the
     // handshake itself accepts, and nothing is sent before the decision.
