@@ -6,6 +6,7 @@
 import { hvkitError } from '@hvkit/core';
 import {
   createInMemoryAdapter,
+  createInMemoryBackend,
   type InMemoryAdapter,
   type InMemoryFaults,
   type InMemorySupportsOverride,
@@ -184,6 +185,22 @@ describe('the suite catches broken adapters', () => {
     expect(failed.get('limits.invalid.memory.maxBytes')).toMatch(
       /^limits\.set\(\{ memory: \{ maxBytes: 275951648768 \} \}\) \(more than the host's memory: inventory\.host\(\) memoryBytes = 274877906944\) resolved/,
     );
+  });
+
+  it('(h) a bad value wrongly accepted is put back before the check fails', async () => {
+    const backend = createInMemoryBackend();
+    const before = structuredClone([backend.getLimits('vm-101', 'live'), backend.getLimits('vm-101')]);
+    const collector = createConformanceCollector();
+    runAdapterConformance({
+      name: 'broken in-memory, one backend',
+      mode: 'live',
+      factory: async () => createInMemoryAdapter({ backend, faults: { ignoreHostBounds: true } }),
+      probe: (a) => (a as InMemoryAdapter).backend,
+      test: collector.test,
+    });
+    const report = await collector.run({ filter: (r) => r.id === 'limits.invalid.cpu.maxCores' });
+    expect(failures(report).get('limits.invalid.cpu.maxCores')).toMatch(/maxCores: 65 .* resolved/);
+    expect([backend.getLimits('vm-101', 'live'), backend.getLimits('vm-101')]).toEqual(before);
   });
 
   it('(i) null that does not read back as null (the default reported as a number)', async () => {

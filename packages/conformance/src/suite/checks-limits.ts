@@ -252,6 +252,8 @@ async function roundTrip(
 interface Attempt {
   patch: ResourceLimits;
   text: string;
+  /** The field it sets (and its device): put back as it was if the call wrongly succeeds. */
+  field?: { path: LimitFieldPath; device: string | undefined };
 }
 
 /**
@@ -268,8 +270,25 @@ async function rejectsUnchanged(
   const before = await ctx.call('limits.get()', limits.get(target.ref));
   const probeBefore = await probeLimits(ctx, target, 'persistent');
   const probeLiveBefore = await probeLimits(ctx, target, 'live');
-  for (const { patch, text } of attempts)
-    await expectHvkitError(ctx.call(text, limits.set(target.ref, patch)), code, text);
+  for (const { patch, text, field } of attempts) {
+    try {
+      await expectHvkitError(ctx.call(text, limits.set(target.ref, patch)), code, text);
+    } catch (error) {
+      // The call may have changed the guest: put the field back before failing (best effort).
+      if (field && error instanceof Error) {
+        const restore = readLimitField(before, field.path, field.device) ?? null;
+        await ctx
+          .call(
+            `restoring ${field.path}`,
+            limits.set(target.ref, limitPatch(field.path, restore, field.device)),
+          )
+          .catch((e: unknown) => {
+            error.message += ` (also: could not restore ${field.path} to ${show(restore)}: ${String((e as Error)?.message ?? e)})`;
+          });
+      }
+      throw error;
+    }
+  }
   const what =
     attempts.length === 1 ? attempts[0]?.text : `each of ${attempts.map((a) => a.text).join(', ')}`;
   const after = await ctx.call('limits.get()', limits.get(target.ref));
@@ -408,6 +427,7 @@ export function limitsGroup(env: SuiteEnv): GroupDef {
     return {
       patch: limitPatch(path, value, device),
       text: `limits.set(${patchText(path, value, device)})${why ? ` (${why})` : ''}`,
+      field: { path, device },
     };
   };
   for (const f of supported) {
@@ -445,6 +465,7 @@ export function limitsGroup(env: SuiteEnv): GroupDef {
       return {
         patch: limitPatch(deviceField.path, value, MISSING_DEVICE),
         text: `limits.set(${patchText(deviceField.path, value, MISSING_DEVICE)})`,
+        field: { path: deviceField.path, device: MISSING_DEVICE },
       };
     }),
     invalid('unknown-key', 'an unknown key (cpu.shares)', () => ({
@@ -467,6 +488,7 @@ export function limitsGroup(env: SuiteEnv): GroupDef {
           [value, null].map((v) => ({
             patch: limitPatch(f.path, v, device),
             text: `limits.set(${patchText(f.path, v, device)})`,
+            field: { path: f.path, device },
           })),
         );
       },
