@@ -1,5 +1,6 @@
 import type { ResourceLimits } from '../hypervisor/v1/model';
 import { LIMIT_FIELDS, type LimitFieldPath, limitField } from './fields';
+import { forEachLimitHolder } from './holders';
 
 /**
  * The one spelling of a limit value: a field at its backend default reads `null`.
@@ -32,13 +33,9 @@ export function normalizeLimits(limits: ResourceLimits): ResourceLimits {
   const out = structuredClone(limits);
   for (const info of LIMIT_FIELDS) {
     if (info.defaultValue === undefined) continue;
-    const holders =
-      info.section === 'disks' || info.section === 'nics'
-        ? ((out[info.section] ?? []) as unknown as Record<string, unknown>[])
-        : out[info.section]
-          ? [out[info.section] as unknown as Record<string, unknown>]
-          : [];
-    for (const h of holders) if (h[info.key] === info.defaultValue) h[info.key] = null;
+    forEachLimitHolder(out, info, (h) => {
+      if (h[info.key] === info.defaultValue) h[info.key] = null;
+    });
   }
   return out;
 }

@@ -32,6 +32,7 @@ import type {
 import { SECURITY_MODEL_NAMES } from '../hypervisor/v1/model';
 import type { DeepReadonly, LimitsApplyMode, SupportsManifest } from '../hypervisor/v1/supports';
 import { isLimitFieldSupported, LIMIT_FIELDS, type LimitFieldPath } from '../limits/fields';
+import { forEachLimitHolder } from '../limits/holders';
 import { normalizeLimits } from '../limits/normalize';
 import { type LimitsHostFacts, mergeLimits, validateLimits } from '../limits/validate';
 import { abortError, checkSignal, deriveSignal, raceAbort, sleep, throwIfAborted } from '../signal/abort';
@@ -209,27 +210,12 @@ function scaleLimits(
   for (const info of LIMIT_FIELDS) {
     const factor = factors[info.path];
     if (factor === undefined) continue;
-    eachHolder(out, info, (h) => {
+    forEachLimitHolder(out, info, (h) => {
       const v = h[info.key];
       if (typeof v === 'number') h[info.key] = v * factor;
     });
   }
   return out;
-}
-
-/** Calls `fn` on each object holding `info`'s key in `limits` (the section, or each disk/NIC entry). */
-function eachHolder(
-  limits: ResourceLimits,
-  info: (typeof LIMIT_FIELDS)[number],
-  fn: (holder: Record<string, unknown>) => void,
-): void {
-  const holders =
-    info.section === 'disks' || info.section === 'nics'
-      ? ((limits[info.section] ?? []) as unknown as Record<string, unknown>[])
-      : limits[info.section]
-        ? [limits[info.section] as unknown as Record<string, unknown>]
-        : [];
-  for (const h of holders) fn(h);
 }
 
 function sha256Hex(data: Uint8Array): string {
@@ -435,7 +421,7 @@ export function createInMemoryAdapter(
     const out = faults.reportDefaultsAsNumbers ? clone(stored) : normalizeLimits(stored);
     for (const info of LIMIT_FIELDS) {
       if (isLimitFieldSupported(lim, info.path)) continue;
-      eachHolder(out, info, (h) => {
+      forEachLimitHolder(out, info, (h) => {
         delete h[info.key];
       });
     }
@@ -466,7 +452,7 @@ export function createInMemoryAdapter(
     const out = clone(patch);
     for (const info of LIMIT_FIELDS) {
       if (isLimitFieldSupported(lim, info.path)) continue;
-      eachHolder(out, info, (h) => {
+      forEachLimitHolder(out, info, (h) => {
         if (h[info.key] === null) delete h[info.key];
       });
     }
@@ -477,7 +463,7 @@ export function createInMemoryAdapter(
     const out = clone(patch);
     for (const info of LIMIT_FIELDS) {
       if (info.defaultValue === undefined) continue;
-      eachHolder(out, info, (h) => {
+      forEachLimitHolder(out, info, (h) => {
         if (h[info.key] === null) h[info.key] = info.defaultValue;
       });
     }
