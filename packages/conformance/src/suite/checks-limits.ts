@@ -431,13 +431,14 @@ export function limitsGroup(env: SuiteEnv): GroupDef {
     };
   };
   for (const f of supported) {
+    const values = badLimitValues(f.path).map((b) => show(b.value));
+    if (f.hostBound)
+      values.push(
+        f.hostBound === 'logicalCpus' ? "more than the host's CPUs" : "more than the host's memory",
+      );
     checks.push({
       id: `limits.invalid.${f.path}`,
-      title: `bad ${f.path} values (${badLimitValues(f.path)
-        .map((b) => show(b.value))
-        .join(
-          ', ',
-        )}${f.hostBound === 'logicalCpus' ? ", more than the host's CPUs" : f.hostBound ? ", more than the host's memory" : ''}) are rejected with INVALID_ARGUMENT and nothing changes`,
+      title: `bad ${f.path} values (${values.join(', ')}) are rejected with INVALID_ARGUMENT and nothing changes`,
       async run(ctx) {
         const t = await ctx.target();
         const host = f.hostBound ? await hostFacts(ctx) : {};
