@@ -18,6 +18,7 @@ export type * from './hypervisor/v1/model';
 export { POWER_STATES, SECURITY_MODEL_NAMES } from './hypervisor/v1/model';
 export type * from './hypervisor/v1/supports';
 export * from './limits/fields';
+export * from './limits/normalize';
 export * from './limits/validate';
 export * from './redact';
 export * from './signal/abort';

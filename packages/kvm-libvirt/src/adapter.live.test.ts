@@ -20,7 +20,7 @@ import type { ConformanceProbe, ProbeGuest } from '@hvkit/conformance';
 import { livePeer, runAdapterConformance } from '@hvkit/conformance';
 import type { HypervisorAdapterV1, ResourceLimits } from '@hvkit/core';
 import { afterAll, describe, it } from 'vitest';
-import { SWAP_RULE, TEST_DRIVER_TARGET } from '../test/replay-options';
+import { QEMU_NIC_RULE, SWAP_RULE, TEST_DRIVER_TARGET } from '../test/replay-options';
 import { connect, type KvmLibvirtAdapter } from './adapter';
 import { detectLocalCgroupVersion } from './adapter/connect';
 import { AFFECT } from './rpc/constants';
@@ -334,9 +334,11 @@ if (!peer.available) {
     probe: virshProbe(qemuUri, cgroupVersion),
     target: { name: guest },
     skip: {
-      'limits.round-trip.nics':
-        "the peer host's kernel lacks the tc modules libvirt uses for <bandwidth> (sfq qdisc, police action): libvirt fails 'Specified qdisc kind is unknown'; peak/burst alone are also refused by libvirt's rules",
-      ...(cgroupVersion === 1 ? { 'limits.round-trip.memory.swapMaxBytes': SWAP_RULE } : {}),
+      'limits.round-trip.nics': QEMU_NIC_RULE,
+      'limits.null.nics': QEMU_NIC_RULE,
+      ...(cgroupVersion === 1
+        ? { 'limits.round-trip.memory.swapMaxBytes': SWAP_RULE, 'limits.null.memory.swapMaxBytes': SWAP_RULE }
+        : {}),
     },
     testTimeoutMs: 180_000,
   });

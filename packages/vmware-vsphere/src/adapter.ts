@@ -20,10 +20,12 @@ import {
   type HypervisorAdapterV1,
   hvkitError,
   type LimitsGetOptions,
+  type LimitsHostFacts,
   type LimitsSetOptions,
   type LimitsSetResult,
   type Logger,
   type Network,
+  normalizeLimits,
   type ResourceLimits,
   resolveGuestRef,
   type SecurityLabel,
@@ -46,7 +48,7 @@ import { vmEvents } from './events';
 import { mapDatastore, volumesOnDatastore } from './mapping/datastore';
 import { HOST_PATHS, mapHost } from './mapping/host';
 import { customAttributeTags, SECURITY_PATHS, securityFlags, tagLabel } from './mapping/labels';
-import { buildLimitsSpec, LIMIT_PATHS, mapLimits } from './mapping/limits';
+import { buildLimitsSpec, HOST_LIMIT_PATHS, LIMIT_PATHS, mapLimits } from './mapping/limits';
 import { mapNetworks, NETWORK_PROPSET } from './mapping/network';
 import { flattenSnapshots, type SnapshotNode } from './mapping/snapshot';
 import {
@@ -504,18 +506,36 @@ class VsphereAdapter implements HypervisorAdapterV1<'vmware-vsphere'> {
 
   // ---- limits --------------------------------------------------------------------------------------
 
-  async #hostMhz(host: unknown, signal?: AbortSignal): Promise<number | undefined> {
+  /**
+   * The VM's host: its core speed (for `maxCores` ↔ MHz) and what bounds limits, its logical CPUs
+   * (`numCpuThreads`) and memory (`memorySize`).
+   */
+  async #hostFacts(host: unknown, signal?: AbortSignal): Promise<{ mhz?: number; bounds: LimitsHostFacts }> {
     const ref = host as MoRef | undefined;
-    if (!ref?.value) return undefined;
-    const props = await this.#readObject(ref, ['summary.hardware.cpuMhz'], signal);
-    const mhz = props['summary.hardware.cpuMhz'];
-    return typeof mhz === 'number' && mhz > 0 ? mhz : undefined;
+    if (!ref?.value) return { bounds: {} };
+    const props = await this.#readObject(ref, HOST_LIMIT_PATHS, signal);
+    const positive = (v: unknown) => {
+      const n = typeof v === 'bigint' ? Number(v) : v;
+      return typeof n === 'number' && Number.isSafeInteger(n) && n > 0 ? n : undefined;
+    };
+    const mhz = positive(props['summary.hardware.cpuMhz']);
+    const logicalCpus = positive(props['summary.hardware.numCpuThreads']);
+    const memoryBytes = positive(props['summary.hardware.memorySize']);
+    return {
+      ...(mhz !== undefined ? { mhz } : {}),
+      bounds: {
+        ...(logicalCpus !== undefined ? { logicalCpus } : {}),
+        ...(memoryBytes !== undefined ? { memoryBytes } : {}),
+      },
+    };
   }
 
+  /** Limits as reported: a field at its default (normal shares, no reservation) is `null`. */
   async #getLimits(ref: GuestRef, o: LimitsGetOptions = {}): Promise<ResourceLimits> {
     const vm = await this.#resolve(ref, 'limits.get', o.signal);
     const props = await this.#readObject(vm, LIMIT_PATHS, o.signal);
-    return mapLimits(props, await this.#hostMhz(props['runtime.host'], o.signal));
+    const { mhz } = await this.#hostFacts(props['runtime.host'], o.signal);
+    return normalizeLimits(mapLimits(props, mhz));
   }
 
   async #setLimits(ref: GuestRef, patch: ResourceLimits, o: LimitsSetOptions = {}): Promise<LimitsSetResult> {
@@ -532,21 +552,22 @@ class VsphereAdapter implements HypervisorAdapterV1<'vmware-vsphere'> {
     const vm = await this.#resolve(ref, 'limits.set', o.signal);
     const props = await this.#readObject(vm, LIMIT_PATHS, o.signal);
     const current = mapLimits(props, undefined);
+    const { mhz, bounds } = await this.#hostFacts(props['runtime.host'], o.signal);
     validateLimits(patch, VSPHERE_SUPPORTS.limits, {
       adapter: ADAPTER_ID,
       devices: {
         disks: (current.disks ?? []).map((d) => d.device),
         nics: (current.nics ?? []).map((n) => n.device),
       },
+      host: bounds,
     });
-    const mhz = await this.#hostMhz(props['runtime.host'], o.signal);
     const { spec, warnings } = buildLimitsSpec(patch, props, mhz);
     if (spec) {
       const task = await this.#session.call<MoRef>('ReconfigVM_Task', vm, { spec }, { signal: o.signal });
       await waitForTask(this.#session, task, { signal: o.signal });
     }
     const after = await this.#readObject(vm, LIMIT_PATHS, o.signal);
-    return { limits: mapLimits(after, mhz), appliesAt: 'live', warnings };
+    return { limits: normalizeLimits(mapLimits(after, mhz)), appliesAt: 'live', warnings };
   }
 
   // ---- labels --------------------------------------------------------------------------------------

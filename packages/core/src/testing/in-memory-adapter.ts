@@ -32,7 +32,9 @@ import type {
 import { SECURITY_MODEL_NAMES } from '../hypervisor/v1/model';
 import type { DeepReadonly, LimitsApplyMode, SupportsManifest } from '../hypervisor/v1/supports';
 import { isLimitFieldSupported, LIMIT_FIELDS, type LimitFieldPath } from '../limits/fields';
-import { mergeLimits, validateLimits } from '../limits/validate';
+import { forEachLimitHolder } from '../limits/holders';
+import { normalizeLimits } from '../limits/normalize';
+import { type LimitsHostFacts, mergeLimits, validateLimits } from '../limits/validate';
 import { abortError, checkSignal, deriveSignal, raceAbort, sleep, throwIfAborted } from '../signal/abort';
 import {
   type BackendInternals,
@@ -90,6 +92,16 @@ export interface InMemoryFaults {
   unknownGuestError?: (ref: GuestRef) => unknown;
   /** Backup artifacts report a sha256 that differs from the sha256 of the bytes the sink received. */
   misreportArtifactSha256?: boolean;
+  /** `null` on a limit field the manifest marks unsupported is accepted (and ignored) instead of `UNSUPPORTED`. */
+  acceptNullOnUnsupported?: boolean;
+  /** Limits above the host's logical CPUs or memory are accepted instead of `INVALID_ARGUMENT`. */
+  ignoreHostBounds?: boolean;
+  /**
+   * `null` is stored as the backend's default number (weight 100, reservations 0) and limits are reported
+   * as stored, so `null` does not read back as `null` (what a backend does when the adapter does not
+   * normalise with `normalizeLimits`).
+   */
+  reportDefaultsAsNumbers?: boolean;
 }
 
 /** Options of {@link createInMemoryAdapter}. */
@@ -198,16 +210,10 @@ function scaleLimits(
   for (const info of LIMIT_FIELDS) {
     const factor = factors[info.path];
     if (factor === undefined) continue;
-    const holders: Record<string, unknown>[] =
-      info.section === 'disks' || info.section === 'nics'
-        ? ((out[info.section] ?? []) as unknown as Record<string, unknown>[])
-        : out[info.section]
-          ? [out[info.section] as unknown as Record<string, unknown>]
-          : [];
-    for (const h of holders) {
+    forEachLimitHolder(out, info, (h) => {
       const v = h[info.key];
       if (typeof v === 'number') h[info.key] = v * factor;
-    }
+    });
   }
   return out;
 }
@@ -222,9 +228,12 @@ function sha256Hex(data: Uint8Array): string {
  *
  * - **inventory**: host, guests, networks, storage pools and volumes from the dataset;
  * - **limits**: validated with `validateLimits` (bad values `INVALID_ARGUMENT`, unsupported fields
- *   `UNSUPPORTED`, unknown devices `INVALID_ARGUMENT`, nothing changed); `apply: 'live' | 'persistent' |
- *   'both'` (default `both` for active guests, `persistent` otherwise). Persistent values of a running guest
- *   apply at its next boot (`appliesAt: 'next-boot'`); `live` on an inactive guest is a `CONFLICT`;
+ *   `UNSUPPORTED`, unknown devices `INVALID_ARGUMENT`, nothing changed), bounded by the host: `maxCores` at
+ *   most its logical CPUs (sockets × cores per socket × threads per core) and memory at most its memory;
+ *   `apply: 'live' | 'persistent' | 'both'` (default `both` for active guests, `persistent` otherwise).
+ *   Persistent values of a running guest apply at its next boot (`appliesAt: 'next-boot'`); `live` on an
+ *   inactive guest is a `CONFLICT`. Limits read back normalised (`normalizeLimits`: a field at its default,
+ *   such as weight 100, reads `null`);
  * - **labels**: live labels (active guests) then the definition's; `set` on inactive guests only
  *   (`CONFLICT` otherwise); `hostModels`;
  * - **backups**: snapshots (create, list, delete, revert; memory snapshots of active guests), full and
@@ -404,18 +413,17 @@ export function createInMemoryAdapter(
   // ------------------------------------------------------------ limits
 
   const lim = supports.limits;
-  /** What the adapter reports: stored values minus fields its manifest says it cannot read. */
+  /**
+   * What the adapter reports: stored values minus fields its manifest says it cannot read, with a field at
+   * its default reported as `null`.
+   */
   const visibleLimits = (stored: ResourceLimits): ResourceLimits => {
-    const out = clone(stored);
+    const out = faults.reportDefaultsAsNumbers ? clone(stored) : normalizeLimits(stored);
     for (const info of LIMIT_FIELDS) {
       if (isLimitFieldSupported(lim, info.path)) continue;
-      const holders =
-        info.section === 'disks' || info.section === 'nics'
-          ? ((out[info.section] ?? []) as unknown as Record<string, unknown>[])
-          : out[info.section]
-            ? [out[info.section] as unknown as Record<string, unknown>]
-            : [];
-      for (const h of holders) delete h[info.key];
+      forEachLimitHolder(out, info, (h) => {
+        delete h[info.key];
+      });
     }
     for (const section of ['cpu', 'memory', 'pids'] as const) {
       if (out[section] && Object.keys(out[section] as object).length === 0) delete out[section];
@@ -426,6 +434,38 @@ export function createInMemoryAdapter(
       if (out[section] === undefined) continue;
       if (kept.length === 0) delete out[section];
       else (out as Record<string, unknown>)[section] = kept;
+    }
+    return out;
+  };
+  /** The host facts that bound limits: logical CPUs and memory. */
+  const hostFacts = (): LimitsHostFacts => {
+    const { sockets, cores, threads } = internals.host.cpu;
+    const out: LimitsHostFacts = {};
+    if (sockets !== undefined && cores !== undefined && threads !== undefined)
+      out.logicalCpus = sockets * cores * threads;
+    if (internals.host.memoryBytes !== undefined) out.memoryBytes = internals.host.memoryBytes;
+    return out;
+  };
+  /** Fault `acceptNullOnUnsupported`: drops `null` on unsupported fields, so validation lets them through. */
+  const withoutUnsupportedNulls = (patch: ResourceLimits): ResourceLimits => {
+    if (typeof patch !== 'object' || patch === null) return patch;
+    const out = clone(patch);
+    for (const info of LIMIT_FIELDS) {
+      if (isLimitFieldSupported(lim, info.path)) continue;
+      forEachLimitHolder(out, info, (h) => {
+        if (h[info.key] === null) delete h[info.key];
+      });
+    }
+    return out;
+  };
+  /** Fault `reportDefaultsAsNumbers`: `null` on a field with a default number is stored as that number. */
+  const nullsAsDefaults = (patch: ResourceLimits): ResourceLimits => {
+    const out = clone(patch);
+    for (const info of LIMIT_FIELDS) {
+      if (info.defaultValue === undefined) continue;
+      forEachLimitHolder(out, info, (h) => {
+        if (h[info.key] === null) h[info.key] = info.defaultValue;
+      });
     }
     return out;
   };
@@ -464,6 +504,7 @@ export function createInMemoryAdapter(
               if (apply !== undefined && !lim.modes.includes(apply))
                 throw unsupported(operation, `apply: '${apply}'`);
               const s = guestState(ref, operation);
+              if (faults.acceptNullOnUnsupported) patch = withoutUnsupportedNulls(patch);
               validateLimits(patch, lim, {
                 adapter: ADAPTER,
                 operation,
@@ -471,6 +512,7 @@ export function createInMemoryAdapter(
                   disks: s.guest.disks.map((d) => d.device),
                   nics: s.guest.nics.map((n) => n.device),
                 },
+                ...(faults.ignoreHostBounds ? {} : { host: hostFacts() }),
               });
               const active = s.live !== undefined;
               const mode: LimitsApplyMode = apply ?? (active ? 'both' : 'persistent');
@@ -493,7 +535,10 @@ export function createInMemoryAdapter(
                   message: `guest ${s.guest.name} is not running: applied to its definition only`,
                 });
               }
-              const stored = scaleLimits(patch, faults.scaleLimitsOnWrite);
+              const stored = scaleLimits(
+                faults.reportDefaultsAsNumbers ? nullsAsDefaults(patch) : patch,
+                faults.scaleLimitsOnWrite,
+              );
               if (live) s.live = mergeLimits(s.live ?? {}, stored);
               if (mode !== 'live') {
                 s.persistent = mergeLimits(s.persistent, stored);

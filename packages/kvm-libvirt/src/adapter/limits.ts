@@ -5,14 +5,19 @@
 
 import {
   type DiskLimits,
+  HvkitError,
   type HvkitWarning,
   hvkitError,
+  LIMIT_FIELDS,
   type LimitsCapability,
   type LimitsGetOptions,
+  type LimitsHostFacts,
   type LimitsSetOptions,
   type LimitsSetResult,
   type NicLimits,
+  normalizeLimits,
   type ResourceLimits,
+  readLimitField,
   validateLimits,
 } from '@hvkit/core';
 import { type DomainXmlDetails, parseDomainXmlDetails } from '../mapping/domain';
@@ -27,6 +32,7 @@ import {
   schedulerParamsToCpuLimits,
 } from '../mapping/limits';
 import { AFFECT } from '../rpc/constants';
+import { VIR_ERR } from '../rpc/errors';
 import { type GetParamsRet, remoteProcedures } from '../rpc/remote-protocol';
 import type { RemoteDomain, TypedParam } from '../rpc/types';
 import {
@@ -108,6 +114,49 @@ async function readRaw(
   return { ...(scheduler !== undefined ? { scheduler } : {}), memory, disks, nics };
 }
 
+/** Linux's EBUSY, which libvirt passes on as `int1` of a VIR_ERR_SYSTEM_ERROR. */
+const EBUSY = 16;
+
+/**
+ * libvirt's EBUSY from a memory limit → `CONFLICT` with a hint: on cgroup v1 the kernel refuses a hard
+ * limit below what the guest uses when it cannot reclaim the difference (cgroup v2 reclaims, then OOM-kills
+ * instead). Other errors are returned unchanged.
+ */
+function memoryLimitConflict(error: unknown): unknown {
+  if (!HvkitError.isInstance(error) || error.backendCode !== VIR_ERR.SYSTEM_ERROR) return error;
+  const message = error.backendMessage ?? '';
+  if (error.details?.int1 !== EBUSY && !/Device or resource busy/i.test(message)) return error;
+  return hvkitError(
+    'CONFLICT',
+    `The memory limit is below the guest's current memory usage, which the host cannot reclaim; set a higher limit (libvirt: ${message}).`,
+    {
+      adapter: ADAPTER_ID,
+      operation: 'limits.set',
+      cause: error,
+      backendCode: error.backendCode,
+      backendMessage: message,
+      retryable: false,
+      details: { errno: 'EBUSY' },
+    },
+  );
+}
+
+/** Whether the patch sets a number in a field the host bounds (`cpu.maxCores`, memory max, soft, min). */
+function setsHostBoundField(patch: ResourceLimits): boolean {
+  return LIMIT_FIELDS.some((f) => f.hostBound && typeof readLimitField(patch, f.path) === 'number');
+}
+
+/** The host's logical CPUs and memory (`NODE_GET_INFO`, as `inventory.host()` reports them). */
+async function hostFacts(ctx: AdapterContext, rpc: Rpc): Promise<LimitsHostFacts> {
+  const info = await ctx.client.call(remoteProcedures.NODE_GET_INFO, undefined, rpc);
+  const out: LimitsHostFacts = {};
+  if (info.cpus > 0) out.logicalCpus = info.cpus;
+  const bytes = BigInt(info.memory) * 1024n;
+  if (bytes > 0n && bytes <= BigInt(Number.MAX_SAFE_INTEGER)) out.memoryBytes = Number(bytes);
+  return out;
+}
+
+/** The limits as the adapter reports them: a field at its backend default is `null` (`normalizeLimits`). */
 function toLimits(ctx: AdapterContext, raw: RawParams, details: DomainXmlDetails): ResourceLimits {
   const opts = { cgroupVersion: ctx.cgroupVersion };
   const out: ResourceLimits = {};
@@ -124,7 +173,7 @@ function toLimits(ctx: AdapterContext, raw: RawParams, details: DomainXmlDetails
   const nics: NicLimits[] = [];
   for (const [device, params] of raw.nics) nics.push(interfaceParamsToNicLimits(device, params));
   out.nics = nics;
-  return out;
+  return normalizeLimits(out);
 }
 
 async function readLimits(
@@ -171,6 +220,8 @@ export function createLimits(
       if (apply !== undefined && apply !== 'live' && apply !== 'persistent' && apply !== 'both') {
         throw new TypeError("options.apply must be 'live', 'persistent' or 'both'.");
       }
+      // Bad values and unsupported fields are rejected before any call.
+      validateLimits(patch, supports, { adapter: ADAPTER_ID });
       const rpc = rpcOptions(options);
       const h = await domainHandle(ctx, ref, 'limits.set', options);
       const mode = apply ?? (h.active ? 'both' : 'persistent');
@@ -185,6 +236,7 @@ export function createLimits(
           disks: tunableDisks(details).map((d) => d.device),
           nics: details.interfaces.map((n) => n.device),
         },
+        ...(setsHostBoundField(patch) ? { host: await hostFacts(ctx, rpc) } : {}),
       });
       if (live && !h.active) {
         throw hvkitError(
@@ -221,11 +273,15 @@ export function createLimits(
         warnings.push(...conv.warnings);
         if (conv.params.length > 0)
           calls.push((flags) =>
-            ctx.client.call(
-              remoteProcedures.DOMAIN_SET_MEMORY_PARAMETERS,
-              { dom: h.dom, params: conv.params, flags },
-              rpc,
-            ),
+            ctx.client
+              .call(
+                remoteProcedures.DOMAIN_SET_MEMORY_PARAMETERS,
+                { dom: h.dom, params: conv.params, flags },
+                rpc,
+              )
+              .catch((error: unknown) => {
+                throw memoryLimitConflict(error);
+              }),
           );
       }
       for (const disk of patch.disks ?? []) {
