@@ -12,8 +12,9 @@
 import { constants as fsConstants } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
-import { type HvkitError, hvkitError } from '../errors/hvkit-error';
+import type { HvkitError } from '../errors/hvkit-error';
 import { errnoToHvkitError } from '../transport/local-files';
+import { sinkPathError } from './stream-sink';
 
 const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW } = fsConstants;
 
@@ -65,24 +66,6 @@ function errnoOf(error: unknown): string | undefined {
   return typeof error === 'object' && error !== null ? (error as NodeJS.ErrnoException).code : undefined;
 }
 
-type Refusal = 'symlink' | 'not-directory' | 'replaced';
-
-const REFUSALS: Record<Refusal, [what: string, backendCode: string]> = {
-  symlink: ['is a symbolic link', 'ELOOP'],
-  'not-directory': ['is not a directory', 'ENOTDIR'],
-  replaced: ['was replaced while in use', 'ESTALE'],
-};
-
-function notConfined(path: string, why: Refusal, operation: string | undefined, cause?: unknown): HvkitError {
-  const [what, backendCode] = REFUSALS[why];
-  return hvkitError(
-    'CONFLICT',
-    `${operation ?? 'sink'}: ${JSON.stringify(path)} ${what}; a sink does not follow symbolic links below its ` +
-      'directory.',
-    { operation, cause, backendCode, details: { path } },
-  );
-}
-
 /** Turns a failed step on `probe` (the path to lstat) into the error to throw. */
 async function stepError(
   error: unknown,
@@ -93,8 +76,8 @@ async function stepError(
   const code = errnoOf(error);
   if (code === 'ELOOP' || code === 'ENOTDIR' || code === 'EEXIST') {
     const st = await fsp.lstat(probe).catch(() => undefined);
-    if (st?.isSymbolicLink()) return notConfined(shown, 'symlink', operation, error);
-    if (st && !st.isDirectory()) return notConfined(shown, 'not-directory', operation, error);
+    if (st?.isSymbolicLink()) return sinkPathError(shown, 'symlink', { operation, cause: error });
+    if (st && !st.isDirectory()) return sinkPathError(shown, 'not-directory', { operation, cause: error });
   }
   return errnoToHvkitError(error, { operation, path: shown });
 }
@@ -200,8 +183,8 @@ async function walkedDirectory(
       st = await fsp.lstat(path).catch((error: unknown) => error as NodeJS.ErrnoException);
     }
     if (st instanceof Error) throw errnoToHvkitError(st, { operation, path: shown });
-    if (st.isSymbolicLink()) throw notConfined(shown, 'symlink', operation);
-    if (!st.isDirectory()) throw notConfined(shown, 'not-directory', operation);
+    if (st.isSymbolicLink()) throw sinkPathError(shown, 'symlink', { operation });
+    if (!st.isDirectory()) throw sinkPathError(shown, 'not-directory', { operation });
     seen.push({ path, shown, dev: st.dev, ino: st.ino });
   }
   const dirPath = path;
@@ -213,9 +196,9 @@ async function walkedDirectory(
     async confirm(entry, handle) {
       for (const step of seen) {
         const st = await fsp.lstat(step.path).catch(() => undefined);
-        if (st?.isSymbolicLink()) throw notConfined(step.shown, 'symlink', operation);
+        if (st?.isSymbolicLink()) throw sinkPathError(step.shown, 'symlink', { operation });
         if (!st?.isDirectory() || st.dev !== step.dev || st.ino !== step.ino) {
-          throw notConfined(step.shown, 'replaced', operation);
+          throw sinkPathError(step.shown, 'replaced', { operation });
         }
       }
       if (entry !== undefined && handle !== undefined) {
@@ -224,7 +207,7 @@ async function walkedDirectory(
           handle.stat(),
         ]);
         if (!there || there.dev !== opened.dev || there.ino !== opened.ino) {
-          throw notConfined(join(shown, entry), 'replaced', operation);
+          throw sinkPathError(join(shown, entry), 'replaced', { operation });
         }
       }
     },

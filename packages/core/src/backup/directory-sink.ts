@@ -12,7 +12,7 @@ import { abortError } from '../signal/abort';
 import { errnoToHvkitError } from '../transport/local-files';
 import { type ConfinedDirectory, openConfinedDirectory } from './confined-dir';
 import type { BackupSink } from './sink';
-import { checkSinkFileName, checkSinkWriteOptions, pumpToWritable } from './stream-sink';
+import { checkSinkFileName, checkSinkWriteOptions, pumpToWritable, truncateUtf8 } from './stream-sink';
 
 /** Options of {@link createDirectorySink}. */
 export interface DirectorySinkOptions {
@@ -30,19 +30,6 @@ export const DIRECTORY_SINK_TEMP_PREFIX = '.hvkit-partial-';
 /** Flags of a temporary file: created here and now, never through a link at its name. */
 const CREATE_EXCLUSIVE =
   fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW;
-
-/** The first `max` bytes of `text` in UTF-8, cut at a code point boundary. */
-function utf8Prefix(text: string, max: number): string {
-  let bytes = 0;
-  let end = 0;
-  for (const char of text) {
-    const size = Buffer.byteLength(char);
-    if (bytes + size > max) break;
-    bytes += size;
-    end += char.length;
-  }
-  return text.slice(0, end);
-}
 
 /**
  * A sink that writes each file to a hidden temporary name (`.hvkit-partial-<random>-<name>`) in the
@@ -94,7 +81,7 @@ export function createDirectorySink(dir: string, options: DirectorySinkOptions =
       }
       const parent = await openConfinedDirectory(root, segments, { create: true, operation });
       try {
-        const tempName = `${DIRECTORY_SINK_TEMP_PREFIX}${randomBytes(6).toString('hex')}-${utf8Prefix(base, 200)}`;
+        const tempName = `${DIRECTORY_SINK_TEMP_PREFIX}${randomBytes(6).toString('hex')}-${truncateUtf8(base, 200)}`;
         const tempPath = join(parent.path, tempName);
         let handle: fsp.FileHandle;
         try {

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { rejection } from '../__test-utils__';
 import { HvkitError } from '../errors/hvkit-error';
 import type { Progress } from '../hypervisor/v1/model';
-import { checkSinkFileName, createStreamSink } from './stream-sink';
+import { checkSinkFileName, createStreamSink, truncateUtf8 } from './stream-sink';
 
 /** A Writable that keeps what it receives. */
 function collector(options: { highWaterMark?: number; delayMs?: number } = {}) {
@@ -355,5 +355,17 @@ describe('checkSinkFileName', () => {
 
   it('throws TypeError for non-strings', () => {
     expect(() => checkSinkFileName(5)).toThrow(TypeError);
+  });
+});
+
+describe('truncateUtf8', () => {
+  it('cuts by UTF-8 bytes between code points', () => {
+    expect(truncateUtf8('abc', 10)).toBe('abc');
+    expect(truncateUtf8('abcdef', 3)).toBe('abc');
+    expect(truncateUtf8('日本語', 7)).toBe('日本');
+    expect(truncateUtf8('é\u{1F600}x', 5)).toBe('é');
+    expect(truncateUtf8('é\u{1F600}x', 6)).toBe('é\u{1F600}');
+    expect(truncateUtf8('x', 0)).toBe('');
+    expect(() => truncateUtf8('x', -1)).toThrow(TypeError);
   });
 });

@@ -77,6 +77,55 @@ export function checkSinkFileName(name: unknown): string {
   return name;
 }
 
+/**
+ * The longest start of `text` that fits in `maxBytes` bytes of UTF-8, cut between code points (never
+ * inside one): what a sink puts of a file name into a temporary name that must stay within
+ * {@link MAX_SINK_NAME_SEGMENT_BYTES}.
+ */
+export function truncateUtf8(text: string, maxBytes: number): string {
+  if (typeof text !== 'string') throw new TypeError('truncateUtf8: text must be a string.');
+  if (!Number.isSafeInteger(maxBytes) || maxBytes < 0)
+    throw new TypeError('truncateUtf8: maxBytes must be a non-negative integer.');
+  if (Buffer.byteLength(text) <= maxBytes) return text;
+  let bytes = 0;
+  let end = 0;
+  for (const char of text) {
+    const size = Buffer.byteLength(char);
+    if (bytes + size > maxBytes) break;
+    bytes += size;
+    end += char.length;
+  }
+  return text.slice(0, end);
+}
+
+/** Why a sink refuses a directory on the way to a file (see {@link sinkPathError}). */
+export type SinkPathProblem = 'symlink' | 'not-directory' | 'replaced';
+
+const SINK_PATH_PROBLEMS: Record<SinkPathProblem, [what: string, backendCode: string]> = {
+  symlink: ['is a symbolic link', 'ELOOP'],
+  'not-directory': ['is not a directory', 'ENOTDIR'],
+  replaced: ['was replaced while in use', 'ESTALE'],
+};
+
+/**
+ * The error every sink throws when a directory below its own is a symbolic link (`backendCode` `ELOOP`),
+ * not a directory (`ENOTDIR`), or was swapped for something else during the write (`ESTALE`): `CONFLICT`,
+ * with the path in `details.path`. Sinks never follow links below their directory.
+ */
+export function sinkPathError(
+  path: string,
+  problem: SinkPathProblem,
+  context: { operation?: string; cause?: unknown; where?: string } = {},
+): HvkitError {
+  const [what, backendCode] = SINK_PATH_PROBLEMS[problem];
+  return hvkitError(
+    'CONFLICT',
+    `${context.where ?? context.operation ?? 'sink'}: ${JSON.stringify(path)} ${what}; a sink does not ` +
+      'follow symbolic links below its directory.',
+    { operation: context.operation, cause: context.cause, backendCode, details: { path } },
+  );
+}
+
 /** Validates {@link SinkWriteOptions}. */
 export function checkSinkWriteOptions(options: SinkWriteOptions): void {
   if (typeof options !== 'object' || options === null)
