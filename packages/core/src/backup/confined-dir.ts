@@ -4,7 +4,7 @@
  * On Linux the walk holds each directory open and names the next entry through `/proc/self/fd/<fd>/`, which
  * the kernel resolves from the open directory itself (what `openat(2)` does): a directory renamed or
  * replaced by a link after it was checked cannot redirect a later step. Where `/proc/self/fd` is missing
- * (macOS, a container without /proc), each component is checked with `lstat` and its device and inode
+ * (other systems, a Linux container without /proc), each component is checked with `lstat` and its device and inode
  * recorded; {@link ConfinedDirectory.confirm} re-checks them after a file is created and before a rename.
  * Not part of the public API.
  */
@@ -16,7 +16,8 @@ import type { HvkitError } from '../errors/hvkit-error';
 import { errnoToHvkitError } from '../transport/local-files';
 import { sinkPathError } from './stream-sink';
 
-const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW } = fsConstants;
+// (Undefined on Windows, where only the lstat walk runs.)
+const { O_RDONLY, O_DIRECTORY = 0, O_NOFOLLOW = 0 } = fsConstants;
 
 /** A directory reached from a root through real directories only. */
 export interface ConfinedDirectory {
@@ -95,39 +96,44 @@ export async function openConfinedDirectory(
   options: ConfinedDirectoryOptions = {},
 ): Promise<ConfinedDirectory> {
   const { create = false, operation } = options;
+  // /proc/self/fd/<fd> is a link to the open directory itself on Linux only.
+  if (options.anchored === false || process.platform !== 'linux') {
+    return walkedDirectory(root, segments, create, operation);
+  }
   let handle: fsp.FileHandle;
   try {
     handle = await fsp.open(root, O_RDONLY | O_DIRECTORY);
   } catch (error) {
     throw errnoToHvkitError(error, { operation, path: root });
   }
+  if (!(await probeProcFd(handle))) {
+    await handle.close().catch(() => {});
+    return walkedDirectory(root, segments, create, operation);
+  }
   let shown = root;
   try {
-    if (options.anchored !== false && (await probeProcFd(handle))) {
-      for (const segment of segments) {
-        const at = `/proc/self/fd/${handle.fd}/${segment}`;
-        shown = join(shown, segment);
-        const openChild = () => fsp.open(at, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
-        let child: fsp.FileHandle;
+    for (const segment of segments) {
+      const at = `/proc/self/fd/${handle.fd}/${segment}`;
+      shown = join(shown, segment);
+      const openChild = () => fsp.open(at, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+      let child: fsp.FileHandle;
+      try {
+        child = await openChild();
+      } catch (error) {
+        if (!(create && errnoOf(error) === 'ENOENT')) throw await stepError(error, at, shown, operation);
         try {
+          await fsp.mkdir(at).catch((e: unknown) => {
+            if (errnoOf(e) !== 'EEXIST') throw e;
+          });
           child = await openChild();
-        } catch (error) {
-          if (!(create && errnoOf(error) === 'ENOENT')) throw await stepError(error, at, shown, operation);
-          try {
-            await fsp.mkdir(at).catch((e: unknown) => {
-              if (errnoOf(e) !== 'EEXIST') throw e;
-            });
-            child = await openChild();
-          } catch (again) {
-            throw await stepError(again, at, shown, operation);
-          }
+        } catch (again) {
+          throw await stepError(again, at, shown, operation);
         }
-        await handle.close();
-        handle = child;
       }
-      return anchoredDirectory(handle, shown);
+      await handle.close();
+      handle = child;
     }
-    return await walkedDirectory(handle, root, segments, create, operation);
+    return anchoredDirectory(handle, shown);
   } catch (error) {
     await handle.close().catch(() => {});
     throw error;
@@ -147,13 +153,11 @@ function anchoredDirectory(handle: fsp.FileHandle, path: string): ConfinedDirect
 
 /** The fallback: lstat each component, remember what it was, check again on `confirm`. */
 async function walkedDirectory(
-  rootHandle: fsp.FileHandle,
   root: string,
   segments: readonly string[],
   create: boolean,
   operation: string | undefined,
 ): Promise<ConfinedDirectory> {
-  await rootHandle.close();
   let real: string;
   try {
     real = await fsp.realpath(root);
