@@ -279,7 +279,7 @@ describe.skipIf(!sshd.available)(liveTitle('SSH backup sink: symbolic links and 
     const attacker = ssh.exec.spawn({ argv: ['sh', '-c', script, 'sh', root, outside] });
     attacker.stdout.resume();
     attacker.stderr.resume();
-    attacker.wait().catch(() => {});
+    const ended = attacker.wait().catch(() => undefined);
     try {
       const outcomes = new Map<string, number>();
       for (const method of ['exec', 'sftp'] as const) {
@@ -304,6 +304,8 @@ describe.skipIf(!sshd.available)(liveTitle('SSH backup sink: symbolic links and 
       expect(outcomes.size).toBeGreaterThan(1);
     } finally {
       attacker.kill();
+      // Gone before the next test (and the cleanup) touch the directory.
+      await ended;
     }
   }, 180_000);
 });
