@@ -21,7 +21,9 @@ export interface HttpFetchOptions {
   /**
    * TLS: certificates are verified against the system CAs (or `ca`) by default. `pinnedSha256` accepts
    * exactly the certificate with that SHA-256 fingerprint (even self-signed) and refuses any other;
-   * `insecureSkipVerify: true` is the named opt-out that accepts anything.
+   * `insecureSkipVerify: true` is the named opt-out that accepts anything. A pin turns TLS session
+   * resumption off (a resumed session carries no certificate to check), so each new connection makes a
+   * full handshake whose certificate is checked against the pin.
    */
   tls?: TlsSettings;
   /** How long an idle keep-alive connection is kept (default 4000 ms). */
@@ -41,7 +43,10 @@ export interface HttpFetchOptions {
    * this returns `undefined`; a returned error fails the request before anything is sent.
    */
   verifyPeer?: (socket: TLSSocket, target: string) => Error | undefined;
-  /** Turn TLS session resumption off, so every handshake carries the certificate `verifyPeer` checks. */
+  /**
+   * Turn TLS session resumption off, so every handshake carries the certificate `verifyPeer` checks.
+   * Always off when `tls.pinnedSha256` is set.
+   */
   disableTlsSessionResumption?: boolean;
   /** Adapter id put on converted errors. */
   adapter?: string;
@@ -110,7 +115,9 @@ export function createHttpFetch(options: HttpFetchOptions = {}): HttpFetch {
   if (verifyPeer !== undefined) tlsOptions.rejectUnauthorized = false;
   const baseConnector = buildConnector({
     ...tlsOptions,
-    ...(options.disableTlsSessionResumption ? { maxCachedSessions: 0 } : {}),
+    // A resumed TLS session carries no peer certificate, so a pin could not be checked on it: with a pin
+    // (or when asked) every handshake is a full one.
+    ...(pinned !== undefined || options.disableTlsSessionResumption ? { maxCachedSessions: 0 } : {}),
     // SNI follows each request's host; an explicit servername applies to all.
     servername: tls.servername,
     timeout: Number.isFinite(connectTimeoutMs) ? connectTimeoutMs : null,
