@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { resolveGuestRef } from '../adapter/guest-ref';
 import type { BackupSink } from '../backup/sink';
 import { HvkitError, hvkitError } from '../errors/hvkit-error';
+import { quoteForMessage } from '../errors/message';
 import type {
   BackupOptions,
   BackupsCapability,
@@ -319,7 +320,7 @@ export function createInMemoryAdapter(
     const state = internals.find({ [by]: value } as GuestRef);
     if (!state) {
       if (faults.unknownGuestError) throw faults.unknownGuestError(ref);
-      throw hvkitError('NOT_FOUND', `${operation}: no guest with ${by} ${JSON.stringify(value)}`, {
+      throw hvkitError('NOT_FOUND', `${operation}: no guest with ${by} ${quoteForMessage(value)}`, {
         adapter: ADAPTER,
         operation,
         details: { [by]: value },
@@ -388,7 +389,7 @@ export function createInMemoryAdapter(
                     if (!internals.pools.some((p) => p.id === poolId)) {
                       throw hvkitError(
                         'NOT_FOUND',
-                        `inventory.listStorageVolumes: no storage pool ${JSON.stringify(poolId)}`,
+                        `inventory.listStorageVolumes: no storage pool ${quoteForMessage(poolId)}`,
                         {
                           adapter: ADAPTER,
                           operation: 'inventory.listStorageVolumes',
@@ -541,10 +542,10 @@ export function createInMemoryAdapter(
                         operation,
                       });
                     if (!SECURITY_MODEL_NAMES.includes(label.model))
-                      throw invalid(`unknown model ${JSON.stringify(label.model)}`);
+                      throw invalid(`unknown model ${quoteForMessage(label.model)}`);
                     if (!['dynamic', 'static', 'none'].includes(label.type)) {
                       throw invalid(
-                        `type must be 'dynamic', 'static' or 'none' (got ${JSON.stringify(label.type)})`,
+                        `type must be 'dynamic', 'static' or 'none' (got ${quoteForMessage(label.type)})`,
                       );
                     }
                     if (!lab.models.includes(label.model)) {
@@ -732,7 +733,7 @@ export function createInMemoryAdapter(
       if (!parent) {
         throw hvkitError(
           'NOT_FOUND',
-          `${operation}: guest ${s.guest.name} has no checkpoint ${JSON.stringify(options.sinceCheckpoint)}`,
+          `${operation}: guest ${s.guest.name} has no checkpoint ${quoteForMessage(options.sinceCheckpoint)}`,
           context,
         );
       }
@@ -987,7 +988,7 @@ export function createInMemoryAdapter(
               if (s.snapshots.some((x) => x.record.name === finalName)) {
                 throw hvkitError(
                   'CONFLICT',
-                  `${operation}: guest ${s.guest.name} already has a snapshot named ${JSON.stringify(finalName)}`,
+                  `${operation}: guest ${s.guest.name} already has a snapshot named ${quoteForMessage(finalName)}`,
                   context,
                 );
               }
@@ -1010,7 +1011,7 @@ export function createInMemoryAdapter(
               if (!s.snapshots.some((x) => x.record.id === snapshotId)) {
                 throw hvkitError(
                   'NOT_FOUND',
-                  `${operation}: guest ${s.guest.name} has no snapshot ${JSON.stringify(snapshotId)}`,
+                  `${operation}: guest ${s.guest.name} has no snapshot ${quoteForMessage(snapshotId)}`,
                   {
                     adapter: ADAPTER,
                     operation,
@@ -1031,7 +1032,7 @@ export function createInMemoryAdapter(
                     if (!snap) {
                       throw hvkitError(
                         'NOT_FOUND',
-                        `${operation}: guest ${s.guest.name} has no snapshot ${JSON.stringify(snapshotId)}`,
+                        `${operation}: guest ${s.guest.name} has no snapshot ${quoteForMessage(snapshotId)}`,
                         {
                           adapter: ADAPTER,
                           operation,
