@@ -7,6 +7,7 @@ export const VERSION = '0.0.0';
 
 export * from './adapter/guest-ref';
 export * from './adapter/logger';
+export * from './adapter/option-keys';
 export * from './adapter/spec-version';
 export * from './adapter/wrap';
 export * from './backup/directory-sink';

@@ -4,6 +4,7 @@
 
 import { isIP, connect as netConnect, type Socket } from 'node:net';
 import { type ConnectionOptions, type TLSSocket, connect as tlsConnect } from 'node:tls';
+import type { OptionKeysOf } from '../adapter/option-keys';
 import { HvkitError, hvkitError } from '../errors/hvkit-error';
 import { abortError, checkSignal, checkTimeoutMs, type ErrorContext } from '../signal/abort';
 import type { Dialer, TransportCallOptions } from './types';
@@ -193,6 +194,16 @@ export interface TlsSettings {
   /** The named opt-out: accept any certificate. Only for tests and labs. */
   insecureSkipVerify?: boolean;
 }
+
+/** The keys {@link TlsSettings} accepts, for {@link checkOptionKeys} (e.g. as the spec of a `tls` option). */
+export const TLS_SETTINGS_OPTION_KEYS = {
+  ca: true,
+  cert: true,
+  key: true,
+  servername: true,
+  pinnedSha256: true,
+  insecureSkipVerify: true,
+} as const satisfies OptionKeysOf<TlsSettings>;
 
 /**
  * Node.js TLS options for {@link TlsSettings}: verification on unless `insecureSkipVerify` or a pin (which
