@@ -110,6 +110,21 @@ export interface SshConnectOptions {
   logger?: Logger;
 }
 
+/**
+ * The secrets among SSH credentials (password, key passphrase), as `redact()` and `redactError()` of
+ * `@hvkit/core` take them. Whatever is not a non-empty string or Buffer is left out.
+ */
+export function sshAuthSecrets(auth: SshAuth | undefined): string[] {
+  if (typeof auth !== 'object' || auth === null) return [];
+  return [auth.password, auth.passphrase].flatMap((secret) =>
+    typeof secret === 'string' && secret !== ''
+      ? [secret]
+      : Buffer.isBuffer(secret) && secret.length > 0
+        ? [secret.toString('utf8')]
+        : [],
+  );
+}
+
 type KeysOfUnion<T> = T extends unknown ? keyof T : never;
 
 /**
