@@ -10,6 +10,7 @@ import {
   type BackupSink,
   type CallOptions,
   type CreateSnapshotOptions,
+  checkOptionKeys,
   type FetchLike,
   formatGuestRef,
   type Guest,
@@ -23,7 +24,10 @@ import {
   type LimitsSetResult,
   type Logger,
   type Network,
+  type OptionKeySpec,
+  type OptionKeysOf,
   type ResourceLimits,
+  redactError,
   resolveGuestRef,
   type SecurityLabel,
   type Snapshot,
@@ -118,6 +122,29 @@ export interface VsphereConnectOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * Every key {@link connect} reads (`tls` too); any other key is a TypeError. `insecureHttp` is listed ahead
+ * of the option itself, which another change adds.
+ */
+const CONNECT_OPTION_KEYS = {
+  url: true,
+  username: true,
+  password: true,
+  tls: {
+    ca: true,
+    thumbprint: true,
+    insecureSkipVerify: true,
+    servername: true,
+  } satisfies OptionKeysOf<VimTlsOptions>,
+  fetch: true,
+  timeoutMs: true,
+  labels: true,
+  keepAliveMs: true,
+  logger: true,
+  signal: true,
+  insecureHttp: true,
+} as const satisfies { readonly [K in keyof VsphereConnectOptions | 'insecureHttp']-?: true | OptionKeySpec };
+
 type Supports = typeof VSPHERE_SUPPORTS;
 
 function notFound(ref: GuestRef, operation: string): HvkitError {
@@ -142,12 +169,15 @@ function propsOf(list: ObjectProperties[], type: string): ObjectProperties[] {
  * for (const g of await adapter.inventory.listGuests()) console.log(g.name);
  * await adapter.close();
  *
- * @throws HvkitError `AUTH_FAILED`, `CONNECTION_LOST`, `TIMEOUT`, `PROTOCOL`, `INVALID_ARGUMENT`.
+ * @throws HvkitError `AUTH_FAILED`, `CONNECTION_LOST`, `TIMEOUT`, `PROTOCOL`, `INVALID_ARGUMENT`; none holds
+ *   the password, even when the server's fault echoes it.
+ * @throws TypeError for bad options, and for unknown option keys (also inside `tls`).
  */
 export async function connect(
   options: VsphereConnectOptions,
 ): Promise<HypervisorAdapterV1<'vmware-vsphere'>> {
   if (typeof options !== 'object' || options === null) throw new TypeError('connect needs options.');
+  checkOptionKeys(options, CONNECT_OPTION_KEYS, 'vmware-vsphere connect');
   if (typeof options.username !== 'string' || typeof options.password !== 'string')
     throw new TypeError('connect needs a username and a password (strings).');
   let url: URL;
@@ -178,7 +208,8 @@ export async function connect(
     );
   } catch (error) {
     await ownFetch?.close().catch(() => {});
-    throw error;
+    // A login fault may echo the password (plain or XML-escaped); connect() errors are not wrapped.
+    throw redactError(error, [options.password]);
   }
   const core = new VsphereAdapter(session, fetch, url, options, ownFetch);
   return wrapAdapter(core, {
