@@ -5,6 +5,7 @@
  */
 export const VERSION = '0.0.0';
 
+export * from './adapter/capability';
 export * from './adapter/guest-ref';
 export * from './adapter/logger';
 export * from './adapter/option-keys';

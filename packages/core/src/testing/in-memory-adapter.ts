@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { CapabilityName } from '../adapter/capability';
 import { resolveGuestRef } from '../adapter/guest-ref';
 import type { BackupSink } from '../backup/sink';
 import { HvkitError, hvkitError } from '../errors/hvkit-error';
@@ -53,8 +54,7 @@ const ADAPTER = 'in-memory';
 /** Backup method the in-memory adapter reports. */
 export const IN_MEMORY_BACKUP_METHOD = 'in-memory-stream';
 
-/** Names of the capability objects of an adapter. */
-export type CapabilityName = 'inventory' | 'limits' | 'labels' | 'backups' | 'events';
+export type { CapabilityName } from '../adapter/capability';
 
 type DeepPartial<T> = T extends readonly unknown[]
   ? T
