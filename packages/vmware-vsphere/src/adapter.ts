@@ -8,9 +8,11 @@ import {
   type BackupFile,
   type BackupOptions,
   type BackupSink,
+  type BackupsCapability,
   type CallOptions,
   type CreateSnapshotOptions,
   checkOptionKeys,
+  type EventsCapability,
   type FetchLike,
   formatGuestRef,
   type Guest,
@@ -19,6 +21,9 @@ import {
   HvkitError,
   type HypervisorAdapterV1,
   hvkitError,
+  type InventoryCapability,
+  type LabelsCapability,
+  type LimitsCapability,
   type LimitsGetOptions,
   type LimitsSetOptions,
   type LimitsSetResult,
@@ -123,6 +128,19 @@ export interface VsphereConnectOptions {
 }
 
 /**
+ * The adapter {@link connect} returns: spec v1 with every capability object present (vSphere has them all),
+ * so `hv.inventory.listGuests()` needs no check, and `supports` typed as {@link VSPHERE_SUPPORTS}.
+ */
+export interface VmwareVsphereAdapter extends HypervisorAdapterV1<'vmware-vsphere'> {
+  readonly supports: typeof VSPHERE_SUPPORTS;
+  readonly inventory: InventoryCapability;
+  readonly limits: LimitsCapability;
+  readonly labels: LabelsCapability;
+  readonly backups: BackupsCapability;
+  readonly events: EventsCapability;
+}
+
+/**
  * Every key {@link connect} reads (`tls` too); any other key is a TypeError. `insecureHttp` is listed ahead
  * of the option itself, which another change adds.
  */
@@ -173,9 +191,7 @@ function propsOf(list: ObjectProperties[], type: string): ObjectProperties[] {
  *   the password, even when the server's fault echoes it.
  * @throws TypeError for bad options, and for unknown option keys (also inside `tls`).
  */
-export async function connect(
-  options: VsphereConnectOptions,
-): Promise<HypervisorAdapterV1<'vmware-vsphere'>> {
+export async function connect(options: VsphereConnectOptions): Promise<VmwareVsphereAdapter> {
   if (typeof options !== 'object' || options === null) throw new TypeError('connect needs options.');
   checkOptionKeys(options, CONNECT_OPTION_KEYS, 'vmware-vsphere connect');
   if (typeof options.username !== 'string' || typeof options.password !== 'string')
@@ -215,11 +231,11 @@ export async function connect(
   return wrapAdapter(core, {
     logger: options.logger,
     secrets: [options.password],
-  }) as HypervisorAdapterV1<'vmware-vsphere'>;
+  });
 }
 
 /** The unwrapped adapter; use {@link connect}. */
-class VsphereAdapter implements HypervisorAdapterV1<'vmware-vsphere'> {
+class VsphereAdapter implements VmwareVsphereAdapter {
   readonly specificationVersion = 'v1' as const;
   readonly adapter = ADAPTER_ID;
   readonly supports: Supports = VSPHERE_SUPPORTS;

@@ -4,11 +4,15 @@
 
 import { readFile } from 'node:fs/promises';
 import {
+  type BackupsCapability,
   type CallOptions,
   checkOptionKeys,
   type DeepReadonly,
   type Dialer,
+  type EventsCapability,
   type HypervisorAdapterV1,
+  type InventoryCapability,
+  type LabelsCapability,
   type Logger,
   type OptionKeysOf,
   redactError,
@@ -106,8 +110,17 @@ const CONNECT_OPTION_KEYS = {
   naming: { uniqueId: true, now: true },
 } as const satisfies OptionKeysOf<KvmLibvirtConnectOptions>;
 
-/** The kvm-libvirt adapter: spec v1 plus the underlying RPC client (an escape hatch for raw calls). */
+/**
+ * The kvm-libvirt adapter: spec v1 plus the underlying RPC client (an escape hatch for raw calls).
+ * `inventory`, `labels`, `backups` and `events` are always present; `limits` only for drivers that have
+ * them (QEMU, test): check with `hasCapability(hv, 'limits')` or `requireCapability(hv, 'limits')` from
+ * `@hvkit/core`.
+ */
 export interface KvmLibvirtAdapter extends HypervisorAdapterV1<'kvm-libvirt'> {
+  readonly inventory: InventoryCapability;
+  readonly labels: LabelsCapability;
+  readonly backups: BackupsCapability;
+  readonly events: EventsCapability;
   /** The libvirt connection; calls on it bypass the adapter. */
   readonly rpc: LibvirtRpcClient;
   /** The libvirt driver type (`QEMU`, `TEST`, ...) found at connect. */
