@@ -70,9 +70,7 @@ function disconnectPacket(description: string): Buffer {
 }
 
 /** A server that greets like sshd, then disconnects with `description` when the client speaks. */
-export async function startEchoingSshServer(
-  description: string,
-): Promise<{ port: number; close(): Promise<void> }> {
+async function startEchoingSshServer(description: string): Promise<{ port: number; close(): Promise<void> }> {
   const sockets = new Set<Socket>();
   const echo = createServer((socket) => {
     sockets.add(socket);
