@@ -4,7 +4,14 @@
  */
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { checkSignal, type HvkitError, hvkitError, type Logger } from '@hvkit/core';
+import {
+  checkOptionKeys,
+  checkSignal,
+  type HvkitError,
+  hvkitError,
+  type Logger,
+  type OptionKeysOf,
+} from '@hvkit/core';
 import ssh2, {
   type AnyAuthMethod,
   type ClientChannel,
@@ -102,6 +109,49 @@ export interface SshConnectOptions {
   /** Debug logging of connection events (no secrets are logged). */
   logger?: Logger;
 }
+
+/**
+ * The secrets among SSH credentials (password, key passphrase), as `redact()` and `redactError()` of
+ * `@hvkit/core` take them. Whatever is not a non-empty string or Buffer is left out.
+ */
+export function sshAuthSecrets(auth: SshAuth | undefined): string[] {
+  if (typeof auth !== 'object' || auth === null) return [];
+  return [auth.password, auth.passphrase].flatMap((secret) =>
+    typeof secret === 'string' && secret !== ''
+      ? [secret]
+      : Buffer.isBuffer(secret) && secret.length > 0
+        ? [secret.toString('utf8')]
+        : [],
+  );
+}
+
+type KeysOfUnion<T> = T extends unknown ? keyof T : never;
+
+/**
+ * The keys {@link SshConnectOptions} accepts, nested levels included (`auth`, every form of `hostKey`), as
+ * `checkOptionKeys()` of `@hvkit/core` takes them; `connectSsh()` refuses any other key.
+ */
+export const SSH_CONNECT_OPTION_KEYS = {
+  host: true,
+  port: true,
+  username: true,
+  auth: { privateKey: true, passphrase: true, agent: true, password: true } satisfies OptionKeysOf<SshAuth>,
+  hostKey: {
+    knownHostsFile: true,
+    knownHosts: true,
+    hostKeyAlias: true,
+    fingerprint: true,
+    insecureAcceptAnyHostKey: true,
+  } satisfies Record<KeysOfUnion<SshHostKeyPolicy>, true>,
+  readyTimeout: true,
+  keepaliveInterval: true,
+  keepaliveCountMax: true,
+  maxChannels: true,
+  execTimeoutMs: true,
+  sftpTimeoutMs: true,
+  signal: true,
+  logger: true,
+} as const satisfies OptionKeysOf<SshConnectOptions>;
 
 /** Facts about the verified server key. */
 export interface SshHostKeyInfo {
@@ -632,6 +682,7 @@ export class SshConnection {
  */
 export async function openConnection(options: SshConnectOptions): Promise<SshConnection> {
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+  checkOptionKeys(options, SSH_CONNECT_OPTION_KEYS, 'connectSsh');
   requireString(options.host, 'host');
   requireString(options.username, 'username');
   if (typeof options.auth !== 'object' || options.auth === null)

@@ -8,9 +8,12 @@ import {
   type BackupFile,
   type BackupOptions,
   type BackupSink,
+  type BackupsCapability,
   type CallOptions,
   type CreateSnapshotOptions,
   checkTimeoutMs,
+  checkOptionKeys,
+  type EventsCapability,
   type FetchLike,
   formatGuestRef,
   type Guest,
@@ -19,6 +22,9 @@ import {
   HvkitError,
   type HypervisorAdapterV1,
   hvkitError,
+  type InventoryCapability,
+  type LabelsCapability,
+  type LimitsCapability,
   type LimitsGetOptions,
   type LimitsHostFacts,
   type LimitsSetOptions,
@@ -26,7 +32,10 @@ import {
   type Logger,
   type Network,
   normalizeLimits,
+  type OptionKeySpec,
+  type OptionKeysOf,
   type ResourceLimits,
+  redactError,
   resolveGuestRef,
   type SecurityLabel,
   type Snapshot,
@@ -147,6 +156,43 @@ export interface VsphereConnectOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * The adapter {@link connect} returns: spec v1 with every capability object present (vSphere has them all),
+ * so `hv.inventory.listGuests()` needs no check, and `supports` typed as {@link VSPHERE_SUPPORTS}.
+ */
+export interface VmwareVsphereAdapter extends HypervisorAdapterV1<'vmware-vsphere'> {
+  readonly supports: typeof VSPHERE_SUPPORTS;
+  readonly inventory: InventoryCapability;
+  readonly limits: LimitsCapability;
+  readonly labels: LabelsCapability;
+  readonly backups: BackupsCapability;
+  readonly events: EventsCapability;
+}
+
+/**
+ * Every key {@link connect} reads (`tls` too); any other key is a TypeError.
+ */
+const CONNECT_OPTION_KEYS = {
+  url: true,
+  username: true,
+  password: true,
+  tls: {
+    ca: true,
+    thumbprint: true,
+    insecureSkipVerify: true,
+    servername: true,
+    thumbprintMode: true,
+  } satisfies OptionKeysOf<VimTlsOptions>,
+  fetch: true,
+  timeoutMs: true,
+  labels: true,
+  keepAliveMs: true,
+  logger: true,
+  signal: true,
+  insecureHttp: true,
+  backupIdleTimeoutMs: true,
+} as const satisfies { readonly [K in keyof VsphereConnectOptions]-?: true | OptionKeySpec };
+
 type Supports = typeof VSPHERE_SUPPORTS;
 
 /** Largest host configuration bundle accepted (they are kilobytes to a few megabytes): 256 MiB. */
@@ -185,13 +231,14 @@ function propsOf(list: ObjectProperties[], type: string): ObjectProperties[] {
  * await adapter.close();
  *
  * @throws HvkitError `AUTH_FAILED`, `CONNECTION_LOST`, `TIMEOUT`, `PROTOCOL`, `INVALID_ARGUMENT` (also for an
- *   `http://` URL without `insecureHttp: true`, and for `tls` settings with an `http://` URL).
- * @throws TypeError for options of the wrong type (a bad `backupIdleTimeoutMs`, `insecureHttp`, ...).
+ *   `http://` URL without `insecureHttp: true`, and for `tls` settings with an `http://` URL); none holds the
+ *   password, even when the server's fault echoes it.
+ * @throws TypeError for options of the wrong type (a bad `backupIdleTimeoutMs`, `insecureHttp`, ...), and for
+ *   unknown option keys (also inside `tls`).
  */
-export async function connect(
-  options: VsphereConnectOptions,
-): Promise<HypervisorAdapterV1<'vmware-vsphere'>> {
+export async function connect(options: VsphereConnectOptions): Promise<VmwareVsphereAdapter> {
   if (typeof options !== 'object' || options === null) throw new TypeError('connect needs options.');
+  checkOptionKeys(options, CONNECT_OPTION_KEYS, 'vmware-vsphere connect');
   if (typeof options.username !== 'string' || typeof options.password !== 'string')
     throw new TypeError('connect needs a username and a password (strings).');
   let url: URL;
@@ -227,17 +274,18 @@ export async function connect(
     );
   } catch (error) {
     await ownFetch?.close().catch(() => {});
-    throw error;
+    // A login fault may echo the password (plain or XML-escaped); connect() errors are not wrapped.
+    throw redactError(error, [options.password]);
   }
   const core = new VsphereAdapter(session, fetch, url, options, ownFetch);
   return wrapAdapter(core, {
     logger: options.logger,
     secrets: [options.password],
-  }) as HypervisorAdapterV1<'vmware-vsphere'>;
+  });
 }
 
 /** The unwrapped adapter; use {@link connect}. */
-class VsphereAdapter implements HypervisorAdapterV1<'vmware-vsphere'> {
+class VsphereAdapter implements VmwareVsphereAdapter {
   readonly specificationVersion = 'v1' as const;
   readonly adapter = ADAPTER_ID;
   readonly supports: Supports = VSPHERE_SUPPORTS;

@@ -71,6 +71,10 @@ describe('in-memory adapter: inventory', () => {
     const err = await rejection(a.inventory.getGuest({ name: 'nope' }));
     expect(err.code).toBe('NOT_FOUND');
     expect(err.message).toContain('name "nope"');
+    const long = await rejection(a.inventory.getGuest({ name: 'n'.repeat(100_000) }));
+    expect(long.code).toBe('NOT_FOUND');
+    expect(long.message.length).toBeLessThan(400);
+    expect(long.message).toMatch(/…\[truncated, \d+ more characters\]/);
     await expect(a.inventory.getGuest(42 as unknown as string)).rejects.toThrow(TypeError);
     await expect(a.inventory.getGuest({} as unknown as string)).rejects.toThrow(TypeError);
   });

@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
+import type { CapabilityName } from '../adapter/capability';
 import { resolveGuestRef } from '../adapter/guest-ref';
 import type { BackupSink } from '../backup/sink';
 import { HvkitError, hvkitError } from '../errors/hvkit-error';
+import { quoteForMessage } from '../errors/message';
 import type {
   BackupOptions,
   BackupsCapability,
@@ -54,8 +56,7 @@ const ADAPTER = 'in-memory';
 /** Backup method the in-memory adapter reports. */
 export const IN_MEMORY_BACKUP_METHOD = 'in-memory-stream';
 
-/** Names of the capability objects of an adapter. */
-export type CapabilityName = 'inventory' | 'limits' | 'labels' | 'backups' | 'events';
+export type { CapabilityName } from '../adapter/capability';
 
 type DeepPartial<T> = T extends readonly unknown[]
   ? T
@@ -328,7 +329,7 @@ export function createInMemoryAdapter(
     const state = internals.find({ [by]: value } as GuestRef);
     if (!state) {
       if (faults.unknownGuestError) throw faults.unknownGuestError(ref);
-      throw hvkitError('NOT_FOUND', `${operation}: no guest with ${by} ${JSON.stringify(value)}`, {
+      throw hvkitError('NOT_FOUND', `${operation}: no guest with ${by} ${quoteForMessage(value)}`, {
         adapter: ADAPTER,
         operation,
         details: { [by]: value },
@@ -397,7 +398,7 @@ export function createInMemoryAdapter(
                     if (!internals.pools.some((p) => p.id === poolId)) {
                       throw hvkitError(
                         'NOT_FOUND',
-                        `inventory.listStorageVolumes: no storage pool ${JSON.stringify(poolId)}`,
+                        `inventory.listStorageVolumes: no storage pool ${quoteForMessage(poolId)}`,
                         {
                           adapter: ADAPTER,
                           operation: 'inventory.listStorageVolumes',
@@ -586,10 +587,10 @@ export function createInMemoryAdapter(
                         operation,
                       });
                     if (!SECURITY_MODEL_NAMES.includes(label.model))
-                      throw invalid(`unknown model ${JSON.stringify(label.model)}`);
+                      throw invalid(`unknown model ${quoteForMessage(label.model)}`);
                     if (!['dynamic', 'static', 'none'].includes(label.type)) {
                       throw invalid(
-                        `type must be 'dynamic', 'static' or 'none' (got ${JSON.stringify(label.type)})`,
+                        `type must be 'dynamic', 'static' or 'none' (got ${quoteForMessage(label.type)})`,
                       );
                     }
                     if (!lab.models.includes(label.model)) {
@@ -777,7 +778,7 @@ export function createInMemoryAdapter(
       if (!parent) {
         throw hvkitError(
           'NOT_FOUND',
-          `${operation}: guest ${s.guest.name} has no checkpoint ${JSON.stringify(options.sinceCheckpoint)}`,
+          `${operation}: guest ${s.guest.name} has no checkpoint ${quoteForMessage(options.sinceCheckpoint)}`,
           context,
         );
       }
@@ -1032,7 +1033,7 @@ export function createInMemoryAdapter(
               if (s.snapshots.some((x) => x.record.name === finalName)) {
                 throw hvkitError(
                   'CONFLICT',
-                  `${operation}: guest ${s.guest.name} already has a snapshot named ${JSON.stringify(finalName)}`,
+                  `${operation}: guest ${s.guest.name} already has a snapshot named ${quoteForMessage(finalName)}`,
                   context,
                 );
               }
@@ -1055,7 +1056,7 @@ export function createInMemoryAdapter(
               if (!s.snapshots.some((x) => x.record.id === snapshotId)) {
                 throw hvkitError(
                   'NOT_FOUND',
-                  `${operation}: guest ${s.guest.name} has no snapshot ${JSON.stringify(snapshotId)}`,
+                  `${operation}: guest ${s.guest.name} has no snapshot ${quoteForMessage(snapshotId)}`,
                   {
                     adapter: ADAPTER,
                     operation,
@@ -1076,7 +1077,7 @@ export function createInMemoryAdapter(
                     if (!snap) {
                       throw hvkitError(
                         'NOT_FOUND',
-                        `${operation}: guest ${s.guest.name} has no snapshot ${JSON.stringify(snapshotId)}`,
+                        `${operation}: guest ${s.guest.name} has no snapshot ${quoteForMessage(snapshotId)}`,
                         {
                           adapter: ADAPTER,
                           operation,

@@ -277,6 +277,12 @@ describe('tlsDialer', () => {
   it('rejects malformed pins', () => {
     expect(() => tlsDialer({ host: '127.0.0.1', port, pinnedSha256: 'abc' })).toThrow(HvkitError);
   });
+
+  it('rejects unknown option keys, naming them (a misspelt pin must not be ignored)', () => {
+    expect(() => tlsDialer({ host: '127.0.0.1', port, thumbprint: 'AB' } as never)).toThrow(
+      /^tlsDialer: unknown option thumbprint; accepted options: host, port, connectTimeoutMs, rejectUnauthorized, ca, /,
+    );
+  });
 });
 
 describe('normalizeSha256Fingerprint', () => {

@@ -264,6 +264,14 @@ describe('createHttpFetch TLS', () => {
     expect(() => createHttpFetch({ connectTimeoutMs: 0 })).toThrow(TypeError);
   });
 
+  it('rejects unknown option keys, also inside tls, naming them (a misspelt pin must not be ignored)', () => {
+    expect(() => createHttpFetch({ tls: { thumbprint: 'AB' } } as never)).toThrow(
+      /createHttpFetch: unknown option tls\.thumbprint; tls accepts: ca, cert, key, servername, pinnedSha256, insecureSkipVerify\./,
+    );
+    expect(() => createHttpFetch({ timeout: 5 } as never)).toThrow(TypeError);
+    expect(() => createHttpFetch({ timeout: 5 } as never)).toThrow(/unknown option timeout;/);
+  });
+
   it('closes its pool', async () => {
     const f = createHttpFetch();
     await f(`${httpUrl}/x`).then((r) => r.text());

@@ -4,6 +4,7 @@
 
 import type { TLSSocket } from 'node:tls';
 import { Agent, buildConnector, type Dispatcher, fetch as undiciFetch } from 'undici';
+import { checkOptionKeys, type OptionKeysOf } from '../adapter/option-keys';
 import { HvkitError } from '../errors/hvkit-error';
 import { abortError, checkTimeoutMs } from '../signal/abort';
 import {
@@ -11,6 +12,7 @@ import {
   DEFAULT_CONNECT_TIMEOUT_MS,
   networkErrorToHvkitError,
   normalizeSha256Fingerprint,
+  TLS_SETTINGS_OPTION_KEYS,
   type TlsSettings,
   tlsConnectionOptions,
 } from './dialers';
@@ -51,6 +53,18 @@ export interface HttpFetchOptions {
   /** Adapter id put on converted errors. */
   adapter?: string;
 }
+
+const HTTP_FETCH_OPTION_KEYS = {
+  tls: TLS_SETTINGS_OPTION_KEYS,
+  keepAliveTimeoutMs: true,
+  connectTimeoutMs: true,
+  headersTimeoutMs: true,
+  bodyTimeoutMs: true,
+  connections: true,
+  verifyPeer: true,
+  disableTlsSessionResumption: true,
+  adapter: true,
+} as const satisfies OptionKeysOf<HttpFetchOptions>;
 
 /** A {@link FetchLike} that owns a connection pool; close it when done. */
 export interface HttpFetch extends FetchLike {
@@ -97,9 +111,11 @@ function targetOf(input: string | URL | Request): string | undefined {
  * see {@link HttpFetchOptions.tls} for the CA, pinning and the named opt-out. Failures reject with
  * HvkitErrors (see {@link fetchErrorToHvkitError}); HTTP error statuses are responses, not errors.
  *
- * @throws HvkitError `INVALID_ARGUMENT` for a malformed `pinnedSha256`; TypeError for bad timeouts.
+ * @throws HvkitError `INVALID_ARGUMENT` for a malformed `pinnedSha256`; TypeError for bad timeouts and for
+ *   unknown option keys (also inside `tls`).
  */
 export function createHttpFetch(options: HttpFetchOptions = {}): HttpFetch {
+  checkOptionKeys(options, HTTP_FETCH_OPTION_KEYS, 'createHttpFetch');
   const tls = options.tls ?? {};
   const pinned = tls.pinnedSha256 !== undefined ? normalizeSha256Fingerprint(tls.pinnedSha256) : undefined;
   const connectTimeoutMs = checkTimeoutMs(

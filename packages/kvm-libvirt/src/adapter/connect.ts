@@ -4,14 +4,23 @@
 
 import { readFile } from 'node:fs/promises';
 import {
+  type BackupsCapability,
   type CallOptions,
+  checkOptionKeys,
   type DeepReadonly,
   type Dialer,
+  type EventsCapability,
   type HypervisorAdapterV1,
+  type InventoryCapability,
+  type LabelsCapability,
   type Logger,
+  type OptionKeysOf,
+  redactError,
   type SupportsManifest,
+  TLS_SETTINGS_OPTION_KEYS,
   wrapAdapter,
 } from '@hvkit/core';
+import { SSH_CONNECT_OPTION_KEYS, SSH_DIALER_OPTION_KEYS, sshAuthSecrets } from '@hvkit/ssh';
 import { parseCapabilitiesXml } from '../mapping/host';
 import type { CgroupVersion } from '../mapping/limits';
 import { LibvirtRpcClient, type RpcTraceEvent } from '../rpc/client';
@@ -75,8 +84,43 @@ export interface KvmLibvirtConnectOptions {
   naming?: { uniqueId?: () => string; now?: () => Date };
 }
 
-/** The kvm-libvirt adapter: spec v1 plus the underlying RPC client (an escape hatch for raw calls). */
+/** Every key {@link connect} reads, nested levels included; any other key is a TypeError. */
+const CONNECT_OPTION_KEYS = {
+  uri: true,
+  dialer: true,
+  openUri: true,
+  transport: {
+    ssh: { client: true, connect: SSH_CONNECT_OPTION_KEYS, dialer: SSH_DIALER_OPTION_KEYS },
+    tls: { ...TLS_SETTINGS_OPTION_KEYS, pkiPath: true },
+    connectTimeoutMs: true,
+    readOnly: true,
+  } satisfies OptionKeysOf<LibvirtTransportOptions>,
+  readOnly: true,
+  timeoutMs: true,
+  callTimeoutMs: true,
+  keepalive: { intervalMs: true, countMax: true } satisfies OptionKeysOf<KeepaliveOptions>,
+  maxInFlight: true,
+  logger: true,
+  trace: true,
+  signal: true,
+  cgroupVersion: true,
+  backupPool: true,
+  defaultTimeoutMs: true,
+  abortSettleMs: true,
+  naming: { uniqueId: true, now: true },
+} as const satisfies OptionKeysOf<KvmLibvirtConnectOptions>;
+
+/**
+ * The kvm-libvirt adapter: spec v1 plus the underlying RPC client (an escape hatch for raw calls).
+ * `inventory`, `labels`, `backups` and `events` are always present; `limits` only for drivers that have
+ * them (QEMU, test): check with `hasCapability(hv, 'limits')` or `requireCapability(hv, 'limits')` from
+ * `@hvkit/core`.
+ */
 export interface KvmLibvirtAdapter extends HypervisorAdapterV1<'kvm-libvirt'> {
+  readonly inventory: InventoryCapability;
+  readonly labels: LabelsCapability;
+  readonly backups: BackupsCapability;
+  readonly events: EventsCapability;
   /** The libvirt connection; calls on it bypass the adapter. */
   readonly rpc: LibvirtRpcClient;
   /** The libvirt driver type (`QEMU`, `TEST`, ...) found at connect. */
@@ -131,11 +175,14 @@ function isLocalUri(uri: string | undefined): boolean {
  * const guests = await hv.inventory.listGuests();
  * await hv.close();
  *
- * @throws HvkitError from the RPC client (AUTH_FAILED, CONNECTION_LOST, TIMEOUT, ...); TypeError for bad options.
+ * @throws HvkitError from the RPC client (AUTH_FAILED, CONNECTION_LOST, TIMEOUT, ...); TypeError for bad options
+ *   and for unknown option keys, at every level (`transport.tls`, `transport.ssh.connect`, `keepalive`, ...).
  */
 export async function connect(options: KvmLibvirtConnectOptions): Promise<KvmLibvirtAdapter> {
   if (typeof options !== 'object' || options === null)
     throw new TypeError('connect: options must be an object.');
+  checkOptionKeys(options, CONNECT_OPTION_KEYS, 'kvm-libvirt connect');
+  const secrets = sshAuthSecrets(options.transport?.ssh?.connect?.auth);
   if (options.cgroupVersion !== undefined && options.cgroupVersion !== 1 && options.cgroupVersion !== 2) {
     throw new TypeError('connect: cgroupVersion must be 1 or 2.');
   }
@@ -158,6 +205,8 @@ export async function connect(options: KvmLibvirtConnectOptions): Promise<KvmLib
     ...(options.logger !== undefined ? { logger: options.logger } : {}),
     ...(options.trace !== undefined ? { trace: options.trace } : {}),
     ...(options.signal !== undefined ? { signal: options.signal } : {}),
+  }).catch((error: unknown) => {
+    throw redactError(error, secrets);
   });
   try {
     const driver = (
@@ -231,6 +280,7 @@ export async function connect(options: KvmLibvirtConnectOptions): Promise<KvmLib
       [Symbol.asyncDispose]: close,
     };
     return wrapAdapter(adapter, {
+      secrets,
       ...(options.logger !== undefined ? { logger: options.logger } : {}),
       ...(options.defaultTimeoutMs !== undefined ? { defaultTimeoutMs: options.defaultTimeoutMs } : {}),
       ...(options.abortSettleMs !== undefined ? { abortSettleMs: options.abortSettleMs } : {}),
