@@ -58,3 +58,35 @@ describe.skipIf(!peer.available)(
     });
   },
 );
+
+const qemu = livePeer('libvirtd', ['HVKIT_LIBVIRT_QEMU_URI', 'HVKIT_LIBVIRT_GUEST']);
+
+describe.skipIf(!qemu.available)(
+  `guest lookups on the QEMU driver${qemu.available ? '' : ` (skipped: ${qemu.reason})`}`,
+  () => {
+    const env = qemu.available ? qemu.env : ({} as Record<string, string>);
+    const guest = env.HVKIT_LIBVIRT_GUEST as string;
+
+    it('a name with a NUL byte is INVALID_ARGUMENT and never reaches the daemon (which would cut it at the NUL)', async () => {
+      await using hv = await connect({ uri: env.HVKIT_LIBVIRT_QEMU_URI as string });
+      const calls = [
+        () => hv.inventory!.getGuest({ name: `${guest}\0evil` }),
+        () => hv.limits!.get({ name: `${guest}\0` }),
+        () => hv.labels!.get({ name: `${guest}\0x` }),
+        () => hv.inventory!.listStorageVolumes!('default\0x'),
+      ];
+      for (const call of calls) {
+        let caught: unknown;
+        try {
+          await call();
+        } catch (error) {
+          caught = error;
+        }
+        expect(HvkitError.isInstance(caught, 'INVALID_ARGUMENT'), String(caught)).toBe(true);
+        expect((caught as HvkitError).message).toMatch(/NUL/);
+      }
+      // The plain name still finds the guest.
+      expect((await hv.inventory!.getGuest({ name: guest })).name).toBe(guest);
+    });
+  },
+);

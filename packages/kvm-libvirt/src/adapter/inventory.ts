@@ -180,6 +180,13 @@ export function createInventory(ctx: AdapterContext): InventoryCapability {
     async listStorageVolumes(poolId: string, options?: CallOptions): Promise<StorageVolume[]> {
       if (typeof poolId !== 'string' || poolId === '')
         throw new TypeError('poolId must be a non-empty string.');
+      if (poolId.includes('\0')) {
+        throw hvkitError('INVALID_ARGUMENT', 'poolId contains a NUL byte; no libvirt pool can have it.', {
+          adapter: ADAPTER_ID,
+          operation: 'inventory.listStorageVolumes',
+          details: { field: 'poolId' },
+        });
+      }
       const rpc = rpcOptions(options);
       const { pools } = await ctx.client.call(
         remoteProcedures.CONNECT_LIST_ALL_STORAGE_POOLS,
