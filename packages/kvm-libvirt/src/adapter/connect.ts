@@ -185,6 +185,7 @@ export async function connect(options: KvmLibvirtConnectOptions): Promise<KvmLib
       cgroupVersion,
       cgroupVersionSource,
       backupPool: options.backupPool ?? 'default',
+      localDaemon: options.dialer === undefined && isLocalUri(options.uri),
       logger: options.logger,
       siblings: new Set(),
       pending: new Set(),

@@ -33,6 +33,8 @@ export interface AdapterContext {
   cgroupVersionSource: 'option' | 'detected' | 'default';
   /** Storage pool for temporary backup files (push targets). */
   backupPool: string;
+  /** Whether the daemon runs on this machine (a local URI), so host files such as selinuxfs can be read. */
+  localDaemon: boolean;
   logger: Logger | undefined;
   /** The capabilities XML and its parsed form, read and parsed once per adapter (a failure is not cached). */
   capabilities(options?: CallOptions): Promise<{ xml: string; parsed: LibvirtCapabilities }>;

@@ -2,6 +2,7 @@
  * Inventory: host, guests (pipelined), networks, storage pools and volumes.
  */
 
+import { readFile } from 'node:fs/promises';
 import type {
   CallOptions,
   Guest,
@@ -22,7 +23,29 @@ import { remoteProcedures } from '../rpc/remote-protocol';
 import type { RemoteDomain } from '../rpc/types';
 import { ADAPTER_ID, type AdapterContext, domainHandle, rpcOptions } from './context';
 
-/** Reads the host (hostname, versions, node info, capabilities, security model) with concurrent calls. */
+/** selinuxfs's mode file: `1` enforcing, `0` permissive. */
+export const SELINUX_ENFORCE_FILE = '/sys/fs/selinux/enforce';
+
+/**
+ * SELinux's host-wide mode from selinuxfs (`1` enforcing, `0` permissive), or undefined when the file is
+ * missing or holds anything else.
+ */
+export async function readSelinuxEnforcing(
+  path: string = SELINUX_ENFORCE_FILE,
+): Promise<boolean | undefined> {
+  try {
+    const text = (await readFile(path, 'utf8')).trim();
+    return text === '1' ? true : text === '0' ? false : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Reads the host (hostname, versions, node info, capabilities, security model) with concurrent calls.
+ * libvirt's RPC does not report whether SELinux enforces: for a daemon on this machine (a local URI) the
+ * mode is read from selinuxfs, for a remote one it stays unknown (absent).
+ */
 export async function readHost(ctx: AdapterContext, options?: CallOptions): Promise<Host> {
   const rpc = rpcOptions(options);
   const c = ctx.client;
@@ -34,6 +57,11 @@ export async function readHost(ctx: AdapterContext, options?: CallOptions): Prom
     c.call(remoteProcedures.CONNECT_GET_LIB_VERSION, undefined, rpc),
     c.call(remoteProcedures.NODE_GET_SECURITY_MODEL, undefined, rpc).catch(() => undefined),
   ]);
+  const selinux =
+    ctx.localDaemon &&
+    (capabilities.parsed.secmodels.some((m) => m.model === 'selinux') || secModel?.model === 'selinux')
+      ? await readSelinuxEnforcing()
+      : undefined;
   return mapHost({
     hostname,
     capabilities: capabilities.parsed,
@@ -42,6 +70,7 @@ export async function readHost(ctx: AdapterContext, options?: CallOptions): Prom
     hypervisorVersion: hvVersion,
     libVersion,
     ...(secModel && secModel.model !== '' ? { securityModel: secModel } : {}),
+    ...(selinux !== undefined ? { enforcing: { selinux } } : {}),
   });
 }
 
