@@ -20,7 +20,7 @@ import { livePeer, runAdapterConformance } from '@hvkit/conformance';
 import type { HypervisorAdapterV1, ResourceLimits } from '@hvkit/core';
 import { afterAll, describe, it } from 'vitest';
 import { SWAP_RULE, TEST_DRIVER_TARGET } from '../test/replay-options';
-import { virsh, virshProbe } from '../test/virsh-probe';
+import { virsh, virshDomainArg, virshProbe } from '../test/virsh-probe';
 import { connect, type KvmLibvirtAdapter } from './adapter';
 import { detectLocalCgroupVersion } from './adapter/connect';
 import { AFFECT } from './rpc/constants';
@@ -225,7 +225,7 @@ if (!peer.available) {
         // The container never runs: redefining it unchanged raises a `defined` (updated) event.
         triggerEvent(g) {
           const uri = lxc.env.HVKIT_LIBVIRT_LXC_URI;
-          const id = g.uuid ?? g.name ?? String(g.ref);
+          const id = virshDomainArg(g);
           const file = `/tmp/hvkit-lxc-event-${process.pid}.xml`;
           writeFileSync(file, virsh(uri, 'dumpxml', '--inactive', '--security-info', id));
           try {

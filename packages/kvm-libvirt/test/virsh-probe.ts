@@ -9,8 +9,37 @@ import type { ResourceLimits } from '@hvkit/core';
 
 /** Runs `virsh -q -c <uri> ...args` and returns its output. */
 export function virsh(uri: string, ...args: string[]): string {
-  return execFileSync('virsh', ['-q', '-c', uri, ...args], { encoding: 'utf8', timeout: 60_000 });
+  try {
+    return execFileSync('virsh', ['-q', '-c', uri, ...args], {
+      encoding: 'utf8',
+      timeout: 60_000,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+  } catch (error) {
+    const stderr = String((error as { stderr?: unknown }).stderr ?? '').trim();
+    throw Object.assign(new Error(`virsh ${args.join(' ')} failed: ${stderr || (error as Error).message}`), {
+      stderr,
+      cause: error,
+    });
+  }
 }
+
+/**
+ * What virsh should be asked about: the uuid or name the adapter reported, else the reference's own value
+ * (a bare id, or the `id`, `uuid` or `name` of an object reference; virsh takes a UUID, a name or an id).
+ */
+export function virshDomainArg(g: ProbeGuest): string {
+  if (g.uuid !== undefined) return g.uuid;
+  if (g.name !== undefined) return g.name;
+  const ref = g.ref;
+  if (typeof ref === 'string') return ref;
+  if ('id' in ref) return ref.id;
+  if ('uuid' in ref) return ref.uuid;
+  return ref.name;
+}
+
+/** virsh's message for a domain it cannot find (`error: failed to get domain '<x>'`). */
+const NO_DOMAIN = /failed to get domain|Domain not found/;
 
 function keyValues(text: string): Map<string, string> {
   const out = new Map<string, string>();
@@ -23,15 +52,17 @@ function keyValues(text: string): Map<string, string> {
 
 /** A probe that reads a libvirt driver with `virsh`; `cgroupVersion` is the daemon host's, for the CPU weight and swap. */
 export function virshProbe(uri: string, cgroupVersion: 1 | 2): ConformanceProbe {
-  const id = (g: ProbeGuest) => g.uuid ?? g.name ?? String(g.ref);
+  const id = virshDomainArg;
   const int = (v: string | undefined) => (v === undefined || v === '' ? undefined : BigInt(v));
   return {
     guestExists(g) {
       try {
         virsh(uri, 'dominfo', id(g));
         return true;
-      } catch {
-        return false;
+      } catch (error) {
+        // Only "no such domain" is an answer; any other failure must not pass for one.
+        if (NO_DOMAIN.test(String((error as { stderr?: unknown }).stderr ?? ''))) return false;
+        throw error;
       }
     },
     getGuestFacts(g) {
