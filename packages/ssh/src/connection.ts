@@ -57,12 +57,16 @@ export type SshHostKeyPolicy =
       knownHostsFile: string | readonly string[];
       /** Look the host up under this name instead of `host` (OpenSSH `HostKeyAlias`). */
       hostKeyAlias?: string;
+      /** See {@link SshKnownHostsOptions.insecureAcceptUnknownHosts}. */
+      insecureAcceptUnknownHosts?: boolean;
     }
   | {
       /** known_hosts content in OpenSSH format. */
       knownHosts: string;
       /** Look the host up under this name instead of `host` (OpenSSH `HostKeyAlias`). */
       hostKeyAlias?: string;
+      /** See {@link SshKnownHostsOptions.insecureAcceptUnknownHosts}. */
+      insecureAcceptUnknownHosts?: boolean;
     }
   | {
       /** Accepted fingerprint(s), `SHA256:<base64>` as `ssh-keygen -l` prints them. */
@@ -72,6 +76,22 @@ export type SshHostKeyPolicy =
       /** Accept any host key. Exposes the connection to a man in the middle; for throw-away test hosts only. */
       insecureAcceptAnyHostKey: true;
     };
+
+/** Options shared by the known_hosts policies of {@link SshHostKeyPolicy}. */
+export interface SshKnownHostsOptions {
+  /**
+   * Accept a host that has **no** key in the known_hosts entries (OpenSSH's `StrictHostKeyChecking=no`
+   * without writing the key, libvirt's `no_verify=1` for SSH). A host that is listed must still present a
+   * listed key: a changed or revoked key is refused as always. The first connection to an unlisted host is
+   * open to a man in the middle.
+   */
+  insecureAcceptUnknownHosts?: boolean;
+}
+
+/** The known_hosts files read when no `hostKey` policy is given: `~/.ssh/known_hosts`, `/etc/ssh/ssh_known_hosts`. */
+export function defaultKnownHostsFiles(): string[] {
+  return [`${homedir()}/.ssh/known_hosts`, '/etc/ssh/ssh_known_hosts'];
+}
 
 /** Options of {@link connectSsh}. */
 export interface SshConnectOptions {
@@ -142,6 +162,7 @@ export const SSH_CONNECT_OPTION_KEYS = {
     hostKeyAlias: true,
     fingerprint: true,
     insecureAcceptAnyHostKey: true,
+    insecureAcceptUnknownHosts: true,
   } satisfies Record<KeysOfUnion<SshHostKeyPolicy>, true>,
   readyTimeout: true,
   keepaliveInterval: true,
@@ -286,9 +307,7 @@ interface HostKeyVerifier {
 }
 
 function buildVerifier(options: SshConnectOptions, port: number): HostKeyVerifier {
-  const policy: SshHostKeyPolicy = options.hostKey ?? {
-    knownHostsFile: [`${homedir()}/.ssh/known_hosts`, '/etc/ssh/ssh_known_hosts'],
-  };
+  const policy: SshHostKeyPolicy = options.hostKey ?? { knownHostsFile: defaultKnownHostsFiles() };
   if (typeof policy !== 'object' || policy === null) throw new TypeError('hostKey must be an object');
   const where = `${options.host}:${port}`;
   if ('insecureAcceptAnyHostKey' in policy) {
@@ -345,6 +364,10 @@ function buildVerifier(options: SshConnectOptions, port: number): HostKeyVerifie
       'hostKey must have one of knownHostsFile, knownHosts, fingerprint or insecureAcceptAnyHostKey: true',
     );
   }
+  const acceptUnknown = policy.insecureAcceptUnknownHosts;
+  if (acceptUnknown !== undefined && typeof acceptUnknown !== 'boolean') {
+    throw new TypeError('hostKey.insecureAcceptUnknownHosts must be a boolean');
+  }
   const lookupHost = policy.hostKeyAlias ?? options.host;
   const lookupPort = policy.hostKeyAlias !== undefined ? 22 : port;
   const types = knownKeyTypes(known, lookupHost, lookupPort);
@@ -352,6 +375,10 @@ function buildVerifier(options: SshConnectOptions, port: number): HostKeyVerifie
     verify(key) {
       const check = checkHostKey(known, lookupHost, lookupPort, key);
       if (check.ok) return undefined;
+      // Only a host with no listed key at all: one listed with other key types is still refused.
+      if (acceptUnknown === true && check.reason === 'HOST_KEY_UNKNOWN' && check.knownTypes.length === 0) {
+        return undefined;
+      }
       const offered = `${keyTypeOf(key) ?? 'unknown'} key ${fingerprintOf(key)}`;
       const at = check.entry ? ` (${check.entry.source ?? 'known_hosts'} line ${check.entry.line})` : '';
       switch (check.reason) {

@@ -1,6 +1,10 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { detectLocalCgroupVersion } from './connect';
 import { toGuestEvent } from './events';
+import { readSelinuxEnforcing } from './inventory';
 import {
   KVM_LIBVIRT_OTHER_DRIVER_SUPPORTS,
   KVM_LIBVIRT_SUPPORTS,
@@ -63,5 +67,23 @@ describe('supportsForDriver', () => {
     const t = KVM_LIBVIRT_TEST_DRIVER_SUPPORTS;
     expect(t.backups !== false && t.backups.full).toBe(false);
     expect(t.limits !== false && t.limits.cpu.weight).toBe(false);
+  });
+});
+
+describe('readSelinuxEnforcing', () => {
+  it("reads selinuxfs's enforce file: 1 enforcing, 0 permissive, anything else or no file unknown", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hvkit-selinux-'));
+    try {
+      const file = (name: string, text: string) => {
+        writeFileSync(join(dir, name), text);
+        return join(dir, name);
+      };
+      expect(await readSelinuxEnforcing(file('on', '1'))).toBe(true);
+      expect(await readSelinuxEnforcing(file('off', '0\n'))).toBe(false);
+      expect(await readSelinuxEnforcing(file('odd', 'x'))).toBeUndefined();
+      expect(await readSelinuxEnforcing(join(dir, 'missing'))).toBeUndefined();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -33,6 +33,8 @@ export interface AdapterContext {
   cgroupVersionSource: 'option' | 'detected' | 'default';
   /** Storage pool for temporary backup files (push targets). */
   backupPool: string;
+  /** Whether the daemon runs on this machine (a local URI), so host files such as selinuxfs can be read. */
+  localDaemon: boolean;
   logger: Logger | undefined;
   /** The capabilities XML and its parsed form, read and parsed once per adapter (a failure is not cached). */
   capabilities(options?: CallOptions): Promise<{ xml: string; parsed: LibvirtCapabilities }>;
@@ -76,7 +78,8 @@ function notFound(ref: GuestRef, operation: string) {
 
 /**
  * Looks a guest up: a string id or `{ id }`/`{ uuid }` is the domain UUID (any case); `{ name }` the name.
- * An id that is not a UUID cannot name a domain: `NOT_FOUND` without a call.
+ * An id that is not a UUID cannot name a domain: `NOT_FOUND` without a call. A value with a NUL byte is
+ * `INVALID_ARGUMENT` without a call.
  */
 export async function lookupDomain(
   ctx: AdapterContext,
@@ -85,6 +88,14 @@ export async function lookupDomain(
   options?: CallOptions,
 ): Promise<RemoteDomain> {
   const resolved = resolveGuestRef(ref);
+  if (resolved.value.includes('\0')) {
+    // libvirt reads names as C strings: sent as is, the daemon would look up the part before the NUL.
+    throw hvkitError(
+      'INVALID_ARGUMENT',
+      `Guest reference ${resolved.by} contains a NUL byte; no libvirt domain can have it.`,
+      { adapter: ADAPTER_ID, operation, details: { field: resolved.by } },
+    );
+  }
   const rpc = rpcOptions(options);
   try {
     if (resolved.by === 'name') {
