@@ -2,7 +2,6 @@
  * `connect(options)`: the kvm-libvirt adapter factory.
  */
 
-import { readFile } from 'node:fs/promises';
 import {
   type CallOptions,
   type DeepReadonly,
@@ -20,12 +19,13 @@ import { remoteProcedures } from '../rpc/remote-protocol';
 import type { LibvirtTransportOptions } from '../transport/dialers';
 import { parseLibvirtUri } from '../transport/uri';
 import { createBackups } from './backups';
+import { detectCgroupVersion, detectLocalCgroupVersion, sshHostFileReader } from './cgroup';
 import { ADAPTER_ID, type AdapterContext, rpcOptions } from './context';
 import { createEvents } from './events';
 import { createInventory } from './inventory';
 import { createLabels } from './labels';
 import { createLimits } from './limits';
-import { supportsForDriver } from './supports';
+import { supportsForDriver, withoutCgroupDependentLimits } from './supports';
 
 /** Options of {@link connect}. */
 export interface KvmLibvirtConnectOptions {
@@ -58,8 +58,12 @@ export interface KvmLibvirtConnectOptions {
   signal?: AbortSignal;
   /**
    * cgroup version that holds the `cpu` controller on the daemon host, for the CPU weight and swap
-   * conversions. Default: detected from `/proc/self/mountinfo` for local URIs (no host), else 2 (current
-   * distributions). libvirt writes `<shares>` raw into `cpu.weight` on v2 and as `cpu.shares` on v1.
+   * conversions (libvirt writes `cpu_shares` as `cpu.shares` on v1 and raw into `cpu.weight` on v2;
+   * `swap_hard_limit` is memory + swap on v1, swap only on v2). Default: detected from the host's
+   * `/proc/self/mountinfo` and `cgroup.controllers`, read locally for local URIs and through the SSH
+   * connection for `qemu+ssh`. Where it cannot be detected (`qemu+tcp`, `qemu+tls`, a `dialer`) it stays
+   * unknown: `limits.get` leaves out `cpu.weight` and `memory.swapMaxBytes` (with a warning to `logger`)
+   * and `limits.set` rejects them with `UNSUPPORTED`. Give it for such hosts.
    */
   cgroupVersion?: CgroupVersion;
   /** Storage pool (a directory pool on the daemon host) for temporary push-backup files. Default `default`. */
@@ -81,32 +85,65 @@ export interface KvmLibvirtAdapter extends HypervisorAdapterV1<'kvm-libvirt'> {
   readonly rpc: LibvirtRpcClient;
   /** The libvirt driver type (`QEMU`, `TEST`, ...) found at connect. */
   readonly driver: string;
-  /** The cgroup version used for conversions, and where it came from. */
-  readonly cgroupVersion: CgroupVersion;
+  /**
+   * The cgroup version used for the CPU weight and swap conversions (the option, or detected), or
+   * `undefined` when it is unknown (those fields are then left out of `limits.get` and refused by
+   * `limits.set`).
+   */
+  readonly cgroupVersion: CgroupVersion | undefined;
+}
+
+/** The cgroup version decided at connect, where it came from, and why it is unknown. */
+interface CgroupDecision {
+  version: CgroupVersion | undefined;
+  source: AdapterContext['cgroupVersionSource'];
+  unknownReason?: string;
 }
 
 /**
- * Which cgroup version the `cpu` controller of this machine is on: a `cgroup` (v1) mount listing `cpu`
- * among its super options means 1; otherwise a `cgroup2` mount means 2. Undefined when unreadable.
+ * The option; the test driver's v1 semantics; else detected on the daemon host: locally for local URIs,
+ * through the SSH connection for `qemu+ssh`. Unknown for other transports, and not looked for when the
+ * driver has no limits.
  */
-export async function detectLocalCgroupVersion(mountinfo?: string): Promise<CgroupVersion | undefined> {
-  let text = mountinfo;
-  if (text === undefined) {
-    try {
-      text = await readFile('/proc/self/mountinfo', 'utf8');
-    } catch {
-      return undefined;
-    }
+async function decideCgroupVersion(
+  options: KvmLibvirtConnectOptions,
+  client: LibvirtRpcClient,
+  driver: string,
+  hasLimits: boolean,
+): Promise<CgroupDecision> {
+  if (options.cgroupVersion !== undefined) return { version: options.cgroupVersion, source: 'option' };
+  // The test driver checks memory limits like cgroup v1 (swap_hard_limit ≥ hard_limit: memory + swap).
+  if (driver === 'TEST') return { version: 1, source: 'test-driver' };
+  if (!hasLimits) return { version: undefined, source: 'unknown', unknownReason: 'the driver has no limits' };
+  let version: CgroupVersion | undefined;
+  let where: string;
+  if (options.dialer === undefined && isLocalUri(options.uri)) {
+    version = await detectLocalCgroupVersion();
+    where = "this machine's /proc/self/mountinfo and cgroup.controllers";
+  } else if (client.sshClient !== undefined) {
+    const reader = sshHostFileReader(client.sshClient, {
+      ...(options.signal !== undefined ? { signal: options.signal } : {}),
+      timeoutMs: Math.min(options.timeoutMs ?? 10_000, 10_000),
+    });
+    version = await detectCgroupVersion(reader);
+    where = `/proc/self/mountinfo and cgroup.controllers of ${client.sshClient.target}`;
+  } else {
+    return {
+      version: undefined,
+      source: 'unknown',
+      unknownReason:
+        options.dialer !== undefined
+          ? 'a custom dialer cannot read files on the daemon host'
+          : 'the daemon host cannot be read over this transport (only qemu+ssh and local URIs can)',
+    };
   }
-  let v2 = false;
-  for (const line of text.split('\n')) {
-    const sep = line.indexOf(' - ');
-    if (sep < 0) continue;
-    const [fstype, , superOptions = ''] = line.slice(sep + 3).split(' ');
-    if (fstype === 'cgroup' && superOptions.split(',').includes('cpu')) return 1;
-    if (fstype === 'cgroup2') v2 = true;
-  }
-  return v2 ? 2 : undefined;
+  return version !== undefined
+    ? { version, source: 'detected' }
+    : {
+        version: undefined,
+        source: 'unknown',
+        unknownReason: `no cgroup hierarchy holding the cpu controller found in ${where}`,
+      };
 }
 
 function isLocalUri(uri: string | undefined): boolean {
@@ -163,27 +200,15 @@ export async function connect(options: KvmLibvirtConnectOptions): Promise<KvmLib
     const driver = (
       await client.call(remoteProcedures.CONNECT_GET_TYPE, undefined, rpcOptions(options))
     ).toUpperCase();
-    let cgroupVersion: CgroupVersion = 2;
-    let cgroupVersionSource: AdapterContext['cgroupVersionSource'] = 'default';
-    if (options.cgroupVersion !== undefined) {
-      cgroupVersion = options.cgroupVersion;
-      cgroupVersionSource = 'option';
-    } else if (driver === 'TEST') {
-      // The test driver checks memory limits like cgroup v1 (swap_hard_limit ≥ hard_limit: memory + swap).
-      cgroupVersion = 1;
-    } else if (options.dialer === undefined && isLocalUri(options.uri)) {
-      const detected = await detectLocalCgroupVersion();
-      if (detected !== undefined) {
-        cgroupVersion = detected;
-        cgroupVersionSource = 'detected';
-      }
-    }
+    const driverSupports = supportsForDriver(driver);
+    const cgroup = await decideCgroupVersion(options, client, driver, driverSupports.limits !== false);
     let caps: ReturnType<AdapterContext['capabilities']> | undefined;
     const ctx: AdapterContext = {
       client,
       driver,
-      cgroupVersion,
-      cgroupVersionSource,
+      cgroupVersion: cgroup.version,
+      cgroupVersionSource: cgroup.source,
+      ...(cgroup.unknownReason !== undefined ? { cgroupUnknownReason: cgroup.unknownReason } : {}),
       backupPool: options.backupPool ?? 'default',
       logger: options.logger,
       siblings: new Set(),
@@ -200,7 +225,9 @@ export async function connect(options: KvmLibvirtConnectOptions): Promise<KvmLib
         return caps;
       },
     };
-    const supports: DeepReadonly<SupportsManifest> = supportsForDriver(driver);
+    // Without the cgroup version, the CPU weight and swap limits cannot be converted: not supported.
+    const supports: DeepReadonly<SupportsManifest> =
+      cgroup.version === undefined ? withoutCgroupDependentLimits(driverSupports) : driverSupports;
     let closed: Promise<void> | undefined;
     const close = () => {
       closed ??= (async () => {
@@ -221,7 +248,7 @@ export async function connect(options: KvmLibvirtConnectOptions): Promise<KvmLib
       supports,
       rpc: client,
       driver,
-      cgroupVersion,
+      cgroupVersion: cgroup.version,
       inventory: createInventory(ctx),
       ...(supports.limits !== false ? { limits: createLimits(ctx, supports.limits) } : {}),
       labels: createLabels(ctx),

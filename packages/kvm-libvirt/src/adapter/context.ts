@@ -28,9 +28,12 @@ export interface AdapterContext {
   client: LibvirtRpcClient;
   /** `CONNECT_GET_TYPE`, upper case: `QEMU`, `TEST`, ... */
   driver: string;
-  cgroupVersion: CgroupVersion;
-  /** How the cgroup version was decided, for the docs and debugging. */
-  cgroupVersionSource: 'option' | 'detected' | 'default';
+  /** cgroup version of the daemon host, undefined when unknown (see `KvmLibvirtConnectOptions.cgroupVersion`). */
+  cgroupVersion: CgroupVersion | undefined;
+  /** How the cgroup version was decided, for messages and debugging. */
+  cgroupVersionSource: 'option' | 'detected' | 'test-driver' | 'unknown';
+  /** Why the cgroup version is unknown, for messages. */
+  cgroupUnknownReason?: string;
   /** Storage pool for temporary backup files (push targets). */
   backupPool: string;
   logger: Logger | undefined;
