@@ -7,6 +7,7 @@ import {
   type DeepReadonly,
   type Dialer,
   type HypervisorAdapterV1,
+  hvkitError,
   type Logger,
   type SupportsManifest,
   wrapAdapter,
@@ -20,7 +21,7 @@ import type { LibvirtTransportOptions } from '../transport/dialers';
 import { parseLibvirtUri } from '../transport/uri';
 import { createBackups } from './backups';
 import { detectCgroupVersion, detectLocalCgroupVersion, sshHostFileReader } from './cgroup';
-import { ADAPTER_ID, type AdapterContext, rpcOptions } from './context';
+import { ADAPTER_ID, type AdapterContext, closedError, reportLeftover, rpcOptions } from './context';
 import { createEvents } from './events';
 import { createInventory } from './inventory';
 import { createLabels } from './labels';
@@ -75,6 +76,13 @@ export interface KvmLibvirtConnectOptions {
    * (cancel the backup job, delete the checkpoint) before it rejects. Default 5000 ms; 0 rejects at once.
    */
   abortSettleMs?: number;
+  /**
+   * How long `close()` waits at most for the backups it aborts to remove what they created (the libvirt
+   * job, the checkpoint, the temporary volumes, the files written to the sink). What is still there then
+   * is reported through `logger` (a warning naming each), and the connections are closed anyway (at most
+   * ~3 s more). Default 60000 ms; 0 does not wait.
+   */
+  closeTimeoutMs?: number;
   /** Deterministic names and clock for backups and snapshots (recordings, tests). */
   naming?: { uniqueId?: () => string; now?: () => Date };
 }
@@ -146,6 +154,24 @@ async function decideCgroupVersion(
       };
 }
 
+/** Default {@link KvmLibvirtConnectOptions.closeTimeoutMs}: 60 seconds. */
+export const DEFAULT_CLOSE_TIMEOUT_MS = 60_000;
+
+/**
+ * The capability object with each method rejecting (`CONNECTION_LOST`, not retryable) once `close()` has
+ * started, without running: nothing succeeds on a closing or closed adapter.
+ */
+function rejectWhenClosed<C extends object>(capability: C, name: string, isClosed: () => boolean): C {
+  const guarded = Object.create(capability) as Record<string, unknown>;
+  for (const [key, value] of Object.entries(capability)) {
+    if (typeof value !== 'function') continue;
+    const method = value as (...args: unknown[]) => unknown;
+    guarded[key] = (...args: unknown[]) =>
+      isClosed() ? Promise.reject(closedError(`${name}.${key}`)) : method.apply(capability, args);
+  }
+  return guarded as C;
+}
+
 function isLocalUri(uri: string | undefined): boolean {
   if (uri === undefined) return false;
   try {
@@ -176,6 +202,10 @@ export async function connect(options: KvmLibvirtConnectOptions): Promise<KvmLib
   if (options.cgroupVersion !== undefined && options.cgroupVersion !== 1 && options.cgroupVersion !== 2) {
     throw new TypeError('connect: cgroupVersion must be 1 or 2.');
   }
+  const closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
+  if (typeof closeTimeoutMs !== 'number' || !Number.isFinite(closeTimeoutMs) || closeTimeoutMs < 0) {
+    throw new TypeError('connect: closeTimeoutMs must be a finite number of milliseconds >= 0.');
+  }
   if (
     options.backupPool !== undefined &&
     (typeof options.backupPool !== 'string' || options.backupPool === '')
@@ -203,6 +233,7 @@ export async function connect(options: KvmLibvirtConnectOptions): Promise<KvmLib
     const driverSupports = supportsForDriver(driver);
     const cgroup = await decideCgroupVersion(options, client, driver, driverSupports.limits !== false);
     let caps: ReturnType<AdapterContext['capabilities']> | undefined;
+    const closing = new AbortController();
     const ctx: AdapterContext = {
       client,
       driver,
@@ -213,6 +244,8 @@ export async function connect(options: KvmLibvirtConnectOptions): Promise<KvmLib
       logger: options.logger,
       siblings: new Set(),
       pending: new Set(),
+      closeSignal: closing.signal,
+      leftovers: new Set(),
       capabilities(callOptions?: CallOptions) {
         if (!caps) {
           caps = client
@@ -231,17 +264,35 @@ export async function connect(options: KvmLibvirtConnectOptions): Promise<KvmLib
     let closed: Promise<void> | undefined;
     const close = () => {
       closed ??= (async () => {
-        // Let aborted backups finish removing their checkpoints and temporary files (bounded).
-        if (ctx.pending.size > 0) {
-          await Promise.race([
-            Promise.allSettled([...ctx.pending]),
-            new Promise((resolve) => setTimeout(resolve, 60_000).unref()),
+        // Running backups abort and remove what they created; new calls reject from here on.
+        closing.abort(
+          hvkitError('ABORTED', 'The adapter was closed.', { adapter: ADAPTER_ID, operation: 'close' }),
+        );
+        const pending = [...ctx.pending];
+        if (pending.length > 0) {
+          let timer: ReturnType<typeof setTimeout> | undefined;
+          const done = await Promise.race([
+            Promise.all(pending.map((p) => p.settled)).then(() => true),
+            new Promise<false>((resolve) => {
+              timer = setTimeout(() => resolve(false), closeTimeoutMs);
+            }),
           ]);
+          clearTimeout(timer);
+          if (!done) {
+            const why = `close() stopped waiting for the cleanup after ${closeTimeoutMs} ms (closeTimeoutMs)`;
+            for (const leftover of ctx.leftovers) reportLeftover(ctx, leftover, why);
+            ctx.leftovers.clear();
+            for (const p of pending) p.abandon();
+          }
         }
-        await client.close().catch(() => {});
+        // Each close is bounded (CONNECT_CLOSE 2 s, then the socket 1 s); all at once.
+        const connections = [...ctx.siblings, client];
+        ctx.siblings.clear();
+        await Promise.all(connections.map((c) => c.close().catch(() => {})));
       })();
       return closed;
     };
+    const isClosed = () => closing.signal.aborted;
     const adapter: KvmLibvirtAdapter = {
       specificationVersion: 'v1',
       adapter: ADAPTER_ID,
@@ -249,10 +300,12 @@ export async function connect(options: KvmLibvirtConnectOptions): Promise<KvmLib
       rpc: client,
       driver,
       cgroupVersion: cgroup.version,
-      inventory: createInventory(ctx),
-      ...(supports.limits !== false ? { limits: createLimits(ctx, supports.limits) } : {}),
-      labels: createLabels(ctx),
-      backups: createBackups(ctx, options.naming ?? {}),
+      inventory: rejectWhenClosed(createInventory(ctx), 'inventory', isClosed),
+      ...(supports.limits !== false
+        ? { limits: rejectWhenClosed(createLimits(ctx, supports.limits), 'limits', isClosed) }
+        : {}),
+      labels: rejectWhenClosed(createLabels(ctx), 'labels', isClosed),
+      backups: rejectWhenClosed(createBackups(ctx, options.naming ?? {}), 'backups', isClosed),
       events: createEvents(ctx),
       close,
       [Symbol.asyncDispose]: close,
