@@ -22,7 +22,7 @@ import { afterAll, describe, it } from 'vitest';
 import { QEMU_NIC_RULE, SWAP_RULE, TEST_DRIVER_TARGET } from '../test/replay-options';
 import { virsh, virshDomainArg, virshProbe } from '../test/virsh-probe';
 import { connect, type KvmLibvirtAdapter } from './adapter';
-import { detectLocalCgroupVersion } from './adapter/connect';
+import { detectLocalCgroupVersion } from './adapter/cgroup';
 import { AFFECT } from './rpc/constants';
 import { remoteProcedures } from './rpc/remote-protocol';
 import type { RemoteDomain, TypedParam } from './rpc/types';

@@ -84,6 +84,11 @@ export interface ResolvedTransport {
   uri: LibvirtUri;
   /** Releases what the transport opened itself (an SSH connection). Idempotent. */
   dispose(): Promise<void>;
+  /**
+   * The SSH connection a `qemu+ssh` transport runs over (given or opened here): it can run commands and
+   * read files on the daemon host. Undefined for other transports.
+   */
+  ssh?: SshClient;
 }
 
 /**
@@ -402,7 +407,13 @@ export async function resolveLibvirtTransport(
       const argv = sshRemoteArgv(u, { readOnly });
       const given = options.ssh?.client;
       if (given) {
-        return { dialer: given.dialer(argv, options.ssh?.dialer), openUri: u.openUri, uri: u, dispose: noop };
+        return {
+          dialer: given.dialer(argv, options.ssh?.dialer),
+          openUri: u.openUri,
+          uri: u,
+          dispose: noop,
+          ssh: given,
+        };
       }
       const overrides = options.ssh?.connect ?? {};
       const knownHostsFile = u.knownHosts ?? defaultKnownHostsFiles();
@@ -446,6 +457,7 @@ export async function resolveLibvirtTransport(
           disposed = true;
           await client.close({ timeoutMs: 5000 }).catch(() => {});
         },
+        ssh: client,
       };
     }
     default:

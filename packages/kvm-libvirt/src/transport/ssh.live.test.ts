@@ -11,6 +11,7 @@ import { livePeer } from '@hvkit/conformance';
 import { HvkitError } from '@hvkit/core';
 import { connectSsh } from '@hvkit/ssh';
 import { afterAll, describe, expect, it } from 'vitest';
+import { detectLocalCgroupVersion } from '../adapter/cgroup';
 import { connect } from '../adapter/connect';
 import { LibvirtRpcClient } from '../rpc/client';
 import { remoteProcedures as P } from '../rpc/remote-protocol';
@@ -54,8 +55,8 @@ describe.skipIf(!peer.available)(
     it('the adapter over qemu+ssh://: connect({ uri }), listGuests, limits and labels of the remote guest', async () => {
       await using hv = await connect({ uri: uri() });
       expect(hv.driver).toBe('QEMU');
-      // A remote daemon's cgroup files cannot be read over RPC: cgroup v2 unless told otherwise.
-      expect(hv.cgroupVersion).toBe(2);
+      // The remote host's cgroup layout is read through the SSH connection (the sshd peer runs here).
+      expect(hv.cgroupVersion).toBe(await detectLocalCgroupVersion());
       const guests = await hv.inventory!.listGuests();
       const guest = guests.find((g) => g.name === env.HVKIT_LIBVIRT_GUEST);
       expect(guest).toMatchObject({ powerState: 'running', vcpus: 2, memoryBytes: 128 * 1024 * 1024 });
