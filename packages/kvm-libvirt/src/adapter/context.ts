@@ -6,6 +6,7 @@
 import { setMaxListeners } from 'node:events';
 import {
   type CallOptions,
+  formatGuestRef,
   type GuestRef,
   type HvkitError,
   type HvkitWarning,
@@ -139,7 +140,7 @@ export function isActiveState(state: number): boolean {
 }
 
 function notFound(ref: GuestRef, operation: string) {
-  return hvkitError('NOT_FOUND', `No guest matches ${JSON.stringify(ref)}.`, {
+  return hvkitError('NOT_FOUND', `No guest matches ${formatGuestRef(ref)}.`, {
     adapter: ADAPTER_ID,
     operation,
   });

@@ -124,6 +124,27 @@ describe.skipIf(!qemu.available)(
       // The plain name still finds the guest.
       expect((await hv.inventory!.getGuest({ name: guest })).name).toBe(guest);
     });
+
+    it('a 100 kB guest reference gives a typed error with a short message that marks the cut', async () => {
+      await using hv = await connect({ uri: env.HVKIT_LIBVIRT_QEMU_URI as string });
+      const refs = [
+        [{ name: 'n'.repeat(100_000) }, 'NOT_FOUND'],
+        ['i'.repeat(100_000), 'NOT_FOUND'],
+        [{ uuid: 'u'.repeat(100_000) }, 'INVALID_ARGUMENT'],
+      ] as const;
+      for (const [ref, code] of refs) {
+        let caught: unknown;
+        try {
+          await hv.inventory!.getGuest(ref);
+        } catch (error) {
+          caught = error;
+        }
+        expect(HvkitError.isInstance(caught, code), String(caught)).toBe(true);
+        const message = (caught as HvkitError).message;
+        expect(message.length).toBeLessThan(400);
+        expect(message).toMatch(/truncated, \d+ more characters/);
+      }
+    });
   },
 );
 
