@@ -46,7 +46,7 @@ describe('connectSsh option keys', () => {
       /unknown option auth\.pasword; auth accepts: privateKey, passphrase, agent, password\.$/,
     );
     expect(await misuse({ ...base(), hostKey: { pinnedSha256: 'SHA256:abc' } })).toMatch(
-      /unknown option hostKey\.pinnedSha256; hostKey accepts: knownHostsFile, knownHosts, hostKeyAlias, fingerprint, insecureAcceptAnyHostKey\.$/,
+      /unknown option hostKey\.pinnedSha256; hostKey accepts: knownHostsFile, knownHosts, hostKeyAlias, fingerprint, insecureAcceptAnyHostKey, insecureAcceptUnknownHosts\.$/,
     );
     expect(connections).toBe(0);
   });

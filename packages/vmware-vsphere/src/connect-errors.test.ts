@@ -32,9 +32,9 @@ function xmlEscape(text: string): string {
 describe('vmware-vsphere connect option keys', () => {
   it('refuses unknown keys, also inside tls, naming them and the accepted ones, before any request', async () => {
     server = await startSoapServer(() => ({ body: sample('service-content-vpx.xml') }));
-    const base = { url: server.url, username: 'u', password: 'p' };
+    const base = { url: server.url, username: 'u', password: 'p', insecureHttp: true };
     expect(await misuse({ ...base, tls: { pinnedSha256: 'AB:CD' } })).toBe(
-      'vmware-vsphere connect: unknown option tls.pinnedSha256; tls accepts: ca, thumbprint, insecureSkipVerify, servername.',
+      'vmware-vsphere connect: unknown option tls.pinnedSha256; tls accepts: ca, thumbprint, insecureSkipVerify, servername, thumbprintMode.',
     );
     expect(await misuse({ ...base, timeout: 5000 })).toMatch(
       /^vmware-vsphere connect: unknown option timeout; accepted options: url, username, password, tls, /,
@@ -60,7 +60,7 @@ describe('vmware-vsphere connect errors', () => {
         ),
       };
     });
-    const error = await connect({ url: server.url, username: 'root', password }).then(
+    const error = await connect({ url: server.url, username: 'root', password, insecureHttp: true }).then(
       () => undefined,
       (e: unknown) => e,
     );
