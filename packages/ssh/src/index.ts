@@ -15,8 +15,7 @@ export type {
   SshHostKeyPolicy,
   SshKnownHostsOptions,
 } from './connection';
-export { defaultKnownHostsFiles } from './connection';
-export { SSH_CONNECT_OPTION_KEYS, sshAuthSecrets } from './connection';
+export { defaultKnownHostsFiles, SSH_CONNECT_OPTION_KEYS, sshAuthSecrets } from './connection';
 export type { SshDialer, SshDialerOptions } from './dialer';
 export { SSH_DIALER_OPTION_KEYS } from './dialer';
 export type { SshExecProcess, SshExecTransport } from './exec';
