@@ -9,9 +9,9 @@
 
 import { Writable } from 'node:stream';
 import { livePeer } from '@hvkit/conformance';
-import { type BackupSink, createStreamSink, HvkitError } from '@hvkit/core';
+import { type BackupSink, createStreamSink } from '@hvkit/core';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type FakeLibvirtd, startFakeLibvirtd } from '../rpc/__fixtures__/fake-libvirtd';
+import { type FakeLibvirtd, rejection, startFakeLibvirtd } from '../rpc/__fixtures__/fake-libvirtd';
 import { LibvirtRpcClient } from '../rpc/client';
 import { MESSAGE_STATUS, MESSAGE_TYPE, REMOTE_PROC } from '../rpc/constants';
 import { remoteProcedures } from '../rpc/remote-protocol';
@@ -48,16 +48,6 @@ function countingSink() {
     },
   };
   return { sink, state };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<HvkitError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(HvkitError.isInstance(error), `expected an HvkitError, got ${String(error)}`).toBe(true);
-    return error as HvkitError;
-  }
-  throw new Error('expected a rejection');
 }
 
 let proxy: FakeLibvirtd | undefined;

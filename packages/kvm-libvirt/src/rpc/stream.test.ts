@@ -3,12 +3,12 @@
  * holes sent to a consumer that does not read.
  */
 
-import { HvkitError } from '@hvkit/core';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   type FakeCall,
   type FakeConnection,
   type FakeLibvirtd,
+  rejection,
   startFakeLibvirtd,
 } from './__fixtures__/fake-libvirtd';
 import { LibvirtRpcClient } from './client';
@@ -45,16 +45,6 @@ async function downloadServer(stream: (call: FakeCall, c: FakeConnection) => Pro
 /** Sends `packet()` until the client goes away, with backpressure. */
 async function endless(c: FakeConnection, packet: () => boolean): Promise<void> {
   while (!c.closed) if (!packet()) await c.drained();
-}
-
-async function rejection(promise: Promise<unknown>): Promise<HvkitError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(HvkitError.isInstance(error), `expected an HvkitError, got ${String(error)}`).toBe(true);
-    return error as HvkitError;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('LibvirtReadStream bounds', () => {

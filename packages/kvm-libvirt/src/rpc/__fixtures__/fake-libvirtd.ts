@@ -14,6 +14,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { HvkitError } from '@hvkit/core';
+import { expect } from 'vitest';
 import { KEEPALIVE_PROC, MESSAGE_STATUS, MESSAGE_TYPE, PROGRAM, REMOTE_PROC } from '../constants';
 import { decodeFrame, encodePacket, PacketFramer, type PacketHeader } from '../packet';
 import { XdrWriter } from '../xdr';
@@ -179,4 +181,27 @@ function answerHandshake(call: FakeCall, connection: FakeConnection): void {
     default:
     // No reply: a call nobody handles waits for its deadline.
   }
+}
+
+/** Deterministic pseudo-random numbers in [0, 1) (mulberry32), for seeded fuzz tests. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
+
+/** Awaits a promise that must reject with an HvkitError and returns the error. */
+export async function rejection(promise: Promise<unknown>): Promise<HvkitError> {
+  try {
+    await promise;
+  } catch (error) {
+    expect(HvkitError.isInstance(error), `expected an HvkitError, got ${String(error)}`).toBe(true);
+    return error as HvkitError;
+  }
+  throw new Error('expected a rejection');
 }
