@@ -37,8 +37,10 @@ import { VimSoapClient } from './soap/client';
 const SEED = 0x5eed0009;
 /** Every (target, behaviour) pair once, in a seeded order, then this many more drawn at random. */
 const EXTRA_ITERATIONS = 12;
-/** Deadline of connect() and of each inventory or labels call (and of each SOAP/vAPI request). */
+/** Deadline of connect() and of each inventory or labels call (and of each bare SOAP client request). */
 const CALL_TIMEOUT_MS = 400;
+/** Deadline of the friendly connect() before an inventory, labels or backup call. */
+const SETUP_TIMEOUT_MS = 10_000;
 /** `backupIdleTimeoutMs`: no response or no data for this long is a (resumable) TIMEOUT. */
 const IDLE_TIMEOUT_MS = 400;
 /** Deadline of one backup call (its downloads retry and resume within it). */
@@ -490,7 +492,9 @@ describe('vSphere transports against a hostile fake vCenter (seeded fuzz)', () =
         const what = `iteration ${i} (${next.target}${variant}, ${next.behaviour})`;
         counts.set(next.target, (counts.get(next.target) ?? 0) + 1);
         let adapter: VmwareVsphereAdapter | undefined;
-        if (next.target !== 'connect' && next.target !== 'soap-client') adapter = await connect(options);
+        // The adapter a call is made on connects with a generous deadline (the server is still friendly).
+        if (next.target !== 'connect' && next.target !== 'soap-client')
+          adapter = await connect({ ...options, timeoutMs: SETUP_TIMEOUT_MS });
         const backupDir = join(dir, `iteration-${i}`);
         const { sink, largestFile, pastExpected } = countingSink(backupDir);
         plan = next;
