@@ -118,6 +118,18 @@ describe('host matching', () => {
     expect(hostFieldMatches('a.b', 'axb')).toBe(false);
   });
 
+  it('anchors wildcard patterns at both ends: a longer name that merely contains a match is refused', () => {
+    expect(hostFieldMatches('kvm?.lab', 'evilkvm1.lab')).toBe(false);
+    expect(hostFieldMatches('kvm?.lab', 'kvm1.lab.evil')).toBe(false);
+    expect(hostFieldMatches('*.example.com', 'kvm1.example.com.attacker.net')).toBe(false);
+    expect(hostFieldMatches('[10.0.0.?]:22?', '[10.0.0.1]:2222')).toBe(false);
+    expect(hostFieldMatches('[10.0.0.?]:22?', 'x[10.0.0.1]:222')).toBe(false);
+    expect(hostFieldMatches('[10.0.0.?]:22?', '[10.0.0.1]:222')).toBe(true);
+    // A plain name is compared whole, too.
+    expect(hostFieldMatches('kvm1.lab', 'evilkvm1.lab')).toBe(false);
+    expect(hostFieldMatches('kvm1.lab', 'kvm1.lab.evil')).toBe(false);
+  });
+
   it('matches hashed entries (HMAC-SHA1 keyed by the salt)', () => {
     expect(hostFieldMatches(hashHost('kvm1.example.com'), 'kvm1.example.com')).toBe(true);
     expect(hostFieldMatches(hashHost('kvm1.example.com'), 'kvm2.example.com')).toBe(false);
