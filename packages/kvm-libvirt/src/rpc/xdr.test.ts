@@ -144,6 +144,40 @@ describe('XdrReader', () => {
     expectCode(() => reader('ffffffff').opaque(), 'PROTOCOL');
   });
 
+  it('refuses a length beyond its maximum even when the bytes are all there', () => {
+    // Each declared length is one over its maximum and followed by enough bytes to read it, so only the
+    // maximum can refuse it.
+    const over = (max: number, itemBytes: number) => {
+      const w = new XdrWriter();
+      w.uint(max + 1).raw(new Uint8Array((max + 1) * itemBytes + 4));
+      return new XdrReader(w.bytes());
+    };
+    const refused = (f: () => unknown, what: string, max: number) => {
+      const error = expectCode(f, 'PROTOCOL');
+      expect(error.message).toBe(`XDR decode: ${what} length ${max + 1} exceeds its maximum ${max}`);
+      expect(error.details).toEqual({ offset: 0 });
+    };
+    refused(() => over(8, 1).string(8), 'string', 8);
+    refused(() => over(7, 1).opaque(7), 'opaque', 7);
+    refused(() => over(3, 4).array(3, (x) => x.int()), 'array', 3);
+    refused(() => over(4, 4).charArray(4), 'char array', 4);
+    const present = new XdrWriter().uint(1).uint(5).raw(new Uint8Array(8));
+    const error = expectCode(() => new XdrReader(present.bytes()).optString(4), 'PROTOCOL');
+    expect(error.message).toBe('XDR decode: string length 5 exceeds its maximum 4');
+    // Exactly at the maximum is fine.
+    const w = new XdrWriter();
+    w.string('x'.repeat(8))
+      .opaque(new Uint8Array(7))
+      .array([1, 2, 3], 3, (x, v) => x.int(v))
+      .charArray('abc', 4);
+    const r = new XdrReader(w.bytes());
+    expect(r.string(8)).toBe('xxxxxxxx');
+    expect(r.opaque(7)).toEqual(new Uint8Array(7));
+    expect(r.array(3, (x) => x.int())).toEqual([1, 2, 3]);
+    expect(r.charArray(4)).toBe('abc');
+    r.finish();
+  });
+
   it('throws PROTOCOL on non-zero padding, bad bools, bad chars and trailing bytes', () => {
     expectCode(() => reader('00000001 61000100').string(), 'PROTOCOL');
     expectCode(() => reader('00000002').bool(), 'PROTOCOL');
