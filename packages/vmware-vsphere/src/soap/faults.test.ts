@@ -93,6 +93,76 @@ describe('task errors', () => {
   });
 });
 
+/**
+ * Every row of the fault table, with a subtype that reaches it only through the schema's base types (the
+ * vim25 hierarchy), and the faults in between that must stay REMOTE. A row dropped or moved to another code
+ * fails here by name.
+ */
+const FAULT_ROWS: readonly (readonly [fault: string, code: string, subtype: string | null])[] = [
+  ['NotAuthenticated', 'AUTH_FAILED', null],
+  ['InvalidLogin', 'AUTH_FAILED', 'InvalidClientCertificate'],
+  ['MethodNotFound', 'UNSUPPORTED', null],
+  ['ManagedObjectNotFound', 'NOT_FOUND', null],
+  ['NotFound', 'NOT_FOUND', null],
+  ['FileNotFound', 'NOT_FOUND', null],
+  ['InvalidArgument', 'INVALID_ARGUMENT', 'IncompatibleSetting'],
+  ['InvalidRequest', 'INVALID_ARGUMENT', 'InvalidType'],
+  ['InvalidProperty', 'INVALID_ARGUMENT', null],
+  ['InvalidVmConfig', 'INVALID_ARGUMENT', null],
+  ['InvalidState', 'CONFLICT', 'InvalidDatastoreState'],
+  ['TaskInProgress', 'CONFLICT', 'VAppTaskInProgress'],
+  ['ConcurrentAccess', 'CONFLICT', null],
+  ['DuplicateName', 'CONFLICT', null],
+  ['AlreadyExists', 'CONFLICT', null],
+  ['NoPermission', 'PERMISSION_DENIED', null],
+  ['SecurityError', 'PERMISSION_DENIED', 'SolutionUserRequired'],
+  ['NotSupported', 'UNSUPPORTED', 'HostAccessRestrictedToManagementServer'],
+  ['RequestCanceled', 'ABORTED', null],
+];
+
+describe('fault table', () => {
+  it.each(FAULT_ROWS)('%s → %s', (fault, code, subtype) => {
+    expect(faultCode(fault)).toBe(code);
+    if (subtype !== null) expect(faultCode(subtype)).toBe(code);
+    const error = methodFaultToError(
+      { _type: 'LocalizedMethodFault', fault: { _type: fault } as DataObject, localizedMessage: 'm' },
+      { source: 'task', task: 'task-1' },
+    );
+    expect(error.code).toBe(code);
+    expect(error.backendCode).toBe(fault);
+    expect(error.retryable).toBe(fault === 'TaskInProgress' || fault === 'ConcurrentAccess');
+  });
+
+  it('keeps the bases of those faults, and the faults beside them, REMOTE', () => {
+    for (const fault of [
+      'MethodFault',
+      'RuntimeFault',
+      'VimFault',
+      'FileFault',
+      'FileAlreadyExists',
+      'VmConfigFault',
+      'Timedout',
+      'SystemError',
+      'HostCommunication',
+      'HostNotReachable',
+      'InvalidName',
+      '',
+    ]) {
+      expect(faultCode(fault), fault).toBe('REMOTE');
+    }
+  });
+
+  it('retries host communication faults and their subtypes as they are', () => {
+    for (const fault of ['HostCommunication', 'HostNotConnected', 'HostNotReachable', 'VAppTaskInProgress']) {
+      const error = methodFaultToError(
+        { _type: 'LocalizedMethodFault', fault: { _type: fault } as DataObject },
+        { source: 'task' },
+      );
+      expect(error.retryable, fault).toBe(true);
+    }
+  });
+});
+
 describe('faultCode', () => {
   it('maps fault types and their subtypes', () => {
     const cases: [string, string][] = [
