@@ -4,7 +4,9 @@
  *
  * - publint in strict mode (warnings count as errors) on the packed files;
  * - @arethetypeswrong/cli with the `strict` profile, which resolves every entry point under
- *   node10, node16 from CommonJS, node16 from ESM and bundler.
+ *   node10, node16 from CommonJS, node16 from ESM and bundler;
+ * - the `@hvkit/core` peer ranges: each package's floor is a core release that has every core export it
+ *   imports (scripts/core-peers.mjs, which explains the rules).
  *
  * Packages under packages/* with `"private": true` are skipped. Build first (`npm run check:packages`
  * does `turbo run build` before this script).
@@ -19,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { publint } from 'publint';
 import { formatMessage } from 'publint/utils';
+import { checkCorePeers } from './core-peers.mjs';
 
 const run = promisify(execFile);
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -135,6 +138,10 @@ async function main() {
   }
   console.log(`\n${table(rows)}\n`);
   console.log(`attw resolutions checked: ${RESOLUTIONS.join(', ')}`);
+  const peers = await checkCorePeers();
+  for (const line of peers.summary) console.log(`core peer range: ${line}`);
+  for (const problem of peers.problems) console.error(`core peer range: ${problem}`);
+  if (peers.problems.length > 0) failed = true;
   if (failed) {
     console.error('check-packages: FAILED');
     process.exitCode = 1;

@@ -58,7 +58,7 @@ async function collect(source: DemoSource, adapter: HypervisorAdapter, signal: A
       entry.limits = l;
       limitRows.push([
         g.name,
-        num(l.cpu?.weight),
+        l.cpu?.weight === null ? 'default' : num(l.cpu?.weight),
         num(l.cpu?.maxCores),
         bytes(l.memory?.maxBytes),
         bytes(l.memory?.softBytes),

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { REDACTED, redact, redactPatterns, redactSecrets } from './redact';
+import { hvkitError } from './errors/hvkit-error';
+import { REDACTED, redact, redactError, redactPatterns, redactSecrets } from './redact';
 
 describe('redactSecrets', () => {
   it('replaces every occurrence of each secret', () => {
@@ -24,6 +25,15 @@ describe('redactSecrets', () => {
   it('handles regex metacharacters and overlapping secrets (longest first)', () => {
     expect(redactSecrets('a.b*c and a.b', ['a.b', 'a.b*c'])).toBe(`${REDACTED} and ${REDACTED}`);
     expect(redactSecrets('a+b', ['(x)', 'a+b'])).toBe(REDACTED);
+  });
+
+  it('also replaces XML-escaped and JSON-escaped forms', () => {
+    const secret = `p&w<r>d"q'`;
+    const xml = `<faultstring>bad login p&amp;w&lt;r&gt;d&quot;q&apos; and p&amp;w&lt;r&gt;d"q' and p&#38;w&#60;r&#62;d&#34;q&#39;</faultstring>`;
+    const json = JSON.stringify({ msg: `wrong ${secret}` });
+    const out = redactSecrets(`${xml} ${json}`, [secret]);
+    expect(out).not.toMatch(/p&amp;w|p&#38;w|p&w|w&lt;r|w<r/);
+    expect(out.match(/\[REDACTED\]/g)).toHaveLength(4);
   });
 
   it('ignores empty and missing secrets', () => {
@@ -59,6 +69,16 @@ describe('redactPatterns', () => {
     ],
     ['ssh://root:hunter2@host:22/path', `ssh://root:${REDACTED}@host:22/path`],
     ['https://user:p%40ss@vcenter.example/sdk', `https://user:${REDACTED}@vcenter.example/sdk`],
+    ['vmware_soap_session="52a1b2c3"', `vmware_soap_session=${REDACTED}`],
+    [
+      'session cookie vmware_soap_session=52a1b2c3; Path=/',
+      `session cookie vmware_soap_session=${REDACTED}; Path=/`,
+    ],
+    ['<password><![CDATA[hun<ter>2]]></password>', `<password>${REDACTED}</password>`],
+    [
+      '<ns:password xsi:type="xsd:string"><![CDATA[a]]>b<![CDATA[c]]></ns:password>',
+      `<ns:password xsi:type="xsd:string">${REDACTED}</ns:password>`,
+    ],
   ])('%s', (input, expected) => {
     expect(redactPatterns(input)).toBe(expected);
   });
@@ -135,5 +155,38 @@ describe('redact', () => {
     expect(redact('user root pw OpenSesame, Authorization: Basic xyz', ['OpenSesame'])).toBe(
       `user root pw ${REDACTED}, Authorization: Basic ${REDACTED}`,
     );
+  });
+});
+
+describe('redactError', () => {
+  it('removes known secrets in place from an HvkitError: message, backendMessage, stack, details and causes', () => {
+    const root = new Error('socket said hunter2');
+    const middle = new Error('wrapped hunter2', { cause: root });
+    const error = hvkitError('AUTH_FAILED', 'login refused for hunter2', {
+      backendMessage: 'InvalidLogin: hunter2',
+      details: { fault: { userName: 'root', text: 'pw hunter2' }, list: ['hunter2'] },
+      cause: middle,
+    });
+    expect(redactError(error, ['hunter2'])).toBe(error);
+    expect(error.message).toBe(`login refused for ${REDACTED}`);
+    expect(error.backendMessage).toBe(`InvalidLogin: ${REDACTED}`);
+    expect(error.stack).not.toContain('hunter2');
+    expect(JSON.stringify(error)).not.toContain('hunter2');
+    expect(error.cause).toBe(middle);
+    expect(middle.message).toBe(`wrapped ${REDACTED}`);
+    expect(root.message).toBe(`socket said ${REDACTED}`);
+    expect(root.stack).not.toContain('hunter2');
+  });
+
+  it('bounds and cleans what it rewrites, survives cycles and leaves other values alone', () => {
+    const a = new Error('a hunter2') as Error & { cause?: unknown };
+    const b = new Error('b', { cause: a });
+    a.cause = b;
+    expect(redactError(b, ['hunter2'])).toBe(b);
+    expect(a.message).toBe(`a ${REDACTED}`);
+    expect(redactError('text', ['x'])).toBe('text');
+    expect(redactError(undefined, ['x'])).toBeUndefined();
+    const frozen = Object.freeze(new Error('frozen hunter2'));
+    expect(() => redactError(frozen, ['hunter2'])).not.toThrow();
   });
 });

@@ -9,10 +9,31 @@ function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
+const XML_NAMED: Readonly<Record<string, string>> = {
+  '&': '&amp;',
+  '<': '&lt;',
+  '>': '&gt;',
+  '"': '&quot;',
+  "'": '&apos;',
+};
+
 /**
- * Replaces every occurrence of each secret in `text` with `[REDACTED]`, also in its URL-encoded and
- * base64 forms. Empty secrets and non-strings are ignored; longer secrets are replaced first so one that
- * contains another is removed whole.
+ * The forms a secret takes when a server echoes it inside XML: `&`, `<` and `>` escaped (as any XML writer
+ * does), quotes escaped too, and every special character as a decimal or hex character reference.
+ */
+function xmlForms(secret: string): string[] {
+  if (!/[&<>"']/.test(secret)) return [];
+  const minimal = secret.replace(/[&<>]/g, (c) => XML_NAMED[c] as string);
+  const named = secret.replace(/[&<>"']/g, (c) => XML_NAMED[c] as string);
+  const decimal = secret.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+  const hex = secret.replace(/[&<>"']/g, (c) => `&#x${c.charCodeAt(0).toString(16)};`);
+  return [minimal, named, decimal, hex];
+}
+
+/**
+ * Replaces every occurrence of each secret in `text` with `[REDACTED]`, also in its URL-encoded, base64,
+ * XML-escaped (`&amp;`, `&lt;`, `&quot;`, character references) and JSON-escaped forms. Empty secrets and
+ * non-strings are ignored; longer secrets are replaced first so one that contains another is removed whole.
  */
 export function redactSecrets(text: string, secrets: readonly (string | undefined | null)[]): string {
   if (typeof text !== 'string' || text === '') return text;
@@ -23,6 +44,8 @@ export function redactSecrets(text: string, secrets: readonly (string | undefine
     forms.add(encodeURIComponent(secret));
     forms.add(encodeURIComponent(secret).replace(/%20/g, '+'));
     if (secret.length >= 4) forms.add(Buffer.from(secret, 'utf8').toString('base64'));
+    for (const form of xmlForms(secret)) forms.add(form);
+    forms.add(JSON.stringify(secret).slice(1, -1));
   }
   if (forms.size === 0) return text;
   const sorted = [...forms].sort((a, b) => b.length - a.length);
@@ -54,6 +77,7 @@ const SECRET_KEYS = [
   'x-api-key',
   'x-auth-token',
   'vmware-api-session-id',
+  'vmware_soap_session',
 ];
 const KEY_ALT = SECRET_KEYS.map(escapeRegExp).join('|');
 /** JSON and XML also hide header-like keys, whose values are secrets whole. */
@@ -83,9 +107,12 @@ const RULES: Rule[] = [
     pattern: new RegExp(`("(?:${STRUCTURED_KEY_ALT})"\\s*:\\s*)"(?:[^"\\\\]|\\\\.)*"`, 'gi'),
     replace: (_m, head: string) => `${head}"${REDACTED}"`,
   },
-  // XML elements: <password>...</password>, also with a namespace prefix.
+  // XML elements: <password>...</password>, also with a namespace prefix and CDATA sections.
   {
-    pattern: new RegExp(`(<((?:[\\w.-]+:)?(?:${STRUCTURED_KEY_ALT}))(?:\\s[^>]*)?>)[^<]*(</\\2\\s*>)`, 'gi'),
+    pattern: new RegExp(
+      `(<((?:[\\w.-]+:)?(?:${STRUCTURED_KEY_ALT}))(?:\\s[^>]*)?>)(?:<!\\[CDATA\\[[\\s\\S]*?\\]\\]>|[^<])*(</\\2\\s*>)`,
+      'gi',
+    ),
     replace: (_m, open: string, _name: string, close: string) => `${open}${REDACTED}${close}`,
   },
   // key=value and key: value (query strings, form bodies, headers, command lines).
@@ -125,4 +152,76 @@ export function redactPatterns(text: string): string {
 /** Applies {@link redactSecrets} with the given secrets, then {@link redactPatterns}. */
 export function redact(text: string, secrets: readonly (string | undefined | null)[] = []): string {
   return redactPatterns(redactSecrets(text, secrets));
+}
+
+/** How deep {@link redactError} follows `cause` chains and walks `details`. */
+const MAX_REDACT_DEPTH = 8;
+
+/**
+ * Removes the given secrets (with {@link redactSecrets}, so also their encoded forms) from an error, in
+ * place: its `message`, `stack`, `backendMessage` and the strings in its `details`, and the same along its
+ * `cause` chain (up to 8 deep, cycles ignored). Returns `error` itself, so `throw redactError(error, [pw])`
+ * keeps its identity, class and code. Values that are not objects, and properties that cannot be written
+ * (a frozen error), are left as they are. Adapters call it on whatever `connect()` throws, and the wrapped
+ * adapter on whatever its methods throw, with the secrets they were given.
+ */
+export function redactError<E>(error: E, secrets: readonly (string | undefined | null)[]): E {
+  if (!secrets.some((s) => typeof s === 'string' && s !== '')) return error;
+  const seen = new Set<object>();
+  let current: unknown = error;
+  for (let depth = 0; depth < MAX_REDACT_DEPTH; depth++) {
+    if (typeof current !== 'object' || current === null || seen.has(current)) break;
+    seen.add(current);
+    const target = current as Record<string, unknown>;
+    for (const key of ['message', 'stack', 'backendMessage']) {
+      const value = target[key];
+      if (typeof value === 'string') rewrite(target, key, redactSecrets(value, secrets));
+    }
+    const details = target.details;
+    if (typeof details === 'object' && details !== null) {
+      rewrite(target, 'details', redactValue(details, secrets, 0));
+    }
+    current = target.cause;
+  }
+  return error;
+}
+
+function rewrite(target: Record<string, unknown>, key: string, value: unknown): void {
+  if (target[key] === value) return;
+  try {
+    const own = Object.getOwnPropertyDescriptor(target, key);
+    Object.defineProperty(target, key, {
+      value,
+      writable: own?.writable ?? true,
+      enumerable: own?.enumerable ?? false,
+      configurable: true,
+    });
+  } catch {
+    // A frozen or exotic object: nothing more can be done here.
+  }
+}
+
+/** A copy of `value` with the secrets removed from every string, or `value` itself when none was found. */
+function redactValue(
+  value: unknown,
+  secrets: readonly (string | undefined | null)[],
+  depth: number,
+): unknown {
+  if (typeof value === 'string') return redactSecrets(value, secrets);
+  if (typeof value !== 'object' || value === null || depth >= MAX_REDACT_DEPTH) return value;
+  if (Array.isArray(value)) {
+    const out = value.map((item) => redactValue(item, secrets, depth + 1));
+    return out.some((item, i) => item !== value[i]) ? out : value;
+  }
+  if (Object.getPrototypeOf(value) !== Object.prototype && Object.getPrototypeOf(value) !== null)
+    return value;
+  let copy: Record<string, unknown> | undefined;
+  for (const [key, item] of Object.entries(value)) {
+    const redacted = redactValue(item, secrets, depth + 1);
+    if (redacted !== item) {
+      copy ??= { ...(value as Record<string, unknown>) };
+      copy[key] = redacted;
+    }
+  }
+  return copy ?? value;
 }

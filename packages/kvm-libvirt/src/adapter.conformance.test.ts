@@ -35,8 +35,14 @@ const FIXTURES = join(import.meta.dirname, '..', 'test', 'fixtures');
 for (const t of [TEST_DRIVER_TARGET, QEMU_GUEST_TARGET]) {
   const dir = join(FIXTURES, t.folder);
   if (!existsSync(join(dir, 'fixture.json'))) {
-    describe.skip(`kvm-libvirt (${t.folder} fixture): not recorded (run test/record.ts)`, () => {
-      it('needs the fixture', () => {});
+    // A missing fixture is a failure, never a quiet skip: the replay tier would otherwise test nothing.
+    describe(`kvm-libvirt (${t.folder} fixture)`, () => {
+      it('has its recorded fixture', () => {
+        throw new Error(
+          `${join(dir, 'fixture.json')} is missing: record it with ` +
+            'node --conditions=@hvkit/source --import tsx packages/kvm-libvirt/test/record.ts (docs/fixtures.md)',
+        );
+      });
     });
     continue;
   }

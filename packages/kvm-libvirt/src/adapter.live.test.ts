@@ -14,15 +14,15 @@
  * on hvkit-guest1 is removed.
  */
 
-import { execFileSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import type { ConformanceProbe, ProbeGuest } from '@hvkit/conformance';
 import { livePeer, runAdapterConformance } from '@hvkit/conformance';
 import type { HypervisorAdapterV1, ResourceLimits } from '@hvkit/core';
 import { afterAll, describe, it } from 'vitest';
-import { SWAP_RULE, TEST_DRIVER_TARGET } from '../test/replay-options';
+import { QEMU_NIC_RULE, SWAP_RULE, TEST_DRIVER_TARGET } from '../test/replay-options';
+import { virsh, virshDomainArg, virshProbe } from '../test/virsh-probe';
 import { connect, type KvmLibvirtAdapter } from './adapter';
-import { detectLocalCgroupVersion } from './adapter/connect';
+import { detectLocalCgroupVersion } from './adapter/cgroup';
 import { AFFECT } from './rpc/constants';
 import { remoteProcedures } from './rpc/remote-protocol';
 import type { RemoteDomain, TypedParam } from './rpc/types';
@@ -176,134 +176,6 @@ function rpcProbe(adapter: HypervisorAdapterV1): ConformanceProbe {
   };
 }
 
-// ------------------------------------------------------------------ QEMU probe (virsh)
-
-function virsh(uri: string, ...args: string[]): string {
-  return execFileSync('virsh', ['-q', '-c', uri, ...args], { encoding: 'utf8', timeout: 60_000 });
-}
-
-function keyValues(text: string): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const line of text.split('\n')) {
-    const i = line.indexOf(':');
-    if (i > 0) out.set(line.slice(0, i).trim(), line.slice(i + 1).trim());
-  }
-  return out;
-}
-
-function virshProbe(uri: string, cgroupVersion: 1 | 2): ConformanceProbe {
-  const id = (g: ProbeGuest) => g.uuid ?? g.name ?? String(g.ref);
-  const int = (v: string | undefined) => (v === undefined || v === '' ? undefined : BigInt(v));
-  return {
-    guestExists(g) {
-      try {
-        virsh(uri, 'dominfo', id(g));
-        return true;
-      } catch {
-        return false;
-      }
-    },
-    getGuestFacts(g) {
-      const kv = keyValues(virsh(uri, 'dominfo', id(g)));
-      const state = kv.get('State');
-      return {
-        name: kv.get('Name') as string,
-        uuid: kv.get('UUID') as string,
-        vcpus: Number(kv.get('CPU(s)')),
-        memoryBytes: Number.parseInt(kv.get('Max memory') ?? '0', 10) * 1024,
-        ...(state === 'running' ? { powerState: 'running' as const } : {}),
-      };
-    },
-    getLimits(g, from) {
-      const flag = from === 'live' ? '--live' : '--config';
-      const sched = keyValues(virsh(uri, 'schedinfo', id(g), flag));
-      const mem = keyValues(virsh(uri, 'memtune', id(g), flag));
-      const shares = int(sched.get('cpu_shares'));
-      const quota = int(sched.get('global_quota'));
-      const period = int(sched.get('global_period'));
-      const memKib = (k: string) => {
-        const v = mem.get(k);
-        return v === undefined || v === 'unlimited' ? null : Number(v) * 1024;
-      };
-      const hard = memKib('hard_limit');
-      const swap = memKib('swap_hard_limit');
-      const out: ResourceLimits = {
-        cpu: {
-          weight:
-            shares === undefined || shares === 0n
-              ? null
-              : cgroupVersion === 1
-                ? Math.round((Number(shares) * 100) / 1024)
-                : Number(shares),
-          maxCores:
-            quota === undefined || quota <= 0n || quota >= 17592186044415n
-              ? null
-              : Number(quota) / Number(period && period > 0n ? period : 100000n),
-        },
-        memory: {
-          maxBytes: hard,
-          softBytes: memKib('soft_limit'),
-          swapMaxBytes: swap === null ? null : cgroupVersion === 1 && hard !== null ? swap - hard : swap,
-        },
-        disks: [],
-        nics: [],
-      };
-      for (const line of virsh(uri, 'domblklist', id(g), '--details').split('\n')) {
-        const cols = line.trim().split(/\s+/);
-        if (cols[1] !== 'disk' || !cols[2]) continue;
-        const io = keyValues(virsh(uri, 'blkdeviotune', id(g), cols[2], flag));
-        const z = (k: string) => {
-          const v = Number(io.get(k) ?? '0');
-          return v === 0 ? null : v;
-        };
-        out.disks?.push({
-          device: cols[2],
-          readBytesPerSec: z('read_bytes_sec'),
-          writeBytesPerSec: z('write_bytes_sec'),
-          readIops: z('read_iops_sec'),
-          writeIops: z('write_iops_sec'),
-        });
-      }
-      for (const line of virsh(uri, 'domiflist', id(g)).split('\n')) {
-        const cols = line.trim().split(/\s+/);
-        const dev = cols[0];
-        if (!dev || dev === '-') continue;
-        const t = keyValues(virsh(uri, 'domiftune', id(g), cols[4] ?? dev, flag));
-        const k = (name: string) => {
-          const v = Number(t.get(name) ?? '0');
-          return v === 0 ? null : v * 1024;
-        };
-        out.nics?.push({
-          device: dev,
-          inboundAverageBytesPerSec: k('inbound.average'),
-          inboundPeakBytesPerSec: k('inbound.peak'),
-          inboundBurstBytes: k('inbound.burst'),
-          outboundAverageBytesPerSec: k('outbound.average'),
-          outboundPeakBytesPerSec: k('outbound.peak'),
-          outboundBurstBytes: k('outbound.burst'),
-        });
-      }
-      return out;
-    },
-    listSnapshotIds(g) {
-      return virsh(uri, 'snapshot-list', id(g), '--name')
-        .split('\n')
-        .map((s) => s.trim())
-        .filter(Boolean);
-    },
-    listCheckpointIds(g) {
-      return virsh(uri, 'checkpoint-list', id(g), '--name')
-        .split('\n')
-        .map((s) => s.trim())
-        .filter(Boolean);
-    },
-    triggerEvent(g) {
-      virsh(uri, 'suspend', id(g));
-      virsh(uri, 'resume', id(g));
-    },
-  };
-}
-
 // ------------------------------------------------------------------ suites
 
 if (!peer.available) {
@@ -334,9 +206,11 @@ if (!peer.available) {
     probe: virshProbe(qemuUri, cgroupVersion),
     target: { name: guest },
     skip: {
-      'limits.round-trip.nics':
-        "the peer host's kernel lacks the tc modules libvirt uses for <bandwidth> (sfq qdisc, police action): libvirt fails 'Specified qdisc kind is unknown'; peak/burst alone are also refused by libvirt's rules",
-      ...(cgroupVersion === 1 ? { 'limits.round-trip.memory.swapMaxBytes': SWAP_RULE } : {}),
+      'limits.round-trip.nics': QEMU_NIC_RULE,
+      'limits.null.nics': QEMU_NIC_RULE,
+      ...(cgroupVersion === 1
+        ? { 'limits.round-trip.memory.swapMaxBytes': SWAP_RULE, 'limits.null.memory.swapMaxBytes': SWAP_RULE }
+        : {}),
     },
     testTimeoutMs: 180_000,
   });
@@ -353,7 +227,7 @@ if (!peer.available) {
         // The container never runs: redefining it unchanged raises a `defined` (updated) event.
         triggerEvent(g) {
           const uri = lxc.env.HVKIT_LIBVIRT_LXC_URI;
-          const id = g.uuid ?? g.name ?? String(g.ref);
+          const id = virshDomainArg(g);
           const file = `/tmp/hvkit-lxc-event-${process.pid}.xml`;
           writeFileSync(file, virsh(uri, 'dumpxml', '--inactive', '--security-info', id));
           try {

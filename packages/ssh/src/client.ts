@@ -3,12 +3,13 @@
  * exec calls, SFTP and dialed streams side by side.
  */
 
-import { checkSignal } from '@hvkit/core';
+import { checkSignal, redactError } from '@hvkit/core';
 import {
   openConnection,
   type SshConnection,
   type SshConnectOptions,
   type SshHostKeyInfo,
+  sshAuthSecrets,
 } from './connection';
 import { createDialer, type SshDialer, type SshDialerOptions } from './dialer';
 import { createExecTransport, type SshExecTransport } from './exec';
@@ -61,10 +62,15 @@ export function connectionOf(client: SshClient): SshConnection {
  *   with backendCode `HOST_KEY_MISMATCH` / `HOST_KEY_REVOKED` / `HOST_KEY_UNKNOWN` and the offered
  *   fingerprint in the message), CONNECTION_LOST (unreachable), TIMEOUT (`readyTimeout`), ABORTED,
  *   PROTOCOL (no common algorithms), INVALID_ARGUMENT (unreadable key file, bad fingerprint).
- * @throws TypeError when options are malformed.
+ * @throws TypeError when options are malformed or hold a key this function does not know (also inside
+ *   `auth` and `hostKey`). No error message holds the password or passphrase, even when the server's
+ *   disconnect message echoes them.
  */
 export async function connectSsh(options: SshConnectOptions): Promise<SshClient> {
-  const conn = await openConnection(options);
+  // A server's disconnect message reaches the error; one that echoes the password must not leak it.
+  const conn = await openConnection(options).catch((error: unknown) => {
+    throw redactError(error, sshAuthSecrets(options?.auth));
+  });
   const exec = createExecTransport(conn);
   const files = createFilesTransport(conn);
   const client: SshClient = {

@@ -4,7 +4,14 @@
  */
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { checkSignal, type HvkitError, hvkitError, type Logger } from '@hvkit/core';
+import {
+  checkOptionKeys,
+  checkSignal,
+  type HvkitError,
+  hvkitError,
+  type Logger,
+  type OptionKeysOf,
+} from '@hvkit/core';
 import ssh2, {
   type AnyAuthMethod,
   type ClientChannel,
@@ -50,12 +57,16 @@ export type SshHostKeyPolicy =
       knownHostsFile: string | readonly string[];
       /** Look the host up under this name instead of `host` (OpenSSH `HostKeyAlias`). */
       hostKeyAlias?: string;
+      /** See {@link SshKnownHostsOptions.insecureAcceptUnknownHosts}. */
+      insecureAcceptUnknownHosts?: boolean;
     }
   | {
       /** known_hosts content in OpenSSH format. */
       knownHosts: string;
       /** Look the host up under this name instead of `host` (OpenSSH `HostKeyAlias`). */
       hostKeyAlias?: string;
+      /** See {@link SshKnownHostsOptions.insecureAcceptUnknownHosts}. */
+      insecureAcceptUnknownHosts?: boolean;
     }
   | {
       /** Accepted fingerprint(s), `SHA256:<base64>` as `ssh-keygen -l` prints them. */
@@ -65,6 +76,22 @@ export type SshHostKeyPolicy =
       /** Accept any host key. Exposes the connection to a man in the middle; for throw-away test hosts only. */
       insecureAcceptAnyHostKey: true;
     };
+
+/** Options shared by the known_hosts policies of {@link SshHostKeyPolicy}. */
+export interface SshKnownHostsOptions {
+  /**
+   * Accept a host that has **no** key in the known_hosts entries (OpenSSH's `StrictHostKeyChecking=no`
+   * without writing the key, libvirt's `no_verify=1` for SSH). A host that is listed must still present a
+   * listed key: a changed or revoked key is refused as always. The first connection to an unlisted host is
+   * open to a man in the middle.
+   */
+  insecureAcceptUnknownHosts?: boolean;
+}
+
+/** The known_hosts files read when no `hostKey` policy is given: `~/.ssh/known_hosts`, `/etc/ssh/ssh_known_hosts`. */
+export function defaultKnownHostsFiles(): string[] {
+  return [`${homedir()}/.ssh/known_hosts`, '/etc/ssh/ssh_known_hosts'];
+}
 
 /** Options of {@link connectSsh}. */
 export interface SshConnectOptions {
@@ -102,6 +129,50 @@ export interface SshConnectOptions {
   /** Debug logging of connection events (no secrets are logged). */
   logger?: Logger;
 }
+
+/**
+ * The secrets among SSH credentials (password, key passphrase), as `redact()` and `redactError()` of
+ * `@hvkit/core` take them. Whatever is not a non-empty string or Buffer is left out.
+ */
+export function sshAuthSecrets(auth: SshAuth | undefined): string[] {
+  if (typeof auth !== 'object' || auth === null) return [];
+  return [auth.password, auth.passphrase].flatMap((secret) =>
+    typeof secret === 'string' && secret !== ''
+      ? [secret]
+      : Buffer.isBuffer(secret) && secret.length > 0
+        ? [secret.toString('utf8')]
+        : [],
+  );
+}
+
+type KeysOfUnion<T> = T extends unknown ? keyof T : never;
+
+/**
+ * The keys {@link SshConnectOptions} accepts, nested levels included (`auth`, every form of `hostKey`), as
+ * `checkOptionKeys()` of `@hvkit/core` takes them; `connectSsh()` refuses any other key.
+ */
+export const SSH_CONNECT_OPTION_KEYS = {
+  host: true,
+  port: true,
+  username: true,
+  auth: { privateKey: true, passphrase: true, agent: true, password: true } satisfies OptionKeysOf<SshAuth>,
+  hostKey: {
+    knownHostsFile: true,
+    knownHosts: true,
+    hostKeyAlias: true,
+    fingerprint: true,
+    insecureAcceptAnyHostKey: true,
+    insecureAcceptUnknownHosts: true,
+  } satisfies Record<KeysOfUnion<SshHostKeyPolicy>, true>,
+  readyTimeout: true,
+  keepaliveInterval: true,
+  keepaliveCountMax: true,
+  maxChannels: true,
+  execTimeoutMs: true,
+  sftpTimeoutMs: true,
+  signal: true,
+  logger: true,
+} as const satisfies OptionKeysOf<SshConnectOptions>;
 
 /** Facts about the verified server key. */
 export interface SshHostKeyInfo {
@@ -236,9 +307,7 @@ interface HostKeyVerifier {
 }
 
 function buildVerifier(options: SshConnectOptions, port: number): HostKeyVerifier {
-  const policy: SshHostKeyPolicy = options.hostKey ?? {
-    knownHostsFile: [`${homedir()}/.ssh/known_hosts`, '/etc/ssh/ssh_known_hosts'],
-  };
+  const policy: SshHostKeyPolicy = options.hostKey ?? { knownHostsFile: defaultKnownHostsFiles() };
   if (typeof policy !== 'object' || policy === null) throw new TypeError('hostKey must be an object');
   const where = `${options.host}:${port}`;
   if ('insecureAcceptAnyHostKey' in policy) {
@@ -295,6 +364,10 @@ function buildVerifier(options: SshConnectOptions, port: number): HostKeyVerifie
       'hostKey must have one of knownHostsFile, knownHosts, fingerprint or insecureAcceptAnyHostKey: true',
     );
   }
+  const acceptUnknown = policy.insecureAcceptUnknownHosts;
+  if (acceptUnknown !== undefined && typeof acceptUnknown !== 'boolean') {
+    throw new TypeError('hostKey.insecureAcceptUnknownHosts must be a boolean');
+  }
   const lookupHost = policy.hostKeyAlias ?? options.host;
   const lookupPort = policy.hostKeyAlias !== undefined ? 22 : port;
   const types = knownKeyTypes(known, lookupHost, lookupPort);
@@ -302,6 +375,10 @@ function buildVerifier(options: SshConnectOptions, port: number): HostKeyVerifie
     verify(key) {
       const check = checkHostKey(known, lookupHost, lookupPort, key);
       if (check.ok) return undefined;
+      // Only a host with no listed key at all: one listed with other key types is still refused.
+      if (acceptUnknown === true && check.reason === 'HOST_KEY_UNKNOWN' && check.knownTypes.length === 0) {
+        return undefined;
+      }
       const offered = `${keyTypeOf(key) ?? 'unknown'} key ${fingerprintOf(key)}`;
       const at = check.entry ? ` (${check.entry.source ?? 'known_hosts'} line ${check.entry.line})` : '';
       switch (check.reason) {
@@ -632,6 +709,7 @@ export class SshConnection {
  */
 export async function openConnection(options: SshConnectOptions): Promise<SshConnection> {
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+  checkOptionKeys(options, SSH_CONNECT_OPTION_KEYS, 'connectSsh');
   requireString(options.host, 'host');
   requireString(options.username, 'username');
   if (typeof options.auth !== 'object' || options.auth === null)

@@ -3,8 +3,8 @@
  * or `nc -U /var/run/libvirt/libvirt-sock` for libvirt over SSH.
  */
 import { Duplex } from 'node:stream';
-import type { Dialer, HvkitError, TransportCallOptions } from '@hvkit/core';
-import { checkSignal, hvkitError } from '@hvkit/core';
+import type { Dialer, HvkitError, OptionKeysOf, TransportCallOptions } from '@hvkit/core';
+import { checkOptionKeys, checkSignal, hvkitError } from '@hvkit/core';
 import type { ClientChannel } from 'ssh2';
 import type { SshConnection } from './connection';
 import { checkTimeout, Deadline, signalName, TailBuffer } from './internal';
@@ -19,6 +19,13 @@ export interface SshDialerOptions {
   /** Bytes of the command's stderr kept for error messages (default 16 KiB). */
   stderrLimit?: number;
 }
+
+/** The keys {@link SshDialerOptions} accepts; `client.dialer()` refuses any other key. */
+export const SSH_DIALER_OPTION_KEYS = {
+  env: true,
+  cwd: true,
+  stderrLimit: true,
+} as const satisfies OptionKeysOf<SshDialerOptions>;
 
 /** A Dialer over an SSH exec channel. */
 export interface SshDialer extends Dialer {
@@ -126,6 +133,7 @@ export function createDialer(
   options: SshDialerOptions = {},
 ): SshDialer {
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+  checkOptionKeys(options, SSH_DIALER_OPTION_KEYS, 'ssh dialer');
   const stderrLimit = options.stderrLimit ?? 16 * 1024;
   if (!Number.isInteger(stderrLimit) || stderrLimit < 0)
     throw new TypeError('stderrLimit must be a non-negative integer');

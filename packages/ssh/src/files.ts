@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { posix } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import type { FileEntry, FilesTransport, HvkitError, TransportCallOptions } from '@hvkit/core';
-import { checkSignal, hvkitError } from '@hvkit/core';
+import { checkSignal, hvkitError, truncateUtf8 } from '@hvkit/core';
 import type { Attributes, SFTPWrapper } from 'ssh2';
 import type { SshConnection } from './connection';
 import { abortedError, checkTimeout, Deadline, sftpError } from './internal';
@@ -28,7 +28,8 @@ export interface SshFilesTransport extends FilesTransport {
 
 const S_IFMT = 0o170000;
 
-function entryType(mode: number): FileEntry['type'] {
+/** The type of a file from its SFTP mode bits. */
+export function entryType(mode: number): FileEntry['type'] {
   switch (mode & S_IFMT) {
     case 0o100000:
       return 'file';
@@ -99,11 +100,14 @@ export async function sftpCall<T>(
   }
 }
 
-/** A temporary name beside `path`: `.name.<random>.hvkit-tmp`. */
+/**
+ * A temporary name beside `path`: `.name.<random>.hvkit-tmp`, with `name` cut to 200 bytes so the
+ * temporary name stays within the 255 bytes a file name may have.
+ */
 export function tempNameFor(path: string): string {
   return posix.join(
     posix.dirname(path),
-    `.${posix.basename(path)}.${randomBytes(6).toString('hex')}.hvkit-tmp`,
+    `.${truncateUtf8(posix.basename(path), 200)}.${randomBytes(6).toString('hex')}.hvkit-tmp`,
   );
 }
 

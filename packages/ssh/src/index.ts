@@ -8,8 +8,16 @@ export const VERSION = '0.0.0';
 
 export type { SshClient } from './client';
 export { connectSsh } from './client';
-export type { SshAuth, SshConnectOptions, SshHostKeyInfo, SshHostKeyPolicy } from './connection';
+export type {
+  SshAuth,
+  SshConnectOptions,
+  SshHostKeyInfo,
+  SshHostKeyPolicy,
+  SshKnownHostsOptions,
+} from './connection';
+export { defaultKnownHostsFiles, SSH_CONNECT_OPTION_KEYS, sshAuthSecrets } from './connection';
 export type { SshDialer, SshDialerOptions } from './dialer';
+export { SSH_DIALER_OPTION_KEYS } from './dialer';
 export type { SshExecProcess, SshExecTransport } from './exec';
 export type { SshFilesTransport } from './files';
 export type { HostKeyCheck, KnownHostEntry, KnownHosts } from './known-hosts';

@@ -2,6 +2,7 @@
  * Live tests of the SSH backup sink against the real sshd peer (scripts/peers/sshd.sh start).
  */
 import { createHash } from 'node:crypto';
+import { HvkitError } from '@hvkit/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   connectRoot,
@@ -153,4 +154,158 @@ describe.skipIf(!sshd.available)(liveTitle('SSH backup sink'), { retry: 0 }, () 
       await rejectsWith(sink.writeFile(name, generated(1)), 'INVALID_ARGUMENT');
     }
   });
+});
+
+describe.skipIf(!sshd.available)(liveTitle('SSH backup sink: symbolic links and names'), { retry: 0 }, () => {
+  let ssh: SshClient;
+  let base: string;
+  let counter = 0;
+  beforeAll(async () => {
+    ssh = await connectRoot();
+    base = scratchDir('sink-links');
+  });
+  afterAll(async () => {
+    if (ssh && !ssh.closed) {
+      await ssh.exec.exec({ argv: ['rm', '-rf', '--', base] });
+      await ssh.close();
+    }
+  });
+
+  /** Runs a shell script on the peer (arguments as $1...); fails the test on a non-zero exit. */
+  const sh = async (script: string, ...args: string[]) => {
+    const r = await ssh.exec.exec({ argv: ['sh', '-c', script, 'sh', ...args] });
+    expect(r.exitCode, r.stderr.toString()).toBe(0);
+    return r.stdout.toString();
+  };
+
+  /** A fresh sink root and an `outside` directory beside it, on the peer. */
+  const plant = async () => {
+    const root = `${base}/t${++counter}/root`;
+    const outside = `${base}/t${counter}/outside`;
+    await sh('mkdir -p -- "$1" "$2"', root, outside);
+    return { root, outside };
+  };
+
+  /** Every entry below `dir` on the peer (hidden ones included), without following links. */
+  const tree = async (dir: string) =>
+    (await sh('cd -- "$1" && find . -mindepth 1 | sort', dir)).split('\n').filter(Boolean);
+
+  for (const method of ['exec', 'sftp'] as const) {
+    it(`refuses a symlinked subdirectory planted in the remote root (${method}): nothing is written outside, nothing deleted through it`, async () => {
+      const { root, outside } = await plant();
+      await sh('ln -s -- "$2" "$1/guest-1" && echo keep > "$2/victim.raw"', root, outside);
+      const sink = createSshSink(ssh, root, { method });
+      for (const name of ['guest-1/disk.raw', 'guest-1/new/disk.raw']) {
+        const error = await rejectsWith(sink.writeFile(name, generated(64 * 1024)), 'CONFLICT');
+        expect(error.message).toContain('symbolic link');
+        expect(error.details?.path).toBe(`${root}/guest-1`);
+      }
+      const removal = await rejectsWith(sink.removeFile('guest-1/victim.raw'), 'CONFLICT');
+      expect(removal.details?.path).toBe(`${root}/guest-1`);
+      expect(await tree(outside)).toEqual(['./victim.raw']);
+      expect(await tree(root)).toEqual(['./guest-1']);
+      expect(await sh('readlink -- "$1"', `${root}/guest-1`)).toBe(`${outside}\n`);
+    });
+
+    it(`refuses a link deeper down and a file where a directory is needed (${method})`, async () => {
+      const { root, outside } = await plant();
+      await sh(
+        'mkdir -- "$1/a" && ln -s -- "$2" "$1/a/b" && ln -s . "$1/loop" && echo x > "$1/file"',
+        root,
+        outside,
+      );
+      const sink = createSshSink(ssh, root, { method });
+      for (const name of ['a/b/disk.raw', 'a/b/c/disk.raw', 'loop/disk.raw']) {
+        await rejectsWith(sink.writeFile(name, generated(1000)), 'CONFLICT');
+      }
+      const notDir = await rejectsWith(sink.writeFile('file/disk.raw', generated(10)), 'CONFLICT');
+      expect(notDir.backendCode).toBe('ENOTDIR');
+      expect(await tree(outside)).toEqual([]);
+      expect(await tree(root)).toEqual(['./a', './a/b', './file', './loop']);
+    });
+
+    it(`replaces a link at the file name itself and follows the remote directory when it is a link (${method})`, async () => {
+      const { root, outside } = await plant();
+      await sh('echo untouched > "$2/target" && ln -s -- "$2/target" "$1/disk.raw"', root, outside);
+      const sink = createSshSink(ssh, root, { method });
+      const src = generated(100_000);
+      await sink.writeFile('disk.raw', src);
+      expect(await sh('[ -f "$1" ] && [ ! -L "$1" ] && echo regular', `${root}/disk.raw`)).toBe('regular\n');
+      expect(await remoteSha256(ssh, `${root}/disk.raw`)).toBe(src.sha256);
+      expect(await sh('cat -- "$1"', `${outside}/target`)).toBe('untouched\n');
+      // The root itself may be a link: the caller chose it.
+      const viaLink = createSshSink(ssh, `${root}/../root-link`, { method });
+      await sh('ln -s -- "$1" "$1/../root-link"', root);
+      await viaLink.writeFile('guest/x.raw', generated(10));
+      expect(await tree(root)).toContain('./guest/x.raw');
+      await viaLink.removeFile('guest/x.raw');
+      await viaLink.removeFile('guest/x.raw');
+      expect(await tree(root)).not.toContain('./guest/x.raw');
+    });
+
+    it(`writes 255-byte names in any script and refuses longer ones with INVALID_ARGUMENT (${method})`, async () => {
+      const { root } = await plant();
+      const sink = createSshSink(ssh, root, { method });
+      for (const name of ['日'.repeat(85), 'x'.repeat(255)]) {
+        const src = generated(1000);
+        await sink.writeFile(`${name}/${name}`, src);
+        expect(await remoteSha256(ssh, `${root}/${name}/${name}`)).toBe(src.sha256);
+      }
+      for (const name of ['x'.repeat(256), 'a\nb', 'evil\u202Eexe.raw', 'guest\uFF0Fdisk']) {
+        await rejectsWith(sink.writeFile(name, generated(1)), 'INVALID_ARGUMENT');
+      }
+    });
+  }
+
+  it('a remote path too long for the host is INVALID_ARGUMENT, not REMOTE', async () => {
+    const { root } = await plant();
+    const deep = `${root}/${Array.from({ length: 17 }, () => 'd'.repeat(250)).join('/')}`;
+    await sh('mkdir -p -- "$1"', deep);
+    for (const method of ['exec', 'sftp'] as const) {
+      const sink = createSshSink(ssh, deep, { method });
+      await rejectsWith(
+        sink.writeFile(`${'e'.repeat(250)}/${'f'.repeat(250)}`, generated(10)),
+        'INVALID_ARGUMENT',
+      );
+    }
+  });
+
+  it('never writes outside nor deletes through a link while an attacker swaps a subdirectory for one', async () => {
+    const { root, outside } = await plant();
+    await sh('mkdir -- "$1/sub"', root);
+    // The attacker loops on the peer, swapping root/sub for a link to `outside` and back.
+    const script =
+      'while :; do mv -T -- "$1/sub" "$1/sub.real" 2>/dev/null; ln -s -- "$2" "$1/sub"; rm -f -- "$1/sub"; mv -T -- "$1/sub.real" "$1/sub" 2>/dev/null; done';
+    const attacker = ssh.exec.spawn({ argv: ['sh', '-c', script, 'sh', root, outside] });
+    attacker.stdout.resume();
+    attacker.stderr.resume();
+    const ended = attacker.wait().catch(() => undefined);
+    try {
+      const outcomes = new Map<string, number>();
+      for (const method of ['exec', 'sftp'] as const) {
+        const sink = createSshSink(ssh, root, { method });
+        for (let i = 0; i < 12; i++) {
+          let outcome = 'written';
+          try {
+            await sink.writeFile(`sub/${method}-${i}.raw`, generated(4096));
+          } catch (error) {
+            if (!HvkitError.isInstance(error)) throw error;
+            outcome = error.code;
+          }
+          outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+          await sh('echo keep > "$1/victim.raw"', outside);
+          await sink.removeFile('sub/victim.raw').catch((error: unknown) => {
+            if (!HvkitError.isInstance(error)) throw error;
+          });
+          expect(await tree(outside), `${method} write ${i}`).toEqual(['./victim.raw']);
+        }
+      }
+      expect(outcomes.get('written')).toBeGreaterThan(0);
+      expect(outcomes.size).toBeGreaterThan(1);
+    } finally {
+      attacker.kill();
+      // Gone before the next test (and the cleanup) touch the directory.
+      await ended;
+    }
+  }, 180_000);
 });

@@ -11,10 +11,11 @@ import {
   checkSinkWriteOptions,
   HvkitError as HvkitErrorClass,
   hvkitError,
+  sinkPathError,
 } from '@hvkit/core';
-import type { SFTPWrapper } from 'ssh2';
+import type { Attributes, SFTPWrapper } from 'ssh2';
 import { connectionOf, type SshClient } from './client';
-import { sftpCall, tempNameFor } from './files';
+import { entryType, sftpCall, tempNameFor } from './files';
 import { abortedError, messageOf } from './internal';
 
 /** Options of {@link createSshSink}. */
@@ -57,6 +58,62 @@ const CHECKSUM_ARGV: Record<ChecksumTool, string[]> = {
   sha256sum: ['sha256sum', '-b'],
   shasum: ['shasum', '-a', '256', '-b'],
 };
+
+/** Longest remote path the sink hands to SFTP, in bytes (Linux `PATH_MAX` less its NUL). */
+const MAX_REMOTE_PATH_BYTES = 4095;
+
+/** Exit codes of {@link WALK_SCRIPT}; its stderr then holds `hvkit-walk:<index>` (-1: the sink's own directory). */
+const WALK_EXIT = { failed: 72, link: 73, notDirectory: 74, missing: 75, denied: 76, replaced: 77 } as const;
+
+/**
+ * The remote half of every step that touches a file below the sink's directory when a shell is available:
+ * `cd -P` into the directory, then into each sub-directory, one at a time, refusing any that is a symbolic
+ * link or not a directory (creating missing ones in `create` mode). After each `cd` it compares
+ * `pwd -P` with the path it expects, so a directory swapped for a link between the test and the `cd` is
+ * caught; from then on the shell's working directory is the directory itself, whatever happens to its
+ * name. The action runs on `./<entry>` there: `write` (umask 077, noclobber, `cat >`), `sum` (the
+ * checksum argv given after the segments) or `remove` (`rm -f`). Arguments: dir, create|check, action,
+ * entry, segment count, segments..., checksum argv... Nothing from a name is interpolated into the script;
+ * it runs with `LC_ALL=C` so that messages can be classified.
+ */
+const WALK_SCRIPT = [
+  'LC_ALL=C',
+  'export LC_ALL',
+  'dir=$1 mode=$2 action=$3 entry=$4 n=$5',
+  'shift 5',
+  'fail() { echo "hvkit-walk:$2" >&2; exit "$1"; }',
+  'if [ ! -d "$dir" ]; then',
+  '  [ "$mode" = create ] || fail 75 -1',
+  '  mkdir -p -- "$dir" || exit 72',
+  'fi',
+  'cd -P -- "$dir" 2>/dev/null || fail 76 -1',
+  'here=$(pwd -P) || exit 72',
+  'i=0',
+  'while [ "$i" -lt "$n" ]; do',
+  '  seg=$1',
+  '  shift',
+  '  if [ ! -e "$seg" ] && [ ! -L "$seg" ]; then',
+  '    [ "$mode" = create ] || fail 75 "$i"',
+  '    err=$(mkdir -- "$seg" 2>&1) || case $err in *"File exists"*) ;; *) echo "$err" >&2; exit 72 ;; esac',
+  '  fi',
+  '  [ -L "$seg" ] && fail 73 "$i"',
+  '  if [ ! -d "$seg" ]; then',
+  '    [ -e "$seg" ] && fail 74 "$i"',
+  '    fail 77 "$i"',
+  '  fi',
+  '  cd -P -- "$seg" 2>/dev/null || fail 76 "$i"',
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion, not a template.
+  '  here=${here%/}/$seg',
+  '  [ "$(pwd -P)" = "$here" ] || fail 73 "$i"',
+  '  i=$((i + 1))',
+  'done',
+  'case $action in',
+  '  write) umask 077; set -C; exec cat > "./$entry" ;;',
+  '  sum) exec "$@" "./$entry" ;;',
+  '  remove) exec rm -f -- "./$entry" ;;',
+  'esac',
+  'exit 72',
+].join('\n');
 
 /** The sink returned by {@link createSshSink}. */
 export interface SshSink extends BackupSink {
@@ -154,6 +211,17 @@ interface Upload {
  * (`posix-rename@openssh.com`, atomic). On a mismatch, an abort or any failure it removes the temporary
  * file and rejects, so no file that looks complete is ever left behind.
  *
+ * Nothing below `remoteDir` is followed if it is a symbolic link (`remoteDir` itself may be one): a
+ * sub-directory that is a link, or a file where a directory is needed, fails `writeFile` and `removeFile`
+ * with `CONFLICT` (core's `sinkPathError`), so a link planted in the backup directory can neither send data
+ * elsewhere nor make a removal delete through it. Where the sink has a shell (`method: 'exec'` or
+ * `verify`), the steps that create, checksum and remove files in a sub-directory run in a remote shell
+ * that enters each directory with `cd -P` and checks `pwd -P` after each step, so the file is created and
+ * removed relative to the directory that was checked, even if a name is swapped for a link meanwhile.
+ * Over SFTP alone (no openat()), each directory is checked with lstat before the file is created, and the
+ * new file must then be found at its real path (SFTP realpath) and match the open handle before any data is
+ * written. Directories are checked again before the final rename.
+ *
  * @example
  * const sink = createSshSink(ssh, '/srv/backups/vm1', { verify: true });
  * const file = await sink.writeFile('disk0.qcow2', source, { signal });
@@ -177,16 +245,124 @@ export function createSshSink(client: SshClient, remoteDir: string, options: Ssh
   const stepTimeoutMs = options.stepTimeoutMs ?? 60_000;
   const verifyRate = options.verifyBytesPerSecond ?? 20_000_000;
   const location = `${conn.target}${remoteDir.startsWith('/') ? '' : '/'}${remoteDir}`;
-  const madeDirs = new Map<string, Promise<void>>();
   let checksumTool: Promise<ChecksumTool> | undefined;
-  const ensureDir = (dir: string, signal: AbortSignal | undefined) => {
-    let p = madeDirs.get(dir);
-    if (!p) {
-      p = client.files.mkdir(dir, { recursive: true, timeoutMs: stepTimeoutMs, signal });
-      madeDirs.set(dir, p);
-      p.catch(() => madeDirs.delete(dir));
+  // A shell is there when bytes travel through exec or the remote checksum is used; then every step that
+  // touches a path below remoteDir runs anchored (WALK_SCRIPT). Without one, SFTP lstat walks stand in.
+  const shell = method === 'exec' || verify;
+  const where = `sink ${location}`;
+
+  /** The remote path of `segments` below remoteDir (for messages and SFTP). */
+  const below = (segments: readonly string[]) => posix.join(remoteDir, ...segments);
+
+  /** The argv that runs `action` on `entry` in the directory `segments` below remoteDir, anchored. */
+  const walkArgv = (
+    mode: 'create' | 'check',
+    action: 'write' | 'sum' | 'remove',
+    entry: string,
+    segments: readonly string[],
+    extra: readonly string[] = [],
+  ) => [
+    'sh',
+    '-c',
+    WALK_SCRIPT,
+    'hvkit-sink',
+    remoteDir,
+    mode,
+    action,
+    entry,
+    String(segments.length),
+    ...segments,
+    ...extra,
+  ];
+
+  /** The error a failed remote step stands for: a refused walk, or what its stderr says. */
+  const remoteFailure = (
+    res: { exitCode: number | null; signal: string | null; stderr: Buffer },
+    segments: readonly string[],
+    what: string,
+    op: string,
+  ): HvkitError => {
+    const text = res.stderr.subarray(-4096).toString('utf8').trim();
+    const step = /hvkit-walk:(-?\d+)/.exec(text);
+    if (step) {
+      const path = below(segments.slice(0, Number(step[1]) + 1));
+      switch (res.exitCode) {
+        case WALK_EXIT.link:
+          return sinkPathError(path, 'symlink', { operation: op, where });
+        case WALK_EXIT.notDirectory:
+          return sinkPathError(path, 'not-directory', { operation: op, where });
+        case WALK_EXIT.replaced:
+          return sinkPathError(path, 'replaced', { operation: op, where });
+        case WALK_EXIT.missing:
+          return hvkitError('NOT_FOUND', `${where}: no such directory ${JSON.stringify(path)}`, {
+            operation: op,
+            details: { path },
+          });
+        case WALK_EXIT.denied:
+          return hvkitError(
+            'PERMISSION_DENIED',
+            `${where}: permission denied entering ${JSON.stringify(path)}`,
+            {
+              operation: op,
+              details: { path },
+            },
+          );
+      }
     }
-    return p;
+    const code = /permission denied|read-only file system|operation not permitted/i.test(text)
+      ? 'PERMISSION_DENIED'
+      : /file name too long/i.test(text)
+        ? 'INVALID_ARGUMENT'
+        : /no such file or directory|directory nonexistent/i.test(text)
+          ? 'NOT_FOUND'
+          : 'REMOTE';
+    return hvkitError(
+      code,
+      `${where}: ${what} failed (exit ${res.exitCode ?? res.signal})${text ? `: ${text}` : ''}`,
+      { operation: op, backendCode: res.exitCode ?? res.signal ?? undefined, backendMessage: text },
+    );
+  };
+
+  /** lstat over SFTP (never follows the last component). */
+  const lstat = (path: string, op: string, signal: AbortSignal | undefined) =>
+    sftpCall<Attributes>(conn, op, path, { signal, timeoutMs: stepTimeoutMs }, (sftp, cb) =>
+      sftp.lstat(path, (err, attrs) => cb(err, attrs)),
+    );
+
+  /**
+   * Checks over SFTP that each of `segments` below remoteDir is a directory and not a symbolic link,
+   * creating missing ones with `create` (remoteDir itself too). For sinks without a shell, and again
+   * before the final rename.
+   */
+  const sftpWalk = async (
+    segments: readonly string[],
+    create: boolean,
+    op: string,
+    signal: AbortSignal | undefined,
+  ) => {
+    if (create) await client.files.mkdir(remoteDir, { recursive: true, timeoutMs: stepTimeoutMs, signal });
+    for (let i = 0; i < segments.length; i++) {
+      const path = below(segments.slice(0, i + 1));
+      let attrs: Attributes;
+      try {
+        attrs = await lstat(path, op, signal);
+      } catch (e) {
+        if (!(create && HvkitErrorClass.isInstance(e, 'NOT_FOUND'))) throw e;
+        // A failed mkdir may mean someone else created it meanwhile; the lstat tells, else its error counts.
+        const failed = await client.files.mkdir(path, { timeoutMs: stepTimeoutMs, signal }).then(
+          () => undefined,
+          (error: unknown) => error,
+        );
+        try {
+          attrs = await lstat(path, op, signal);
+        } catch (again) {
+          throw failed ?? again;
+        }
+      }
+      const type = entryType(attrs.mode);
+      if (type === 'symlink') throw sinkPathError(path, 'symlink', { operation: op, where });
+      if (type !== 'directory') throw sinkPathError(path, 'not-directory', { operation: op, where });
+    }
   };
 
   /** Picks the remote SHA-256 tool once per sink. */
@@ -214,10 +390,14 @@ export function createSshSink(client: SshClient, remoteDir: string, options: Ssh
     return checksumTool;
   };
 
-  const execUpload = (tmp: string, signal: AbortSignal | undefined): Upload => {
-    // The path travels as a positional parameter: the script text is constant, nothing is interpolated.
+  const execUpload = (
+    tmpEntry: string,
+    segments: readonly string[],
+    signal: AbortSignal | undefined,
+  ): Upload => {
+    // Names travel as positional parameters: the script text is constant, nothing is interpolated.
     const proc = client.exec.spawn({
-      argv: ['sh', '-c', 'umask 077 && exec cat > "$1"', 'hvkit-sink', tmp],
+      argv: walkArgv(mkdir ? 'create' : 'check', 'write', tmpEntry, segments),
       signal,
     });
     proc.stdout.resume();
@@ -228,21 +408,11 @@ export function createSshSink(client: SshClient, remoteDir: string, options: Ssh
     const failure = async (): Promise<HvkitError> => {
       const r = await waited.catch((e: unknown) => e);
       if (HvkitErrorClass.isInstance(r)) return r;
-      const res = r as Awaited<typeof waited>;
-      const text = res.stderr.subarray(-4096).toString('utf8').trim();
-      const code = /permission denied|read-only file system|operation not permitted/i.test(text)
-        ? 'PERMISSION_DENIED'
-        : /no such file or directory/i.test(text)
-          ? 'NOT_FOUND'
-          : 'REMOTE';
-      return hvkitError(
-        code,
-        `sink ${location}: writing ${tmp} failed (exit ${res.exitCode ?? res.signal})${text ? `: ${text}` : ''}`,
-        {
-          operation: 'sink.writeFile',
-          backendCode: res.exitCode ?? res.signal ?? undefined,
-          backendMessage: text,
-        },
+      return remoteFailure(
+        r as Awaited<typeof waited>,
+        segments,
+        `writing ${posix.join(below(segments), tmpEntry)}`,
+        'sink.writeFile',
       );
     };
     return {
@@ -270,19 +440,57 @@ export function createSshSink(client: SshClient, remoteDir: string, options: Ssh
     };
   };
 
-  const sftpUpload = async (tmp: string, signal: AbortSignal | undefined): Promise<Upload> => {
-    let session: SFTPWrapper | undefined;
-    const handle = await sftpCall<Buffer>(
-      conn,
-      'sink.writeFile',
-      tmp,
-      { signal, timeoutMs: stepTimeoutMs },
-      (s, cb) => {
-        session = s;
-        s.open(tmp, 'w', { mode: 0o600 }, (err, h) => cb(err, h));
-      },
+  const sftpUpload = async (
+    tmp: string,
+    segments: readonly string[],
+    signal: AbortSignal | undefined,
+  ): Promise<Upload> => {
+    const op = 'sink.writeFile';
+    const call = { signal, timeoutMs: stepTimeoutMs };
+    const realDir = await sftpCall<string>(conn, op, remoteDir, call, (s, cb) =>
+      s.realpath(remoteDir, (err, path) => cb(err, path)),
     );
+    let session: SFTPWrapper | undefined;
+    // Exclusive: created now, never through a link at its name.
+    const handle = await sftpCall<Buffer>(conn, op, tmp, call, (s, cb) => {
+      session = s;
+      s.open(tmp, 'wx', { mode: 0o600 }, (err, h) => cb(err, h));
+    });
     const sftp = session as SFTPWrapper;
+    // SFTP has no openat(): a directory swapped for a link between the walk and the open would have
+    // sent the file elsewhere. Before any data is written, the file must be found where it belongs, and
+    // be the one open (owner, mode, size and time as fstat reports them).
+    try {
+      const expected = posix.join(realDir, ...segments, posix.basename(tmp));
+      const [real, opened, there] = await Promise.all([
+        sftpCall<string>(conn, op, tmp, call, (s, cb) => s.realpath(tmp, (err, path) => cb(err, path))).catch(
+          () => undefined,
+        ),
+        sftpCall<Attributes>(conn, op, tmp, call, (s, cb) => s.fstat(handle, (err, a) => cb(err, a))),
+        lstat(tmp, op, signal).catch(() => undefined),
+      ]);
+      const same =
+        there !== undefined &&
+        ['uid', 'gid', 'mode', 'size', 'mtime'].every(
+          (k) => there[k as keyof Attributes] === opened[k as keyof Attributes],
+        );
+      if (real !== expected || !same) {
+        // Remove the stray file where it really is (its random name is ours), never anything else.
+        if (real !== undefined && posix.basename(real) === posix.basename(tmp)) {
+          await client.files.remove(real, { timeoutMs: stepTimeoutMs }).catch(() => {});
+        }
+        throw sinkPathError(below(segments), 'replaced', { operation: op, where });
+      }
+    } catch (e) {
+      await new Promise<void>((resolve) => {
+        try {
+          sftp.close(handle, () => resolve());
+        } catch {
+          resolve();
+        }
+      });
+      throw e;
+    }
     const maxInflight = 8 * 1024 * 1024;
     let inflight = 0;
     let offset = 0;
@@ -351,11 +559,37 @@ export function createSshSink(client: SshClient, remoteDir: string, options: Ssh
     };
   };
 
-  const removeQuietly = async (path: string) => {
+  /** Removes `entry` of the directory `segments` below remoteDir, anchored (needs the shell). */
+  const anchoredRemove = async (
+    entry: string,
+    segments: readonly string[],
+    op: string,
+    call: { signal?: AbortSignal; timeoutMs: number },
+  ) => {
+    const r = await client.exec.exec({ argv: walkArgv('check', 'remove', entry, segments), ...call });
+    if (r.exitCode !== 0)
+      throw remoteFailure(r, segments, `removing ${posix.join(below(segments), entry)}`, op);
+  };
+
+  /** Removes a temporary file after a failure; best effort (the connection may be gone). */
+  const removeQuietly = async (tmp: string, segments: readonly string[]) => {
     try {
-      await client.files.remove(path, { timeoutMs: stepTimeoutMs });
+      if (shell && segments.length > 0)
+        await anchoredRemove(posix.basename(tmp), segments, 'sink.writeFile', { timeoutMs: stepTimeoutMs });
+      else await client.files.remove(tmp, { timeoutMs: stepTimeoutMs });
     } catch {
-      // Best effort: the connection may be gone. The temporary name never looks like a finished file.
+      // The temporary name never looks like a finished file.
+    }
+  };
+
+  /** Refuses a name whose remote path would be too long for the host, before anything is created. */
+  const checkPathLength = (path: string, name: string, op: string) => {
+    if (Buffer.byteLength(path) > MAX_REMOTE_PATH_BYTES) {
+      throw hvkitError(
+        'INVALID_ARGUMENT',
+        `${where}: the remote path of ${JSON.stringify(name.slice(0, 200))} would be longer than ${MAX_REMOTE_PATH_BYTES} bytes`,
+        { operation: op, details: { bytes: Buffer.byteLength(path) } },
+      );
     }
   };
 
@@ -384,10 +618,17 @@ export function createSshSink(client: SshClient, remoteDir: string, options: Ssh
       conn.ensureOpen(op);
 
       const finalPath = posix.join(remoteDir, name);
-      const dir = posix.dirname(finalPath);
-      if (mkdir) await ensureDir(dir, signal);
-      const tool = verify ? await remoteChecksumTool(signal) : undefined;
+      const segments = name.split('/').slice(0, -1);
       const tmp = tempNameFor(finalPath);
+      checkPathLength(tmp, name, op);
+      // Refuse a planted link before reading any data. Over SFTP this walk also creates directories; with
+      // exec the remote walk does (anchored), so a missing one is fine here.
+      try {
+        await sftpWalk(segments, method === 'sftp' && mkdir, op, signal);
+      } catch (e) {
+        if (!(method === 'exec' && HvkitErrorClass.isInstance(e, 'NOT_FOUND'))) throw e;
+      }
+      const tool = verify ? await remoteChecksumTool(signal) : undefined;
       const hash = createHash('sha256');
       let bytes = 0;
       let upload: Upload | undefined;
@@ -395,7 +636,10 @@ export function createSshSink(client: SshClient, remoteDir: string, options: Ssh
       let sourceDone = false;
       let sourceError = false;
       try {
-        upload = method === 'exec' ? execUpload(tmp, signal) : await sftpUpload(tmp, signal);
+        upload =
+          method === 'exec'
+            ? execUpload(posix.basename(tmp), segments, signal)
+            : await sftpUpload(tmp, segments, signal);
         const idleError = () =>
           hvkitError('TIMEOUT', `sink ${location}: the remote side took no data for ${idleTimeoutMs} ms`, {
             operation: op,
@@ -463,24 +707,14 @@ export function createSshSink(client: SshClient, remoteDir: string, options: Ssh
           );
         }
         if (tool) {
-          // A relative path gets './' so that no tool reads it as an option.
-          const path = tmp.startsWith('/') ? tmp : `./${tmp}`;
+          // Run in the directory itself (anchored), on `./<temporary name>`, so no tool reads it as an option.
           const r = await client.exec.exec({
-            argv: [...CHECKSUM_ARGV[tool], path],
+            argv: walkArgv('check', 'sum', posix.basename(tmp), segments, CHECKSUM_ARGV[tool]),
             signal,
             timeoutMs: 60_000 + Math.ceil((bytes / verifyRate) * 1000),
           });
           const m = /^\\?([0-9a-f]{64})\s/.exec(r.stdout.toString('latin1'));
-          if (r.exitCode !== 0 || !m) {
-            throw hvkitError(
-              'REMOTE',
-              `sink ${location}: ${tool} of ${tmp} failed (exit ${r.exitCode}): ${r.stderr.toString().trim()}`,
-              {
-                operation: op,
-                backendCode: r.exitCode ?? r.signal ?? undefined,
-              },
-            );
-          }
+          if (r.exitCode !== 0 || !m) throw remoteFailure(r, segments, `${tool} of ${tmp}`, op);
           if (m[1] !== sha256) {
             throw hvkitError(
               'PROTOCOL',
@@ -494,11 +728,14 @@ export function createSshSink(client: SshClient, remoteDir: string, options: Ssh
           }
         }
         if (signal?.aborted) throw aborted();
+        // The rename goes by path: check the directories once more. (Swapped after this check, the rename
+        // finds no temporary file behind the link and fails; it cannot move the data out.)
+        await sftpWalk(segments, false, op, signal);
         await client.files.rename(tmp, finalPath, { signal, timeoutMs: stepTimeoutMs });
         return { name, bytes, sha256 };
       } catch (e) {
         if (upload) await upload.cancel().catch(() => {});
-        await removeQuietly(tmp);
+        if (upload || method === 'exec') await removeQuietly(tmp, segments);
         if (!sourceDone && !sourceError) {
           // Let the source clean up (e.g. close its file); do not wait on a source that hangs.
           Promise.resolve()
@@ -516,14 +753,26 @@ export function createSshSink(client: SshClient, remoteDir: string, options: Ssh
 
     async removeFile(name: string, removeOptions: { signal?: AbortSignal } = {}): Promise<void> {
       checkSinkFileName(name);
-      checkSignal(removeOptions.signal);
+      const signal = checkSignal(removeOptions.signal);
+      const op = 'sink.removeFile';
+      const path = posix.join(remoteDir, name);
+      checkPathLength(path, name, op);
+      const segments = name.split('/').slice(0, -1);
+      const entry = posix.basename(path);
       try {
-        await client.files.remove(posix.join(remoteDir, name), {
-          signal: removeOptions.signal,
-          timeoutMs: stepTimeoutMs,
-        });
+        if (shell && segments.length > 0) {
+          // rm runs in the directory reached without following links: nothing is deleted through one.
+          // (Directly in remoteDir there is no directory to follow; SFTP's remove does not follow the
+          // file's own name, and is faster than a remote shell.)
+          await anchoredRemove(entry, segments, op, { signal, timeoutMs: stepTimeoutMs });
+        } else {
+          await sftpWalk(segments, false, op, signal);
+          await client.files.remove(path, { signal, timeoutMs: stepTimeoutMs });
+        }
       } catch (e) {
+        // A missing directory, or a file where one would be, holds no such file.
         if (HvkitErrorClass.isInstance(e, 'NOT_FOUND')) return;
+        if (HvkitErrorClass.isInstance(e, 'CONFLICT') && e.backendCode === 'ENOTDIR') return;
         throw e;
       }
     },

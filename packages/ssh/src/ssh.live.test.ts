@@ -201,6 +201,29 @@ describe.skipIf(!sshd.available)(liveTitle('connect, authenticate, verify host k
     expect(err.backendCode).toBe('HOST_KEY_REVOKED');
   });
 
+  it('insecureAcceptUnknownHosts accepts a host with no listed key, never a changed or revoked one', async () => {
+    const e = env();
+    const name = `[${e.HVKIT_SSH_HOST}]:${e.HVKIT_SSH_PORT}`;
+    const policy = (file: string) => ({ knownHostsFile: file, insecureAcceptUnknownHosts: true });
+    const unknown = knownHostsWith('accept-unknown', [`other.example ${peerKeyLine}`]);
+    await using ssh = await connectRoot({ hostKey: policy(unknown) });
+    expect(ssh.hostKey.fingerprint).toBe(e.HVKIT_SSH_HOST_FINGERPRINT);
+
+    const changed = knownHostsWith('accept-unknown-changed', [`${name} ${freshHostKey().field}`]);
+    const err = await rejectsWith(connectRoot({ hostKey: policy(changed) }), 'AUTH_FAILED');
+    expect(err.backendCode).toBe('HOST_KEY_MISMATCH');
+
+    const revoked = knownHostsWith('accept-unknown-revoked', [`@revoked * ${peerKeyLine}`]);
+    const rev = await rejectsWith(connectRoot({ hostKey: policy(revoked) }), 'AUTH_FAILED');
+    expect(rev.backendCode).toBe('HOST_KEY_REVOKED');
+
+    await expect(
+      connectRoot({
+        hostKey: { knownHostsFile: unknown, insecureAcceptUnknownHosts: 'yes' as unknown as boolean },
+      }),
+    ).rejects.toThrow(TypeError);
+  });
+
   it('connects without verification only when asked by name', async () => {
     await using ssh = await connectRoot({ hostKey: { insecureAcceptAnyHostKey: true } });
     expect(ssh.hostKey.fingerprint).toBe(env().HVKIT_SSH_HOST_FINGERPRINT);

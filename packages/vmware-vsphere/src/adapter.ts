@@ -8,9 +8,12 @@ import {
   type BackupFile,
   type BackupOptions,
   type BackupSink,
+  type BackupsCapability,
   type CallOptions,
   type CreateSnapshotOptions,
+  checkOptionKeys,
   checkTimeoutMs,
+  type EventsCapability,
   type FetchLike,
   formatGuestRef,
   type Guest,
@@ -19,12 +22,20 @@ import {
   HvkitError,
   type HypervisorAdapterV1,
   hvkitError,
+  type InventoryCapability,
+  type LabelsCapability,
+  type LimitsCapability,
   type LimitsGetOptions,
+  type LimitsHostFacts,
   type LimitsSetOptions,
   type LimitsSetResult,
   type Logger,
   type Network,
+  normalizeLimits,
+  type OptionKeySpec,
+  type OptionKeysOf,
   type ResourceLimits,
+  redactError,
   resolveGuestRef,
   type SecurityLabel,
   type Snapshot,
@@ -46,7 +57,7 @@ import { vmEvents } from './events';
 import { mapDatastore, volumesOnDatastore } from './mapping/datastore';
 import { HOST_PATHS, mapHost } from './mapping/host';
 import { customAttributeTags, SECURITY_PATHS, securityFlags, tagLabel } from './mapping/labels';
-import { buildLimitsSpec, LIMIT_PATHS, mapLimits } from './mapping/limits';
+import { buildLimitsSpec, HOST_LIMIT_PATHS, LIMIT_PATHS, mapLimits } from './mapping/limits';
 import { mapNetworks, NETWORK_PROPSET } from './mapping/network';
 import { flattenSnapshots, type SnapshotNode } from './mapping/snapshot';
 import {
@@ -145,6 +156,43 @@ export interface VsphereConnectOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * The adapter {@link connect} returns: spec v1 with every capability object present (vSphere has them all),
+ * so `hv.inventory.listGuests()` needs no check, and `supports` typed as {@link VSPHERE_SUPPORTS}.
+ */
+export interface VmwareVsphereAdapter extends HypervisorAdapterV1<'vmware-vsphere'> {
+  readonly supports: typeof VSPHERE_SUPPORTS;
+  readonly inventory: InventoryCapability;
+  readonly limits: LimitsCapability;
+  readonly labels: LabelsCapability;
+  readonly backups: BackupsCapability;
+  readonly events: EventsCapability;
+}
+
+/**
+ * Every key {@link connect} reads (`tls` too); any other key is a TypeError.
+ */
+const CONNECT_OPTION_KEYS = {
+  url: true,
+  username: true,
+  password: true,
+  tls: {
+    ca: true,
+    thumbprint: true,
+    insecureSkipVerify: true,
+    servername: true,
+    thumbprintMode: true,
+  } satisfies OptionKeysOf<VimTlsOptions>,
+  fetch: true,
+  timeoutMs: true,
+  labels: true,
+  keepAliveMs: true,
+  logger: true,
+  signal: true,
+  insecureHttp: true,
+  backupIdleTimeoutMs: true,
+} as const satisfies { readonly [K in keyof VsphereConnectOptions]-?: true | OptionKeySpec };
+
 type Supports = typeof VSPHERE_SUPPORTS;
 
 /** Largest host configuration bundle accepted (they are kilobytes to a few megabytes): 256 MiB. */
@@ -183,13 +231,14 @@ function propsOf(list: ObjectProperties[], type: string): ObjectProperties[] {
  * await adapter.close();
  *
  * @throws HvkitError `AUTH_FAILED`, `CONNECTION_LOST`, `TIMEOUT`, `PROTOCOL`, `INVALID_ARGUMENT` (also for an
- *   `http://` URL without `insecureHttp: true`, and for `tls` settings with an `http://` URL).
- * @throws TypeError for options of the wrong type (a bad `backupIdleTimeoutMs`, `insecureHttp`, ...).
+ *   `http://` URL without `insecureHttp: true`, and for `tls` settings with an `http://` URL); none holds the
+ *   password, even when the server's fault echoes it.
+ * @throws TypeError for options of the wrong type (a bad `backupIdleTimeoutMs`, `insecureHttp`, ...), and for
+ *   unknown option keys (also inside `tls`).
  */
-export async function connect(
-  options: VsphereConnectOptions,
-): Promise<HypervisorAdapterV1<'vmware-vsphere'>> {
+export async function connect(options: VsphereConnectOptions): Promise<VmwareVsphereAdapter> {
   if (typeof options !== 'object' || options === null) throw new TypeError('connect needs options.');
+  checkOptionKeys(options, CONNECT_OPTION_KEYS, 'vmware-vsphere connect');
   if (typeof options.username !== 'string' || typeof options.password !== 'string')
     throw new TypeError('connect needs a username and a password (strings).');
   let url: URL;
@@ -225,17 +274,18 @@ export async function connect(
     );
   } catch (error) {
     await ownFetch?.close().catch(() => {});
-    throw error;
+    // A login fault may echo the password (plain or XML-escaped); connect() errors are not wrapped.
+    throw redactError(error, [options.password]);
   }
   const core = new VsphereAdapter(session, fetch, url, options, ownFetch);
   return wrapAdapter(core, {
     logger: options.logger,
     secrets: [options.password],
-  }) as HypervisorAdapterV1<'vmware-vsphere'>;
+  });
 }
 
 /** The unwrapped adapter; use {@link connect}. */
-class VsphereAdapter implements HypervisorAdapterV1<'vmware-vsphere'> {
+class VsphereAdapter implements VmwareVsphereAdapter {
   readonly specificationVersion = 'v1' as const;
   readonly adapter = ADAPTER_ID;
   readonly supports: Supports = VSPHERE_SUPPORTS;
@@ -504,18 +554,36 @@ class VsphereAdapter implements HypervisorAdapterV1<'vmware-vsphere'> {
 
   // ---- limits --------------------------------------------------------------------------------------
 
-  async #hostMhz(host: unknown, signal?: AbortSignal): Promise<number | undefined> {
+  /**
+   * The VM's host: its core speed (for `maxCores` ↔ MHz) and what bounds limits, its logical CPUs
+   * (`numCpuThreads`) and memory (`memorySize`).
+   */
+  async #hostFacts(host: unknown, signal?: AbortSignal): Promise<{ mhz?: number; bounds: LimitsHostFacts }> {
     const ref = host as MoRef | undefined;
-    if (!ref?.value) return undefined;
-    const props = await this.#readObject(ref, ['summary.hardware.cpuMhz'], signal);
-    const mhz = props['summary.hardware.cpuMhz'];
-    return typeof mhz === 'number' && mhz > 0 ? mhz : undefined;
+    if (!ref?.value) return { bounds: {} };
+    const props = await this.#readObject(ref, HOST_LIMIT_PATHS, signal);
+    const positive = (v: unknown) => {
+      const n = typeof v === 'bigint' ? Number(v) : v;
+      return typeof n === 'number' && Number.isSafeInteger(n) && n > 0 ? n : undefined;
+    };
+    const mhz = positive(props['summary.hardware.cpuMhz']);
+    const logicalCpus = positive(props['summary.hardware.numCpuThreads']);
+    const memoryBytes = positive(props['summary.hardware.memorySize']);
+    return {
+      ...(mhz !== undefined ? { mhz } : {}),
+      bounds: {
+        ...(logicalCpus !== undefined ? { logicalCpus } : {}),
+        ...(memoryBytes !== undefined ? { memoryBytes } : {}),
+      },
+    };
   }
 
+  /** Limits as reported: a field at its default (normal shares, no reservation) is `null`. */
   async #getLimits(ref: GuestRef, o: LimitsGetOptions = {}): Promise<ResourceLimits> {
     const vm = await this.#resolve(ref, 'limits.get', o.signal);
     const props = await this.#readObject(vm, LIMIT_PATHS, o.signal);
-    return mapLimits(props, await this.#hostMhz(props['runtime.host'], o.signal));
+    const { mhz } = await this.#hostFacts(props['runtime.host'], o.signal);
+    return normalizeLimits(mapLimits(props, mhz));
   }
 
   async #setLimits(ref: GuestRef, patch: ResourceLimits, o: LimitsSetOptions = {}): Promise<LimitsSetResult> {
@@ -532,21 +600,22 @@ class VsphereAdapter implements HypervisorAdapterV1<'vmware-vsphere'> {
     const vm = await this.#resolve(ref, 'limits.set', o.signal);
     const props = await this.#readObject(vm, LIMIT_PATHS, o.signal);
     const current = mapLimits(props, undefined);
+    const { mhz, bounds } = await this.#hostFacts(props['runtime.host'], o.signal);
     validateLimits(patch, VSPHERE_SUPPORTS.limits, {
       adapter: ADAPTER_ID,
       devices: {
         disks: (current.disks ?? []).map((d) => d.device),
         nics: (current.nics ?? []).map((n) => n.device),
       },
+      host: bounds,
     });
-    const mhz = await this.#hostMhz(props['runtime.host'], o.signal);
     const { spec, warnings } = buildLimitsSpec(patch, props, mhz);
     if (spec) {
       const task = await this.#session.call<MoRef>('ReconfigVM_Task', vm, { spec }, { signal: o.signal });
       await waitForTask(this.#session, task, { signal: o.signal });
     }
     const after = await this.#readObject(vm, LIMIT_PATHS, o.signal);
-    return { limits: mapLimits(after, mhz), appliesAt: 'live', warnings };
+    return { limits: normalizeLimits(mapLimits(after, mhz)), appliesAt: 'live', warnings };
   }
 
   // ---- labels --------------------------------------------------------------------------------------

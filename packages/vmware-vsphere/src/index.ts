@@ -1,7 +1,13 @@
 export const VERSION = '0.0.0';
 
 // The adapter (issue 4, part 3).
-export { ADAPTER_ID, connect, VSPHERE_SUPPORTS, type VsphereConnectOptions } from './adapter';
+export {
+  ADAPTER_ID,
+  connect,
+  type VmwareVsphereAdapter,
+  VSPHERE_SUPPORTS,
+  type VsphereConnectOptions,
+} from './adapter';
 // vim25 SOAP client (issue 4, part 1): transport, session, property collector, tasks, decoding.
 export * from './soap/client';
 export {

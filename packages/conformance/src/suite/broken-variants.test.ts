@@ -4,17 +4,27 @@
  * check still passes.
  */
 import { hvkitError } from '@hvkit/core';
-import { createInMemoryAdapter, type InMemoryAdapter, type InMemoryFaults } from '@hvkit/core/testing';
+import {
+  createInMemoryAdapter,
+  createInMemoryBackend,
+  type InMemoryAdapter,
+  type InMemoryFaults,
+  type InMemorySupportsOverride,
+} from '@hvkit/core/testing';
 import { describe, expect, it } from 'vitest';
 import { type ConformanceReport, createConformanceCollector } from './collector';
 import { runAdapterConformance } from './run';
 
-async function runWith(faults: InMemoryFaults, mode: 'live' | 'replay' = 'live'): Promise<ConformanceReport> {
+async function runWith(
+  faults: InMemoryFaults,
+  mode: 'live' | 'replay' = 'live',
+  supports?: InMemorySupportsOverride,
+): Promise<ConformanceReport> {
   const collector = createConformanceCollector();
   runAdapterConformance({
     name: 'broken in-memory',
     mode,
-    factory: async () => createInMemoryAdapter({ faults }),
+    factory: async () => createInMemoryAdapter({ faults, ...(supports ? { supports } : {}) }),
     ...(mode === 'live' ? { probe: (a) => (a as InMemoryAdapter).backend } : {}),
     test: collector.test,
   });
@@ -35,7 +45,18 @@ describe('the suite catches broken adapters', () => {
 
   it('(a) memory reported in KiB instead of bytes', async () => {
     const failed = failures(await runWith({ reportMemoryInKiB: true }));
-    expect([...failed.keys()].sort()).toEqual(['inventory.backend-agrees', 'inventory.guests']);
+    // The host's memory in KiB also makes the suite's "more than the host's memory" values too small, and
+    // the adapter accepts them: those checks name the number they took from inventory.host().
+    expect([...failed.keys()].sort()).toEqual([
+      'inventory.backend-agrees',
+      'inventory.guests',
+      'limits.invalid.memory.maxBytes',
+      'limits.invalid.memory.minBytes',
+      'limits.invalid.memory.softBytes',
+    ]);
+    expect(failed.get('limits.invalid.memory.maxBytes')).toMatch(
+      /\(more than the host's memory: inventory\.host\(\) memoryBytes = 268435456\) resolved/,
+    );
     expect(failed.get('inventory.guests')).toMatch(
       /guest "build-01": memoryBytes is 524288, under 1 MiB: memory must be in bytes \(is it in KiB\?\)/,
     );
@@ -46,9 +67,11 @@ describe('the suite catches broken adapters', () => {
 
   it('(b) a limit that does not round-trip (weight stored twice as large)', async () => {
     const failed = failures(await runWith({ scaleLimitsOnWrite: { 'cpu.weight': 2 } }));
+    // limits.null.cpu.weight: the default weight 100, stored as 200, does not read back as null either.
     expect([...failed.keys()].sort()).toEqual([
       'limits.apply.live',
       'limits.apply.persistent',
+      'limits.null.cpu.weight',
       'limits.round-trip.cpu.weight',
     ]);
     expect(failed.get('limits.round-trip.cpu.weight')).toMatch(
@@ -103,7 +126,7 @@ describe('the suite catches broken adapters', () => {
       /^limits\.get\("vm-101"\) with an already-aborted signal resolved \(with .*\); expected it to reject with an HvkitError with code ABORTED$/,
     );
     expect(failed.get('cancellation.pre-aborted.limits.set')).toMatch(
-      /and it changed the limits \(cpu\.weight: 100 vs 200\)$/,
+      /and it changed the limits \(cpu\.weight: null vs 200\)$/,
     );
     expect(failed.get('cancellation.pre-aborted.backups.createSnapshot')).toMatch(
       /and it created snapshot\(s\) snap-\d+$/,
@@ -140,6 +163,70 @@ describe('the suite catches broken adapters', () => {
     expect([...failed.keys()].sort()).toEqual(['backups.full', 'backups.host-config', 'backups.incremental']);
     expect(failed.get('backups.full')).toMatch(
       /artifact file "web-01-vda-cp-\d+\.raw" has sha256 [0-9a-f]{64}, which does not match the sha256 of the 4194304 bytes the sink received \([0-9a-f]{64}\)/,
+    );
+  });
+
+  it('(g) null accepted on a field the manifest marks unsupported', async () => {
+    const failed = failures(
+      await runWith({ acceptNullOnUnsupported: true }, 'live', {
+        limits: { cpu: { reservationMHz: false }, memory: { swapMaxBytes: false }, pids: false },
+      }),
+    );
+    expect([...failed.keys()].sort()).toEqual([
+      'limits.unsupported.cpu.reservationMHz',
+      'limits.unsupported.memory.swapMaxBytes',
+      'limits.unsupported.pids.max',
+    ]);
+    expect(failed.get('limits.unsupported.pids.max')).toMatch(
+      /^limits\.set\(\{ pids: \{ max: null \} \}\) resolved .*; expected it to reject with an HvkitError with code UNSUPPORTED$/,
+    );
+  });
+
+  it('(h) limits above the host accepted (maxCores beyond its logical CPUs, memory beyond its memory)', async () => {
+    const failed = failures(await runWith({ ignoreHostBounds: true }));
+    expect([...failed.keys()].sort()).toEqual([
+      'limits.invalid.cpu.maxCores',
+      'limits.invalid.memory.maxBytes',
+      'limits.invalid.memory.minBytes',
+      'limits.invalid.memory.softBytes',
+    ]);
+    expect(failed.get('limits.invalid.cpu.maxCores')).toMatch(
+      /^limits\.set\(\{ cpu: \{ maxCores: 65 \} \}\) \(more CPUs than the host has: inventory\.host\(\) cpu sockets × cores × threads = 64\) resolved .*; expected it to reject with an HvkitError with code INVALID_ARGUMENT$/,
+    );
+    expect(failed.get('limits.invalid.memory.maxBytes')).toMatch(
+      /^limits\.set\(\{ memory: \{ maxBytes: 275951648768 \} \}\) \(more than the host's memory: inventory\.host\(\) memoryBytes = 274877906944\) resolved/,
+    );
+  });
+
+  it('(h) a bad value wrongly accepted is put back before the check fails', async () => {
+    const backend = createInMemoryBackend();
+    const before = structuredClone([backend.getLimits('vm-101', 'live'), backend.getLimits('vm-101')]);
+    const collector = createConformanceCollector();
+    runAdapterConformance({
+      name: 'broken in-memory, one backend',
+      mode: 'live',
+      factory: async () => createInMemoryAdapter({ backend, faults: { ignoreHostBounds: true } }),
+      probe: (a) => (a as InMemoryAdapter).backend,
+      test: collector.test,
+    });
+    const report = await collector.run({ filter: (r) => r.id === 'limits.invalid.cpu.maxCores' });
+    expect(failures(report).get('limits.invalid.cpu.maxCores')).toMatch(/maxCores: 65 .* resolved/);
+    expect([backend.getLimits('vm-101', 'live'), backend.getLimits('vm-101')]).toEqual(before);
+  });
+
+  it('(i) null that does not read back as null (the default reported as a number)', async () => {
+    const failed = failures(await runWith({ reportDefaultsAsNumbers: true }));
+    expect([...failed.keys()].sort()).toEqual([
+      'limits.get',
+      'limits.null.cpu.reservationMHz',
+      'limits.null.cpu.weight',
+      'limits.null.memory.minBytes',
+    ]);
+    expect(failed.get('limits.get')).toMatch(
+      /guest "web-01": reports cpu\.weight = 100, the backend's default; a field at its default is reported as null \(normalizeLimits\)/,
+    );
+    expect(failed.get('limits.null.cpu.weight')).toMatch(
+      /^cpu\.weight does not converge: limits\.set\(\{ cpu: \{ weight: null \} \}\) returned limits with cpu\.weight = 100, expected null$/,
     );
   });
 });

@@ -8,13 +8,14 @@ import {
   type LimitsCapability,
   limitField,
   limitPatch,
+  normalizeLimitValue,
   type ResourceLimits,
   readLimitField,
 } from '@hvkit/core';
 import { check, expectHvkitError, fail, firstDifference, ratioHint, show } from './assert';
 import { MISSING_GUEST_ID } from './checks-inventory';
 import type { CheckContext, CheckDef, GroupDef, SuiteEnv, Target } from './context';
-import { limitTestValue } from './context';
+import { badLimitValues, type HostLimitFacts, limitTestValue } from './context';
 
 /** Ids of disk and NIC entries the suite uses for made-up devices. */
 export const MISSING_DEVICE = 'hvkit-conformance-no-such-device';
@@ -95,11 +96,17 @@ function patchText(path: LimitFieldPath, value: unknown, device?: string): strin
   return `{ ${info.section}: { ${info.key}: ${show(value)} } }`;
 }
 
-/** Sets one field and checks it reads back (adapter, set's result, probe); restores the old value. */
+/**
+ * Sets one field and checks it reads back (adapter, set's result, probe), then restores the old value.
+ * `sequence` `value` sets the test value; `null` sets the test value, then `null`, then the field's
+ * default number where it has one (`LimitFieldInfo.defaultValue`), each of which must read back as `null`.
+ * What must read back is always the value set after `normalizeLimitValue`.
+ */
 async function roundTrip(
   ctx: CheckContext,
   path: LimitFieldPath,
   mode: 'default' | 'live' | 'persistent',
+  sequence: 'value' | 'null' = 'value',
 ): Promise<void> {
   const limits = limitsOf(ctx);
   const target = await ctx.target();
@@ -127,77 +134,100 @@ async function roundTrip(
     : undefined;
   const current = readLimitField(before, path, device);
   const value = limitTestValue(ctx.env, path, current, target.guest);
+  // The null sequence first sets the test value (unchecked: round-trip.<field> checks it), so setting
+  // null then has something to undo.
+  const steps: { value: number | null; verify: boolean }[] =
+    sequence === 'value'
+      ? [{ value, verify: true }]
+      : [
+          { value, verify: false },
+          { value: null, verify: true },
+          ...(info.defaultValue !== undefined ? [{ value: info.defaultValue, verify: true }] : []),
+        ];
   const setOptions = mode === 'default' ? undefined : { apply: mode };
-  const what = `limits.set(${patchText(path, value, device)}${setOptions ? `, { apply: '${mode}' }` : ''})`;
+  const problem = sequence === 'value' ? 'does not round-trip' : 'does not converge';
   let changed = false;
   let failure: unknown;
   try {
-    const result = await ctx.call(what, limits.set(target.ref, limitPatch(path, value, device), setOptions));
-    changed = true;
-    check(
-      result && typeof result === 'object',
-      `${what} resolved with ${show(result)}, not a LimitsSetResult`,
-    );
-    check(
-      result.appliesAt === 'live' || result.appliesAt === 'next-boot',
-      `${what} returned appliesAt ${show(result.appliesAt)}, not 'live' or 'next-boot'`,
-    );
-    check(Array.isArray(result.warnings), `${what} returned warnings ${show(result.warnings)}, not an array`);
-    if (mode === 'live')
+    let previous = before;
+    for (const { value: step, verify } of steps) {
+      const expected = normalizeLimitValue(path, step);
+      const shown = (got: unknown) =>
+        `${show(got)}${sequence === 'null' ? `, expected ${show(expected)}` : ratioHint(got, expected)}`;
+      const what = `limits.set(${patchText(path, step, device)}${setOptions ? `, { apply: '${mode}' }` : ''})`;
+      const result = await ctx.call(what, limits.set(target.ref, limitPatch(path, step, device), setOptions));
+      changed = true;
+      if (!verify) {
+        previous = await ctx.call(
+          'limits.get()',
+          limits.get(target.ref, readFrom ? { from: readFrom } : undefined),
+        );
+        continue;
+      }
       check(
-        result.appliesAt === 'live',
-        `${what} returned appliesAt ${show(result.appliesAt)}; apply 'live' applies at once`,
+        result && typeof result === 'object',
+        `${what} resolved with ${show(result)}, not a LimitsSetResult`,
       );
-    if (mode === 'persistent' && active) {
       check(
-        result.appliesAt === 'next-boot',
-        `${what} on a running guest returned appliesAt ${show(result.appliesAt)}; a persistent change applies at the next boot`,
+        result.appliesAt === 'live' || result.appliesAt === 'next-boot',
+        `${what} returned appliesAt ${show(result.appliesAt)}, not 'live' or 'next-boot'`,
       );
-    }
-    const readBack = readLimitField(result.limits, path, device);
-    check(
-      readBack === value,
-      () =>
-        `${path} does not round-trip: ${what} returned limits with ${path} = ${show(readBack)}${ratioHint(readBack, value)}`,
-    );
-    const from = mode === 'default' ? fromOf(result.appliesAt) : mode;
-    const after = await ctx.call(
-      `limits.get(${from === 'persistent' ? "{ from: 'persistent' }" : ''})`,
-      limits.get(target.ref, getOptions(from)),
-    );
-    const got = readLimitField(after, path, device);
-    check(
-      got === value,
-      () =>
-        `${path} does not round-trip: after ${what}, limits.get() returned ${show(got)}${ratioHint(got, value)}`,
-    );
-    const stored = await probeLimits(ctx, target, from);
-    if (stored) {
-      const raw = readLimitField(stored, path, device);
       check(
-        raw === value,
-        () =>
-          `${path}: the adapter reports ${show(got)} but the backend stores ${show(raw)} (probe.getLimits)${ratioHint(raw, value)}`,
+        Array.isArray(result.warnings),
+        `${what} returned warnings ${show(result.warnings)}, not an array`,
       );
-    }
-    // Other fields must be unchanged. The default read of a running guest shows its live values, which a
-    // next-boot change does not touch, so that one case is compared through the probe only.
-    if (mode !== 'default' || !(result.appliesAt === 'next-boot' && active !== false)) {
-      const diff = othersChanged(before, after, info, device);
-      if (diff) fail(`${what} changed other limits too: ${diff}`);
-    }
-    if (other && otherBefore) {
-      const otherAfter = await ctx.call(
-        `limits.get({ from: '${other}' })`,
-        limits.get(target.ref, { from: other }),
-      );
-      const was = readLimitField(otherBefore, path, device);
-      const now = readLimitField(otherAfter, path, device);
+      if (mode === 'live')
+        check(
+          result.appliesAt === 'live',
+          `${what} returned appliesAt ${show(result.appliesAt)}; apply 'live' applies at once`,
+        );
+      if (mode === 'persistent' && active) {
+        check(
+          result.appliesAt === 'next-boot',
+          `${what} on a running guest returned appliesAt ${show(result.appliesAt)}; a persistent change applies at the next boot`,
+        );
+      }
+      const readBack = readLimitField(result.limits, path, device);
       check(
-        now === was,
-        () =>
-          `${what} also changed the ${other} value of ${path} from ${show(was)} to ${show(now)}; apply '${mode}' must leave the ${other} values alone`,
+        readBack === expected,
+        () => `${path} ${problem}: ${what} returned limits with ${path} = ${shown(readBack)}`,
       );
+      const from = mode === 'default' ? fromOf(result.appliesAt) : mode;
+      const after = await ctx.call(
+        `limits.get(${from === 'persistent' ? "{ from: 'persistent' }" : ''})`,
+        limits.get(target.ref, getOptions(from)),
+      );
+      const got = readLimitField(after, path, device);
+      check(got === expected, () => `${path} ${problem}: after ${what}, limits.get() returned ${shown(got)}`);
+      const stored = await probeLimits(ctx, target, from);
+      if (stored) {
+        const raw = normalizeLimitValue(path, readLimitField(stored, path, device));
+        check(
+          raw === expected,
+          () =>
+            `${path}: the adapter reports ${show(got)} but the backend stores ${show(raw)} (probe.getLimits, normalised)${sequence === 'null' ? '' : ratioHint(raw, expected)}`,
+        );
+      }
+      // Other fields must be unchanged. The default read of a running guest shows its live values, which a
+      // next-boot change does not touch, so that one case is compared through the probe only.
+      if (mode !== 'default' || !(result.appliesAt === 'next-boot' && active !== false)) {
+        const diff = othersChanged(previous, after, info, device);
+        if (diff) fail(`${what} changed other limits too: ${diff}`);
+      }
+      previous = after;
+      if (other && otherBefore) {
+        const otherAfter = await ctx.call(
+          `limits.get({ from: '${other}' })`,
+          limits.get(target.ref, { from: other }),
+        );
+        const was = readLimitField(otherBefore, path, device);
+        const now = readLimitField(otherAfter, path, device);
+        check(
+          now === was,
+          () =>
+            `${what} also changed the ${other} value of ${path} from ${show(was)} to ${show(now)}; apply '${mode}' must leave the ${other} values alone`,
+        );
+      }
     }
   } catch (error) {
     failure = error;
@@ -218,19 +248,49 @@ async function roundTrip(
   if (failure !== undefined) throw failure;
 }
 
-/** Runs `fn`, which must reject with `code`, and checks that nothing changed (adapter and probe). */
+/** One rejected call: the patch and how it is shown in messages. */
+interface Attempt {
+  patch: ResourceLimits;
+  text: string;
+  /** The field it sets (and its device): put back as it was if the call wrongly succeeds. */
+  field?: { path: LimitFieldPath; device: string | undefined };
+}
+
+/**
+ * Every attempt must reject with `code`, and nothing may change: the limits (adapter and probe) are read
+ * before the first attempt and after the last.
+ */
 async function rejectsUnchanged(
   ctx: CheckContext,
   code: 'INVALID_ARGUMENT' | 'UNSUPPORTED',
-  patch: ResourceLimits,
-  what: string,
+  attempts: readonly Attempt[],
 ): Promise<void> {
   const limits = limitsOf(ctx);
   const target = await ctx.target();
   const before = await ctx.call('limits.get()', limits.get(target.ref));
   const probeBefore = await probeLimits(ctx, target, 'persistent');
   const probeLiveBefore = await probeLimits(ctx, target, 'live');
-  await expectHvkitError(ctx.call(what, limits.set(target.ref, patch)), code, what);
+  for (const { patch, text, field } of attempts) {
+    try {
+      await expectHvkitError(ctx.call(text, limits.set(target.ref, patch)), code, text);
+    } catch (error) {
+      // The call may have changed the guest: put the field back before failing (best effort).
+      if (field && error instanceof Error) {
+        const restore = readLimitField(before, field.path, field.device) ?? null;
+        await ctx
+          .call(
+            `restoring ${field.path}`,
+            limits.set(target.ref, limitPatch(field.path, restore, field.device)),
+          )
+          .catch((e: unknown) => {
+            error.message += ` (also: could not restore ${field.path} to ${show(restore)}: ${String((e as Error)?.message ?? e)})`;
+          });
+      }
+      throw error;
+    }
+  }
+  const what =
+    attempts.length === 1 ? attempts[0]?.text : `each of ${attempts.map((a) => a.text).join(', ')}`;
   const after = await ctx.call('limits.get()', limits.get(target.ref));
   const diff = firstDifference(before, after);
   if (diff) fail(`${what} was rejected but changed the limits anyway (limits.get before vs after: ${diff})`);
@@ -248,6 +308,19 @@ async function rejectsUnchanged(
   }
 }
 
+/** What `inventory.host()` says about the host's CPUs and memory (nothing without `inventory.host`). */
+async function hostFacts(ctx: CheckContext): Promise<HostLimitFacts> {
+  const inv = ctx.adapter.inventory;
+  if (!inv || ctx.env.supports.inventory === false || !ctx.env.supports.inventory.host) return {};
+  const host = await ctx.call('inventory.host()', inv.host());
+  const out: HostLimitFacts = {};
+  const counts = [host?.cpu?.sockets ?? 1, host?.cpu?.cores, host?.cpu?.threads ?? 1];
+  if (counts.every((n) => typeof n === 'number' && Number.isSafeInteger(n) && n > 0))
+    out.cpuUpperBound = (counts as number[]).reduce((a, b) => a * b, 1);
+  if (typeof host?.memoryBytes === 'number' && host.memoryBytes > 0) out.memoryBytes = host.memoryBytes;
+  return out;
+}
+
 /** The `limits` group. */
 export function limitsGroup(env: SuiteEnv): GroupDef {
   const lim = env.supports.limits;
@@ -255,7 +328,6 @@ export function limitsGroup(env: SuiteEnv): GroupDef {
     return { name: 'limits', skipReason: 'not supported by adapter (supports.limits = false)', checks: [] };
   const supported = LIMIT_FIELDS.filter((f) => isLimitFieldSupported(lim, f.path));
   const unsupported = LIMIT_FIELDS.filter((f) => !isLimitFieldSupported(lim, f.path));
-  const has = (p: LimitFieldPath) => isLimitFieldSupported(lim, p);
   const firstOf = (pred: (f: LimitFieldInfo) => boolean) => supported.find(pred);
   const plain = firstOf((f) => f.section !== 'disks' && f.section !== 'nics') ?? supported[0];
 
@@ -291,6 +363,19 @@ export function limitsGroup(env: SuiteEnv): GroupDef {
               `${who}: reports ${f} although the manifest says it is unsupported (absent means unsupported)`,
             );
           }
+          for (const f of LIMIT_FIELDS) {
+            if (f.defaultValue === undefined) continue;
+            const devices =
+              f.section === 'disks' || f.section === 'nics'
+                ? ((got[f.section] ?? []) as { device: string }[]).map((e) => e.device)
+                : [undefined];
+            for (const device of devices) {
+              if (readLimitField(got, f.path, device) !== f.defaultValue) continue;
+              problems.push(
+                `${who}: reports ${f.path} = ${f.defaultValue}, the backend's default; a field at its default is reported as null (normalizeLimits)`,
+              );
+            }
+          }
         }
         if (problems.length > 0) fail(`limits.get returned bad limits: ${problems.slice(0, 20).join('; ')}`);
       },
@@ -303,6 +388,15 @@ export function limitsGroup(env: SuiteEnv): GroupDef {
       title: `set ${f.path} then get returns it (and the backend stores it); restored afterwards`,
       mutates: true,
       run: (ctx) => roundTrip(ctx, f.path, 'default'),
+    });
+  }
+  for (const f of supported) {
+    const dflt = f.defaultValue !== undefined ? ` and ${f.defaultValue} (its default)` : '';
+    checks.push({
+      id: `limits.null.${f.path}`,
+      title: `set ${f.path} to null${dflt} then get returns null (set then get converges); restored afterwards`,
+      mutates: true,
+      run: (ctx) => roundTrip(ctx, f.path, 'default', 'null'),
     });
   }
   if (plain) {
@@ -328,69 +422,75 @@ export function limitsGroup(env: SuiteEnv): GroupDef {
     );
   }
 
-  const invalid = (
-    id: string,
-    title: string,
-    make: (ctx: CheckContext, t: Target) => { patch: ResourceLimits; text: string } | string,
-  ): CheckDef => ({
+  const one = (ctx: CheckContext, t: Target, path: LimitFieldPath, value: number, why?: string): Attempt => {
+    const device = deviceFor(ctx, t, limitField(path));
+    return {
+      patch: limitPatch(path, value, device),
+      text: `limits.set(${patchText(path, value, device)})${why ? ` (${why})` : ''}`,
+      field: { path, device },
+    };
+  };
+  for (const f of supported) {
+    const values = badLimitValues(f.path).map((b) => show(b.value));
+    if (f.hostBound)
+      values.push(
+        f.hostBound === 'logicalCpus' ? "more than the host's CPUs" : "more than the host's memory",
+      );
+    checks.push({
+      id: `limits.invalid.${f.path}`,
+      title: `bad ${f.path} values (${values.join(', ')}) are rejected with INVALID_ARGUMENT and nothing changes`,
+      async run(ctx) {
+        const t = await ctx.target();
+        const host = f.hostBound ? await hostFacts(ctx) : {};
+        const attempts = badLimitValues(f.path, host).map(({ value, why }) =>
+          one(ctx, t, f.path, value, why),
+        );
+        await rejectsUnchanged(ctx, 'INVALID_ARGUMENT', attempts);
+      },
+    });
+  }
+  const deviceField = firstOf((f) => f.section === 'disks') ?? firstOf((f) => f.section === 'nics');
+  const invalid = (id: string, title: string, make: () => Attempt | string): CheckDef => ({
     id: `limits.invalid.${id}`,
     title: `${title} is rejected with INVALID_ARGUMENT and nothing changes`,
     async run(ctx) {
-      const made = make(ctx, await ctx.target());
+      const made = make();
       if (typeof made === 'string') return ctx.skip(made);
-      await rejectsUnchanged(ctx, 'INVALID_ARGUMENT', made.patch, `limits.set(${made.text})`);
+      await rejectsUnchanged(ctx, 'INVALID_ARGUMENT', [made]);
     },
   });
-  const bytesField =
-    firstOf((f) => f.kind === 'bytes' && f.section === 'memory') ?? firstOf((f) => f.kind === 'bytes');
-  const nanField = has('cpu.maxCores')
-    ? limitField('cpu.maxCores')
-    : (firstOf((f) => f.section !== 'disks' && f.section !== 'nics') ?? supported[0]);
-  const deviceField = firstOf((f) => f.section === 'disks') ?? firstOf((f) => f.section === 'nics');
-  const one = (ctx: CheckContext, t: Target, path: LimitFieldPath, value: number) => {
-    const device = deviceFor(ctx, t, limitField(path));
-    return { patch: limitPatch(path, value, device), text: patchText(path, value, device) };
-  };
   checks.push(
-    invalid('weight-0', 'cpu.weight 0', (ctx, t) =>
-      has('cpu.weight') ? one(ctx, t, 'cpu.weight', 0) : 'cpu.weight is not supported',
-    ),
-    invalid('weight-10001', 'cpu.weight 10001', (ctx, t) =>
-      has('cpu.weight') ? one(ctx, t, 'cpu.weight', 10001) : 'cpu.weight is not supported',
-    ),
-    invalid('negative-bytes', 'a byte size of -1', (ctx, t) =>
-      bytesField ? one(ctx, t, bytesField.path, -1) : 'no byte-size field is supported',
-    ),
-    invalid('nan', 'NaN', (ctx, t) =>
-      nanField ? one(ctx, t, nanField.path, Number.NaN) : 'no limit field is supported',
-    ),
-    invalid('unknown-device', 'an entry for a device the guest does not have', (_ctx, _t) => {
+    invalid('unknown-device', 'an entry for a device the guest does not have', () => {
       if (!deviceField) return 'neither disk nor NIC limits are supported';
       const value = limitTestValue(env, deviceField.path, undefined, undefined);
       return {
         patch: limitPatch(deviceField.path, value, MISSING_DEVICE),
-        text: patchText(deviceField.path, value, MISSING_DEVICE),
+        text: `limits.set(${patchText(deviceField.path, value, MISSING_DEVICE)})`,
+        field: { path: deviceField.path, device: MISSING_DEVICE },
       };
     }),
     invalid('unknown-key', 'an unknown key (cpu.shares)', () => ({
       patch: { cpu: { shares: 1024 } } as unknown as ResourceLimits,
-      text: '{ cpu: { shares: 1024 } }',
+      text: 'limits.set({ cpu: { shares: 1024 } })',
     })),
   );
 
   for (const f of unsupported) {
     checks.push({
       id: `limits.unsupported.${f.path}`,
-      title: `setting ${f.path} (unsupported in the manifest) is rejected with UNSUPPORTED and nothing changes`,
+      title: `setting ${f.path} (unsupported in the manifest), to a value or to null, is rejected with UNSUPPORTED and nothing changes`,
       async run(ctx) {
         const t = await ctx.target();
-        const device = deviceFor(ctx, t, f);
         const value = limitTestValue(env, f.path, undefined, t.guest);
+        const device = deviceFor(ctx, t, f);
         await rejectsUnchanged(
           ctx,
           'UNSUPPORTED',
-          limitPatch(f.path, value, device),
-          `limits.set(${patchText(f.path, value, device)})`,
+          [value, null].map((v) => ({
+            patch: limitPatch(f.path, v, device),
+            text: `limits.set(${patchText(f.path, v, device)})`,
+            field: { path: f.path, device },
+          })),
         );
       },
     });

@@ -1,10 +1,11 @@
-import type {
-  DeepReadonly,
-  Guest,
-  GuestRef,
-  HypervisorAdapterV1,
-  LimitFieldPath,
-  SupportsManifest,
+import {
+  type DeepReadonly,
+  type Guest,
+  type GuestRef,
+  type HypervisorAdapterV1,
+  type LimitFieldPath,
+  limitField,
+  type SupportsManifest,
 } from '@hvkit/core';
 import { ConformanceSkip, fail, within } from './assert';
 import type { ConformanceOptions, ConformanceProbe, ProbeGuest } from './types';
@@ -117,6 +118,55 @@ export function limitTestValue(
     alternative = primary + 512 * MiB;
   }
   return current === primary ? alternative : primary;
+}
+
+/** One bad value of a limit field, with what makes it bad (shown in failure messages). */
+export interface BadLimitValue {
+  value: number;
+  why: string;
+}
+
+/** What the suite knows about the target's host, from `inventory.host()`. */
+export interface HostLimitFacts {
+  /**
+   * More CPUs than the host has: `sockets × cores × threads` (an upper bound on its logical CPUs whether
+   * `cores` and `threads` count per socket and per core or in total).
+   */
+  cpuUpperBound?: number;
+  memoryBytes?: number;
+}
+
+/**
+ * The table of bad values every adapter must reject with `INVALID_ARGUMENT` (nothing changed), per field:
+ * NaN, infinity and negatives everywhere; 0 where it has no meaning (every cap, see
+ * `LimitFieldInfo.allowsZero`); fractions where whole numbers are needed (MHz, bytes, counts, weights);
+ * weights outside 1..10000; and, when the host is known, `cpu.maxCores` above its CPUs (and 1e9) and
+ * memory above its memory.
+ */
+export function badLimitValues(path: LimitFieldPath, host: HostLimitFacts = {}): BadLimitValue[] {
+  const info = limitField(path);
+  const out: BadLimitValue[] = [
+    { value: Number.NaN, why: 'not a number' },
+    { value: Number.POSITIVE_INFINITY, why: 'not finite' },
+    { value: -1, why: 'negative' },
+  ];
+  if (!info.allowsZero) out.push({ value: 0, why: 'zero, which means nothing for this field' });
+  if (info.kind === 'weight') {
+    out.push({ value: 10001, why: 'above 10000' }, { value: 150.5, why: 'not an integer' });
+  }
+  if (info.kind === 'mhz' || info.kind === 'count') out.push({ value: 1.5, why: 'not an integer' });
+  if (info.kind === 'bytes') out.push({ value: 1024.5, why: 'not a whole number of bytes' });
+  if (info.hostBound === 'logicalCpus' && host.cpuUpperBound !== undefined) {
+    const why = `more CPUs than the host has: inventory.host() cpu sockets × cores × threads = ${host.cpuUpperBound}`;
+    out.push({ value: host.cpuUpperBound + 1, why }, { value: 1e9, why });
+  }
+  if (info.hostBound === 'memoryBytes' && host.memoryBytes !== undefined) {
+    out.push({
+      value: Math.ceil(host.memoryBytes / MiB) * MiB + GiB,
+      why: `more than the host's memory: inventory.host() memoryBytes = ${host.memoryBytes}`,
+    });
+  }
+  return out;
 }
 
 /** Builds the run-time context of one test. */

@@ -12,7 +12,7 @@ export {
   formatConformanceReport,
   runConformanceReport,
 } from './collector';
-export { DEFAULT_LIMIT_VALUES } from './context';
+export { type BadLimitValue, badLimitValues, DEFAULT_LIMIT_VALUES, type HostLimitFacts } from './context';
 export { listConformanceChecks, runAdapterConformance } from './run';
 export type {
   ConformanceOptions,

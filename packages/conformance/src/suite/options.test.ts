@@ -139,7 +139,7 @@ describe('capabilities and skips', () => {
         message: 'mutations disabled (options.mutations = false)',
       });
     }
-    expect(byId(report, 'limits.invalid.weight-0')?.status).toBe('passed');
+    expect(byId(report, 'limits.invalid.cpu.weight')?.status).toBe('passed');
   });
 
   it('skips probe-based checks at run time, with the reason, when there is no probe', async () => {

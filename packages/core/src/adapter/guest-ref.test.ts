@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { HvkitError } from '../errors/hvkit-error';
+import { MAX_ECHO_LENGTH } from '../errors/message';
 import type { GuestRef } from '../hypervisor/v1/model';
 import { formatGuestRef, isUuid, resolveGuestRef } from './guest-ref';
 
@@ -69,6 +70,13 @@ describe('resolveGuestRef', () => {
   it('formats refs for messages', () => {
     expect(formatGuestRef({ name: 'web"1' })).toBe('name "web\\"1"');
     expect(formatGuestRef('x')).toBe('id "x"');
+  });
+
+  it('truncates a long value with a marker, so a 100 kB name gives a short message', () => {
+    const text = formatGuestRef({ name: `web${'x'.repeat(100_000)}` });
+    expect(text.length).toBeLessThan(MAX_ECHO_LENGTH + 60);
+    expect(text).toMatch(/^name "webxxx[x]*"…\[truncated, \d+ more characters\]$/);
+    expect(text).toContain(`${100_003 - MAX_ECHO_LENGTH} more characters`);
   });
 });
 

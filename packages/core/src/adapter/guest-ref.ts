@@ -3,6 +3,7 @@
  */
 
 import { hvkitError } from '../errors/hvkit-error';
+import { quoteForMessage } from '../errors/message';
 import type { GuestRef } from '../hypervisor/v1/model';
 
 /** A {@link GuestRef} in one shape: which key it names the guest by, and the value. */
@@ -46,9 +47,13 @@ export function resolveGuestRef(ref: GuestRef): ResolvedGuestRef {
     if (key === 'uuid') {
       if (!UUID_RE.test(text)) {
         const shown = text.slice(0, 80);
-        throw hvkitError('INVALID_ARGUMENT', `Guest reference uuid ${JSON.stringify(shown)} is not a UUID.`, {
-          details: { uuid: shown },
-        });
+        throw hvkitError(
+          'INVALID_ARGUMENT',
+          `Guest reference uuid ${quoteForMessage(text, 80)} is not a UUID.`,
+          {
+            details: { uuid: shown },
+          },
+        );
       }
       return { by: 'uuid', value: text.toLowerCase() };
     }
@@ -57,10 +62,13 @@ export function resolveGuestRef(ref: GuestRef): ResolvedGuestRef {
   throw new TypeError('A guest reference object must have a string id, uuid or name.');
 }
 
-/** A short text for a guest reference in messages, e.g. `name "web-1"`. */
+/**
+ * A short text for a guest reference in messages, e.g. `name "web-1"`; a value longer than
+ * {@link MAX_ECHO_LENGTH} characters is cut, with a marker (see {@link quoteForMessage}).
+ */
 export function formatGuestRef(ref: GuestRef): string {
   const { by, value } = resolveGuestRef(ref);
-  return `${by} ${JSON.stringify(value)}`;
+  return `${by} ${quoteForMessage(value)}`;
 }
 
 function nonEmpty(value: string, key: string): string {

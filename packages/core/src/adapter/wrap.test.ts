@@ -295,6 +295,35 @@ describe('wrapAdapter', () => {
     expect(error.message).toContain('[REDACTED]');
   });
 
+  it('removes the secrets it was given from HvkitErrors the adapter throws, cause included', async () => {
+    const inner = new MemoryAdapter();
+    const cause = new Error('server echoed s3cr3t-token');
+    const fault = hvkitError('AUTH_FAILED', 'login as root with s3cr3t-token refused', {
+      backendMessage: 'InvalidLogin s3cr3t-token',
+      details: { fault: { text: 's3cr3t-token' } },
+      cause,
+    });
+    inner.behaviour = async () => {
+      throw fault;
+    };
+    const wrapped = wrapAdapter(inner, { secrets: ['s3cr3t-token'] });
+    const error = (await rejection(wrapped.inventory!.host())) as HvkitError;
+    expect(error).toBe(fault);
+    expect(error.code).toBe('AUTH_FAILED');
+    expect(error.message).toBe('login as root with [REDACTED] refused');
+    expect(error.backendMessage).toBe('InvalidLogin [REDACTED]');
+    expect(JSON.stringify(error)).not.toContain('s3cr3t-token');
+    expect(error.stack).not.toContain('s3cr3t-token');
+    expect(cause.message).toBe('server echoed [REDACTED]');
+    const closeFault = new Error('close failed: s3cr3t-token');
+    inner.close = async () => {
+      throw closeFault;
+    };
+    const closeError = (await rejection(wrapped.close())) as HvkitError;
+    expect(closeError.message).not.toContain('s3cr3t-token');
+    expect(closeFault.message).not.toContain('s3cr3t-token');
+  });
+
   it('converts non-Error throws and DOMException aborts', async () => {
     const inner = new MemoryAdapter();
     inner.behaviour = async () => {

@@ -6,7 +6,7 @@
 import { HvkitError, hvkitError } from '../errors/hvkit-error';
 import type { HypervisorAdapterV1, SubscribeOptions } from '../hypervisor/v1/hypervisor-adapter-v1';
 import type { GuestEvent } from '../hypervisor/v1/model';
-import { redact } from '../redact';
+import { redact, redactError } from '../redact';
 import { abortError, checkSignal, checkTimeoutMs, DEFAULT_TIMEOUT_MS, withDeadline } from '../signal/abort';
 import type { Logger } from '../transport/types';
 import { noopLogger } from './logger';
@@ -23,7 +23,10 @@ export interface WrapAdapterOptions {
   defaultTimeoutMs?: number;
   /** Per-operation defaults that override `defaultTimeoutMs`, e.g. `{ 'backups.backup': Infinity }`. */
   operationTimeoutsMs?: Readonly<Record<string, number>>;
-  /** Secrets to remove from messages of converted errors (passwords the adapter was given). */
+  /**
+   * Secrets to remove from every error a call throws, HvkitErrors included (passwords the adapter was
+   * given). Messages are also cleaned and bounded by the HvkitError constructor.
+   */
   secrets?: readonly string[];
   /**
    * After a call's signal aborts or its timeout fires, how long to wait for the adapter's own promise to
@@ -82,9 +85,10 @@ export function isWrappedAdapter(adapter: unknown): boolean {
  *   done), but at most `abortSettleMs` later. `backups.backup` and `backups.backupHostConfig`
  *   have no default timeout, only the caller's;
  * - logs one debug line (`adapter`, `operation`, `durationMs`, `outcome`, `code`);
- * - turns anything thrown that is not an HvkitError into an HvkitError `REMOTE` naming the adapter and
- *   operation, with the original as `cause` and secrets removed from the message. `TypeError`s pass through
- *   unchanged (they mean API misuse), and so do HvkitErrors.
+ * - removes `secrets` from whatever is thrown (with {@link redactError}: message, backend message, stack,
+ *   details and the `cause` chain, in place), and turns anything that is not an HvkitError into an
+ *   HvkitError `REMOTE` naming the adapter and operation, with the original as `cause`. `TypeError`s pass
+ *   through otherwise unchanged (they mean API misuse), and so do HvkitErrors.
  *
  * Other methods an adapter adds to a capability object get the same logging, error conversion and default
  * timeout; as the wrapper cannot know which argument holds their options, no signal is passed down to them.
@@ -310,10 +314,13 @@ function wrapEvents(
 }
 
 /**
- * Converts what an adapter threw into what the wrapped adapter throws: HvkitErrors and TypeErrors unchanged,
- * `AbortError`/`TimeoutError` DOMExceptions into `ABORTED`/`TIMEOUT`, anything else into `REMOTE`.
+ * Converts what an adapter threw into what the wrapped adapter throws: HvkitErrors and TypeErrors as they
+ * are (the adapter's secrets removed, in place), `AbortError`/`TimeoutError` DOMExceptions into
+ * `ABORTED`/`TIMEOUT`, anything else into `REMOTE`.
  */
 function convertError(error: unknown, settings: CallSettings, operation: string): unknown {
+  // The secrets go from the error and its causes first: a converted error keeps the original as `cause`.
+  redactError(error, settings.secrets);
   if (HvkitError.isInstance(error)) return error;
   const name = typeof error === 'object' && error !== null ? (error as { name?: unknown }).name : undefined;
   // By name too: a TypeError from another realm is still misuse.
@@ -331,7 +338,7 @@ function convertError(error: unknown, settings: CallSettings, operation: string)
     });
   }
   const raw = error instanceof Error ? error.message : String(error);
-  const message = redact(raw, settings.secrets).slice(0, 2000);
+  const message = redact(raw, settings.secrets);
   const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
   return hvkitError('REMOTE', `${settings.adapterId} ${operation} failed: ${message}`, {
     ...context,

@@ -1,5 +1,16 @@
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -200,4 +211,171 @@ describe('createDirectorySink', () => {
     expect(() => createDirectorySink('')).toThrow(HvkitError);
     expect(() => createDirectorySink(5 as unknown as string)).toThrow(TypeError);
   });
+});
+
+describe('createDirectorySink: symbolic links and long names', () => {
+  /** A sink directory and a directory outside it that a planted link points to. */
+  function plant(): { dir: string; outside: string } {
+    const dir = freshDir();
+    const outside = freshDir();
+    mkdirSync(dir, { recursive: true });
+    mkdirSync(outside, { recursive: true });
+    return { dir, outside };
+  }
+
+  it('refuses a symlinked subdirectory planted in the sink: nothing is written outside', async () => {
+    const { dir, outside } = plant();
+    symlinkSync(outside, join(dir, 'guest-1'));
+    const sink = createDirectorySink(dir);
+    const error = await rejection(sink.writeFile('guest-1/disk.raw', chunksOf(Buffer.from('secret'), 2)));
+    expect(HvkitError.isInstance(error, 'CONFLICT')).toBe(true);
+    expect(error.message).toContain('symbolic link');
+    expect(error.details?.path).toBe(join(dir, 'guest-1'));
+    expect(listAll(outside)).toEqual([]);
+    // The link is left as it was, and nothing else appeared in the sink.
+    expect(lstatSync(join(dir, 'guest-1')).isSymbolicLink()).toBe(true);
+    expect(listAll(dir)).toEqual(['guest-1']);
+  });
+
+  it('refuses a symlink deeper in the path, also one that points back into the sink', async () => {
+    const { dir, outside } = plant();
+    mkdirSync(join(dir, 'a'));
+    symlinkSync(outside, join(dir, 'a', 'b'));
+    symlinkSync('.', join(dir, 'loop'));
+    const sink = createDirectorySink(dir);
+    for (const name of ['a/b/c/disk.raw', 'a/b/disk.raw', 'loop/disk.raw']) {
+      const error = await rejection(sink.writeFile(name, chunksOf(Buffer.from('x'), 1)));
+      expect(HvkitError.isInstance(error, 'CONFLICT'), name).toBe(true);
+    }
+    expect(listAll(outside)).toEqual([]);
+    // (Listed one level at a time: a recursive listing would follow the loop.)
+    expect(readdirSync(dir).sort()).toEqual(['a', 'loop']);
+    expect(readdirSync(join(dir, 'a'))).toEqual(['b']);
+  });
+
+  it('refuses a regular file where a directory is needed with CONFLICT', async () => {
+    const { dir } = plant();
+    writeFileSync(join(dir, 'f'), 'x');
+    const error = await rejection(
+      createDirectorySink(dir).writeFile('f/disk.raw', chunksOf(Buffer.from('x'), 1)),
+    );
+    expect(HvkitError.isInstance(error, 'CONFLICT')).toBe(true);
+  });
+
+  it('removeFile does not delete through a symlinked directory', async () => {
+    const { dir, outside } = plant();
+    writeFileSync(join(outside, 'victim.raw'), 'keep me');
+    symlinkSync(outside, join(dir, 'guest-1'));
+    const sink = createDirectorySink(dir);
+    const error = await rejection(sink.removeFile?.('guest-1/victim.raw') as Promise<void>);
+    expect(HvkitError.isInstance(error, 'CONFLICT')).toBe(true);
+    expect(readFileSync(join(outside, 'victim.raw'), 'utf8')).toBe('keep me');
+    // A missing parent directory is a missing file: nothing to remove.
+    await sink.removeFile?.('no-such-dir/x.raw');
+  });
+
+  it('replaces a symlink at the file name itself instead of writing through it', async () => {
+    const { dir, outside } = plant();
+    writeFileSync(join(outside, 'target'), 'untouched');
+    symlinkSync(join(outside, 'target'), join(dir, 'disk.raw'));
+    const sink = createDirectorySink(dir, { fsync: false });
+    await sink.writeFile('disk.raw', chunksOf(Buffer.from('backup data'), 4));
+    expect(lstatSync(join(dir, 'disk.raw')).isFile()).toBe(true);
+    expect(readFileSync(join(dir, 'disk.raw'), 'utf8')).toBe('backup data');
+    expect(readFileSync(join(outside, 'target'), 'utf8')).toBe('untouched');
+    // removeFile removes a link, never its target.
+    symlinkSync(join(outside, 'target'), join(dir, 'link.raw'));
+    await sink.removeFile?.('link.raw');
+    expect(listAll(dir)).toEqual(['disk.raw']);
+    expect(readFileSync(join(outside, 'target'), 'utf8')).toBe('untouched');
+  });
+
+  it('follows a symlink that is the sink directory itself (the caller chose it)', async () => {
+    const { dir, outside } = plant();
+    const link = join(dir, 'backups');
+    symlinkSync(outside, link);
+    const sink = createDirectorySink(link, { fsync: false });
+    await sink.writeFile('guest/disk.raw', chunksOf(Buffer.from('via the root link'), 4));
+    expect(readFileSync(join(outside, 'guest', 'disk.raw'), 'utf8')).toBe('via the root link');
+    await sink.removeFile?.('guest/disk.raw');
+    expect(listAll(outside)).toEqual(['guest']);
+  });
+
+  it('writes names up to 255 bytes per segment in any script, and refuses longer ones with INVALID_ARGUMENT', async () => {
+    const { dir } = plant();
+    const sink = createDirectorySink(dir, { fsync: false });
+    const names = ['日'.repeat(85), 'é'.repeat(127) + 'x', '\u{1F600}'.repeat(63) + 'abc', 'x'.repeat(255)];
+    for (const name of names) {
+      expect(Buffer.byteLength(name)).toBe(255);
+      await sink.writeFile(`${name}/${name}`, chunksOf(Buffer.from(name), 7));
+      expect(readFileSync(join(dir, name, name), 'utf8')).toBe(name);
+    }
+    for (const name of ['x'.repeat(256), '日'.repeat(86)]) {
+      const error = await rejection(sink.writeFile(name, chunksOf(Buffer.from('x'), 1)));
+      expect(HvkitError.isInstance(error, 'INVALID_ARGUMENT')).toBe(true);
+    }
+  });
+
+  it('a directory path too long for the system is INVALID_ARGUMENT, not REMOTE', async () => {
+    const { dir } = plant();
+    const deep = join(dir, ...Array.from({ length: 20 }, () => 'd'.repeat(250)));
+    const error = await rejection(
+      createDirectorySink(deep).writeFile('x.raw', chunksOf(Buffer.from('x'), 1)),
+    );
+    expect(HvkitError.isInstance(error, 'INVALID_ARGUMENT')).toBe(true);
+    expect(error.backendCode).toBe('ENAMETOOLONG');
+    expect(listAll(dir)).toEqual([]);
+  });
+
+  it('never lets a write land outside while an attacker swaps a subdirectory for a symlink', async () => {
+    const { dir, outside } = plant();
+    mkdirSync(join(dir, 'sub'));
+    // The attacker runs in its own process, so its renames interleave with the sink's system calls.
+    const attacker = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const fs = require('node:fs');
+         const [dir, outside] = process.argv.slice(1);
+         const sub = dir + '/sub', real = dir + '/sub.real';
+         process.stdout.write('ready\\n');
+         for (;;) {
+           try { fs.renameSync(sub, real); fs.symlinkSync(outside, sub); fs.unlinkSync(sub); fs.renameSync(real, sub); } catch {}
+         }`,
+        dir,
+        outside,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    try {
+      await new Promise((resolve) => attacker.stdout.once('data', resolve));
+      const sink = createDirectorySink(dir, { fsync: false });
+      const outcomes = new Map<string, number>();
+      const started = Date.now();
+      let i = 0;
+      while (Date.now() - started < 2000 || outcomes.size < 2) {
+        if (Date.now() - started > 20_000) break;
+        let outcome = 'written';
+        try {
+          await sink.writeFile(`sub/f${i++}.raw`, chunksOf(Buffer.alloc(4096, 1), 1024));
+        } catch (error) {
+          expect(HvkitError.isInstance(error), String(error)).toBe(true);
+          outcome = (error as HvkitError).code;
+        }
+        outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+        // Removal through the link would delete the planted victim.
+        writeFileSync(join(outside, 'victim.raw'), 'keep');
+        await sink.removeFile?.('sub/victim.raw').catch((error: unknown) => {
+          expect(HvkitError.isInstance(error), String(error)).toBe(true);
+        });
+        expect(listAll(outside), `after ${i} writes`).toEqual(['victim.raw']);
+      }
+      // The race really happened: some writes succeeded and some were refused.
+      expect(outcomes.get('written')).toBeGreaterThan(0);
+      expect([...outcomes.keys()].length).toBeGreaterThan(1);
+    } finally {
+      attacker.kill('SIGKILL');
+      await new Promise((resolve) => attacker.once('exit', resolve));
+    }
+  }, 60_000);
 });

@@ -3,14 +3,16 @@
  */
 
 import { randomBytes } from 'node:crypto';
+import { constants as fsConstants } from 'node:fs';
 import * as fsp from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
-import { hvkitError } from '../errors/hvkit-error';
+import { join, resolve } from 'node:path';
+import { HvkitError, hvkitError } from '../errors/hvkit-error';
 import type { BackupFile } from '../hypervisor/v1/model';
 import { abortError } from '../signal/abort';
 import { errnoToHvkitError } from '../transport/local-files';
+import { type ConfinedDirectory, openConfinedDirectory } from './confined-dir';
 import type { BackupSink } from './sink';
-import { checkSinkFileName, checkSinkWriteOptions, pumpToWritable } from './stream-sink';
+import { checkSinkFileName, checkSinkWriteOptions, pumpToWritable, truncateUtf8 } from './stream-sink';
 
 /** Options of {@link createDirectorySink}. */
 export interface DirectorySinkOptions {
@@ -25,16 +27,26 @@ export interface DirectorySinkOptions {
 /** Prefix of the temporary files the directory sink writes; they are hidden (dot files). */
 export const DIRECTORY_SINK_TEMP_PREFIX = '.hvkit-partial-';
 
+/** Flags of a temporary file: created here and now, never through a link at its name. */
+const CREATE_EXCLUSIVE =
+  fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW;
+
 /**
  * A sink that writes each file to a hidden temporary name (`.hvkit-partial-<random>-<name>`) in the
  * destination directory, hashing (SHA-256) while it streams and pulling from the source only as fast as
  * the disk accepts data. When the source ends it checks `expectedBytes`, fsyncs, and renames the file to its
- * final name (replacing an older file of that name), then fsyncs the directory. On abort or failure the
- * temporary file is removed and the write rejects with `ABORTED` or the original error: no file that looks
- * complete is ever left behind.
+ * final name (replacing an older file of that name, or a symbolic link of that name, never its target),
+ * then fsyncs the directory. On abort or failure the temporary file is removed and the write rejects with
+ * `ABORTED` or the original error: no file that looks complete is ever left behind.
  *
- * Names may contain `/` to make subdirectories (created as needed); absolute names, `..`, `.`, empty
- * segments, backslashes and NUL bytes are rejected with `INVALID_ARGUMENT`.
+ * Names may contain `/` to make subdirectories (created as needed); names that
+ * {@link checkSinkFileName} refuses (absolute names, `..`, control and bidirectional characters, segments
+ * over 255 bytes...) are rejected with `INVALID_ARGUMENT`. `dir` itself may be a symbolic link, but nothing
+ * below it is followed: a subdirectory that is a symbolic link (or a file where a directory is needed)
+ * fails the write or removal with `CONFLICT`, so writes never land outside `dir` and removals never
+ * delete through a link. On Linux each directory is held open and the next step is resolved from it
+ * (through `/proc/self/fd`), so a directory swapped for a link after the check cannot redirect a later
+ * step; elsewhere the directories are checked again after the file is created and before the rename.
  */
 export function createDirectorySink(dir: string, options: DirectorySinkOptions = {}): BackupSink {
   if (typeof dir !== 'string') throw new TypeError('createDirectorySink: dir must be a string.');
@@ -57,87 +69,97 @@ export function createDirectorySink(dir: string, options: DirectorySinkOptions =
       checkSinkWriteOptions(writeOptions);
       const { signal } = writeOptions;
       if (signal?.aborted) throw abortError(signal, { operation });
+      const segments = name.split('/');
+      const base = segments.pop() as string;
       const finalPath = join(root, name);
-      const parent = dirname(finalPath);
-      try {
-        if (createDirectory || parent !== root) await fsp.mkdir(parent, { recursive: true });
-      } catch (error) {
-        throw fsError(error, parent);
-      }
-      const tempPath = join(
-        parent,
-        `${DIRECTORY_SINK_TEMP_PREFIX}${randomBytes(6).toString('hex')}-${basename(name).slice(0, 100)}`,
-      );
-      let handle: fsp.FileHandle;
-      try {
-        handle = await fsp.open(tempPath, 'wx', mode);
-      } catch (error) {
-        throw fsError(error, tempPath);
-      }
-      let done = false;
-      try {
-        const stream = handle.createWriteStream({ autoClose: false, emitClose: false });
-        let file: BackupFile;
+      if (createDirectory) {
         try {
-          file = await pumpToWritable(source, stream, name, {
-            ...writeOptions,
-            destinationError: (error) => fsError(error, tempPath),
-          });
+          await fsp.mkdir(root, { recursive: true });
         } catch (error) {
-          stream.on('error', () => {});
-          stream.destroy();
-          throw error;
+          throw fsError(error, root);
         }
-        if (signal?.aborted) throw abortError(signal, { operation });
+      }
+      const parent = await openConfinedDirectory(root, segments, { create: true, operation });
+      try {
+        const tempName = `${DIRECTORY_SINK_TEMP_PREFIX}${randomBytes(6).toString('hex')}-${truncateUtf8(base, 200)}`;
+        const tempPath = join(parent.path, tempName);
+        let handle: fsp.FileHandle;
         try {
-          if (fsync) await handle.sync();
-          // The stream holds a reference on the handle (autoClose is off); close() waits for it.
-          stream.destroy();
-          await handle.close();
+          handle = await fsp.open(parent.entryPath(tempName), CREATE_EXCLUSIVE, mode);
         } catch (error) {
           throw fsError(error, tempPath);
         }
-        if (signal?.aborted) throw abortError(signal, { operation });
+        let done = false;
         try {
-          await fsp.rename(tempPath, finalPath);
-        } catch (error) {
-          throw fsError(error, finalPath);
+          // Where the directories are not held open: the file just created is the one in `dir`.
+          await parent.confirm(tempName, handle);
+          const stream = handle.createWriteStream({ autoClose: false, emitClose: false });
+          let file: BackupFile;
+          try {
+            file = await pumpToWritable(source, stream, name, {
+              ...writeOptions,
+              destinationError: (error) => fsError(error, tempPath),
+            });
+          } catch (error) {
+            stream.on('error', () => {});
+            stream.destroy();
+            throw error;
+          }
+          if (signal?.aborted) throw abortError(signal, { operation });
+          try {
+            if (fsync) await handle.sync();
+            // The stream holds a reference on the handle (autoClose is off); close() waits for it.
+            stream.destroy();
+            await handle.close();
+          } catch (error) {
+            throw fsError(error, tempPath);
+          }
+          if (signal?.aborted) throw abortError(signal, { operation });
+          await parent.confirm();
+          try {
+            await fsp.rename(parent.entryPath(tempName), parent.entryPath(base));
+          } catch (error) {
+            throw fsError(error, finalPath);
+          }
+          done = true;
+          if (fsync) await parent.sync();
+          return file;
+        } finally {
+          if (!done) {
+            await handle.close().catch(() => {});
+            await fsp.rm(parent.entryPath(tempName), { force: true }).catch(() => {});
+          }
         }
-        done = true;
-        if (fsync) await syncDirectory(parent);
-        return file;
       } finally {
-        if (!done) {
-          await handle.close().catch(() => {});
-          await fsp.rm(tempPath, { force: true }).catch(() => {});
-        }
+        await parent.close();
       }
     },
 
     async removeFile(name, removeOptions = {}) {
       checkSinkFileName(name);
+      const removeOperation = 'sink.removeFile';
       if (removeOptions.signal?.aborted)
-        throw abortError(removeOptions.signal, { operation: 'sink.removeFile' });
-      const path = join(root, name);
+        throw abortError(removeOptions.signal, { operation: removeOperation });
+      const segments = name.split('/');
+      const base = segments.pop() as string;
+      let parent: ConfinedDirectory;
       try {
-        await fsp.unlink(path);
+        parent = await openConfinedDirectory(root, segments, { operation: removeOperation });
+      } catch (error) {
+        // A missing directory (or a file where one would be) holds no such file.
+        if (HvkitError.isInstance(error, 'NOT_FOUND')) return;
+        if (HvkitError.isInstance(error, 'CONFLICT') && error.backendCode === 'ENOTDIR') return;
+        throw error;
+      }
+      try {
+        await parent.confirm();
+        await fsp.unlink(parent.entryPath(base));
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
-        throw errnoToHvkitError(error, { operation: 'sink.removeFile', path });
+        throw errnoToHvkitError(error, { operation: removeOperation, path: join(root, name) });
+      } finally {
+        await parent.close();
       }
     },
   };
-}
-
-/** fsyncs a directory so a rename in it is durable; file systems that refuse it are ignored. */
-async function syncDirectory(path: string): Promise<void> {
-  let handle: fsp.FileHandle | undefined;
-  try {
-    handle = await fsp.open(path, 'r');
-    await handle.sync();
-  } catch {
-    // Some file systems cannot fsync directories (EINVAL, EISDIR); the data itself is synced.
-  } finally {
-    await handle?.close().catch(() => {});
-  }
 }

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { rejection } from '../__test-utils__';
 import { HvkitError } from '../errors/hvkit-error';
 import type { Progress } from '../hypervisor/v1/model';
-import { checkSinkFileName, createStreamSink } from './stream-sink';
+import { checkSinkFileName, createStreamSink, truncateUtf8 } from './stream-sink';
 
 /** A Writable that keeps what it receives. */
 function collector(options: { highWaterMark?: number; delayMs?: number } = {}) {
@@ -273,8 +273,63 @@ describe('createStreamSink', () => {
 });
 
 describe('checkSinkFileName', () => {
-  it.each(['vda.qcow2', 'guest-1/vda.qcow2', 'a/b/c', '.hidden', 'x..y', 'dots...'])('accepts %j', (name) => {
+  /** What checkSinkFileName threw for `name` (undefined when it accepted it). */
+  function refusal(name: string): unknown {
+    try {
+      checkSinkFileName(name);
+    } catch (error) {
+      return error;
+    }
+    return undefined;
+  }
+
+  it.each([
+    'vda.qcow2',
+    'guest-1/vda.qcow2',
+    'a/b/c',
+    '.hidden',
+    'x..y',
+    'dots...',
+    'résumé/日本語.qcow2',
+    'family-\u{1F468}\u200D\u{1F469}\u200D\u{1F467}.raw',
+    'x'.repeat(255),
+    `${'é'.repeat(127)}x/${'y'.repeat(255)}`,
+  ])('accepts %j', (name) => {
     expect(checkSinkFileName(name)).toBe(name);
+  });
+
+  it.each([
+    ['newline', 'a\nb'],
+    ['carriage return', 'a\rb'],
+    ['tab', 'a\tb'],
+    ['escape', 'a\u001bb'],
+    ['DEL', 'a\u007fb'],
+    ['next line (C1)', 'a\u0085b'],
+    ['line separator', 'a\u2028b'],
+    ['paragraph separator', 'a\u2029b'],
+    ['right-to-left override', 'evil\u202Eexe.raw'],
+    ['left-to-right embedding', 'a\u202Ab'],
+    ['left-to-right isolate', 'a\u2066b'],
+    ['pop directional isolate', 'a\u2069b'],
+    ['right-to-left mark', 'a\u200Fb'],
+    ['Arabic letter mark', 'a\u061Cb'],
+    ['fullwidth solidus', 'guest\uFF0Fdisk'],
+    ['fullwidth reverse solidus', 'guest\uFF3Cdisk'],
+    ['division slash', 'guest\u2215disk'],
+    ['fraction slash', 'guest\u2044disk'],
+    ['big solidus', 'guest\u29F8disk'],
+    ['lone surrogate', 'a\uD800b'],
+    ['segment of 256 bytes', 'x'.repeat(256)],
+    ['segment of 256 bytes in UTF-8', 'é'.repeat(128)],
+    ['total length over 1024 bytes', `${'d'.repeat(200)}/`.repeat(6) + 'x'],
+  ])('rejects a name with a %s with INVALID_ARGUMENT', (_what, name) => {
+    const thrown = refusal(name);
+    expect(HvkitError.isInstance(thrown, 'INVALID_ARGUMENT')).toBe(true);
+    // The message shows the name escaped: no raw control or bidirectional character reaches a log.
+    expect((thrown as Error).message).not.toMatch(
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: the characters that must not appear.
+      /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]|\p{Cs}/u,
+    );
   });
 
   it.each([
@@ -294,16 +349,22 @@ describe('checkSinkFileName', () => {
     'C:\\x',
     'C:x',
   ])('rejects %j with INVALID_ARGUMENT', (name) => {
-    let thrown: unknown;
-    try {
-      checkSinkFileName(name);
-    } catch (error) {
-      thrown = error;
-    }
-    expect(HvkitError.isInstance(thrown, 'INVALID_ARGUMENT')).toBe(true);
+    expect(HvkitError.isInstance(refusal(name), 'INVALID_ARGUMENT')).toBe(true);
   });
 
   it('throws TypeError for non-strings', () => {
     expect(() => checkSinkFileName(5)).toThrow(TypeError);
+  });
+});
+
+describe('truncateUtf8', () => {
+  it('cuts by UTF-8 bytes between code points', () => {
+    expect(truncateUtf8('abc', 10)).toBe('abc');
+    expect(truncateUtf8('abcdef', 3)).toBe('abc');
+    expect(truncateUtf8('日本語', 7)).toBe('日本');
+    expect(truncateUtf8('é\u{1F600}x', 5)).toBe('é');
+    expect(truncateUtf8('é\u{1F600}x', 6)).toBe('é\u{1F600}');
+    expect(truncateUtf8('x', 0)).toBe('');
+    expect(() => truncateUtf8('x', -1)).toThrow(TypeError);
   });
 });

@@ -12,26 +12,118 @@ import type { BackupFile } from '../hypervisor/v1/model';
 import { abortError, checkSignal, raceAbort } from '../signal/abort';
 import type { BackupSink, SinkWriteOptions } from './sink';
 
-/** Checks a sink file name: relative, `/`-separated, no `..` or `.` segments, no empty segment, no NUL or `\`. */
+/** Longest path segment of a sink file name, in UTF-8 bytes (`NAME_MAX` of Linux and most file systems). */
+export const MAX_SINK_NAME_SEGMENT_BYTES = 255;
+
+/** Longest sink file name, in UTF-8 bytes. */
+export const MAX_SINK_NAME_BYTES = 1024;
+
+/**
+ * Characters a sink file name may not hold: C0 and C1 controls (newlines, tabs, escapes) and DEL, the
+ * Unicode line and paragraph separators, bidirectional marks, embeddings, overrides and isolates (which make
+ * a name display as another one), and look-alikes of `/` and `\` (fullwidth, division, fraction and big
+ * solidus, fullwidth and small reverse solidus).
+ */
+const UNSAFE_NAME_CHARS =
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: these are exactly the characters to refuse.
+  /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\u2044\u2215\u29f8\u29f9\ufe68\uff0f\uff3c]/u;
+
+/**
+ * A file name as messages show it: in double quotes, with controls, separators, bidirectional characters
+ * and lone surrogates as `\u` escapes, cut to 200 characters.
+ */
+function printableName(name: string): string {
+  const cut = name.length > 200 ? `${name.slice(0, 200)}…` : name;
+  return JSON.stringify(cut).replace(
+    new RegExp(`${UNSAFE_NAME_CHARS.source}|\\p{Cs}`, 'gu'),
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}
+
+/**
+ * Checks a sink file name: relative, `/`-separated, no `..` or `.` segments, no empty segment, no NUL or
+ * `\`; no control characters (newlines included), bidirectional marks, embeddings, overrides or isolates,
+ * or look-alikes of `/` and `\`; valid UTF-16 (no lone surrogate); each segment at most
+ * {@link MAX_SINK_NAME_SEGMENT_BYTES} and the whole name at most {@link MAX_SINK_NAME_BYTES} bytes of UTF-8.
+ *
+ * @throws HvkitError `INVALID_ARGUMENT` naming the problem (the name shown escaped); TypeError for a non-string.
+ */
 export function checkSinkFileName(name: unknown): string {
   if (typeof name !== 'string') throw new TypeError('Backup file name must be a string.');
   const bad = (why: string) =>
-    hvkitError(
-      'INVALID_ARGUMENT',
-      `Invalid backup file name ${JSON.stringify(name.slice(0, 200))}: ${why}.`,
-      {
-        details: { name: name.slice(0, 200) },
-      },
-    );
+    hvkitError('INVALID_ARGUMENT', `Invalid backup file name ${printableName(name)}: ${why}.`, {
+      details: { name: name.slice(0, 200) },
+    });
   if (name === '') throw bad('empty');
   if (name.includes('\0')) throw bad('contains a NUL byte');
   if (name.includes('\\')) throw bad('contains a backslash');
   if (name.startsWith('/') || /^[A-Za-z]:/.test(name)) throw bad('absolute');
+  const unsafe = UNSAFE_NAME_CHARS.exec(name);
+  if (unsafe) {
+    throw bad(
+      `contains U+${(unsafe[0].codePointAt(0) as number).toString(16).toUpperCase().padStart(4, '0')} (a control, ` +
+        'bidirectional or slash-like character)',
+    );
+  }
+  if (/\p{Cs}/u.test(name)) throw bad('contains a lone UTF-16 surrogate');
+  if (Buffer.byteLength(name) > MAX_SINK_NAME_BYTES) throw bad(`longer than ${MAX_SINK_NAME_BYTES} bytes`);
   for (const segment of name.split('/')) {
     if (segment === '') throw bad('empty path segment');
     if (segment === '..' || segment === '.') throw bad(`"${segment}" segment`);
+    if (Buffer.byteLength(segment) > MAX_SINK_NAME_SEGMENT_BYTES) {
+      throw bad(`a path segment is longer than ${MAX_SINK_NAME_SEGMENT_BYTES} bytes`);
+    }
   }
   return name;
+}
+
+/**
+ * The longest start of `text` that fits in `maxBytes` bytes of UTF-8, cut between code points (never
+ * inside one): what a sink puts of a file name into a temporary name that must stay within
+ * {@link MAX_SINK_NAME_SEGMENT_BYTES}.
+ */
+export function truncateUtf8(text: string, maxBytes: number): string {
+  if (typeof text !== 'string') throw new TypeError('truncateUtf8: text must be a string.');
+  if (!Number.isSafeInteger(maxBytes) || maxBytes < 0)
+    throw new TypeError('truncateUtf8: maxBytes must be a non-negative integer.');
+  if (Buffer.byteLength(text) <= maxBytes) return text;
+  let bytes = 0;
+  let end = 0;
+  for (const char of text) {
+    const size = Buffer.byteLength(char);
+    if (bytes + size > maxBytes) break;
+    bytes += size;
+    end += char.length;
+  }
+  return text.slice(0, end);
+}
+
+/** Why a sink refuses a directory on the way to a file (see {@link sinkPathError}). */
+export type SinkPathProblem = 'symlink' | 'not-directory' | 'replaced';
+
+const SINK_PATH_PROBLEMS: Record<SinkPathProblem, [what: string, backendCode: string]> = {
+  symlink: ['is a symbolic link', 'ELOOP'],
+  'not-directory': ['is not a directory', 'ENOTDIR'],
+  replaced: ['was replaced while in use', 'ESTALE'],
+};
+
+/**
+ * The error every sink throws when a directory below its own is a symbolic link (`backendCode` `ELOOP`),
+ * not a directory (`ENOTDIR`), or was swapped for something else during the write (`ESTALE`): `CONFLICT`,
+ * with the path in `details.path`. Sinks never follow links below their directory.
+ */
+export function sinkPathError(
+  path: string,
+  problem: SinkPathProblem,
+  context: { operation?: string; cause?: unknown; where?: string } = {},
+): HvkitError {
+  const [what, backendCode] = SINK_PATH_PROBLEMS[problem];
+  return hvkitError(
+    'CONFLICT',
+    `${context.where ?? context.operation ?? 'sink'}: ${JSON.stringify(path)} ${what}; a sink does not ` +
+      'follow symbolic links below its directory.',
+    { operation: context.operation, cause: context.cause, backendCode, details: { path } },
+  );
 }
 
 /** Validates {@link SinkWriteOptions}. */

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { ERROR_CODES, HvkitError, hvkitError } from './hvkit-error';
+import { REDACTED } from '../redact';
+import { ERROR_CODES, HvkitError, hvkitError, MAX_DETAIL_LENGTH } from './hvkit-error';
+import { MAX_MESSAGE_LENGTH } from './message';
 
 describe('HvkitError', () => {
   it('carries code, adapter, operation, backend facts and cause', () => {
@@ -51,5 +53,42 @@ describe('HvkitError', () => {
       details: { field: 'cpu.weight' },
       retryable: false,
     });
+  });
+
+  it('bounds a 4 MiB message and backendMessage, ending them with a truncation marker', () => {
+    const huge = `start ${'x'.repeat(4 * 1024 * 1024)} end`;
+    const e = hvkitError('REMOTE', huge, { backendMessage: huge });
+    for (const text of [e.message, e.backendMessage as string]) {
+      expect(text.length).toBeLessThanOrEqual(MAX_MESSAGE_LENGTH);
+      expect(text.startsWith('start xxx')).toBe(true);
+      expect(text).toMatch(/…\[truncated, \d+ more characters\]$/);
+    }
+    expect((e.stack ?? '').length).toBeLessThan(MAX_MESSAGE_LENGTH + 5000);
+    expect(JSON.stringify(e).length).toBeLessThan(3 * MAX_MESSAGE_LENGTH);
+  });
+
+  it('strips ANSI escapes and control characters from message and backendMessage', () => {
+    const text =
+      '\u001b[31mred\u001b[0m line1\r\nline2\tx\u0000y\u0007z\u001b]0;title\u0007 \u009bk \u202eevil';
+    const e = hvkitError('REMOTE', text, { backendMessage: text });
+    for (const out of [e.message, e.backendMessage as string]) {
+      expect(out).toBe('red line1 line2 xyz k evil');
+    }
+  });
+
+  it('removes secrets that follow known patterns from message and backendMessage', () => {
+    const e = hvkitError('AUTH_FAILED', 'login with password=hunter2 refused', {
+      backendMessage: '<password>hunter2</password> Cookie: vmware_soap_session="abc"',
+    });
+    expect(e.message).toBe(`login with password=${REDACTED} refused`);
+    expect(e.backendMessage).not.toContain('hunter2');
+    expect(e.backendMessage).not.toContain('abc');
+    expect(e.stack).not.toContain('hunter2');
+  });
+
+  it('bounds long string details, which toJSON shows', () => {
+    const e = hvkitError('REMOTE', 'x', { details: { str1: 'y'.repeat(1_000_000), n: 1, nested: { a: 1 } } });
+    expect(String(e.details?.str1).length).toBeLessThanOrEqual(MAX_DETAIL_LENGTH);
+    expect(e.details).toMatchObject({ n: 1, nested: { a: 1 } });
   });
 });

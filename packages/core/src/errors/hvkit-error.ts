@@ -3,7 +3,26 @@
  * Misuse of the API itself (a missing callback, a wrong argument type) is a plain `TypeError`.
  */
 
+import { cleanErrorText, truncateText } from './message';
+
 const BRAND = Symbol.for('hvkit.error');
+
+/** Longest string value at the top level of an HvkitError's `details` (characters, marker included). */
+export const MAX_DETAIL_LENGTH = 4096;
+
+function cleanDetails(
+  details: Readonly<Record<string, unknown>> | undefined,
+): Readonly<Record<string, unknown>> | undefined {
+  if (details === undefined || details === null || typeof details !== 'object') return details;
+  let copy: Record<string, unknown> | undefined;
+  for (const [key, value] of Object.entries(details)) {
+    if (typeof value === 'string' && value.length > MAX_DETAIL_LENGTH) {
+      copy ??= { ...details };
+      copy[key] = truncateText(value, MAX_DETAIL_LENGTH);
+    }
+  }
+  return copy ?? details;
+}
 
 /** Stable error codes. They never change meaning across major versions. */
 export const ERROR_CODES = [
@@ -29,7 +48,11 @@ const RETRYABLE_BY_DEFAULT: ReadonlySet<HvkitErrorCode> = new Set(['TIMEOUT', 'C
 export interface HvkitErrorOptions {
   /** Stable code; callers branch on this, never on the message. */
   code: HvkitErrorCode;
-  /** Human-readable message. Must never contain a secret. */
+  /**
+   * Human-readable message. Must never contain a secret. It is stored cleaned: terminal escapes and
+   * control characters removed (line breaks become spaces), well-known secret patterns redacted, and
+   * truncated to {@link MAX_MESSAGE_LENGTH} with a marker.
+   */
   message: string;
   /** Adapter id such as `kvm-libvirt`, when the error comes from an adapter. */
   adapter?: string;
@@ -39,11 +62,11 @@ export interface HvkitErrorOptions {
   cause?: unknown;
   /** The backend's own error code (libvirt `VIR_ERR_*` number, SOAP fault type, errno name...). */
   backendCode?: string | number;
-  /** The backend's own message, secrets removed. */
+  /** The backend's own message, secrets removed; cleaned and bounded like `message`. */
   backendMessage?: string;
   /** Whether retrying the same call may succeed. Defaults to true for TIMEOUT and CONNECTION_LOST. */
   retryable?: boolean;
-  /** Extra structured facts (never secrets). */
+  /** Extra structured facts (never secrets). Top-level strings longer than {@link MAX_DETAIL_LENGTH} are truncated. */
   details?: Readonly<Record<string, unknown>>;
 }
 
@@ -67,15 +90,21 @@ export class HvkitError extends Error {
   /** Extra structured facts. */
   readonly details: Readonly<Record<string, unknown>> | undefined;
   constructor(options: HvkitErrorOptions) {
-    super(options.message, options.cause === undefined ? undefined : { cause: options.cause });
+    super(
+      cleanErrorText(options.message),
+      options.cause === undefined ? undefined : { cause: options.cause },
+    );
     this.name = options.code === 'ABORTED' ? 'AbortError' : 'HvkitError';
     this.code = options.code;
     this.adapter = options.adapter;
     this.operation = options.operation;
     this.backendCode = options.backendCode;
-    this.backendMessage = options.backendMessage;
+    this.backendMessage =
+      options.backendMessage === undefined || options.backendMessage === null
+        ? undefined
+        : cleanErrorText(options.backendMessage);
     this.retryable = options.retryable ?? RETRYABLE_BY_DEFAULT.has(options.code);
-    this.details = options.details;
+    this.details = cleanDetails(options.details);
     Object.defineProperty(this, BRAND, { value: true, enumerable: false });
   }
 

@@ -1,17 +1,19 @@
 import type { DiskLimits, NicLimits, ResourceLimits } from '../hypervisor/v1/model';
 import type { DeepReadonly, SupportsManifest } from '../hypervisor/v1/supports';
+import { CPU_WEIGHT_DEFAULT } from '../units/cpu';
 
 /**
  * What a limit field measures, which decides its valid values:
  * - `weight`: integer 1..10000 (cgroup-v2 scale);
  * - `cores`: finite number > 0 (host cores);
- * - `mhz`: non-negative safe integer (MHz);
- * - `bytes`: non-negative safe integer (bytes);
- * - `rate`: non-negative finite number (bytes/s);
- * - `iops`: non-negative finite number (operations/s);
+ * - `mhz`: safe integer (MHz);
+ * - `bytes`: safe integer (bytes);
+ * - `rate`: finite number (bytes/s);
+ * - `iops`: finite number (operations/s);
  * - `count`: positive safe integer (processes).
  *
- * `null` (explicitly unlimited or backend default) is valid for every kind.
+ * None is negative. Whether 0 is valid depends on the field ({@link LimitFieldInfo.allowsZero}). `null`
+ * (the backend's default: unlimited, none, or the default weight) is valid for every kind.
  */
 export type LimitFieldKind = 'weight' | 'cores' | 'mhz' | 'bytes' | 'rate' | 'iops' | 'count';
 
@@ -46,18 +48,54 @@ export interface LimitFieldInfo {
   readonly kind: LimitFieldKind;
   /** Where {@link SupportsManifest} `limits` says whether the field is supported, e.g. `network.inboundAverage`. */
   readonly supportsPath: string;
+  /**
+   * Whether 0 is a valid value. It is for a reservation (0 = none, the same as `null`) and for swap (0 = no
+   * swap). It is not for a cap: a limit of 0 bytes or 0 bytes/s would stop the guest, and backends read 0
+   * as "no limit", so it could not round-trip; `null` is the way to say "no limit".
+   */
+  readonly allowsZero: boolean;
+  /**
+   * The number that means the same as `null`, the backend's default, where the field has one: `cpu.weight`
+   * 100, `cpu.reservationMHz` 0 and `memory.minBytes` 0. Adapters report a field holding it as `null`
+   * (see `normalizeLimits`). Undefined for fields whose default is "unlimited", which only `null` says.
+   */
+  readonly defaultValue?: number;
+  /**
+   * Which fact about the host bounds the field, when the adapter knows it (see `ValidateLimitsOptions.host`):
+   * `cpu.maxCores` at most the host's logical CPUs; `memory.maxBytes`, `softBytes` and `minBytes` at most the
+   * host's memory.
+   */
+  readonly hostBound?: 'logicalCpus' | 'memoryBytes';
 }
 
 /** Every scalar field of {@link ResourceLimits}, in a stable order. */
 export const LIMIT_FIELDS: readonly LimitFieldInfo[] = [
-  { path: 'cpu.weight', section: 'cpu', key: 'weight', kind: 'weight', supportsPath: 'cpu.weight' },
-  { path: 'cpu.maxCores', section: 'cpu', key: 'maxCores', kind: 'cores', supportsPath: 'cpu.maxCores' },
+  {
+    path: 'cpu.weight',
+    section: 'cpu',
+    key: 'weight',
+    kind: 'weight',
+    supportsPath: 'cpu.weight',
+    allowsZero: false,
+    defaultValue: CPU_WEIGHT_DEFAULT,
+  },
+  {
+    path: 'cpu.maxCores',
+    section: 'cpu',
+    key: 'maxCores',
+    kind: 'cores',
+    supportsPath: 'cpu.maxCores',
+    allowsZero: false,
+    hostBound: 'logicalCpus',
+  },
   {
     path: 'cpu.reservationMHz',
     section: 'cpu',
     key: 'reservationMHz',
     kind: 'mhz',
     supportsPath: 'cpu.reservationMHz',
+    allowsZero: true,
+    defaultValue: 0,
   },
   {
     path: 'memory.maxBytes',
@@ -65,6 +103,8 @@ export const LIMIT_FIELDS: readonly LimitFieldInfo[] = [
     key: 'maxBytes',
     kind: 'bytes',
     supportsPath: 'memory.maxBytes',
+    allowsZero: false,
+    hostBound: 'memoryBytes',
   },
   {
     path: 'memory.softBytes',
@@ -72,6 +112,8 @@ export const LIMIT_FIELDS: readonly LimitFieldInfo[] = [
     key: 'softBytes',
     kind: 'bytes',
     supportsPath: 'memory.softBytes',
+    allowsZero: false,
+    hostBound: 'memoryBytes',
   },
   {
     path: 'memory.minBytes',
@@ -79,6 +121,9 @@ export const LIMIT_FIELDS: readonly LimitFieldInfo[] = [
     key: 'minBytes',
     kind: 'bytes',
     supportsPath: 'memory.minBytes',
+    allowsZero: true,
+    defaultValue: 0,
+    hostBound: 'memoryBytes',
   },
   {
     path: 'memory.swapMaxBytes',
@@ -86,6 +131,7 @@ export const LIMIT_FIELDS: readonly LimitFieldInfo[] = [
     key: 'swapMaxBytes',
     kind: 'bytes',
     supportsPath: 'memory.swapMaxBytes',
+    allowsZero: true,
   },
   {
     path: 'disks.readBytesPerSec',
@@ -93,6 +139,7 @@ export const LIMIT_FIELDS: readonly LimitFieldInfo[] = [
     key: 'readBytesPerSec',
     kind: 'rate',
     supportsPath: 'disks.readBytesPerSec',
+    allowsZero: false,
   },
   {
     path: 'disks.writeBytesPerSec',
@@ -100,14 +147,23 @@ export const LIMIT_FIELDS: readonly LimitFieldInfo[] = [
     key: 'writeBytesPerSec',
     kind: 'rate',
     supportsPath: 'disks.writeBytesPerSec',
+    allowsZero: false,
   },
-  { path: 'disks.readIops', section: 'disks', key: 'readIops', kind: 'iops', supportsPath: 'disks.readIops' },
+  {
+    path: 'disks.readIops',
+    section: 'disks',
+    key: 'readIops',
+    kind: 'iops',
+    supportsPath: 'disks.readIops',
+    allowsZero: false,
+  },
   {
     path: 'disks.writeIops',
     section: 'disks',
     key: 'writeIops',
     kind: 'iops',
     supportsPath: 'disks.writeIops',
+    allowsZero: false,
   },
   {
     path: 'nics.inboundAverageBytesPerSec',
@@ -115,6 +171,7 @@ export const LIMIT_FIELDS: readonly LimitFieldInfo[] = [
     key: 'inboundAverageBytesPerSec',
     kind: 'rate',
     supportsPath: 'network.inboundAverage',
+    allowsZero: false,
   },
   {
     path: 'nics.inboundPeakBytesPerSec',
@@ -122,6 +179,7 @@ export const LIMIT_FIELDS: readonly LimitFieldInfo[] = [
     key: 'inboundPeakBytesPerSec',
     kind: 'rate',
     supportsPath: 'network.inboundPeak',
+    allowsZero: false,
   },
   {
     path: 'nics.inboundBurstBytes',
@@ -129,6 +187,7 @@ export const LIMIT_FIELDS: readonly LimitFieldInfo[] = [
     key: 'inboundBurstBytes',
     kind: 'bytes',
     supportsPath: 'network.inboundBurst',
+    allowsZero: false,
   },
   {
     path: 'nics.outboundAverageBytesPerSec',
@@ -136,6 +195,7 @@ export const LIMIT_FIELDS: readonly LimitFieldInfo[] = [
     key: 'outboundAverageBytesPerSec',
     kind: 'rate',
     supportsPath: 'network.outboundAverage',
+    allowsZero: false,
   },
   {
     path: 'nics.outboundPeakBytesPerSec',
@@ -143,6 +203,7 @@ export const LIMIT_FIELDS: readonly LimitFieldInfo[] = [
     key: 'outboundPeakBytesPerSec',
     kind: 'rate',
     supportsPath: 'network.outboundPeak',
+    allowsZero: false,
   },
   {
     path: 'nics.outboundBurstBytes',
@@ -150,8 +211,16 @@ export const LIMIT_FIELDS: readonly LimitFieldInfo[] = [
     key: 'outboundBurstBytes',
     kind: 'bytes',
     supportsPath: 'network.outboundBurst',
+    allowsZero: false,
   },
-  { path: 'pids.max', section: 'pids', key: 'max', kind: 'count', supportsPath: 'pids' },
+  {
+    path: 'pids.max',
+    section: 'pids',
+    key: 'max',
+    kind: 'count',
+    supportsPath: 'pids',
+    allowsZero: false,
+  },
 ];
 
 const FIELD_BY_PATH: ReadonlyMap<string, LimitFieldInfo> = new Map(LIMIT_FIELDS.map((f) => [f.path, f]));

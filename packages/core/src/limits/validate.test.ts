@@ -3,6 +3,7 @@ import { HvkitError } from '../errors/hvkit-error';
 import type { ResourceLimits } from '../hypervisor/v1/model';
 import type { SupportsManifest } from '../hypervisor/v1/supports';
 import { isLimitFieldSupported, LIMIT_FIELDS, limitPatch, readLimitField } from './fields';
+import { normalizeLimits, normalizeLimitValue } from './normalize';
 import { mergeLimits, validateLimits } from './validate';
 
 type LimitsManifest = Exclude<SupportsManifest['limits'], false>;
@@ -47,8 +48,8 @@ describe('validateLimits', () => {
   it('accepts valid values, null and an empty patch', () => {
     const good: ResourceLimits = {
       cpu: { weight: 1, maxCores: 0.5, reservationMHz: 0 },
-      memory: { maxBytes: 2 ** 31, softBytes: null, minBytes: 0, swapMaxBytes: null },
-      disks: [{ device: 'vda', readBytesPerSec: 10.5, writeIops: 0 }],
+      memory: { maxBytes: 2 ** 31, softBytes: null, minBytes: 0, swapMaxBytes: 0 },
+      disks: [{ device: 'vda', readBytesPerSec: 10.5, writeIops: 1 }],
       nics: [{ device: 'vnet0', inboundAverageBytesPerSec: 16_000_000, outboundBurstBytes: 1024 }],
       pids: { max: 1 },
     };
@@ -78,6 +79,19 @@ describe('validateLimits', () => {
       'nics[0].inboundBurstBytes',
     ],
     ['pids 0', { pids: { max: 0 } }, 'pids.max'],
+    ['pids 1.5', { pids: { max: 1.5 } }, 'pids.max'],
+    ['reservationMHz 1.5', { cpu: { reservationMHz: 1.5 } }, 'cpu.reservationMHz'],
+    // Zero where it has no meaning: a cap of 0 would stop the guest, and backends read 0 as "no limit".
+    ['maxBytes 0', { memory: { maxBytes: 0 } }, 'memory.maxBytes'],
+    ['softBytes 0', { memory: { softBytes: 0 } }, 'memory.softBytes'],
+    ['disk rate 0', { disks: [{ device: 'vda', readBytesPerSec: 0 }] }, 'disks[0].readBytesPerSec'],
+    ['disk iops 0', { disks: [{ device: 'vda', writeIops: 0 }] }, 'disks[0].writeIops'],
+    [
+      'nic average 0',
+      { nics: [{ device: 'vnet0', outboundAverageBytesPerSec: 0 }] },
+      'nics[0].outboundAverageBytesPerSec',
+    ],
+    ['nic burst 0', { nics: [{ device: 'vnet0', inboundBurstBytes: 0 }] }, 'nics[0].inboundBurstBytes'],
     ['unknown top-level key', { blkio: {} }, 'blkio'],
     ['unknown cpu key', { cpu: { shares: 1024 } }, 'cpu.shares'],
     ['unknown disk key', { disks: [{ device: 'vda', bps: 1 }] }, 'disks[0].bps'],
@@ -103,6 +117,50 @@ describe('validateLimits', () => {
     expect(err.message).toContain(path);
     const issues = err.details?.issues as { path: string }[];
     expect(issues.map((i) => i.path)).toContain(path);
+  });
+
+  it('says to use null instead of 0 for a cap', () => {
+    const err = errorOf(() => validateLimits({ memory: { maxBytes: 0 } }, ALL));
+    expect(err.message).toBe(
+      'invalid limits: memory.maxBytes must be a positive safe integer (bytes) or null (got 0; null means unlimited)',
+    );
+  });
+
+  it("rejects maxCores above the host's logical CPUs and memory above its memory, when given", () => {
+    const host = { logicalCpus: 8, memoryBytes: 16 * 2 ** 30 };
+    expect(() =>
+      validateLimits(
+        { cpu: { maxCores: 8 }, memory: { maxBytes: 16 * 2 ** 30, softBytes: 2 ** 30, minBytes: 2 ** 30 } },
+        ALL,
+        { host },
+      ),
+    ).not.toThrow();
+    let err = errorOf(() => validateLimits({ cpu: { maxCores: 8.5 } }, ALL, { adapter: 'x', host }));
+    expect(err.code).toBe('INVALID_ARGUMENT');
+    expect(err.message).toBe(
+      "invalid limits: cpu.maxCores must be at most the host's 8 logical CPUs (got 8.5)",
+    );
+    err = errorOf(() => validateLimits({ cpu: { maxCores: 1e9 } }, ALL, { host }));
+    expect(err.details?.issues).toEqual([
+      { path: 'cpu.maxCores', message: "must be at most the host's 8 logical CPUs (got 1000000000)" },
+    ]);
+    for (const key of ['maxBytes', 'softBytes', 'minBytes'] as const) {
+      err = errorOf(() => validateLimits({ memory: { [key]: 16 * 2 ** 30 + 4096 } }, ALL, { host }));
+      expect(err.message).toContain(`memory.${key} must be at most the host's memory, 17179869184 bytes`);
+    }
+    // Swap is not host memory; null is always fine; without host facts nothing is bounded.
+    expect(() =>
+      validateLimits({ memory: { swapMaxBytes: 2 ** 40, maxBytes: null }, cpu: { maxCores: null } }, ALL, {
+        host,
+      }),
+    ).not.toThrow();
+    expect(() => validateLimits({ cpu: { maxCores: 1e9 } }, ALL)).not.toThrow();
+    expect(() => validateLimits({ cpu: { maxCores: 1e9 } }, ALL, { host: {} })).not.toThrow();
+  });
+
+  it('throws TypeError for host facts that are not positive numbers (API misuse)', () => {
+    expect(() => validateLimits({}, ALL, { host: { logicalCpus: 0 } })).toThrow(TypeError);
+    expect(() => validateLimits({}, ALL, { host: { memoryBytes: Number.NaN } })).toThrow(TypeError);
   });
 
   it('reports every problem at once', () => {
@@ -139,6 +197,17 @@ describe('validateLimits', () => {
     err = errorOf(() => validateLimits({ cpu: { weight: 100 } }, false));
     expect(err.code).toBe('UNSUPPORTED');
     expect(err.message).toContain('supports.limits = false');
+  });
+
+  it('rejects null on an unsupported field like a number (null is a setting too)', () => {
+    for (const patch of [
+      { cpu: { reservationMHz: null } },
+      { memory: { minBytes: null } },
+      { memory: { swapMaxBytes: null } },
+      { pids: { max: null } },
+    ] as ResourceLimits[]) {
+      expect(errorOf(() => validateLimits(patch, CPU_ONLY)).code).toBe('UNSUPPORTED');
+    }
   });
 
   it('checks values before support, and an empty device list is not a use', () => {
@@ -200,6 +269,9 @@ describe('limit field helpers', () => {
     for (const f of LIMIT_FIELDS) {
       const device = f.section === 'disks' ? 'vda' : f.section === 'nics' ? 'vnet0' : undefined;
       const patch = limitPatch(f.path, 7, device);
+      expect(f.allowsZero).toBe(
+        f.path === 'memory.minBytes' || f.path === 'memory.swapMaxBytes' || f.path === 'cpu.reservationMHz',
+      );
       expect(readLimitField(patch, f.path, device)).toBe(7);
       expect(readLimitField(limitPatch(f.path, null, device), f.path, device)).toBeNull();
       expect(readLimitField({}, f.path, device)).toBeUndefined();
@@ -215,5 +287,44 @@ describe('limit field helpers', () => {
     expect(isLimitFieldSupported(CPU_ONLY, 'nics.inboundBurstBytes')).toBe(false);
     expect(isLimitFieldSupported(CPU_ONLY, 'pids.max')).toBe(false);
     expect(isLimitFieldSupported(false, 'cpu.weight')).toBe(false);
+  });
+});
+
+describe('normalizeLimits', () => {
+  it('reports a field at its backend default as null, the one spelling of the default', () => {
+    expect(normalizeLimitValue('cpu.weight', 100)).toBeNull();
+    expect(normalizeLimitValue('cpu.weight', null)).toBeNull();
+    expect(normalizeLimitValue('cpu.weight', 200)).toBe(200);
+    expect(normalizeLimitValue('cpu.reservationMHz', 0)).toBeNull();
+    expect(normalizeLimitValue('memory.minBytes', 0)).toBeNull();
+    expect(normalizeLimitValue('memory.swapMaxBytes', 0)).toBe(0);
+    expect(normalizeLimitValue('memory.maxBytes', undefined)).toBeUndefined();
+    const defaults = LIMIT_FIELDS.filter((f) => f.defaultValue !== undefined).map((f) => [
+      f.path,
+      f.defaultValue,
+    ]);
+    expect(defaults).toEqual([
+      ['cpu.weight', 100],
+      ['cpu.reservationMHz', 0],
+      ['memory.minBytes', 0],
+    ]);
+  });
+
+  it('normalises every field of a limits object and modifies nothing', () => {
+    const limits: ResourceLimits = {
+      cpu: { weight: 100, maxCores: 2, reservationMHz: 0 },
+      memory: { maxBytes: null, minBytes: 0, swapMaxBytes: 0 },
+      disks: [{ device: 'vda', readIops: 5, writeIops: null }],
+      pids: { max: 10 },
+    };
+    const copy = structuredClone(limits);
+    expect(normalizeLimits(limits)).toEqual({
+      cpu: { weight: null, maxCores: 2, reservationMHz: null },
+      memory: { maxBytes: null, minBytes: null, swapMaxBytes: 0 },
+      disks: [{ device: 'vda', readIops: 5, writeIops: null }],
+      pids: { max: 10 },
+    });
+    expect(limits).toEqual(copy);
+    expect(normalizeLimits({})).toEqual({});
   });
 });

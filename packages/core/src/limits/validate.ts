@@ -21,6 +21,20 @@ export interface ValidateLimitsOptions {
    * (`INVALID_ARGUMENT` otherwise).
    */
   devices?: { disks?: readonly string[]; nics?: readonly string[] };
+  /**
+   * What the adapter knows about the host the guest runs on. When given, `cpu.maxCores` above
+   * `logicalCpus` and `memory.maxBytes`, `softBytes` or `minBytes` above `memoryBytes` are
+   * `INVALID_ARGUMENT`: no host can give a guest more than it has.
+   */
+  host?: LimitsHostFacts;
+}
+
+/** Host facts that bound limits (see {@link ValidateLimitsOptions.host}); a fact left out bounds nothing. */
+export interface LimitsHostFacts {
+  /** Logical CPUs (hardware threads) of the host: the most `cpu.maxCores` can be. */
+  logicalCpus?: number;
+  /** Memory of the host in bytes: the most `memory.maxBytes`, `softBytes` and `minBytes` can be. */
+  memoryBytes?: number;
 }
 
 const SECTION_KEYS: Record<'cpu' | 'memory' | 'pids', readonly string[]> = {
@@ -37,17 +51,25 @@ const TOP_KEYS = ['cpu', 'memory', 'disks', 'nics', 'pids'];
 const KIND_RULE: Record<LimitFieldKind, string> = {
   weight: 'an integer 1..10000 or null',
   cores: 'a finite number > 0 or null',
-  mhz: 'a non-negative safe integer (MHz) or null',
-  bytes: 'a non-negative safe integer (bytes) or null',
-  rate: 'a non-negative finite number (bytes/s) or null',
-  iops: 'a non-negative finite number (operations/s) or null',
+  mhz: 'safe integer (MHz) or null',
+  bytes: 'safe integer (bytes) or null',
+  rate: 'finite number (bytes/s) or null',
+  iops: 'finite number (operations/s) or null',
   count: 'a positive safe integer or null',
 };
 
-function validValue(kind: LimitFieldKind, value: unknown): boolean {
+/** The rule a field's values follow, for messages. */
+function ruleOf(info: LimitFieldInfo): string {
+  const rule = KIND_RULE[info.kind];
+  if (info.kind === 'weight' || info.kind === 'cores' || info.kind === 'count') return rule;
+  return `${info.allowsZero ? 'a non-negative' : 'a positive'} ${rule}`;
+}
+
+function validValue(info: LimitFieldInfo, value: unknown): boolean {
   if (value === null) return true;
   if (typeof value !== 'number' || !Number.isFinite(value)) return false;
-  switch (kind) {
+  if (value === 0 && !info.allowsZero) return false;
+  switch (info.kind) {
     case 'weight':
       return Number.isInteger(value) && value >= 1 && value <= 10000;
     case 'cores':
@@ -60,6 +82,35 @@ function validValue(kind: LimitFieldKind, value: unknown): boolean {
       return value >= 0;
     case 'count':
       return Number.isSafeInteger(value) && value >= 1;
+  }
+}
+
+/** Why a value is invalid, or undefined when it is valid (host bounds included when known). */
+function valueIssue(
+  info: LimitFieldInfo,
+  value: unknown,
+  host: LimitsHostFacts | undefined,
+): string | undefined {
+  if (!validValue(info, value)) {
+    const hint = value === 0 && info.kind !== 'weight' ? '; null means unlimited' : '';
+    return `must be ${ruleOf(info)} (got ${show(value)}${hint})`;
+  }
+  if (typeof value !== 'number' || info.hostBound === undefined || host === undefined) return undefined;
+  const bound = host[info.hostBound];
+  if (bound === undefined || value <= bound) return undefined;
+  return info.hostBound === 'logicalCpus'
+    ? `must be at most the host's ${bound} logical CPUs (got ${show(value)})`
+    : `must be at most the host's memory, ${bound} bytes (got ${show(value)})`;
+}
+
+function checkHostFacts(host: LimitsHostFacts | undefined): void {
+  if (host === undefined) return;
+  if (!isPlainObject(host)) throw new TypeError(`options.host must be an object (got ${show(host)})`);
+  for (const key of ['logicalCpus', 'memoryBytes'] as const) {
+    const v = host[key];
+    if (v !== undefined && !(typeof v === 'number' && Number.isFinite(v) && v > 0)) {
+      throw new TypeError(`options.host.${key} must be a positive number (got ${show(v)})`);
+    }
   }
 }
 
@@ -81,8 +132,9 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 /** Collects the INVALID_ARGUMENT problems of a patch without throwing. */
 export function findLimitsIssues(
   patch: ResourceLimits,
-  options: Pick<ValidateLimitsOptions, 'devices'> = {},
+  options: Pick<ValidateLimitsOptions, 'devices' | 'host'> = {},
 ): LimitsIssue[] {
+  checkHostFacts(options.host);
   const issues: LimitsIssue[] = [];
   const raw = patch as unknown as Record<string, unknown>;
   for (const key of Object.keys(raw)) {
@@ -103,9 +155,8 @@ export function findLimitsIssues(
         continue;
       }
       const v = value[key];
-      if (v !== undefined && !validValue(info.kind, v)) {
-        issues.push({ path, message: `must be ${KIND_RULE[info.kind]} (got ${show(v)})` });
-      }
+      const problem = v === undefined ? undefined : valueIssue(info, v, options.host);
+      if (problem) issues.push({ path, message: problem });
     }
   }
   for (const section of ['disks', 'nics'] as const) {
@@ -149,9 +200,8 @@ export function findLimitsIssues(
           continue;
         }
         const v = entry[key];
-        if (v !== undefined && !validValue(info.kind, v)) {
-          issues.push({ path: `${at}.${key}`, message: `must be ${KIND_RULE[info.kind]} (got ${show(v)})` });
-        }
+        const problem = v === undefined ? undefined : valueIssue(info, v, options.host);
+        if (problem) issues.push({ path: `${at}.${key}`, message: problem });
       }
     });
   }
@@ -183,17 +233,23 @@ export function findUnsupportedLimits(
  *
  * Throws `HvkitError` with code
  * - `INVALID_ARGUMENT` for bad values: `cpu.weight` not an integer 1..10000, `cpu.maxCores` not a finite
- *   number > 0, byte sizes not non-negative safe integers, rates or IOPS negative or not finite, `pids.max`
- *   not a positive integer, disk/NIC entries without a device name, duplicate devices, unknown devices (when
- *   `options.devices` is given) and unknown keys; `null` is always valid (unlimited). The error's
- *   `details.issues` lists every problem ({@link LimitsIssue}).
+ *   number > 0, MHz and byte sizes not safe integers, rates or IOPS not finite, anything negative, 0 where
+ *   it has no meaning (every cap; only the reservations and `swapMaxBytes` may be 0),
+ *   `pids.max` not a positive integer, values above the host's facts (when `options.host` is given),
+ *   disk/NIC entries without a device name, duplicate devices, unknown devices (when `options.devices` is
+ *   given) and unknown keys; `null` is always valid (the backend's default). The error's `details.issues`
+ *   lists every problem ({@link LimitsIssue}).
  * - `UNSUPPORTED` for fields the manifest marks unsupported (`details.fields`), checked only once the
  *   values are valid.
  *
- * A patch that is not an object is API misuse and throws a `TypeError`.
+ * A patch that is not an object, or `options.host` facts that are not positive numbers, are API misuse
+ * and throw a `TypeError`.
  *
  * @example
  * validateLimits({ cpu: { weight: 200 } }, adapter.supports.limits, { adapter: 'kvm-libvirt' });
+ * @example
+ * // With what the adapter knows about the host: 12 cores on an 8-thread host is INVALID_ARGUMENT.
+ * validateLimits({ cpu: { maxCores: 12 } }, supports, { host: { logicalCpus: 8, memoryBytes: 2 ** 34 } });
  */
 export function validateLimits(
   patch: ResourceLimits,

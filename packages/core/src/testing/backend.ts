@@ -1,4 +1,5 @@
 import { hvkitError } from '../errors/hvkit-error';
+import { MAX_ECHO_LENGTH, truncateText } from '../errors/message';
 import type {
   Disk,
   Guest,
@@ -531,7 +532,15 @@ export class InMemoryBackend {
 
   #get(ref: InMemoryRef): GuestState {
     const s = this.#find(ref);
-    if (!s) throw hvkitError('NOT_FOUND', `no guest matches ${JSON.stringify(ref)}`, { adapter: ADAPTER });
+    if (!s) {
+      throw hvkitError(
+        'NOT_FOUND',
+        `no guest matches ${truncateText(JSON.stringify(ref) ?? String(ref), MAX_ECHO_LENGTH)}`,
+        {
+          adapter: ADAPTER,
+        },
+      );
+    }
     return s;
   }
 

@@ -71,6 +71,10 @@ describe('in-memory adapter: inventory', () => {
     const err = await rejection(a.inventory.getGuest({ name: 'nope' }));
     expect(err.code).toBe('NOT_FOUND');
     expect(err.message).toContain('name "nope"');
+    const long = await rejection(a.inventory.getGuest({ name: 'n'.repeat(100_000) }));
+    expect(long.code).toBe('NOT_FOUND');
+    expect(long.message.length).toBeLessThan(400);
+    expect(long.message).toMatch(/…\[truncated, \d+ more characters\]/);
     await expect(a.inventory.getGuest(42 as unknown as string)).rejects.toThrow(TypeError);
     await expect(a.inventory.getGuest({} as unknown as string)).rejects.toThrow(TypeError);
   });
@@ -151,6 +155,45 @@ describe('in-memory adapter: limits', () => {
     }
     expect((await rejection(a.limits.set('vm-999', { cpu: { weight: 200 } }))).code).toBe('NOT_FOUND');
     expect(a.backend.getLimits('vm-101')).toEqual(before);
+  });
+
+  it("rejects maxCores above the host's 64 logical CPUs and memory above its 256 GiB", async () => {
+    const a = createInMemoryAdapter();
+    const before = a.backend.getLimits('vm-101');
+    await a.limits.set('vm-101', { cpu: { maxCores: 64 }, memory: { maxBytes: 256 * GiB } });
+    for (const patch of [
+      { cpu: { maxCores: 65 } },
+      { cpu: { maxCores: 1e9 } },
+      { memory: { maxBytes: 256 * GiB + MiB } },
+      { memory: { softBytes: 257 * GiB } },
+      { memory: { minBytes: 300 * GiB } },
+    ]) {
+      const err = await rejection(a.limits.set('vm-101', patch));
+      expect(err.code).toBe('INVALID_ARGUMENT');
+      expect(err.message).toMatch(/must be at most the host's (64 logical CPUs|memory, 274877906944 bytes)/);
+    }
+    await a.limits.set('vm-101', { cpu: { maxCores: 2 }, memory: { maxBytes: 3 * GiB } });
+    expect(a.backend.getLimits('vm-101')).toEqual(before);
+  });
+
+  it('reports a field at its backend default as null, so set then get converges', async () => {
+    const a = createInMemoryAdapter();
+    // vm-101's backend holds weight 100, the default.
+    expect(a.backend.getLimits('vm-101').cpu?.weight).toBe(100);
+    expect((await a.limits.get('vm-101')).cpu?.weight).toBeNull();
+    for (const [patch, read] of [
+      [{ cpu: { weight: null } }, { weight: null }],
+      [{ cpu: { weight: 100 } }, { weight: null }],
+      [{ cpu: { weight: 300 } }, { weight: 300 }],
+      [{ cpu: { reservationMHz: 0 } }, { reservationMHz: null }],
+      [{ cpu: { reservationMHz: null } }, { reservationMHz: null }],
+    ] as const) {
+      const res = await a.limits.set('vm-101', patch);
+      expect(res.limits.cpu).toMatchObject(read);
+      expect((await a.limits.get('vm-101')).cpu).toMatchObject(read);
+    }
+    await a.limits.set('vm-101', { memory: { minBytes: 0, swapMaxBytes: 0 } });
+    expect((await a.limits.get('vm-101')).memory).toMatchObject({ minBytes: null, swapMaxBytes: 0 });
   });
 
   it('follows the manifest: unsupported fields and modes reject with UNSUPPORTED', async () => {

@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
+import type { CapabilityName } from '../adapter/capability';
 import { resolveGuestRef } from '../adapter/guest-ref';
 import type { BackupSink } from '../backup/sink';
 import { HvkitError, hvkitError } from '../errors/hvkit-error';
+import { quoteForMessage } from '../errors/message';
 import type {
   BackupOptions,
   BackupsCapability,
@@ -32,7 +34,9 @@ import type {
 import { SECURITY_MODEL_NAMES } from '../hypervisor/v1/model';
 import type { DeepReadonly, LimitsApplyMode, SupportsManifest } from '../hypervisor/v1/supports';
 import { isLimitFieldSupported, LIMIT_FIELDS, type LimitFieldPath } from '../limits/fields';
-import { mergeLimits, validateLimits } from '../limits/validate';
+import { forEachLimitHolder } from '../limits/holders';
+import { normalizeLimits } from '../limits/normalize';
+import { type LimitsHostFacts, mergeLimits, validateLimits } from '../limits/validate';
 import { abortError, checkSignal, deriveSignal, raceAbort, sleep, throwIfAborted } from '../signal/abort';
 import {
   type BackendInternals,
@@ -52,8 +56,7 @@ const ADAPTER = 'in-memory';
 /** Backup method the in-memory adapter reports. */
 export const IN_MEMORY_BACKUP_METHOD = 'in-memory-stream';
 
-/** Names of the capability objects of an adapter. */
-export type CapabilityName = 'inventory' | 'limits' | 'labels' | 'backups' | 'events';
+export type { CapabilityName } from '../adapter/capability';
 
 type DeepPartial<T> = T extends readonly unknown[]
   ? T
@@ -92,6 +95,16 @@ export interface InMemoryFaults {
   unknownGuestError?: (ref: GuestRef) => unknown;
   /** Backup artifacts report a sha256 that differs from the sha256 of the bytes the sink received. */
   misreportArtifactSha256?: boolean;
+  /** `null` on a limit field the manifest marks unsupported is accepted (and ignored) instead of `UNSUPPORTED`. */
+  acceptNullOnUnsupported?: boolean;
+  /** Limits above the host's logical CPUs or memory are accepted instead of `INVALID_ARGUMENT`. */
+  ignoreHostBounds?: boolean;
+  /**
+   * `null` is stored as the backend's default number (weight 100, reservations 0) and limits are reported
+   * as stored, so `null` does not read back as `null` (what a backend does when the adapter does not
+   * normalise with `normalizeLimits`).
+   */
+  reportDefaultsAsNumbers?: boolean;
 }
 
 /** Options of {@link createInMemoryAdapter}. */
@@ -200,16 +213,10 @@ function scaleLimits(
   for (const info of LIMIT_FIELDS) {
     const factor = factors[info.path];
     if (factor === undefined) continue;
-    const holders: Record<string, unknown>[] =
-      info.section === 'disks' || info.section === 'nics'
-        ? ((out[info.section] ?? []) as unknown as Record<string, unknown>[])
-        : out[info.section]
-          ? [out[info.section] as unknown as Record<string, unknown>]
-          : [];
-    for (const h of holders) {
+    forEachLimitHolder(out, info, (h) => {
       const v = h[info.key];
       if (typeof v === 'number') h[info.key] = v * factor;
-    }
+    });
   }
   return out;
 }
@@ -224,9 +231,12 @@ function sha256Hex(data: Uint8Array): string {
  *
  * - **inventory**: host, guests, networks, storage pools and volumes from the dataset;
  * - **limits**: validated with `validateLimits` (bad values `INVALID_ARGUMENT`, unsupported fields
- *   `UNSUPPORTED`, unknown devices `INVALID_ARGUMENT`, nothing changed); `apply: 'live' | 'persistent' |
- *   'both'` (default `both` for active guests, `persistent` otherwise). Persistent values of a running guest
- *   apply at its next boot (`appliesAt: 'next-boot'`); `live` on an inactive guest is a `CONFLICT`;
+ *   `UNSUPPORTED`, unknown devices `INVALID_ARGUMENT`, nothing changed), bounded by the host: `maxCores` at
+ *   most its logical CPUs (sockets × cores per socket × threads per core) and memory at most its memory;
+ *   `apply: 'live' | 'persistent' | 'both'` (default `both` for active guests, `persistent` otherwise).
+ *   Persistent values of a running guest apply at its next boot (`appliesAt: 'next-boot'`); `live` on an
+ *   inactive guest is a `CONFLICT`. Limits read back normalised (`normalizeLimits`: a field at its default,
+ *   such as weight 100, reads `null`);
  * - **labels**: live labels (active guests) then the definition's; `set` on inactive guests only
  *   (`CONFLICT` otherwise); `hostModels`;
  * - **backups**: snapshots (create, list, delete, revert; memory snapshots of active guests), full and
@@ -321,7 +331,7 @@ export function createInMemoryAdapter(
     const state = internals.find({ [by]: value } as GuestRef);
     if (!state) {
       if (faults.unknownGuestError) throw faults.unknownGuestError(ref);
-      throw hvkitError('NOT_FOUND', `${operation}: no guest with ${by} ${JSON.stringify(value)}`, {
+      throw hvkitError('NOT_FOUND', `${operation}: no guest with ${by} ${quoteForMessage(value)}`, {
         adapter: ADAPTER,
         operation,
         details: { [by]: value },
@@ -390,7 +400,7 @@ export function createInMemoryAdapter(
                     if (!internals.pools.some((p) => p.id === poolId)) {
                       throw hvkitError(
                         'NOT_FOUND',
-                        `inventory.listStorageVolumes: no storage pool ${JSON.stringify(poolId)}`,
+                        `inventory.listStorageVolumes: no storage pool ${quoteForMessage(poolId)}`,
                         {
                           adapter: ADAPTER,
                           operation: 'inventory.listStorageVolumes',
@@ -406,18 +416,17 @@ export function createInMemoryAdapter(
   // ------------------------------------------------------------ limits
 
   const lim = supports.limits;
-  /** What the adapter reports: stored values minus fields its manifest says it cannot read. */
+  /**
+   * What the adapter reports: stored values minus fields its manifest says it cannot read, with a field at
+   * its default reported as `null`.
+   */
   const visibleLimits = (stored: ResourceLimits): ResourceLimits => {
-    const out = clone(stored);
+    const out = faults.reportDefaultsAsNumbers ? clone(stored) : normalizeLimits(stored);
     for (const info of LIMIT_FIELDS) {
       if (isLimitFieldSupported(lim, info.path)) continue;
-      const holders =
-        info.section === 'disks' || info.section === 'nics'
-          ? ((out[info.section] ?? []) as unknown as Record<string, unknown>[])
-          : out[info.section]
-            ? [out[info.section] as unknown as Record<string, unknown>]
-            : [];
-      for (const h of holders) delete h[info.key];
+      forEachLimitHolder(out, info, (h) => {
+        delete h[info.key];
+      });
     }
     for (const section of ['cpu', 'memory', 'pids'] as const) {
       if (out[section] && Object.keys(out[section] as object).length === 0) delete out[section];
@@ -428,6 +437,38 @@ export function createInMemoryAdapter(
       if (out[section] === undefined) continue;
       if (kept.length === 0) delete out[section];
       else (out as Record<string, unknown>)[section] = kept;
+    }
+    return out;
+  };
+  /** The host facts that bound limits: logical CPUs and memory. */
+  const hostFacts = (): LimitsHostFacts => {
+    const { sockets, cores, threads } = internals.host.cpu;
+    const out: LimitsHostFacts = {};
+    if (sockets !== undefined && cores !== undefined && threads !== undefined)
+      out.logicalCpus = sockets * cores * threads;
+    if (internals.host.memoryBytes !== undefined) out.memoryBytes = internals.host.memoryBytes;
+    return out;
+  };
+  /** Fault `acceptNullOnUnsupported`: drops `null` on unsupported fields, so validation lets them through. */
+  const withoutUnsupportedNulls = (patch: ResourceLimits): ResourceLimits => {
+    if (typeof patch !== 'object' || patch === null) return patch;
+    const out = clone(patch);
+    for (const info of LIMIT_FIELDS) {
+      if (isLimitFieldSupported(lim, info.path)) continue;
+      forEachLimitHolder(out, info, (h) => {
+        if (h[info.key] === null) delete h[info.key];
+      });
+    }
+    return out;
+  };
+  /** Fault `reportDefaultsAsNumbers`: `null` on a field with a default number is stored as that number. */
+  const nullsAsDefaults = (patch: ResourceLimits): ResourceLimits => {
+    const out = clone(patch);
+    for (const info of LIMIT_FIELDS) {
+      if (info.defaultValue === undefined) continue;
+      forEachLimitHolder(out, info, (h) => {
+        if (h[info.key] === null) h[info.key] = info.defaultValue;
+      });
     }
     return out;
   };
@@ -466,6 +507,7 @@ export function createInMemoryAdapter(
               if (apply !== undefined && !lim.modes.includes(apply))
                 throw unsupported(operation, `apply: '${apply}'`);
               const s = guestState(ref, operation);
+              if (faults.acceptNullOnUnsupported) patch = withoutUnsupportedNulls(patch);
               validateLimits(patch, lim, {
                 adapter: ADAPTER,
                 operation,
@@ -473,6 +515,7 @@ export function createInMemoryAdapter(
                   disks: s.guest.disks.map((d) => d.device),
                   nics: s.guest.nics.map((n) => n.device),
                 },
+                ...(faults.ignoreHostBounds ? {} : { host: hostFacts() }),
               });
               const active = s.live !== undefined;
               const mode: LimitsApplyMode = apply ?? (active ? 'both' : 'persistent');
@@ -495,7 +538,10 @@ export function createInMemoryAdapter(
                   message: `guest ${s.guest.name} is not running: applied to its definition only`,
                 });
               }
-              const stored = scaleLimits(patch, faults.scaleLimitsOnWrite);
+              const stored = scaleLimits(
+                faults.reportDefaultsAsNumbers ? nullsAsDefaults(patch) : patch,
+                faults.scaleLimitsOnWrite,
+              );
               if (live) s.live = mergeLimits(s.live ?? {}, stored);
               if (mode !== 'live') {
                 s.persistent = mergeLimits(s.persistent, stored);
@@ -543,10 +589,10 @@ export function createInMemoryAdapter(
                         operation,
                       });
                     if (!SECURITY_MODEL_NAMES.includes(label.model))
-                      throw invalid(`unknown model ${JSON.stringify(label.model)}`);
+                      throw invalid(`unknown model ${quoteForMessage(label.model)}`);
                     if (!['dynamic', 'static', 'none'].includes(label.type)) {
                       throw invalid(
-                        `type must be 'dynamic', 'static' or 'none' (got ${JSON.stringify(label.type)})`,
+                        `type must be 'dynamic', 'static' or 'none' (got ${quoteForMessage(label.type)})`,
                       );
                     }
                     if (!lab.models.includes(label.model)) {
@@ -734,7 +780,7 @@ export function createInMemoryAdapter(
       if (!parent) {
         throw hvkitError(
           'NOT_FOUND',
-          `${operation}: guest ${s.guest.name} has no checkpoint ${JSON.stringify(options.sinceCheckpoint)}`,
+          `${operation}: guest ${s.guest.name} has no checkpoint ${quoteForMessage(options.sinceCheckpoint)}`,
           context,
         );
       }
@@ -989,7 +1035,7 @@ export function createInMemoryAdapter(
               if (s.snapshots.some((x) => x.record.name === finalName)) {
                 throw hvkitError(
                   'CONFLICT',
-                  `${operation}: guest ${s.guest.name} already has a snapshot named ${JSON.stringify(finalName)}`,
+                  `${operation}: guest ${s.guest.name} already has a snapshot named ${quoteForMessage(finalName)}`,
                   context,
                 );
               }
@@ -1012,7 +1058,7 @@ export function createInMemoryAdapter(
               if (!s.snapshots.some((x) => x.record.id === snapshotId)) {
                 throw hvkitError(
                   'NOT_FOUND',
-                  `${operation}: guest ${s.guest.name} has no snapshot ${JSON.stringify(snapshotId)}`,
+                  `${operation}: guest ${s.guest.name} has no snapshot ${quoteForMessage(snapshotId)}`,
                   {
                     adapter: ADAPTER,
                     operation,
@@ -1033,7 +1079,7 @@ export function createInMemoryAdapter(
                     if (!snap) {
                       throw hvkitError(
                         'NOT_FOUND',
-                        `${operation}: guest ${s.guest.name} has no snapshot ${JSON.stringify(snapshotId)}`,
+                        `${operation}: guest ${s.guest.name} has no snapshot ${quoteForMessage(snapshotId)}`,
                         {
                           adapter: ADAPTER,
                           operation,

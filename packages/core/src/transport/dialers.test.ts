@@ -3,7 +3,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
-import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
+import { createServer as createTlsServer, type TLSSocket, type Server as TlsServer } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTestCert, rejection, type TestCert } from '../__test-utils__';
 import { HvkitError } from '../errors/hvkit-error';
@@ -208,6 +208,17 @@ describe('tlsDialer', () => {
     ).toBe('y');
   });
 
+  it('checks the pin on every dial: no TLS session is resumed', async () => {
+    const dialer = tlsDialer({ host: '127.0.0.1', port, pinnedSha256: localhost.fingerprint });
+    for (let i = 0; i < 4; i++) {
+      const socket = (await dialer.dial()) as TLSSocket;
+      expect(socket.isSessionReused()).toBe(false);
+      expect(await roundTrip(socket, `d${i}`)).toBe(`d${i}`);
+    }
+    const wrong = tlsDialer({ host: '127.0.0.1', port, pinnedSha256: otherName.fingerprint });
+    for (let i = 0; i < 2; i++) expect((await rejection(wrong.dial())).code).toBe('AUTH_FAILED');
+  });
+
   it('refuses any other certificate when pinned, even a trusted one', async () => {
     const wrong = await rejection(
       tlsDialer({ host: '127.0.0.1', port, pinnedSha256: otherName.fingerprint }).dial(),
@@ -265,6 +276,12 @@ describe('tlsDialer', () => {
 
   it('rejects malformed pins', () => {
     expect(() => tlsDialer({ host: '127.0.0.1', port, pinnedSha256: 'abc' })).toThrow(HvkitError);
+  });
+
+  it('rejects unknown option keys, naming them (a misspelt pin must not be ignored)', () => {
+    expect(() => tlsDialer({ host: '127.0.0.1', port, thumbprint: 'AB' } as never)).toThrow(
+      /^tlsDialer: unknown option thumbprint; accepted options: host, port, connectTimeoutMs, rejectUnauthorized, ca, /,
+    );
   });
 });
 

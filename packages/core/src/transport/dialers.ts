@@ -4,6 +4,7 @@
 
 import { isIP, connect as netConnect, type Socket } from 'node:net';
 import { type ConnectionOptions, type TLSSocket, connect as tlsConnect } from 'node:tls';
+import { checkOptionKeys, type OptionKeysOf } from '../adapter/option-keys';
 import { HvkitError, hvkitError } from '../errors/hvkit-error';
 import { abortError, checkSignal, checkTimeoutMs, type ErrorContext } from '../signal/abort';
 import type { Dialer, TransportCallOptions } from './types';
@@ -194,6 +195,16 @@ export interface TlsSettings {
   insecureSkipVerify?: boolean;
 }
 
+/** The keys {@link TlsSettings} accepts, for {@link checkOptionKeys} (e.g. as the spec of a `tls` option). */
+export const TLS_SETTINGS_OPTION_KEYS = {
+  ca: true,
+  cert: true,
+  key: true,
+  servername: true,
+  pinnedSha256: true,
+  insecureSkipVerify: true,
+} as const satisfies OptionKeysOf<TlsSettings>;
+
 /**
  * Node.js TLS options for {@link TlsSettings}: verification on unless `insecureSkipVerify` or a pin (which
  * is then checked by {@link checkPinnedCertificate}).
@@ -362,12 +373,23 @@ export interface TlsDialerOptions extends DialerOptions, TlsSettings {
   rejectUnauthorized?: boolean;
 }
 
+const TLS_DIALER_OPTION_KEYS = {
+  host: true,
+  port: true,
+  connectTimeoutMs: true,
+  rejectUnauthorized: true,
+  ...TLS_SETTINGS_OPTION_KEYS,
+} as const satisfies OptionKeysOf<TlsDialerOptions>;
+
 /**
  * A dialer for TLS over TCP. The server certificate is verified (system CAs, or `ca`) unless a
  * `pinnedSha256` is given (then exactly that certificate is accepted) or the caller opts out with
  * `insecureSkipVerify: true`. An untrusted certificate fails with `AUTH_FAILED`.
+ *
+ * @throws TypeError for unknown option keys (a misspelt pin is never ignored) and bad timeouts.
  */
 export function tlsDialer(options: TlsDialerOptions): Dialer {
+  checkOptionKeys(options, TLS_DIALER_OPTION_KEYS, 'tlsDialer');
   const host = checkHost(options.host);
   const port = checkPort(options.port);
   const connectTimeoutMs = checkTimeoutMs(

@@ -9,6 +9,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createNetServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTestCert, rejection, type TestCert } from '../__test-utils__';
 import { HvkitError, hvkitError } from '../errors/hvkit-error';
@@ -189,6 +190,37 @@ describe('createHttpFetch TLS', () => {
     expect(trusted.code).toBe('AUTH_FAILED');
   });
 
+  it('checks the pin on every fresh connection, also where the server would resume the TLS session', async () => {
+    // A server that offers session resumption (tickets and a session cache) and closes each connection,
+    // so every request makes a new handshake that could resume the previous one.
+    const resumed: boolean[] = [];
+    const server = createHttpsServer({ cert: cert.cert, key: cert.key }, (req, res) => {
+      resumed.push((req.socket as TLSSocket).isSessionReused());
+      res.setHeader('connection', 'close');
+      res.end(JSON.stringify({ ok: true, url: req.url }));
+    });
+    const url = `https://127.0.0.1:${await start(server)}`;
+    const pinnedFetch = client({ tls: { pinnedSha256: cert.fingerprint } });
+    const before = connections;
+    for (let i = 0; i < 5; i++) {
+      const response = await pinnedFetch(`${url}/p${i}`);
+      expect(await response.json()).toEqual({ ok: true, url: `/p${i}` });
+    }
+    expect(connections - before).toBe(5);
+    // Resumption is off under a pin: every handshake carried the certificate that was checked.
+    expect(resumed).toEqual([false, false, false, false, false]);
+    // The server does resume sessions for a client that asks: the test would catch a regression.
+    const resuming = client({ tls: { insecureSkipVerify: true } });
+    for (let i = 0; i < 3; i++) await (await resuming(`${url}/r${i}`)).text();
+    expect(resumed.slice(5)).toEqual([false, true, true]);
+    const wrongFetch = client({ tls: { pinnedSha256: other.fingerprint } });
+    for (let i = 0; i < 3; i++) {
+      const error = await rejection(wrongFetch(`${url}/w${i}`));
+      expect(error.code).toBe('AUTH_FAILED');
+    }
+    expect(resumed).toHaveLength(8);
+  });
+
   it('accepts anything with the named opt-out', async () => {
     const response = await client({ tls: { insecureSkipVerify: true } })(`${httpsUrl}/insecure`);
     expect(response.status).toBe(200);
@@ -230,6 +262,14 @@ describe('createHttpFetch TLS', () => {
   it('rejects a malformed pin at creation', () => {
     expect(() => createHttpFetch({ tls: { pinnedSha256: 'nope' } })).toThrow(HvkitError);
     expect(() => createHttpFetch({ connectTimeoutMs: 0 })).toThrow(TypeError);
+  });
+
+  it('rejects unknown option keys, also inside tls, naming them (a misspelt pin must not be ignored)', () => {
+    expect(() => createHttpFetch({ tls: { thumbprint: 'AB' } } as never)).toThrow(
+      /createHttpFetch: unknown option tls\.thumbprint; tls accepts: ca, cert, key, servername, pinnedSha256, insecureSkipVerify\./,
+    );
+    expect(() => createHttpFetch({ timeout: 5 } as never)).toThrow(TypeError);
+    expect(() => createHttpFetch({ timeout: 5 } as never)).toThrow(/unknown option timeout;/);
   });
 
   it('closes its pool', async () => {

@@ -4,6 +4,7 @@
 
 import type { TLSSocket } from 'node:tls';
 import { Agent, buildConnector, type Dispatcher, fetch as undiciFetch } from 'undici';
+import { checkOptionKeys, type OptionKeysOf } from '../adapter/option-keys';
 import { HvkitError } from '../errors/hvkit-error';
 import { abortError, checkTimeoutMs } from '../signal/abort';
 import {
@@ -11,6 +12,7 @@ import {
   DEFAULT_CONNECT_TIMEOUT_MS,
   networkErrorToHvkitError,
   normalizeSha256Fingerprint,
+  TLS_SETTINGS_OPTION_KEYS,
   type TlsSettings,
   tlsConnectionOptions,
 } from './dialers';
@@ -21,7 +23,9 @@ export interface HttpFetchOptions {
   /**
    * TLS: certificates are verified against the system CAs (or `ca`) by default. `pinnedSha256` accepts
    * exactly the certificate with that SHA-256 fingerprint (even self-signed) and refuses any other;
-   * `insecureSkipVerify: true` is the named opt-out that accepts anything.
+   * `insecureSkipVerify: true` is the named opt-out that accepts anything. A pin turns TLS session
+   * resumption off (a resumed session carries no certificate to check), so each new connection makes a
+   * full handshake whose certificate is checked against the pin.
    */
   tls?: TlsSettings;
   /** How long an idle keep-alive connection is kept (default 4000 ms). */
@@ -41,11 +45,26 @@ export interface HttpFetchOptions {
    * this returns `undefined`; a returned error fails the request before anything is sent.
    */
   verifyPeer?: (socket: TLSSocket, target: string) => Error | undefined;
-  /** Turn TLS session resumption off, so every handshake carries the certificate `verifyPeer` checks. */
+  /**
+   * Turn TLS session resumption off, so every handshake carries the certificate `verifyPeer` checks.
+   * Always off when `tls.pinnedSha256` is set.
+   */
   disableTlsSessionResumption?: boolean;
   /** Adapter id put on converted errors. */
   adapter?: string;
 }
+
+const HTTP_FETCH_OPTION_KEYS = {
+  tls: TLS_SETTINGS_OPTION_KEYS,
+  keepAliveTimeoutMs: true,
+  connectTimeoutMs: true,
+  headersTimeoutMs: true,
+  bodyTimeoutMs: true,
+  connections: true,
+  verifyPeer: true,
+  disableTlsSessionResumption: true,
+  adapter: true,
+} as const satisfies OptionKeysOf<HttpFetchOptions>;
 
 /** A {@link FetchLike} that owns a connection pool; close it when done. */
 export interface HttpFetch extends FetchLike {
@@ -92,9 +111,11 @@ function targetOf(input: string | URL | Request): string | undefined {
  * see {@link HttpFetchOptions.tls} for the CA, pinning and the named opt-out. Failures reject with
  * HvkitErrors (see {@link fetchErrorToHvkitError}); HTTP error statuses are responses, not errors.
  *
- * @throws HvkitError `INVALID_ARGUMENT` for a malformed `pinnedSha256`; TypeError for bad timeouts.
+ * @throws HvkitError `INVALID_ARGUMENT` for a malformed `pinnedSha256`; TypeError for bad timeouts and for
+ *   unknown option keys (also inside `tls`).
  */
 export function createHttpFetch(options: HttpFetchOptions = {}): HttpFetch {
+  checkOptionKeys(options, HTTP_FETCH_OPTION_KEYS, 'createHttpFetch');
   const tls = options.tls ?? {};
   const pinned = tls.pinnedSha256 !== undefined ? normalizeSha256Fingerprint(tls.pinnedSha256) : undefined;
   const connectTimeoutMs = checkTimeoutMs(
@@ -110,7 +131,9 @@ export function createHttpFetch(options: HttpFetchOptions = {}): HttpFetch {
   if (verifyPeer !== undefined) tlsOptions.rejectUnauthorized = false;
   const baseConnector = buildConnector({
     ...tlsOptions,
-    ...(options.disableTlsSessionResumption ? { maxCachedSessions: 0 } : {}),
+    // A resumed TLS session carries no peer certificate, so a pin could not be checked on it: with a pin
+    // (or when asked) every handshake is a full one.
+    ...(pinned !== undefined || options.disableTlsSessionResumption ? { maxCachedSessions: 0 } : {}),
     // SNI follows each request's host; an explicit servername applies to all.
     servername: tls.servername,
     timeout: Number.isFinite(connectTimeoutMs) ? connectTimeoutMs : null,

@@ -162,6 +162,7 @@ describe('errnoToHvkitError', () => {
     ['EROFS', 'PERMISSION_DENIED'],
     ['EEXIST', 'CONFLICT'],
     ['ENOTEMPTY', 'CONFLICT'],
+    ['ENAMETOOLONG', 'INVALID_ARGUMENT'],
     ['EINVAL', 'REMOTE'],
     ['EBUSY', 'REMOTE'],
     ['ENOSPC', 'REMOTE'],

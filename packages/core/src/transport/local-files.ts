@@ -20,7 +20,8 @@ import type { FileEntry, FilesTransport, TransportCallOptions } from './types';
 /**
  * Maps a Node.js system error (one with an errno `code` such as `ENOENT`) to an HvkitError:
  * `ENOENT`/`ENOTDIR` → `NOT_FOUND`, `EACCES`/`EPERM`/`EROFS` → `PERMISSION_DENIED`, `EEXIST`/`ENOTEMPTY` →
- * `CONFLICT`, anything else → `REMOTE`; the errno name is the `backendCode`. HvkitErrors pass through.
+ * `CONFLICT`, `ENAMETOOLONG` → `INVALID_ARGUMENT`, anything else → `REMOTE`; the errno name is the
+ * `backendCode`. HvkitErrors pass through.
  */
 export function errnoToHvkitError(
   error: unknown,
@@ -56,6 +57,8 @@ export function errnoToHvkitError(
         `${op}: ${errno === 'EEXIST' ? 'already exists' : 'directory not empty'}${where}.`,
         options,
       );
+    case 'ENAMETOOLONG':
+      return hvkitError('INVALID_ARGUMENT', `${op}: name too long${where}.`, options);
     default:
       return hvkitError(
         'REMOTE',

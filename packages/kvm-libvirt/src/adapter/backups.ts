@@ -10,7 +10,10 @@
  *   too), and the temporary volumes are deleted.
  * - `volume-download` (stopped guests): the disk volumes themselves are streamed.
  * - An abort or failure cancels the libvirt job (DOMAIN_ABORT_JOB), deletes the checkpoint and the
- *   temporary files this call created, and removes the files it wrote to the sink.
+ *   temporary files this call created, and removes the files it wrote to the sink. Everything created is
+ *   recorded in `ctx.leftovers` until removed or handed over; what cannot be removed is reported through
+ *   the logger, naming it.
+ * - `close()` aborts running backups through `ctx.closeSignal` and waits (bounded) for that cleanup.
  */
 
 import {
@@ -21,6 +24,7 @@ import {
   type BackupsCapability,
   type CallOptions,
   type CreateSnapshotOptions,
+  HvkitError,
   hvkitError,
   type Progress,
   type Snapshot,
@@ -41,7 +45,17 @@ import { remoteProcedures } from '../rpc/remote-protocol';
 import { isStreamHole } from '../rpc/stream';
 import { type RemoteDomain, type RemoteStorageVol, writeStorageVol } from '../rpc/types';
 import { XdrWriter } from '../rpc/xdr';
-import { ADAPTER_ID, type AdapterContext, domainHandle, domainXml, rpcOptions } from './context';
+import {
+  ADAPTER_ID,
+  type AdapterContext,
+  closedError,
+  domainHandle,
+  domainXml,
+  type Leftover,
+  type PendingOperation,
+  reportLeftover,
+  rpcOptions,
+} from './context';
 import { hostId } from './inventory';
 import { supportsForDriver } from './supports';
 
@@ -67,15 +81,6 @@ function defaultId(): string {
   return `${Date.now().toString(36)}${Math.floor(Math.random() * 36 ** 4)
     .toString(36)
     .padStart(4, '0')}`;
-}
-
-function abortedError(signal: AbortSignal | undefined): unknown {
-  const reason = signal?.reason as { code?: string } | undefined;
-  if (reason && typeof reason === 'object' && typeof reason.code === 'string') return reason;
-  return hvkitError('ABORTED', 'The backup was aborted.', {
-    adapter: ADAPTER_ID,
-    operation: 'backups.backup',
-  });
 }
 
 /** Keeps `processedBytes` monotone across phases. */
@@ -175,20 +180,89 @@ export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): B
     }
   }
 
+  /**
+   * The error of a backup stopped by its signal: ABORTED naming the close when `close()` stopped it, else
+   * the signal's own HvkitError reason (the wrapper's TIMEOUT or ABORTED), else ABORTED.
+   */
+  function abortedError(signal: AbortSignal | undefined, operation: string): unknown {
+    const reason = signal?.reason as { code?: string } | undefined;
+    if (ctx.closeSignal.aborted && reason === ctx.closeSignal.reason) {
+      return hvkitError('ABORTED', `${operation} was aborted: the adapter was closed.`, {
+        adapter: ADAPTER_ID,
+        operation,
+        retryable: false,
+      });
+    }
+    if (reason && typeof reason === 'object' && typeof reason.code === 'string') return reason;
+    return hvkitError('ABORTED', 'The backup was aborted.', { adapter: ADAPTER_ID, operation });
+  }
+
+  /** The call's options with a signal that also aborts when the adapter closes. */
+  function withClose<O extends { signal?: AbortSignal }>(options: O): O & { signal: AbortSignal } {
+    const signal = options.signal ? AbortSignal.any([options.signal, ctx.closeSignal]) : ctx.closeSignal;
+    return { ...options, signal };
+  }
+
+  /** Records something this call created; it stays recorded until removed or handed to the caller. */
+  function hold(leftover: Leftover): Leftover {
+    ctx.leftovers.add(leftover);
+    return leftover;
+  }
+
+  /**
+   * Removes a leftover with `remove`; NOT_FOUND counts as removed. When that fails it is reported through
+   * the logger, naming it, unless `close()` has reported it already.
+   */
+  async function removeLeftover(leftover: Leftover, remove: () => Promise<unknown>): Promise<void> {
+    try {
+      await remove();
+      ctx.leftovers.delete(leftover);
+    } catch (error) {
+      if (HvkitError.isInstance(error, 'NOT_FOUND')) ctx.leftovers.delete(leftover);
+      else if (ctx.leftovers.delete(leftover)) {
+        reportLeftover(ctx, leftover, error instanceof Error ? error.message : String(error));
+      }
+    }
+  }
+
+  /** Removes the files this call wrote to the sink. */
+  async function removeSinkFiles(sink: BackupSink, files: readonly Leftover[]): Promise<void> {
+    for (const file of files) {
+      if (!sink.removeFile) {
+        if (ctx.leftovers.delete(file)) reportLeftover(ctx, file, 'the sink has no removeFile');
+        continue;
+      }
+      await removeLeftover(file, () => (sink.removeFile as NonNullable<BackupSink['removeFile']>)(file.name));
+    }
+  }
+
+  /** Opens a sibling connection for a bulk stream; `close()` closes it should the operation not. */
+  async function openSibling(rpc: ReturnType<typeof rpcOptions>): Promise<LibvirtRpcClient> {
+    const sibling = await ctx.client.openSibling(rpc);
+    ctx.siblings.add(sibling);
+    return sibling;
+  }
+
+  async function closeSibling(sibling: LibvirtRpcClient | undefined): Promise<void> {
+    if (!sibling) return;
+    ctx.siblings.delete(sibling);
+    await sibling.close().catch(() => {});
+  }
+
   async function volumeDownload(
     dom: RemoteDomain,
     uuid: string,
     sink: BackupSink,
-    options: BackupOptions,
+    options: BackupOptions & { signal: AbortSignal },
   ): Promise<BackupArtifact> {
     const rpc = rpcOptions(options);
     const details = parseDomainXmlDetails(await domainXml(ctx, dom, true, options));
     const disks = details.disks.filter((d) => d.deviceType === 'disk' && d.source !== undefined);
     const id = `hvkit-${uniqueId()}`;
     const progress = new ProgressReporter(options.onProgress);
-    const written: string[] = [];
+    const written: Leftover[] = [];
     const files: BackupFile[] = [];
-    const sibling = await ctx.client.openSibling(rpc);
+    const sibling = await openSibling(rpc);
     let done = 0;
     try {
       progress.report({ phase: 'volume-download', processedBytes: 0 });
@@ -199,9 +273,9 @@ export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): B
           rpc,
         );
         const name = `${safeName(details.name)}-${safeName(disk.device)}.${disk.format ?? 'img'}`;
-        written.push(name);
+        written.push(hold({ kind: 'sink file', name, guest: details.name, where: sink.location }));
         const file = await downloadInto(sibling, vol, sink, name, {
-          ...(options.signal ? { signal: options.signal } : {}),
+          signal: options.signal,
           onBytes: (n) => {
             done += n;
             progress.report({ phase: 'volume-download', processedBytes: done, file: name });
@@ -209,12 +283,15 @@ export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): B
         });
         files.push(file);
       }
+      await closeSibling(sibling);
+      // Stopped in the last step (an abort, or close()): nothing is handed over.
+      if (options.signal.aborted) throw abortedError(options.signal, 'backups.backup');
     } catch (error) {
-      for (const name of written) await sink.removeFile?.(name).catch(() => {});
-      throw options.signal?.aborted ? abortedError(options.signal) : error;
-    } finally {
-      await sibling.close().catch(() => {});
+      await closeSibling(sibling);
+      await removeSinkFiles(sink, written);
+      throw options.signal.aborted ? abortedError(options.signal, 'backups.backup') : error;
     }
+    for (const file of written) ctx.leftovers.delete(file);
     return {
       id,
       guest: uuid,
@@ -226,33 +303,52 @@ export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): B
     };
   }
 
-  /** Registers a running operation so that `close()` waits for its cleanup. */
-  function track<T>(promise: Promise<T>): Promise<T> {
-    const settled = promise.then(
-      () => {},
-      () => {},
-    );
-    ctx.pending.add(settled);
-    void settled.then(() => ctx.pending.delete(settled));
-    return promise;
+  /**
+   * Registers a running operation: `close()` aborts it (through the signal from {@link withClose}) and
+   * waits, bounded, for its cleanup. When `close()` stops waiting, the caller gets ABORTED at once instead
+   * of waiting for a cleanup that hangs (a sink that never answers).
+   */
+  function track<T>(operation: string, run: () => Promise<T>): Promise<T> {
+    if (ctx.closeSignal.aborted) return Promise.reject(closedError(operation));
+    const work = run();
+    return new Promise<T>((resolve, reject) => {
+      const pending: PendingOperation = {
+        settled: work.then(
+          () => {},
+          () => {},
+        ),
+        abandon: () =>
+          reject(
+            hvkitError(
+              'ABORTED',
+              `${operation} was aborted: the adapter was closed, and close() stopped waiting for its cleanup.`,
+              { adapter: ADAPTER_ID, operation, retryable: false },
+            ),
+          ),
+      };
+      ctx.pending.add(pending);
+      work.then(resolve, reject).finally(() => ctx.pending.delete(pending));
+    });
   }
 
-  /** Waits (bounded) until the domain has no job. */
-  async function waitJobGone(dom: RemoteDomain): Promise<void> {
+  /** Waits (bounded) until the domain has no job; false when it still has one or cannot be asked. */
+  async function waitJobGone(dom: RemoteDomain): Promise<boolean> {
     for (let i = 0; i < 100; i++) {
       const info = await ctx.client
         .call(remoteProcedures.DOMAIN_GET_JOB_INFO, { dom }, CLEANUP)
         .catch(() => undefined);
-      if (!info || info.type === JOB.NONE || info.type >= JOB.COMPLETED) return;
+      if (!info) return false;
+      if (info.type === JOB.NONE || info.type >= JOB.COMPLETED) return true;
       await sleep(POLL_MS);
     }
+    return false;
   }
 
   async function pushBackup(
     dom: RemoteDomain,
     uuid: string,
     sink: BackupSink,
-    options: BackupOptions,
+    options: BackupOptions & { signal: AbortSignal },
   ): Promise<BackupArtifact> {
     const rpc = rpcOptions(options);
     const signal = options.signal;
@@ -301,32 +397,78 @@ export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): B
     const progress = new ProgressReporter(options.onProgress);
     progress.report({ phase: 'libvirt-push', processedBytes: 0 });
 
-    let jobStarted = false;
-    let jobDone = false;
-    // On abort, start removing the checkpoint at once (after the job is gone): the caller learns of the
-    // abort immediately and may look for leftovers right away.
-    let earlyCleanup: Promise<void> | undefined;
-    const onAbort = () => {
-      if (!jobStarted) return;
-      earlyCleanup = (async () => {
-        if (!jobDone) {
-          await ctx.client.call(remoteProcedures.DOMAIN_ABORT_JOB, { dom }, CLEANUP).catch(() => {});
-          await waitJobGone(dom);
-        }
-        await deleteCheckpoint(ctx.client, dom, checkpoint).catch(() => {});
-      })();
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-    const tempVols: RemoteStorageVol[] = [];
-    const written: string[] = [];
+    // What the job creates on the daemon host, recorded before it starts (a lost reply leaves it unknown).
+    const guest = details.name;
+    const job = hold({ kind: 'backup job', name: checkpoint, guest });
+    const checkpointLeft = hold({ kind: 'checkpoint', name: checkpoint, guest });
+    const volumes = targets.map((t) =>
+      hold({ kind: 'temporary volume', name: t.path, where: ctx.backupPool }),
+    );
+    const tempVols = new Map<Leftover, RemoteStorageVol>();
+    const written: Leftover[] = [];
     let sibling: LibvirtRpcClient | undefined;
+    let begun = false;
+
+    /** Deletes the temporary volumes (looked up first when the job may have made them unseen). */
+    const removeVolumes = async () => {
+      if (volumes.some((v) => !tempVols.has(v) && ctx.leftovers.has(v))) {
+        // The files may exist without being volumes yet.
+        await ctx.client
+          .call(remoteProcedures.STORAGE_POOL_REFRESH, { pool: poolRef, flags: 0 }, CLEANUP)
+          .catch(() => {});
+      }
+      for (const v of volumes) {
+        await removeLeftover(v, async () => {
+          const vol =
+            tempVols.get(v) ??
+            (await ctx.client.call(remoteProcedures.STORAGE_VOL_LOOKUP_BY_PATH, { path: v.name }, CLEANUP));
+          await deleteVolume(ctx.client, vol);
+        });
+      }
+    };
+    // Undoes the daemon side: stops the download and the job, deletes the checkpoint and the temporary
+    // files. Started at once on abort, so the caller (and close()) learn of a clean state soon.
+    let serverCleanup: Promise<void> | undefined;
+    const cleanServer = () => {
+      serverCleanup ??= (async () => {
+        const s = sibling;
+        sibling = undefined;
+        await closeSibling(s);
+        if (ctx.leftovers.has(job)) {
+          await removeLeftover(job, async () => {
+            await ctx.client.call(remoteProcedures.DOMAIN_ABORT_JOB, { dom }, CLEANUP).catch(() => {});
+            if (!(await waitJobGone(dom))) throw new Error('the job did not end after DOMAIN_ABORT_JOB');
+          });
+        }
+        await removeLeftover(checkpointLeft, () => deleteCheckpoint(ctx.client, dom, checkpoint));
+        await removeVolumes();
+      })();
+      return serverCleanup;
+    };
+    const onAbort = () => {
+      if (begun) void cleanServer();
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
     try {
-      await ctx.client.call(
-        remoteProcedures.DOMAIN_BACKUP_BEGIN,
-        { dom, backupXml, checkpointXml, flags: 0 },
-        rpc,
-      );
-      jobStarted = true;
+      try {
+        // Not given the signal: only the reply tells whether the job exists, so the call is not given up.
+        await ctx.client.call(
+          remoteProcedures.DOMAIN_BACKUP_BEGIN,
+          { dom, backupXml, checkpointXml, flags: 0 },
+          rpc.timeoutMs !== undefined ? { timeoutMs: rpc.timeoutMs } : {},
+        );
+      } catch (error) {
+        if (HvkitError.isInstance(error) && typeof error.backendCode === 'number') {
+          // The daemon refused: it created nothing.
+          for (const l of [job, checkpointLeft, ...volumes]) ctx.leftovers.delete(l);
+        } else {
+          // No answer (timeout, lost connection): the job may exist.
+          begun = true;
+        }
+        throw error;
+      }
+      begun = true;
+      if (signal.aborted) throw abortedError(signal, 'backups.backup');
       // Poll the job until it is gone.
       let jobTotal = 0;
       for (;;) {
@@ -339,9 +481,9 @@ export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): B
           totalBytes: jobTotal,
         });
         // An abort rejects here; the catch below turns it into abortedError(signal).
-        await sleep(POLL_MS, signal ? { signal } : {});
+        await sleep(POLL_MS, { signal });
       }
-      jobDone = true;
+      ctx.leftovers.delete(job);
       const completed = await ctx.client
         .call(remoteProcedures.DOMAIN_GET_JOB_STATS, { dom, flags: JOB_STATS_COMPLETED }, rpc)
         .catch(() => undefined);
@@ -356,19 +498,21 @@ export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): B
       progress.report({ phase: 'libvirt-push', processedBytes: jobTotal, totalBytes: jobTotal });
 
       await ctx.client.call(remoteProcedures.STORAGE_POOL_REFRESH, { pool: poolRef, flags: 0 }, rpc);
-      for (const t of targets) {
-        tempVols.push(
+      for (const [i, t] of targets.entries()) {
+        tempVols.set(
+          volumes[i] as Leftover,
           await ctx.client.call(remoteProcedures.STORAGE_VOL_LOOKUP_BY_PATH, { path: t.path }, rpc),
         );
       }
-      sibling = await ctx.client.openSibling(rpc);
+      const stream = await openSibling(rpc);
+      sibling = stream;
       const files: BackupFile[] = [];
       let downloaded = 0;
       for (const [i, t] of targets.entries()) {
-        written.push(t.file);
+        written.push(hold({ kind: 'sink file', name: t.file, guest, where: sink.location }));
         files.push(
-          await downloadInto(sibling, tempVols[i] as RemoteStorageVol, sink, t.file, {
-            ...(signal ? { signal } : {}),
+          await downloadInto(stream, tempVols.get(volumes[i] as Leftover) as RemoteStorageVol, sink, t.file, {
+            signal,
             onBytes: (n) => {
               downloaded += n;
               progress.report({ phase: 'download', processedBytes: jobTotal + downloaded, file: t.file });
@@ -376,6 +520,15 @@ export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): B
           }),
         );
       }
+      // The temporary volumes go now; failing to delete them is reported, not a failed backup.
+      const s = sibling;
+      sibling = undefined;
+      await closeSibling(s);
+      await removeVolumes();
+      // Stopped in the last step (an abort, or close()): nothing is handed over.
+      if (signal.aborted) throw abortedError(signal, 'backups.backup');
+      ctx.leftovers.delete(checkpointLeft);
+      for (const file of written) ctx.leftovers.delete(file);
       return {
         id: checkpoint,
         guest: uuid,
@@ -388,32 +541,11 @@ export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): B
         consistency: 'crash',
       };
     } catch (error) {
-      if (earlyCleanup) await earlyCleanup;
-      else if (jobStarted) {
-        if (!jobDone) {
-          await ctx.client.call(remoteProcedures.DOMAIN_ABORT_JOB, { dom }, CLEANUP).catch(() => {});
-          await waitJobGone(dom);
-        }
-        await deleteCheckpoint(ctx.client, dom, checkpoint).catch(() => {});
-      }
-      for (const name of written) await sink.removeFile?.(name).catch(() => {});
-      if (tempVols.length === 0 && jobStarted) {
-        // The files may exist without being volumes yet.
-        await ctx.client
-          .call(remoteProcedures.STORAGE_POOL_REFRESH, { pool: poolRef, flags: 0 }, CLEANUP)
-          .catch(() => {});
-        for (const t of targets) {
-          const vol = await ctx.client
-            .call(remoteProcedures.STORAGE_VOL_LOOKUP_BY_PATH, { path: t.path }, CLEANUP)
-            .catch(() => undefined);
-          if (vol) tempVols.push(vol);
-        }
-      }
-      throw signal?.aborted ? abortedError(signal) : error;
+      if (begun) await cleanServer();
+      await removeSinkFiles(sink, written);
+      throw signal.aborted ? abortedError(signal, 'backups.backup') : error;
     } finally {
-      signal?.removeEventListener('abort', onAbort);
-      await sibling?.close().catch(() => {});
-      for (const vol of tempVols) await deleteVolume(ctx.client, vol).catch(() => {});
+      signal.removeEventListener('abort', onAbort);
     }
   }
 
@@ -515,95 +647,103 @@ export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): B
           operation: 'backups.backup',
         });
       }
-      const h = await domainHandle(ctx, ref, 'backups.backup', options);
-      if (ctx.driver === 'TEST') {
-        throw hvkitError('UNSUPPORTED', "libvirt's test driver has no backup or volume download APIs.", {
-          adapter: ADAPTER_ID,
-          operation: 'backups.backup',
-        });
-      }
-      requireSupported('full', 'backups.backup');
-      if (!h.active) {
-        if (mode === 'incremental') {
-          throw hvkitError('UNSUPPORTED', 'Incremental backups need a running guest (checkpoints).', {
+      return track('backups.backup', async () => {
+        const call = withClose(options);
+        const h = await domainHandle(ctx, ref, 'backups.backup', call);
+        if (ctx.driver === 'TEST') {
+          throw hvkitError('UNSUPPORTED', "libvirt's test driver has no backup or volume download APIs.", {
             adapter: ADAPTER_ID,
             operation: 'backups.backup',
           });
         }
-        return track(volumeDownload(h.dom, h.uuid, sink, options));
-      }
-      return track(pushBackup(h.dom, h.uuid, sink, { ...options, mode }));
+        requireSupported('full', 'backups.backup');
+        if (!h.active) {
+          if (mode === 'incremental') {
+            throw hvkitError('UNSUPPORTED', 'Incremental backups need a running guest (checkpoints).', {
+              adapter: ADAPTER_ID,
+              operation: 'backups.backup',
+            });
+          }
+          return volumeDownload(h.dom, h.uuid, sink, call);
+        }
+        return pushBackup(h.dom, h.uuid, sink, { ...call, mode });
+      });
     },
 
-    async backupHostConfig(sink: BackupSink, options: BackupOptions = {}): Promise<BackupArtifact> {
+    async backupHostConfig(sink: BackupSink, given: BackupOptions = {}): Promise<BackupArtifact> {
       if (typeof sink !== 'object' || sink === null || typeof sink.writeFile !== 'function') {
         throw new TypeError('sink must be a BackupSink.');
       }
-      const rpc = rpcOptions(options);
-      const c = ctx.client;
-      const [caps, host, doms, nets, pools] = await Promise.all([
-        ctx.capabilities(options),
-        hostId(ctx, options),
-        c.call(remoteProcedures.CONNECT_LIST_ALL_DOMAINS, { needResults: 1, flags: 0 }, rpc),
-        c.call(remoteProcedures.CONNECT_LIST_ALL_NETWORKS, { needResults: 1, flags: 0 }, rpc),
-        c.call(remoteProcedures.CONNECT_LIST_ALL_STORAGE_POOLS, { needResults: 1, flags: 0 }, rpc),
-      ]);
-      const entries: [string, Promise<string>][] = [['capabilities.xml', Promise.resolve(caps.xml)]];
-      for (const dom of doms.domains)
-        entries.push([
-          `domains/${safeName(dom.name)}.xml`,
-          c.call(remoteProcedures.DOMAIN_GET_XML_DESC, { dom, flags: DOMAIN_XML.INACTIVE }, rpc),
+      return track('backups.backupHostConfig', async () => {
+        const options = withClose(given);
+        const rpc = rpcOptions(options);
+        const c = ctx.client;
+        const [caps, host, doms, nets, pools] = await Promise.all([
+          ctx.capabilities(options),
+          hostId(ctx, options),
+          c.call(remoteProcedures.CONNECT_LIST_ALL_DOMAINS, { needResults: 1, flags: 0 }, rpc),
+          c.call(remoteProcedures.CONNECT_LIST_ALL_NETWORKS, { needResults: 1, flags: 0 }, rpc),
+          c.call(remoteProcedures.CONNECT_LIST_ALL_STORAGE_POOLS, { needResults: 1, flags: 0 }, rpc),
         ]);
-      // VIR_NETWORK_XML_INACTIVE = 1, VIR_STORAGE_XML_INACTIVE = 1.
-      for (const net of nets.networks)
-        entries.push([
-          `networks/${safeName(net.name)}.xml`,
-          // The test driver refuses the INACTIVE flag: fall back to the current definition.
-          c
-            .call(remoteProcedures.NETWORK_GET_XML_DESC, { net, flags: 1 }, rpc)
-            .catch(() => c.call(remoteProcedures.NETWORK_GET_XML_DESC, { net, flags: 0 }, rpc)),
-        ]);
-      for (const pool of pools.pools)
-        entries.push([
-          `pools/${safeName(pool.name)}.xml`,
-          c
-            .call(remoteProcedures.STORAGE_POOL_GET_XML_DESC, { pool, flags: 1 }, rpc)
-            .catch(() => c.call(remoteProcedures.STORAGE_POOL_GET_XML_DESC, { pool, flags: 0 }, rpc)),
-        ]);
-      const texts = await Promise.all(entries.map(([, p]) => p));
-      const progress = new ProgressReporter(options.onProgress);
-      const files: BackupFile[] = [];
-      const written: string[] = [];
-      let done = 0;
-      try {
-        for (const [i, [name]] of entries.entries()) {
-          const bytes = new TextEncoder().encode(texts[i]);
-          written.push(name);
-          async function* one(): AsyncGenerator<Uint8Array> {
-            yield bytes;
+        const entries: [string, Promise<string>][] = [['capabilities.xml', Promise.resolve(caps.xml)]];
+        for (const dom of doms.domains)
+          entries.push([
+            `domains/${safeName(dom.name)}.xml`,
+            c.call(remoteProcedures.DOMAIN_GET_XML_DESC, { dom, flags: DOMAIN_XML.INACTIVE }, rpc),
+          ]);
+        // VIR_NETWORK_XML_INACTIVE = 1, VIR_STORAGE_XML_INACTIVE = 1.
+        for (const net of nets.networks)
+          entries.push([
+            `networks/${safeName(net.name)}.xml`,
+            // The test driver refuses the INACTIVE flag: fall back to the current definition.
+            c
+              .call(remoteProcedures.NETWORK_GET_XML_DESC, { net, flags: 1 }, rpc)
+              .catch(() => c.call(remoteProcedures.NETWORK_GET_XML_DESC, { net, flags: 0 }, rpc)),
+          ]);
+        for (const pool of pools.pools)
+          entries.push([
+            `pools/${safeName(pool.name)}.xml`,
+            c
+              .call(remoteProcedures.STORAGE_POOL_GET_XML_DESC, { pool, flags: 1 }, rpc)
+              .catch(() => c.call(remoteProcedures.STORAGE_POOL_GET_XML_DESC, { pool, flags: 0 }, rpc)),
+          ]);
+        const texts = await Promise.all(entries.map(([, p]) => p));
+        const progress = new ProgressReporter(options.onProgress);
+        const files: BackupFile[] = [];
+        const written: Leftover[] = [];
+        let done = 0;
+        try {
+          for (const [i, [name]] of entries.entries()) {
+            const bytes = new TextEncoder().encode(texts[i]);
+            written.push(hold({ kind: 'sink file', name, where: sink.location }));
+            async function* one(): AsyncGenerator<Uint8Array> {
+              yield bytes;
+            }
+            files.push(
+              await sink.writeFile(name, one(), {
+                expectedBytes: bytes.byteLength,
+                signal: options.signal,
+              }),
+            );
+            done += bytes.byteLength;
+            progress.report({ phase: 'host-config', processedBytes: done, file: name });
           }
-          files.push(
-            await sink.writeFile(name, one(), {
-              expectedBytes: bytes.byteLength,
-              ...(options.signal ? { signal: options.signal } : {}),
-            }),
-          );
-          done += bytes.byteLength;
-          progress.report({ phase: 'host-config', processedBytes: done, file: name });
+          if (options.signal.aborted) throw abortedError(options.signal, 'backups.backupHostConfig');
+        } catch (error) {
+          await removeSinkFiles(sink, written);
+          throw options.signal.aborted ? abortedError(options.signal, 'backups.backupHostConfig') : error;
         }
-      } catch (error) {
-        for (const name of written) await sink.removeFile?.(name).catch(() => {});
-        throw options.signal?.aborted ? abortedError(options.signal) : error;
-      }
-      return {
-        id: `host-config-${uniqueId()}`,
-        guest: host ?? 'host',
-        kind: 'host-config',
-        method: 'libvirt-xml',
-        createdAt: now(),
-        files,
-        consistency: 'crash',
-      };
+        for (const file of written) ctx.leftovers.delete(file);
+        return {
+          id: `host-config-${uniqueId()}`,
+          guest: host ?? 'host',
+          kind: 'host-config',
+          method: 'libvirt-xml',
+          createdAt: now(),
+          files,
+          consistency: 'crash',
+        };
+      });
     },
   };
 }

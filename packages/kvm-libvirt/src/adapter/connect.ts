@@ -2,16 +2,25 @@
  * `connect(options)`: the kvm-libvirt adapter factory.
  */
 
-import { readFile } from 'node:fs/promises';
 import {
+  type BackupsCapability,
   type CallOptions,
+  checkOptionKeys,
   type DeepReadonly,
   type Dialer,
+  type EventsCapability,
   type HypervisorAdapterV1,
+  hvkitError,
+  type InventoryCapability,
+  type LabelsCapability,
   type Logger,
+  type OptionKeysOf,
+  redactError,
   type SupportsManifest,
+  TLS_SETTINGS_OPTION_KEYS,
   wrapAdapter,
 } from '@hvkit/core';
+import { SSH_CONNECT_OPTION_KEYS, SSH_DIALER_OPTION_KEYS, sshAuthSecrets } from '@hvkit/ssh';
 import { parseCapabilitiesXml } from '../mapping/host';
 import type { CgroupVersion } from '../mapping/limits';
 import { LibvirtRpcClient, type RpcTraceEvent } from '../rpc/client';
@@ -20,12 +29,13 @@ import { remoteProcedures } from '../rpc/remote-protocol';
 import type { LibvirtTransportOptions } from '../transport/dialers';
 import { parseLibvirtUri } from '../transport/uri';
 import { createBackups } from './backups';
-import { ADAPTER_ID, type AdapterContext, rpcOptions } from './context';
+import { detectCgroupVersion, detectLocalCgroupVersion, sshHostFileReader } from './cgroup';
+import { ADAPTER_ID, type AdapterContext, closedError, reportLeftover, rpcOptions } from './context';
 import { createEvents } from './events';
 import { createInventory } from './inventory';
 import { createLabels } from './labels';
 import { createLimits } from './limits';
-import { supportsForDriver } from './supports';
+import { supportsForDriver, withoutCgroupDependentLimits } from './supports';
 
 /** Options of {@link connect}. */
 export interface KvmLibvirtConnectOptions {
@@ -58,8 +68,12 @@ export interface KvmLibvirtConnectOptions {
   signal?: AbortSignal;
   /**
    * cgroup version that holds the `cpu` controller on the daemon host, for the CPU weight and swap
-   * conversions. Default: detected from `/proc/self/mountinfo` for local URIs (no host), else 2 (current
-   * distributions). libvirt writes `<shares>` raw into `cpu.weight` on v2 and as `cpu.shares` on v1.
+   * conversions (libvirt writes `cpu_shares` as `cpu.shares` on v1 and raw into `cpu.weight` on v2;
+   * `swap_hard_limit` is memory + swap on v1, swap only on v2). Default: detected from the host's
+   * `/proc/self/mountinfo` and `cgroup.controllers`, read locally for local URIs and through the SSH
+   * connection for `qemu+ssh`. Where it cannot be detected (`qemu+tcp`, `qemu+tls`, a `dialer`) it stays
+   * unknown: `limits.get` leaves out `cpu.weight` and `memory.swapMaxBytes` (with a warning to `logger`)
+   * and `limits.set` rejects them with `UNSUPPORTED`. Give it for such hosts.
    */
   cgroupVersion?: CgroupVersion;
   /** Storage pool (a directory pool on the daemon host) for temporary push-backup files. Default `default`. */
@@ -71,42 +85,137 @@ export interface KvmLibvirtConnectOptions {
    * (cancel the backup job, delete the checkpoint) before it rejects. Default 5000 ms; 0 rejects at once.
    */
   abortSettleMs?: number;
+  /**
+   * How long `close()` waits at most for the backups it aborts to remove what they created (the libvirt
+   * job, the checkpoint, the temporary volumes, the files written to the sink). What is still there then
+   * is reported through `logger` (a warning naming each), and the connections are closed anyway (at most
+   * ~3 s more). Default 60000 ms; 0 does not wait.
+   */
+  closeTimeoutMs?: number;
   /** Deterministic names and clock for backups and snapshots (recordings, tests). */
   naming?: { uniqueId?: () => string; now?: () => Date };
 }
 
-/** The kvm-libvirt adapter: spec v1 plus the underlying RPC client (an escape hatch for raw calls). */
+/** Every key {@link connect} reads, nested levels included; any other key is a TypeError. */
+const CONNECT_OPTION_KEYS = {
+  uri: true,
+  dialer: true,
+  openUri: true,
+  transport: {
+    ssh: { client: true, connect: SSH_CONNECT_OPTION_KEYS, dialer: SSH_DIALER_OPTION_KEYS },
+    tls: { ...TLS_SETTINGS_OPTION_KEYS, pkiPath: true },
+    connectTimeoutMs: true,
+    readOnly: true,
+    insecureAllowUriNoVerify: true,
+  } satisfies OptionKeysOf<LibvirtTransportOptions>,
+  readOnly: true,
+  timeoutMs: true,
+  callTimeoutMs: true,
+  keepalive: { intervalMs: true, countMax: true } satisfies OptionKeysOf<KeepaliveOptions>,
+  maxInFlight: true,
+  logger: true,
+  trace: true,
+  signal: true,
+  cgroupVersion: true,
+  backupPool: true,
+  defaultTimeoutMs: true,
+  abortSettleMs: true,
+  closeTimeoutMs: true,
+  naming: { uniqueId: true, now: true },
+} as const satisfies OptionKeysOf<KvmLibvirtConnectOptions>;
+
+/**
+ * The kvm-libvirt adapter: spec v1 plus the underlying RPC client (an escape hatch for raw calls).
+ * `inventory`, `labels`, `backups` and `events` are always present; `limits` only for drivers that have
+ * them (QEMU, test): check with `hasCapability(hv, 'limits')` or `requireCapability(hv, 'limits')` from
+ * `@hvkit/core`.
+ */
 export interface KvmLibvirtAdapter extends HypervisorAdapterV1<'kvm-libvirt'> {
+  readonly inventory: InventoryCapability;
+  readonly labels: LabelsCapability;
+  readonly backups: BackupsCapability;
+  readonly events: EventsCapability;
   /** The libvirt connection; calls on it bypass the adapter. */
   readonly rpc: LibvirtRpcClient;
   /** The libvirt driver type (`QEMU`, `TEST`, ...) found at connect. */
   readonly driver: string;
-  /** The cgroup version used for conversions, and where it came from. */
-  readonly cgroupVersion: CgroupVersion;
+  /**
+   * The cgroup version used for the CPU weight and swap conversions (the option, or detected), or
+   * `undefined` when it is unknown (those fields are then left out of `limits.get` and refused by
+   * `limits.set`).
+   */
+  readonly cgroupVersion: CgroupVersion | undefined;
+}
+
+/** The cgroup version decided at connect, where it came from, and why it is unknown. */
+interface CgroupDecision {
+  version: CgroupVersion | undefined;
+  source: AdapterContext['cgroupVersionSource'];
+  unknownReason?: string;
 }
 
 /**
- * Which cgroup version the `cpu` controller of this machine is on: a `cgroup` (v1) mount listing `cpu`
- * among its super options means 1; otherwise a `cgroup2` mount means 2. Undefined when unreadable.
+ * The option; the test driver's v1 semantics; else detected on the daemon host: locally for local URIs,
+ * through the SSH connection for `qemu+ssh`. Unknown for other transports, and not looked for when the
+ * driver has no limits.
  */
-export async function detectLocalCgroupVersion(mountinfo?: string): Promise<CgroupVersion | undefined> {
-  let text = mountinfo;
-  if (text === undefined) {
-    try {
-      text = await readFile('/proc/self/mountinfo', 'utf8');
-    } catch {
-      return undefined;
-    }
+async function decideCgroupVersion(
+  options: KvmLibvirtConnectOptions,
+  client: LibvirtRpcClient,
+  driver: string,
+  hasLimits: boolean,
+): Promise<CgroupDecision> {
+  if (options.cgroupVersion !== undefined) return { version: options.cgroupVersion, source: 'option' };
+  // The test driver checks memory limits like cgroup v1 (swap_hard_limit ≥ hard_limit: memory + swap).
+  if (driver === 'TEST') return { version: 1, source: 'test-driver' };
+  if (!hasLimits) return { version: undefined, source: 'unknown', unknownReason: 'the driver has no limits' };
+  let version: CgroupVersion | undefined;
+  let where: string;
+  if (options.dialer === undefined && isLocalUri(options.uri)) {
+    version = await detectLocalCgroupVersion();
+    where = "this machine's /proc/self/mountinfo and cgroup.controllers";
+  } else if (client.sshClient !== undefined) {
+    const reader = sshHostFileReader(client.sshClient, {
+      ...(options.signal !== undefined ? { signal: options.signal } : {}),
+      timeoutMs: Math.min(options.timeoutMs ?? 10_000, 10_000),
+    });
+    version = await detectCgroupVersion(reader);
+    where = `/proc/self/mountinfo and cgroup.controllers of ${client.sshClient.target}`;
+  } else {
+    return {
+      version: undefined,
+      source: 'unknown',
+      unknownReason:
+        options.dialer !== undefined
+          ? 'a custom dialer cannot read files on the daemon host'
+          : 'the daemon host cannot be read over this transport (only qemu+ssh and local URIs can)',
+    };
   }
-  let v2 = false;
-  for (const line of text.split('\n')) {
-    const sep = line.indexOf(' - ');
-    if (sep < 0) continue;
-    const [fstype, , superOptions = ''] = line.slice(sep + 3).split(' ');
-    if (fstype === 'cgroup' && superOptions.split(',').includes('cpu')) return 1;
-    if (fstype === 'cgroup2') v2 = true;
+  return version !== undefined
+    ? { version, source: 'detected' }
+    : {
+        version: undefined,
+        source: 'unknown',
+        unknownReason: `no cgroup hierarchy holding the cpu controller found in ${where}`,
+      };
+}
+
+/** Default {@link KvmLibvirtConnectOptions.closeTimeoutMs}: 60 seconds. */
+export const DEFAULT_CLOSE_TIMEOUT_MS = 60_000;
+
+/**
+ * The capability object with each method rejecting (`CONNECTION_LOST`, not retryable) once `close()` has
+ * started, without running: nothing succeeds on a closing or closed adapter.
+ */
+function rejectWhenClosed<C extends object>(capability: C, name: string, isClosed: () => boolean): C {
+  const guarded = Object.create(capability) as Record<string, unknown>;
+  for (const [key, value] of Object.entries(capability)) {
+    if (typeof value !== 'function') continue;
+    const method = value as (...args: unknown[]) => unknown;
+    guarded[key] = (...args: unknown[]) =>
+      isClosed() ? Promise.reject(closedError(`${name}.${key}`)) : method.apply(capability, args);
   }
-  return v2 ? 2 : undefined;
+  return guarded as C;
 }
 
 function isLocalUri(uri: string | undefined): boolean {
@@ -131,13 +240,20 @@ function isLocalUri(uri: string | undefined): boolean {
  * const guests = await hv.inventory.listGuests();
  * await hv.close();
  *
- * @throws HvkitError from the RPC client (AUTH_FAILED, CONNECTION_LOST, TIMEOUT, ...); TypeError for bad options.
+ * @throws HvkitError from the RPC client (AUTH_FAILED, CONNECTION_LOST, TIMEOUT, ...); TypeError for bad options
+ *   and for unknown option keys, at every level (`transport.tls`, `transport.ssh.connect`, `keepalive`, ...).
  */
 export async function connect(options: KvmLibvirtConnectOptions): Promise<KvmLibvirtAdapter> {
   if (typeof options !== 'object' || options === null)
     throw new TypeError('connect: options must be an object.');
+  checkOptionKeys(options, CONNECT_OPTION_KEYS, 'kvm-libvirt connect');
+  const secrets = sshAuthSecrets(options.transport?.ssh?.connect?.auth);
   if (options.cgroupVersion !== undefined && options.cgroupVersion !== 1 && options.cgroupVersion !== 2) {
     throw new TypeError('connect: cgroupVersion must be 1 or 2.');
+  }
+  const closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
+  if (typeof closeTimeoutMs !== 'number' || !Number.isFinite(closeTimeoutMs) || closeTimeoutMs < 0) {
+    throw new TypeError('connect: closeTimeoutMs must be a finite number of milliseconds >= 0.');
   }
   if (
     options.backupPool !== undefined &&
@@ -158,36 +274,30 @@ export async function connect(options: KvmLibvirtConnectOptions): Promise<KvmLib
     ...(options.logger !== undefined ? { logger: options.logger } : {}),
     ...(options.trace !== undefined ? { trace: options.trace } : {}),
     ...(options.signal !== undefined ? { signal: options.signal } : {}),
+  }).catch((error: unknown) => {
+    throw redactError(error, secrets);
   });
   try {
     const driver = (
       await client.call(remoteProcedures.CONNECT_GET_TYPE, undefined, rpcOptions(options))
     ).toUpperCase();
-    let cgroupVersion: CgroupVersion = 2;
-    let cgroupVersionSource: AdapterContext['cgroupVersionSource'] = 'default';
-    if (options.cgroupVersion !== undefined) {
-      cgroupVersion = options.cgroupVersion;
-      cgroupVersionSource = 'option';
-    } else if (driver === 'TEST') {
-      // The test driver checks memory limits like cgroup v1 (swap_hard_limit ≥ hard_limit: memory + swap).
-      cgroupVersion = 1;
-    } else if (options.dialer === undefined && isLocalUri(options.uri)) {
-      const detected = await detectLocalCgroupVersion();
-      if (detected !== undefined) {
-        cgroupVersion = detected;
-        cgroupVersionSource = 'detected';
-      }
-    }
+    const driverSupports = supportsForDriver(driver);
+    const cgroup = await decideCgroupVersion(options, client, driver, driverSupports.limits !== false);
     let caps: ReturnType<AdapterContext['capabilities']> | undefined;
+    const closing = new AbortController();
     const ctx: AdapterContext = {
       client,
       driver,
-      cgroupVersion,
-      cgroupVersionSource,
+      cgroupVersion: cgroup.version,
+      cgroupVersionSource: cgroup.source,
+      ...(cgroup.unknownReason !== undefined ? { cgroupUnknownReason: cgroup.unknownReason } : {}),
       backupPool: options.backupPool ?? 'default',
+      localDaemon: options.dialer === undefined && isLocalUri(options.uri),
       logger: options.logger,
       siblings: new Set(),
       pending: new Set(),
+      closeSignal: closing.signal,
+      leftovers: new Set(),
       capabilities(callOptions?: CallOptions) {
         if (!caps) {
           caps = client
@@ -200,37 +310,60 @@ export async function connect(options: KvmLibvirtConnectOptions): Promise<KvmLib
         return caps;
       },
     };
-    const supports: DeepReadonly<SupportsManifest> = supportsForDriver(driver);
+    // Without the cgroup version, the CPU weight and swap limits cannot be converted: not supported.
+    const supports: DeepReadonly<SupportsManifest> =
+      cgroup.version === undefined ? withoutCgroupDependentLimits(driverSupports) : driverSupports;
     let closed: Promise<void> | undefined;
     const close = () => {
       closed ??= (async () => {
-        // Let aborted backups finish removing their checkpoints and temporary files (bounded).
-        if (ctx.pending.size > 0) {
-          await Promise.race([
-            Promise.allSettled([...ctx.pending]),
-            new Promise((resolve) => setTimeout(resolve, 60_000).unref()),
+        // Running backups abort and remove what they created; new calls reject from here on.
+        closing.abort(
+          hvkitError('ABORTED', 'The adapter was closed.', { adapter: ADAPTER_ID, operation: 'close' }),
+        );
+        const pending = [...ctx.pending];
+        if (pending.length > 0) {
+          let timer: ReturnType<typeof setTimeout> | undefined;
+          const done = await Promise.race([
+            Promise.all(pending.map((p) => p.settled)).then(() => true),
+            new Promise<false>((resolve) => {
+              timer = setTimeout(() => resolve(false), closeTimeoutMs);
+            }),
           ]);
+          clearTimeout(timer);
+          if (!done) {
+            const why = `close() stopped waiting for the cleanup after ${closeTimeoutMs} ms (closeTimeoutMs)`;
+            for (const leftover of ctx.leftovers) reportLeftover(ctx, leftover, why);
+            ctx.leftovers.clear();
+            for (const p of pending) p.abandon();
+          }
         }
-        await client.close().catch(() => {});
+        // Each close is bounded (CONNECT_CLOSE 2 s, then the socket 1 s); all at once.
+        const connections = [...ctx.siblings, client];
+        ctx.siblings.clear();
+        await Promise.all(connections.map((c) => c.close().catch(() => {})));
       })();
       return closed;
     };
+    const isClosed = () => closing.signal.aborted;
     const adapter: KvmLibvirtAdapter = {
       specificationVersion: 'v1',
       adapter: ADAPTER_ID,
       supports,
       rpc: client,
       driver,
-      cgroupVersion,
-      inventory: createInventory(ctx),
-      ...(supports.limits !== false ? { limits: createLimits(ctx, supports.limits) } : {}),
-      labels: createLabels(ctx),
-      backups: createBackups(ctx, options.naming ?? {}),
+      cgroupVersion: cgroup.version,
+      inventory: rejectWhenClosed(createInventory(ctx), 'inventory', isClosed),
+      ...(supports.limits !== false
+        ? { limits: rejectWhenClosed(createLimits(ctx, supports.limits), 'limits', isClosed) }
+        : {}),
+      labels: rejectWhenClosed(createLabels(ctx), 'labels', isClosed),
+      backups: rejectWhenClosed(createBackups(ctx, options.naming ?? {}), 'backups', isClosed),
       events: createEvents(ctx),
       close,
       [Symbol.asyncDispose]: close,
     };
     return wrapAdapter(adapter, {
+      secrets,
       ...(options.logger !== undefined ? { logger: options.logger } : {}),
       ...(options.defaultTimeoutMs !== undefined ? { defaultTimeoutMs: options.defaultTimeoutMs } : {}),
       ...(options.abortSettleMs !== undefined ? { abortSettleMs: options.abortSettleMs } : {}),

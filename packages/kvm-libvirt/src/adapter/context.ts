@@ -6,7 +6,9 @@
 import { setMaxListeners } from 'node:events';
 import {
   type CallOptions,
+  formatGuestRef,
   type GuestRef,
+  type HvkitError,
   type HvkitWarning,
   hvkitError,
   isUuid,
@@ -28,18 +30,88 @@ export interface AdapterContext {
   client: LibvirtRpcClient;
   /** `CONNECT_GET_TYPE`, upper case: `QEMU`, `TEST`, ... */
   driver: string;
-  cgroupVersion: CgroupVersion;
-  /** How the cgroup version was decided, for the docs and debugging. */
-  cgroupVersionSource: 'option' | 'detected' | 'default';
+  /** cgroup version of the daemon host, undefined when unknown (see `KvmLibvirtConnectOptions.cgroupVersion`). */
+  cgroupVersion: CgroupVersion | undefined;
+  /** How the cgroup version was decided, for messages and debugging. */
+  cgroupVersionSource: 'option' | 'detected' | 'test-driver' | 'unknown';
+  /** Why the cgroup version is unknown, for messages. */
+  cgroupUnknownReason?: string;
   /** Storage pool for temporary backup files (push targets). */
   backupPool: string;
+  /** Whether the daemon runs on this machine (a local URI), so host files such as selinuxfs can be read. */
+  localDaemon: boolean;
   logger: Logger | undefined;
   /** The capabilities XML and its parsed form, read and parsed once per adapter (a failure is not cached). */
   capabilities(options?: CallOptions): Promise<{ xml: string; parsed: LibvirtCapabilities }>;
   /** Sibling connections opened for bulk streams, closed with the adapter. */
   siblings: Set<LibvirtRpcClient>;
-  /** Operations still cleaning up after their caller gave up (aborted backups); `close()` waits for them. */
-  pending: Set<Promise<unknown>>;
+  /** Running backups; `close()` aborts them and waits (bounded) for their cleanup. */
+  pending: Set<PendingOperation>;
+  /** Aborts when `close()` starts: running backups stop and clean up, new calls reject. */
+  closeSignal: AbortSignal;
+  /**
+   * What running operations created and have not removed yet (backup jobs, checkpoints, temporary volumes,
+   * sink files). Whatever is still here when `close()` stops waiting is reported through the logger.
+   */
+  leftovers: Set<Leftover>;
+}
+
+/** An operation `close()` waits for. */
+export interface PendingOperation {
+  /** Settles (never rejects) when the operation and its cleanup are done. */
+  settled: Promise<void>;
+  /** Called when `close()` stops waiting: the operation's caller is answered at once. */
+  abandon(): void;
+}
+
+/** Something an operation created on the daemon host or in a sink, until it is removed or handed over. */
+export interface Leftover {
+  kind: 'backup job' | 'checkpoint' | 'temporary volume' | 'sink file';
+  /** Checkpoint name, volume path, or file name in the sink. */
+  name: string;
+  /** The guest it belongs to. */
+  guest?: string;
+  /** Where it is: the storage pool, or the sink's location. */
+  where?: string;
+}
+
+/** `checkpoint "hvkit-x" of guest "g1"`, `sink file "g1-vda.qcow2" in /backups`, ... */
+export function describeLeftover(l: Leftover): string {
+  const guest = l.guest !== undefined ? ` of guest ${JSON.stringify(l.guest)}` : '';
+  switch (l.kind) {
+    case 'backup job':
+      return `backup job ${JSON.stringify(l.name)}${guest}`;
+    case 'checkpoint':
+      return `checkpoint ${JSON.stringify(l.name)}${guest}`;
+    case 'temporary volume':
+      return `temporary volume ${l.name}${l.where !== undefined ? ` in pool ${JSON.stringify(l.where)}` : ''}`;
+    case 'sink file':
+      return `sink file ${JSON.stringify(l.name)}${l.where !== undefined ? ` in ${l.where}` : ''}`;
+  }
+}
+
+/** Reports through the adapter's logger (a warning) that `leftover` could not be removed, and why. */
+export function reportLeftover(ctx: AdapterContext, leftover: Leftover, why: string): void {
+  try {
+    ctx.logger?.warn(`kvm-libvirt: could not remove the ${describeLeftover(leftover)}: ${why}`, {
+      adapter: ADAPTER_ID,
+      kind: leftover.kind,
+      name: leftover.name,
+      ...(leftover.guest !== undefined ? { guest: leftover.guest } : {}),
+      ...(leftover.where !== undefined ? { where: leftover.where } : {}),
+    });
+  } catch {
+    // A failing logger must not change the outcome.
+  }
+}
+
+/** The error of a call made after `close()` started. */
+export function closedError(operation: string): HvkitError {
+  return hvkitError('CONNECTION_LOST', `${ADAPTER_ID} ${operation}: the adapter is closed.`, {
+    adapter: ADAPTER_ID,
+    operation,
+    retryable: false,
+  });
 }
 
 /** A resolved domain plus its state. */
@@ -68,7 +140,7 @@ export function isActiveState(state: number): boolean {
 }
 
 function notFound(ref: GuestRef, operation: string) {
-  return hvkitError('NOT_FOUND', `No guest matches ${JSON.stringify(ref)}.`, {
+  return hvkitError('NOT_FOUND', `No guest matches ${formatGuestRef(ref)}.`, {
     adapter: ADAPTER_ID,
     operation,
   });
@@ -76,7 +148,8 @@ function notFound(ref: GuestRef, operation: string) {
 
 /**
  * Looks a guest up: a string id or `{ id }`/`{ uuid }` is the domain UUID (any case); `{ name }` the name.
- * An id that is not a UUID cannot name a domain: `NOT_FOUND` without a call.
+ * An id that is not a UUID cannot name a domain: `NOT_FOUND` without a call. A value with a NUL byte is
+ * `INVALID_ARGUMENT` without a call.
  */
 export async function lookupDomain(
   ctx: AdapterContext,
@@ -85,6 +158,14 @@ export async function lookupDomain(
   options?: CallOptions,
 ): Promise<RemoteDomain> {
   const resolved = resolveGuestRef(ref);
+  if (resolved.value.includes('\0')) {
+    // libvirt reads names as C strings: sent as is, the daemon would look up the part before the NUL.
+    throw hvkitError(
+      'INVALID_ARGUMENT',
+      `Guest reference ${resolved.by} contains a NUL byte; no libvirt domain can have it.`,
+      { adapter: ADAPTER_ID, operation, details: { field: resolved.by } },
+    );
+  }
   const rpc = rpcOptions(options);
   try {
     if (resolved.by === 'name') {

@@ -4,8 +4,15 @@
 
 export type { BackupNaming } from './backups';
 export {
-  connect,
+  type CgroupMounts,
+  detectCgroupVersion,
   detectLocalCgroupVersion,
+  type HostFileReader,
+  parseCgroupMounts,
+  sshHostFileReader,
+} from './cgroup';
+export {
+  connect,
   type KvmLibvirtAdapter,
   type KvmLibvirtConnectOptions,
 } from './connect';
@@ -16,4 +23,5 @@ export {
   KVM_LIBVIRT_SUPPORTS,
   KVM_LIBVIRT_TEST_DRIVER_SUPPORTS,
   supportsForDriver,
+  withoutCgroupDependentLimits,
 } from './supports';

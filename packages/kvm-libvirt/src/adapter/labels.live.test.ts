@@ -67,6 +67,19 @@ describe.skipIf(!peer.available)(
       expect(dynXml).not.toContain('+107:+107');
     });
 
+    it('reports enforcing only for models that have such a state (not DAC or none), live and on the host', async () => {
+      await using hv = await connect({ uri });
+      const running = env.HVKIT_LIBVIRT_GUEST as string;
+      const labels = await hv.labels!.get({ name: running });
+      const live = labels.filter((l) => l.source === 'live');
+      // The peer host runs libvirt's none and dac drivers (no SELinux or AppArmor).
+      expect(live.map((l) => l.model).sort()).toEqual(['dac', 'none']);
+      for (const label of live) expect(label, label.model).not.toHaveProperty('enforcing');
+      const models = await hv.labels!.hostModels!();
+      expect(models.map((m) => m.model).sort()).toEqual(['dac', 'none']);
+      for (const model of models) expect(model, model.model).not.toHaveProperty('enforcing');
+    });
+
     it('refuses to set a label on the running guest with CONFLICT and leaves its definition alone', async () => {
       await using hv = await connect({ uri });
       const running = env.HVKIT_LIBVIRT_GUEST as string;

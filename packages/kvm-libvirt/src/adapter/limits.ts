@@ -5,14 +5,19 @@
 
 import {
   type DiskLimits,
+  HvkitError,
   type HvkitWarning,
   hvkitError,
+  LIMIT_FIELDS,
   type LimitsCapability,
   type LimitsGetOptions,
+  type LimitsHostFacts,
   type LimitsSetOptions,
   type LimitsSetResult,
   type NicLimits,
+  normalizeLimits,
   type ResourceLimits,
+  readLimitField,
   validateLimits,
 } from '@hvkit/core';
 import { type DomainXmlDetails, parseDomainXmlDetails } from '../mapping/domain';
@@ -21,12 +26,15 @@ import {
   cpuLimitsToSchedulerParams,
   diskLimitsToBlockIoTuneParams,
   interfaceParamsToNicLimits,
+  LIBVIRT_MEMORY_UNLIMITED_KIB,
   memoryLimitsToParams,
   memoryParamsToLimits,
   nicLimitsToInterfaceParams,
   schedulerParamsToCpuLimits,
 } from '../mapping/limits';
+import { paramBigInt } from '../mapping/typed-params';
 import { AFFECT } from '../rpc/constants';
+import { VIR_ERR } from '../rpc/errors';
 import { type GetParamsRet, remoteProcedures } from '../rpc/remote-protocol';
 import type { RemoteDomain, TypedParam } from '../rpc/types';
 import {
@@ -108,8 +116,68 @@ async function readRaw(
   return { ...(scheduler !== undefined ? { scheduler } : {}), memory, disks, nics };
 }
 
+/** Linux's EBUSY, which libvirt passes on as `int1` of a VIR_ERR_SYSTEM_ERROR. */
+const EBUSY = 16;
+
+/**
+ * libvirt's EBUSY from a memory limit → `CONFLICT` with a hint: on cgroup v1 the kernel refuses a hard
+ * limit below what the guest uses when it cannot reclaim the difference (cgroup v2 reclaims, then OOM-kills
+ * instead). Other errors are returned unchanged.
+ */
+function memoryLimitConflict(error: unknown): unknown {
+  if (!HvkitError.isInstance(error) || error.backendCode !== VIR_ERR.SYSTEM_ERROR) return error;
+  const message = error.backendMessage ?? '';
+  if (error.details?.int1 !== EBUSY && !/Device or resource busy/i.test(message)) return error;
+  return hvkitError(
+    'CONFLICT',
+    `The memory limit is below the guest's current memory usage, which the host cannot reclaim; set a higher limit (libvirt: ${message}).`,
+    {
+      adapter: ADAPTER_ID,
+      operation: 'limits.set',
+      cause: error,
+      backendCode: error.backendCode,
+      backendMessage: message,
+      retryable: false,
+      details: { errno: 'EBUSY' },
+    },
+  );
+}
+
+/** Whether the patch sets a number in a field the host bounds (`cpu.maxCores`, memory max, soft, min). */
+function setsHostBoundField(patch: ResourceLimits): boolean {
+  return LIMIT_FIELDS.some((f) => f.hostBound && typeof readLimitField(patch, f.path) === 'number');
+}
+
+/** The host's logical CPUs and memory (`NODE_GET_INFO`, as `inventory.host()` reports them). */
+async function hostFacts(ctx: AdapterContext, rpc: Rpc): Promise<LimitsHostFacts> {
+  const info = await ctx.client.call(remoteProcedures.NODE_GET_INFO, undefined, rpc);
+  const out: LimitsHostFacts = {};
+  if (info.cpus > 0) out.logicalCpus = info.cpus;
+  const bytes = BigInt(info.memory) * 1024n;
+  if (bytes > 0n && bytes <= BigInt(Number.MAX_SAFE_INTEGER)) out.memoryBytes = Number(bytes);
+  return out;
+}
+
+/** Limits whose conversion depends on the daemon host's cgroup version. */
+const CGROUP_DEPENDENT = ['cpu.weight', 'memory.swapMaxBytes'] as const;
+
+/** Why a cgroup-dependent field cannot be converted, and what to do about it. */
+function cgroupUnknownMessage(ctx: AdapterContext, fields: readonly string[]): string {
+  return (
+    `${fields.join(', ')} cannot be converted: the cgroup version of the daemon host is unknown ` +
+    `(${ctx.cgroupUnknownReason ?? 'not detected'}), and libvirt's cpu_shares and swap_hard_limit mean ` +
+    'different things on cgroup v1 (cpu.shares; memory + swap) and v2 (cpu.weight; swap only). ' +
+    'Pass the connect option cgroupVersion (1 or 2).'
+  );
+}
+
+/**
+ * Converts what was read; a field at its backend default is `null` (`normalizeLimits`). With an unknown
+ * cgroup version the fields that depend on it are left out (the others are the same on v1 and v2, so the
+ * v1 formulas used for them are no guess).
+ */
 function toLimits(ctx: AdapterContext, raw: RawParams, details: DomainXmlDetails): ResourceLimits {
-  const opts = { cgroupVersion: ctx.cgroupVersion };
+  const opts = { cgroupVersion: ctx.cgroupVersion ?? 1 };
   const out: ResourceLimits = {};
   if (raw.scheduler !== undefined) {
     out.cpu = schedulerParamsToCpuLimits(raw.scheduler, {
@@ -124,7 +192,11 @@ function toLimits(ctx: AdapterContext, raw: RawParams, details: DomainXmlDetails
   const nics: NicLimits[] = [];
   for (const [device, params] of raw.nics) nics.push(interfaceParamsToNicLimits(device, params));
   out.nics = nics;
-  return out;
+  if (ctx.cgroupVersion === undefined) {
+    if (out.cpu) delete out.cpu.weight;
+    delete out.memory.swapMaxBytes;
+  }
+  return normalizeLimits(out);
 }
 
 async function readLimits(
@@ -140,11 +212,16 @@ async function readLimits(
       operation: 'limits.get',
     });
   }
-  const details = parseDomainXmlDetails(await domainXml(ctx, h.dom, !live, rpc), {
-    cgroupVersion: ctx.cgroupVersion,
-  });
+  // Only device lists are used from the details (not their cgroup-dependent limits).
+  const details = parseDomainXmlDetails(await domainXml(ctx, h.dom, !live, rpc));
   const raw = await readRaw(ctx, h.dom, details, live ? AFFECT.LIVE : AFFECT.CONFIG, rpc);
   return toLimits(ctx, raw, details);
+}
+
+/** Whether `swap_hard_limit` is set to a limit (not unlimited). */
+function swapLimited(memory: readonly TypedParam[]): boolean {
+  const swap = paramBigInt(memory, 'swap_hard_limit');
+  return swap !== undefined && swap >= 0n && swap < LIBVIRT_MEMORY_UNLIMITED_KIB;
 }
 
 /** The limits capability. */
@@ -152,6 +229,22 @@ export function createLimits(
   ctx: AdapterContext,
   supports: Parameters<typeof validateLimits>[1],
 ): LimitsCapability {
+  let warned = false;
+  /** The fields a read leaves out for an unknown cgroup version, as warnings (logged once per adapter). */
+  function omittedFields(): HvkitWarning[] {
+    if (ctx.cgroupVersion !== undefined) return [];
+    const message = `${cgroupUnknownMessage(ctx, CGROUP_DEPENDENT)} They are left out of the limits read.`;
+    if (!warned) {
+      warned = true;
+      try {
+        ctx.logger?.warn(`kvm-libvirt: ${message}`, { fields: [...CGROUP_DEPENDENT] });
+      } catch {
+        // A failing logger must not change the outcome of the call.
+      }
+    }
+    return CGROUP_DEPENDENT.map((field) => ({ type: 'unsupported' as const, field, message }));
+  }
+
   return {
     async get(ref, options: LimitsGetOptions = {}): Promise<ResourceLimits> {
       const from = options.from;
@@ -160,7 +253,9 @@ export function createLimits(
       }
       const rpc = rpcOptions(options);
       const h = await domainHandle(ctx, ref, 'limits.get', options);
-      return readLimits(ctx, h, from ?? (h.active ? 'live' : 'persistent'), rpc);
+      const limits = await readLimits(ctx, h, from ?? (h.active ? 'live' : 'persistent'), rpc);
+      omittedFields();
+      return limits;
     },
 
     async set(ref, patch: ResourceLimits, options: LimitsSetOptions = {}): Promise<LimitsSetResult> {
@@ -171,20 +266,35 @@ export function createLimits(
       if (apply !== undefined && apply !== 'live' && apply !== 'persistent' && apply !== 'both') {
         throw new TypeError("options.apply must be 'live', 'persistent' or 'both'.");
       }
+      if (ctx.cgroupVersion === undefined) {
+        const given = CGROUP_DEPENDENT.filter((f) => {
+          const [group, key] = f.split('.') as ['cpu' | 'memory', string];
+          const part = patch[group] as Record<string, unknown> | undefined;
+          return typeof part === 'object' && part !== null && part[key] !== undefined;
+        });
+        if (given.length > 0) {
+          throw hvkitError('UNSUPPORTED', cgroupUnknownMessage(ctx, given), {
+            adapter: ADAPTER_ID,
+            operation: 'limits.set',
+            details: { fields: given, option: 'cgroupVersion' },
+          });
+        }
+      }
+      // Bad values and unsupported fields are rejected before any call.
+      validateLimits(patch, supports, { adapter: ADAPTER_ID });
       const rpc = rpcOptions(options);
       const h = await domainHandle(ctx, ref, 'limits.set', options);
       const mode = apply ?? (h.active ? 'both' : 'persistent');
       const live = mode !== 'persistent';
       // Device names from the XML the change applies to (live when live is involved).
-      const details = parseDomainXmlDetails(await domainXml(ctx, h.dom, !live, rpc), {
-        cgroupVersion: ctx.cgroupVersion,
-      });
+      const details = parseDomainXmlDetails(await domainXml(ctx, h.dom, !live, rpc));
       validateLimits(patch, supports, {
         adapter: ADAPTER_ID,
         devices: {
           disks: tunableDisks(details).map((d) => d.device),
           nics: details.interfaces.map((n) => n.device),
         },
+        ...(setsHostBoundField(patch) ? { host: await hostFacts(ctx, rpc) } : {}),
       });
       if (live && !h.active) {
         throw hvkitError(
@@ -199,7 +309,24 @@ export function createLimits(
         : (live ? AFFECT.LIVE : 0) | (mode !== 'live' ? AFFECT.CONFIG : 0);
       const readFlags = live ? AFFECT.LIVE : AFFECT.CONFIG;
       const raw = await readRaw(ctx, h.dom, details, readFlags, rpc);
-      const opts = { cgroupVersion: ctx.cgroupVersion };
+      if (
+        ctx.cgroupVersion === undefined &&
+        patch.memory?.maxBytes !== undefined &&
+        swapLimited(raw.memory)
+      ) {
+        // On v1 the swap limit (memory + swap) has to move with the hard limit; on v2 it stays.
+        throw hvkitError(
+          'UNSUPPORTED',
+          `${cgroupUnknownMessage(ctx, ['memory.maxBytes'])} (The guest has a swap limit, which on cgroup v1 is memory + swap and must be re-sent with a new hard limit.)`,
+          {
+            adapter: ADAPTER_ID,
+            operation: 'limits.set',
+            details: { fields: ['memory.maxBytes'], option: 'cgroupVersion' },
+          },
+        );
+      }
+      // With an unknown cgroup version nothing that depends on it is left in the patch (checked above).
+      const opts = { cgroupVersion: ctx.cgroupVersion ?? 1 };
       const warnings: HvkitWarning[] = [];
 
       // Convert everything first: a bad value rejects before anything is changed.
@@ -221,11 +348,15 @@ export function createLimits(
         warnings.push(...conv.warnings);
         if (conv.params.length > 0)
           calls.push((flags) =>
-            ctx.client.call(
-              remoteProcedures.DOMAIN_SET_MEMORY_PARAMETERS,
-              { dom: h.dom, params: conv.params, flags },
-              rpc,
-            ),
+            ctx.client
+              .call(
+                remoteProcedures.DOMAIN_SET_MEMORY_PARAMETERS,
+                { dom: h.dom, params: conv.params, flags },
+                rpc,
+              )
+              .catch((error: unknown) => {
+                throw memoryLimitConflict(error);
+              }),
           );
       }
       for (const disk of patch.disks ?? []) {
@@ -263,6 +394,7 @@ export function createLimits(
       // The test driver refuses LIVE|CONFIG together: apply 'both' there as a live call, then a config one.
       if (splitBoth) for (const call of calls) await call(AFFECT.CONFIG);
       const limits = await readLimits(ctx, h, live ? 'live' : 'persistent', rpc);
+      warnings.push(...omittedFields());
       return { limits, appliesAt: live ? 'live' : 'next-boot', warnings };
     },
   };

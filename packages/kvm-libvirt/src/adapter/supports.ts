@@ -106,3 +106,22 @@ export function supportsForDriver(driverType: string): DeepReadonly<SupportsMani
       return KVM_LIBVIRT_OTHER_DRIVER_SUPPORTS;
   }
 }
+
+/**
+ * `manifest` without the limits whose conversion depends on the daemon host's cgroup version
+ * (`cpu.weight`, `memory.swapMaxBytes`): the manifest of a connection whose cgroup version is unknown.
+ */
+export function withoutCgroupDependentLimits(
+  manifest: DeepReadonly<SupportsManifest>,
+): DeepReadonly<SupportsManifest> {
+  const limits = manifest.limits;
+  if (limits === false) return manifest;
+  return Object.freeze({
+    ...manifest,
+    limits: {
+      ...limits,
+      cpu: { ...limits.cpu, weight: false },
+      memory: { ...limits.memory, swapMaxBytes: false },
+    },
+  }) as DeepReadonly<SupportsManifest>;
+}

@@ -1,8 +1,10 @@
 import { HvkitError, POWER_STATES, parseXml } from '@hvkit/core';
 import { describe, expect, it } from 'vitest';
+import { TYPED_PARAM } from '../rpc/types';
 import { sample, samplesWithRoot } from './__samples__/load';
 import {
   buildHvkitMetadataXml,
+  diskCapacitiesFromStats,
   HVKIT_METADATA_NAMESPACE,
   LIBVIRT_DOMAIN_STATE,
   parseDomainXml,
@@ -294,7 +296,10 @@ describe('test driver domains', () => {
       ],
       nics: [{ device: 'testnet0', mac: 'aa:bb:cc:dd:ee:ff', network: 'default' }],
     });
-    expect(g.disks[0]?.format).toBeUndefined();
+    // No <driver type>: libvirt's default for a disk that is not a pool volume is raw (what the QEMU
+    // driver writes into the definition; the test driver leaves the attribute out).
+    expect(g.disks[0]?.format).toBe('raw');
+    expect(parseDomainXmlDetails(sample('test-default-test-live.xml')).disks[0]?.format).toBeUndefined();
     expect(parseDomainXmlDetails(sample('test-default-test-live.xml')).domainType).toBe('test');
   });
 
@@ -304,6 +309,61 @@ describe('test driver domains', () => {
     // The test driver keeps the target dev in inactive XML.
     expect(g.nics[0]?.device).toBe('testnet0');
     expect(parseDomainXml(sample('test-node-0001-live.xml')).memoryBytes).toBe(262144 * 1024);
+  });
+});
+
+describe('disk capacity and format', () => {
+  const xml = `<domain type='test'><name>d</name><uuid>5a1e0000-0000-4000-8000-000000000001</uuid>
+    <devices>
+      <disk type='file' device='disk'><source file='/p/a.img'/><target dev='vda'/></disk>
+      <disk type='volume' device='disk'><source pool='p' volume='b.img'/><target dev='vdb'/></disk>
+      <disk type='file' device='cdrom'><driver name='qemu' type='raw'/><target dev='sda'/></disk>
+    </devices></domain>`;
+
+  it('reads capacities from CONNECT_GET_ALL_DOMAIN_STATS block fields (QEMU, hvkit-guest1 as measured)', () => {
+    const params = [
+      { field: 'state.state', type: TYPED_PARAM.INT, value: 1 },
+      { field: 'block.count', type: TYPED_PARAM.UINT, value: 2 },
+      { field: 'block.0.name', type: TYPED_PARAM.STRING, value: 'vda' },
+      {
+        field: 'block.0.path',
+        type: TYPED_PARAM.STRING,
+        value: '/var/lib/libvirt/images/hvkit-guest1.qcow2',
+      },
+      { field: 'block.0.backingIndex', type: TYPED_PARAM.UINT, value: 1 },
+      { field: 'block.0.allocation', type: TYPED_PARAM.ULLONG, value: 0n },
+      { field: 'block.0.capacity', type: TYPED_PARAM.ULLONG, value: 67108864n },
+      { field: 'block.0.physical', type: TYPED_PARAM.ULLONG, value: 204800n },
+      // A disk without a capacity (an empty cdrom) and a capacity too large for a number are left out.
+      { field: 'block.1.name', type: TYPED_PARAM.STRING, value: 'sda' },
+      { field: 'block.2.name', type: TYPED_PARAM.STRING, value: 'vdz' },
+      { field: 'block.2.capacity', type: TYPED_PARAM.ULLONG, value: 2n ** 60n },
+    ];
+    expect(diskCapacitiesFromStats(params)).toEqual(new Map([['vda', 67108864]]));
+    expect(diskCapacitiesFromStats([])).toEqual(new Map());
+  });
+
+  it('puts the capacities on the disks they name; a volume disk without <driver type> has no format', () => {
+    const g = parseDomainXml(xml, { diskCapacities: new Map([['vdb', 25165824]]) });
+    expect(g.disks).toEqual([
+      {
+        device: 'vda',
+        backing: 'file',
+        source: '/p/a.img',
+        format: 'raw',
+        readonly: false,
+        shareable: false,
+      },
+      {
+        device: 'vdb',
+        backing: 'volume',
+        source: 'p/b.img',
+        capacityBytes: 25165824,
+        readonly: false,
+        shareable: false,
+      },
+      { device: 'sda', backing: 'file', format: 'raw', readonly: false, shareable: false },
+    ]);
   });
 });
 
@@ -505,7 +565,9 @@ describe('tolerance', () => {
     const one = parseDomainXml(
       `${base}<devices><disk><target dev='vdz'/></disk><interface type='user'/></devices></domain>`,
     );
-    expect(one.disks).toEqual([{ device: 'vdz', backing: 'file', readonly: false, shareable: false }]);
+    expect(one.disks).toEqual([
+      { device: 'vdz', backing: 'file', format: 'raw', readonly: false, shareable: false },
+    ]);
     expect(one.nics).toEqual([{ device: 'net0' }]);
     const twice = parseDomainXml(
       `${base}<vcpu>3</vcpu><vcpu>5</vcpu><devices><disk/><disk/></devices></domain>`,

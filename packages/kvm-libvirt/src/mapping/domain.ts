@@ -23,6 +23,7 @@ import {
   type XmlValue,
 } from '@hvkit/core';
 import { DOMAIN_STATE } from '../rpc/constants';
+import type { TypedParam } from '../rpc/types';
 import {
   bandwidthToNicLimits,
   type CgroupVersion,
@@ -97,6 +98,11 @@ export interface ParseDomainXmlOptions {
   powerState?: PowerState;
   /** Id of the host, copied to `Guest.hostId`. */
   hostId?: string;
+  /**
+   * Capacity in bytes per disk device (`vda`), e.g. from {@link diskCapacitiesFromStats} or storage volume
+   * info; the XML does not carry it. Disks not in the map have no `capacityBytes`.
+   */
+  diskCapacities?: ReadonlyMap<string, number>;
 }
 
 function rootOf(xml: string, operation: string): { root: XmlValue; uuid: string; name: string } {
@@ -116,7 +122,9 @@ function rootOf(xml: string, operation: string): { root: XmlValue; uuid: string;
  * - `vcpus`: the `<vcpu>` text (the maximum; `current=` is the online count); 1 when absent (libvirt's
  *   default). `memoryBytes`: `<memory>` in its `unit` (default KiB; `b`, `KiB`/`k`, `MiB`/`M`, `KB` = 1000...).
  * - `disks`: every `<disk>` (disks, cdroms, floppies, luns) in document order, see {@link DomainDiskDetails}.
- *   `capacityBytes` is not in the XML and is left out.
+ *   `format`: `<driver type>`; without it `raw` for every disk but a pool volume (`type='volume'`, whose
+ *   format is the volume's), which is libvirt's default (the QEMU driver writes it into the definition,
+ *   the test driver leaves it out). `capacityBytes` is not in the XML: from `options.diskCapacities`.
  * - `nics`: every `<interface>`, see {@link DomainInterfaceDetails} for `device` naming.
  * - `tags`: `<tag>` elements of hvkit's metadata ({@link HVKIT_METADATA_NAMESPACE}), else `[]`.
  * - `isTemplate`: false (libvirt has no templates). `powerState`, `hostId`: from `options`.
@@ -132,7 +140,7 @@ export function parseDomainXml(xml: string, options: ParseDomainXmlOptions = {})
     powerState: options.powerState ?? 'unknown',
     vcpus: maxVcpus(root),
     memoryBytes: scaledBytes(child(root, 'memory'), 'KiB') ?? 0,
-    disks: readDisks(root).map(toDisk),
+    disks: readDisks(root).map((d) => toDisk(d, options.diskCapacities)),
     nics: readInterfaces(root).map(toNic),
     isTemplate: false,
     tags: readMetadata(root).tags,
@@ -275,11 +283,41 @@ function readDisks(root: XmlValue): DomainDiskDetails[] {
   });
 }
 
-function toDisk(d: DomainDiskDetails): Disk {
+function toDisk(d: DomainDiskDetails, capacities: ReadonlyMap<string, number> | undefined): Disk {
   const disk: Disk = { device: d.device, backing: d.backing, readonly: d.readonly, shareable: d.shareable };
   if (d.source !== undefined) disk.source = d.source;
-  if (d.format !== undefined) disk.format = d.format;
+  const capacity = capacities?.get(d.device);
+  if (capacity !== undefined) disk.capacityBytes = capacity;
+  const format = d.format ?? (d.type === 'volume' ? undefined : 'raw');
+  if (format !== undefined) disk.format = format;
   return disk;
+}
+
+/**
+ * Disk capacities from one record of `CONNECT_GET_ALL_DOMAIN_STATS` with the block group
+ * (`VIR_DOMAIN_STATS_BLOCK`): `block.<n>.name` (the target dev) → `block.<n>.capacity` (bytes). QEMU reports
+ * them for running guests and, read from the image, for stopped ones; the test driver reports none. A disk
+ * without a capacity (an empty cdrom) or with one beyond 2^53 is left out.
+ */
+export function diskCapacitiesFromStats(params: readonly TypedParam[]): Map<string, number> {
+  const names = new Map<string, string>();
+  const capacities = new Map<string, number>();
+  for (const p of params) {
+    const m = /^block\.(\d+)\.(name|capacity)$/.exec(p.field);
+    if (!m) continue;
+    const [, index, key] = m as unknown as [string, string, string];
+    if (key === 'name' && typeof p.value === 'string') names.set(index, p.value);
+    else if (key === 'capacity') {
+      const n = typeof p.value === 'bigint' ? Number(p.value) : p.value;
+      if (typeof n === 'number' && Number.isSafeInteger(n) && n >= 0) capacities.set(index, n);
+    }
+  }
+  const out = new Map<string, number>();
+  for (const [index, name] of names) {
+    const capacity = capacities.get(index);
+    if (capacity !== undefined) out.set(name, capacity);
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------------------

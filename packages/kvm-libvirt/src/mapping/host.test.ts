@@ -164,4 +164,27 @@ describe('mapHost', () => {
     });
     expect(() => mapHost({} as never)).toThrow(TypeError);
   });
+
+  it('puts a known host enforcing state on SELinux and AppArmor only, never on DAC or none', () => {
+    const capabilities =
+      '<capabilities><host><secmodel><model>selinux</model><doi>0</doi></secmodel>' +
+      '<secmodel><model>dac</model><doi>0</doi></secmodel><secmodel><model>none</model></secmodel></host></capabilities>';
+    expect(
+      mapHost({ hostname: 'h', capabilities, enforcing: { selinux: false, dac: true } as never })
+        .securityModels,
+    ).toEqual([
+      { model: 'selinux', doi: '0', enforcing: false },
+      { model: 'dac', doi: '0' },
+      { model: 'none' },
+    ]);
+    expect(mapHost({ hostname: 'h', capabilities }).securityModels).toEqual([
+      { model: 'selinux', doi: '0' },
+      { model: 'dac', doi: '0' },
+      { model: 'none' },
+    ]);
+    expect(
+      mapHost({ hostname: 'h', securityModel: { model: 'apparmor' }, enforcing: { apparmor: true } })
+        .securityModels,
+    ).toEqual([{ model: 'apparmor', enforcing: true }]);
+  });
 });

@@ -4,7 +4,7 @@
  */
 
 import type { Host, HostSecurityModel } from '@hvkit/core';
-import { securityModelName } from './seclabel';
+import { hasEnforcingState, securityModelName } from './seclabel';
 import {
   attr,
   child,
@@ -195,6 +195,12 @@ export interface MapHostInput {
   uri?: string;
   /** `NODE_GET_SECURITY_MODEL` (primary model); used when the capabilities list none. */
   securityModel?: { model: string; doi?: string };
+  /**
+   * The host's enforcing state per model, where known. libvirt's RPC does not report it (the capabilities'
+   * `<secmodel>` has no such field); the adapter reads `/sys/fs/selinux/enforce` when the daemon runs on
+   * this machine. Only models with such a state (`selinux`, `apparmor`) take it.
+   */
+  enforcing?: { selinux?: boolean; apparmor?: boolean };
 }
 
 const SCHEME_KIND: Readonly<Record<string, string>> = {
@@ -220,6 +226,7 @@ const SCHEME_KIND: Readonly<Record<string, string>> = {
  * - `memoryBytes`: node info memory (KiB × 1024), else the NUMA cells' sum.
  * - `securityModels`: the capabilities' secmodels whose model the spec names (`selinux`, `apparmor`, `dac`,
  *   `none`), with `doi`; else `securityModel`. Driver-specific models (`testSecurity`) are left out.
+ *   `enforcing` from `input.enforcing`, for SELinux and AppArmor only (DAC and none have no such state).
  */
 export function mapHost(input: MapHostInput): Host {
   if (typeof input !== 'object' || input === null || typeof input.hostname !== 'string') {
@@ -272,6 +279,10 @@ export function mapHost(input: MapHostInput): Host {
       const doi = input.securityModel.doi;
       models.push(doi ? { model: name, doi } : { model: name });
     }
+  }
+  for (const m of models) {
+    const enforcing = input.enforcing?.[m.model as 'selinux' | 'apparmor'];
+    if (hasEnforcingState(m.model) && typeof enforcing === 'boolean') m.enforcing = enforcing;
   }
   host.securityModels = models;
   return host;

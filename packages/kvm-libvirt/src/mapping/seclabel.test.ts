@@ -280,14 +280,14 @@ describe('liveSecurityLabels', () => {
         xmlLabels: parseDomainXmlDetails(sample('qemu-guest1-live.xml')).seclabels,
       }),
     ).toEqual([
-      { model: 'none', type: 'none', enforcing: false, source: 'live' },
+      // DAC and `none` have no enforcing state: libvirt's 0 for them means nothing, so it is left out.
+      { model: 'none', type: 'none', source: 'live' },
       {
         model: 'dac',
         type: 'dynamic',
         label: '+999:+994',
         imageLabel: '+999:+994',
         relabel: true,
-        enforcing: false,
         source: 'live',
       },
     ]);
@@ -310,7 +310,22 @@ describe('liveSecurityLabels', () => {
         enforcing: true,
         source: 'live',
       },
-      { model: 'dac', type: 'none', enforcing: false, source: 'live' },
+      { model: 'dac', type: 'none', source: 'live' },
+    ]);
+    // AppArmor reports its profile's mode: 0 is complain mode, kept as enforcing: false.
+    expect(
+      liveSecurityLabels({
+        labels: [{ label: 'libvirt-6695eb01-f6a4-8304-79aa-97f2502e193f', enforcing: 0 }],
+        models: ['apparmor'],
+      }),
+    ).toEqual([
+      {
+        model: 'apparmor',
+        type: 'dynamic',
+        label: 'libvirt-6695eb01-f6a4-8304-79aa-97f2502e193f',
+        enforcing: false,
+        source: 'live',
+      },
     ]);
     const test = JSON.parse(sample('test-default-security-labels.json')) as Captured;
     expect(test.securityLabelList.labels).toEqual([]);

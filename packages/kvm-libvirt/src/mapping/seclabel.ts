@@ -250,6 +250,15 @@ export function seclabelsOf(root: XmlValue, source: 'live' | 'config'): Security
   return out;
 }
 
+/**
+ * Whether a security model has an enforcing state: SELinux (enforcing or permissive, host-wide) and AppArmor
+ * (enforce or complain, per profile). DAC and `none` have none: libvirt reports 0 for them, which means
+ * nothing, so `enforcing` is left out for them.
+ */
+export function hasEnforcingState(model: SecurityModelName): boolean {
+  return model === 'selinux' || model === 'apparmor';
+}
+
 /** Input of {@link liveSecurityLabels}. */
 export interface LiveSecurityLabelsInput {
   /**
@@ -267,8 +276,10 @@ export interface LiveSecurityLabelsInput {
 }
 
 /**
- * Live security labels (`virDomainGetSecurityLabelList`) → {@link SecurityLabel}s with `source: 'live'` and
- * `enforcing`. The API gives only label text and enforcement, per driver in stack order; the model comes
+ * Live security labels (`virDomainGetSecurityLabelList`) → {@link SecurityLabel}s with `source: 'live'`, and
+ * `enforcing` for the models that have such a state ({@link hasEnforcingState}: SELinux, where libvirt
+ * reports the host's mode, and AppArmor, where it reports the profile's). The API gives only label text
+ * and enforcement, per driver in stack order; the model comes
  * from `models` at the same index, and type, relabel, image and base label from the XML label of the same
  * model. Without one, the type is `none` for an empty label or the `none` model, else `dynamic` (libvirt's
  * default). Entries whose model the spec does not name (the test driver's `testSecurity`) are left out.
@@ -299,7 +310,7 @@ export function liveSecurityLabels(input: LiveSecurityLabelsInput): SecurityLabe
     if (xml?.imageLabel !== undefined) label.imageLabel = xml.imageLabel;
     if (xml?.baseLabel !== undefined) label.baseLabel = xml.baseLabel;
     if (xml?.relabel !== undefined) label.relabel = xml.relabel;
-    label.enforcing = entry.enforcing === true || entry.enforcing === 1;
+    if (hasEnforcingState(model)) label.enforcing = entry.enforcing === true || entry.enforcing === 1;
     label.source = 'live';
     out.push(label);
   });

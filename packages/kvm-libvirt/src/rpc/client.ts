@@ -27,6 +27,7 @@ import {
   networkErrorToHvkitError,
   watchDeadline,
 } from '@hvkit/core';
+import type { SshClient } from '@hvkit/ssh';
 import { type LibvirtTransportOptions, resolveLibvirtTransport } from '../transport/dialers';
 import { parseLibvirtUri, redactLibvirtUri } from '../transport/uri';
 import {
@@ -168,6 +169,8 @@ interface ClientSettings {
   dialer: Dialer;
   /** Resources owned by this client, released on close. */
   dispose: () => Promise<void>;
+  /** The SSH connection of a `qemu+ssh` URI. */
+  ssh?: SshClient;
 }
 
 type CallArgs<A> = [A] extends [undefined]
@@ -283,6 +286,7 @@ export class LibvirtRpcClient implements AsyncDisposable {
       { adapter: 'kvm-libvirt', operation: 'connect' },
     );
     let dispose: () => Promise<void> = async () => {};
+    let ssh: SshClient | undefined;
     try {
       let dialer: Dialer;
       let openUri: string | null;
@@ -296,6 +300,7 @@ export class LibvirtRpcClient implements AsyncDisposable {
         );
         dialer = resolved.dialer;
         dispose = resolved.dispose;
+        ssh = resolved.ssh;
         openUri = options.openUri ?? resolved.openUri;
         target = redactLibvirtUri(options.uri);
       } else {
@@ -315,6 +320,7 @@ export class LibvirtRpcClient implements AsyncDisposable {
         trace: options.trace,
         dialer,
         dispose,
+        ...(ssh !== undefined ? { ssh } : {}),
       };
       return await LibvirtRpcClient.open(settings, derived.signal, timeoutMs);
     } catch (error) {
@@ -420,6 +426,15 @@ export class LibvirtRpcClient implements AsyncDisposable {
   /** The URI that was opened on the daemon (e.g. `qemu:///system`). */
   get openUri(): string | null {
     return this.settings.openUri;
+  }
+
+  /**
+   * The SSH connection under a `qemu+ssh` URI (shared with siblings; closed with this client unless it was
+   * given in `transport.ssh.client`): it runs commands and reads files on the daemon host. Undefined for
+   * other transports and for a `dialer`.
+   */
+  get sshClient(): SshClient | undefined {
+    return this.settings.ssh;
   }
 
   /** True once the connection is closed or lost. */

@@ -330,6 +330,12 @@ export const DOMAIN_STATS = {
   VM: 1024,
 } as const;
 
+/**
+ * `VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT` (libvirt 4.5): groups that need a busy guest's job are skipped
+ * for that guest instead of waiting for the job.
+ */
+export const GET_ALL_DOMAINS_STATS_NOWAIT = 0x20000000;
+
 /** `VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM`: holes arrive as STREAM_HOLE packets. */
 export const STORAGE_VOL_DOWNLOAD_SPARSE_STREAM = 1;
 

@@ -74,6 +74,14 @@ describe('XdrWriter', () => {
     expect(w.length).toBe(0);
   });
 
+  it('refuses a string with a NUL byte (libvirt reads C strings: the daemon would see only the part before it)', () => {
+    const w = new XdrWriter();
+    const error = expectCode(() => w.string('hvkit-guest1\0evil', 4096, 'domain name'), 'INVALID_ARGUMENT');
+    expect(error.message).toMatch(/domain name contains a NUL byte/);
+    expectCode(() => w.optString('a\0', 4096), 'INVALID_ARGUMENT');
+    expect(w.length).toBe(0);
+  });
+
   it('grows its buffer for large payloads', () => {
     const w = new XdrWriter(16);
     const big = new Uint8Array(100_000).fill(7);

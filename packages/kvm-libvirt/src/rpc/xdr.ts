@@ -31,6 +31,18 @@ function invalid(message: string, details?: Record<string, unknown>): HvkitError
   return hvkitError('INVALID_ARGUMENT', `XDR encode: ${message}`, { adapter: 'kvm-libvirt', details });
 }
 
+/** A string's UTF-8 bytes, checked for XDR `string<max>`. */
+function stringBytes(s: string, max: number, what: string): Uint8Array {
+  if (typeof s !== 'string') throw invalid(`${what} must be a string, got ${typeof s}`);
+  // libvirt reads every string as a C string: the daemon would act on the part before a NUL.
+  if (s.includes('\0')) throw invalid(`${what} contains a NUL byte`);
+  const bytes = utf8Encoder.encode(s);
+  if (bytes.length > max) {
+    throw invalid(`${what} is ${bytes.length} bytes, more than its maximum ${max}`, { max });
+  }
+  return bytes;
+}
+
 function pad4(n: number): number {
   return (4 - (n & 3)) & 3;
 }
@@ -381,22 +393,22 @@ export class XdrWriter {
 
   /** `string<max>` as UTF-8. */
   string(s: string, max: number = XDR_STRING_MAX, what = 'string'): this {
-    if (typeof s !== 'string') throw invalid(`${what} must be a string, got ${typeof s}`);
-    const bytes = utf8Encoder.encode(s);
-    if (bytes.length > max) {
-      throw invalid(`${what} is ${bytes.length} bytes, more than its maximum ${max}`, { max });
-    }
-    this.uint(bytes.length);
-    this.raw(bytes);
-    this.padding(bytes.length);
-    return this;
+    return this.stringBytes(stringBytes(s, max, what));
   }
 
   /** `remote_string`: null, or the string. */
   optString(s: string | null | undefined, max: number = XDR_STRING_MAX, what = 'string'): this {
     if (s === null || s === undefined) return this.uint(0);
+    const bytes = stringBytes(s, max, what);
     this.uint(1);
-    return this.string(s, max, what);
+    return this.stringBytes(bytes);
+  }
+
+  private stringBytes(bytes: Uint8Array): this {
+    this.uint(bytes.length);
+    this.raw(bytes);
+    this.padding(bytes.length);
+    return this;
   }
 
   /** Optional data (`T *`). */

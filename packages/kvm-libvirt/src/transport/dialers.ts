@@ -18,8 +18,15 @@ import {
   tlsDialer,
   unixSocketDialer,
 } from '@hvkit/core';
-import { connectSsh, type SshClient, type SshConnectOptions, type SshDialerOptions } from '@hvkit/ssh';
 import {
+  connectSsh,
+  defaultKnownHostsFiles,
+  type SshClient,
+  type SshConnectOptions,
+  type SshDialerOptions,
+} from '@hvkit/ssh';
+import {
+  LIBVIRT_DRIVERS,
   LIBVIRT_TCP_PORT,
   LIBVIRT_TLS_PORT,
   type LibvirtUri,
@@ -35,7 +42,7 @@ export interface LibvirtSshOptions {
   client?: SshClient;
   /**
    * Settings for the SSH connection the client opens itself; they override what the URI says (`user@`,
-   * `:port`, `?keyfile=`, `?known_hosts=`, `?no_verify=1`).
+   * `:port`, `?keyfile=`, `?known_hosts=`, and `?no_verify=1` where it is honoured).
    */
   connect?: Partial<SshConnectOptions>;
   /** Options of the remote command's channel. */
@@ -56,6 +63,15 @@ export interface LibvirtTransportOptions {
   connectTimeoutMs?: number;
   /** Use the read-only socket / `virt-ssh-helper -r` (matches a read-only CONNECT_OPEN). */
   readOnly?: boolean;
+  /**
+   * Honour `?no_verify=1` in the URI, with libvirt's meaning: over TLS the server certificate is not
+   * verified; over SSH a host with no key in known_hosts is accepted, while a listed host must still
+   * present its listed key (a changed or revoked key is always refused). Without this option a URI's
+   * `no_verify=1` is not honoured: verification stays on and a failure says so. A string never turns
+   * verification off by itself; the explicit `tls.insecureSkipVerify` and
+   * `ssh.connect.hostKey: { insecureAcceptAnyHostKey: true }` stay available.
+   */
+  insecureAllowUriNoVerify?: boolean;
 }
 
 /** A URI turned into a dialer. */
@@ -68,7 +84,72 @@ export interface ResolvedTransport {
   uri: LibvirtUri;
   /** Releases what the transport opened itself (an SSH connection). Idempotent. */
   dispose(): Promise<void>;
+  /**
+   * The SSH connection a `qemu+ssh` transport runs over (given or opened here): it can run commands and
+   * read files on the daemon host. Undefined for other transports.
+   */
+  ssh?: SshClient;
 }
+
+/**
+ * The same error with the notes given appended to its message, for errors a URI's reading explains
+ * (ABORTED and non-hvkit errors are returned as they are).
+ */
+function withNote(error: unknown, ...notes: (string | undefined)[]): unknown {
+  const note = notes.filter((n) => n !== undefined).join(' ');
+  if (note === '' || !HvkitError.isInstance(error) || error.code === 'ABORTED') return error;
+  return new HvkitError({
+    code: error.code,
+    message: `${error.message} ${note}`,
+    adapter: error.adapter,
+    operation: error.operation,
+    cause: error,
+    backendCode: error.backendCode,
+    backendMessage: error.backendMessage,
+    retryable: error.retryable,
+    details: error.details,
+  });
+}
+
+/** A dialer whose failures go through `annotate`. */
+function annotatedDialer(dialer: Dialer, annotate: (error: unknown) => unknown): Dialer {
+  return {
+    target: dialer.target,
+    async dial(call?: TransportCallOptions): Promise<Duplex> {
+      try {
+        return await dialer.dial(call);
+      } catch (error) {
+        throw annotate(error);
+      }
+    },
+  };
+}
+
+/**
+ * What the errors of a TLS URI add: that a URI with a host and no transport was read as remote TLS (as
+ * libvirt reads it), and that its driver is unknown when it is not in {@link LIBVIRT_DRIVERS}.
+ */
+function tlsUriNote(u: LibvirtUri): string | undefined {
+  const parts: string[] = [];
+  if (!u.explicitTransport) {
+    const host = (u.host ?? '').includes(':') ? `[${u.host}]` : (u.host ?? '');
+    parts.push(
+      `${redactLibvirtUri(u.uri)} names a host and no transport, so it was read as a remote TLS URI ` +
+        `(${u.driver}+tls://${host}${u.port !== undefined ? `:${u.port}` : ''}${u.path}, port ` +
+        `${u.port ?? LIBVIRT_TLS_PORT}), as libvirt reads it.`,
+    );
+  }
+  if (!LIBVIRT_DRIVERS.includes(u.driver)) {
+    parts.push(
+      `${JSON.stringify(u.driver)} is not a libvirt driver hvkit knows (${LIBVIRT_DRIVERS.join(', ')}).`,
+    );
+  }
+  return parts.length > 0 ? parts.join(' ') : undefined;
+}
+
+const NO_VERIFY_IGNORED =
+  "The URI's no_verify=1 was not honoured: a URI alone never turns verification off; set " +
+  'transport.insecureAllowUriNoVerify: true in code to honour it.';
 
 function readPem(path: string, what: string): Buffer {
   try {
@@ -256,6 +337,12 @@ export async function resolveLibvirtTransport(
 ): Promise<ResolvedTransport> {
   const u = typeof uri === 'string' ? parseLibvirtUri(uri) : uri;
   const readOnly = options.readOnly === true;
+  const allowNoVerify = options.insecureAllowUriNoVerify;
+  if (allowNoVerify !== undefined && typeof allowNoVerify !== 'boolean') {
+    throw new TypeError('transport.insecureAllowUriNoVerify must be a boolean.');
+  }
+  const noVerify = u.noVerify && allowNoVerify === true;
+  const noVerifyIgnored = u.noVerify && !noVerify;
   const noop = async () => {};
   switch (u.transport) {
     case 'unix': {
@@ -280,22 +367,35 @@ export async function resolveLibvirtTransport(
       };
     case 'tls': {
       const tls = options.tls ?? {};
+      const note = tlsUriNote(u);
       const files = tlsFilePaths(tls.pkiPath ?? u.pkipath);
-      const settings: TlsSettings = {
-        ca: tls.ca ?? readPem(files.ca, 'CA certificate'),
-        cert: tls.cert ?? readPem(files.cert, 'client certificate'),
-        key: tls.key ?? readPem(files.key, 'client key'),
-        servername: tls.servername,
-        pinnedSha256: tls.pinnedSha256,
-        insecureSkipVerify: tls.insecureSkipVerify ?? u.noVerify,
-      };
+      let settings: TlsSettings;
+      try {
+        settings = {
+          ca: tls.ca ?? readPem(files.ca, 'CA certificate'),
+          cert: tls.cert ?? readPem(files.cert, 'client certificate'),
+          key: tls.key ?? readPem(files.key, 'client key'),
+          servername: tls.servername,
+          pinnedSha256: tls.pinnedSha256,
+          insecureSkipVerify: tls.insecureSkipVerify ?? noVerify,
+        };
+      } catch (error) {
+        throw withNote(error, note);
+      }
+      const dialer = libvirtTlsDialer({
+        ...settings,
+        host: u.host as string,
+        port: u.port,
+        connectTimeoutMs: options.connectTimeoutMs,
+      });
       return {
-        dialer: libvirtTlsDialer({
-          ...settings,
-          host: u.host as string,
-          port: u.port,
-          connectTimeoutMs: options.connectTimeoutMs,
-        }),
+        dialer: annotatedDialer(dialer, (error) =>
+          withNote(
+            error,
+            noVerifyIgnored && HvkitError.isInstance(error, 'AUTH_FAILED') ? NO_VERIFY_IGNORED : undefined,
+            note,
+          ),
+        ),
         openUri: u.openUri,
         uri: u,
         dispose: noop,
@@ -307,24 +407,46 @@ export async function resolveLibvirtTransport(
       const argv = sshRemoteArgv(u, { readOnly });
       const given = options.ssh?.client;
       if (given) {
-        return { dialer: given.dialer(argv, options.ssh?.dialer), openUri: u.openUri, uri: u, dispose: noop };
+        return {
+          dialer: given.dialer(argv, options.ssh?.dialer),
+          openUri: u.openUri,
+          uri: u,
+          dispose: noop,
+          ssh: given,
+        };
       }
       const overrides = options.ssh?.connect ?? {};
+      const knownHostsFile = u.knownHosts ?? defaultKnownHostsFiles();
       const connectOptions: SshConnectOptions = {
         host: u.host as string,
         port: u.port ?? 22,
         username: u.user ?? process.env.USER ?? 'root',
         auth: overrides.auth ?? sshAuthFromUri(u),
-        ...(u.noVerify
-          ? { hostKey: { insecureAcceptAnyHostKey: true as const } }
-          : u.knownHosts
-            ? { hostKey: { knownHostsFile: u.knownHosts } }
-            : {}),
+        // libvirt's no_verify for SSH accepts unknown hosts and still checks the keys it knows.
+        hostKey: noVerify ? { knownHostsFile, insecureAcceptUnknownHosts: true } : { knownHostsFile },
         ...overrides,
         signal: overrides.signal ?? call.signal,
         readyTimeout: overrides.readyTimeout ?? call.timeoutMs,
       };
-      const client = await connectSsh(connectOptions);
+      let client: SshClient;
+      try {
+        client = await connectSsh(connectOptions);
+      } catch (error) {
+        const hostKeyFailure =
+          overrides.hostKey === undefined &&
+          HvkitError.isInstance(error, 'AUTH_FAILED') &&
+          String(error.backendCode).startsWith('HOST_KEY_');
+        throw withNote(
+          error,
+          !hostKeyFailure
+            ? undefined
+            : noVerifyIgnored
+              ? NO_VERIFY_IGNORED
+              : noVerify
+                ? "The URI's no_verify=1 accepts only hosts missing from known_hosts; a changed or revoked key is always refused."
+                : undefined,
+        );
+      }
       let disposed = false;
       return {
         dialer: client.dialer(argv, options.ssh?.dialer),
@@ -335,6 +457,7 @@ export async function resolveLibvirtTransport(
           disposed = true;
           await client.close({ timeoutMs: 5000 }).catch(() => {});
         },
+        ssh: client,
       };
     }
     default:

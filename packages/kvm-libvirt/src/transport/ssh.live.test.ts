@@ -4,10 +4,14 @@
  */
 
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { livePeer } from '@hvkit/conformance';
 import { HvkitError } from '@hvkit/core';
 import { connectSsh } from '@hvkit/ssh';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { detectLocalCgroupVersion } from '../adapter/cgroup';
 import { connect } from '../adapter/connect';
 import { LibvirtRpcClient } from '../rpc/client';
 import { remoteProcedures as P } from '../rpc/remote-protocol';
@@ -51,8 +55,8 @@ describe.skipIf(!peer.available)(
     it('the adapter over qemu+ssh://: connect({ uri }), listGuests, limits and labels of the remote guest', async () => {
       await using hv = await connect({ uri: uri() });
       expect(hv.driver).toBe('QEMU');
-      // A remote daemon's cgroup files cannot be read over RPC: cgroup v2 unless told otherwise.
-      expect(hv.cgroupVersion).toBe(2);
+      // The remote host's cgroup layout is read through the SSH connection (the sshd peer runs here).
+      expect(hv.cgroupVersion).toBe(await detectLocalCgroupVersion());
       const guests = await hv.inventory!.listGuests();
       const guest = guests.find((g) => g.name === env.HVKIT_LIBVIRT_GUEST);
       expect(guest).toMatchObject({ powerState: 'running', vcpus: 2, memoryBytes: 128 * 1024 * 1024 });
@@ -102,6 +106,66 @@ describe.skipIf(!peer.available)(
       } finally {
         await ssh.close();
       }
+    });
+
+    describe('?no_verify=1 never makes a URI accept a changed host key', () => {
+      const dir = mkdtempSync(join(tmpdir(), 'hvkit-kvm-kh-'));
+      afterAll(() => rmSync(dir, { recursive: true, force: true }));
+      const knownHosts = (name: string, lines: string[]) => {
+        const file = join(dir, name);
+        writeFileSync(file, lines.length > 0 ? `${lines.join('\n')}\n` : '');
+        return file;
+      };
+      /** A known_hosts line for the peer's host and port holding a freshly made (wrong) ed25519 key. */
+      const wrongKeyLine = () => {
+        const key = join(dir, `wrong-${Date.now()}`);
+        execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
+        const [type, blob] = readFileSync(`${key}.pub`, 'utf8').trim().split(/\s+/);
+        return `[${env.HVKIT_SSH_HOST}]:${env.HVKIT_SSH_PORT} ${type} ${blob}`;
+      };
+      const sshUri = (knownHostsFile: string) =>
+        `qemu+ssh://${env.HVKIT_SSH_USER}@${env.HVKIT_SSH_HOST}:${env.HVKIT_SSH_PORT}/system?keyfile=${env.HVKIT_SSH_KEY}&known_hosts=${knownHostsFile}&no_verify=1`;
+      const refusal = async (promise: Promise<unknown>) => {
+        const error = await promise.then(
+          async (c) => {
+            await (c as LibvirtRpcClient).close();
+            return undefined;
+          },
+          (e: unknown) => e,
+        );
+        expect(HvkitError.isInstance(error, 'AUTH_FAILED'), String(error)).toBe(true);
+        return error as HvkitError;
+      };
+
+      it('a WRONG key in known_hosts is refused with AUTH_FAILED, with or without the named option', async () => {
+        const file = knownHosts('wrong', [wrongKeyLine()]);
+        const plain = await refusal(LibvirtRpcClient.connect({ uri: sshUri(file), timeoutMs: 15_000 }));
+        expect(plain.backendCode).toBe('HOST_KEY_MISMATCH');
+        expect(plain.message).toMatch(/insecureAllowUriNoVerify/);
+        const named = await refusal(
+          LibvirtRpcClient.connect({
+            uri: sshUri(file),
+            transport: { insecureAllowUriNoVerify: true },
+            timeoutMs: 15_000,
+          }),
+        );
+        expect(named.backendCode).toBe('HOST_KEY_MISMATCH');
+        expect(named.message).toMatch(/changed or revoked key is always refused/);
+      });
+
+      it('an unknown host: refused without the named option, accepted with it (libvirt’s meaning)', async () => {
+        const file = knownHosts('empty', []);
+        const plain = await refusal(LibvirtRpcClient.connect({ uri: sshUri(file), timeoutMs: 15_000 }));
+        expect(plain.backendCode).toBe('HOST_KEY_UNKNOWN');
+        await using c = await LibvirtRpcClient.connect({
+          uri: sshUri(file),
+          transport: { insecureAllowUriNoVerify: true },
+          timeoutMs: 15_000,
+        });
+        expect(await c.call(P.CONNECT_GET_URI)).toBe('qemu:///system');
+        // The known_hosts file is left as it was (nothing is learned from the connection).
+        expect(readFileSync(file, 'utf8')).toBe('');
+      });
     });
 
     it('fails with a clear error when the remote netcat path is missing or the host key is unknown', async () => {

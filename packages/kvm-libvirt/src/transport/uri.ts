@@ -3,7 +3,8 @@
  * `driver[+transport]://[user@][host][:port]/path[?params]`.
  *
  * - No transport and no host: a local unix socket (`qemu:///system`, `test:///default`).
- * - No transport but a host: TLS (`qemu://host/system`).
+ * - No transport but a host: TLS (`qemu://host/system`), whatever the driver (libvirt does the same for a
+ *   driver it does not know; errors then name the driver and list {@link LIBVIRT_DRIVERS}).
  * - Transports: `unix`, `tcp`, `tls`, `ssh` (also `libssh`, `libssh2`); `ext` is not supported.
  * - The URI sent in CONNECT_OPEN is the driver URI: transport, user, host, port and the parameters the
  *   remote driver consumes are removed (`test+unix:///default?socket=/x` opens `test:///default`);
@@ -57,7 +58,11 @@ export interface LibvirtUri {
   knownHosts?: string;
   /** `?pkipath=`: directory with `cacert.pem`, `clientcert.pem`, `clientkey.pem`. */
   pkipath?: string;
-  /** `?no_verify=1`: do not verify the server (TLS certificate, SSH host key). */
+  /**
+   * `?no_verify=1` as written in the URI. hvkit honours it only when the caller also sets the named
+   * option `transport.insecureAllowUriNoVerify: true` (see `resolveLibvirtTransport`); a URI alone never
+   * turns verification off.
+   */
   noVerify: boolean;
 }
 
@@ -82,6 +87,26 @@ const CONSUMED_PARAMS: ReadonlySet<string> = new Set([
 ]);
 
 const TRANSPORTS: ReadonlySet<string> = new Set(['unix', 'tcp', 'tls', 'ssh', 'libssh', 'libssh2', 'ext']);
+
+/**
+ * URI schemes of the hypervisor drivers a libvirt daemon serves, plus `remote` (the generic remote driver).
+ * A URI naming another driver is still tried, as libvirt does (a host without a transport means TLS); this
+ * list only makes the resulting errors say that the driver is unknown.
+ */
+export const LIBVIRT_DRIVERS: readonly string[] = Object.freeze([
+  'qemu',
+  'test',
+  'lxc',
+  'xen',
+  'libxl',
+  'bhyve',
+  'ch',
+  'vbox',
+  'vz',
+  'parallels',
+  'openvz',
+  'remote',
+]);
 
 /** Default TCP port of `tcp` transports. */
 export const LIBVIRT_TCP_PORT = 16509;

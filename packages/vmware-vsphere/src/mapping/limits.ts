@@ -5,7 +5,8 @@
  * - memory: `limit`/`reservation` MB → `maxBytes`/`minBytes`;
  * - disks: `storageIOAllocation.limit` IOPS → both `readIops` and `writeIops`;
  * - NICs: `resourceAllocation.limit` Mbit/s × 125 000 → `outboundAverageBytesPerSec`.
- * vSphere's −1 (unlimited) is `null`.
+ * vSphere's −1 (unlimited) is `null`. The adapter reports these through core's `normalizeLimits`, so a field
+ * at its default (normal shares = weight 100, reservation 0) reads `null`, as `null` sets it.
  */
 
 import {
@@ -29,6 +30,16 @@ export const LIMIT_PATHS = [
   'config.hardware.device',
   'config.hardware.numCPU',
   'runtime.host',
+] as const;
+
+/**
+ * The HostSystem properties limits need: the core speed (`maxCores` ↔ MHz) and what bounds them, the
+ * host's logical CPUs and memory in bytes.
+ */
+export const HOST_LIMIT_PATHS = [
+  'summary.hardware.cpuMhz',
+  'summary.hardware.numCpuThreads',
+  'summary.hardware.memorySize',
 ] as const;
 
 function unlimited(value: unknown): boolean {

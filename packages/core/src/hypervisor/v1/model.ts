@@ -152,25 +152,28 @@ export interface StorageVolume {
   format?: string;
 }
 
-/** CPU limits. */
+/**
+ * CPU limits. As everywhere in limits, `null` is the backend's default and a field at its default is
+ * reported as `null` (see `normalizeLimits`).
+ */
 export interface CpuLimits {
-  /** Relative weight on the cgroup-v2 scale: 1..10000, 100 = default. `null` = backend default. */
+  /** Relative weight on the cgroup-v2 scale: 1..10000. `null` = the default weight, 100 (which reads `null`). */
   weight?: number | null;
-  /** Cap in whole host cores (quota / period); `0.5` = half a core. `null` = no cap. */
+  /** Cap in host cores (quota / period); `0.5` = half a core; at most the host's logical CPUs. `null` = no cap. */
   maxCores?: number | null;
-  /** Guaranteed CPU in MHz. `null` = none. */
+  /** Guaranteed CPU in MHz. `null` = none (0 reads `null`). */
   reservationMHz?: number | null;
 }
 
-/** Memory limits. */
+/** Memory limits. A cap of 0 is invalid (`null` is "no limit"); caps are at most the host's memory. */
 export interface MemoryLimits {
   /** Hard limit. `null` = unlimited. */
   maxBytes?: number | null;
   /** Soft limit (throttle, cgroup v2 memory.high). `null` = unlimited. */
   softBytes?: number | null;
-  /** Guaranteed memory (memory.min, reservation). `null` = none. */
+  /** Guaranteed memory (memory.min, reservation). `null` = none (0 reads `null`). */
   minBytes?: number | null;
-  /** Swap only (not memory + swap). `null` = unlimited. */
+  /** Swap only (not memory + swap); 0 = no swap. `null` = unlimited. */
   swapMaxBytes?: number | null;
 }
 
