@@ -177,6 +177,13 @@ describe('host keys from known_hosts text', () => {
     expect(error.message).toBe(
       `host 127.0.0.1:${edOnly.port} is unknown: the server offered ssh-ed25519 key ${ed.fingerprint}, not listed in the given known_hosts text (known there only with ecdsa-sha2-nistp256 keys)`,
     );
+    const rsa = ssh2.utils.generateKeyPairSync('rsa', { bits: 1024 }).public.split(' ').slice(0, 2).join(' ');
+    const two = await refused(
+      edOnly.port,
+      { knownHosts: `${at(edOnly.port)} ${ec.field}\n${at(edOnly.port)} ${rsa}\n` },
+      'HOST_KEY_UNKNOWN',
+    );
+    expect(two.message).toMatch(/ \(known there only with ecdsa-sha2-nistp256, ssh-rsa keys\)$/);
   });
 
   it('asks the server first for the key types known for the host', async () => {
@@ -189,6 +196,28 @@ describe('host keys from known_hosts text', () => {
     expect((await accepted(both.port, { knownHosts: `${at(both.port)} ${ed.field}\n` })).type).toBe(
       'ssh-ed25519',
     );
+  });
+});
+
+describe('insecureAcceptUnknownHosts', () => {
+  it('accepts a host with no listed key, and still refuses a listed host with another key or key type', async () => {
+    const policy = (knownHosts: string) => ({ knownHosts, insecureAcceptUnknownHosts: true });
+    expect((await accepted(edOnly.port, policy(`other.lab ${other.field}\n`))).fingerprint).toBe(
+      ed.fingerprint,
+    );
+    expect((await accepted(edOnly.port, policy(''))).type).toBe('ssh-ed25519');
+    await refused(edOnly.port, policy(`${at(edOnly.port)} ${other.field}\n`), 'HOST_KEY_MISMATCH');
+    await refused(edOnly.port, policy(`${at(edOnly.port)} ${ec.field}\n`), 'HOST_KEY_UNKNOWN');
+    await refused(
+      edOnly.port,
+      policy(`${at(edOnly.port)} ${ed.field}\n@revoked * ${ed.field}\n`),
+      'HOST_KEY_REVOKED',
+    );
+    // Off, or false, is the default refusal.
+    await refused(edOnly.port, { knownHosts: '', insecureAcceptUnknownHosts: false }, 'HOST_KEY_UNKNOWN');
+    await expect(
+      connectSsh(options(edOnly.port, { knownHosts: '', insecureAcceptUnknownHosts: 'yes' })),
+    ).rejects.toThrow('hostKey.insecureAcceptUnknownHosts must be a boolean');
   });
 });
 
@@ -208,6 +237,16 @@ describe('host keys from known_hosts files', () => {
     expect(changed.message).toContain(`in ${wrong} (${wrong} line 3)`);
     const unknown = await refused(edOnly.port, { knownHostsFile: [missing] }, 'HOST_KEY_UNKNOWN');
     expect(unknown.message).toContain(`not listed in ${missing} (none exists)`);
+    const none = await refused(edOnly.port, { knownHostsFile: [missing, `${missing}2`] }, 'HOST_KEY_UNKNOWN');
+    expect(none.message.endsWith(`not listed in ${missing}, ${missing}2 (none exists)`)).toBe(true);
+    const empty = join(dir, 'empty');
+    writeFileSync(empty, '# nothing\n');
+    const listed = await refused(
+      edOnly.port,
+      { knownHostsFile: [empty, missing, empty] },
+      'HOST_KEY_UNKNOWN',
+    );
+    expect(listed.message.endsWith(`not listed in ${empty}, ${empty}`)).toBe(true);
     // A listed key anywhere among the files is enough.
     expect((await accepted(edOnly.port, { knownHostsFile: [wrong, good] })).fingerprint).toBe(ed.fingerprint);
   });
@@ -218,6 +257,8 @@ describe('host keys from known_hosts files', () => {
       'INVALID_ARGUMENT',
     );
     expect(error.message).toBe(`cannot read known_hosts file ${dir}: EISDIR`);
+    expect(error.operation).toBe('ssh.connect');
+    expect((error.cause as NodeJS.ErrnoException).code).toBe('EISDIR');
   });
 
   it('uses ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts by default (a fresh key is in neither)', async () => {
@@ -250,9 +291,13 @@ describe('pinned fingerprints and the explicit opt-out', () => {
         'INVALID_ARGUMENT',
       );
       expect(error.message).toMatch(/^hostKey\.fingerprint .* is not a SHA256:<base64> fingerprint$/);
+      expect(error.operation).toBe('ssh.connect');
     }
-    await expect(connectSsh(options(edOnly.port, { fingerprint: [] }))).rejects.toThrow(TypeError);
-    await expect(connectSsh(options(edOnly.port, { fingerprint: 7 }))).rejects.toThrow(TypeError);
+    for (const bad of [[], 7]) {
+      await expect(connectSsh(options(edOnly.port, { fingerprint: bad }))).rejects.toThrow(
+        'hostKey.fingerprint must be a fingerprint string or a non-empty array of them',
+      );
+    }
   });
 
   it('accepts any key only with insecureAcceptAnyHostKey: true', async () => {
@@ -265,10 +310,14 @@ describe('pinned fingerprints and the explicit opt-out', () => {
   });
 
   it('refuses policies of the wrong shape with TypeError', async () => {
-    for (const policy of ['strict', {}, { knownHosts: 1 }, { knownHostsFile: [1] }, { knownHostsFile: 7 }]) {
-      await expect(connectSsh(options(edOnly.port, policy)), JSON.stringify(policy)).rejects.toThrow(
-        TypeError,
-      );
+    const cases: [unknown, string][] = [
+      ['strict', 'hostKey must be an object'],
+      [{ knownHosts: 1 }, 'hostKey.knownHosts must be a string'],
+      [{ knownHostsFile: [dir, 1] }, 'hostKey.knownHostsFile must be a path or an array of paths'],
+      [{ knownHostsFile: 7 }, 'hostKey.knownHostsFile must be a path or an array of paths'],
+    ];
+    for (const [policy, message] of cases) {
+      await expect(connectSsh(options(edOnly.port, policy)), JSON.stringify(policy)).rejects.toThrow(message);
     }
     await expect(connectSsh(options(edOnly.port, {}))).rejects.toThrow(
       'hostKey must have one of knownHostsFile, knownHosts, fingerprint or insecureAcceptAnyHostKey: true',
@@ -330,6 +379,18 @@ describe('failures to connect', () => {
     const error = await rejectsWith(connectSsh(options(closed.port, pinned())), 'CONNECTION_LOST');
     expect(error.backendCode).toBe('ECONNREFUSED');
     expect(error.message).toBe(`cannot reach ssh://u@127.0.0.1:${closed.port}: ECONNREFUSED`);
+    expect(error.operation).toBe('ssh.connect');
+    expect(error.cause).toBeInstanceOf(Error);
+    expect(error.backendMessage).toMatch(/ECONNREFUSED/);
+  });
+
+  it('a host name that does not resolve is CONNECTION_LOST naming the errno', async () => {
+    const error = await rejectsWith(
+      connectSsh({ ...options(22, pinned()), host: 'hvkit-no-such-host.invalid' }),
+      'CONNECTION_LOST',
+    );
+    expect(error.backendCode).toBe('ENOTFOUND');
+    expect(error.message).toBe('cannot reach ssh://u@hvkit-no-such-host.invalid:22: ENOTFOUND');
   });
 
   it('a server that never answers the handshake is TIMEOUT after readyTimeout', async () => {
@@ -343,6 +404,9 @@ describe('failures to connect', () => {
       expect(error.message).toMatch(
         new RegExp(`^connecting to ssh://u@127\\.0\\.0\\.1:${silent.port} timed out \\(`),
       );
+      expect(error.operation).toBe('ssh.connect');
+      expect(error.cause).toBeInstanceOf(Error);
+      expect(error.backendMessage).toBe((error.cause as Error).message);
       expect(Date.now() - started).toBeLessThan(5000);
     } finally {
       await silent.close();
@@ -356,6 +420,9 @@ describe('failures to connect', () => {
       expect(error.message).toBe(
         `SSH handshake with ssh://u@127.0.0.1:${old.port} failed: Handshake failed: no matching key exchange algorithm`,
       );
+      expect(error.operation).toBe('ssh.connect');
+      expect(error.backendMessage).toBe('Handshake failed: no matching key exchange algorithm');
+      expect(error.cause).toBeInstanceOf(Error);
       expect(error.retryable).toBe(false);
     } finally {
       await old.close();
@@ -366,6 +433,9 @@ describe('failures to connect', () => {
       expect(error.message).toBe(
         `connection to ssh://u@127.0.0.1:${v1.port} failed: Invalid identification string`,
       );
+      expect(error.operation).toBe('ssh.connect');
+      expect(error.backendMessage).toBe('Invalid identification string');
+      expect(error.cause).toBeInstanceOf(Error);
     } finally {
       await v1.close();
     }
