@@ -6,28 +6,16 @@
  */
 
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { chunksOf, listAll } from '../__test-utils__';
 import { HvkitError } from '../errors/hvkit-error';
 import { createDirectorySink } from './directory-sink';
 
 const root = mkdtempSync(join(tmpdir(), 'hvkit-dirsink-race-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
-
-/** Every entry below `dir`, relative, sorted (dot files included). */
-function listAll(dir: string): string[] {
-  try {
-    return (readdirSync(dir, { recursive: true }) as string[]).sort();
-  } catch {
-    return [];
-  }
-}
-
-async function* chunksOf(data: Buffer, size: number) {
-  for (let i = 0; i < data.length; i += size) yield data.subarray(i, i + size);
-}
 
 /** A sink directory and a directory outside it that a planted link points to. */
 function plant(): { dir: string; outside: string } {

@@ -13,7 +13,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { rejection } from '../__test-utils__';
+import { chunksOf, listAll, rejection } from '../__test-utils__';
 import { HvkitError } from '../errors/hvkit-error';
 import type { Progress } from '../hypervisor/v1/model';
 import { createDirectorySink, DIRECTORY_SINK_TEMP_PREFIX } from './directory-sink';
@@ -23,19 +23,6 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 let counter = 0;
 function freshDir(): string {
   return join(root, `d${++counter}`);
-}
-
-/** Every entry below `dir`, relative, sorted (dot files included). */
-function listAll(dir: string): string[] {
-  try {
-    return (readdirSync(dir, { recursive: true }) as string[]).sort();
-  } catch {
-    return [];
-  }
-}
-
-async function* chunksOf(data: Buffer, size: number) {
-  for (let i = 0; i < data.length; i += size) yield data.subarray(i, i + size);
 }
 
 describe('createDirectorySink', () => {

@@ -6,6 +6,7 @@
 
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
+import { rejection } from '../__test-utils__';
 import { HvkitError } from '../errors/hvkit-error';
 import { createDirectorySink, DIRECTORY_SINK_TEMP_PREFIX } from './directory-sink';
 import {
@@ -28,14 +29,11 @@ function refusal(fn: () => unknown): HvkitError {
   throw new Error('expected INVALID_ARGUMENT');
 }
 
-async function rejection(promise: Promise<unknown>): Promise<HvkitError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(HvkitError.isInstance(error), String(error)).toBe(true);
-    return error as HvkitError;
-  }
-  throw new Error('expected a rejection');
+/** The HvkitError `promise` rejects with. */
+async function hvkitRejection(promise: Promise<unknown>): Promise<HvkitError> {
+  const error = await rejection(promise);
+  expect(HvkitError.isInstance(error), String(error)).toBe(true);
+  return error;
 }
 
 async function* chunks(...parts: string[]): AsyncGenerator<Uint8Array> {
@@ -191,12 +189,12 @@ describe('the stream sink', () => {
 
   it('says how many bytes it expected and got, and skips empty chunks', async () => {
     const sink = createStreamSink(() => collect().writable);
-    const short = await rejection(sink.writeFile('f', chunks('ab'), { expectedBytes: 3 }));
+    const short = await hvkitRejection(sink.writeFile('f', chunks('ab'), { expectedBytes: 3 }));
     expect(short.code).toBe('PROTOCOL');
     expect(short.message).toBe('Backup file "f": expected 3 bytes, got 2.');
     expect(short.details).toEqual({ name: 'f', expectedBytes: 3, receivedBytes: 2 });
     expect(short.operation).toBe('sink.writeFile');
-    const long = await rejection(sink.writeFile('f', chunks('ab', 'cd'), { expectedBytes: 3 }));
+    const long = await hvkitRejection(sink.writeFile('f', chunks('ab', 'cd'), { expectedBytes: 3 }));
     expect(long.message).toBe('Backup file "f": expected 3 bytes, got more than that.');
     expect(long.details).toEqual({ name: 'f', expectedBytes: 3, receivedBytes: 4 });
     const { writable, got } = collect();
@@ -214,14 +212,16 @@ describe('the stream sink', () => {
         done(new Error('disk full'));
       },
     });
-    const error = await rejection(createStreamSink(() => failing).writeFile('dir/f', chunks('a', 'b', 'c')));
+    const error = await hvkitRejection(
+      createStreamSink(() => failing).writeFile('dir/f', chunks('a', 'b', 'c')),
+    );
     expect(error.code).toBe('REMOTE');
     expect(error.message).toBe('Writing backup file "dir/f" failed: disk full');
     expect(error.operation).toBe('sink.writeFile');
     expect((error.cause as Error).message).toBe('disk full');
     const closed = new Writable({ write: (_c, _e, done) => done() });
     closed.destroy();
-    const gone = await rejection(createStreamSink(() => closed).writeFile('f', chunks('a')));
+    const gone = await hvkitRejection(createStreamSink(() => closed).writeFile('f', chunks('a')));
     expect(gone.code).toBe('REMOTE');
   });
 
@@ -231,7 +231,7 @@ describe('the stream sink', () => {
       opened = true;
       return collect().writable;
     });
-    const error = await rejection(sink.writeFile('f', chunks('a'), { signal: AbortSignal.abort() }));
+    const error = await hvkitRejection(sink.writeFile('f', chunks('a'), { signal: AbortSignal.abort() }));
     expect([error.code, error.operation, opened]).toEqual(['ABORTED', 'sink.writeFile', false]);
   });
 });

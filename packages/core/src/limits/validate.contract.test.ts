@@ -13,22 +13,13 @@ import { findLimitsIssues, findUnsupportedLimits, mergeLimits, validateLimits } 
 
 type LimitsManifest = Exclude<SupportsManifest['limits'], false>;
 
-const ALL: LimitsManifest = {
-  applies: 'live',
-  modes: ['live', 'persistent', 'both'],
-  cpu: { weight: true, maxCores: true, reservationMHz: true },
-  memory: { maxBytes: true, softBytes: true, minBytes: true, swapMaxBytes: true },
-  disks: { readBytesPerSec: true, writeBytesPerSec: true, readIops: true, writeIops: true },
-  network: {
-    inboundAverage: true,
-    inboundPeak: true,
-    inboundBurst: true,
-    outboundAverage: true,
-    outboundPeak: true,
-    outboundBurst: true,
-  },
-  pids: true,
-};
+/** A manifest that supports every limit field (built from LIMIT_FIELDS, so it follows the field list). */
+const ALL = { applies: 'live', modes: ['live', 'persistent', 'both'] } as Record<string, unknown>;
+for (const field of LIMIT_FIELDS) {
+  const [section, key] = field.supportsPath.split('.') as [string, string | undefined];
+  if (key === undefined) ALL[section] = true;
+  else ALL[section] = { ...(ALL[section] as object | undefined), [key]: true };
+}
 
 /** Each field's rule as its message states it, and whether 0 is a valid value. */
 const RULES: Record<string, [rule: string, zero: boolean]> = {
@@ -66,7 +57,7 @@ function patchOf(path: string, value: unknown): { patch: ResourceLimits; at: str
 
 function invalid(patch: unknown, options = {}): HvkitError {
   try {
-    validateLimits(patch as ResourceLimits, ALL, options);
+    validateLimits(patch as ResourceLimits, ALL as LimitsManifest, options);
   } catch (error) {
     expect(HvkitError.isInstance(error, 'INVALID_ARGUMENT'), String(error)).toBe(true);
     return error as HvkitError;
@@ -96,15 +87,15 @@ describe('every limit field', () => {
         );
       }
       if (zero) {
-        expect(() => validateLimits(patchOf(path, 0).patch, ALL)).not.toThrow();
+        expect(() => validateLimits(patchOf(path, 0).patch, ALL as LimitsManifest)).not.toThrow();
       } else {
         const hint = path === 'cpu.weight' ? '' : '; null means unlimited';
         expect(invalid(patchOf(path, 0).patch).message).toBe(
           `invalid limits: ${at} must be ${rule} (got 0${hint})`,
         );
       }
-      expect(() => validateLimits(patchOf(path, null).patch, ALL)).not.toThrow();
-      expect(() => validateLimits(patchOf(path, undefined).patch, ALL)).not.toThrow();
+      expect(() => validateLimits(patchOf(path, null).patch, ALL as LimitsManifest)).not.toThrow();
+      expect(() => validateLimits(patchOf(path, undefined).patch, ALL as LimitsManifest)).not.toThrow();
     },
   );
 
@@ -128,7 +119,10 @@ describe('every limit field', () => {
       ['pids.max', 1],
       ['memory.maxBytes', Number.MAX_SAFE_INTEGER],
     ] as const) {
-      expect(() => validateLimits(patchOf(path, value).patch, ALL), `${path} ${value}`).not.toThrow();
+      expect(
+        () => validateLimits(patchOf(path, value).patch, ALL as LimitsManifest),
+        `${path} ${value}`,
+      ).not.toThrow();
     }
     expect(invalid({ cpu: { weight: 10001 } }).message).toBe(
       'invalid limits: cpu.weight must be an integer 1..10000 or null (got 10001)',
@@ -149,14 +143,22 @@ describe('host bounds', () => {
       );
     }
     expect(() =>
-      validateLimits({ cpu: { maxCores: 4 }, memory: { maxBytes: 1024, swapMaxBytes: 10 ** 9 } }, ALL, {
-        host,
-      }),
+      validateLimits(
+        { cpu: { maxCores: 4 }, memory: { maxBytes: 1024, swapMaxBytes: 10 ** 9 } },
+        ALL as LimitsManifest,
+        {
+          host,
+        },
+      ),
     ).not.toThrow();
     // A fact left out bounds nothing, nor does null.
-    expect(() => validateLimits({ cpu: { maxCores: 64 } }, ALL, { host: { memoryBytes: 1 } })).not.toThrow();
-    expect(() => validateLimits({ memory: { maxBytes: null } }, ALL, { host })).not.toThrow();
-    expect(() => validateLimits({ cpu: { maxCores: 64 } }, ALL)).not.toThrow();
+    expect(() =>
+      validateLimits({ cpu: { maxCores: 64 } }, ALL as LimitsManifest, { host: { memoryBytes: 1 } }),
+    ).not.toThrow();
+    expect(() =>
+      validateLimits({ memory: { maxBytes: null } }, ALL as LimitsManifest, { host }),
+    ).not.toThrow();
+    expect(() => validateLimits({ cpu: { maxCores: 64 } }, ALL as LimitsManifest)).not.toThrow();
   });
 
   it('refuses host facts that are not positive numbers with TypeError', () => {
@@ -244,7 +246,7 @@ describe('the shape of a patch', () => {
       'must be an integer 1..10000 or null (got 10)',
     );
     for (const patch of [null, 5, 'cpu', [], undefined]) {
-      expect(() => validateLimits(patch as unknown as ResourceLimits, ALL)).toThrow(
+      expect(() => validateLimits(patch as unknown as ResourceLimits, ALL as LimitsManifest)).toThrow(
         `limits must be an object (got ${patch === undefined ? 'undefined' : JSON.stringify(patch)})`,
       );
     }
@@ -262,7 +264,11 @@ describe('the shape of a patch', () => {
 });
 
 describe('unsupported fields', () => {
-  const NO_DISKS: LimitsManifest = { ...ALL, disks: false, memory: { ...ALL.memory, softBytes: false } };
+  const NO_DISKS = {
+    ...ALL,
+    disks: false,
+    memory: { ...(ALL.memory as object), softBytes: false },
+  } as LimitsManifest;
 
   it('are named with the manifest entries that leave them out, and the adapter', () => {
     const patch: ResourceLimits = { memory: { softBytes: 1 }, disks: [{ device: 'vda', readIops: 5 }] };
