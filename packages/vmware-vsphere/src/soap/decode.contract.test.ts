@@ -591,3 +591,26 @@ describe('checks before decoding', () => {
     expect(decodeVimXml(' <?xml version="1.0"?><!-- c --><v>a</v> <!-- d --> ', 'xsd:string')).toBe('a');
   });
 });
+
+describe('names that hash alike', () => {
+  // "Aa" and "BB" have the same 31-based string hash (65·31 + 97 = 66·31 + 66): the decoder's name table
+  // must still tell them apart.
+  it('keeps element names, attribute names and short values apart', () => {
+    expect(decodeVimXml('<v><Aa>1</Aa><BB>2</BB><Aa>3</Aa></v>', 'xsd:anyType')).toEqual({
+      Aa: ['1', '3'],
+      BB: '2',
+    });
+    expect(decodeVimXml('<v><a type="Aa">x</a><b type="BB">y</b></v>', 'xsd:anyType')).toEqual({
+      a: { type: 'Aa', value: 'x' },
+      b: { type: 'BB', value: 'y' },
+    });
+    expect(reason(() => decodeVimXml('<Aa>x</BB>', 'xsd:string'))).toBe('mismatched end tag');
+  });
+
+  it('keeps type attributes of prefixes that hash alike apart', () => {
+    const doc = `<v xmlns:Aa="${XSI_NS}" xmlns:BB="urn:other" BB:type="xsd:int">5</v>`;
+    expect(decodeVimXml(doc, 'xsd:anyType')).toBe('5');
+    const typed = `<v xmlns:Aa="${XSI_NS}" xmlns:BB="urn:other" xmlns:xsd="${XSD_NS}" Aa:type="xsd:int">5</v>`;
+    expect(decodeVimXml(typed, 'xsd:anyType')).toBe(5);
+  });
+});
