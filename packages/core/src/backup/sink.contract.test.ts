@@ -4,9 +4,12 @@
  * other sink tests check behaviour on real files and streams; these pin the messages users read.
  */
 
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { describe, expect, it } from 'vitest';
-import { rejection } from '../__test-utils__';
+import { afterAll, describe, expect, it } from 'vitest';
+import { listAll, rejection } from '../__test-utils__';
 import { HvkitError } from '../errors/hvkit-error';
 import { createDirectorySink, DIRECTORY_SINK_TEMP_PREFIX } from './directory-sink';
 import {
@@ -237,6 +240,11 @@ describe('the stream sink', () => {
 });
 
 describe('the directory sink', () => {
+  const scratch = mkdtempSync(join(tmpdir(), 'hvkit-sink-contract-'));
+  afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+  let n = 0;
+  const fresh = () => join(scratch, `d${++n}`);
+
   it('refuses a directory that is not a string, or empty, or holds a NUL, and names its temporary prefix', () => {
     expect(() => createDirectorySink(5 as unknown as string)).toThrow(
       'createDirectorySink: dir must be a string.',
@@ -246,5 +254,58 @@ describe('the directory sink', () => {
       expect(error.message).toBe('createDirectorySink: invalid directory.');
     }
     expect(DIRECTORY_SINK_TEMP_PREFIX).toBe('.hvkit-partial-');
+  });
+
+  it('names the operation of every write failure: a missing or unmakeable directory, an abort', async () => {
+    const missing = fresh();
+    const noDir = await hvkitRejection(
+      createDirectorySink(missing, { createDirectory: false }).writeFile('f', chunks('a')),
+    );
+    expect([noDir.code, noDir.operation]).toEqual(['NOT_FOUND', 'sink.writeFile']);
+    const file = fresh();
+    writeFileSync(file, 'x');
+    const under = await hvkitRejection(createDirectorySink(join(file, 'sub')).writeFile('f', chunks('a')));
+    expect(under.operation).toBe('sink.writeFile');
+    expect(under.message).toContain(join(file, 'sub'));
+    const aborted = await hvkitRejection(
+      createDirectorySink(fresh()).writeFile('f', chunks('a'), { signal: AbortSignal.abort() }),
+    );
+    expect([aborted.code, aborted.operation]).toEqual(['ABORTED', 'sink.writeFile']);
+  });
+
+  it('an abort that lands after the last chunk still leaves nothing behind', async () => {
+    const dir = fresh();
+    const controller = new AbortController();
+    async function* source() {
+      yield Buffer.from('all the data');
+      controller.abort();
+    }
+    for (const fsync of [true, false]) {
+      const error = await hvkitRejection(
+        createDirectorySink(dir, { fsync }).writeFile('f', source(), { signal: controller.signal }),
+      );
+      expect([error.code, error.operation]).toEqual(['ABORTED', 'sink.writeFile']);
+      expect(listAll(dir)).toEqual([]);
+    }
+  });
+
+  it('removeFile: nothing to do below a missing directory or a file, ABORTED and errors named sink.removeFile', async () => {
+    const dir = fresh();
+    const sink = createDirectorySink(dir);
+    await sink.writeFile('a/f', chunks('x'));
+    await sink.writeFile('plain', chunks('x'));
+    await expect(sink.removeFile?.('none/f')).resolves.toBeUndefined();
+    await expect(sink.removeFile?.('plain/f')).resolves.toBeUndefined();
+    await expect(sink.removeFile?.('a/none')).resolves.toBeUndefined();
+    const aborted = await hvkitRejection(
+      sink.removeFile?.('a/f', { signal: AbortSignal.abort() }) as Promise<void>,
+    );
+    expect([aborted.code, aborted.operation]).toEqual(['ABORTED', 'sink.removeFile']);
+    expect(listAll(dir)).toEqual(['a', 'a/f', 'plain']);
+    const isDir = await hvkitRejection(sink.removeFile?.('a') as Promise<void>);
+    expect(isDir.operation).toBe('sink.removeFile');
+    expect(isDir.message).toContain(join(dir, 'a'));
+    await sink.removeFile?.('a/f');
+    expect(listAll(dir)).toEqual(['a', 'plain']);
   });
 });
