@@ -148,6 +148,18 @@ describe('openConfinedDirectory (walked): confirm', () => {
     }
   });
 
+  it('re-checks the root itself too', async () => {
+    const { root } = setup();
+    const dir = await openConfinedDirectory(root, [], { anchored: false, operation });
+    try {
+      renameSync(root, `${root}.old`);
+      mkdirSync(root);
+      await conflict(dir.confirm(), 'ESTALE', root);
+    } finally {
+      await dir.close();
+    }
+  });
+
   it('checks the entry against the open file only when both are given', async () => {
     const { root } = setup();
     const dir = await walked(root);

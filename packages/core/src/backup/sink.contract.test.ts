@@ -4,13 +4,13 @@
  * other sink tests check behaviour on real files and streams; these pin the messages users read.
  */
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { listAll, rejection } from '../__test-utils__';
-import { HvkitError } from '../errors/hvkit-error';
+import { HvkitError, hvkitError } from '../errors/hvkit-error';
 import { createDirectorySink, DIRECTORY_SINK_TEMP_PREFIX } from './directory-sink';
 import {
   checkSinkFileName,
@@ -267,10 +267,13 @@ describe('the directory sink', () => {
     const under = await hvkitRejection(createDirectorySink(join(file, 'sub')).writeFile('f', chunks('a')));
     expect(under.operation).toBe('sink.writeFile');
     expect(under.message).toContain(join(file, 'sub'));
+    const notMade = fresh();
     const aborted = await hvkitRejection(
-      createDirectorySink(fresh()).writeFile('f', chunks('a'), { signal: AbortSignal.abort() }),
+      createDirectorySink(notMade).writeFile('f', chunks('a'), { signal: AbortSignal.abort() }),
     );
     expect([aborted.code, aborted.operation]).toEqual(['ABORTED', 'sink.writeFile']);
+    // Nothing was made for an aborted write, not even the sink's directory.
+    expect(existsSync(notMade)).toBe(false);
   });
 
   it('an abort that lands after the last chunk still leaves nothing behind', async () => {
@@ -307,5 +310,36 @@ describe('the directory sink', () => {
     expect(isDir.message).toContain(join(dir, 'a'));
     await sink.removeFile?.('a/f');
     expect(listAll(dir)).toEqual(['a', 'plain']);
+    symlinkSync(scratch, join(dir, 'link'));
+    const link = await hvkitRejection(sink.removeFile?.('link/f') as Promise<void>);
+    expect([link.code, link.backendCode, link.operation]).toEqual(['CONFLICT', 'ELOOP', 'sink.removeFile']);
   });
+
+  // Every file and directory the sink opens is closed again, whatever happens.
+  it.skipIf(!existsSync('/proc/self/fd'))(
+    'leaves no file descriptor open after writes, failures and removals',
+    async () => {
+      const open = () => readdirSync('/proc/self/fd').length;
+      const dir = fresh();
+      const sink = createDirectorySink(dir);
+      await sink.writeFile('warm/up', chunks('x'));
+      const before = open();
+      await sink.writeFile('a/b/f', chunks('data'));
+      await sink.writeFile('a/b/f', chunks('again'), { expectedBytes: 5 });
+      await hvkitRejection(sink.writeFile('a/g', chunks('short'), { expectedBytes: 9 }));
+      await hvkitRejection(
+        sink.writeFile(
+          'a/h',
+          (async function* () {
+            yield Buffer.from('x');
+            throw hvkitError('REMOTE', 'source failed');
+          })(),
+        ),
+      );
+      await sink.removeFile?.('a/b/f');
+      await sink.removeFile?.('a/none');
+      expect(open()).toBe(before);
+      expect(listAll(dir)).toEqual(['a', 'a/b', 'warm', 'warm/up']);
+    },
+  );
 });
