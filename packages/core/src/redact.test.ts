@@ -95,6 +95,53 @@ describe('redactPatterns', () => {
     }
   });
 
+  it.each([
+    'password',
+    'passwd',
+    'pwd',
+    'pass',
+    'passphrase',
+    'secret',
+    'client_secret',
+    'token',
+    'access_token',
+    'refresh_token',
+    'id_token',
+    'api_key',
+    'apikey',
+    'api-key',
+    'private_key',
+    'privatekey',
+    'session_id',
+    'sessionid',
+    'session',
+    'x-api-key',
+    'x-auth-token',
+    'vmware-api-session-id',
+  ])('hides the value of %s as key=value, header, JSON, XML and flag', (key) => {
+    const value = 's3cr3t-V4lue';
+    for (const text of [
+      `${key}=${value}`,
+      `GET /x?a=1&${key}=${value}&b=2`,
+      `${key.toUpperCase()}: ${value}`,
+      `{"${key}": "${value}"}`,
+      `<${key}>${value}</${key}>`,
+      `run --${key} ${value}`,
+      `run --${key}=${value}`,
+    ]) {
+      const out = redactPatterns(text);
+      expect(out, text).not.toContain(value);
+      expect(out, text).toContain(REDACTED);
+    }
+  });
+
+  it('hides header-like values whole in JSON and XML', () => {
+    for (const key of ['authorization', 'proxy-authorization', 'cookie', 'set-cookie']) {
+      expect(redactPatterns(`{"${key}":"a b"}`)).toBe(`{"${key}":"${REDACTED}"}`);
+      expect(redactPatterns(`<${key}>a b</${key}>`)).toBe(`<${key}>${REDACTED}</${key}>`);
+    }
+  });
+
   it('handles multi-line header dumps line by line', () => {
     const dump = 'GET / HTTP/1.1\r\nAuthorization: Basic abc\r\nAccept: */*\r\nCookie: a=b\r\n';
     expect(redactPatterns(dump)).toBe(

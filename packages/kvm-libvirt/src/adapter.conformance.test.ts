@@ -20,6 +20,16 @@ const REPLAY_ONLY_SKIPS: Record<string, string> = {
     'an abort in the middle of a volume stream lands at a timing-dependent packet; covered by adapter.live.test.ts',
 };
 
+/**
+ * Checks newer than the transcripts: replayed, they would dial connections the recording does not have and
+ * shift every later one. Recording (test/record.ts) runs them; remove them from here once the transcripts
+ * are re-recorded (or move them to the target's skips if they do not replay byte for byte).
+ */
+const NOT_YET_RECORDED: Record<string, string> = {
+  'backups.sink-failure':
+    'added after the transcripts were recorded; replayed once test/record.ts has recorded it (it runs live in adapter.live.test.ts)',
+};
+
 const FIXTURES = join(import.meta.dirname, '..', 'test', 'fixtures');
 
 for (const t of [TEST_DRIVER_TARGET, QEMU_GUEST_TARGET]) {
@@ -45,7 +55,10 @@ for (const t of [TEST_DRIVER_TARGET, QEMU_GUEST_TARGET]) {
     mode: 'replay',
     factory: fixtureFactory(dialer, t.openUri),
     target: t.target,
-    skip: { ...t.skip, ...(t.folder === 'libvirt-qemu-guest' ? REPLAY_ONLY_SKIPS : {}) },
+    skip: {
+      ...t.skip,
+      ...(t.folder === 'libvirt-qemu-guest' ? { ...REPLAY_ONLY_SKIPS, ...NOT_YET_RECORDED } : {}),
+    },
   });
   afterAll(() => {
     if (t.folder === 'libvirt-test-driver') {

@@ -55,11 +55,33 @@ describe('fingerprints', () => {
     expect(keyTypeOf(Buffer.from([0, 0, 0, 200, 1]))).toBeUndefined();
   });
 
+  it('reads a key type of 1 to 64 bytes that fits the blob, nothing else', () => {
+    const blob = (len: number, type: string) => {
+      const b = Buffer.alloc(4 + Buffer.byteLength(type));
+      b.writeUInt32BE(len, 0);
+      b.write(type, 4, 'latin1');
+      return b;
+    };
+    expect(keyTypeOf(blob(1, 'x'))).toBe('x');
+    expect(keyTypeOf(blob(64, 'k'.repeat(64)))).toBe('k'.repeat(64));
+    expect(keyTypeOf(blob(65, 'k'.repeat(65)))).toBeUndefined();
+    expect(keyTypeOf(blob(0, 'x'))).toBeUndefined();
+    expect(keyTypeOf(blob(2, 'x'))).toBeUndefined();
+    expect(keyTypeOf(Buffer.from([0, 0, 0]))).toBeUndefined();
+    expect(keyTypeOf(new Uint8Array())).toBeUndefined();
+    // A view into a larger buffer reads from its own start.
+    const outer = Buffer.concat([Buffer.from('junk'), blob(3, 'abc')]);
+    expect(keyTypeOf(outer.subarray(4))).toBe('abc');
+  });
+
   it('normalises user input and rejects non-SHA256 forms', () => {
     expect(normalizeFingerprint(`${ED25519_FP}=`)).toBe(ED25519_FP);
     expect(normalizeFingerprint(`  ${ED25519_FP} `)).toBe(ED25519_FP);
     expect(normalizeFingerprint('MD5:16:27:ac:a5:76:28:2d:36:63:1b:56:4d:eb:df:a6:48')).toBeUndefined();
     expect(normalizeFingerprint('SHA256:short')).toBeUndefined();
+    expect(normalizeFingerprint(`${ED25519_FP}AAAA`)).toBeUndefined();
+    expect(normalizeFingerprint(`x${ED25519_FP}`)).toBeUndefined();
+    expect(normalizeFingerprint(`${ED25519_FP}==`)).toBeUndefined();
   });
 });
 
@@ -88,6 +110,42 @@ describe('parseKnownHosts', () => {
     expect(k.skipped[0]?.reason).toMatch(/cert-authority/);
   });
 
+  it('names why each line was skipped', () => {
+    const k = parseKnownHosts(
+      [
+        `@cert-authority *.example.com ssh-rsa ${RSA_PUB}`,
+        `@bogus host ssh-rsa ${RSA_PUB}`,
+        'host2 ssh-ed25519',
+        'host3 ssh-ed25519 not!base64',
+        `host4 ssh-ed25519 !${ED25519_PUB}`,
+        `host5 ssh-ed25519 ${ED25519_PUB}!`,
+        `host6 ssh-rsa ${ED25519_PUB}`,
+      ].join('\n'),
+    );
+    expect(k.entries).toEqual([]);
+    expect(k.skipped).toEqual([
+      { line: 1, reason: '@cert-authority lines are not supported' },
+      { line: 2, reason: 'unknown marker @bogus' },
+      { line: 3, reason: 'expected: hosts keytype key [comment]' },
+      { line: 4, reason: 'key is not base64' },
+      { line: 5, reason: 'key is not base64' },
+      { line: 6, reason: 'key is not base64' },
+      { line: 7, reason: 'key blob is not of type ssh-rsa' },
+    ]);
+  });
+
+  it('reads fields separated by runs of spaces and tabs, on indented lines, without a source', () => {
+    const k = parseKnownHosts(
+      `  \t host1 \t ssh-ed25519   ${ED25519_PUB}  \t a comment  \n\t@revoked  *  ssh-rsa\t${RSA_PUB}`,
+    );
+    expect(k.skipped).toEqual([]);
+    expect(k.entries.map((e) => [e.hosts, e.keyType, e.marker, e.line, 'source' in e])).toEqual([
+      ['host1', 'ssh-ed25519', null, 1, false],
+      ['*', 'ssh-rsa', 'revoked', 2, false],
+    ]);
+    expect(k.entries[0]?.key.toString('base64')).toBe(ED25519_PUB);
+  });
+
   it('accepts CRLF line ends', () => {
     const k = parseKnownHosts(`a ssh-ed25519 ${ED25519_PUB}\r\nb ssh-rsa ${RSA_PUB}\r\n`);
     expect(k.entries.map((e) => e.hosts)).toEqual(['a', 'b']);
@@ -114,8 +172,30 @@ describe('host matching', () => {
     expect(hostFieldMatches('[127.0.0.1]:2222', '127.0.0.1')).toBe(false);
     expect(hostFieldMatches('[127.0.0.1]:*', '[127.0.0.1]:4000')).toBe(true);
     expect(hostFieldMatches('KVM1', 'kvm1')).toBe(true);
+    expect(hostFieldMatches('a,,b', 'b')).toBe(true);
+    expect(hostFieldMatches('', '')).toBe(false);
+    expect(hostFieldMatches(',', '')).toBe(false);
+    // Only * and ? are wildcards; a plain pattern is compared whole.
+    expect(hostFieldMatches('kvm', 'kvm1')).toBe(false);
+    expect(hostFieldMatches('k*m?', 'kvm1')).toBe(true);
+    expect(hostFieldMatches('*', 'a\nb')).toBe(true);
+    // A negation only refuses; alone it matches nothing.
+    expect(hostFieldMatches('!bad.lab', 'good.lab')).toBe(false);
+    expect(hostFieldMatches('!bad.lab,*.lab', 'bad.lab')).toBe(false);
     // Regex characters in patterns are literal.
     expect(hostFieldMatches('a.b', 'axb')).toBe(false);
+  });
+
+  it('anchors wildcard patterns at both ends: a longer name that merely contains a match is refused', () => {
+    expect(hostFieldMatches('kvm?.lab', 'evilkvm1.lab')).toBe(false);
+    expect(hostFieldMatches('kvm?.lab', 'kvm1.lab.evil')).toBe(false);
+    expect(hostFieldMatches('*.example.com', 'kvm1.example.com.attacker.net')).toBe(false);
+    expect(hostFieldMatches('[10.0.0.?]:22?', '[10.0.0.1]:2222')).toBe(false);
+    expect(hostFieldMatches('[10.0.0.?]:22?', 'x[10.0.0.1]:222')).toBe(false);
+    expect(hostFieldMatches('[10.0.0.?]:22?', '[10.0.0.1]:222')).toBe(true);
+    // A plain name is compared whole, too.
+    expect(hostFieldMatches('kvm1.lab', 'evilkvm1.lab')).toBe(false);
+    expect(hostFieldMatches('kvm1.lab', 'kvm1.lab.evil')).toBe(false);
   });
 
   it('matches hashed entries (HMAC-SHA1 keyed by the salt)', () => {
@@ -129,6 +209,11 @@ describe('host matching', () => {
     // Malformed hashed fields never match.
     expect(hostFieldMatches('|1|bad', 'x')).toBe(false);
     expect(hostFieldMatches('|2|AAAA|BBBB', 'x')).toBe(false);
+    const [, , salt, mac] = hashHost('x').split('|') as string[];
+    expect(hostFieldMatches(`|1|${salt}|${mac}|`, 'x')).toBe(false);
+    expect(hostFieldMatches(`|2|${salt}|${mac}`, 'x')).toBe(false);
+    expect(hostFieldMatches(`|1||${mac}`, 'x')).toBe(false);
+    expect(hostFieldMatches(`|1|${salt}|${(mac as string).slice(0, 12)}`, 'x')).toBe(false);
   });
 });
 
@@ -184,6 +269,17 @@ describe('checkHostKey', () => {
     expect(checkHostKey(k2, 'h', 22, good).ok).toBe(true);
   });
 
+  it('never takes a @revoked line as a key of the host', () => {
+    const k = parseKnownHosts(`@revoked h ssh-ed25519 ${b64(good)}\nh ssh-rsa ${RSA_PUB}\n`);
+    expect(knownKeyTypes(k, 'h', 22)).toEqual(['ssh-rsa']);
+    expect(checkHostKey(k, 'h', 22, other)).toEqual({
+      ok: false,
+      reason: 'HOST_KEY_UNKNOWN',
+      knownTypes: ['ssh-rsa'],
+    });
+    expect(knownKeyTypes(k, 'other', 22)).toEqual([]);
+  });
+
   it('ignores @cert-authority lines (they never make a host known)', () => {
     const k = parseKnownHosts(`@cert-authority * ssh-ed25519 ${b64(good)}\n`);
     expect(checkHostKey(k, 'h', 22, good)).toMatchObject({ ok: false, reason: 'HOST_KEY_UNKNOWN' });
@@ -198,5 +294,15 @@ describe('preferredHostKeyAlgorithms', () => {
     expect(rsaFirst.slice(0, 3)).toEqual(['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa']);
     expect([...rsaFirst].sort()).toEqual([...all].sort());
     expect(preferredHostKeyAlgorithms(['ecdsa-sha2-nistp256', 'ssh-unknown'])[0]).toBe('ecdsa-sha2-nistp256');
+    expect(preferredHostKeyAlgorithms(['ssh-unknown'])).toEqual(all);
+    expect(all).toEqual([
+      'ssh-ed25519',
+      'ecdsa-sha2-nistp256',
+      'ecdsa-sha2-nistp384',
+      'ecdsa-sha2-nistp521',
+      'rsa-sha2-512',
+      'rsa-sha2-256',
+      'ssh-rsa',
+    ]);
   });
 });

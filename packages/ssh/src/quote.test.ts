@@ -60,6 +60,61 @@ describe('quoteArg', () => {
   }
 });
 
+describe('misuse and refusals, with their messages', () => {
+  const refusal = (fn: () => unknown): HvkitError => {
+    try {
+      fn();
+    } catch (e) {
+      expect(HvkitError.isInstance(e, 'INVALID_ARGUMENT'), String(e)).toBe(true);
+      return e as HvkitError;
+    }
+    throw new Error('expected INVALID_ARGUMENT');
+  };
+
+  it('names what is wrong with a TypeError for values of the wrong type', () => {
+    expect(() => quoteArg(1 as unknown as string)).toThrow('quoteArg: argument must be a string');
+    expect(() => quoteArg(undefined as unknown as string)).toThrow('quoteArg: argument must be a string');
+    expect(() => quoteArgv('ab' as unknown as string[])).toThrow(
+      'quoteArgv: argv must be an array of strings',
+    );
+    for (const argv of [[], 'ls', ['ls', 1], [null]] as unknown as string[][]) {
+      expect(() => buildRemoteCommand(argv), JSON.stringify(argv)).toThrow(
+        'argv must be a non-empty array of strings',
+      );
+    }
+    for (const cwd of ['', 1]) {
+      expect(() => buildRemoteCommand(['ls'], { cwd } as never)).toThrow('cwd must be a non-empty string');
+    }
+    for (const env of [null, 'A=1']) {
+      expect(() => buildRemoteCommand(['ls'], { env } as never)).toThrow('env must be an object');
+    }
+    expect(() => buildRemoteCommand(['ls'], { env: { A: 1 } } as never)).toThrow('env.A must be a string');
+  });
+
+  it('says why an argument or program cannot be run, naming the program', () => {
+    const nul = refusal(() => quoteArg('a\0b'));
+    expect(nul.message).toBe('command arguments cannot contain NUL bytes');
+    expect(nul.operation).toBe('ssh.quote');
+    const cases: [readonly string[], Record<string, unknown>, string][] = [
+      [[''], {}, 'argv[0] (the program) must not be empty'],
+      [['-rf', 'x'], {}, 'argv[0] (the program) must not start with "-"'],
+      [['a=b'], { env: { X: '1' } }, 'argv[0] (the program) must not contain "=" when env is set'],
+      [['env'], { env: { '1A': '1' } }, 'invalid environment variable name "1A"'],
+    ];
+    for (const [argv, options, message] of cases) {
+      const error = refusal(() => buildRemoteCommand(argv, options));
+      expect(error.message).toBe(message);
+      expect(error.operation).toBe('ssh.exec');
+      expect(error.details).toEqual({ program: argv[0] });
+    }
+  });
+
+  it('writes no env prefix for an empty env, and accepts = in the program then', () => {
+    expect(buildRemoteCommand(['a=b', 'x'], { env: {} })).toBe("exec 'a=b' 'x'");
+    expect(buildRemoteCommand(['ls'], { env: { _A1: '' } })).toBe("exec env -- '_A1=' 'ls'");
+  });
+});
+
 describe('buildRemoteCommand', () => {
   it('execs the program with every argument quoted', () => {
     expect(buildRemoteCommand(['ls', '-l', 'a b'])).toBe("exec 'ls' '-l' 'a b'");

@@ -87,19 +87,30 @@ describe('the suite catches broken adapters', () => {
     );
   });
 
-  it('(c) an abort that leaves the temporary snapshot behind', async () => {
+  it('(c) an abort or a failure that leaves the temporary snapshot behind', async () => {
     const failed = failures(await runWith({ leaveSnapshotOnAbort: true }));
-    expect([...failed.keys()]).toEqual(['cancellation.abort-during-backup']);
+    expect([...failed.keys()].sort()).toEqual(['backups.sink-failure', 'cancellation.abort-during-backup']);
     expect(failed.get('cancellation.abort-during-backup')).toMatch(
       /^the aborted backup left snapshot\(s\) snap-\d+ behind \(probe\.listSnapshotIds\); it must remove the temporary snapshot it made$/,
+    );
+    expect(failed.get('backups.sink-failure')).toMatch(
+      /^the failed backup left snapshot\(s\) snap-\d+ behind \(probe\.listSnapshotIds\); it must remove the temporary snapshot it made$/,
     );
   });
 
   it('(c) without a probe, the leftover snapshot is still seen through listSnapshots', async () => {
     const failed = failures(await runWith({ leaveSnapshotOnAbort: true }, 'replay'));
-    expect([...failed.keys()]).toEqual(['cancellation.abort-during-backup']);
+    expect([...failed.keys()].sort()).toEqual(['backups.sink-failure', 'cancellation.abort-during-backup']);
     expect(failed.get('cancellation.abort-during-backup')).toMatch(
       /left snapshot\(s\) snap-\d+ behind \(backups\.listSnapshots\)/,
+    );
+  });
+
+  it('(c) a failing sink (not an abort) that leaves the new checkpoint behind', async () => {
+    const failed = failures(await runWith({ leaveCheckpointOnFailure: true }));
+    expect([...failed.keys()]).toEqual(['backups.sink-failure']);
+    expect(failed.get('backups.sink-failure')).toMatch(
+      /^the failed backup left checkpoint\(s\) cp-\d+ behind \(probe\.listCheckpointIds\)$/,
     );
   });
 

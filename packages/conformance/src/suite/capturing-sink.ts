@@ -1,5 +1,11 @@
 import { createHash } from 'node:crypto';
-import { type BackupFile, type BackupSink, hvkitError, type SinkWriteOptions } from '@hvkit/core';
+import {
+  type BackupFile,
+  type BackupSink,
+  type HvkitError,
+  hvkitError,
+  type SinkWriteOptions,
+} from '@hvkit/core';
 
 /** One `writeFile` call the capturing sink saw. */
 export interface CapturedWrite {
@@ -27,6 +33,13 @@ export class CapturingSink implements BackupSink {
   readonly problems: string[] = [];
   /** Called after every chunk with the bytes received so far over all files. */
   onChunk: ((totalBytes: number) => void) | undefined;
+  /**
+   * Makes the sink fail like a full disk: once this many bytes have arrived over all files, the write in
+   * progress (and every later one) rejects with {@link CapturingSink.failure}.
+   */
+  failAfterBytes: number | undefined;
+  /** The error the sink failed with, once it has (see {@link CapturingSink.failAfterBytes}). */
+  failure: HvkitError | undefined;
   #total = 0;
 
   /** Files that are complete and not removed, by name. */
@@ -74,6 +87,7 @@ export class CapturingSink implements BackupSink {
       });
     try {
       if (signal?.aborted) throw aborted();
+      if (this.failure) throw this.failure;
       for await (const chunk of source) {
         if (!(chunk instanceof Uint8Array)) {
           this.problems.push(
@@ -86,6 +100,14 @@ export class CapturingSink implements BackupSink {
         this.#total += chunk.length;
         options.onProgress?.({ phase: 'write', processedBytes: entry.bytes, file: name });
         this.onChunk?.(this.#total);
+        if (this.failAfterBytes !== undefined && this.#total >= this.failAfterBytes) {
+          this.failure ??= hvkitError(
+            'REMOTE',
+            `conformance sink: no space left on the device after ${this.#total} bytes (writing ${name})`,
+            { operation: 'sink.writeFile', backendCode: 'ENOSPC', retryable: false },
+          );
+          throw this.failure;
+        }
         if (signal?.aborted) throw aborted();
       }
       if (options.expectedBytes !== undefined && options.expectedBytes !== entry.bytes) {

@@ -1,5 +1,11 @@
-import type { BackupArtifact, BackupsCapability, Progress, Snapshot } from '@hvkit/core';
-import { check, expectHvkitError, fail, show } from './assert';
+import {
+  type BackupArtifact,
+  type BackupsCapability,
+  HvkitError,
+  type Progress,
+  type Snapshot,
+} from '@hvkit/core';
+import { ConformanceFailure, check, describeError, expectHvkitError, fail, show } from './assert';
 import { CapturingSink } from './capturing-sink';
 import { MISSING_GUEST_ID } from './checks-inventory';
 import type { CheckContext, CheckDef, GroupDef, SuiteEnv, Target } from './context';
@@ -46,6 +52,61 @@ export async function checkpointIds(ctx: CheckContext, target: Target): Promise<
     Promise.resolve(ctx.probe.listCheckpointIds(target.probeGuest)),
   );
   return [...ids].sort();
+}
+
+/** The snapshots and checkpoints of the target before a backup that must leave none of its own behind. */
+export interface BackendBefore {
+  snaps: { ids: string[]; source: string } | undefined;
+  cps: string[] | undefined;
+}
+
+/** Reads what {@link checkNothingLeft} compares with. */
+export async function backendBefore(ctx: CheckContext, target: Target): Promise<BackendBefore> {
+  return { snaps: await snapshotIds(ctx, target), cps: await checkpointIds(ctx, target) };
+}
+
+/**
+ * Fails when a backup that did not complete (`the aborted backup`, `the failed backup`) left a complete
+ * file in the sink, or a snapshot or checkpoint on the backend that was not there before.
+ */
+export async function checkNothingLeft(
+  ctx: CheckContext,
+  target: Target,
+  before: BackendBefore,
+  sink: CapturingSink,
+  subject: { the: string; a: string },
+): Promise<void> {
+  const complete = [...sink.completeFiles().keys()];
+  check(
+    complete.length === 0,
+    `${subject.the} left complete file(s) ${complete.map((n) => show(n)).join(', ')} in the sink; ${subject.a} must leave nothing that looks complete (remove written files with sink.removeFile)`,
+  );
+  const snapsAfter = await snapshotIds(ctx, target);
+  if (before.snaps && snapsAfter) {
+    const left = snapsAfter.ids.filter((id) => !before.snaps?.ids.includes(id));
+    check(
+      left.length === 0,
+      `${subject.the} left snapshot(s) ${left.join(', ')} behind (${snapsAfter.source}); it must remove the temporary snapshot it made`,
+    );
+  }
+  const cpsAfter = await checkpointIds(ctx, target);
+  if (before.cps && cpsAfter) {
+    const left = cpsAfter.filter((id) => !before.cps?.includes(id));
+    check(
+      left.length === 0,
+      `${subject.the} left checkpoint(s) ${left.join(', ')} behind (probe.listCheckpointIds)`,
+    );
+  }
+}
+
+/** Whether `error` is `target` or has it somewhere in its `cause` chain (at most 8 deep). */
+function causedBy(error: unknown, target: unknown): boolean {
+  let current = error;
+  for (let i = 0; i < 8 && current !== undefined && current !== null; i++) {
+    if (current === target) return true;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return false;
 }
 
 function dateProblem(value: unknown, what: string, live: boolean): string | undefined {
@@ -385,6 +446,40 @@ export function backupsGroup(env: SuiteEnv): GroupDef {
           what,
           live: ctx.live,
         });
+      },
+    },
+    {
+      id: 'backups.sink-failure',
+      title:
+        'a sink that fails midway (a full disk): the backup rejects with its error, leaving no snapshot, checkpoint or complete file',
+      mutates: true,
+      unavailable: needs(bk.full, 'full'),
+      async run(ctx) {
+        const t = await ctx.target();
+        const before = await backendBefore(ctx, t);
+        const sink = new CapturingSink();
+        sink.failAfterBytes = 1;
+        const call = `backups.backup(${show(t.ref)}, sink)`;
+        const what = `${call} with a sink that fails at its first chunk`;
+        let value: unknown;
+        try {
+          value = await ctx.call(call, backupsOf(ctx).backup(t.ref, sink));
+        } catch (error) {
+          if (error instanceof ConformanceFailure) throw error;
+          if (!sink.failure) {
+            fail(
+              `${call} wrote no data to the sink, so the suite could not fail it midway (it rejected with ${describeError(error)})`,
+              error,
+            );
+          }
+          check(
+            HvkitError.isInstance(error) && causedBy(error, sink.failure),
+            `${what} rejected with ${describeError(error)}; expected the sink's error (HvkitError REMOTE, backendCode ENOSPC) or an HvkitError caused by it`,
+          );
+          await checkNothingLeft(ctx, t, before, sink, { the: 'the failed backup', a: 'a failed backup' });
+          return;
+        }
+        fail(`${what} resolved (with ${show(value)}); expected it to reject with the sink's error`);
       },
     },
     {

@@ -8,8 +8,9 @@ import {
 import { ConformanceFailure, check, expectHvkitError, fail, firstDifference, show } from './assert';
 import { CapturingSink } from './capturing-sink';
 import {
+  backendBefore,
   backupsOf,
-  checkpointIds,
+  checkNothingLeft,
   MISSING_SNAPSHOT_ID,
   SUITE_SNAPSHOT_NAME,
   snapshotIds,
@@ -330,8 +331,7 @@ export function cancellationGroup(env: SuiteEnv): GroupDef {
           : 'not supported by adapter (supports.backups.full = false)',
     async run(ctx) {
       const t = await ctx.target();
-      const snapsBefore = await snapshotIds(ctx, t);
-      const cpsBefore = await checkpointIds(ctx, t);
+      const before = await backendBefore(ctx, t);
       const sink = new CapturingSink();
       const controller = new AbortController();
       let abortedAt: number | undefined;
@@ -356,27 +356,7 @@ export function cancellationGroup(env: SuiteEnv): GroupDef {
           );
         throw error;
       }
-      const complete = [...sink.completeFiles().keys()];
-      check(
-        complete.length === 0,
-        `the aborted backup left complete file(s) ${complete.map((n) => show(n)).join(', ')} in the sink; an aborted backup must leave nothing that looks complete (remove written files with sink.removeFile)`,
-      );
-      const snapsAfter = await snapshotIds(ctx, t);
-      if (snapsBefore && snapsAfter) {
-        const left = snapsAfter.ids.filter((id) => !snapsBefore.ids.includes(id));
-        check(
-          left.length === 0,
-          `the aborted backup left snapshot(s) ${left.join(', ')} behind (${snapsAfter.source}); it must remove the temporary snapshot it made`,
-        );
-      }
-      const cpsAfter = await checkpointIds(ctx, t);
-      if (cpsBefore && cpsAfter) {
-        const left = cpsAfter.filter((id) => !cpsBefore.includes(id));
-        check(
-          left.length === 0,
-          `the aborted backup left checkpoint(s) ${left.join(', ')} behind (probe.listCheckpointIds)`,
-        );
-      }
+      await checkNothingLeft(ctx, t, before, sink, { the: 'the aborted backup', a: 'an aborted backup' });
     },
   });
   return { name: 'cancellation', checks };

@@ -3,7 +3,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { HvkitError } from '../errors/hvkit-error';
@@ -20,6 +20,20 @@ export async function rejection(promise: Promise<unknown>): Promise<HvkitError> 
     return error as HvkitError;
   }
   throw new Error('expected a rejection');
+}
+
+/** Every entry below `dir`, relative, sorted (dot files included); none when it does not exist. */
+export function listAll(dir: string): string[] {
+  try {
+    return (readdirSync(dir, { recursive: true }) as string[]).sort();
+  } catch {
+    return [];
+  }
+}
+
+/** `data` as an async source of chunks of `size` bytes. */
+export async function* chunksOf(data: Buffer, size: number): AsyncGenerator<Buffer> {
+  for (let i = 0; i < data.length; i += size) yield data.subarray(i, i + size);
 }
 
 /** A self-signed certificate with its key (PEM) and SHA-256 fingerprint (colon hex, as node prints it). */

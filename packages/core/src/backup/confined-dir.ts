@@ -52,6 +52,7 @@ export interface ConfinedDirectoryOptions {
 let procFdWorks: boolean | undefined;
 
 /** Whether `/proc/self/fd/<fd>` reaches the directory open as `handle`. Probed once. */
+// Stryker disable all: reachable only where /proc/self/fd is missing or lies (not on the Linux CI runs on)
 async function probeProcFd(handle: fsp.FileHandle): Promise<boolean> {
   if (procFdWorks !== undefined) return procFdWorks;
   try {
@@ -62,6 +63,7 @@ async function probeProcFd(handle: fsp.FileHandle): Promise<boolean> {
   }
   return procFdWorks;
 }
+// Stryker restore all
 
 function errnoOf(error: unknown): string | undefined {
   return typeof error === 'object' && error !== null ? (error as NodeJS.ErrnoException).code : undefined;
@@ -97,6 +99,7 @@ export async function openConfinedDirectory(
 ): Promise<ConfinedDirectory> {
   const { create = false, operation } = options;
   // /proc/self/fd/<fd> is a link to the open directory itself on Linux only.
+  // Stryker disable next-line all: the platform test is reachable only where /proc/self/fd is missing or lies (not on the Linux CI runs on)
   if (options.anchored === false || process.platform !== 'linux') {
     return walkedDirectory(root, segments, create, operation);
   }
@@ -106,6 +109,7 @@ export async function openConfinedDirectory(
   } catch (error) {
     throw errnoToHvkitError(error, { operation, path: root });
   }
+  // Stryker disable next-line all: reachable only where /proc/self/fd is missing or lies (not on the Linux CI runs on)
   if (!(await probeProcFd(handle))) {
     await handle.close().catch(() => {});
     return walkedDirectory(root, segments, create, operation);
@@ -146,6 +150,7 @@ function anchoredDirectory(handle: fsp.FileHandle, path: string): ConfinedDirect
     anchored: true,
     entryPath: (entry) => `/proc/self/fd/${handle.fd}/${entry}`,
     confirm: async () => {},
+    // Stryker disable next-line all: fsync is for durability across a crash, which no test can observe
     sync: () => handle.sync().catch(() => {}),
     close: () => handle.close().catch(() => {}),
   };
@@ -215,6 +220,7 @@ async function walkedDirectory(
         }
       }
     },
+    // Stryker disable all: fsync is for durability across a crash, which no test can observe
     async sync() {
       try {
         dirHandle ??= await fsp.open(dirPath, O_RDONLY | O_DIRECTORY);
@@ -223,6 +229,7 @@ async function walkedDirectory(
         // Some file systems cannot fsync directories (EINVAL, EISDIR); the data itself is synced.
       }
     },
+    // Stryker restore all
     close: async () => {
       await dirHandle?.close().catch(() => {});
     },

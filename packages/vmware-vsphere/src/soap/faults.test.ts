@@ -93,6 +93,76 @@ describe('task errors', () => {
   });
 });
 
+/**
+ * Every row of the fault table, with a subtype that reaches it only through the schema's base types (the
+ * vim25 hierarchy), and the faults in between that must stay REMOTE. A row dropped or moved to another code
+ * fails here by name.
+ */
+const FAULT_ROWS: readonly (readonly [fault: string, code: string, subtype: string | null])[] = [
+  ['NotAuthenticated', 'AUTH_FAILED', null],
+  ['InvalidLogin', 'AUTH_FAILED', 'InvalidClientCertificate'],
+  ['MethodNotFound', 'UNSUPPORTED', null],
+  ['ManagedObjectNotFound', 'NOT_FOUND', null],
+  ['NotFound', 'NOT_FOUND', null],
+  ['FileNotFound', 'NOT_FOUND', null],
+  ['InvalidArgument', 'INVALID_ARGUMENT', 'IncompatibleSetting'],
+  ['InvalidRequest', 'INVALID_ARGUMENT', 'InvalidType'],
+  ['InvalidProperty', 'INVALID_ARGUMENT', null],
+  ['InvalidVmConfig', 'INVALID_ARGUMENT', null],
+  ['InvalidState', 'CONFLICT', 'InvalidDatastoreState'],
+  ['TaskInProgress', 'CONFLICT', 'VAppTaskInProgress'],
+  ['ConcurrentAccess', 'CONFLICT', null],
+  ['DuplicateName', 'CONFLICT', null],
+  ['AlreadyExists', 'CONFLICT', null],
+  ['NoPermission', 'PERMISSION_DENIED', null],
+  ['SecurityError', 'PERMISSION_DENIED', 'SolutionUserRequired'],
+  ['NotSupported', 'UNSUPPORTED', 'HostAccessRestrictedToManagementServer'],
+  ['RequestCanceled', 'ABORTED', null],
+];
+
+describe('fault table', () => {
+  it.each(FAULT_ROWS)('%s → %s', (fault, code, subtype) => {
+    expect(faultCode(fault)).toBe(code);
+    if (subtype !== null) expect(faultCode(subtype)).toBe(code);
+    const error = methodFaultToError(
+      { _type: 'LocalizedMethodFault', fault: { _type: fault } as DataObject, localizedMessage: 'm' },
+      { source: 'task', task: 'task-1' },
+    );
+    expect(error.code).toBe(code);
+    expect(error.backendCode).toBe(fault);
+    expect(error.retryable).toBe(fault === 'TaskInProgress' || fault === 'ConcurrentAccess');
+  });
+
+  it('keeps the bases of those faults, and the faults beside them, REMOTE', () => {
+    for (const fault of [
+      'MethodFault',
+      'RuntimeFault',
+      'VimFault',
+      'FileFault',
+      'FileAlreadyExists',
+      'VmConfigFault',
+      'Timedout',
+      'SystemError',
+      'HostCommunication',
+      'HostNotReachable',
+      'InvalidName',
+      '',
+    ]) {
+      expect(faultCode(fault), fault).toBe('REMOTE');
+    }
+  });
+
+  it('retries host communication faults and their subtypes as they are', () => {
+    for (const fault of ['HostCommunication', 'HostNotConnected', 'HostNotReachable', 'VAppTaskInProgress']) {
+      const error = methodFaultToError(
+        { _type: 'LocalizedMethodFault', fault: { _type: fault } as DataObject },
+        { source: 'task' },
+      );
+      expect(error.retryable, fault).toBe(true);
+    }
+  });
+});
+
 describe('faultCode', () => {
   it('maps fault types and their subtypes', () => {
     const cases: [string, string][] = [
@@ -133,5 +203,128 @@ describe('faultCode', () => {
     const other = methodFaultToError(undefined, { source: 'task' });
     expect(other.backendCode).toBe('MethodFault');
     expect(other.retryable).toBe(false);
+  });
+});
+
+describe('fault messages', () => {
+  const fault = (type: string, fields: Record<string, unknown> = {}) =>
+    ({ _type: type, ...fields }) as DataObject;
+  const soap = (detail: DataObject | undefined, faultstring = 'boom', faultType = detail?._type) =>
+    soapFaultToError({ faultcode: 'ServerFaultCode', faultstring, faultType, detail }, { method: 'M' });
+
+  it('names up to four scalar or moref fields of the fault, never its cause, message or type', () => {
+    const error = soap(
+      fault('InvalidArgument', {
+        faultCause: { _type: 'LocalizedMethodFault' },
+        faultMessage: [{ _type: 'LocalizableMessage', key: 'k' }],
+        invalidProperty: 'spec.name',
+        other: { _type: 'Data', nested: 'x' },
+        half: { type: 1, value: 'vm-1' },
+        count: 3,
+        ok: false,
+        obj: { _type: 'ManagedObjectReference', type: 'VirtualMachine', value: 'vm-9' },
+        fifth: 'not shown',
+      }),
+    );
+    expect(error.message).toBe(
+      'M: boom (InvalidArgument) [invalidProperty=spec.name, count=3, ok=false, obj=VirtualMachine:vm-9]',
+    );
+    expect(error.backendMessage).toBe('boom');
+    expect(soap(fault('InvalidArgument', { fifth: '' })).message).toBe('M: boom (InvalidArgument) [fifth=]');
+    // A fault with nothing to name, or none at all.
+    expect(soap(fault('InvalidArgument')).message).toBe('M: boom (InvalidArgument)');
+    expect(soap(undefined, 'no detail', 'ServerFaultCode').message).toBe('M: no detail (ServerFaultCode)');
+  });
+
+  it('cuts the named fields at 300 characters', () => {
+    const error = soap(fault('SystemError', { reason: 'r'.repeat(400) }));
+    expect(error.message).toBe(`M: boom (SystemError) [reason=${'r'.repeat(293)}…]`);
+    const exact = soap(fault('SystemError', { reason: 'r'.repeat(293) }));
+    expect(exact.message).toBe(`M: boom (SystemError) [reason=${'r'.repeat(293)}]`);
+  });
+
+  it('uses the trimmed server message, or the fault type when there is none', () => {
+    expect(soap(fault('NotFound'), '  gone  ').message).toBe('M: gone (NotFound)');
+    const blank = soap(fault('NotFound'), '   ');
+    expect(blank.message).toBe('M: NotFound');
+    expect(blank.backendMessage).toBe('   ');
+    expect(soap(fault('NotFound'), 'NotFound').message).toBe('M: NotFound');
+    expect(
+      soapFaultToError({ faultcode: 'X', faultstring: 'y', faultType: 'NotFound', detail: undefined })
+        .message,
+    ).toBe('y (NotFound)');
+    expect(
+      soapFaultToError({ faultcode: 'X', faultstring: 'y', faultType: 'NotFound', detail: undefined })
+        .operation,
+    ).toBeUndefined();
+  });
+
+  it('says which task or property a nested fault came from, also without an id', () => {
+    const nested = (source: 'task' | 'property', extra: { task?: string; path?: string }) =>
+      methodFaultToError(
+        { _type: 'LocalizedMethodFault', fault: fault('NotFound'), localizedMessage: 'gone' },
+        { source, ...extra, operation: 'op' },
+      );
+    expect(nested('task', { task: 'task-1' }).message).toBe('task task-1 failed: gone (NotFound)');
+    expect(nested('task', {}).message).toBe('task  failed: gone (NotFound)');
+    expect(nested('property', { path: 'config.name' }).message).toBe('property config.name: gone (NotFound)');
+    expect(nested('property', {}).message).toBe('property : gone (NotFound)');
+    expect(nested('property', {}).operation).toBe('op');
+    expect(faultDetailsOf(nested('property', { path: 'p' }))).toEqual({
+      faultType: 'NotFound',
+      faultSource: 'property',
+      fault: { _type: 'NotFound' },
+      task: undefined,
+      path: 'p',
+    });
+  });
+
+  it('reads a LocalizedMethodFault without a fault object or message as MethodFault', () => {
+    for (const inner of [undefined, null, 'NotFound']) {
+      const error = methodFaultToError(
+        {
+          _type: 'LocalizedMethodFault',
+          fault: inner as unknown as DataObject,
+          localizedMessage: 7 as unknown as string,
+        },
+        { source: 'task', task: 't' },
+      );
+      expect(error.backendCode).toBe('MethodFault');
+      expect(error.message).toBe('task t failed: MethodFault');
+      expect(error.backendMessage).toBeUndefined();
+      expect(error.code).toBe('REMOTE');
+    }
+  });
+});
+
+describe('fault details of other errors', () => {
+  it('are undefined, and such errors never mean a lost session', async () => {
+    const { hvkitError } = await import('@hvkit/core');
+    const bare = hvkitError('AUTH_FAILED', 'x', { backendCode: 'NotAuthenticated' });
+    expect(isSessionLost(bare)).toBe(false);
+    expect(faultDetailsOf(bare)).toBeUndefined();
+    expect(faultDetailsOf(new Error('x'))).toBeUndefined();
+    expect(faultDetailsOf(hvkitError('REMOTE', 'x', { details: { faultType: 'X' } }))).toBeUndefined();
+    expect(faultDetailsOf(hvkitError('REMOTE', 'x', { details: { faultSource: 'soap' } }))).toBeUndefined();
+    expect(
+      faultDetailsOf(hvkitError('REMOTE', 'x', { details: { faultType: 'X', faultSource: 'soap' } })),
+    ).toEqual({
+      faultType: 'X',
+      faultSource: 'soap',
+    });
+  });
+
+  it('parseSoapFault reads a fault whatever the response element, within a size bound', () => {
+    const body = sample('fault-invalid-argument.xml');
+    expect(parseSoapFault(body)?.faultType).toBe('InvalidArgument');
+    expect(parseSoapFault(body, { maxBytes: 1_000_000 })?.faultcode).toBe('ServerFaultCode');
+    let error: unknown;
+    try {
+      parseSoapFault(body, { maxBytes: 10 });
+    } catch (e) {
+      error = e;
+    }
+    expect((error as HvkitError).code).toBe('PROTOCOL');
+    expect(parseSoapFault(sample('current-time.xml'))).toBeUndefined();
   });
 });
