@@ -38,6 +38,7 @@ describe('createDirectorySink: symbolic links and long names', () => {
         `const fs = require('node:fs');
          const [dir, outside] = process.argv.slice(1);
          const sub = dir + '/sub';
+         const pause = new Int32Array(new SharedArrayBuffer(4));
          process.stdout.write('ready\\n');
          // Each step on its own: whatever the sink left at sub (a directory it made, files) is removed, so
          // the loop never sticks in a state where the swap stops happening. rmSync removes a link itself.
@@ -46,6 +47,8 @@ describe('createDirectorySink: symbolic links and long names', () => {
            try { fs.symlinkSync(outside, sub); } catch {}
            try { fs.unlinkSync(sub); } catch {}
            try { fs.mkdirSync(sub); } catch {}
+           // A moment with a real directory in place, so that some writes get through as well.
+           Atomics.wait(pause, 0, 0, 1);
          }`,
         dir,
         outside,
@@ -63,7 +66,7 @@ describe('createDirectorySink: symbolic links and long names', () => {
       const outcomes = new Map<string, number>();
       const started = Date.now();
       let i = 0;
-      while (Date.now() - started < 2000 || outcomes.size < 2) {
+      while (Date.now() - started < 2000 || !outcomes.has('written') || outcomes.size < 2) {
         if (Date.now() - started > 20_000) break;
         let outcome = 'written';
         try {
