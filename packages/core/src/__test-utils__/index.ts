@@ -60,3 +60,52 @@ export function makeTestCert(name: string, san: string): TestCert {
   const pem = readFileSync(cert, 'utf8');
   return { cert: pem, key: readFileSync(key, 'utf8'), fingerprint: new X509Certificate(pem).fingerprint256 };
 }
+
+/** Deterministic pseudo-random numbers in [0, 1) (mulberry32), for seeded fuzz tests. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
+
+/** What {@link watchMemory} measured so far. */
+export interface MemoryWatch {
+  /** Takes one more sample now (also done every `intervalMs`). */
+  sample(): void;
+  /** Stops the periodic sampling. */
+  stop(): void;
+  /** Peak `heapUsed` minus its value at the start, in bytes. */
+  heapGrowth(): number;
+  /** Peak RSS minus its value at the start, in bytes. */
+  rssGrowth(): number;
+  /** `heap 21.5 → peak 40.8 MiB, rss 77.7 → peak 237.0 MiB`. */
+  describe(): string;
+}
+
+/** Samples the process's heap and RSS every `intervalMs` (and on `sample()`), keeping the start and the peaks. */
+export function watchMemory(intervalMs = 20): MemoryWatch {
+  const start = process.memoryUsage();
+  let heapPeak = start.heapUsed;
+  let rssPeak = start.rss;
+  const sample = () => {
+    const m = process.memoryUsage();
+    heapPeak = Math.max(heapPeak, m.heapUsed);
+    rssPeak = Math.max(rssPeak, m.rss);
+  };
+  const timer = setInterval(sample, intervalMs);
+  timer.unref();
+  const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
+  return {
+    sample,
+    stop: () => clearInterval(timer),
+    heapGrowth: () => heapPeak - start.heapUsed,
+    rssGrowth: () => rssPeak - start.rss,
+    describe: () =>
+      `heap ${mib(start.heapUsed)} → peak ${mib(heapPeak)} MiB, rss ${mib(start.rss)} → peak ${mib(rssPeak)} MiB`,
+  };
+}

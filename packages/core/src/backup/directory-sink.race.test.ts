@@ -37,11 +37,16 @@ describe('createDirectorySink: symbolic links and long names', () => {
         '-e',
         `const fs = require('node:fs');
          const [dir, outside] = process.argv.slice(1);
-         const sub = dir + '/sub', real = dir + '/sub.real';
+         const sub = dir + '/sub';
          process.stdout.write('ready\\n');
+         // Each step on its own: whatever the sink left at sub (a directory it made, files) is removed, so
+         // the loop never sticks in a state where the swap stops happening. rmSync removes a link itself.
          for (;;) {
-           try { fs.renameSync(sub, real); fs.symlinkSync(outside, sub); fs.unlinkSync(sub); fs.renameSync(real, sub); } catch {}
-         }`,
+           try { fs.rmSync(sub, { recursive: true, force: true }); } catch {}
+           try { fs.symlinkSync(outside, sub); } catch {}
+           try { fs.unlinkSync(sub); } catch {}
+           try { fs.mkdirSync(sub); } catch {}
+         }}`,
         dir,
         outside,
       ],

@@ -258,7 +258,7 @@ describe('the shape of a patch', () => {
       'invalid limits: cpu.weight must be an integer 1..10000 or null (got 0); cpu.maxCores must be a finite number > 0 or null (got -1)',
     );
     expect([error.adapter, error.operation]).toEqual(['x', 'limits.check']);
-    expect((error.details?.issues as unknown[]).length).toBe(2);
+    expect((error.details?.issues as unknown[] | undefined)?.length).toBe(2);
     expect(invalid({ cpu: { weight: 0 } }).operation).toBe('limits.set');
   });
 });

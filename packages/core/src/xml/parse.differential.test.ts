@@ -718,6 +718,17 @@ const STRICTER: ReadonlyArray<{ name: string; test: (site: ErrorSite) => boolean
       !/[ \t\n/>]/.test(text.slice(offset, offset + 1)),
   },
   {
+    // ETag ::= '</' Name S? '>': an end tag has no attributes; fast-xml-parser skipped an end tag such as
+    // `</arget dev='vda'/>` (a start tag whose first letter became '/').
+    name: 'end tag with more than a name',
+    test: ({ message, text, offset }) => {
+      if (!/closing tag <\/[^>]*> is not closed by '>'/.test(message) || !text.startsWith('</', offset))
+        return false;
+      const tag = /^<\/[^\s>]+\s*([^>]*)>/.exec(text.slice(offset));
+      return tag !== null && (tag[1] ?? '') !== '';
+    },
+  },
+  {
     // '<!' opens only a comment ('<!--'), a CDATA section ('<![CDATA[', case-sensitive) or a markup
     // declaration (refused anyway); fast-xml-parser read '<![CDAT[', '<![cdata[', ... as sections.
     name: "'<!' that opens neither a comment nor a CDATA section",
@@ -1090,6 +1101,7 @@ describe('parseXml (reader) against the fast-xml-parser based parseXml', () => {
       ["<a b=''= c='1'/>", 'attribute not preceded by whitespace'],
       ['<a><![cdata[x]]></a>', "'<!' that opens neither a comment nor a CDATA section"],
       ['<a/><?xml x="1"?>', 'XML declaration not at the start of the document'],
+      ["<a><b></c d='1'/></b></a>", 'end tag with more than a name'],
     ];
     for (const [input, category] of stricter) {
       const tally = newTally();

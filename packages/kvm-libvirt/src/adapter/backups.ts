@@ -9,6 +9,9 @@
  *   into the sink with STORAGE_VOL_DOWNLOAD over a sibling connection (so it works for remote daemons
  *   too), and the temporary volumes are deleted.
  * - `volume-download` (stopped guests): the disk volumes themselves are streamed.
+ * - Bounds: each download is bounded by the volume's size (its `<physical>` size, exactly, when the daemon
+ *   reports it; the sink checks it too): data or holes beyond it fail the backup with `PROTOCOL`. A
+ *   download without data, or a job without progress, for `backupIdleTimeoutMs` fails with `TIMEOUT`.
  * - An abort or failure cancels the libvirt job (DOMAIN_ABORT_JOB), deletes the checkpoint and the
  *   temporary files this call created, and removes the files it wrote to the sink. Everything created is
  *   recorded in `ctx.leftovers` until removed or handed over; what cannot be removed is reported through
@@ -38,7 +41,7 @@ import {
   parseSnapshotXml,
   SNAPSHOT_CREATE_FLAGS,
 } from '../mapping/snapshot';
-import { parsePoolXml } from '../mapping/storage';
+import { parsePoolXml, parseVolumeSizes } from '../mapping/storage';
 import type { LibvirtRpcClient } from '../rpc/client';
 import { DOMAIN_XML, PROGRAM } from '../rpc/constants';
 import { remoteProcedures } from '../rpc/remote-protocol';
@@ -117,19 +120,53 @@ function deleteCheckpoint(client: LibvirtRpcClient, dom: RemoteDomain, name: str
   );
 }
 
-/** Streams one volume into the sink over `client`; returns the file the sink wrote. */
+/**
+ * How many bytes a download of `vol` can carry: exactly its `<physical>` size (the file or device, which is
+ * what STORAGE_VOL_DOWNLOAD sends) when the daemon reports one; else (libvirt < 3.0) at most capacity plus
+ * allocation plus 1 % (at least 1 MiB) for image metadata, without an exact size.
+ *
+ * @throws HvkitError `PROTOCOL` when the daemon reports no size at all.
+ */
+async function downloadSize(
+  client: LibvirtRpcClient,
+  vol: RemoteStorageVol,
+  signal: AbortSignal | undefined,
+): Promise<{ exact?: number; maxBytes: number }> {
+  const sizes = parseVolumeSizes(
+    await client.call(remoteProcedures.STORAGE_VOL_GET_XML_DESC, { vol, flags: 0 }, signal ? { signal } : {}),
+  );
+  if (sizes.physicalBytes !== undefined) return { exact: sizes.physicalBytes, maxBytes: sizes.physicalBytes };
+  if (sizes.capacityBytes === undefined) {
+    throw hvkitError(
+      'PROTOCOL',
+      `The daemon reports no size for volume ${JSON.stringify(vol.key)}, so its download cannot be bounded.`,
+      { adapter: ADAPTER_ID, operation: 'backups.backup', retryable: false },
+    );
+  }
+  const margin = Math.max(2 ** 20, Math.ceil(sizes.capacityBytes / 100));
+  const maxBytes = sizes.capacityBytes + (sizes.allocationBytes ?? 0) + margin;
+  return { maxBytes: Math.min(maxBytes, Number.MAX_SAFE_INTEGER) };
+}
+
+/**
+ * Streams one volume into the sink over `client`, bounded by its size ({@link downloadSize}); returns the
+ * file the sink wrote.
+ */
 async function downloadInto(
   client: LibvirtRpcClient,
   vol: RemoteStorageVol,
   sink: BackupSink,
   fileName: string,
-  options: { signal?: AbortSignal; onBytes: (n: number) => void; expectedBytes?: number },
+  options: { signal?: AbortSignal; onBytes: (n: number) => void; idleTimeoutMs: number },
 ): Promise<BackupFile> {
+  const size = await downloadSize(client, vol, options.signal);
   // Sparse: holes travel as hole packets (not zeros) and are expanded here, so the sink still receives
-  // every byte of the file.
+  // every byte of the file. Data and holes past the size fail the stream before they reach the sink.
   const stream = await client.downloadVolume(vol, {
     sparse: true,
     holes: 'zeros',
+    maxBytes: size.maxBytes,
+    idleTimeoutMs: options.idleTimeoutMs,
     ...(options.signal ? { signal: options.signal } : {}),
   });
   async function* bytes(): AsyncGenerator<Uint8Array> {
@@ -141,7 +178,7 @@ async function downloadInto(
   }
   return sink.writeFile(fileName, bytes(), {
     ...(options.signal ? { signal: options.signal } : {}),
-    ...(options.expectedBytes !== undefined ? { expectedBytes: options.expectedBytes } : {}),
+    ...(size.exact !== undefined ? { expectedBytes: size.exact } : {}),
   });
 }
 
@@ -276,6 +313,7 @@ export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): B
         written.push(hold({ kind: 'sink file', name, guest: details.name, where: sink.location }));
         const file = await downloadInto(sibling, vol, sink, name, {
           signal: options.signal,
+          idleTimeoutMs: ctx.backupIdleTimeoutMs,
           onBytes: (n) => {
             done += n;
             progress.report({ phase: 'volume-download', processedBytes: done, file: name });
@@ -469,12 +507,34 @@ export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): B
       }
       begun = true;
       if (signal.aborted) throw abortedError(signal, 'backups.backup');
-      // Poll the job until it is gone.
+      // Poll the job until it is gone; a job that makes no progress (or reports progress past its own
+      // total) for backupIdleTimeoutMs is given up (the catch below aborts it).
       let jobTotal = 0;
+      let furthest = -1;
+      let progressAt = Date.now();
       for (;;) {
         const info = await ctx.client.call(remoteProcedures.DOMAIN_GET_JOB_INFO, { dom }, rpc);
         if (info.type === JOB.NONE || info.type >= JOB.COMPLETED) break;
         jobTotal = Number(info.dataTotal);
+        const processed = Number(info.dataProcessed);
+        if (processed > furthest && (jobTotal <= 0 || processed <= jobTotal)) {
+          furthest = processed;
+          progressAt = Date.now();
+        } else if (Date.now() - progressAt >= ctx.backupIdleTimeoutMs) {
+          throw hvkitError(
+            'TIMEOUT',
+            `The libvirt backup job made no progress for ${ctx.backupIdleTimeoutMs} ms (backupIdleTimeoutMs).`,
+            {
+              adapter: ADAPTER_ID,
+              operation: 'backups.backup',
+              details: {
+                backupIdleTimeoutMs: ctx.backupIdleTimeoutMs,
+                dataProcessed: processed,
+                dataTotal: jobTotal,
+              },
+            },
+          );
+        }
         progress.report({
           phase: 'libvirt-push',
           processedBytes: Number(info.dataProcessed),
@@ -513,6 +573,7 @@ export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): B
         files.push(
           await downloadInto(stream, tempVols.get(volumes[i] as Leftover) as RemoteStorageVol, sink, t.file, {
             signal,
+            idleTimeoutMs: ctx.backupIdleTimeoutMs,
             onBytes: (n) => {
               downloaded += n;
               progress.report({ phase: 'download', processedBytes: jobTotal + downloaded, file: t.file });

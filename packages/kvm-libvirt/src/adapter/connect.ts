@@ -6,6 +6,7 @@ import {
   type BackupsCapability,
   type CallOptions,
   checkOptionKeys,
+  checkTimeoutMs,
   type DeepReadonly,
   type Dialer,
   type EventsCapability,
@@ -78,6 +79,12 @@ export interface KvmLibvirtConnectOptions {
   cgroupVersion?: CgroupVersion;
   /** Storage pool (a directory pool on the daemon host) for temporary push-backup files. Default `default`. */
   backupPool?: string;
+  /**
+   * Backups fail with `TIMEOUT` when a volume download sends no data, or a push-backup job reports no
+   * progress, for this long (default 60 000 ms; `Infinity` turns the idle deadline off; a call's own
+   * `signal`/`timeoutMs` still apply).
+   */
+  backupIdleTimeoutMs?: number;
   /** Default timeout of adapter calls without `timeoutMs` (see wrapAdapter). */
   defaultTimeoutMs?: number;
   /**
@@ -118,6 +125,7 @@ const CONNECT_OPTION_KEYS = {
   signal: true,
   cgroupVersion: true,
   backupPool: true,
+  backupIdleTimeoutMs: true,
   defaultTimeoutMs: true,
   abortSettleMs: true,
   closeTimeoutMs: true,
@@ -200,6 +208,9 @@ async function decideCgroupVersion(
       };
 }
 
+/** Default {@link KvmLibvirtConnectOptions.backupIdleTimeoutMs}: 60 seconds. */
+export const DEFAULT_BACKUP_IDLE_TIMEOUT_MS = 60_000;
+
 /** Default {@link KvmLibvirtConnectOptions.closeTimeoutMs}: 60 seconds. */
 export const DEFAULT_CLOSE_TIMEOUT_MS = 60_000;
 
@@ -251,6 +262,10 @@ export async function connect(options: KvmLibvirtConnectOptions): Promise<KvmLib
   if (options.cgroupVersion !== undefined && options.cgroupVersion !== 1 && options.cgroupVersion !== 2) {
     throw new TypeError('connect: cgroupVersion must be 1 or 2.');
   }
+  const backupIdleTimeoutMs = checkTimeoutMs(
+    options.backupIdleTimeoutMs ?? DEFAULT_BACKUP_IDLE_TIMEOUT_MS,
+    'backupIdleTimeoutMs',
+  );
   const closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
   if (typeof closeTimeoutMs !== 'number' || !Number.isFinite(closeTimeoutMs) || closeTimeoutMs < 0) {
     throw new TypeError('connect: closeTimeoutMs must be a finite number of milliseconds >= 0.');
@@ -292,6 +307,7 @@ export async function connect(options: KvmLibvirtConnectOptions): Promise<KvmLib
       cgroupVersionSource: cgroup.source,
       ...(cgroup.unknownReason !== undefined ? { cgroupUnknownReason: cgroup.unknownReason } : {}),
       backupPool: options.backupPool ?? 'default',
+      backupIdleTimeoutMs,
       localDaemon: options.dialer === undefined && isLocalUri(options.uri),
       logger: options.logger,
       siblings: new Set(),

@@ -38,6 +38,8 @@ export interface AdapterContext {
   cgroupUnknownReason?: string;
   /** Storage pool for temporary backup files (push targets). */
   backupPool: string;
+  /** Backup idle deadline, ms (see `KvmLibvirtConnectOptions.backupIdleTimeoutMs`). */
+  backupIdleTimeoutMs: number;
   /** Whether the daemon runs on this machine (a local URI), so host files such as selinuxfs can be read. */
   localDaemon: boolean;
   logger: Logger | undefined;

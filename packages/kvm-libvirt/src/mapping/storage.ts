@@ -74,3 +74,33 @@ export function parseVolumeXml(xml: string, options: ParseVolumeXmlOptions): Sto
   if (format !== undefined) vol.format = format;
   return vol;
 }
+
+/** The sizes of a storage volume, as bytes. */
+export interface VolumeSizes {
+  /** `<capacity>`: the virtual size (what the guest sees). */
+  capacityBytes?: number;
+  /** `<allocation>`: the space it takes on the host. */
+  allocationBytes?: number;
+  /** `<physical>` (libvirt ≥ 3.0): the size of the file or device itself, which is what a download sends. */
+  physicalBytes?: number;
+}
+
+/**
+ * The `<capacity>`, `<allocation>` and `<physical>` of storage volume XML, scaled to bytes by their `unit`.
+ * A size that is missing or not a non-negative safe integer is left out.
+ *
+ * @throws HvkitError `PROTOCOL` for malformed XML or a root other than `<volume>`.
+ */
+export function parseVolumeSizes(xml: string): VolumeSizes {
+  const root = parseRoot(xml, 'volume', 'parseVolumeSizes');
+  const sizes: VolumeSizes = {};
+  for (const [key, element] of [
+    ['capacityBytes', 'capacity'],
+    ['allocationBytes', 'allocation'],
+    ['physicalBytes', 'physical'],
+  ] as const) {
+    const n = scaledBytes(child(root, element), 'bytes');
+    if (n !== undefined) sizes[key] = n;
+  }
+  return sizes;
+}

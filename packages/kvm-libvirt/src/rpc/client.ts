@@ -134,7 +134,7 @@ export interface LibvirtClientStats extends KeepaliveStats {
 export interface DownloadVolumeOptions extends ReadStreamOptions {
   /** First byte (default 0). */
   offset?: bigint | number;
-  /** Bytes to read, 0 for all (default 0). */
+  /** Bytes to read, 0 for all (default 0). A length also bounds the stream: `maxBytes` defaults to it. */
   length?: bigint | number;
   /** Ask for a sparse stream: holes arrive as holes instead of zeros (VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM). */
   sparse?: boolean;
@@ -830,9 +830,15 @@ export class LibvirtRpcClient implements AsyncDisposable {
 
   /**
    * Downloads a storage volume (STORAGE_VOL_DOWNLOAD) as a stream of chunks. With `sparse: true` holes
-   * arrive as `{ hole: n }` items (or zeros with `holes: 'zeros'`).
+   * arrive as `{ hole: n }` items (or zeros with `holes: 'zeros'`). Give `maxBytes` (the volume's size)
+   * or `length` so that a server cannot send more than expected.
    */
   downloadVolume(vol: RemoteStorageVol, options: DownloadVolumeOptions = {}): Promise<LibvirtReadStream> {
+    const length = options.length ?? 0;
+    const bounded =
+      options.maxBytes === undefined && length !== 0 && Number.isSafeInteger(Number(length))
+        ? { ...options, maxBytes: Number(length) }
+        : options;
     return this.openReadStream(
       remoteProcedures.STORAGE_VOL_DOWNLOAD,
       {
@@ -841,7 +847,7 @@ export class LibvirtRpcClient implements AsyncDisposable {
         length: options.length ?? 0,
         flags: options.sparse ? STORAGE_VOL_DOWNLOAD_SPARSE_STREAM : 0,
       },
-      options,
+      bounded,
     );
   }
 

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HvkitError } from '@hvkit/core';
 import { describe, expect, it } from 'vitest';
+import { prng } from './__fixtures__/fake-libvirtd';
 import { MESSAGE_STATUS, MESSAGE_TYPE } from './constants';
 import { readRemoteError } from './errors';
 import { decodeFrame, encodePacket, PacketFramer, type PacketHeader } from './packet';
@@ -30,18 +31,6 @@ const recorded: Recorded[] = JSON.parse(
 ).packets;
 const seeds = recorded.map((p) => encodePacket(p.header, Uint8Array.from(Buffer.from(p.payloadHex, 'hex'))));
 const decoders: AnyRemoteProcedure[] = Object.values(remoteProcedures);
-
-/** mulberry32: small, deterministic. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 const HUGE = [
   0xffff_ffff, 0x7fff_ffff, 0x8000_0000, 0x0040_0001, 0x0000_4001, 16_384, 262_145, 65, 21, 17, 33, 258, 4098,

@@ -5,7 +5,11 @@
  *
  * Flow control is plain TCP backpressure: when the consumer falls behind, the client stops reading the
  * socket, which also stalls every other call and event on that connection. Bulk transfers should
- * therefore use a connection of their own (`LibvirtRpcClient.openSibling()`).
+ * therefore use a connection of their own (`LibvirtRpcClient.openSibling()`). Holes count toward the
+ * high-water mark by their size, so a stream of small hole packets pauses the socket too.
+ *
+ * A stream given `maxBytes` fails with `PROTOCOL` as soon as its data and holes together pass it: a
+ * server cannot make a consumer write more than the size it expects.
  */
 
 import { HvkitError, hvkitError } from '@hvkit/core';
@@ -35,8 +39,14 @@ export interface ReadStreamOptions {
    * zeros as data (default `report`).
    */
   holes?: 'report' | 'zeros';
-  /** Bytes buffered before the socket is paused (default 4 MiB). */
+  /** Bytes buffered before the socket is paused, holes counted by their size (default 4 MiB). */
   highWaterMark?: number;
+  /**
+   * Most bytes the stream may carry, data and holes together. A data or hole packet that passes it fails
+   * the stream with `PROTOCOL` (and the server is told with STREAM/ERROR) before anything of it is
+   * yielded. Default: no bound (`LibvirtRpcClient.downloadVolume` bounds a download by its `length`).
+   */
+  maxBytes?: number;
   /**
    * Milliseconds the consumer may wait for the next packet before the stream fails with `TIMEOUT`
    * (default 60000; `Infinity` disables).
@@ -76,9 +86,11 @@ export class LibvirtReadStream implements AsyncIterable<StreamChunk> {
   private paused = false;
   private iterating = false;
   private received = 0;
+  private carried = 0;
   private idleTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly holes: 'report' | 'zeros';
   private readonly highWaterMark: number;
+  private readonly maxBytes: number;
   private readonly idleTimeoutMs: number;
   private readonly signal: AbortSignal | undefined;
   private readonly onAbort = () => this.abort(this.signal?.reason);
@@ -95,6 +107,10 @@ export class LibvirtReadStream implements AsyncIterable<StreamChunk> {
     this.highWaterMark = options.highWaterMark ?? 4 * 1024 * 1024;
     if (!Number.isInteger(this.highWaterMark) || this.highWaterMark < 1) {
       throw new TypeError('highWaterMark must be a positive integer.');
+    }
+    this.maxBytes = options.maxBytes ?? Number.MAX_SAFE_INTEGER;
+    if (!Number.isSafeInteger(this.maxBytes) || this.maxBytes < 0) {
+      throw new TypeError('maxBytes must be a non-negative safe integer.');
     }
     this.idleTimeoutMs = options.idleTimeoutMs ?? 60_000;
     if (typeof this.idleTimeoutMs !== 'number' || !(this.idleTimeoutMs > 0)) {
@@ -141,11 +157,30 @@ export class LibvirtReadStream implements AsyncIterable<StreamChunk> {
     this.wake();
   }
 
-  private protocol(message: string): HvkitError {
+  private protocol(message: string, details?: Record<string, unknown>): HvkitError {
     return hvkitError('PROTOCOL', `${this.operation}: ${message}`, {
       adapter: 'kvm-libvirt',
       operation: this.operation,
+      ...(details ? { details } : {}),
     });
+  }
+
+  /** Counts `n` more bytes (data or hole) against `maxBytes`, and queues them toward the high-water mark. */
+  private carry(n: number): void {
+    if (n > this.maxBytes - this.carried) {
+      throw this.protocol(`the server sent more than the ${this.maxBytes} bytes this stream can have`, {
+        maxBytes: this.maxBytes,
+      });
+    }
+    this.carried += n;
+    this.queuedBytes += n;
+    if (this.queuedBytes >= this.highWaterMark) this.setPaused(true);
+  }
+
+  /** `n` queued bytes were handed to the consumer. */
+  private consumed(n: number): void {
+    this.queuedBytes -= n;
+    if (this.queuedBytes <= this.highWaterMark / 2) this.setPaused(false);
   }
 
   /** @internal A STREAM or STREAM_HOLE packet for this stream. */
@@ -162,7 +197,10 @@ export class LibvirtReadStream implements AsyncIterable<StreamChunk> {
         if (hole.length < 0n || hole.length > BigInt(Number.MAX_SAFE_INTEGER)) {
           throw this.protocol(`invalid hole length ${hole.length}`);
         }
-        if (hole.length > 0n) this.queue.push({ hole: Number(hole.length) });
+        if (hole.length > 0n) {
+          this.carry(Number(hole.length));
+          this.queue.push({ hole: Number(hole.length) });
+        }
         this.wake();
         return;
       }
@@ -174,10 +212,9 @@ export class LibvirtReadStream implements AsyncIterable<StreamChunk> {
             this.state = 'eof';
             this.channel.send(MESSAGE_STATUS.OK);
           } else {
+            this.carry(payload.length);
             this.queue.push(payload);
-            this.queuedBytes += payload.length;
             this.received += payload.length;
-            if (this.queuedBytes >= this.highWaterMark) this.setPaused(true);
           }
           this.wake();
           return;
@@ -263,17 +300,18 @@ export class LibvirtReadStream implements AsyncIterable<StreamChunk> {
       if (head !== undefined) {
         if (head instanceof Uint8Array) {
           this.queue.shift();
-          this.queuedBytes -= head.length;
-          if (this.queuedBytes <= this.highWaterMark / 2) this.setPaused(false);
+          this.consumed(head.length);
           return { done: false, value: head };
         }
         if (this.holes === 'report') {
           this.queue.shift();
+          this.consumed(head.hole);
           return { done: false, value: head };
         }
         const n = Math.min(head.hole, ZERO_CHUNK);
         head.hole -= n;
         if (head.hole === 0) this.queue.shift();
+        this.consumed(n);
         return { done: false, value: new Uint8Array(n) };
       }
       if (this.state === 'done') return { done: true, value: undefined };

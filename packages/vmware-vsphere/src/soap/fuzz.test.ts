@@ -8,21 +8,10 @@ import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { HvkitError } from '@hvkit/core';
 import { describe, expect, it } from 'vitest';
+import { prng } from '../../../core/src/__test-utils__';
 import { sample } from './__fixtures__/soap-server';
 import { decodeSoapResponse } from './decode';
 import { parseSoapFault } from './faults';
-
-/** mulberry32: a small deterministic PRNG. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SAMPLES = readdirSync(fileURLToPath(new URL('./__samples__/', import.meta.url)))
   .filter((f) => f.endsWith('.xml') && f !== 'vimServiceVersions.xml')
