@@ -46,14 +46,19 @@ describe('createDirectorySink: symbolic links and long names', () => {
            try { fs.symlinkSync(outside, sub); } catch {}
            try { fs.unlinkSync(sub); } catch {}
            try { fs.mkdirSync(sub); } catch {}
-         }}`,
+         }`,
         dir,
         outside,
       ],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
     try {
-      await new Promise((resolve) => attacker.stdout.once('data', resolve));
+      await new Promise((resolve, reject) => {
+        attacker.stdout.once('data', resolve);
+        attacker.once('exit', (code) =>
+          reject(new Error(`the attacker process exited (${code}) before it was ready`)),
+        );
+      });
       const sink = createDirectorySink(dir, { fsync: false });
       const outcomes = new Map<string, number>();
       const started = Date.now();

@@ -1,5 +1,6 @@
 import { HvkitError, POWER_STATES, parseXml } from '@hvkit/core';
 import { describe, expect, it } from 'vitest';
+import { prng } from '../../../core/src/__test-utils__';
 import { TYPED_PARAM } from '../rpc/types';
 import { sample, samplesWithRoot } from './__samples__/load';
 import {
@@ -444,18 +445,6 @@ describe('hvkit metadata', () => {
 
 const DOMAIN_SAMPLES = samplesWithRoot('domain');
 
-/** Deterministic pseudo-random numbers (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const INSERTIONS = [
   '<hvkitUnknownElement a="1"><deeper x="y">text</deeper></hvkitUnknownElement>',
   '<foo:bar xmlns:foo="urn:foo" foo:attr="1"><foo:baz/></foo:bar>',
@@ -540,7 +529,7 @@ describe('tolerance', () => {
 
   it.each(DOMAIN_SAMPLES)('never throws on mutated copies of %s', (file) => {
     const xml = sample(file);
-    const random = rng(file.length * 7919);
+    const random = prng(file.length * 7919);
     for (let i = 0; i < 25; i++) {
       const mutated = mutate(xml, random);
       // The mutation must keep the document well-formed, or the test would prove nothing.

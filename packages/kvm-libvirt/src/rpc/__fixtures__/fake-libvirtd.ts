@@ -183,17 +183,8 @@ function answerHandshake(call: FakeCall, connection: FakeConnection): void {
   }
 }
 
-/** Deterministic pseudo-random numbers in [0, 1) (mulberry32), for seeded fuzz tests. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
+/** Deterministic pseudo-random numbers (core's test helper), for seeded fuzz tests. */
+export { prng } from '../../../../core/src/__test-utils__';
 
 /** Awaits a promise that must reject with an HvkitError and returns the error. */
 export async function rejection(promise: Promise<unknown>): Promise<HvkitError> {
