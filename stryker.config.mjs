@@ -50,7 +50,7 @@ export default {
   ignorePatterns: ['bench', 'docs', 'examples', 'tools', '.peers', 'reports', '**/dist', '.turbo'],
   coverageAnalysis: 'perTest',
   reporters: ['clear-text', 'progress-append-only', 'json'],
-  clearTextReporter: { allowColor: false, logTests: false, reportScoreTable: true },
+  clearTextReporter: { allowColor: false, logTests: false, reportTests: false, reportScoreTable: true },
   jsonReporter: { fileName: 'reports/mutation/mutation.json' },
   thresholds: { high: 90, low: 80, break: 80 },
   concurrency: 2,
