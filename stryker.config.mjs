@@ -37,6 +37,7 @@ export default {
     'packages/core/src/redact.ts',
     'packages/core/src/limits/validate.ts',
     'packages/core/src/xml/reader.ts',
+    'packages/core/src/backup/confined-dir.ts',
     'packages/core/src/backup/directory-sink.ts',
     'packages/core/src/backup/stream-sink.ts',
     // libvirt: the XDR reader and writer, libvirt errors to HvkitError codes.
@@ -49,11 +50,15 @@ export default {
   ignorePatterns: ['bench', 'docs', 'examples', 'tools', '.peers', 'reports', '**/dist', '.turbo'],
   coverageAnalysis: 'perTest',
   reporters: ['clear-text', 'progress-append-only', 'json'],
-  clearTextReporter: { allowColor: false, logTests: false, reportScoreTable: true },
+  clearTextReporter: { allowColor: false, logTests: false, reportTests: false, reportScoreTable: true },
   jsonReporter: { fileName: 'reports/mutation/mutation.json' },
   thresholds: { high: 90, low: 80, break: 80 },
   concurrency: 2,
   timeoutMS: 3000,
+  // The last run's results, committed: a run re-tests only the mutants whose code or covering tests changed
+  // since (CI runs on a fresh clone, so only a committed file helps). `--force` re-tests everything.
+  incremental: true,
+  incrementalFile: 'tools/mutation/stryker-incremental.json',
   tempDirName: '.stryker-tmp',
   cleanTempDir: 'always',
 };

@@ -5,7 +5,17 @@
  * itself.
  */
 
-import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -179,6 +189,19 @@ describe('openConfinedDirectory (walked): confirm', () => {
     } finally {
       await dir.close();
     }
+  });
+
+  it.skipIf(!existsSync('/proc/self/fd'))('closes the directory it opened to sync it', async () => {
+    const open = () => readdirSync('/proc/self/fd').length;
+    const { root } = setup();
+    const warm = await walked(root);
+    await warm.sync();
+    await warm.close();
+    const before = open();
+    const dir = await walked(root);
+    await dir.sync();
+    await dir.close();
+    expect(open()).toBe(before);
   });
 
   it('syncs through one handle it keeps, and ignores a directory that cannot be synced any more', async () => {
