@@ -6,6 +6,7 @@ import {
   readFileSync,
   renameSync,
   rmSync,
+  statfsSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
@@ -32,6 +33,15 @@ function setup(): { root: string; outside: string } {
 
 // /proc/self/fd exists on the Linux machines CI runs on; the lstat walk is what other systems get.
 const procFd = existsSync('/proc/self/fd');
+// sysfs refuses mkdir even to root (EPERM): a real file system error on the create path, without mocks.
+const SYSFS_MAGIC = 0x62656572;
+const sysfs = (() => {
+  try {
+    return statfsSync('/sys').type === SYSFS_MAGIC;
+  } catch {
+    return false;
+  }
+})();
 
 describe.each([
   { mode: 'anchored (/proc/self/fd)', anchored: true },
@@ -62,14 +72,27 @@ describe.each([
     expect(HvkitError.isInstance(link, 'CONFLICT')).toBe(true);
     expect(link.backendCode).toBe('ELOOP');
     expect(link.details?.path).toBe(join(root, 'a', 'link'));
+    expect(link.message).toContain('is a symbolic link');
     const file = await rejection(openConfinedDirectory(root, ['file'], { create: true, anchored }));
     expect(HvkitError.isInstance(file, 'CONFLICT')).toBe(true);
     expect(file.backendCode).toBe('ENOTDIR');
+    expect(file.message).toContain('is not a directory');
     const missing = await rejection(openConfinedDirectory(root, ['nope'], { anchored }));
     expect(HvkitError.isInstance(missing, 'NOT_FOUND')).toBe(true);
     expect(readdirSync(outside)).toEqual([]);
     expect(existsSync(join(root, 'nope'))).toBe(false);
   });
+
+  it.skipIf(!sysfs)(
+    'maps a directory the file system refuses to create to its own code (needs sysfs at /sys: EPERM)',
+    async () => {
+      const name = `hvkit-confined-${process.pid}`;
+      const error = await rejection(openConfinedDirectory('/sys', [name, 'b'], { create: true, anchored }));
+      expect(HvkitError.isInstance(error, 'PERMISSION_DENIED')).toBe(true);
+      expect(error.backendCode).toBe('EPERM');
+      expect(error.details?.path).toBe(join('/sys', name));
+    },
+  );
 
   it('is not redirected by a directory swapped for a link after the walk', async () => {
     const { root, outside } = setup();
