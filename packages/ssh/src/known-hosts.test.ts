@@ -214,6 +214,19 @@ describe('host matching', () => {
     expect(hostFieldMatches(`|2|${salt}|${mac}`, 'x')).toBe(false);
     expect(hostFieldMatches(`|1||${mac}`, 'x')).toBe(false);
     expect(hostFieldMatches(`|1|${salt}|${(mac as string).slice(0, 12)}`, 'x')).toBe(false);
+    // OpenSSH compares the field with its own encoding of salt and HMAC: anything Node's lenient base64
+    // decoder would skip over (junk after the padding, characters outside the alphabet, missing padding,
+    // a salt that is not 20 bytes) is a field that does not match, not a match.
+    expect(hostFieldMatches(`|1|${salt}|${mac}junk`, 'x')).toBe(false);
+    expect(hostFieldMatches(`|1|${salt}|${mac}==`, 'x')).toBe(false);
+    expect(hostFieldMatches(`|1|${salt}|${(mac as string).replace('=', '')}`, 'x')).toBe(false);
+    expect(hostFieldMatches(`|1|${salt} |${mac}`, 'x')).toBe(false);
+    expect(
+      hostFieldMatches(`|1|${(salt as string).slice(0, 4)}!${(salt as string).slice(4)}|${mac}`, 'x'),
+    ).toBe(false);
+    const shortSalt = randomBytes(8);
+    const shortMac = createHmac('sha1', shortSalt).update('x').digest('base64');
+    expect(hostFieldMatches(`|1|${shortSalt.toString('base64')}|${shortMac}`, 'x')).toBe(false);
   });
 });
 

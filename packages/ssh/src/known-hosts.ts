@@ -115,13 +115,27 @@ function wildcardMatch(pattern: string, name: string): boolean {
   return new RegExp(`${re}$`, 's').test(name);
 }
 
+/** HMAC-SHA1's output length, and the salt length OpenSSH writes and requires. */
+const SHA1_BYTES = 20;
+
+/**
+ * `text` decoded when it is exactly the canonical base64 of `bytes` bytes (padding included); otherwise
+ * undefined. Node's decoder skips characters outside the alphabet and stops at the padding, so without the
+ * round trip `|1|salt|hmac` with junk appended would still match; OpenSSH compares the field with its own
+ * encoding, which is the same as this check.
+ */
+function canonicalBase64(text: string, bytes: number): Buffer | undefined {
+  const decoded = Buffer.from(text, 'base64');
+  return decoded.length === bytes && decoded.toString('base64') === text ? decoded : undefined;
+}
+
 function hashedMatch(field: string, name: string): boolean {
   const parts = field.split('|');
   // '', '1', salt, hash
   if (parts.length !== 4 || parts[1] !== '1') return false;
-  const salt = Buffer.from(parts[2] as string, 'base64');
-  const expected = Buffer.from(parts[3] as string, 'base64');
-  if (salt.length === 0 || expected.length !== 20) return false;
+  const salt = canonicalBase64(parts[2] as string, SHA1_BYTES);
+  const expected = canonicalBase64(parts[3] as string, SHA1_BYTES);
+  if (!salt || !expected) return false;
   const actual = createHmac('sha1', salt).update(name).digest();
   return timingSafeEqual(actual, expected);
 }
