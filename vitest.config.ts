@@ -5,13 +5,15 @@ export default defineConfig({
   test: {
     projects: [
       'packages/*',
-      // Tests of the repository's own scripts (checks, generators) run beside the packages'.
+      // Tests of the repository's own scripts (checks, the new-adapter generator, which runs end to end in
+      // a temporary copy of the repository: hence the long timeouts).
       {
         test: {
           name: 'scripts',
-          root: 'scripts',
-          include: ['**/*.test.{ts,mjs}'],
+          include: ['scripts/**/*.test.ts'],
           exclude: ['**/node_modules/**'],
+          testTimeout: 300_000,
+          hookTimeout: 120_000,
         },
       },
     ],
