@@ -7,11 +7,11 @@
 import { readFileSync } from 'node:fs';
 import { runAdapterConformance } from '@hvkit/conformance';
 import { afterAll, describe, expect, it } from 'vitest';
+import { startPreparedVcsim, type VcsimProbe, vcsimProbe } from '../test/probe';
 import { VCSIM_SKIPS } from '../test/replay-options';
-import { startPreparedVcsim, type VcsimProbe, vcsimProbe } from './__fixtures__/vcsim-probe';
-import { connect } from './adapter';
-import type { VcsimInstance } from './soap/__fixtures__/vcsim-instance';
-import { env, liveTitle, vcsim } from './soap/__fixtures__/vcsim-peer';
+import type { VcsimInstance } from '../test/vcsim-instance';
+import { env, liveTitle, vcsim } from '../test/vcsim-peer';
+import { connect } from './connect';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterAll(async () => {

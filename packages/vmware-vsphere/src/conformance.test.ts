@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { runAdapterConformance } from '@hvkit/conformance';
 import { type HttpCassette, readFixture, replayFetch } from '@hvkit/conformance/fixtures';
 import { REPLAY_SKIPS } from '../test/replay-options';
-import { connect } from './adapter';
+import { connect } from './index';
 
 const FIXTURES = join(import.meta.dirname, '..', 'test', 'fixtures');
 

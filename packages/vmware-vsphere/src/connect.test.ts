@@ -7,8 +7,8 @@
 
 import { HvkitError } from '@hvkit/core';
 import { afterEach, describe, expect, it } from 'vitest';
-import { connect, type VsphereConnectOptions } from './adapter';
-import { type SoapServer, sample, soapEnvelope, startSoapServer } from './soap/__fixtures__/soap-server';
+import { type SoapServer, sample, soapEnvelope, startSoapServer } from '../test/soap-server';
+import { connect, type VmwareVsphereOptions } from './connect';
 
 let server: SoapServer | undefined;
 afterEach(async () => {
@@ -17,7 +17,7 @@ afterEach(async () => {
 });
 
 async function misuse(options: unknown): Promise<string> {
-  const error = await connect(options as VsphereConnectOptions).then(
+  const error = await connect(options as VmwareVsphereOptions).then(
     () => undefined,
     (e: unknown) => e,
   );

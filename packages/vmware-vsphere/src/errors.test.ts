@@ -1,16 +1,10 @@
 import type { HvkitError } from '@hvkit/core';
 import { describe, expect, it } from 'vitest';
-import { sample } from './__fixtures__/soap-server';
-import { decodeSoapResponse } from './decode';
-import {
-  faultCode,
-  faultDetailsOf,
-  isSessionLost,
-  methodFaultToError,
-  parseSoapFault,
-  soapFaultToError,
-} from './faults';
-import type { DataObject, LocalizedMethodFault } from './schema';
+import { sample } from '../test/soap-server';
+import { faultCode, faultDetailsOf, isSessionLost, methodFaultToError, soapFaultToError } from './errors';
+import { decodeSoapResponse } from './protocol/soap/decode';
+import { parseSoapFault } from './protocol/soap/faults';
+import type { DataObject, LocalizedMethodFault } from './protocol/soap/schema';
 
 function errorOf(name: string, method = 'X'): HvkitError {
   const fault = parseSoapFault(sample(name));
@@ -70,10 +64,6 @@ describe('SOAP faults recorded from vcsim', () => {
     expect(nested.backendCode).toBe('NotAuthenticated');
     expect(isSessionLost(nested)).toBe(false);
     expect(isSessionLost(new Error('x'))).toBe(false);
-  });
-
-  it('parseSoapFault returns undefined for a non-fault response', () => {
-    expect(parseSoapFault(sample('logout.xml'))).toBeUndefined();
   });
 });
 
@@ -312,19 +302,5 @@ describe('fault details of other errors', () => {
       faultType: 'X',
       faultSource: 'soap',
     });
-  });
-
-  it('parseSoapFault reads a fault whatever the response element, within a size bound', () => {
-    const body = sample('fault-invalid-argument.xml');
-    expect(parseSoapFault(body)?.faultType).toBe('InvalidArgument');
-    expect(parseSoapFault(body, { maxBytes: 1_000_000 })?.faultcode).toBe('ServerFaultCode');
-    let error: unknown;
-    try {
-      parseSoapFault(body, { maxBytes: 10 });
-    } catch (e) {
-      error = e;
-    }
-    expect((error as HvkitError).code).toBe('PROTOCOL');
-    expect(parseSoapFault(sample('current-time.xml'))).toBeUndefined();
   });
 });

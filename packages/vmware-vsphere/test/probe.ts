@@ -5,11 +5,11 @@
 
 import type { ConformanceProbe, ProbeGuest, ProbeGuestFacts } from '@hvkit/conformance';
 import type { PowerState, ResourceLimits } from '@hvkit/core';
-import { startVcsim, type VcsimInstance } from '../soap/__fixtures__/vcsim-instance';
-import { retrieveContainer, retrieveProperties } from '../soap/property-collector';
-import type { DataObject, MoRef } from '../soap/schema';
-import { connectVim, type VimSession, type VimSessionOptions } from '../soap/session';
-import { waitForTask } from '../soap/task';
+import { retrieveContainer, retrieveProperties } from '../src/protocol/soap/property-collector';
+import type { DataObject, MoRef } from '../src/protocol/soap/schema';
+import { connectVim, type VimSession, type VimSessionOptions } from '../src/protocol/soap/session';
+import { waitForTask } from '../src/protocol/soap/task';
+import { startVcsim, type VcsimInstance } from './vcsim-instance';
 
 /** vcsim launcher arguments of the two models the tests use. */
 export const VCSIM_MODELS = {

@@ -53,7 +53,10 @@ export interface SoapServerOptions {
 
 /** The text of a recorded sample. */
 export function sample(name: string): string {
-  return readFileSync(fileURLToPath(new URL(`../__samples__/${name}`, import.meta.url)), 'utf8');
+  return readFileSync(
+    fileURLToPath(new URL(`../src/protocol/soap/__samples__/${name}`, import.meta.url)),
+    'utf8',
+  );
 }
 
 const ENVELOPE_START =

@@ -20,13 +20,13 @@ import {
   type SinkWriteOptions,
 } from '@hvkit/core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { makeTestCert } from '../../core/src/__test-utils__';
-import { type HostileProxy, startHostileProxy } from './__fixtures__/hostile-proxy';
-import { DISK_BYTES, diskContent, startPreparedVcsim } from './__fixtures__/vcsim-probe';
-import { connect, type VsphereConnectOptions } from './adapter';
-import { type SoapServer, startSoapServer } from './soap/__fixtures__/soap-server';
-import type { VcsimInstance } from './soap/__fixtures__/vcsim-instance';
-import { env, liveTitle, vcsim } from './soap/__fixtures__/vcsim-peer';
+import { makeTestCert } from '../../../core/src/__test-utils__';
+import { type HostileProxy, startHostileProxy } from '../../test/hostile-proxy';
+import { DISK_BYTES, diskContent, startPreparedVcsim } from '../../test/probe';
+import { type SoapServer, startSoapServer } from '../../test/soap-server';
+import type { VcsimInstance } from '../../test/vcsim-instance';
+import { env, liveTitle, vcsim } from '../../test/vcsim-peer';
+import { connect, type VmwareVsphereOptions } from '../connect';
 
 const MiB = 1024 * 1024;
 const FLAT = /-flat\.vmdk\?/;
@@ -41,7 +41,7 @@ describe.skipIf(!vcsim.available)(liveTitle('disk backups against a hostile /fol
   let flatName: string;
   const dirs: string[] = [];
 
-  const options = (extra: Partial<VsphereConnectOptions> = {}): VsphereConnectOptions => ({
+  const options = (extra: Partial<VmwareVsphereOptions> = {}): VmwareVsphereOptions => ({
     url: proxy.url,
     username: sim.username,
     password: sim.password,

@@ -10,8 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createDirectorySink, HvkitError } from '@hvkit/core';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { makeTestCert, rejection } from '../../core/src/__test-utils__';
-import { connect } from './adapter';
+import { makeTestCert, rejection } from '../../../core/src/__test-utils__';
 import {
   bootstrapReply,
   FAKE_SESSION_COOKIE,
@@ -21,7 +20,8 @@ import {
   type SoapServerOptions,
   soapEnvelope,
   startSoapServer,
-} from './soap/__fixtures__/soap-server';
+} from '../../test/soap-server';
+import { connect } from '../connect';
 
 const servers: SoapServer[] = [];
 afterEach(async () => {

@@ -5,45 +5,15 @@
  * `leave` → `undefined`, power state changes → `started`, `stopped` or `suspended`.
  */
 
-import { type GuestEvent, HvkitError } from '@hvkit/core';
-import { createContainerView, destroyView } from './soap/property-collector';
-import type { DataObject, MoRef } from './soap/schema';
-import type { VimSession } from './soap/session';
+import { type EventsCapability, type GuestEvent, HvkitError, type SubscribeOptions } from '@hvkit/core';
+import type { VsphereContext } from '../context';
+import { objectUpdateEvents } from '../mapping/events';
+import { createContainerView, destroyView } from '../protocol/soap/property-collector';
+import type { DataObject, MoRef } from '../protocol/soap/schema';
+import type { VimSession } from '../protocol/soap/session';
 
 /** Seconds one WaitForUpdatesEx may wait on the server. */
 export const EVENTS_MAX_WAIT_SECONDS = 10;
-
-const POWER_EVENT: Record<string, string> = {
-  poweredOn: 'started',
-  poweredOff: 'stopped',
-  suspended: 'suspended',
-};
-
-/** Maps one ObjectUpdate to events, updating the known names and states. */
-export function objectUpdateEvents(
-  update: DataObject,
-  known: Map<string, { name: string; state?: string }>,
-  at: Date,
-): GuestEvent[] {
-  const obj = update.obj as MoRef | undefined;
-  if (!obj?.value) return [];
-  const changes = (update.changeSet ?? []) as DataObject[];
-  const value = (name: string) => changes.find((c) => c.name === name)?.val;
-  const before = known.get(obj.value);
-  const name = typeof value('name') === 'string' ? (value('name') as string) : (before?.name ?? obj.value);
-  const state =
-    typeof value('runtime.powerState') === 'string' ? (value('runtime.powerState') as string) : before?.state;
-  const guest = { id: obj.value, name };
-  if (update.kind === 'leave') {
-    known.delete(obj.value);
-    return [{ guest, type: 'undefined', at }];
-  }
-  known.set(obj.value, { name, ...(state !== undefined ? { state } : {}) });
-  if (update.kind === 'enter') return [{ guest, type: 'defined', at }];
-  if (state !== undefined && state !== before?.state && POWER_EVENT[state])
-    return [{ guest, type: POWER_EVENT[state] as string, detail: state, at }];
-  return [];
-}
 
 /** The change feed as an async iterable; ends when `signal` or `closed` aborts. */
 export async function* vmEvents(
@@ -126,4 +96,11 @@ export async function* vmEvents(
       if (view) await destroyView(session, view, { timeoutMs: 5_000 }).catch(() => {});
     }
   }
+}
+
+/** The events capability of one adapter: the change feed ends when the adapter closes. */
+export function createEvents(ctx: VsphereContext): EventsCapability {
+  return {
+    subscribe: (o: SubscribeOptions = {}) => vmEvents(ctx.session, o.signal, ctx.closeSignal),
+  };
 }

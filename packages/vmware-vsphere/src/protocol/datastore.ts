@@ -1,6 +1,6 @@
 /**
- * File downloads from the server the session is logged in to: datastore files (`/folder`) and the ESXi
- * configuration bundle. What a hostile or broken server cannot do here:
+ * File downloads from the server the session is logged in to: datastore files (`/folder`, see
+ * {@link datastoreFileUrl}) and the ESXi configuration bundle. What a hostile or broken server cannot do here:
  *
  * - send the session elsewhere: redirects are never followed (`PROTOCOL`), and a URL the server supplies
  *   is reduced to its path and query on the session's own scheme, host and port ({@link onSessionOrigin});
@@ -23,10 +23,9 @@ import {
   raceAbort,
   retry,
 } from '@hvkit/core';
+import { ADAPTER_ID } from '../errors';
 
 import { commonStatusError } from './http-status';
-
-const ADAPTER = 'vmware-vsphere';
 
 /** Default idle deadline of a backup download: 60 s without a response or a byte is `TIMEOUT`. */
 export const DEFAULT_BACKUP_IDLE_TIMEOUT_MS = 60_000;
@@ -50,7 +49,7 @@ export function onSessionOrigin(supplied: string, session: URL, operation?: stri
     );
   } catch (error) {
     throw hvkitError('PROTOCOL', 'The server supplied a download location that is not a URL.', {
-      adapter: ADAPTER,
+      adapter: ADAPTER_ID,
       operation,
       cause: error,
       retryable: false,
@@ -59,6 +58,23 @@ export function onSessionOrigin(supplied: string, session: URL, operation?: stri
   const url = new URL(session.origin);
   url.pathname = parsed.pathname;
   url.search = parsed.search;
+  return url;
+}
+
+/** A file on a datastore: the datastore's name and the path inside it (`vm-1/disk.vmdk`). */
+export interface DatastoreFile {
+  datastore: string;
+  path: string;
+}
+
+/**
+ * The URL of a datastore file on the session's server: `/folder/<path>?dcPath=<datacenter>&dsName=<datastore>`
+ * (each path segment percent-encoded), resolved against the session URL so it stays on its origin.
+ */
+export function datastoreFileUrl(file: DatastoreFile, dcPath: string, session: URL): URL {
+  const url = new URL(`/folder/${file.path.split('/').map(encodeURIComponent).join('/')}`, session);
+  url.searchParams.set('dcPath', dcPath);
+  url.searchParams.set('dsName', file.datastore);
   return url;
 }
 
@@ -117,7 +133,7 @@ function idleDeadline(ms: number, context: { operation: string; what: string }) 
     timer = setTimeout(() => {
       controller.abort(
         hvkitError('TIMEOUT', `${context.what}: no data for ${ms} ms.`, {
-          adapter: ADAPTER,
+          adapter: ADAPTER_ID,
           operation: context.operation,
           retryable: true,
           details: { idleTimeoutMs: ms },
@@ -132,7 +148,7 @@ function idleDeadline(ms: number, context: { operation: string; what: string }) 
 function statusError(response: Response, options: DownloadOptions): HvkitError {
   const status = response.status;
   const context = {
-    adapter: ADAPTER,
+    adapter: ADAPTER_ID,
     operation: options.operation,
     backendCode: status,
     details: { status },
@@ -146,7 +162,7 @@ function statusError(response: Response, options: DownloadOptions): HvkitError {
     );
   if (status === 404) return hvkitError('NOT_FOUND', `${options.what} not found.`, context);
   return (
-    commonStatusError(response, where, { adapter: ADAPTER, operation: options.operation }) ??
+    commonStatusError(response, where, { adapter: ADAPTER_ID, operation: options.operation }) ??
     hvkitError('REMOTE', `${where}.`, { ...context, retryable: false })
   );
 }
@@ -172,7 +188,7 @@ async function send(
     throw fetchErrorToHvkitError(error, {
       signal,
       target: url.origin,
-      adapter: ADAPTER,
+      adapter: ADAPTER_ID,
       operation: options.operation,
     });
   } finally {
@@ -183,7 +199,7 @@ async function send(
 /** Opens the file at `offset` (one try): checks the status and, on a resume, the range the server sends. */
 async function attempt(url: URL, offset: number, options: DownloadOptions): Promise<Attempt> {
   const { response, idle, signal } = await send(url, 'GET', offset, options);
-  const context = { adapter: ADAPTER, operation: options.operation };
+  const context = { adapter: ADAPTER_ID, operation: options.operation };
   const fail = (error: HvkitError): never => {
     response.body?.cancel().catch(() => {});
     throw error;
@@ -235,7 +251,7 @@ function tooLarge(options: DownloadOptions, limit: number, declared?: number): H
       ? `${options.what}: the server declares ${declared} bytes, more than the ${limit} bytes this file can have.`
       : `${options.what}: the server sent more than the ${limit} bytes this file can have.`,
     {
-      adapter: ADAPTER,
+      adapter: ADAPTER_ID,
       operation: options.operation,
       retryable: false,
       details: { maxBytes: limit, ...(declared !== undefined ? { declaredBytes: declared } : {}) },
@@ -251,7 +267,7 @@ function tooLarge(options: DownloadOptions, limit: number, declared?: number): H
  *   at all), `AUTH_FAILED`/`PERMISSION_DENIED`, `REMOTE`, `CONNECTION_LOST`, `TIMEOUT`, `ABORTED`.
  */
 export async function openDownload(url: URL, options: DownloadOptions): Promise<Download> {
-  const context = { adapter: ADAPTER, operation: options.operation };
+  const context = { adapter: ADAPTER_ID, operation: options.operation };
   const open = (offset: number) =>
     retry(() => attempt(url, offset, options), { signal: options.signal, maxAttempts: 3, ...context });
   let current = await open(0);
@@ -324,6 +340,6 @@ export async function downloadExists(url: URL, options: DownloadOptions): Promis
       if (response.status === 404) return false;
       throw statusError(response, options);
     },
-    { signal: options.signal, maxAttempts: 3, adapter: ADAPTER, operation: options.operation },
+    { signal: options.signal, maxAttempts: 3, adapter: ADAPTER_ID, operation: options.operation },
   );
 }

@@ -5,12 +5,7 @@
 
 import { HvkitError } from '@hvkit/core';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  type SoapReply,
-  type SoapRequest,
-  type SoapServer,
-  startSoapServer,
-} from './soap/__fixtures__/soap-server';
+import { type SoapReply, type SoapRequest, type SoapServer, startSoapServer } from '../../test/soap-server';
 import { createVimFetch } from './soap/tls';
 import { VapiTagging } from './vapi';
 

@@ -16,8 +16,7 @@ import {
   hvkitError,
   readResponseText,
 } from '@hvkit/core';
-
-const ADAPTER = 'vmware-vsphere';
+import { ADAPTER_ID } from '../errors';
 
 /** Default deadline of one vAPI request (login included): 60 s. */
 export const DEFAULT_VAPI_TIMEOUT_MS = 60_000;
@@ -73,7 +72,7 @@ export class VapiTagging {
     auth = false,
   ): Promise<{ status: number; json: unknown }> {
     const operation = `vapi.${method} ${path.split('?')[0]}`;
-    const context = { adapter: ADAPTER, operation };
+    const context = { adapter: ADAPTER_ID, operation };
     const origin = this.#options.origin;
     const derived = deriveSignal(
       { signal, timeoutMs: this.#options.timeoutMs },
@@ -137,11 +136,11 @@ export class VapiTagging {
       return false;
     }
     if (status === 401 || status === 403)
-      throw hvkitError('AUTH_FAILED', 'vAPI login failed.', { adapter: ADAPTER, operation: 'vapi.login' });
+      throw hvkitError('AUTH_FAILED', 'vAPI login failed.', { adapter: ADAPTER_ID, operation: 'vapi.login' });
     const value = (json as { value?: unknown } | undefined)?.value;
     if (status !== 200 || typeof value !== 'string') {
       throw hvkitError('PROTOCOL', `vAPI login answered HTTP ${status}.`, {
-        adapter: ADAPTER,
+        adapter: ADAPTER_ID,
         operation: 'vapi.login',
       });
     }
@@ -156,7 +155,7 @@ export class VapiTagging {
     const code =
       status === 404 ? 'NOT_FOUND' : status === 401 || status === 403 ? 'PERMISSION_DENIED' : 'REMOTE';
     throw hvkitError(code, `vAPI ${method} ${path} answered HTTP ${status}.`, {
-      adapter: ADAPTER,
+      adapter: ADAPTER_ID,
       operation: `vapi${path}`,
       backendCode: status,
     });

@@ -5,7 +5,7 @@
 
 import { HvkitError } from '@hvkit/core';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type SoapReply, type SoapServer, sample, startSoapServer } from './__fixtures__/soap-server';
+import { type SoapReply, type SoapServer, sample, startSoapServer } from '../../../test/soap-server';
 import { VimSoapClient } from './client';
 import { moRef } from './envelope';
 import { connectVim, SERVICE_INSTANCE } from './session';

@@ -19,10 +19,10 @@ import {
   xmlArray,
   xmlText,
 } from '@hvkit/core';
+import { ADAPTER_ID, soapFaultToError } from '../../errors';
 import { commonStatusError } from '../http-status';
 import { DEFAULT_MAX_RESPONSE_BYTES, decodeSoapResponse } from './decode';
 import { buildSoapRequest, type SoapArgs } from './envelope';
-import { ADAPTER, soapFaultToError } from './faults';
 import type { MoRef } from './schema';
 import { createVimFetch, type VimTlsOptions } from './tls';
 
@@ -102,7 +102,7 @@ export function checkVimUrlSecurity(
     throw new TypeError('insecureHttp must be a boolean.');
   }
   if (url.protocol !== 'http:') return;
-  const errorContext = { adapter: ADAPTER, ...context };
+  const errorContext = { adapter: ADAPTER_ID, ...context };
   const tlsKeys =
     typeof tls === 'object' && tls !== null
       ? Object.entries(tls)
@@ -132,17 +132,17 @@ function normaliseUrl(input: string | URL): URL {
   try {
     url = new URL(String(input));
   } catch {
-    throw hvkitError('INVALID_ARGUMENT', 'The vSphere URL is not a valid URL.', { adapter: ADAPTER });
+    throw hvkitError('INVALID_ARGUMENT', 'The vSphere URL is not a valid URL.', { adapter: ADAPTER_ID });
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
     throw hvkitError('INVALID_ARGUMENT', `The vSphere URL must be http(s), got ${url.protocol}`, {
-      adapter: ADAPTER,
+      adapter: ADAPTER_ID,
     });
   }
   if (url.username || url.password) {
     // Never keep credentials in a URL that may be logged.
     throw hvkitError('INVALID_ARGUMENT', 'Put the user name and password in the options, not in the URL.', {
-      adapter: ADAPTER,
+      adapter: ADAPTER_ID,
     });
   }
   if (url.pathname === '/' || url.pathname === '') url.pathname = '/sdk';
@@ -255,7 +255,7 @@ export class VimSoapClient {
   async invoke(method: string, thisRef: MoRef, args?: SoapArgs, options: CallOptions = {}): Promise<unknown> {
     const body = buildSoapRequest(method, thisRef, args);
     const operation = `soap.${method}`;
-    const context = { adapter: ADAPTER, operation };
+    const context = { adapter: ADAPTER_ID, operation };
     checkSignal(options.signal);
     const derived = deriveSignal(
       { signal: options.signal, timeoutMs: options.timeoutMs },
@@ -307,7 +307,7 @@ export class VimSoapClient {
       } catch (error) {
         if (status === 500 && HvkitError.isInstance(error, 'PROTOCOL')) {
           throw hvkitError('PROTOCOL', `${method}: HTTP 500 without a SOAP fault (${error.message})`, {
-            adapter: ADAPTER,
+            adapter: ADAPTER_ID,
             operation,
             cause: error,
             retryable: false,
@@ -319,7 +319,7 @@ export class VimSoapClient {
       if (decoded.fault !== undefined) throw soapFaultToError(decoded.fault, { method });
       if (status === 500) {
         throw hvkitError('PROTOCOL', `${method}: HTTP 500 with a non-fault SOAP body.`, {
-          adapter: ADAPTER,
+          adapter: ADAPTER_ID,
           operation,
           retryable: false,
           details: { status },
@@ -329,9 +329,9 @@ export class VimSoapClient {
     }
     const where = `${method}: HTTP ${status} from ${this.url.origin}${this.url.pathname}`;
     throw (
-      commonStatusError(response, where, { adapter: ADAPTER, operation }) ??
+      commonStatusError(response, where, { adapter: ADAPTER_ID, operation }) ??
       hvkitError('PROTOCOL', `${where}: not a vSphere SDK response.`, {
-        adapter: ADAPTER,
+        adapter: ADAPTER_ID,
         operation,
         backendCode: status,
         details: { status },
@@ -357,7 +357,7 @@ export class VimSoapClient {
    * @throws HvkitError `PROTOCOL` when the document is missing or unreadable; network errors as for calls.
    */
   async serviceVersions(options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<string[]> {
-    const context = { adapter: ADAPTER, operation: 'soap.serviceVersions' };
+    const context = { adapter: ADAPTER_ID, operation: 'soap.serviceVersions' };
     const derived = deriveSignal(options, { ...context, defaultTimeoutMs: this.#timeoutMs });
     try {
       const { signal } = derived;

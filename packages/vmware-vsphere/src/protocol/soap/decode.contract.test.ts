@@ -7,7 +7,7 @@
 
 import { HvkitError } from '@hvkit/core';
 import { describe, expect, it } from 'vitest';
-import { soapEnvelope } from './__fixtures__/soap-server';
+import { soapEnvelope } from '../../../test/soap-server';
 import { decodeSoapResponse, decodeVimXml, SOAP_ENV_NS, XSD_NS, XSI_NS } from './decode';
 
 const NS = `xmlns:xsi="${XSI_NS}" xmlns:xsd="${XSD_NS}"`;

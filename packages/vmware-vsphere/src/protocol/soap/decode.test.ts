@@ -1,6 +1,6 @@
 import { HvkitError } from '@hvkit/core';
 import { describe, expect, it } from 'vitest';
-import { objectsOf, sample, soapEnvelope } from './__fixtures__/soap-server';
+import { objectsOf, sample, soapEnvelope } from '../../../test/soap-server';
 import { decodeSoapResponse, decodeVimXml } from './decode';
 import type { DataObject, MoRef } from './schema';
 

@@ -1,6 +1,6 @@
 import { HvkitError, parseXml } from '@hvkit/core';
 import { describe, expect, it } from 'vitest';
-import { sample } from './__fixtures__/soap-server';
+import { sample } from '../../../test/soap-server';
 import { decodeSoapResponse, decodeVimXml } from './decode';
 import { buildSoapRequest, isMoRef, moRef, typedValue } from './envelope';
 import type { DataObject } from './schema';

@@ -8,6 +8,7 @@
  */
 
 import { hvkitError, xmlEscape, xmlEscapeAttribute } from '@hvkit/core';
+import { ADAPTER_ID } from '../../errors';
 import { METHOD_PARAMS, type MoRef, type ValueKind, type VimFieldInfo, vimType } from './schema';
 
 /** The vim25 namespace: the default namespace of the method element. */
@@ -88,7 +89,7 @@ function misuse(message: string): never {
 }
 
 function invalid(message: string): never {
-  throw hvkitError('INVALID_ARGUMENT', `SOAP request: ${message}`, { adapter: 'vmware-vsphere' });
+  throw hvkitError('INVALID_ARGUMENT', `SOAP request: ${message}`, { adapter: ADAPTER_ID });
 }
 
 function checkName(name: string): void {

@@ -8,8 +8,8 @@ import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { HvkitError } from '@hvkit/core';
 import { describe, expect, it } from 'vitest';
-import { prng } from '../../../core/src/__test-utils__';
-import { sample } from './__fixtures__/soap-server';
+import { prng } from '../../../../core/src/__test-utils__';
+import { sample } from '../../../test/soap-server';
 import { decodeSoapResponse } from './decode';
 import { parseSoapFault } from './faults';
 

@@ -4,7 +4,7 @@
  */
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { env, liveTitle, peerCa, vcsim } from './__fixtures__/vcsim-peer';
+import { env, liveTitle, peerCa, vcsim } from '../../../test/vcsim-peer';
 import { moRef } from './envelope';
 import { type ObjectProperties, retrieveContainer, retrieveProperties } from './property-collector';
 import type { DataObject } from './schema';

@@ -13,7 +13,7 @@ import {
   sample,
   soapEnvelope,
   startSoapServer,
-} from './__fixtures__/soap-server';
+} from '../../../test/soap-server';
 import { moRef } from './envelope';
 import { retrieveContainer, retrieveProperties, retrievePropertiesPages } from './property-collector';
 import { connectVim, type VimSession } from './session';

@@ -5,9 +5,9 @@
  */
 
 import { deriveSignal, type HvkitError, throwIfAborted } from '@hvkit/core';
+import { ADAPTER_ID, methodFaultToError } from '../../errors';
 import type { CallOptions } from './client';
 import { setField } from './decode';
-import { ADAPTER, methodFaultToError } from './faults';
 import type { DataObject, LocalizedMethodFault, MoRef } from './schema';
 import type { VimSession } from './session';
 
@@ -151,7 +151,7 @@ export async function* retrievePropertiesPages(
   const properties = requestedPaths(specSet);
   const derived = deriveSignal(
     { signal: options.signal, timeoutMs: options.timeoutMs ?? Number.POSITIVE_INFINITY },
-    { adapter: ADAPTER, operation: 'retrieveProperties' },
+    { adapter: ADAPTER_ID, operation: 'retrieveProperties' },
   );
   const callOptions: CallOptions = { signal: derived.signal, properties };
   let token: string | undefined;
@@ -168,7 +168,7 @@ export async function* retrievePropertiesPages(
     token = first?.token;
     yield (first?.objects ?? []).map(toObjectProperties);
     while (token !== undefined) {
-      throwIfAborted(derived.signal, { adapter: ADAPTER, operation: 'retrieveProperties' });
+      throwIfAborted(derived.signal, { adapter: ADAPTER_ID, operation: 'retrieveProperties' });
       const next = await session.call<WireRetrieveResult | undefined>(
         'ContinueRetrievePropertiesEx',
         pc,
@@ -302,7 +302,7 @@ export async function retrieveContainer(
   checkMaxObjects(options.maxObjects);
   const derived = deriveSignal(
     { signal: options.signal, timeoutMs: options.timeoutMs ?? Number.POSITIVE_INFINITY },
-    { adapter: ADAPTER, operation: 'retrieveContainer' },
+    { adapter: ADAPTER_ID, operation: 'retrieveContainer' },
   );
   const signal = derived.signal;
   try {

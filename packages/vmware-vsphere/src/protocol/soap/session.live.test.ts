@@ -5,8 +5,8 @@
 
 import { HvkitError, sleep } from '@hvkit/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startVcsim, type VcsimInstance } from './__fixtures__/vcsim-instance';
-import { env, liveTitle, peerCa, tappedFetch, vcsim } from './__fixtures__/vcsim-peer';
+import { startVcsim, type VcsimInstance } from '../../../test/vcsim-instance';
+import { env, liveTitle, peerCa, tappedFetch, vcsim } from '../../../test/vcsim-peer';
 import { retrieveContainer } from './property-collector';
 import { connectVim, type VimSessionOptions } from './session';
 import { createVimFetch, normalizeThumbprint, thumbprintOf } from './tls';

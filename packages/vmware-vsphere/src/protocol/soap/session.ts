@@ -13,9 +13,9 @@ import {
   type Logger,
   raceAbort,
 } from '@hvkit/core';
+import { ADAPTER_ID, isSessionLost } from '../../errors';
 import { type CallOptions, DEFAULT_VIM_VERSION, type VimClientOptions, VimSoapClient } from './client';
 import type { SoapArgs } from './envelope';
-import { ADAPTER, isSessionLost } from './faults';
 import type { MoRef, ServiceContent, UserSession } from './schema';
 
 /** Default idle time after which the keep-alive calls `CurrentTime`: 10 minutes (govmomi's default). */
@@ -123,7 +123,7 @@ export class VimSession {
   #checkOpen(operation: string): void {
     if (this.#closed) {
       throw hvkitError('CONNECTION_LOST', 'The vSphere session is closed.', {
-        adapter: ADAPTER,
+        adapter: ADAPTER_ID,
         operation,
         retryable: false,
       });
@@ -145,7 +145,7 @@ export class VimSession {
   ): Promise<T> {
     this.#checkOpen(`soap.${method}`);
     checkSignal(options.signal);
-    const context = { adapter: ADAPTER, operation: `soap.${method}` };
+    const context = { adapter: ADAPTER_ID, operation: `soap.${method}` };
     // An explicit timeoutMs bounds the whole call (re-login and retry included); without one, each attempt
     // (and the re-login) gets the client's default deadline.
     const derived = deriveSignal(
@@ -201,7 +201,7 @@ export class VimSession {
         this.#loginInFlight = undefined;
       });
     }
-    await raceAbort(this.#loginInFlight, signal, { adapter: ADAPTER, operation: 'login' });
+    await raceAbort(this.#loginInFlight, signal, { adapter: ADAPTER_ID, operation: 'login' });
   }
 
   async #login(signal: AbortSignal | undefined, relogin: boolean, timeoutMs?: number): Promise<void> {
@@ -211,7 +211,7 @@ export class VimSession {
     const sessionManager = this.serviceContent.sessionManager;
     if (!sessionManager) {
       throw hvkitError('UNSUPPORTED', 'The server has no SessionManager.', {
-        adapter: ADAPTER,
+        adapter: ADAPTER_ID,
         operation: 'login',
       });
     }
@@ -375,7 +375,7 @@ export async function connectVim(
 ): Promise<VimSession> {
   if (typeof options !== 'object' || options === null) throw new TypeError('connectVim needs options.');
   if (options.username !== undefined && (typeof options.username !== 'string' || options.username === '')) {
-    throw hvkitError('INVALID_ARGUMENT', 'username must be a non-empty string.', { adapter: ADAPTER });
+    throw hvkitError('INVALID_ARGUMENT', 'username must be a non-empty string.', { adapter: ADAPTER_ID });
   }
   if (options.username !== undefined && typeof options.password !== 'string') {
     throw new TypeError('password must be a string when username is given.');
@@ -393,7 +393,7 @@ export async function connectVim(
   }
   const client = new VimSoapClient(options);
   const derived = deriveSignal(callOptions, {
-    adapter: ADAPTER,
+    adapter: ADAPTER_ID,
     operation: 'connect',
     defaultTimeoutMs: 60_000,
   });
@@ -412,7 +412,7 @@ export async function connectVim(
     })) as ServiceContent;
     if (serviceContent?._type !== 'ServiceContent' || !serviceContent.propertyCollector) {
       throw hvkitError('PROTOCOL', 'RetrieveServiceContent returned no service content.', {
-        adapter: ADAPTER,
+        adapter: ADAPTER_ID,
         operation: 'connect',
       });
     }

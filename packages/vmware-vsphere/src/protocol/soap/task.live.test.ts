@@ -6,8 +6,8 @@
 
 import { HvkitError } from '@hvkit/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startVcsim, type VcsimInstance } from './__fixtures__/vcsim-instance';
-import { env, liveTitle, type Tap, tappedFetch, vcsim } from './__fixtures__/vcsim-peer';
+import { startVcsim, type VcsimInstance } from '../../../test/vcsim-instance';
+import { env, liveTitle, type Tap, tappedFetch, vcsim } from '../../../test/vcsim-peer';
 import { retrieveContainer, retrieveProperties } from './property-collector';
 import type { DataObject, MoRef } from './schema';
 import { connectVim, type VimSession } from './session';

@@ -12,7 +12,7 @@ import {
   sample,
   soapEnvelope,
   startSoapServer,
-} from './__fixtures__/soap-server';
+} from '../../../test/soap-server';
 import { moRef } from './envelope';
 import { connectVim, type VimSession } from './session';
 import { waitForTask } from './task';

@@ -4,7 +4,7 @@
  */
 
 import { hvkitError, waitFor } from '@hvkit/core';
-import { ADAPTER, methodFaultToError } from './faults';
+import { ADAPTER_ID, methodFaultToError } from '../../errors';
 import { retrieveProperties } from './property-collector';
 import type { LocalizedMethodFault, MoRef } from './schema';
 import type { VimSession } from './session';
@@ -65,7 +65,7 @@ export async function readTaskState(
   );
   if (!content) {
     throw hvkitError('NOT_FOUND', `Task ${task.value} was not found.`, {
-      adapter: ADAPTER,
+      adapter: ADAPTER_ID,
       operation: 'task.read',
       details: { task: task.value },
     });
@@ -75,7 +75,7 @@ export async function readTaskState(
   const p = content.props;
   if (typeof p['info.state'] !== 'string') {
     throw hvkitError('PROTOCOL', `Task ${task.value} has no info.state.`, {
-      adapter: ADAPTER,
+      adapter: ADAPTER_ID,
       operation: 'task.read',
     });
   }
@@ -112,7 +112,7 @@ export async function waitForTask<T = unknown>(
   options: WaitForTaskOptions = {},
 ): Promise<T> {
   checkTask(task);
-  const context = { adapter: ADAPTER, operation: 'task.wait' };
+  const context = { adapter: ADAPTER_ID, operation: 'task.wait' };
   try {
     return await waitFor<T>(
       async (signal) => {

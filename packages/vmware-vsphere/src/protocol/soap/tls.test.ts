@@ -1,7 +1,7 @@
 import { HvkitError } from '@hvkit/core';
 import { afterEach, describe, expect, it } from 'vitest';
-import { makeTestCert } from '../../../core/src/__test-utils__';
-import { type SoapServer, sample, startSoapServer } from './__fixtures__/soap-server';
+import { makeTestCert } from '../../../../core/src/__test-utils__';
+import { type SoapServer, sample, startSoapServer } from '../../../test/soap-server';
 import { VimSoapClient } from './client';
 import { SERVICE_INSTANCE } from './session';
 import { createVimFetch, normalizeThumbprint, thumbprintOf, type VimTlsOptions } from './tls';

@@ -21,7 +21,7 @@
 import { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { createHttpFetch, type HttpFetch, hvkitError, type TlsSettings } from '@hvkit/core';
-import { ADAPTER } from './faults';
+import { ADAPTER_ID } from '../../errors';
 
 /** TLS settings of a vSphere endpoint. */
 export interface VimTlsOptions {
@@ -75,7 +75,7 @@ export function normalizeThumbprint(thumbprint: string): string {
     throw hvkitError(
       'INVALID_ARGUMENT',
       'thumbprint must be the SHA-1 thumbprint of the server certificate: 40 hex digits, optionally colon-separated.',
-      { adapter: ADAPTER },
+      { adapter: ADAPTER_ID },
     );
   }
   return (hex.toUpperCase().match(/../g) as string[]).join(':');
@@ -122,7 +122,7 @@ function checkPeer(
       'AUTH_FAILED',
       `The TLS certificate of ${target} has SHA-1 thumbprint ${offeredText ?? '(none)'}, which does not match ` +
         `the pinned thumbprint ${settings.pinned}${settings.exclusive ? ' (exclusive pin)' : ''}.`,
-      { adapter: ADAPTER, operation: 'connect', backendCode: reason, retryable: false, details },
+      { adapter: ADAPTER_ID, operation: 'connect', backendCode: reason, retryable: false, details },
     );
   }
   const hint =
@@ -130,7 +130,7 @@ function checkPeer(
       ? " A pinned thumbprint only overrides an unknown issuer or a host name mismatch (use `thumbprintMode: 'exclusive'` to rely on the pin alone)."
       : ` Pass its CA (\`ca\`), or pin its SHA-1 thumbprint (\`thumbprint\`${offeredText ? `, offered: ${offeredText}` : ''}) after checking it out of band, or opt out with \`insecureSkipVerify: true\`.`;
   return hvkitError('AUTH_FAILED', `The TLS certificate of ${target} is not trusted (${reason}).${hint}`, {
-    adapter: ADAPTER,
+    adapter: ADAPTER_ID,
     operation: 'connect',
     backendCode: reason,
     retryable: false,
@@ -174,6 +174,6 @@ export function createVimFetch(options: VimFetchOptions = {}): HttpFetch {
     headersTimeoutMs: options.headersTimeoutMs,
     bodyTimeoutMs: options.bodyTimeoutMs,
     connections: options.connections,
-    adapter: ADAPTER,
+    adapter: ADAPTER_ID,
   });
 }
