@@ -1,12 +1,12 @@
 /**
  * Live conformance against vcsim (peer `vcsim`): a private vCenter-model and a private ESX-model vcsim
  * (plain http, started per file, so the suite may change them), plus a read-only run against the shared
- * https vCenter peer with its CA.
+ * https vCenter peer with its CA. Checks of one capability live beside it (capabilities/*.live.test.ts).
  */
 
 import { readFileSync } from 'node:fs';
 import { runAdapterConformance } from '@hvkit/conformance';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe } from 'vitest';
 import { startPreparedVcsim, type VcsimProbe, vcsimProbe } from '../test/probe';
 import { VCSIM_SKIPS } from '../test/replay-options';
 import type { VcsimInstance } from '../test/vcsim-instance';
@@ -77,45 +77,5 @@ describe.skipIf(!vcsim.available)(liveTitle('adapter conformance'), () => {
     },
     mutations: false,
     skip: VCSIM_SKIPS,
-  });
-
-  it('connect() + inventory.listGuests() work as written against the plain-http peer URL', async () => {
-    const e = env();
-    const adapter = await connect({
-      url: e.HVKIT_VCSIM_HTTP_URL,
-      insecureHttp: true,
-      username: e.HVKIT_VCSIM_USER,
-      password: e.HVKIT_VCSIM_PASSWORD,
-    });
-    try {
-      const guests = await adapter.inventory!.listGuests();
-      expect(guests.length).toBe(Number(e.HVKIT_VCSIM_VMS));
-      expect(guests[0]).toMatchObject({
-        id: expect.stringMatching(/^vm-\d+$/),
-        uuid: expect.stringMatching(/^[0-9a-f-]{36}$/),
-      });
-    } finally {
-      await adapter.close();
-    }
-  });
-
-  it('host configuration backup on vcsim ESX is a typed UNSUPPORTED', async () => {
-    const e = env();
-    const adapter = await connect({
-      url: e.HVKIT_VCSIM_ESX_URL,
-      username: e.HVKIT_VCSIM_USER,
-      password: e.HVKIT_VCSIM_PASSWORD,
-      tls: { ca: readFileSync(e.HVKIT_VCSIM_CA, 'utf8') },
-    });
-    try {
-      const sink = {
-        kind: 'test',
-        location: 'nowhere',
-        writeFile: async () => ({ name: 'x', bytes: 0, sha256: '' }),
-      };
-      await expect(adapter.backups!.backupHostConfig!(sink)).rejects.toMatchObject({ code: 'UNSUPPORTED' });
-    } finally {
-      await adapter.close();
-    }
   });
 });

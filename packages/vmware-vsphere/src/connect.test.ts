@@ -1,13 +1,14 @@
 /**
  * connect() against a local SOAP server doing what vcsim will not: refusing option keys it does not know
  * before any request (`tls: { pinnedSha256 }` is core's spelling; vSphere pins `thumbprint`, and the
- * unknown key used to be accepted and ignored), and a login fault that echoes the password back in every
- * form a server might use.
+ * unknown key used to be accepted and ignored), a login fault that echoes the password back in every
+ * form a server might use, and plain http only with the named opt-out (and never with TLS settings).
  */
 
 import { HvkitError } from '@hvkit/core';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type SoapServer, sample, soapEnvelope, startSoapServer } from '../test/soap-server';
+import { rejection } from '../../core/src/__test-utils__';
+import { bootstrapReply, type SoapServer, sample, soapEnvelope, startSoapServer } from '../test/soap-server';
 import { connect, type VmwareVsphereOptions } from './connect';
 
 let server: SoapServer | undefined;
@@ -72,5 +73,37 @@ describe('vmware-vsphere connect errors', () => {
     }
     expect(e.message).toContain('[REDACTED]');
     for (const control of ['\r', '\n']) expect(e.message).not.toContain(control);
+  });
+});
+
+describe('plain http', () => {
+  it('connect() refuses an http URL without insecureHttp and sends nothing (not even the password)', async () => {
+    server = await startSoapServer((req) => bootstrapReply(req, 'vpx') ?? { status: 404 });
+    const password = 'Clear-Text-Secret-1';
+    const error = await rejection(connect({ url: server.url, username: 'u', password }));
+    expect(error.code).toBe('INVALID_ARGUMENT');
+    expect(error.message).toMatch(/insecureHttp: true/);
+    expect(error.message).not.toContain(password);
+    expect(server.requests).toHaveLength(0);
+    // The named opt-out connects.
+    const adapter = await connect({ url: server.url, insecureHttp: true, username: 'u', password });
+    await adapter.close();
+    expect(server.requests.map((r) => r.method)).toContain('Login');
+  });
+
+  it('connect() refuses TLS settings with an http URL (a thumbprint would be silently ignored)', async () => {
+    server = await startSoapServer((req) => bootstrapReply(req, 'vpx') ?? { status: 404 });
+    const error = await rejection(
+      connect({
+        url: server.url,
+        insecureHttp: true,
+        username: 'u',
+        password: 'p',
+        tls: { thumbprint: 'AB'.repeat(20) },
+      }),
+    );
+    expect(error.code).toBe('INVALID_ARGUMENT');
+    expect(error.message).toContain('tls.thumbprint');
+    expect(server.requests).toHaveLength(0);
   });
 });

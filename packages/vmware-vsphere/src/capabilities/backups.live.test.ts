@@ -2,11 +2,12 @@
  * Disk backups (`/folder` downloads) against a hostile server: an https proxy on loopback in front of a
  * private vcsim ESX model (peer `vcsim`) that passes everything through except the VMDK downloads it is
  * told to answer itself: a redirect to another origin over plain http, an endless body, a stalled body,
- * dropped connections. A second server stands for the other origin and records what reaches it.
+ * dropped connections. A second server stands for the other origin and records what reaches it. Also the
+ * host configuration backup on vcsim's ESX model (a typed UNSUPPORTED: vcsim lacks it).
  */
 
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -269,5 +270,27 @@ describe.skipIf(!vcsim.available)(liveTitle('disk backups against a hostile /fol
     const error = await outcome(adapter.backups!.backup(vm, sink));
     expect(HvkitError.isInstance(error, 'CONNECTION_LOST'), String(error)).toBe(true);
     await noSnapshotsLeft();
+  });
+});
+
+describe.skipIf(!vcsim.available)(liveTitle('host configuration backup'), () => {
+  it('host configuration backup on vcsim ESX is a typed UNSUPPORTED', async () => {
+    const e = env();
+    const adapter = await connect({
+      url: e.HVKIT_VCSIM_ESX_URL,
+      username: e.HVKIT_VCSIM_USER,
+      password: e.HVKIT_VCSIM_PASSWORD,
+      tls: { ca: readFileSync(e.HVKIT_VCSIM_CA, 'utf8') },
+    });
+    try {
+      const sink = {
+        kind: 'test',
+        location: 'nowhere',
+        writeFile: async () => ({ name: 'x', bytes: 0, sha256: '' }),
+      };
+      await expect(adapter.backups!.backupHostConfig!(sink)).rejects.toMatchObject({ code: 'UNSUPPORTED' });
+    } finally {
+      await adapter.close();
+    }
   });
 });

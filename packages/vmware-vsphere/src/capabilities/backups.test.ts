@@ -1,7 +1,6 @@
 /**
- * The adapter's transport security against fake servers on loopback: plain http needs the named opt-out,
- * TLS settings with an http URL are refused, and the ESXi configuration bundle is fetched only from the
- * session's own origin whatever URL the server names (another host, plain http, a redirect).
+ * Host configuration backups against fake ESXi servers on loopback: the configuration bundle is fetched
+ * only from the session's own origin whatever URL the server names (another host, plain http, a redirect).
  */
 
 import { createHash } from 'node:crypto';
@@ -10,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createDirectorySink, HvkitError } from '@hvkit/core';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { makeTestCert, rejection } from '../../../core/src/__test-utils__';
+import { makeTestCert } from '../../../core/src/__test-utils__';
 import {
   bootstrapReply,
   FAKE_SESSION_COOKIE,
@@ -40,38 +39,6 @@ async function fakeVsphere(
   servers.push(server);
   return server;
 }
-
-describe('plain http', () => {
-  it('connect() refuses an http URL without insecureHttp and sends nothing (not even the password)', async () => {
-    const server = await fakeVsphere('vpx');
-    const password = 'Clear-Text-Secret-1';
-    const error = await rejection(connect({ url: server.url, username: 'u', password }));
-    expect(error.code).toBe('INVALID_ARGUMENT');
-    expect(error.message).toMatch(/insecureHttp: true/);
-    expect(error.message).not.toContain(password);
-    expect(server.requests).toHaveLength(0);
-    // The named opt-out connects.
-    const adapter = await connect({ url: server.url, insecureHttp: true, username: 'u', password });
-    await adapter.close();
-    expect(server.requests.map((r) => r.method)).toContain('Login');
-  });
-
-  it('connect() refuses TLS settings with an http URL (a thumbprint would be silently ignored)', async () => {
-    const server = await fakeVsphere('vpx');
-    const error = await rejection(
-      connect({
-        url: server.url,
-        insecureHttp: true,
-        username: 'u',
-        password: 'p',
-        tls: { thumbprint: 'AB'.repeat(20) },
-      }),
-    );
-    expect(error.code).toBe('INVALID_ARGUMENT');
-    expect(error.message).toContain('tls.thumbprint');
-    expect(server.requests).toHaveLength(0);
-  });
-});
 
 const BUNDLE = Buffer.from('configBundle of the session host\n'.repeat(100));
 const FOREIGN_BUNDLE = Buffer.from('a bundle from somewhere else');
