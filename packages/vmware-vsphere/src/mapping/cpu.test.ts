@@ -1,4 +1,3 @@
-import { HvkitError } from '@hvkit/core';
 import { describe, expect, it } from 'vitest';
 import {
   VSPHERE_SHARES_PER_VCPU,
@@ -8,15 +7,9 @@ import {
   weightToVsphereSharesInfo,
 } from './cpu';
 
+/** `fn` throws an INVALID_ARGUMENT HvkitError naming this adapter. */
 function expectInvalid(fn: () => unknown): void {
-  let thrown: unknown;
-  try {
-    fn();
-  } catch (error) {
-    thrown = error;
-  }
-  expect(HvkitError.isInstance(thrown, 'INVALID_ARGUMENT')).toBe(true);
-  expect((thrown as HvkitError).adapter).toBe('vmware-vsphere');
+  expect(fn).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', adapter: 'vmware-vsphere' }));
 }
 
 describe('vSphere shares per vCPU', () => {
