@@ -44,8 +44,8 @@ export default {
     'packages/kvm-libvirt/src/rpc/xdr.ts',
     'packages/kvm-libvirt/src/rpc/errors.ts',
     // vSphere: vim faults to HvkitError codes, the SOAP response decoder.
-    'packages/vmware-vsphere/src/soap/faults.ts',
-    'packages/vmware-vsphere/src/soap/decode.ts',
+    'packages/vmware-vsphere/src/errors.ts',
+    'packages/vmware-vsphere/src/protocol/soap/decode.ts',
   ],
   ignorePatterns: ['bench', 'docs', 'examples', 'tools', '.peers', 'reports', '**/dist', '.turbo'],
   coverageAnalysis: 'perTest',

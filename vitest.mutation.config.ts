@@ -30,11 +30,11 @@ const TESTS: Record<string, string[]> = {
     'src/rpc/remote-protocol.test.ts',
   ],
   'vmware-vsphere': [
-    'src/soap/decode.test.ts',
-    'src/soap/decode.contract.test.ts',
-    'src/soap/faults.test.ts',
-    'src/soap/envelope.test.ts',
-    'src/soap/schema.test.ts',
+    'src/protocol/soap/decode.test.ts',
+    'src/protocol/soap/decode.contract.test.ts',
+    'src/errors.test.ts',
+    'src/protocol/soap/envelope.test.ts',
+    'src/protocol/soap/schema.test.ts',
   ],
 };
 const EXCLUDE = [

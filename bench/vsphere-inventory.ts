@@ -18,7 +18,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect } from '@hvkit/vmware-vsphere';
-import { startVcsim } from '../packages/vmware-vsphere/src/soap/__fixtures__/vcsim-instance';
+import { startVcsim } from '../packages/vmware-vsphere/test/vcsim-instance';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const runs = Number(process.argv[2] ?? 7);

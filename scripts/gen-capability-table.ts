@@ -1,7 +1,7 @@
 /**
  * Prints the markdown capability table of an adapter from its exported `supports` manifest constant.
  *
- *   node --conditions=@hvkit/source --import tsx scripts/gen-capability-table.ts @hvkit/vmware-vsphere VSPHERE_SUPPORTS
+ *   node --conditions=@hvkit/source --import tsx scripts/gen-capability-table.ts @hvkit/vmware-vsphere VMWARE_VSPHERE_SUPPORTS
  *
  * Arguments: the module to import (package name or path) and the name of the exported manifest. The table
  * lists every leaf of the manifest (`limits.cpu.weight`, `backups.methods`, ...) with ✓ / ✗ or the value,

@@ -22,7 +22,6 @@ import { join } from 'node:path';
 import { type BackupSink, createDirectorySink, HvkitError } from '@hvkit/core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type MemoryWatch, makeTestCert, prng, watchMemory } from '../../core/src/__test-utils__';
-import { connect, type VmwareVsphereAdapter } from './adapter';
 import {
   bootstrapReply,
   type SoapReply,
@@ -31,8 +30,9 @@ import {
   sample,
   soapEnvelope,
   startSoapServer,
-} from './soap/__fixtures__/soap-server';
-import { VimSoapClient } from './soap/client';
+} from '../test/soap-server';
+import { connect, type VmwareVsphereAdapter } from './connect';
+import { VimSoapClient } from './protocol/soap/client';
 
 const SEED = 0x5eed0009;
 /** Every (target, behaviour) pair once, in a seeded order, then this many more drawn at random. */

@@ -23,8 +23,8 @@ import {
   recordingFetch,
   writeFixture,
 } from '@hvkit/conformance/fixtures';
-import { startPreparedVcsim, vcsimProbe } from '../src/__fixtures__/vcsim-probe';
-import { connect } from '../src/adapter';
+import { connect } from '../src/index';
+import { startPreparedVcsim, vcsimProbe } from './probe';
 import { REPLAY_SKIPS } from './replay-options';
 
 const here = dirname(fileURLToPath(import.meta.url));

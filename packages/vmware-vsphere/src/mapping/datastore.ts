@@ -1,8 +1,8 @@
 /** Datastore properties → spec v1 `StoragePool`; VM disks on a datastore → `StorageVolume`s. */
 
 import type { StoragePool, StorageVolume } from '@hvkit/core';
-import type { ObjectProperties } from '../soap/property-collector';
-import type { DataObject, MoRef } from '../soap/schema';
+import type { ObjectProperties } from '../protocol/soap/property-collector';
+import type { DataObject, MoRef } from '../protocol/soap/schema';
 import { isDisk } from './vm';
 
 /** Maps one Datastore (`name`, `summary`). */

@@ -1,8 +1,8 @@
 /** HostSystem properties → spec v1 `Host` (an ESXi host, or a vCenter summed over its hosts). */
 
 import type { Host } from '@hvkit/core';
-import type { ObjectProperties } from '../soap/property-collector';
-import type { AboutInfo, DataObject } from '../soap/schema';
+import type { ObjectProperties } from '../protocol/soap/property-collector';
+import type { AboutInfo, DataObject } from '../protocol/soap/schema';
 
 /** HostSystem paths {@link mapHost} reads. */
 export const HOST_PATHS = ['name', 'summary.hardware', 'config.product'] as const;

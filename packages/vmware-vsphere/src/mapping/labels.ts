@@ -1,7 +1,7 @@
 /** vSphere tags, custom attributes and VM security flags → spec v1 `SecurityLabel`. */
 
 import type { SecurityLabel } from '@hvkit/core';
-import type { DataObject } from '../soap/schema';
+import type { DataObject } from '../protocol/soap/schema';
 
 /** Security-relevant facts of a VM's configuration. */
 export interface VmSecurityFlags {

@@ -1,7 +1,7 @@
 /**
  * vSphere resource allocation ↔ spec v1 `ResourceLimits`:
  * - CPU: `limit` MHz ÷ host core MHz → `maxCores`; `reservation` → `reservationMHz`; shares normalised per
- *   vCPU (normal = 1000/vCPU = weight 100) with core's conversions;
+ *   vCPU (normal = 1000/vCPU = weight 100) with `./cpu.ts`;
  * - memory: `limit`/`reservation` MB → `maxBytes`/`minBytes`;
  * - disks: `storageIOAllocation.limit` IOPS → both `readIops` and `writeIops`;
  * - NICs: `resourceAllocation.limit` Mbit/s × 125 000 → `outboundAverageBytesPerSec`.
@@ -9,14 +9,10 @@
  * at its default (normal shares = weight 100, reservation 0) reads `null`, as `null` sets it.
  */
 
-import {
-  type HvkitWarning,
-  hvkitError,
-  type ResourceLimits,
-  vsphereSharesInfoToWeight,
-  weightToVsphereSharesInfo,
-} from '@hvkit/core';
-import type { DataObject } from '../soap/schema';
+import { type HvkitWarning, hvkitError, type ResourceLimits } from '@hvkit/core';
+import { ADAPTER_ID } from '../errors';
+import type { DataObject } from '../protocol/soap/schema';
+import { vsphereSharesInfoToWeight, weightToVsphereSharesInfo } from './cpu';
 import { diskDeviceName, isDisk, isNic, nicDeviceName } from './vm';
 
 const MiB = 1024 * 1024;
@@ -123,7 +119,7 @@ export function buildLimitsSpec(
       else {
         if (!hostCoreMhz) {
           throw hvkitError('INVALID_ARGUMENT', 'cpu.maxCores needs the host core speed, which is unknown.', {
-            adapter: 'vmware-vsphere',
+            adapter: ADAPTER_ID,
             operation: 'limits.set',
           });
         }

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { decodeSoapResponse } from '../soap/decode';
-import type { DataObject, MoRef } from '../soap/schema';
+import { decodeSoapResponse } from '../protocol/soap/decode';
+import type { DataObject, MoRef } from '../protocol/soap/schema';
 import { flagsText, securityFlags, tagLabel } from './labels';
 import { buildLimitsSpec, mapLimits } from './limits';
 import { flattenSnapshots } from './snapshot';
@@ -10,7 +10,10 @@ import { dvsVlanId, emptyVlanIndex, indexHostPortgroups, mapGuest, parseDatastor
 
 /** VMs as vcsim 0.24.2 returned them (RetrievePropertiesEx of the vCenter model). */
 function sampleVms(): { obj: MoRef; props: Record<string, unknown> }[] {
-  const xml = readFileSync(join(import.meta.dirname, '../soap/__samples__/retrieve-vms-vpx.xml'), 'utf8');
+  const xml = readFileSync(
+    join(import.meta.dirname, '../protocol/soap/__samples__/retrieve-vms-vpx.xml'),
+    'utf8',
+  );
   const decoded = decodeSoapResponse(xml, 'RetrievePropertiesEx');
   const objects = ((decoded.returnval as DataObject).objects ?? []) as DataObject[];
   return objects.map((o) => ({

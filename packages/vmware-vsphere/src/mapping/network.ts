@@ -1,8 +1,8 @@
 /** Network and DistributedVirtualPortgroup properties → spec v1 `Network` (with VLANs and switches). */
 
 import type { Network } from '@hvkit/core';
-import type { ObjectProperties, PropertySpecInput } from '../soap/property-collector';
-import type { DataObject, MoRef } from '../soap/schema';
+import type { ObjectProperties, PropertySpecInput } from '../protocol/soap/property-collector';
+import type { DataObject, MoRef } from '../protocol/soap/schema';
 import { emptyVlanIndex, indexDistributedPortgroup, indexHostPortgroups } from './vm';
 
 /** What {@link mapNetworks} needs, read in one RetrievePropertiesEx. */

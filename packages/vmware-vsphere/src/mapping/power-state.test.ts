@@ -5,8 +5,8 @@
 
 import type { GuestEvent } from '@hvkit/core';
 import { describe, expect, it } from 'vitest';
-import { objectUpdateEvents } from '../events';
-import type { DataObject } from '../soap/schema';
+import type { DataObject } from '../protocol/soap/schema';
+import { objectUpdateEvents } from './events';
 import { mapPowerState } from './vm';
 
 const POWER_STATES = [

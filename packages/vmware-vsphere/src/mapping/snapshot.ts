@@ -1,7 +1,7 @@
 /** VirtualMachine `snapshot` (VirtualMachineSnapshotInfo) → spec v1 `Snapshot` list. */
 
 import type { Snapshot } from '@hvkit/core';
-import type { DataObject, MoRef } from '../soap/schema';
+import type { DataObject, MoRef } from '../protocol/soap/schema';
 
 /** One node of the snapshot tree with its moref. */
 export interface SnapshotNode {

@@ -5,7 +5,7 @@
  */
 
 import type { Disk, Guest, Nic, PowerState } from '@hvkit/core';
-import { type DataObject, isVimSubtypeOf, type MoRef } from '../soap/schema';
+import { type DataObject, isVimSubtypeOf, type MoRef } from '../protocol/soap/schema';
 
 /** The VirtualMachine properties the inventory reads (12 paths). */
 export const VM_PATHS = [
