@@ -89,7 +89,7 @@ async function main(): Promise<number> {
   const reports: Report[] = [];
   let failures = 0;
   for (const source of DEMO_SOURCES) {
-    const adapter = await source.open();
+    const { adapter, finish } = await source.open();
     try {
       const { text, report } = await collect(source, adapter, signal);
       reports.push(report);
@@ -103,6 +103,13 @@ async function main(): Promise<number> {
       process.stderr.write(`demo: ${source.name} failed: ${why}\n`);
     } finally {
       await adapter.close();
+      try {
+        finish?.();
+      } catch (error) {
+        failures++;
+        const why = HvkitError.isInstance(error) ? `${error.code}: ${error.message}` : String(error);
+        process.stderr.write(`demo: ${source.name} did not replay as recorded: ${why}\n`);
+      }
     }
   }
   if (json) process.stdout.write(`${JSON.stringify(reports, null, 2)}\n`);

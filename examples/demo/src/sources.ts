@@ -1,14 +1,23 @@
 import {
+  cassetteHandlers,
   type HttpCassette,
   readFixture,
   replayDialer,
-  replayFetch,
   type SocketTranscript,
 } from '@hvkit/conformance/fixtures';
 import type { HypervisorAdapter } from '@hvkit/core';
 import { createInMemoryAdapter } from '@hvkit/core/testing';
 import { connect as connectLibvirt } from '@hvkit/kvm-libvirt';
 import { connect as connectVsphere } from '@hvkit/vmware-vsphere';
+import { VCSIM_REPLAY_URL } from '@hvkit/vmware-vsphere/testing';
+import { setupServer } from 'msw/node';
+
+/** An opened source: the adapter, and what to check once it is closed. */
+export interface OpenedSource {
+  adapter: HypervisorAdapter;
+  /** Called after `adapter.close()`: stops a replay and throws when it was not used as recorded. */
+  finish?(): void;
+}
 
 /** One backend the demo shows: an adapter opened on embedded data, so no server is needed. */
 export interface DemoSource {
@@ -16,7 +25,7 @@ export interface DemoSource {
   name: string;
   /** Where the data comes from (recorded fixture folder, or the in-memory reference adapter). */
   origin: string;
-  open(): Promise<HypervisorAdapter>;
+  open(): Promise<OpenedSource>;
 }
 
 /**
@@ -27,23 +36,40 @@ export const DEMO_SOURCES: DemoSource[] = [
   {
     name: 'in-memory',
     origin: '@hvkit/core/testing reference adapter (default dataset)',
-    open: async () => createInMemoryAdapter(),
+    open: async () => ({ adapter: createInMemoryAdapter() }),
   },
   {
     name: 'vmware-vsphere (vcsim-vpx fixture)',
-    origin: 'packages/vmware-vsphere/test/fixtures/vcsim-vpx (govmomi vcsim, vCenter model), replayed',
+    origin:
+      'packages/vmware-vsphere/test/fixtures/vcsim-vpx (govmomi vcsim, vCenter model), replayed with msw',
     open: async () => {
       const dir = new URL('../../../packages/vmware-vsphere/test/fixtures/vcsim-vpx', import.meta.url);
       const fixture = await readFixture(dir.pathname);
-      const cassette = (await fixture.readJson('cassette.json')) as HttpCassette;
-      return connectVsphere({
-        url: 'http://vcsim.invalid/sdk',
-        // A replay: nothing leaves the process, so plain http is fine (the opt-out still has to be named).
-        insecureHttp: true,
-        username: 'tester',
-        password: 'REDACTED',
-        fetch: replayFetch(cassette, { exhausted: 'repeat-last' }),
-      });
+      // The demo's own calls, recorded by packages/vmware-vsphere/test/record.ts in this order.
+      const replay = cassetteHandlers((await fixture.readJson('demo-cassette.json')) as HttpCassette);
+      // msw answers the adapter's requests in this process: nothing reaches the network, and a request
+      // the recording does not hold fails.
+      const server = setupServer(...replay.handlers);
+      server.listen({ onUnhandledRequest: 'error' });
+      try {
+        const adapter = await connectVsphere({
+          url: VCSIM_REPLAY_URL,
+          // A replay: nothing leaves the process, so plain http is fine (the opt-out still has to be named).
+          insecureHttp: true,
+          username: 'tester',
+          password: 'not-recorded',
+        });
+        return {
+          adapter,
+          finish() {
+            server.close();
+            replay.done();
+          },
+        };
+      } catch (error) {
+        server.close();
+        throw error;
+      }
     },
   },
   {
@@ -56,12 +82,13 @@ export const DEMO_SOURCES: DemoSource[] = [
       const transcript = (await fixture.readJson('demo-transcript.json')) as SocketTranscript;
       // The recorded libvirt RPC session (host, guests, then limits and labels of each guest) in place of
       // the daemon's socket; same settings as the recording (keepalive off, cgroup v1 conversions).
-      return connectLibvirt({
+      const adapter = await connectLibvirt({
         dialer: replayDialer(transcript),
         openUri: 'test:///work/main/.peers/libvirtd/test-node.xml',
         keepalive: false,
         cgroupVersion: 1,
       });
+      return { adapter };
     },
   },
 ];

@@ -3,7 +3,8 @@
  *
  * - Fixture folders (`packages/<adapter>/test/fixtures/<source>/`): {@link writeFixture},
  *   {@link readFixture}, {@link listFixtureFolders}, {@link fixtureMetadata}.
- * - HTTP cassettes: {@link recordingFetch}, {@link createReplayServer} (msw), {@link replayFetch}.
+ * - HTTP cassettes: {@link recordingFetch}; replay through msw with {@link cassetteHandlers} (handlers for
+ *   your own `setupServer`) or {@link createReplayServer} (a server of its own).
  * - Socket transcripts: {@link recordingDialer}, {@link replayDialer}, {@link lengthPrefixedFramer}.
  * - Exec transcripts: {@link recordingExec}, {@link replayExec}.
  * - File trees: {@link snapshotFileTree}, {@link replayFiles}.
@@ -81,6 +82,8 @@ export {
 export {
   type BodyMatcher,
   bodyMatchers,
+  type CassetteHandlers,
+  cassetteHandlers,
   createHttpCassette,
   createReplayServer,
   DEFAULT_DROPPED_HEADERS,
@@ -96,13 +99,12 @@ export {
   type RecordedHttpResponse,
   type RecordingFetchOptions,
   type ReplayedHttpRequest,
-  type ReplayFetch,
   type ReplayServer,
   type ReplayServerOptions,
   type ResponseRewriter,
   recordingFetch,
-  replayFetch,
   type UnhandledHttpRequest,
+  type UnhandledReason,
 } from './fixtures/http';
 export {
   DEFAULT_TIMESTAMP,

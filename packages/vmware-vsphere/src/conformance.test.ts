@@ -1,39 +1,53 @@
 /**
  * Replay conformance: the suite against the cassettes recorded by test/record.ts from private vcsim
- * instances (vCenter model and ESX model), served by `replayFetch` injected as the adapter's fetch.
+ * instances (vCenter model and ESX model), shipped as `@hvkit/vmware-vsphere/testing`, served by msw
+ * handlers built from each cassette. The adapter is connected exactly as a user would (no injected fetch):
+ * its plain-http requests go through the platform fetch, which msw intercepts. Requests must come in the
+ * recorded order, anything the cassette does not serve fails the request (`onUnhandledRequest: 'error'`),
+ * and every recorded interaction must have been used.
  */
 
-import { join } from 'node:path';
 import { runAdapterConformance } from '@hvkit/conformance';
-import { type HttpCassette, readFixture, replayFetch } from '@hvkit/conformance/fixtures';
+import { type CassetteHandlers, cassetteHandlers } from '@hvkit/conformance/fixtures';
+import { onUnhandledRequest } from 'msw';
+import { setupServer } from 'msw/node';
+import { afterAll, describe, it } from 'vitest';
 import { REPLAY_SKIPS } from '../test/replay-options';
 import { connect } from './index';
+import { vcsimCassette } from './testing';
 
-const FIXTURES = join(import.meta.dirname, '..', 'test', 'fixtures');
-
-/**
- * Checks newer than the cassettes: replayed, they would take the responses recorded for the checks after
- * them. Recording (test/record.ts) runs them; remove them from here once the cassettes are re-recorded.
- */
-const NOT_YET_RECORDED: Record<string, string> = {};
+// One msw server for the file, listening from the start: the suite calls its factory once while it
+// collects the checks. Each model's factory puts that model's cassette in place (both cassettes answer
+// at the same recorded URL), and every check starts with a factory call.
+const server = setupServer();
+let active: CassetteHandlers | undefined;
+server.listen({
+  onUnhandledRequest(request) {
+    // Say why (e.g. "the recorded call order differs"), then fail the request as msw's 'error' does.
+    const why = active?.unhandled.at(-1);
+    if (why && why.url === request.url) console.error(why.explanation);
+    return onUnhandledRequest(request, 'error');
+  },
+});
+afterAll(() => server.close());
 
 for (const model of ['vpx', 'esx'] as const) {
-  const fixture = await readFixture(join(FIXTURES, `vcsim-${model}`));
-  const cassette = (await fixture.readJson('cassette.json')) as HttpCassette;
-  // One fetch for the whole run: the suite's calls come in the recorded order, and repeated requests get
-  // their responses in recorded order.
-  const fetch = replayFetch(cassette);
-  runAdapterConformance({
-    name: `vmware-vsphere (vcsim ${model} fixture)`,
-    mode: 'replay',
-    factory: () =>
-      connect({
-        url: 'http://127.0.0.1:1/sdk',
-        insecureHttp: true,
-        username: 'tester',
-        password: 'REDACTED',
-        fetch,
-      }),
-    skip: { ...REPLAY_SKIPS, ...NOT_YET_RECORDED },
+  // The cassettes users get from `@hvkit/vmware-vsphere/testing`, with the same connect options.
+  const { cassette, connectOptions } = await vcsimCassette(model);
+  const replay = cassetteHandlers(cassette);
+  describe(`vcsim ${model} cassette over msw`, () => {
+    runAdapterConformance({
+      name: `vmware-vsphere (vcsim ${model} fixture)`,
+      mode: 'replay',
+      factory: () => {
+        if (active !== replay) {
+          active = replay;
+          server.resetHandlers(...replay.handlers);
+        }
+        return connect(connectOptions);
+      },
+      skip: REPLAY_SKIPS,
+    });
+    it('made every recorded call, in the recorded order, and nothing else', () => replay.done());
   });
 }

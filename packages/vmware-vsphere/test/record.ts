@@ -1,7 +1,15 @@
 /**
- * Records the replay fixtures of @hvkit/vmware-vsphere: runs the conformance suite live against fresh
- * private vcsim instances (vCenter model and ESX model) with every adapter request going through
- * `recordingFetch`, normalises the cassettes and writes them to test/fixtures/vcsim-vpx and vcsim-esx.
+ * Records the replay fixtures of @hvkit/vmware-vsphere: runs the conformance suite against fresh private
+ * vcsim instances (vCenter model and ESX model) with every adapter request going through `recordingFetch`,
+ * normalises the cassettes and writes them to test/fixtures/vcsim-vpx and vcsim-esx (which
+ * `@hvkit/vmware-vsphere/testing` ships). The recipe of docs/fixtures.md:
+ *
+ * - the suite runs in mode `replay` with no probe, so the recorded calls are the replay's calls in the
+ *   replay's order (the live test, src/adapter.live.test.ts, runs the probe checks against vcsim);
+ * - the vcsim instances are private and started here, prepared the same way every time;
+ * - run-specific values are normalised: the simulator's `127.0.0.1:<port>` becomes `vcsim.invalid`
+ *   (VCSIM_REPLAY_URL), session ids, passwords and dates are pinned by the default rules, uuids numbered.
+ *   Re-recording an unchanged vcsim gives identical files apart from `recordedAt` in fixture.json.
  *
  *   node --conditions=@hvkit/source --import tsx packages/vmware-vsphere/test/record.ts
  *
@@ -17,14 +25,18 @@ import {
   createHttpCassette,
   defaultRules,
   fixtureMetadata,
+  type HttpCassette,
+  type IdMapRule,
   idMaps,
   normalise,
   normaliserId,
   recordingFetch,
+  type TextRule,
   writeFixture,
 } from '@hvkit/conformance/fixtures';
 import { connect } from '../src/index';
-import { startPreparedVcsim, vcsimProbe } from './probe';
+import { VCSIM_REPLAY_URL } from '../src/testing';
+import { startPreparedVcsim } from './probe';
 import { REPLAY_SKIPS } from './replay-options';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -50,42 +62,91 @@ function govmomiVersion(): string {
   }
 }
 
-async function record(model: 'vpx' | 'esx'): Promise<void> {
-  const sim = await startPreparedVcsim(launcher(), model);
-  const probe = vcsimProbe({
+/**
+ * Values of one vcsim run that are not the server's data: its address (a free port) becomes the replay
+ * URL's host; the datastore's size and free space are those of the recording machine's /tmp.
+ */
+function vcsimRunValues(recordedHost: string): TextRule {
+  const replayHost = new URL(VCSIM_REPLAY_URL).host;
+  return (text) =>
+    text
+      .split(recordedHost)
+      .join(replayHost)
+      .replace(/<capacity>\d+<\/capacity>/g, '<capacity>1099511627776</capacity>')
+      .replace(/<freeSpace>\d+<\/freeSpace>/g, '<freeSpace>549755813888</freeSpace>');
+}
+
+/**
+ * Ids vcsim draws at random each run, numbered in order of first appearance: its datastores live in a
+ * fresh temporary directory with a random suffix (`/tmp/hvkit-vcsim-test-XXXXXX/govcsim-DC0-LocalDS_0-<n>`,
+ * which is also the datastore's id), and CD-ROM backings are named after a Go pointer (`cdrom--201-<n>`).
+ */
+const VCSIM_RUN_IDS: IdMapRule[] = [
+  {
+    name: 'vcsim-datastore',
+    pattern: /\/tmp\/hvkit-vcsim-test-[A-Za-z0-9]+\/(govcsim-[A-Za-z0-9_.-]+?)-(\d{5,})(?!\d)/g,
+    replace: (i, m) => `/tmp/hvkit-vcsim/${m[1]}-${i + 1}`,
+  },
+  {
+    name: 'vcsim-cdrom',
+    pattern: /\b(cdrom--\d+)-(\d{6,})(?!\d)/g,
+    replace: (i, m) => `${m[1]}-${i + 1}`,
+  },
+];
+
+/** The connect options of a recording: the simulator's address and user, every request recorded. */
+function recordingOptions(sim: { url: string; username: string; password: string }, cassette: HttpCassette) {
+  return {
     url: sim.url,
-    insecureHttp: true,
+    insecureHttp: true as const,
     username: sim.username,
     password: sim.password,
-  });
+    fetch: recordingFetch(globalThis.fetch, cassette),
+  };
+}
+
+/**
+ * The demo's calls (examples/demo): host, guests, then limits and labels of each guest in turn, on one
+ * connection, closed at the end. Recorded separately so `npm run demo` replays it with every interaction used.
+ */
+async function recordDemo(sim: { url: string; username: string; password: string }): Promise<HttpCassette> {
+  const cassette = createHttpCassette();
+  const adapter = await connect(recordingOptions(sim, cassette));
+  try {
+    await adapter.inventory.host();
+    for (const g of await adapter.inventory.listGuests()) {
+      await adapter.limits.get(g.id);
+      await adapter.labels.get(g.id);
+    }
+  } finally {
+    await adapter.close();
+  }
+  return cassette;
+}
+
+async function record(model: 'vpx' | 'esx'): Promise<void> {
+  const sim = await startPreparedVcsim(launcher(), model);
   const cassette = createHttpCassette();
   try {
+    const demo = model === 'vpx' ? await recordDemo(sim) : undefined;
+    // Mode replay, no probe: exactly the calls the replay test makes, in its order.
     const report = await runConformanceReport({
       name: `vmware-vsphere (vcsim ${model}, recording)`,
-      mode: 'live',
-      factory: () =>
-        connect({
-          url: sim.url,
-          insecureHttp: true,
-          username: sim.username,
-          password: sim.password,
-          fetch: recordingFetch(globalThis.fetch, cassette),
-        }),
-      // Without listSnapshotIds: the suite then reads snapshot ids through the adapter, exactly as it does
-      // in replay (where there is no probe), so the recorded calls are the calls replay makes. The live test
-      // (src/adapter.live.test.ts) runs with the full probe.
-      probe: {
-        guestExists: probe.guestExists,
-        getGuestFacts: probe.getGuestFacts,
-        getLimits: probe.getLimits,
-      },
+      mode: 'replay',
+      factory: () => connect(recordingOptions(sim, cassette)),
       skip: REPLAY_SKIPS,
     });
     console.log(formatConformanceReport(report));
     if (report.failed > 0)
       throw new Error(`${report.failed} checks failed while recording ${model}; nothing written`);
-    const rules = defaultRules({ ids: [idMaps.uuid()], knownSecrets: [sim.password] });
+    const rules = defaultRules({
+      ids: [idMaps.uuid(), ...VCSIM_RUN_IDS],
+      knownSecrets: [sim.password],
+      text: [vcsimRunValues(new URL(sim.url).host)],
+    });
     const dir = join(here, 'fixtures', `vcsim-${model}`);
+    const files: Record<string, unknown> = { 'cassette.json': normalise(cassette, rules) };
+    if (demo) files['demo-cassette.json'] = normalise(demo, rules);
     await writeFixture(
       dir,
       {
@@ -93,19 +154,21 @@ async function record(model: 'vpx' | 'esx'): Promise<void> {
           recordedFrom: { server: 'govmomi vcsim', version: govmomiVersion() },
           normalisedWith: normaliserId(rules),
           notes:
-            `The conformance suite run live (mode live, mutations on) against a private vcsim -model ${model} ` +
-            `(${sim.url.replace(/:\d+\//, ':PORT/')}) whose flat VMDKs were filled with 64 KiB of known data and whose ` +
-            'last VM was powered off. Re-record with: node --conditions=@hvkit/source --import tsx packages/vmware-vsphere/test/record.ts',
+            `The conformance suite (mode replay: no probe, mutations on) run against a private vcsim -model ${model} ` +
+            `(recorded at http://127.0.0.1:PORT/sdk, normalised to ${VCSIM_REPLAY_URL}) whose flat VMDKs were filled with 64 KiB of known data and whose ` +
+            `last VM was powered off${demo ? '; demo-cassette.json holds the calls of examples/demo' : ''}. ` +
+            'Re-record with: node --conditions=@hvkit/source --import tsx packages/vmware-vsphere/test/record.ts',
         }),
-        files: { 'cassette.json': normalise(cassette, rules) },
+        files,
       },
       { clean: true, knownSecrets: [sim.password] },
     );
     console.log(`wrote ${dir} (${cassette.interactions.length} interactions)`);
   } finally {
-    await probe.close();
     await sim.stop();
   }
 }
 
-for (const model of ['vpx', 'esx'] as const) await record(model);
+const only = process.argv[2];
+if (only !== undefined && only !== 'vpx' && only !== 'esx') throw new Error('usage: record.ts [vpx|esx]');
+for (const model of ['vpx', 'esx'] as const) if (only === undefined || only === model) await record(model);

@@ -1,5 +1,8 @@
 /**
  * The HTTP client for vSphere endpoints: undici `fetch` over a keep-alive Agent whose TLS follows govc.
+ * Plain `http://` requests (the named `insecureHttp` opt-out: labs, simulators, recorded replays) carry no
+ * TLS to decide, so unless transport settings are given they go through the platform's `fetch`
+ * (`globalThis.fetch`, looked up per request): what the global dispatcher, msw and other interceptors see.
  *
  * - Default: the certificate must verify against the system CAs (or `ca`) and match the host name.
  * - `thumbprint` (SHA-1 of the leaf certificate, `AA:BB:...` as vCenter and govc show it), in one of two
@@ -20,7 +23,13 @@
 
 import { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
-import { createHttpFetch, type HttpFetch, hvkitError, type TlsSettings } from '@hvkit/core';
+import {
+  createHttpFetch,
+  fetchErrorToHvkitError,
+  type HttpFetch,
+  hvkitError,
+  type TlsSettings,
+} from '@hvkit/core';
 import { ADAPTER_ID } from '../../errors';
 
 /** TLS settings of a vSphere endpoint. */
@@ -140,7 +149,9 @@ function checkPeer(
 
 /**
  * Creates the fetch a vSphere session uses by default: undici over a keep-alive Agent with the TLS rules
- * of the module notes. Network and TLS failures reject with HvkitErrors; HTTP statuses are responses.
+ * of the module notes. Without transport settings (timeouts, `connections`), plain `http://` requests go
+ * through the platform's `fetch` instead (the same defaults; msw and the global dispatcher apply). Network
+ * and TLS failures reject with HvkitErrors; HTTP statuses are responses.
  *
  * @throws TypeError when both `thumbprint` and `insecureSkipVerify` are given, for a `thumbprintMode` without
  *   a thumbprint or an unknown one, or for bad timeouts.
@@ -162,7 +173,7 @@ export function createVimFetch(options: VimFetchOptions = {}): HttpFetch {
     if (pinned === undefined) throw new TypeError('tls.thumbprintMode needs tls.thumbprint.');
   }
   const settings = { pinned, exclusive: mode === 'exclusive', insecure };
-  return createHttpFetch({
+  const own = createHttpFetch({
     // Verification is decided after the handshake (so a refusal can name the offered thumbprint); the
     // handshake itself accepts, and nothing is sent before the decision.
     tls: { ca: tls.ca as TlsSettings['ca'], servername: tls.servername },
@@ -176,4 +187,37 @@ export function createVimFetch(options: VimFetchOptions = {}): HttpFetch {
     connections: options.connections,
     adapter: ADAPTER_ID,
   });
+  const transportSettings =
+    options.keepAliveTimeoutMs !== undefined ||
+    options.connectTimeoutMs !== undefined ||
+    options.headersTimeoutMs !== undefined ||
+    options.bodyTimeoutMs !== undefined ||
+    options.connections !== undefined;
+  if (transportSettings) return own;
+  // Plain http has no TLS to decide and these are the platform's defaults (keep-alive 4 s, connect
+  // timeout 10 s, headers and body 300 s), so it takes the platform's fetch, looked up per request.
+  const vimFetch = (async (input: string | URL | Request, init?: RequestInit) => {
+    if (!isPlainHttp(input)) return own(input, init);
+    try {
+      return await globalThis.fetch(input, init);
+    } catch (error) {
+      throw fetchErrorToHvkitError(error, {
+        signal: init?.signal,
+        target: new URL(typeof input === 'string' || input instanceof URL ? input : input.url).origin,
+        adapter: ADAPTER_ID,
+        operation: 'fetch',
+      });
+    }
+  }) as HttpFetch;
+  Object.defineProperties(vimFetch, {
+    dispatcher: { value: own.dispatcher },
+    close: { value: own.close },
+    [Symbol.asyncDispose]: { value: own.close },
+  });
+  return vimFetch;
+}
+
+function isPlainHttp(input: string | URL | Request): boolean {
+  const href = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+  return /^http:/i.test(href);
 }
