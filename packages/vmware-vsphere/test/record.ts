@@ -5,7 +5,7 @@
  * `@hvkit/vmware-vsphere/testing` ships). The recipe of docs/fixtures.md:
  *
  * - the suite runs in mode `replay` with no probe, so the recorded calls are the replay's calls in the
- *   replay's order (the live test, src/adapter.live.test.ts, runs the probe checks against vcsim);
+ *   replay's order (the live test, src/conformance.live.test.ts, runs the probe checks against vcsim);
  * - the vcsim instances are private and started here, prepared the same way every time;
  * - run-specific values are normalised: the simulator's `127.0.0.1:<port>` becomes `vcsim.invalid`
  *   (VCSIM_REPLAY_URL), session ids, passwords and dates are pinned by the default rules, uuids numbered.
