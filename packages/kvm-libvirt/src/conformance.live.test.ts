@@ -19,13 +19,13 @@ import type { ConformanceProbe, ProbeGuest } from '@hvkit/conformance';
 import { livePeer, runAdapterConformance } from '@hvkit/conformance';
 import type { HypervisorAdapterV1, ResourceLimits } from '@hvkit/core';
 import { afterAll, describe, it } from 'vitest';
+import { virsh, virshDomainArg, virshProbe } from '../test/probe';
 import { QEMU_NIC_RULE, SWAP_RULE, TEST_DRIVER_TARGET } from '../test/replay-options';
-import { virsh, virshDomainArg, virshProbe } from '../test/virsh-probe';
-import { connect, type KvmLibvirtAdapter } from './adapter';
-import { detectLocalCgroupVersion } from './adapter/cgroup';
-import { AFFECT } from './rpc/constants';
-import { remoteProcedures } from './rpc/remote-protocol';
-import type { RemoteDomain, TypedParam } from './rpc/types';
+import { detectLocalCgroupVersion } from './capabilities/cgroup';
+import { connect, type KvmLibvirtAdapter } from './connect';
+import { AFFECT } from './protocol/constants';
+import { remoteProcedures } from './protocol/remote-protocol';
+import type { RemoteDomain, TypedParam } from './protocol/types';
 
 const peer = livePeer('libvirtd', [
   'HVKIT_LIBVIRT_QEMU_URI',

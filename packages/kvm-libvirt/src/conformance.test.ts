@@ -17,7 +17,7 @@ import { fixtureFactory, QEMU_GUEST_TARGET, TEST_DRIVER_TARGET } from '../test/r
  */
 const REPLAY_ONLY_SKIPS: Record<string, string> = {
   'cancellation.abort-during-backup':
-    'an abort in the middle of a volume stream lands at a timing-dependent packet; covered by adapter.live.test.ts',
+    'an abort in the middle of a volume stream lands at a timing-dependent packet; covered by conformance.live.test.ts',
 };
 
 /**

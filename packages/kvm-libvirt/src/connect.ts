@@ -22,20 +22,20 @@ import {
   wrapAdapter,
 } from '@hvkit/core';
 import { SSH_CONNECT_OPTION_KEYS, SSH_DIALER_OPTION_KEYS, sshAuthSecrets } from '@hvkit/ssh';
-import { parseCapabilitiesXml } from '../mapping/host';
-import type { CgroupVersion } from '../mapping/limits';
-import { LibvirtRpcClient, type RpcTraceEvent } from '../rpc/client';
-import type { KeepaliveOptions } from '../rpc/keepalive';
-import { remoteProcedures } from '../rpc/remote-protocol';
-import type { LibvirtTransportOptions } from '../transport/dialers';
-import { parseLibvirtUri } from '../transport/uri';
-import { createBackups } from './backups';
-import { detectCgroupVersion, detectLocalCgroupVersion, sshHostFileReader } from './cgroup';
+import { createBackups } from './capabilities/backups';
+import { detectCgroupVersion, detectLocalCgroupVersion, sshHostFileReader } from './capabilities/cgroup';
+import { createEvents } from './capabilities/events';
+import { createInventory } from './capabilities/inventory';
+import { createLabels } from './capabilities/labels';
+import { createLimits } from './capabilities/limits';
 import { ADAPTER_ID, type AdapterContext, closedError, reportLeftover, rpcOptions } from './context';
-import { createEvents } from './events';
-import { createInventory } from './inventory';
-import { createLabels } from './labels';
-import { createLimits } from './limits';
+import { parseCapabilitiesXml } from './mapping/host';
+import type { CgroupVersion } from './mapping/limits';
+import { LibvirtRpcClient, type RpcTraceEvent } from './protocol/client';
+import type { LibvirtTransportOptions } from './protocol/dialers';
+import type { KeepaliveOptions } from './protocol/keepalive';
+import { remoteProcedures } from './protocol/remote-protocol';
+import { parseLibvirtUri } from './protocol/uri';
 import { supportsForDriver, withoutCgroupDependentLimits } from './supports';
 
 /** Options of {@link connect}. */

@@ -15,12 +15,12 @@ import {
   type Logger,
   resolveGuestRef,
 } from '@hvkit/core';
-import type { LibvirtCapabilities } from '../mapping/host';
-import type { CgroupVersion } from '../mapping/limits';
-import type { LibvirtRpcClient } from '../rpc/client';
-import { DOMAIN_STATE, DOMAIN_XML } from '../rpc/constants';
-import { remoteProcedures } from '../rpc/remote-protocol';
-import type { RemoteDomain } from '../rpc/types';
+import type { LibvirtCapabilities } from './mapping/host';
+import type { CgroupVersion } from './mapping/limits';
+import type { LibvirtRpcClient } from './protocol/client';
+import { DOMAIN_STATE, DOMAIN_XML } from './protocol/constants';
+import { remoteProcedures } from './protocol/remote-protocol';
+import type { RemoteDomain } from './protocol/types';
 
 /** The adapter id. */
 export const ADAPTER_ID = 'kvm-libvirt';

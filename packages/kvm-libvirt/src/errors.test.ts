@@ -6,10 +6,10 @@
 
 import { MAX_DETAIL_LENGTH, MAX_MESSAGE_LENGTH } from '@hvkit/core';
 import { describe, expect, it } from 'vitest';
-import { MESSAGE_STATUS, MESSAGE_TYPE, PROGRAM, PROTOCOL_VERSION } from './constants';
 import { libvirtErrorToHvkitError, readRemoteError, VIR_ERR, VIR_FROM } from './errors';
-import { decodeFrame, encodePacket, PacketFramer } from './packet';
-import { XdrReader, XdrWriter } from './xdr';
+import { MESSAGE_STATUS, MESSAGE_TYPE, PROGRAM, PROTOCOL_VERSION } from './protocol/constants';
+import { decodeFrame, encodePacket, PacketFramer } from './protocol/packet';
+import { XdrReader, XdrWriter } from './protocol/xdr';
 
 const STRING_MAX = 4 * 1024 * 1024;
 

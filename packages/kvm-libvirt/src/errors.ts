@@ -3,8 +3,8 @@
  */
 
 import { type HvkitError, type HvkitErrorCode, hvkitError } from '@hvkit/core';
-import { type RemoteDomain, type RemoteNetwork, readDomain, readNetwork } from './types';
-import type { XdrReader } from './xdr';
+import { type RemoteDomain, type RemoteNetwork, readDomain, readNetwork } from './protocol/types';
+import type { XdrReader } from './protocol/xdr';
 
 /** `remote_error`, the payload of a REPLY or STREAM packet with status ERROR. */
 export interface RemoteError {

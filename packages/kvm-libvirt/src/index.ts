@@ -1,5 +1,8 @@
 export const VERSION = '0.0.0';
-export * from './adapter';
+export * from './capabilities/cgroup';
+export * from './connect';
 export * from './mapping';
+export * from './protocol/dialers';
+export * from './protocol/uri';
 export * from './rpc';
-export * from './transport';
+export * from './supports';

@@ -3,24 +3,24 @@
  * connection (calls, keepalive, events, streams) and libvirt error mapping.
  */
 
-export * from './client';
-export * from './constants';
 export * from './errors';
-export { DomainEventSubscription, type DomainEventSubscriptionOptions } from './events';
+export * from './protocol/client';
+export * from './protocol/constants';
+export { DomainEventSubscription, type DomainEventSubscriptionOptions } from './protocol/events';
 export {
   DEFAULT_KEEPALIVE_COUNT_MAX,
   DEFAULT_KEEPALIVE_INTERVAL_MS,
   type KeepaliveOptions,
   type KeepaliveStats,
-} from './keepalive';
-export { decodeFrame, encodePacket, type Packet, PacketFramer, type PacketHeader } from './packet';
-export * from './remote-protocol';
+} from './protocol/keepalive';
+export { decodeFrame, encodePacket, type Packet, PacketFramer, type PacketHeader } from './protocol/packet';
+export * from './protocol/remote-protocol';
 export {
   isStreamHole,
   LibvirtReadStream,
   type ReadStreamOptions,
   type StreamChunk,
   type StreamHole,
-} from './stream';
-export * from './types';
-export * from './xdr';
+} from './protocol/stream';
+export * from './protocol/types';
+export * from './protocol/xdr';

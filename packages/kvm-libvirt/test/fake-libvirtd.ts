@@ -16,9 +16,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HvkitError } from '@hvkit/core';
 import { expect } from 'vitest';
-import { KEEPALIVE_PROC, MESSAGE_STATUS, MESSAGE_TYPE, PROGRAM, REMOTE_PROC } from '../constants';
-import { decodeFrame, encodePacket, PacketFramer, type PacketHeader } from '../packet';
-import { XdrWriter } from '../xdr';
+import {
+  KEEPALIVE_PROC,
+  MESSAGE_STATUS,
+  MESSAGE_TYPE,
+  PROGRAM,
+  REMOTE_PROC,
+} from '../src/protocol/constants';
+import { decodeFrame, encodePacket, PacketFramer, type PacketHeader } from '../src/protocol/packet';
+import { XdrWriter } from '../src/protocol/xdr';
 
 /** A CALL (or STREAM) packet the fake daemon received. */
 export interface FakeCall {
@@ -184,7 +190,7 @@ function answerHandshake(call: FakeCall, connection: FakeConnection): void {
 }
 
 /** Deterministic pseudo-random numbers (core's test helper), for seeded fuzz tests. */
-export { prng } from '../../../../core/src/__test-utils__';
+export { prng } from '../../core/src/__test-utils__';
 
 /** Awaits a promise that must reject with an HvkitError and returns the error. */
 export async function rejection(promise: Promise<unknown>): Promise<HvkitError> {

@@ -7,7 +7,7 @@
 
 import { livePeer } from '@hvkit/conformance';
 import { describe, expect, it } from 'vitest';
-import { virsh, virshProbe } from './virsh-probe';
+import { virsh, virshProbe } from './probe';
 
 const peer = livePeer('libvirtd', ['HVKIT_LIBVIRT_QEMU_URI', 'HVKIT_LIBVIRT_GUEST']);
 

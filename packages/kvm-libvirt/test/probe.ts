@@ -1,6 +1,6 @@
 /**
  * The live conformance probe for libvirt drivers reached with `virsh` (QEMU, LXC): it reads the backend
- * without going through the adapter. Used by src/adapter.live.test.ts.
+ * without going through the adapter. Used by src/conformance.live.test.ts.
  */
 
 import { execFileSync } from 'node:child_process';

@@ -2,7 +2,7 @@
  * Records real packets from the libvirtd peer into `recorded-packets.json` (the seed corpus of the
  * decoder fuzz test). Run as root with the peer up:
  *
- *   cd packages/kvm-libvirt && npx tsx --conditions=@hvkit/source src/rpc/__fixtures__/record-packets.ts
+ *   cd packages/kvm-libvirt && npx tsx --conditions=@hvkit/source test/record-packets.ts
  *
  * It reads the QEMU guest and the test driver, provokes error replies, starts and destroys a throwaway
  * transient domain (lifecycle events) and downloads a sparse scratch volume (stream data and holes).
@@ -13,9 +13,9 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, ftruncateSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LibvirtRpcClient, type RpcTraceEvent } from '../client';
-import { MESSAGE_TYPE, PROGRAM } from '../constants';
-import { remoteProcedures as P } from '../remote-protocol';
+import { LibvirtRpcClient, type RpcTraceEvent } from '../src/protocol/client';
+import { MESSAGE_TYPE, PROGRAM } from '../src/protocol/constants';
+import { remoteProcedures as P } from '../src/protocol/remote-protocol';
 
 interface Recorded {
   note: string;
@@ -125,7 +125,7 @@ await tryCall('test snapshots', () =>
 await tryCall('test auth list', () => test.call(P.AUTH_LIST));
 await test.close();
 
-const target = join(dirname(fileURLToPath(import.meta.url)), 'recorded-packets.json');
+const target = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'recorded-packets.json');
 writeFileSync(
   target,
   `${JSON.stringify({ recordedWith: `libvirt ${execFileSync('libvirtd', ['--version']).toString().trim()}`, packets: out }, null, 1)}\n`,

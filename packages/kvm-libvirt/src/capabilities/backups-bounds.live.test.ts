@@ -11,12 +11,12 @@ import { Writable } from 'node:stream';
 import { livePeer } from '@hvkit/conformance';
 import { type BackupSink, createStreamSink } from '@hvkit/core';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type FakeLibvirtd, rejection, startFakeLibvirtd } from '../rpc/__fixtures__/fake-libvirtd';
-import { LibvirtRpcClient } from '../rpc/client';
-import { MESSAGE_STATUS, MESSAGE_TYPE, REMOTE_PROC } from '../rpc/constants';
-import { remoteProcedures } from '../rpc/remote-protocol';
-import { XdrWriter } from '../rpc/xdr';
-import { connect } from './connect';
+import { type FakeLibvirtd, rejection, startFakeLibvirtd } from '../../test/fake-libvirtd';
+import { connect } from '../connect';
+import { LibvirtRpcClient } from '../protocol/client';
+import { MESSAGE_STATUS, MESSAGE_TYPE, REMOTE_PROC } from '../protocol/constants';
+import { remoteProcedures } from '../protocol/remote-protocol';
+import { XdrWriter } from '../protocol/xdr';
 
 const peer = livePeer('libvirtd', [
   'HVKIT_LIBVIRT_SOCKET',

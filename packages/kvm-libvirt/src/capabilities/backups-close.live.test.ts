@@ -17,7 +17,7 @@ import { Writable } from 'node:stream';
 import { livePeer } from '@hvkit/conformance';
 import { type BackupSink, createStreamSink, HvkitError, type Logger } from '@hvkit/core';
 import { afterEach, describe, expect, it } from 'vitest';
-import { connect, type KvmLibvirtAdapter } from './connect';
+import { connect, type KvmLibvirtAdapter } from '../connect';
 
 const peer = livePeer('libvirtd', ['HVKIT_LIBVIRT_QEMU_URI', 'HVKIT_LIBVIRT_GUEST', 'HVKIT_LIBVIRT_POOL']);
 

@@ -33,21 +33,6 @@ import {
   type Snapshot,
   sleep,
 } from '@hvkit/core';
-import { parseDomainXmlDetails } from '../mapping/domain';
-import {
-  buildBackupXml,
-  buildCheckpointXml,
-  buildSnapshotXml,
-  parseSnapshotXml,
-  SNAPSHOT_CREATE_FLAGS,
-} from '../mapping/snapshot';
-import { parsePoolXml, parseVolumeSizes } from '../mapping/storage';
-import type { LibvirtRpcClient } from '../rpc/client';
-import { DOMAIN_XML, PROGRAM } from '../rpc/constants';
-import { remoteProcedures } from '../rpc/remote-protocol';
-import { isStreamHole } from '../rpc/stream';
-import { type RemoteDomain, type RemoteStorageVol, writeStorageVol } from '../rpc/types';
-import { XdrWriter } from '../rpc/xdr';
 import {
   ADAPTER_ID,
   type AdapterContext,
@@ -58,9 +43,24 @@ import {
   type PendingOperation,
   reportLeftover,
   rpcOptions,
-} from './context';
+} from '../context';
+import { parseDomainXmlDetails } from '../mapping/domain';
+import {
+  buildBackupXml,
+  buildCheckpointXml,
+  buildSnapshotXml,
+  parseSnapshotXml,
+  SNAPSHOT_CREATE_FLAGS,
+} from '../mapping/snapshot';
+import { parsePoolXml, parseVolumeSizes } from '../mapping/storage';
+import type { LibvirtRpcClient } from '../protocol/client';
+import { DOMAIN_XML, PROGRAM } from '../protocol/constants';
+import { remoteProcedures } from '../protocol/remote-protocol';
+import { isStreamHole } from '../protocol/stream';
+import { type RemoteDomain, type RemoteStorageVol, writeStorageVol } from '../protocol/types';
+import { XdrWriter } from '../protocol/xdr';
+import { supportsForDriver } from '../supports';
 import { hostId } from './inventory';
-import { supportsForDriver } from './supports';
 
 /** `REMOTE_PROC_STORAGE_VOL_DELETE` (no descriptor in the client yet; sent with callRaw). */
 const STORAGE_VOL_DELETE = 94;

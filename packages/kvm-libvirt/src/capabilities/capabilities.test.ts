@@ -2,16 +2,16 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { detectCgroupVersion, parseCgroupMounts } from './cgroup';
-import { toGuestEvent } from './events';
-import { readSelinuxEnforcing } from './inventory';
 import {
   KVM_LIBVIRT_OTHER_DRIVER_SUPPORTS,
   KVM_LIBVIRT_SUPPORTS,
   KVM_LIBVIRT_TEST_DRIVER_SUPPORTS,
   supportsForDriver,
   withoutCgroupDependentLimits,
-} from './supports';
+} from '../supports';
+import { detectCgroupVersion, parseCgroupMounts } from './cgroup';
+import { toGuestEvent } from './events';
+import { readSelinuxEnforcing } from './inventory';
 
 // /proc/self/mountinfo lines: "<id> <parent> <maj:min> <root> <mount point> <options> ... - <fstype> <source> <super options>"
 const HYBRID = [

@@ -16,8 +16,8 @@ import { livePeer } from '@hvkit/conformance';
 import { HvkitError, hvkitError, type Logger } from '@hvkit/core';
 import { connectSsh } from '@hvkit/ssh';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect } from '../connect';
 import { detectCgroupVersion, detectLocalCgroupVersion, sshHostFileReader } from './cgroup';
-import { connect } from './connect';
 
 /**
  * The weight hvkit reports for cgroup v1 `cpu.shares`: shares × 100 / 1024, and `null` at the default

@@ -5,7 +5,7 @@
  */
 
 import { describe, expect, it } from 'vitest';
-import type { DomainLifecycleEvent } from '../rpc/remote-protocol';
+import type { DomainLifecycleEvent } from '../protocol/remote-protocol';
 import { LIFECYCLE_EVENT_TYPES, toGuestEvent } from './events';
 
 const TABLE: readonly (readonly [event: number, type: string, details: readonly string[]])[] = [

@@ -4,8 +4,8 @@
 
 import type { EventsCapability, GuestEvent, SubscribeOptions } from '@hvkit/core';
 import { checkSignal } from '@hvkit/core';
-import type { DomainLifecycleEvent } from '../rpc/remote-protocol';
-import type { AdapterContext } from './context';
+import type { AdapterContext } from '../context';
+import type { DomainLifecycleEvent } from '../protocol/remote-protocol';
 
 /** `virDomainEventType` → hvkit event type. */
 export const LIFECYCLE_EVENT_TYPES: readonly string[] = [

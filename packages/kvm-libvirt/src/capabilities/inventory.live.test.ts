@@ -15,10 +15,10 @@ import { join } from 'node:path';
 import { livePeer } from '@hvkit/conformance';
 import { HvkitError } from '@hvkit/core';
 import { afterAll, describe, expect, it } from 'vitest';
+import { connect } from '../connect';
 import { powerStateFromLibvirt } from '../mapping/domain';
-import { DOMAIN_STATS } from '../rpc/constants';
-import { remoteProcedures as P } from '../rpc/remote-protocol';
-import { connect } from './connect';
+import { DOMAIN_STATS } from '../protocol/constants';
+import { remoteProcedures as P } from '../protocol/remote-protocol';
 
 const peer = livePeer('libvirtd', [
   'HVKIT_LIBVIRT_TEST_NODE_URI',

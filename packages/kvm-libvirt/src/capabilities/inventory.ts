@@ -14,14 +14,14 @@ import type {
   StorageVolume,
 } from '@hvkit/core';
 import { hvkitError } from '@hvkit/core';
+import { ADAPTER_ID, type AdapterContext, domainHandle, rpcOptions } from '../context';
 import { diskCapacitiesFromStats, parseDomainXml, powerStateFromLibvirt } from '../mapping/domain';
 import { mapHost } from '../mapping/host';
 import { parseNetworkXml } from '../mapping/network';
 import { parsePoolXml, parseVolumeXml } from '../mapping/storage';
-import { DOMAIN_STATS, GET_ALL_DOMAINS_STATS_NOWAIT } from '../rpc/constants';
-import { remoteProcedures } from '../rpc/remote-protocol';
-import type { RemoteDomain, RemoteStoragePool, RemoteStorageVol } from '../rpc/types';
-import { ADAPTER_ID, type AdapterContext, domainHandle, rpcOptions } from './context';
+import { DOMAIN_STATS, GET_ALL_DOMAINS_STATS_NOWAIT } from '../protocol/constants';
+import { remoteProcedures } from '../protocol/remote-protocol';
+import type { RemoteDomain, RemoteStoragePool, RemoteStorageVol } from '../protocol/types';
 
 /** selinuxfs's mode file: `1` enforcing, `0` permissive. */
 export const SELINUX_ENFORCE_FILE = '/sys/fs/selinux/enforce';

@@ -10,10 +10,6 @@ import {
   type LabelsCapability,
   type SecurityLabel,
 } from '@hvkit/core';
-import { parseDomainXmlDetails } from '../mapping/domain';
-import { liveSecurityLabels, setDomainSeclabel } from '../mapping/seclabel';
-import { DOMAIN_XML } from '../rpc/constants';
-import { remoteProcedures } from '../rpc/remote-protocol';
 import {
   ADAPTER_ID,
   type AdapterContext,
@@ -21,7 +17,11 @@ import {
   domainHandle,
   domainXml,
   rpcOptions,
-} from './context';
+} from '../context';
+import { parseDomainXmlDetails } from '../mapping/domain';
+import { liveSecurityLabels, setDomainSeclabel } from '../mapping/seclabel';
+import { DOMAIN_XML } from '../protocol/constants';
+import { remoteProcedures } from '../protocol/remote-protocol';
 import { readHost } from './inventory';
 
 async function labelsOf(

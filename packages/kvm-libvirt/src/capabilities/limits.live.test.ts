@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { livePeer } from '@hvkit/conformance';
 import { HvkitError } from '@hvkit/core';
 import { describe, expect, it } from 'vitest';
-import { connect } from './connect';
+import { connect } from '../connect';
 
 const peer = livePeer('libvirtd', ['HVKIT_LIBVIRT_QEMU_URI', 'HVKIT_LIBVIRT_GUEST']);
 

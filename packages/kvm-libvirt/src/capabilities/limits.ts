@@ -20,6 +20,15 @@ import {
   readLimitField,
   validateLimits,
 } from '@hvkit/core';
+import {
+  ADAPTER_ID,
+  type AdapterContext,
+  type DomainHandle,
+  domainHandle,
+  domainXml,
+  rpcOptions,
+} from '../context';
+import { VIR_ERR } from '../errors';
 import { type DomainXmlDetails, parseDomainXmlDetails } from '../mapping/domain';
 import {
   blockIoTuneToDiskLimits,
@@ -33,18 +42,9 @@ import {
   schedulerParamsToCpuLimits,
 } from '../mapping/limits';
 import { paramBigInt } from '../mapping/typed-params';
-import { AFFECT } from '../rpc/constants';
-import { VIR_ERR } from '../rpc/errors';
-import { type GetParamsRet, remoteProcedures } from '../rpc/remote-protocol';
-import type { RemoteDomain, TypedParam } from '../rpc/types';
-import {
-  ADAPTER_ID,
-  type AdapterContext,
-  type DomainHandle,
-  domainHandle,
-  domainXml,
-  rpcOptions,
-} from './context';
+import { AFFECT } from '../protocol/constants';
+import { type GetParamsRet, remoteProcedures } from '../protocol/remote-protocol';
+import type { RemoteDomain, TypedParam } from '../protocol/types';
 
 type Rpc = { signal?: AbortSignal; timeoutMs?: number };
 

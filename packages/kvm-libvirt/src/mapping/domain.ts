@@ -22,8 +22,8 @@ import {
   type SecurityLabel,
   type XmlValue,
 } from '@hvkit/core';
-import { DOMAIN_STATE } from '../rpc/constants';
-import type { TypedParam } from '../rpc/types';
+import { DOMAIN_STATE } from '../protocol/constants';
+import type { TypedParam } from '../protocol/types';
 import {
   bandwidthToNicLimits,
   type CgroupVersion,

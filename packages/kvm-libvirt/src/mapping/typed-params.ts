@@ -13,13 +13,13 @@ export {
   TYPED_PARAM as TYPED_PARAM_TYPE,
   type TypedParam as LibvirtTypedParam,
   type TypedParamTypeNumber as TypedParamType,
-} from '../rpc/types';
+} from '../protocol/types';
 
 import {
   type TypedParam as LibvirtTypedParam,
   TYPED_PARAM as TYPED_PARAM_TYPE,
   type TypedParamTypeNumber as TypedParamType,
-} from '../rpc/types';
+} from '../protocol/types';
 
 /** Inclusive ranges of the integer types. */
 const RANGES: Readonly<Record<number, readonly [bigint, bigint]>> = {

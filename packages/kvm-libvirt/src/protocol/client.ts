@@ -28,8 +28,7 @@ import {
   watchDeadline,
 } from '@hvkit/core';
 import type { SshClient } from '@hvkit/ssh';
-import { type LibvirtTransportOptions, resolveLibvirtTransport } from '../transport/dialers';
-import { parseLibvirtUri, redactLibvirtUri } from '../transport/uri';
+import { libvirtErrorToHvkitError, readRemoteError } from '../errors';
 import {
   AUTH_TYPE,
   CONNECT_RO,
@@ -45,7 +44,7 @@ import {
   REMOTE_PROC,
   STORAGE_VOL_DOWNLOAD_SPARSE_STREAM,
 } from './constants';
-import { libvirtErrorToHvkitError, readRemoteError } from './errors';
+import { type LibvirtTransportOptions, resolveLibvirtTransport } from './dialers';
 import { DomainEventSubscription, type DomainEventSubscriptionOptions } from './events';
 import {
   KeepaliveMonitor,
@@ -63,6 +62,7 @@ import {
 } from './remote-protocol';
 import { LibvirtReadStream, type ReadStreamOptions } from './stream';
 import type { RemoteDomain, RemoteStorageVol } from './types';
+import { parseLibvirtUri, redactLibvirtUri } from './uri';
 import { XdrReader, XdrWriter } from './xdr';
 
 /** Default number of calls outstanding at the daemon (its `max_client_requests` is 5). */

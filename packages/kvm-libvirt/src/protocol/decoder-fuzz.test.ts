@@ -8,9 +8,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HvkitError } from '@hvkit/core';
 import { describe, expect, it } from 'vitest';
-import { prng } from './__fixtures__/fake-libvirtd';
+import { prng } from '../../test/fake-libvirtd';
+import { readRemoteError } from '../errors';
 import { MESSAGE_STATUS, MESSAGE_TYPE } from './constants';
-import { readRemoteError } from './errors';
 import { decodeFrame, encodePacket, PacketFramer, type PacketHeader } from './packet';
 import {
   type AnyRemoteProcedure,
@@ -27,7 +27,7 @@ interface Recorded {
 }
 
 const recorded: Recorded[] = JSON.parse(
-  readFileSync(join(import.meta.dirname, '__fixtures__', 'recorded-packets.json'), 'utf8'),
+  readFileSync(join(import.meta.dirname, '..', '..', 'test', 'fixtures', 'recorded-packets.json'), 'utf8'),
 ).packets;
 const seeds = recorded.map((p) => encodePacket(p.header, Uint8Array.from(Buffer.from(p.payloadHex, 'hex'))));
 const decoders: AnyRemoteProcedure[] = Object.values(remoteProcedures);

@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
 import { HvkitError } from '@hvkit/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestPki, type TestPki } from '../rpc/__fixtures__/throwaway-libvirtd';
-import { LibvirtRpcClient } from '../rpc/client';
+import { createTestPki, type TestPki } from '../../test/throwaway-libvirtd';
+import { LibvirtRpcClient } from './client';
 import { resolveLibvirtTransport } from './dialers';
 import { LIBVIRT_DRIVERS } from './uri';
 

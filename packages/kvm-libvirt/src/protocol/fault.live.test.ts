@@ -15,7 +15,7 @@
 import { livePeer } from '@hvkit/conformance';
 import { HvkitError } from '@hvkit/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { libvirtdAvailable, ThrowawayLibvirtd } from './__fixtures__/throwaway-libvirtd';
+import { libvirtdAvailable, ThrowawayLibvirtd } from '../../test/throwaway-libvirtd';
 import { LibvirtRpcClient } from './client';
 import { remoteProcedures as P } from './remote-protocol';
 

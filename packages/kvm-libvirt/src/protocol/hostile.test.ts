@@ -12,7 +12,7 @@
 
 import { HvkitError } from '@hvkit/core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type FakeCall, type FakeConnection, prng, startFakeLibvirtd } from './__fixtures__/fake-libvirtd';
+import { type FakeCall, type FakeConnection, prng, startFakeLibvirtd } from '../../test/fake-libvirtd';
 import { LibvirtRpcClient } from './client';
 import { MESSAGE_STATUS, MESSAGE_TYPE, REMOTE_PROC } from './constants';
 import { encodePacket } from './packet';

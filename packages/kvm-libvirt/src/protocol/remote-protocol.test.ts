@@ -2,7 +2,6 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HvkitError } from '@hvkit/core';
 import { describe, expect, it } from 'vitest';
-import { DOMAIN_EVENT, MESSAGE_STATUS, MESSAGE_TYPE, REMOTE_PROC } from './constants';
 import {
   hvkitCodeForLibvirtError,
   libvirtErrorToHvkitError,
@@ -10,7 +9,8 @@ import {
   VIR_ERR,
   VIR_FROM,
   virErrorName,
-} from './errors';
+} from '../errors';
+import { DOMAIN_EVENT, MESSAGE_STATUS, MESSAGE_TYPE, REMOTE_PROC } from './constants';
 import type { PacketHeader } from './packet';
 import { remoteProcedures as P, procedureByNumber, readStreamHole, remoteMessages } from './remote-protocol';
 import { XdrReader, XdrWriter } from './xdr';
@@ -21,9 +21,9 @@ interface Recorded {
   payloadHex: string;
 }
 
-/** Packets recorded from libvirt 9.0 by `__fixtures__/record-packets.ts`. */
+/** Packets recorded from libvirt 9.0 by `test/record-packets.ts`. */
 const recorded: Recorded[] = JSON.parse(
-  readFileSync(join(import.meta.dirname, '__fixtures__', 'recorded-packets.json'), 'utf8'),
+  readFileSync(join(import.meta.dirname, '..', '..', 'test', 'fixtures', 'recorded-packets.json'), 'utf8'),
 ).packets;
 
 function payloadOf(p: Recorded): Uint8Array {

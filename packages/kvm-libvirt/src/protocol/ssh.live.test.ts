@@ -11,10 +11,10 @@ import { livePeer } from '@hvkit/conformance';
 import { HvkitError } from '@hvkit/core';
 import { connectSsh } from '@hvkit/ssh';
 import { afterAll, describe, expect, it } from 'vitest';
-import { detectLocalCgroupVersion } from '../adapter/cgroup';
-import { connect } from '../adapter/connect';
-import { LibvirtRpcClient } from '../rpc/client';
-import { remoteProcedures as P } from '../rpc/remote-protocol';
+import { detectLocalCgroupVersion } from '../capabilities/cgroup';
+import { connect } from '../connect';
+import { LibvirtRpcClient } from './client';
+import { remoteProcedures as P } from './remote-protocol';
 
 let hasNetcat = false;
 try {

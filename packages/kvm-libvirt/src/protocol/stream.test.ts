@@ -10,7 +10,7 @@ import {
   type FakeLibvirtd,
   rejection,
   startFakeLibvirtd,
-} from './__fixtures__/fake-libvirtd';
+} from '../../test/fake-libvirtd';
 import { LibvirtRpcClient } from './client';
 import { MESSAGE_STATUS, MESSAGE_TYPE, REMOTE_PROC } from './constants';
 import { remoteProcedures } from './remote-protocol';

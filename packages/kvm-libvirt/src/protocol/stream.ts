@@ -13,8 +13,8 @@
  */
 
 import { HvkitError, hvkitError } from '@hvkit/core';
+import { libvirtErrorToHvkitError, readRemoteError } from '../errors';
 import { MESSAGE_STATUS, MESSAGE_TYPE, type MessageStatus } from './constants';
-import { libvirtErrorToHvkitError, readRemoteError } from './errors';
 import type { PacketHeader } from './packet';
 import { readStreamHole } from './remote-protocol';
 import { XdrReader } from './xdr';

@@ -19,7 +19,7 @@ import {
   libvirtdAvailable,
   type TestPki,
   ThrowawayLibvirtd,
-} from './__fixtures__/throwaway-libvirtd';
+} from '../../test/throwaway-libvirtd';
 import { LibvirtRpcClient } from './client';
 import { encodePacket } from './packet';
 import { remoteProcedures as P } from './remote-protocol';
