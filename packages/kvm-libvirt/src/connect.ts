@@ -28,7 +28,8 @@ import { createEvents } from './capabilities/events';
 import { createInventory } from './capabilities/inventory';
 import { createLabels } from './capabilities/labels';
 import { createLimits } from './capabilities/limits';
-import { ADAPTER_ID, type AdapterContext, closedError, reportLeftover, rpcOptions } from './context';
+import { type AdapterContext, closedError, reportLeftover, rpcOptions } from './context';
+import { ADAPTER_ID } from './errors';
 import { parseCapabilitiesXml } from './mapping/host';
 import type { CgroupVersion } from './mapping/limits';
 import { LibvirtRpcClient, type RpcTraceEvent } from './protocol/client';
@@ -138,7 +139,7 @@ const CONNECT_OPTION_KEYS = {
  * them (QEMU, test): check with `hasCapability(hv, 'limits')` or `requireCapability(hv, 'limits')` from
  * `@hvkit/core`.
  */
-export interface KvmLibvirtAdapter extends HypervisorAdapterV1<'kvm-libvirt'> {
+export interface KvmLibvirtAdapter extends HypervisorAdapterV1<typeof ADAPTER_ID> {
   readonly inventory: InventoryCapability;
   readonly labels: LabelsCapability;
   readonly backups: BackupsCapability;

@@ -15,15 +15,13 @@ import {
   type Logger,
   resolveGuestRef,
 } from '@hvkit/core';
+import { ADAPTER_ID } from './errors';
 import type { LibvirtCapabilities } from './mapping/host';
 import type { CgroupVersion } from './mapping/limits';
 import type { LibvirtRpcClient } from './protocol/client';
 import { DOMAIN_STATE, DOMAIN_XML } from './protocol/constants';
 import { remoteProcedures } from './protocol/remote-protocol';
 import type { RemoteDomain } from './protocol/types';
-
-/** The adapter id. */
-export const ADAPTER_ID = 'kvm-libvirt';
 
 /** Internal state shared by the capability objects. */
 export interface AdapterContext {

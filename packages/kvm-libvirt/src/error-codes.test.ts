@@ -10,12 +10,12 @@ import { describe, expect, it } from 'vitest';
 import {
   hvkitCodeForLibvirtError,
   libvirtErrorToHvkitError,
-  type RemoteError,
   VIR_ERR,
   VIR_FROM,
   virErrorName,
   virFromName,
 } from './errors';
+import type { RemoteError } from './protocol/remote-error';
 
 /** virErrorNumber name → HvkitError code; every name not listed is REMOTE. */
 const EXPECTED: Partial<Record<keyof typeof VIR_ERR, HvkitErrorCode>> = {

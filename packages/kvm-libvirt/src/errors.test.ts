@@ -6,9 +6,10 @@
 
 import { MAX_DETAIL_LENGTH, MAX_MESSAGE_LENGTH } from '@hvkit/core';
 import { describe, expect, it } from 'vitest';
-import { libvirtErrorToHvkitError, readRemoteError, VIR_ERR, VIR_FROM } from './errors';
+import { libvirtErrorToHvkitError, VIR_ERR, VIR_FROM } from './errors';
 import { MESSAGE_STATUS, MESSAGE_TYPE, PROGRAM, PROTOCOL_VERSION } from './protocol/constants';
 import { decodeFrame, encodePacket, PacketFramer } from './protocol/packet';
+import { readRemoteError } from './protocol/remote-error';
 import { XdrReader, XdrWriter } from './protocol/xdr';
 
 const STRING_MAX = 4 * 1024 * 1024;

@@ -1,45 +1,13 @@
 /**
- * libvirt errors (`remote_error`, `virErrorNumber`, `virErrorDomain`) and their mapping to HvkitError codes.
+ * The adapter id, and libvirt errors (`remote_error`, `virErrorNumber`, `virErrorDomain`) mapped to HvkitError codes:
+ * the one place where backend errors become codes.
  */
 
 import { type HvkitError, type HvkitErrorCode, hvkitError } from '@hvkit/core';
-import { type RemoteDomain, type RemoteNetwork, readDomain, readNetwork } from './protocol/types';
-import type { XdrReader } from './protocol/xdr';
+import type { RemoteError } from './protocol/remote-error';
 
-/** `remote_error`, the payload of a REPLY or STREAM packet with status ERROR. */
-export interface RemoteError {
-  /** `virErrorNumber` (VIR_ERR_*). */
-  code: number;
-  /** `virErrorDomain` (VIR_FROM_*): the subsystem that raised it. */
-  domain: number;
-  message: string | null;
-  /** 1 warning, 2 error. */
-  level: number;
-  dom: RemoteDomain | null;
-  str1: string | null;
-  str2: string | null;
-  str3: string | null;
-  int1: number;
-  int2: number;
-  net: RemoteNetwork | null;
-}
-
-/** Reads a `remote_error`. */
-export function readRemoteError(r: XdrReader): RemoteError {
-  return {
-    code: r.int(),
-    domain: r.int(),
-    message: r.optString(),
-    level: r.int(),
-    dom: r.optional(readDomain),
-    str1: r.optString(),
-    str2: r.optString(),
-    str3: r.optString(),
-    int1: r.int(),
-    int2: r.int(),
-    net: r.optional(readNetwork),
-  };
-}
+/** The adapter id, in every error and in `adapter.adapter`. */
+export const ADAPTER_ID = 'kvm-libvirt';
 
 /** `virErrorNumber` values (libvirt 9.x). */
 export const VIR_ERR = {
@@ -378,7 +346,7 @@ export function libvirtErrorToHvkitError(error: RemoteError, context: LibvirtErr
   if (error.dom) details.dom = error.dom.name;
   if (error.net) details.net = error.net.name;
   return hvkitError(code, message, {
-    adapter: 'kvm-libvirt',
+    adapter: ADAPTER_ID,
     operation: context.operation,
     backendCode: error.code,
     backendMessage: error.message ?? undefined,

@@ -34,7 +34,6 @@ import {
   sleep,
 } from '@hvkit/core';
 import {
-  ADAPTER_ID,
   type AdapterContext,
   closedError,
   domainHandle,
@@ -44,6 +43,7 @@ import {
   reportLeftover,
   rpcOptions,
 } from '../context';
+import { ADAPTER_ID } from '../errors';
 import { parseDomainXmlDetails } from '../mapping/domain';
 import {
   buildBackupXml,

@@ -14,7 +14,8 @@ import type {
   StorageVolume,
 } from '@hvkit/core';
 import { hvkitError } from '@hvkit/core';
-import { ADAPTER_ID, type AdapterContext, domainHandle, rpcOptions } from '../context';
+import { type AdapterContext, domainHandle, rpcOptions } from '../context';
+import { ADAPTER_ID } from '../errors';
 import { diskCapacitiesFromStats, parseDomainXml, powerStateFromLibvirt } from '../mapping/domain';
 import { mapHost } from '../mapping/host';
 import { parseNetworkXml } from '../mapping/network';

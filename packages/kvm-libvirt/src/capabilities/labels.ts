@@ -10,14 +10,8 @@ import {
   type LabelsCapability,
   type SecurityLabel,
 } from '@hvkit/core';
-import {
-  ADAPTER_ID,
-  type AdapterContext,
-  type DomainHandle,
-  domainHandle,
-  domainXml,
-  rpcOptions,
-} from '../context';
+import { type AdapterContext, type DomainHandle, domainHandle, domainXml, rpcOptions } from '../context';
+import { ADAPTER_ID } from '../errors';
 import { parseDomainXmlDetails } from '../mapping/domain';
 import { liveSecurityLabels, setDomainSeclabel } from '../mapping/seclabel';
 import { DOMAIN_XML } from '../protocol/constants';

@@ -20,15 +20,8 @@ import {
   readLimitField,
   validateLimits,
 } from '@hvkit/core';
-import {
-  ADAPTER_ID,
-  type AdapterContext,
-  type DomainHandle,
-  domainHandle,
-  domainXml,
-  rpcOptions,
-} from '../context';
-import { VIR_ERR } from '../errors';
+import { type AdapterContext, type DomainHandle, domainHandle, domainXml, rpcOptions } from '../context';
+import { ADAPTER_ID, VIR_ERR } from '../errors';
 import { type DomainXmlDetails, parseDomainXmlDetails } from '../mapping/domain';
 import {
   blockIoTuneToDiskLimits,

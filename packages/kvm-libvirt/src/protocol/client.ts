@@ -28,7 +28,7 @@ import {
   watchDeadline,
 } from '@hvkit/core';
 import type { SshClient } from '@hvkit/ssh';
-import { libvirtErrorToHvkitError, readRemoteError } from '../errors';
+import { ADAPTER_ID, libvirtErrorToHvkitError } from '../errors';
 import {
   AUTH_TYPE,
   CONNECT_RO,
@@ -54,6 +54,7 @@ import {
   resolveKeepalive,
 } from './keepalive';
 import { decodeFrame, encodePacket, PacketFramer, type PacketHeader, setPacketSerial } from './packet';
+import { readRemoteError } from './remote-error';
 import {
   type DomainLifecycleEvent,
   type RemoteProcedure,
@@ -186,7 +187,7 @@ function encodeArgs<A>(procedure: RemoteProcedure<A, unknown>, args: A): Uint8Ar
 
 function connectionLost(target: string, reason: string, cause?: unknown, retryable = true): HvkitError {
   return hvkitError('CONNECTION_LOST', `libvirt connection to ${target} ${reason}`, {
-    adapter: 'kvm-libvirt',
+    adapter: ADAPTER_ID,
     cause,
     retryable,
     details: { target },
@@ -239,7 +240,7 @@ export class LibvirtRpcClient implements AsyncDisposable {
       this.shutdown(
         HvkitError.isInstance(error)
           ? error
-          : networkErrorToHvkitError(error, { adapter: 'kvm-libvirt', target: settings.target }),
+          : networkErrorToHvkitError(error, { adapter: ADAPTER_ID, target: settings.target }),
       ),
     );
     socket.on('end', () => this.shutdown(connectionLost(settings.target, 'was closed by the daemon')));
@@ -283,7 +284,7 @@ export class LibvirtRpcClient implements AsyncDisposable {
     const readOnly = options.readOnly === true;
     const derived = deriveSignal(
       { signal: options.signal, timeoutMs },
-      { adapter: 'kvm-libvirt', operation: 'connect' },
+      { adapter: ADAPTER_ID, operation: 'connect' },
     );
     let dispose: () => Promise<void> = async () => {};
     let ssh: SshClient | undefined;
@@ -326,7 +327,7 @@ export class LibvirtRpcClient implements AsyncDisposable {
     } catch (error) {
       await dispose().catch(() => {});
       if (derived.signal.aborted && !HvkitError.isInstance(error, 'TIMEOUT')) {
-        throw abortError(derived.signal, { adapter: 'kvm-libvirt', operation: 'connect' });
+        throw abortError(derived.signal, { adapter: ADAPTER_ID, operation: 'connect' });
       }
       throw error;
     } finally {
@@ -360,7 +361,7 @@ export class LibvirtRpcClient implements AsyncDisposable {
                 'AUTH_FAILED',
                 `polkit authentication with ${settings.target} failed: ${error.message}`,
                 {
-                  adapter: 'kvm-libvirt',
+                  adapter: ADAPTER_ID,
                   operation: 'connect',
                   cause: error,
                   backendCode: error.backendCode,
@@ -375,7 +376,7 @@ export class LibvirtRpcClient implements AsyncDisposable {
               'AUTH_FAILED',
               `polkit did not authorise the connection to ${settings.target}.`,
               {
-                adapter: 'kvm-libvirt',
+                adapter: ADAPTER_ID,
                 operation: 'connect',
                 retryable: false,
               },
@@ -385,7 +386,7 @@ export class LibvirtRpcClient implements AsyncDisposable {
           throw hvkitError(
             'UNSUPPORTED',
             `${settings.target} requires SASL authentication (auth types ${types.join(', ')}), which hvkit does not implement; configure auth_* = "none" or "polkit", or use TLS client certificates or SSH.`,
-            { adapter: 'kvm-libvirt', operation: 'connect', retryable: false, details: { authTypes: types } },
+            { adapter: ADAPTER_ID, operation: 'connect', retryable: false, details: { authTypes: types } },
           );
         }
       }
@@ -526,7 +527,7 @@ export class LibvirtRpcClient implements AsyncDisposable {
   private closedCallError(operation: string): HvkitError {
     const base = this.closedError;
     return hvkitError('CONNECTION_LOST', `${operation}: the libvirt connection to ${this.target} is closed`, {
-      adapter: 'kvm-libvirt',
+      adapter: ADAPTER_ID,
       operation,
       cause: base,
       retryable: base?.retryable ?? false,
@@ -608,7 +609,7 @@ export class LibvirtRpcClient implements AsyncDisposable {
               HvkitError.isInstance(error)
                 ? error
                 : hvkitError('PROTOCOL', `${operation}: cannot decode the reply: ${String(error)}`, {
-                    adapter: 'kvm-libvirt',
+                    adapter: ADAPTER_ID,
                     operation,
                     cause: error,
                   }),
@@ -635,7 +636,7 @@ export class LibvirtRpcClient implements AsyncDisposable {
       };
       stopDeadline = watchDeadline(
         options,
-        { adapter: 'kvm-libvirt', operation, defaultTimeoutMs: this.settings.callTimeoutMs },
+        { adapter: ADAPTER_ID, operation, defaultTimeoutMs: this.settings.callTimeoutMs },
         onEnd,
       );
       if (settled) return;
@@ -658,7 +659,7 @@ export class LibvirtRpcClient implements AsyncDisposable {
         'PROTOCOL',
         `${operation}: the reply carries file descriptors, which Node.js cannot receive`,
         {
-          adapter: 'kvm-libvirt',
+          adapter: ADAPTER_ID,
           operation,
         },
       );
@@ -671,7 +672,7 @@ export class LibvirtRpcClient implements AsyncDisposable {
     }
     if (header.status !== MESSAGE_STATUS.OK) {
       throw hvkitError('PROTOCOL', `${operation}: reply has status ${header.status}`, {
-        adapter: 'kvm-libvirt',
+        adapter: ADAPTER_ID,
         operation,
       });
     }
@@ -815,7 +816,7 @@ export class LibvirtRpcClient implements AsyncDisposable {
           if (serial === streamSerial && stream) {
             this.streams.delete(serial);
             stream.fail(
-              hvkitError('ABORTED', `${operation}: the call was abandoned`, { adapter: 'kvm-libvirt' }),
+              hvkitError('ABORTED', `${operation}: the call was abandoned`, { adapter: ADAPTER_ID }),
             );
           }
         },
@@ -1001,7 +1002,7 @@ export class LibvirtRpcClient implements AsyncDisposable {
               hvkitError(
                 'PROTOCOL',
                 `${entry.operation}: reply for serial ${header.serial} names procedure ${header.procedure} of program ${header.program}`,
-                { adapter: 'kvm-libvirt', operation: entry.operation },
+                { adapter: ADAPTER_ID, operation: entry.operation },
               ),
             );
             return;
@@ -1072,7 +1073,7 @@ export class LibvirtRpcClient implements AsyncDisposable {
   private wrapFailure(failure: HvkitError, operation: string): HvkitError {
     if (failure.code !== 'CONNECTION_LOST') return failure;
     return hvkitError('CONNECTION_LOST', `${operation}: ${failure.message}`, {
-      adapter: 'kvm-libvirt',
+      adapter: ADAPTER_ID,
       operation,
       cause: failure,
       retryable: failure.retryable,
@@ -1145,7 +1146,7 @@ export class LibvirtRpcClient implements AsyncDisposable {
     const timeoutMs = checkTimeoutMs(options.timeoutMs ?? DEFAULT_LIBVIRT_CONNECT_TIMEOUT_MS);
     const derived = deriveSignal(
       { signal: options.signal, timeoutMs },
-      { adapter: 'kvm-libvirt', operation: 'openSibling' },
+      { adapter: ADAPTER_ID, operation: 'openSibling' },
     );
     try {
       return await LibvirtRpcClient.open(

@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import { HvkitError } from '@hvkit/core';
 import { describe, expect, it } from 'vitest';
 import { prng } from '../../test/fake-libvirtd';
-import { readRemoteError } from '../errors';
 import { MESSAGE_STATUS, MESSAGE_TYPE } from './constants';
 import { decodeFrame, encodePacket, PacketFramer, type PacketHeader } from './packet';
+import { readRemoteError } from './remote-error';
 import {
   type AnyRemoteProcedure,
   procedureByNumber,

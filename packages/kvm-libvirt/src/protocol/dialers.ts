@@ -25,6 +25,7 @@ import {
   type SshConnectOptions,
   type SshDialerOptions,
 } from '@hvkit/ssh';
+import { ADAPTER_ID } from '../errors';
 import {
   LIBVIRT_DRIVERS,
   LIBVIRT_TCP_PORT,
@@ -157,7 +158,7 @@ function readPem(path: string, what: string): Buffer {
   } catch (error) {
     const code = (error as { code?: string }).code;
     throw hvkitError('INVALID_ARGUMENT', `Cannot read the TLS ${what} ${path} (${code ?? 'error'}).`, {
-      adapter: 'kvm-libvirt',
+      adapter: ADAPTER_ID,
       operation: 'dial.tls',
       cause: error,
       details: { path },
@@ -224,7 +225,7 @@ export function readTlsConfirmation(
           'AUTH_FAILED',
           `${where} refused the client certificate or address (confirmation byte ${chunk[0]}).`,
           {
-            adapter: 'kvm-libvirt',
+            adapter: ADAPTER_ID,
             operation: 'dial.tls',
             retryable: false,
           },
@@ -237,7 +238,7 @@ export function readTlsConfirmation(
           'AUTH_FAILED',
           `${where} closed the connection after the TLS handshake: client certificate not accepted?`,
           {
-            adapter: 'kvm-libvirt',
+            adapter: ADAPTER_ID,
             operation: 'dial.tls',
             retryable: false,
           },
@@ -248,12 +249,12 @@ export function readTlsConfirmation(
         HvkitError.isInstance(error)
           ? error
           : hvkitError('CONNECTION_LOST', `${where}: ${error.message}`, {
-              adapter: 'kvm-libvirt',
+              adapter: ADAPTER_ID,
               operation: 'dial.tls',
               cause: error,
             }),
       );
-    const onAbort = () => fail(abortError(signal, { adapter: 'kvm-libvirt', operation: 'dial.tls' }));
+    const onAbort = () => fail(abortError(signal, { adapter: ADAPTER_ID, operation: 'dial.tls' }));
     if (signal?.aborted) {
       onAbort();
       return;
@@ -267,7 +268,7 @@ export function readTlsConfirmation(
         () =>
           fail(
             hvkitError('TIMEOUT', `${where} sent no TLS confirmation within ${timeoutMs} ms.`, {
-              adapter: 'kvm-libvirt',
+              adapter: ADAPTER_ID,
               operation: 'dial.tls',
             }),
           ),
@@ -319,7 +320,7 @@ function sshAuthFromUri(u: LibvirtUri): SshConnectOptions['auth'] {
   throw hvkitError(
     'INVALID_ARGUMENT',
     'No SSH credentials: give ?keyfile= in the URI, transport.ssh.connect.auth, or run an ssh-agent.',
-    { adapter: 'kvm-libvirt', operation: 'dial.ssh' },
+    { adapter: ADAPTER_ID, operation: 'dial.ssh' },
   );
 }
 
@@ -465,7 +466,7 @@ export async function resolveLibvirtTransport(
         'UNSUPPORTED',
         `The ${u.transport} transport of ${redactLibvirtUri(u.uri)} is not supported.`,
         {
-          adapter: 'kvm-libvirt',
+          adapter: ADAPTER_ID,
           operation: 'dial',
         },
       );

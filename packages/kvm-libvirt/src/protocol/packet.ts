@@ -4,6 +4,7 @@
  */
 
 import { hvkitError } from '@hvkit/core';
+import { ADAPTER_ID } from '../errors';
 import {
   HEADER_BYTES,
   LENGTH_WORD_BYTES,
@@ -38,7 +39,7 @@ export interface Packet {
 }
 
 function protocol(message: string, details?: Record<string, unknown>) {
-  return hvkitError('PROTOCOL', message, { adapter: 'kvm-libvirt', operation: 'rpc.decode', details });
+  return hvkitError('PROTOCOL', message, { adapter: ADAPTER_ID, operation: 'rpc.decode', details });
 }
 
 const TYPES: ReadonlySet<number> = new Set(Object.values(MESSAGE_TYPE));
@@ -67,7 +68,7 @@ export function encodePacket(
     throw hvkitError(
       'INVALID_ARGUMENT',
       `RPC message of ${bodyBytes} bytes exceeds the ${maxMessageBytes}-byte limit; nothing was sent.`,
-      { adapter: 'kvm-libvirt', operation: 'rpc.encode', details: { bytes: bodyBytes, maxMessageBytes } },
+      { adapter: ADAPTER_ID, operation: 'rpc.encode', details: { bytes: bodyBytes, maxMessageBytes } },
     );
   }
   const out = new Uint8Array(LENGTH_WORD_BYTES + bodyBytes);

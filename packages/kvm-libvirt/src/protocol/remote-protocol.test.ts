@@ -5,13 +5,13 @@ import { describe, expect, it } from 'vitest';
 import {
   hvkitCodeForLibvirtError,
   libvirtErrorToHvkitError,
-  readRemoteError,
   VIR_ERR,
   VIR_FROM,
   virErrorName,
 } from '../errors';
 import { DOMAIN_EVENT, MESSAGE_STATUS, MESSAGE_TYPE, REMOTE_PROC } from './constants';
 import type { PacketHeader } from './packet';
+import { readRemoteError } from './remote-error';
 import { remoteProcedures as P, procedureByNumber, readStreamHole, remoteMessages } from './remote-protocol';
 import { XdrReader, XdrWriter } from './xdr';
 

@@ -13,9 +13,10 @@
  */
 
 import { HvkitError, hvkitError } from '@hvkit/core';
-import { libvirtErrorToHvkitError, readRemoteError } from '../errors';
+import { ADAPTER_ID, libvirtErrorToHvkitError } from '../errors';
 import { MESSAGE_STATUS, MESSAGE_TYPE, type MessageStatus } from './constants';
 import type { PacketHeader } from './packet';
+import { readRemoteError } from './remote-error';
 import { readStreamHole } from './remote-protocol';
 import { XdrReader } from './xdr';
 
@@ -159,7 +160,7 @@ export class LibvirtReadStream implements AsyncIterable<StreamChunk> {
 
   private protocol(message: string, details?: Record<string, unknown>): HvkitError {
     return hvkitError('PROTOCOL', `${this.operation}: ${message}`, {
-      adapter: 'kvm-libvirt',
+      adapter: ADAPTER_ID,
       operation: this.operation,
       ...(details ? { details } : {}),
     });
@@ -228,7 +229,7 @@ export class LibvirtReadStream implements AsyncIterable<StreamChunk> {
             this.settle(
               'failed',
               hvkitError('REMOTE', `${this.operation}: the server aborted the stream`, {
-                adapter: 'kvm-libvirt',
+                adapter: ADAPTER_ID,
                 operation: this.operation,
               }),
             );
@@ -266,7 +267,7 @@ export class LibvirtReadStream implements AsyncIterable<StreamChunk> {
     const error = HvkitError.isInstance(reason)
       ? reason
       : hvkitError('ABORTED', `${this.operation}: stream aborted`, {
-          adapter: 'kvm-libvirt',
+          adapter: ADAPTER_ID,
           operation: this.operation,
           cause: reason,
         });
@@ -285,7 +286,7 @@ export class LibvirtReadStream implements AsyncIterable<StreamChunk> {
       this.idleTimer = undefined;
       this.abort(
         hvkitError('TIMEOUT', `${this.operation}: no stream data for ${this.idleTimeoutMs} ms`, {
-          adapter: 'kvm-libvirt',
+          adapter: ADAPTER_ID,
           operation: this.operation,
           details: { idleTimeoutMs: this.idleTimeoutMs },
         }),

@@ -4,6 +4,7 @@
  */
 
 import { hvkitError } from '@hvkit/core';
+import { ADAPTER_ID } from '../errors';
 import { LIMITS } from './constants';
 import { formatUuid, parseUuid, type XdrReader, type XdrWriter } from './xdr';
 
@@ -61,7 +62,7 @@ export function writeUuid(w: XdrWriter, uuid: string): void {
 
 function checkObject(value: unknown, what: string): void {
   if (typeof value !== 'object' || value === null) {
-    throw hvkitError('INVALID_ARGUMENT', `${what} must be an object`, { adapter: 'kvm-libvirt' });
+    throw hvkitError('INVALID_ARGUMENT', `${what} must be an object`, { adapter: ADAPTER_ID });
   }
 }
 
@@ -197,13 +198,13 @@ export function readTypedParam(r: XdrReader): TypedParam {
       return { field, type, value: r.string() };
     default:
       throw hvkitError('PROTOCOL', `XDR decode: unknown typed parameter type ${type} for ${field}`, {
-        adapter: 'kvm-libvirt',
+        adapter: ADAPTER_ID,
       });
   }
 }
 
 function invalid(message: string) {
-  return hvkitError('INVALID_ARGUMENT', message, { adapter: 'kvm-libvirt' });
+  return hvkitError('INVALID_ARGUMENT', message, { adapter: ADAPTER_ID });
 }
 
 function integerValue(p: TypedParam, what: string): bigint | number {

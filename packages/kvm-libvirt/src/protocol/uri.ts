@@ -15,6 +15,7 @@ import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { hvkitError } from '@hvkit/core';
 import { quoteArg } from '@hvkit/ssh';
+import { ADAPTER_ID } from '../errors';
 
 /** Transports a libvirt URI can name. */
 export type LibvirtTransportName = 'unix' | 'tcp' | 'tls' | 'ssh' | 'libssh' | 'libssh2' | 'ext';
@@ -117,7 +118,7 @@ export const SYSTEM_SOCKET_DIR = '/var/run/libvirt';
 
 function invalid(uri: string, message: string) {
   return hvkitError('INVALID_ARGUMENT', `Invalid libvirt URI ${JSON.stringify(uri)}: ${message}`, {
-    adapter: 'kvm-libvirt',
+    adapter: ADAPTER_ID,
     operation: 'uri.parse',
   });
 }
@@ -291,7 +292,7 @@ export function localSocketPath(u: LibvirtUri, options: { readOnly?: boolean } &
 export function sshRemoteArgv(u: LibvirtUri, options: { readOnly?: boolean } = {}): string[] {
   if (u.mode === 'direct') {
     throw hvkitError('INVALID_ARGUMENT', 'Cannot use direct socket mode for the ssh transport.', {
-      adapter: 'kvm-libvirt',
+      adapter: ADAPTER_ID,
       operation: 'uri.ssh',
     });
   }

@@ -9,6 +9,7 @@
  */
 
 import { type HvkitError, hvkitError } from '@hvkit/core';
+import { ADAPTER_ID } from '../errors';
 
 /** libvirt's `REMOTE_STRING_MAX` / `VIR_NET_MESSAGE_STRING_MAX`: 4 MiB. */
 export const XDR_STRING_MAX = 4_194_304;
@@ -24,11 +25,11 @@ const utf8Decoder = new TextDecoder('utf-8');
 const utf8Encoder = new TextEncoder();
 
 function protocolError(message: string, details?: Record<string, unknown>): HvkitError {
-  return hvkitError('PROTOCOL', `XDR decode: ${message}`, { adapter: 'kvm-libvirt', details });
+  return hvkitError('PROTOCOL', `XDR decode: ${message}`, { adapter: ADAPTER_ID, details });
 }
 
 function invalid(message: string, details?: Record<string, unknown>): HvkitError {
-  return hvkitError('INVALID_ARGUMENT', `XDR encode: ${message}`, { adapter: 'kvm-libvirt', details });
+  return hvkitError('INVALID_ARGUMENT', `XDR encode: ${message}`, { adapter: ADAPTER_ID, details });
 }
 
 /** A string's UTF-8 bytes, checked for XDR `string<max>`. */
@@ -474,7 +475,7 @@ export function toSafeNumber(value: bigint, what = 'value'): number {
   if (typeof value !== 'bigint') throw new TypeError('toSafeNumber: value must be a bigint.');
   if (!isSafeBigInt(value)) {
     throw hvkitError('PROTOCOL', `${what} ${value} does not fit a JavaScript number exactly`, {
-      adapter: 'kvm-libvirt',
+      adapter: ADAPTER_ID,
       details: { value: value.toString() },
     });
   }
