@@ -7,7 +7,7 @@
 
 import { type Dialer, HvkitError, hvkitError } from '@hvkit/core';
 import { describe, expect, it } from 'vitest';
-import { connect, type KvmLibvirtConnectOptions } from './connect';
+import { connect, type KvmLibvirtOptions } from './connect';
 
 function countingDialer(): Dialer & { dials: number } {
   const dialer = {
@@ -22,7 +22,7 @@ function countingDialer(): Dialer & { dials: number } {
 }
 
 async function misuse(options: unknown): Promise<string> {
-  const error = await connect(options as KvmLibvirtConnectOptions).then(
+  const error = await connect(options as KvmLibvirtOptions).then(
     () => undefined,
     (e: unknown) => e,
   );

@@ -3,13 +3,17 @@
  */
 
 import {
+  abortError,
   type BackupsCapability,
   type CallOptions,
   checkOptionKeys,
+  checkSignal,
   checkTimeoutMs,
   type DeepReadonly,
   type Dialer,
+  deriveSignal,
   type EventsCapability,
+  HvkitError,
   type HypervisorAdapterV1,
   hvkitError,
   type InventoryCapability,
@@ -32,15 +36,104 @@ import { type AdapterContext, closedError, reportLeftover, rpcOptions } from './
 import { ADAPTER_ID } from './errors';
 import { parseCapabilitiesXml } from './mapping/host';
 import type { CgroupVersion } from './mapping/limits';
-import { LibvirtRpcClient, type RpcTraceEvent } from './protocol/client';
-import type { LibvirtTransportOptions } from './protocol/dialers';
+import {
+  checkClientSettings,
+  LibvirtRpcClient,
+  type LibvirtRpcClientOptions,
+  type RpcTraceEvent,
+} from './protocol/client';
+import { type LibvirtTransportOptions, resolveLibvirtTransport } from './protocol/dialers';
 import type { KeepaliveOptions } from './protocol/keepalive';
 import { remoteProcedures } from './protocol/remote-protocol';
-import { parseLibvirtUri } from './protocol/uri';
+import { parseLibvirtUri, redactLibvirtUri } from './protocol/uri';
 import { supportsForDriver, withoutCgroupDependentLimits } from './supports';
 
+/**
+ * Options of {@link connectRpc}: a libvirt URI (or a ready `dialer` and `openUri`) and the client's
+ * settings.
+ */
+export interface LibvirtRpcConnectOptions
+  extends Omit<LibvirtRpcClientOptions, 'dialer' | 'openUri' | 'target' | 'dispose' | 'ssh'> {
+  /**
+   * A libvirt URI as virsh takes it: `qemu:///system`, `qemu:///session`, `test+unix:///default`,
+   * `test+unix:///path/to/node.xml`, `qemu+tcp://host/system`, `qemu+tls://host/system?pkipath=...`,
+   * `qemu+ssh://user@host/system?keyfile=...`. Give either `uri` or `dialer`.
+   */
+  uri?: string;
+  /** A ready byte-stream dialer (then `openUri` says which driver to open). */
+  dialer?: Dialer;
+  /** The URI sent in CONNECT_OPEN; required with `dialer`, derived from `uri` otherwise. */
+  openUri?: string;
+  /** SSH and TLS settings for `uri`. */
+  transport?: LibvirtTransportOptions;
+}
+
+/**
+ * Opens a raw libvirt RPC connection: reads the libvirt URI, picks its dialer (unix socket, TCP, TLS,
+ * SSH) and hands it to {@link LibvirtRpcClient.connect}, which authenticates and opens the driver. The
+ * adapter's {@link connect} opens its connection the same way.
+ *
+ * @example
+ * await using client = await connectRpc({ uri: 'qemu:///system' });
+ * const name = await client.call(remoteProcedures.CONNECT_GET_HOSTNAME);
+ *
+ * @throws HvkitError INVALID_ARGUMENT (bad URI, unreadable key or certificate files), CONNECTION_LOST,
+ *   AUTH_FAILED, PERMISSION_DENIED, UNSUPPORTED, TIMEOUT, ABORTED, NOT_FOUND / REMOTE (see
+ *   {@link LibvirtRpcClient.connect}).
+ * @throws TypeError for malformed options.
+ */
+export async function connectRpc(options: LibvirtRpcConnectOptions): Promise<LibvirtRpcClient> {
+  if (typeof options !== 'object' || options === null) throw new TypeError('connect: options are required.');
+  const { uri, dialer, openUri, transport, ...settings } = options;
+  if ((uri === undefined) === (dialer === undefined)) {
+    throw new TypeError('connect: give exactly one of `uri` and `dialer`.');
+  }
+  if (dialer !== undefined) {
+    if (typeof openUri !== 'string') {
+      throw new TypeError('connect: `openUri` is required with `dialer` (e.g. "qemu:///system").');
+    }
+    return LibvirtRpcClient.connect({ ...settings, dialer, openUri });
+  }
+  checkSignal(settings.signal);
+  // Everything that can be checked without the network is checked before the transport opens anything.
+  const { timeoutMs, readOnly } = checkClientSettings(settings);
+  const started = Date.now();
+  const derived = deriveSignal(
+    { signal: settings.signal, timeoutMs },
+    { adapter: ADAPTER_ID, operation: 'connect' },
+  );
+  let dispose: () => Promise<void> = async () => {};
+  try {
+    const parsed = parseLibvirtUri(uri as string);
+    const resolved = await resolveLibvirtTransport(
+      parsed,
+      { ...transport, readOnly },
+      { signal: derived.signal, timeoutMs },
+    );
+    dispose = resolved.dispose;
+    return await LibvirtRpcClient.connect({
+      ...settings,
+      dialer: resolved.dialer,
+      openUri: openUri ?? resolved.openUri,
+      target: redactLibvirtUri(uri as string),
+      dispose: resolved.dispose,
+      ...(resolved.ssh !== undefined ? { ssh: resolved.ssh } : {}),
+      signal: derived.signal,
+      timeoutMs: Math.max(1, timeoutMs - (Date.now() - started)),
+    });
+  } catch (error) {
+    await dispose().catch(() => {});
+    if (derived.signal.aborted && !HvkitError.isInstance(error, 'TIMEOUT')) {
+      throw abortError(derived.signal, { adapter: ADAPTER_ID, operation: 'connect' });
+    }
+    throw error;
+  } finally {
+    derived.dispose();
+  }
+}
+
 /** Options of {@link connect}. */
-export interface KvmLibvirtConnectOptions {
+export interface KvmLibvirtOptions {
   /**
    * libvirt URI as virsh takes it: `qemu:///system`, `test+unix:///default`, `test+unix:///path/node.xml`,
    * `qemu+ssh://root@host/system?keyfile=...`, `qemu+tls://host/system`. Give `uri` or `dialer`.
@@ -131,7 +224,7 @@ const CONNECT_OPTION_KEYS = {
   abortSettleMs: true,
   closeTimeoutMs: true,
   naming: { uniqueId: true, now: true },
-} as const satisfies OptionKeysOf<KvmLibvirtConnectOptions>;
+} as const satisfies OptionKeysOf<KvmLibvirtOptions>;
 
 /**
  * The kvm-libvirt adapter: spec v1 plus the underlying RPC client (an escape hatch for raw calls).
@@ -169,7 +262,7 @@ interface CgroupDecision {
  * driver has no limits.
  */
 async function decideCgroupVersion(
-  options: KvmLibvirtConnectOptions,
+  options: KvmLibvirtOptions,
   client: LibvirtRpcClient,
   driver: string,
   hasLimits: boolean,
@@ -209,10 +302,10 @@ async function decideCgroupVersion(
       };
 }
 
-/** Default {@link KvmLibvirtConnectOptions.backupIdleTimeoutMs}: 60 seconds. */
+/** Default {@link KvmLibvirtOptions.backupIdleTimeoutMs}: 60 seconds. */
 export const DEFAULT_BACKUP_IDLE_TIMEOUT_MS = 60_000;
 
-/** Default {@link KvmLibvirtConnectOptions.closeTimeoutMs}: 60 seconds. */
+/** Default {@link KvmLibvirtOptions.closeTimeoutMs}: 60 seconds. */
 export const DEFAULT_CLOSE_TIMEOUT_MS = 60_000;
 
 /**
@@ -255,7 +348,7 @@ function isLocalUri(uri: string | undefined): boolean {
  * @throws HvkitError from the RPC client (AUTH_FAILED, CONNECTION_LOST, TIMEOUT, ...); TypeError for bad options
  *   and for unknown option keys, at every level (`transport.tls`, `transport.ssh.connect`, `keepalive`, ...).
  */
-export async function connect(options: KvmLibvirtConnectOptions): Promise<KvmLibvirtAdapter> {
+export async function connect(options: KvmLibvirtOptions): Promise<KvmLibvirtAdapter> {
   if (typeof options !== 'object' || options === null)
     throw new TypeError('connect: options must be an object.');
   checkOptionKeys(options, CONNECT_OPTION_KEYS, 'kvm-libvirt connect');
@@ -277,7 +370,7 @@ export async function connect(options: KvmLibvirtConnectOptions): Promise<KvmLib
   ) {
     throw new TypeError('connect: backupPool must be a non-empty string.');
   }
-  const client = await LibvirtRpcClient.connect({
+  const client = await connectRpc({
     ...(options.uri !== undefined ? { uri: options.uri } : {}),
     ...(options.dialer !== undefined ? { dialer: options.dialer } : {}),
     ...(options.openUri !== undefined ? { openUri: options.openUri } : {}),

@@ -13,7 +13,8 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, ftruncateSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LibvirtRpcClient, type RpcTraceEvent } from '../src/protocol/client';
+import { connectRpc } from '../src/connect';
+import type { RpcTraceEvent } from '../src/protocol/client';
 import { MESSAGE_TYPE, PROGRAM } from '../src/protocol/constants';
 import { remoteProcedures as P } from '../src/protocol/remote-protocol';
 
@@ -43,7 +44,7 @@ async function tryCall(label: string, f: () => Promise<unknown>): Promise<void> 
 const guestName = process.env.HVKIT_LIBVIRT_GUEST ?? 'hvkit-guest1';
 const accel = process.env.HVKIT_LIBVIRT_ACCEL === 'tcg' ? 'qemu' : 'kvm';
 
-const qemu = await LibvirtRpcClient.connect({ uri: 'qemu:///system', trace });
+const qemu = await connectRpc({ uri: 'qemu:///system', trace });
 const dom = await qemu.call(P.DOMAIN_LOOKUP_BY_NAME, { name: guestName });
 await tryCall('list domains', () => qemu.call(P.CONNECT_LIST_ALL_DOMAINS, { needResults: 1, flags: 0 }));
 await tryCall('node info', () => qemu.call(P.NODE_GET_INFO));
@@ -111,7 +112,7 @@ try {
 }
 await qemu.close();
 
-const test = await LibvirtRpcClient.connect({ uri: 'test+unix:///default', trace });
+const test = await connectRpc({ uri: 'test+unix:///default', trace });
 const testDom = await test.call(P.DOMAIN_LOOKUP_BY_NAME, { name: 'test' });
 await tryCall('test node info', () => test.call(P.NODE_GET_INFO));
 await tryCall('test security model', () => test.call(P.NODE_GET_SECURITY_MODEL));

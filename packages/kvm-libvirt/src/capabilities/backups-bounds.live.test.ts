@@ -12,8 +12,7 @@ import { livePeer } from '@hvkit/conformance';
 import { type BackupSink, createStreamSink } from '@hvkit/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type FakeLibvirtd, rejection, startFakeLibvirtd } from '../../test/fake-libvirtd';
-import { connect } from '../connect';
-import { LibvirtRpcClient } from '../protocol/client';
+import { connect, connectRpc } from '../connect';
 import { MESSAGE_STATUS, MESSAGE_TYPE, REMOTE_PROC } from '../protocol/constants';
 import { remoteProcedures } from '../protocol/remote-protocol';
 import { XdrWriter } from '../protocol/xdr';
@@ -61,7 +60,7 @@ describe.skipIf(!peer.available)(
   () => {
     it('a stopped guest: a hole of 2^52 bytes in the volume download ends with PROTOCOL, the sink gets no more than the volume', async () => {
       // The stopped guest's XML with the running guest's disk volume in it.
-      const direct = await LibvirtRpcClient.connect({
+      const direct = await connectRpc({
         uri: `qemu+unix:///system?socket=${env.HVKIT_LIBVIRT_SOCKET}`,
       });
       let xml: string;

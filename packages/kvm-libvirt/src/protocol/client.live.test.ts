@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { livePeer } from '@hvkit/conformance';
 import { HvkitError } from '@hvkit/core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { LibvirtRpcClient, type RpcTraceEvent } from './client';
+import { connectRpc } from '../connect';
+import type { LibvirtRpcClient, RpcTraceEvent } from './client';
 import { DOMAIN_EVENT, DOMAIN_STATE, MESSAGE_TYPE, PROGRAM, TYPED_PARAM_STRING_OKAY } from './constants';
 import { remoteProcedures as P } from './remote-protocol';
 import { isStreamHole, type StreamChunk } from './stream';
@@ -77,8 +78,8 @@ describe.skipIf(!peer.available)(
     let test: LibvirtRpcClient;
 
     beforeAll(async () => {
-      qemu = await LibvirtRpcClient.connect({ uri: env.HVKIT_LIBVIRT_QEMU_URI as string });
-      test = await LibvirtRpcClient.connect({ uri: env.HVKIT_LIBVIRT_TEST_URI as string });
+      qemu = await connectRpc({ uri: env.HVKIT_LIBVIRT_QEMU_URI as string });
+      test = await connectRpc({ uri: env.HVKIT_LIBVIRT_TEST_URI as string });
     });
     afterAll(async () => {
       await qemu?.close();
@@ -108,7 +109,7 @@ describe.skipIf(!peer.available)(
 
       it('opens a node XML file through test+unix:///<path>', async () => {
         const uri = env.HVKIT_LIBVIRT_TEST_NODE_URI as string;
-        await using node = await LibvirtRpcClient.connect({ uri });
+        await using node = await connectRpc({ uri });
         expect(node.openUri).toBe(uri.replace('test+unix://', 'test://'));
         const { domains } = await node.call(P.CONNECT_LIST_ALL_DOMAINS, { needResults: 1, flags: 0 });
         expect(domains.length).toBe(Number(env.HVKIT_LIBVIRT_TEST_NODE_DOMAINS));
@@ -117,7 +118,7 @@ describe.skipIf(!peer.available)(
 
       it('pipelines 600 calls (XML and state of each domain, repeated) and matches every reply to its call', async () => {
         const uri = env.HVKIT_LIBVIRT_TEST_NODE_URI as string;
-        await using node = await LibvirtRpcClient.connect({ uri });
+        await using node = await connectRpc({ uri });
         const stats = await node.call(P.CONNECT_GET_ALL_DOMAIN_STATS, { doms: [], stats: 1, flags: 0 });
         expect(stats.length).toBe(Number(env.HVKIT_LIBVIRT_TEST_NODE_DOMAINS));
         const rounds = Math.ceil(300 / stats.length);
@@ -230,7 +231,7 @@ describe.skipIf(!peer.available)(
       });
 
       it('reports lifecycle events of the test driver', async () => {
-        await using own = await LibvirtRpcClient.connect({ uri: env.HVKIT_LIBVIRT_TEST_URI as string });
+        await using own = await connectRpc({ uri: env.HVKIT_LIBVIRT_TEST_URI as string });
         const name = `hvkit-rpc-ev-${process.pid}`;
         const sub = await own.subscribeDomainLifecycle({ signal: AbortSignal.timeout(10_000) });
         const dom = await own.call(P.DOMAIN_CREATE_XML, {
@@ -461,9 +462,9 @@ describe.skipIf(!peer.available)(
       });
 
       it('wraps serial numbers at 2^32 (serial 0 is valid)', async () => {
-        await using c = await LibvirtRpcClient.connect({ uri: 'qemu:///system' });
+        await using c = await connectRpc({ uri: 'qemu:///system' });
         const serials: number[] = [];
-        const traced = await LibvirtRpcClient.connect({
+        const traced = await connectRpc({
           uri: 'qemu:///system',
           trace: (e) => {
             if (e.direction === 'receive' && e.header.type === MESSAGE_TYPE.REPLY)
@@ -502,7 +503,7 @@ describe.skipIf(!peer.available)(
       });
 
       it('refuses writes on a read-only connection', async () => {
-        await using ro = await LibvirtRpcClient.connect({ uri: 'qemu:///system', readOnly: true });
+        await using ro = await connectRpc({ uri: 'qemu:///system', readOnly: true });
         const dom = await ro.call(P.DOMAIN_LOOKUP_BY_NAME, { name: env.HVKIT_LIBVIRT_GUEST as string });
         const denied = await rejection(ro.call(P.DOMAIN_SUSPEND, { dom }));
         expect(denied.code).toBe('PERMISSION_DENIED');
@@ -510,7 +511,7 @@ describe.skipIf(!peer.available)(
       });
 
       it('refuses replies over maxMessageBytes with PROTOCOL and closes the connection', async () => {
-        const small = await LibvirtRpcClient.connect({ uri: 'qemu:///system', maxMessageBytes: 1024 });
+        const small = await connectRpc({ uri: 'qemu:///system', maxMessageBytes: 1024 });
         const error = await rejection(small.call(P.CONNECT_GET_CAPABILITIES));
         expect(error.code).toBe('PROTOCOL');
         expect(small.closed).toBe(true);
@@ -521,7 +522,7 @@ describe.skipIf(!peer.available)(
 
       it('observes keepalive PING/PONG with a short interval', async () => {
         const packets: RpcTraceEvent[] = [];
-        await using c = await LibvirtRpcClient.connect({
+        await using c = await connectRpc({
           uri: 'qemu:///system',
           keepalive: { intervalMs: 100, countMax: 5 },
           trace: (e) => packets.push(e),
@@ -538,7 +539,7 @@ describe.skipIf(!peer.available)(
       });
 
       it('closes cleanly: pending calls fail with CONNECTION_LOST, close is idempotent', async () => {
-        const c = await LibvirtRpcClient.connect({ uri: 'qemu:///system' });
+        const c = await connectRpc({ uri: 'qemu:///system' });
         const lost = c.onClose(() => {});
         // Several calls in flight when close() starts: each either completes or fails CONNECTION_LOST.
         const pending = Array.from({ length: 6 }, () =>
@@ -679,7 +680,7 @@ describe.skipIf(!peer.available)(
       });
 
       it('sees lifecycle events of a throwaway transient QEMU domain', async () => {
-        await using own = await LibvirtRpcClient.connect({ uri: 'qemu:///system' });
+        await using own = await connectRpc({ uri: 'qemu:///system' });
         const name = `hvkit-rpc-events-${process.pid}`;
         const sub = await own.subscribeDomainLifecycle({
           bufferSize: 64,

@@ -44,7 +44,6 @@ import {
   REMOTE_PROC,
   STORAGE_VOL_DOWNLOAD_SPARSE_STREAM,
 } from './constants';
-import { type LibvirtTransportOptions, resolveLibvirtTransport } from './dialers';
 import { DomainEventSubscription, type DomainEventSubscriptionOptions } from './events';
 import {
   KeepaliveMonitor,
@@ -63,7 +62,6 @@ import {
 } from './remote-protocol';
 import { LibvirtReadStream, type ReadStreamOptions } from './stream';
 import type { RemoteDomain, RemoteStorageVol } from './types';
-import { parseLibvirtUri, redactLibvirtUri } from './uri';
 import { XdrReader, XdrWriter } from './xdr';
 
 /** Default number of calls outstanding at the daemon (its `max_client_requests` is 5). */
@@ -79,22 +77,23 @@ export interface RpcTraceEvent {
   payload: Uint8Array;
 }
 
-/** Options of {@link LibvirtRpcClient.connect}. */
-export interface LibvirtConnectOptions {
-  /**
-   * A libvirt URI as virsh takes it: `qemu:///system`, `qemu:///session`, `test+unix:///default`,
-   * `test+unix:///path/to/node.xml`, `qemu+tcp://host/system`, `qemu+tls://host/system?pkipath=...`,
-   * `qemu+ssh://user@host/system?keyfile=...`. Give either `uri` or `dialer`.
-   */
-  uri?: string;
-  /** A ready byte-stream dialer (then `openUri` says which driver to open). */
-  dialer?: Dialer;
-  /** The URI sent in CONNECT_OPEN; required with `dialer`, derived from `uri` otherwise. */
-  openUri?: string;
-  /** Open read-only (VIR_CONNECT_RO; the `-ro` socket for local connections). */
+/**
+ * Options of {@link LibvirtRpcClient.connect}: a ready dialer and the URI to open. To connect by a libvirt
+ * URI (`qemu:///system`, `qemu+ssh://...`), use `connectRpc()`, which reads the URI and picks the dialer.
+ */
+export interface LibvirtRpcClientOptions {
+  /** Opens the byte stream to the daemon (unix socket, TCP, TLS, an SSH channel, a replay). */
+  dialer: Dialer;
+  /** The URI sent in CONNECT_OPEN (e.g. `qemu:///system`); `null` lets the daemon choose. */
+  openUri: string | null;
+  /** Where the client connects, as shown in errors (secrets removed). Default: the dialer's target. */
+  target?: string;
+  /** Releases what the dialer depends on (an SSH connection); called once the client is closed or failed. */
+  dispose?: () => Promise<void>;
+  /** The SSH connection the dialer runs over, exposed as {@link LibvirtRpcClient.sshClient}. */
+  ssh?: SshClient;
+  /** Open read-only (VIR_CONNECT_RO). */
   readOnly?: boolean;
-  /** SSH and TLS settings for `uri`. */
-  transport?: LibvirtTransportOptions;
   /** Deadline of the whole connect (dial, auth, open). Default 30000 ms. */
   timeoutMs?: number;
   /** Default timeout of each call that gives none. Default 30000 ms. */
@@ -111,6 +110,48 @@ export interface LibvirtConnectOptions {
   logger?: Logger;
   /** Sees every packet sent and received (for transcripts and debugging). */
   trace?: (event: RpcTraceEvent) => void;
+}
+
+/** The settings of {@link LibvirtRpcClientOptions} that do not depend on the dialer, checked. */
+export interface CheckedClientSettings {
+  readOnly: boolean;
+  timeoutMs: number;
+  callTimeoutMs: number;
+  keepalive: Required<KeepaliveOptions> | false;
+  maxMessageBytes: number;
+  maxInFlight: number;
+}
+
+/**
+ * Checks the dialer-independent options of a client (before anything is dialed).
+ *
+ * @throws TypeError for malformed values.
+ */
+export function checkClientSettings(
+  options: Omit<LibvirtRpcClientOptions, 'dialer' | 'openUri'>,
+): CheckedClientSettings {
+  const timeoutMs = checkTimeoutMs(options.timeoutMs ?? DEFAULT_LIBVIRT_CONNECT_TIMEOUT_MS);
+  const callTimeoutMs = checkTimeoutMs(options.callTimeoutMs ?? DEFAULT_TIMEOUT_MS, 'callTimeoutMs');
+  const keepalive = resolveKeepalive(options.keepalive);
+  const maxMessageBytes = options.maxMessageBytes ?? MESSAGE_MAX;
+  if (!Number.isInteger(maxMessageBytes) || maxMessageBytes < 1024 || maxMessageBytes > MESSAGE_MAX) {
+    throw new TypeError(`maxMessageBytes must be an integer between 1024 and ${MESSAGE_MAX}.`);
+  }
+  const maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
+  if (!Number.isInteger(maxInFlight) || maxInFlight < 1 || maxInFlight > 64) {
+    throw new TypeError('maxInFlight must be an integer between 1 and 64.');
+  }
+  if (options.trace !== undefined && typeof options.trace !== 'function') {
+    throw new TypeError('trace must be a function.');
+  }
+  return {
+    readOnly: options.readOnly === true,
+    timeoutMs,
+    callTimeoutMs,
+    keepalive,
+    maxMessageBytes,
+    maxInFlight,
+  };
 }
 
 /** Options of one call. */
@@ -250,78 +291,47 @@ export class LibvirtRpcClient implements AsyncDisposable {
   }
 
   /**
-   * Connects, authenticates and opens the driver.
+   * Dials with the given dialer, authenticates and opens the driver `openUri`. To connect by a libvirt
+   * URI, use `connectRpc()`.
    *
    * @throws HvkitError CONNECTION_LOST (unreachable), AUTH_FAILED / PERMISSION_DENIED (refused),
-   *   UNSUPPORTED (SASL authentication, unknown driver), TIMEOUT, ABORTED, INVALID_ARGUMENT (bad URI),
+   *   UNSUPPORTED (SASL authentication, unknown driver), TIMEOUT, ABORTED,
    *   NOT_FOUND / REMOTE (the daemon could not open the driver, e.g. a missing node XML file).
    * @throws TypeError for malformed options.
    */
-  static async connect(options: LibvirtConnectOptions): Promise<LibvirtRpcClient> {
+  static async connect(options: LibvirtRpcClientOptions): Promise<LibvirtRpcClient> {
     if (typeof options !== 'object' || options === null)
       throw new TypeError('connect: options are required.');
-    if ((options.uri === undefined) === (options.dialer === undefined)) {
-      throw new TypeError('connect: give exactly one of `uri` and `dialer`.');
+    const dialer = options.dialer;
+    if (typeof dialer !== 'object' || dialer === null || typeof dialer.dial !== 'function') {
+      throw new TypeError('connect: `dialer` is required (connectRpc() turns a libvirt URI into one).');
     }
-    if (options.dialer !== undefined && typeof options.openUri !== 'string') {
+    if (typeof options.openUri !== 'string' && options.openUri !== null) {
       throw new TypeError('connect: `openUri` is required with `dialer` (e.g. "qemu:///system").');
     }
+    const dispose = options.dispose ?? (async () => {});
+    if (typeof dispose !== 'function') throw new TypeError('connect: dispose must be a function.');
     checkSignal(options.signal);
-    const timeoutMs = checkTimeoutMs(options.timeoutMs ?? DEFAULT_LIBVIRT_CONNECT_TIMEOUT_MS);
-    const callTimeoutMs = checkTimeoutMs(options.callTimeoutMs ?? DEFAULT_TIMEOUT_MS, 'callTimeoutMs');
-    const keepalive = resolveKeepalive(options.keepalive);
-    const maxMessageBytes = options.maxMessageBytes ?? MESSAGE_MAX;
-    if (!Number.isInteger(maxMessageBytes) || maxMessageBytes < 1024 || maxMessageBytes > MESSAGE_MAX) {
-      throw new TypeError(`maxMessageBytes must be an integer between 1024 and ${MESSAGE_MAX}.`);
-    }
-    const maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
-    if (!Number.isInteger(maxInFlight) || maxInFlight < 1 || maxInFlight > 64) {
-      throw new TypeError('maxInFlight must be an integer between 1 and 64.');
-    }
-    if (options.trace !== undefined && typeof options.trace !== 'function') {
-      throw new TypeError('trace must be a function.');
-    }
-    const readOnly = options.readOnly === true;
+    const checked = checkClientSettings(options);
+    const { timeoutMs } = checked;
     const derived = deriveSignal(
       { signal: options.signal, timeoutMs },
       { adapter: ADAPTER_ID, operation: 'connect' },
     );
-    let dispose: () => Promise<void> = async () => {};
-    let ssh: SshClient | undefined;
     try {
-      let dialer: Dialer;
-      let openUri: string | null;
-      let target: string;
-      if (options.uri !== undefined) {
-        const parsed = parseLibvirtUri(options.uri);
-        const resolved = await resolveLibvirtTransport(
-          parsed,
-          { ...options.transport, readOnly },
-          { signal: derived.signal, timeoutMs },
-        );
-        dialer = resolved.dialer;
-        dispose = resolved.dispose;
-        ssh = resolved.ssh;
-        openUri = options.openUri ?? resolved.openUri;
-        target = redactLibvirtUri(options.uri);
-      } else {
-        dialer = options.dialer as Dialer;
-        openUri = options.openUri as string;
-        target = dialer.target;
-      }
       const settings: ClientSettings = {
-        target,
-        openUri,
-        readOnly,
-        callTimeoutMs,
-        keepalive,
-        maxMessageBytes,
-        maxInFlight,
+        target: options.target ?? dialer.target,
+        openUri: options.openUri,
+        readOnly: checked.readOnly,
+        callTimeoutMs: checked.callTimeoutMs,
+        keepalive: checked.keepalive,
+        maxMessageBytes: checked.maxMessageBytes,
+        maxInFlight: checked.maxInFlight,
         logger: options.logger,
         trace: options.trace,
         dialer,
         dispose,
-        ...(ssh !== undefined ? { ssh } : {}),
+        ...(options.ssh !== undefined ? { ssh: options.ssh } : {}),
       };
       return await LibvirtRpcClient.open(settings, derived.signal, timeoutMs);
     } catch (error) {

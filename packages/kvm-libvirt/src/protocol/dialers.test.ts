@@ -10,7 +10,7 @@ import { createServer, type Server, type TLSSocket } from 'node:tls';
 import { HvkitError } from '@hvkit/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestPki, type TestPki } from '../../test/throwaway-libvirtd';
-import { LibvirtRpcClient } from './client';
+import { connectRpc } from '../connect';
 import { resolveLibvirtTransport } from './dialers';
 import { LIBVIRT_DRIVERS } from './uri';
 
@@ -27,7 +27,7 @@ async function rejection(promise: Promise<unknown>): Promise<HvkitError> {
 
 describe('a URI with a host and no transport (read as remote TLS, as libvirt does)', () => {
   it('bogus://x: the error names the driver, says the URI was read as remote TLS and lists the known drivers', async () => {
-    const error = await rejection(LibvirtRpcClient.connect({ uri: 'bogus://x', timeoutMs: 5000 }));
+    const error = await rejection(connectRpc({ uri: 'bogus://x', timeoutMs: 5000 }));
     expect(error.message).toContain('"bogus"');
     expect(error.message).toMatch(/read as a remote TLS URI/);
     expect(error.message).toContain('bogus+tls://x');

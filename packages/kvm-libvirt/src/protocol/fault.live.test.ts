@@ -16,7 +16,8 @@ import { livePeer } from '@hvkit/conformance';
 import { HvkitError } from '@hvkit/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { libvirtdAvailable, ThrowawayLibvirtd } from '../../test/throwaway-libvirtd';
-import { LibvirtRpcClient } from './client';
+import { connectRpc } from '../connect';
+import type { LibvirtRpcClient } from './client';
 import { remoteProcedures as P } from './remote-protocol';
 
 const peer = livePeer('libvirtd', ['HVKIT_LIBVIRT_SOCKET']);
@@ -66,7 +67,7 @@ describe.skipIf(!usable)(
         for (let attempt = 0; client === undefined; attempt++) {
           await daemon.restart();
           try {
-            client = await LibvirtRpcClient.connect({
+            client = await connectRpc({
               uri: daemon.uri,
               keepalive: KEEPALIVE,
               timeoutMs: 5000,

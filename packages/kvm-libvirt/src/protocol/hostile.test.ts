@@ -13,7 +13,7 @@
 import { HvkitError } from '@hvkit/core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type FakeCall, type FakeConnection, prng, startFakeLibvirtd } from '../../test/fake-libvirtd';
-import { LibvirtRpcClient } from './client';
+import { connectRpc } from '../connect';
 import { MESSAGE_STATUS, MESSAGE_TYPE, REMOTE_PROC } from './constants';
 import { encodePacket } from './packet';
 import { remoteProcedures } from './remote-protocol';
@@ -159,7 +159,7 @@ describe('kvm-libvirt RPC transport against a hostile fake libvirtd (seeded fuzz
     try {
       for (let i = 0; i < ITERATIONS; i++) {
         behaviour = ALL[Math.floor(rand() * ALL.length)] as Behaviour;
-        const client = await LibvirtRpcClient.connect({
+        const client = await connectRpc({
           uri: fake.uri(),
           keepalive: false,
           callTimeoutMs: CALL_TIMEOUT_MS,

@@ -12,8 +12,8 @@ import { HvkitError } from '@hvkit/core';
 import { connectSsh } from '@hvkit/ssh';
 import { afterAll, describe, expect, it } from 'vitest';
 import { detectLocalCgroupVersion } from '../capabilities/cgroup';
-import { connect } from '../connect';
-import { LibvirtRpcClient } from './client';
+import { connect, connectRpc } from '../connect';
+import type { LibvirtRpcClient } from './client';
 import { remoteProcedures as P } from './remote-protocol';
 
 let hasNetcat = false;
@@ -41,7 +41,7 @@ describe.skipIf(!peer.available)(
       `qemu+ssh://${env.HVKIT_SSH_USER}@${env.HVKIT_SSH_HOST}:${env.HVKIT_SSH_PORT}/${path}?keyfile=${env.HVKIT_SSH_KEY}&known_hosts=${env.HVKIT_SSH_KNOWN_HOSTS}${query}`;
 
     it('lists domains over qemu+ssh:// (virt-ssh-helper on the remote side)', async () => {
-      await using c = await LibvirtRpcClient.connect({ uri: uri() });
+      await using c = await connectRpc({ uri: uri() });
       expect(c.openUri).toBe('qemu:///system');
       expect(c.keepaliveActive).toBe(true);
       const { domains } = await c.call(P.CONNECT_LIST_ALL_DOMAINS, { needResults: 1, flags: 0 });
@@ -67,11 +67,11 @@ describe.skipIf(!peer.available)(
     });
 
     it('reaches the test driver with proxy=native, and read-only with virt-ssh-helper -r', async () => {
-      await using t = await LibvirtRpcClient.connect({
+      await using t = await connectRpc({
         uri: uri('default', '&proxy=native').replace('qemu+ssh', 'test+ssh'),
       });
       expect(await t.call(P.CONNECT_GET_URI)).toBe('test:///default');
-      await using ro = await LibvirtRpcClient.connect({ uri: uri(), readOnly: true });
+      await using ro = await connectRpc({ uri: uri(), readOnly: true });
       const dom = await ro.call(P.DOMAIN_LOOKUP_BY_NAME, { name: env.HVKIT_LIBVIRT_GUEST as string });
       const denied = await ro.call(P.DOMAIN_SUSPEND, { dom }).catch((e: unknown) => e);
       expect(HvkitError.isInstance(denied, 'PERMISSION_DENIED')).toBe(true);
@@ -79,7 +79,7 @@ describe.skipIf(!peer.available)(
 
     // The sshd peer runs on this machine, so the remote netcat is the local one (netcat-openbsd).
     it.skipIf(!hasNetcat)('connects through netcat on the daemon socket with proxy=netcat', async () => {
-      await using c = await LibvirtRpcClient.connect({ uri: uri('system', '&proxy=netcat') });
+      await using c = await connectRpc({ uri: uri('system', '&proxy=netcat') });
       expect(await c.call(P.CONNECT_GET_URI)).toBe('qemu:///system');
       const { domains } = await c.call(P.CONNECT_LIST_ALL_DOMAINS, { needResults: 1, flags: 0 });
       expect(domains.map((d) => d.name)).toContain(env.HVKIT_LIBVIRT_GUEST);
@@ -94,7 +94,7 @@ describe.skipIf(!peer.available)(
         hostKey: { knownHostsFile: env.HVKIT_SSH_KNOWN_HOSTS as string },
       });
       try {
-        const c = await LibvirtRpcClient.connect({
+        const c = await connectRpc({
           uri: `qemu+ssh://${env.HVKIT_SSH_HOST}/system`,
           transport: { ssh: { client: ssh } },
         });
@@ -139,11 +139,11 @@ describe.skipIf(!peer.available)(
 
       it('a WRONG key in known_hosts is refused with AUTH_FAILED, with or without the named option', async () => {
         const file = knownHosts('wrong', [wrongKeyLine()]);
-        const plain = await refusal(LibvirtRpcClient.connect({ uri: sshUri(file), timeoutMs: 15_000 }));
+        const plain = await refusal(connectRpc({ uri: sshUri(file), timeoutMs: 15_000 }));
         expect(plain.backendCode).toBe('HOST_KEY_MISMATCH');
         expect(plain.message).toMatch(/insecureAllowUriNoVerify/);
         const named = await refusal(
-          LibvirtRpcClient.connect({
+          connectRpc({
             uri: sshUri(file),
             transport: { insecureAllowUriNoVerify: true },
             timeoutMs: 15_000,
@@ -155,9 +155,9 @@ describe.skipIf(!peer.available)(
 
       it('an unknown host: refused without the named option, accepted with it (libvirt’s meaning)', async () => {
         const file = knownHosts('empty', []);
-        const plain = await refusal(LibvirtRpcClient.connect({ uri: sshUri(file), timeoutMs: 15_000 }));
+        const plain = await refusal(connectRpc({ uri: sshUri(file), timeoutMs: 15_000 }));
         expect(plain.backendCode).toBe('HOST_KEY_UNKNOWN');
-        await using c = await LibvirtRpcClient.connect({
+        await using c = await connectRpc({
           uri: sshUri(file),
           transport: { insecureAllowUriNoVerify: true },
           timeoutMs: 15_000,
@@ -169,14 +169,14 @@ describe.skipIf(!peer.available)(
     });
 
     it('fails with a clear error when the remote netcat path is missing or the host key is unknown', async () => {
-      const nc = await LibvirtRpcClient.connect({
+      const nc = await connectRpc({
         uri: uri('system', '&netcat=/nonexistent/nc'),
         timeoutMs: 10_000,
       }).catch((e: unknown) => e);
       expect(HvkitError.isInstance(nc)).toBe(true);
       expect(['REMOTE', 'CONNECTION_LOST']).toContain((nc as HvkitError).code);
       expect((nc as HvkitError).message).toMatch(/nonexistent|not found|closed/);
-      const unknownHost = await LibvirtRpcClient.connect({
+      const unknownHost = await connectRpc({
         uri: `qemu+ssh://${env.HVKIT_SSH_USER}@${env.HVKIT_SSH_HOST}:${env.HVKIT_SSH_PORT}/system?keyfile=${env.HVKIT_SSH_KEY}&known_hosts=/dev/null`,
       }).catch((e: unknown) => e);
       expect(HvkitError.isInstance(unknownHost, 'AUTH_FAILED')).toBe(true);

@@ -11,7 +11,7 @@ import {
   rejection,
   startFakeLibvirtd,
 } from '../../test/fake-libvirtd';
-import { LibvirtRpcClient } from './client';
+import { connectRpc } from '../connect';
 import { MESSAGE_STATUS, MESSAGE_TYPE, REMOTE_PROC } from './constants';
 import { remoteProcedures } from './remote-protocol';
 import { isStreamHole } from './stream';
@@ -54,7 +54,7 @@ describe('LibvirtReadStream bounds', () => {
       // 2^53 and more are refused as unsafe integers already; 2^52 is as good as endless.
       c.hole(call, 2n ** 52n);
     });
-    await using client = await LibvirtRpcClient.connect({ uri: server.uri(), keepalive: false });
+    await using client = await connectRpc({ uri: server.uri(), keepalive: false });
     const stream = await client.downloadVolume(VOL, { sparse: true, holes: 'zeros', maxBytes: 4 * MiB });
     let yielded = 0;
     const started = Date.now();
@@ -89,7 +89,7 @@ describe('LibvirtReadStream bounds', () => {
     const server = await downloadServer((call, c) =>
       endless(c, () => c.stream(call, MESSAGE_STATUS.CONTINUE, new Uint8Array(64 * 1024))),
     );
-    await using client = await LibvirtRpcClient.connect({ uri: server.uri(), keepalive: false });
+    await using client = await connectRpc({ uri: server.uri(), keepalive: false });
     const stream = await client.downloadVolume(VOL, { maxBytes: MiB + 100 });
     let yielded = 0;
     const error = await rejection(
@@ -109,7 +109,7 @@ describe('LibvirtReadStream bounds', () => {
     const server = await downloadServer((call, c) =>
       endless(c, () => c.stream(call, MESSAGE_STATUS.CONTINUE, new Uint8Array(4096))),
     );
-    await using client = await LibvirtRpcClient.connect({ uri: server.uri(), keepalive: false });
+    await using client = await connectRpc({ uri: server.uri(), keepalive: false });
     const stream = await client.downloadVolume(VOL, { length: 10_000 });
     let yielded = 0;
     const error = await rejection(
@@ -133,7 +133,7 @@ describe('LibvirtReadStream bounds', () => {
       }),
     );
     let holesRead = 0;
-    await using client = await LibvirtRpcClient.connect({
+    await using client = await connectRpc({
       uri: server.uri(),
       keepalive: false,
       trace: (e) => {

@@ -20,7 +20,7 @@ import {
   type TestPki,
   ThrowawayLibvirtd,
 } from '../../test/throwaway-libvirtd';
-import { LibvirtRpcClient } from './client';
+import { connectRpc } from '../connect';
 import { encodePacket } from './packet';
 import { remoteProcedures as P } from './remote-protocol';
 
@@ -114,7 +114,7 @@ describe.skipIf(!usable)(
     });
 
     it('answers the daemon PINGs, so an idle connection survives its 1 s keepalive', async () => {
-      await using c = await LibvirtRpcClient.connect({ uri: daemon.uri, keepalive: false });
+      await using c = await connectRpc({ uri: daemon.uri, keepalive: false });
       expect(c.openUri).toBe('test:///default');
       await new Promise((r) => setTimeout(r, 2600));
       const s = c.stats();
@@ -125,7 +125,7 @@ describe.skipIf(!usable)(
     });
 
     it('times out a call at a stopped daemon, drops the late reply, and keeps working', async () => {
-      await using c = await LibvirtRpcClient.connect({ uri: daemon.uri });
+      await using c = await connectRpc({ uri: daemon.uri });
       daemon.signal('SIGSTOP');
       try {
         const started = Date.now();
@@ -152,45 +152,45 @@ describe.skipIf(!usable)(
     it('fails connecting to a stopped daemon with TIMEOUT, to a missing socket with CONNECTION_LOST', async () => {
       daemon.signal('SIGSTOP');
       try {
-        const error = await rejection(LibvirtRpcClient.connect({ uri: daemon.uri, timeoutMs: 300 }));
+        const error = await rejection(connectRpc({ uri: daemon.uri, timeoutMs: 300 }));
         expect(error.code).toBe('TIMEOUT');
       } finally {
         daemon.signal('SIGCONT');
       }
       const missing = await rejection(
-        LibvirtRpcClient.connect({ uri: `test+unix:///default?socket=${daemon.dir}/no-such-sock` }),
+        connectRpc({ uri: `test+unix:///default?socket=${daemon.dir}/no-such-sock` }),
       );
       expect(missing).toMatchObject({ code: 'CONNECTION_LOST', retryable: true });
     });
 
     it('connects over TCP (qemu+tcp style URI)', async () => {
-      await using c = await LibvirtRpcClient.connect({ uri: `test+tcp://127.0.0.1:${tcpPort}/default` });
+      await using c = await connectRpc({ uri: `test+tcp://127.0.0.1:${tcpPort}/default` });
       expect(c.openUri).toBe('test:///default');
       const { domains } = await c.call(P.CONNECT_LIST_ALL_DOMAINS, { needResults: 1, flags: 0 });
       expect(domains.map((d) => d.name)).toContain('test');
     });
 
     it('connects over TLS with a client certificate and reads the confirmation byte', async () => {
-      await using c = await LibvirtRpcClient.connect({
+      await using c = await connectRpc({
         uri: `test+tls://127.0.0.1:${tlsPort}/default?pkipath=${pki.clientDir}`,
       });
       expect(await c.call(P.CONNECT_GET_URI)).toBe('test:///default');
       const untrusted = await rejection(
-        LibvirtRpcClient.connect({
+        connectRpc({
           uri: `test+tls://127.0.0.1:${tlsPort}/default?pkipath=${pki.untrustedClientDir}`,
         }),
       );
       expect(untrusted.code).toBe('AUTH_FAILED');
       // The server certificate is checked against the CA: another CA is refused, no_verify=1 accepts it.
       const otherCa = await rejection(
-        LibvirtRpcClient.connect({
+        connectRpc({
           uri: `test+tls://127.0.0.1:${tlsPort}/default?pkipath=${pki.clientDir}`,
           transport: { tls: { ca: readFileSync(join(pki.dir, 'othercacert.pem')) } },
         }),
       );
       expect(otherCa.code).toBe('AUTH_FAILED');
       const missingFiles = await rejection(
-        LibvirtRpcClient.connect({
+        connectRpc({
           uri: `test+tls://127.0.0.1:${tlsPort}/default?pkipath=${daemon.dir}/nothing`,
         }),
       );
@@ -200,7 +200,7 @@ describe.skipIf(!usable)(
     it('refuses a SASL-only daemon with UNSUPPORTED', async () => {
       const sasl = await ThrowawayLibvirtd.start({ authUnixRw: 'sasl' });
       try {
-        const error = await rejection(LibvirtRpcClient.connect({ uri: sasl.uri }));
+        const error = await rejection(connectRpc({ uri: sasl.uri }));
         expect(error.code).toBe('UNSUPPORTED');
         expect(error.details?.authTypes).toEqual([1]);
       } finally {
@@ -223,7 +223,7 @@ describe.skipIf(!usable)(
           writeFileSync(
             entry,
             `import { LibvirtRpcClient } from ${JSON.stringify(clientModule)};
-LibvirtRpcClient.connect({ uri: ${JSON.stringify(polkit.uri)}, timeoutMs: 10000 }).then(
+connectRpc({ uri: ${JSON.stringify(polkit.uri)}, timeoutMs: 10000 }).then(
   async (c) => {
     await c.close();
     console.log(JSON.stringify({ connected: true }));
@@ -275,7 +275,7 @@ LibvirtRpcClient.connect({ uri: ${JSON.stringify(polkit.uri)}, timeoutMs: 10000 
       });
 
       const connectThroughProxy = () =>
-        LibvirtRpcClient.connect({ dialer: unixSocketDialer(proxy.path), openUri: 'test:///default' });
+        connectRpc({ dialer: unixSocketDialer(proxy.path), openUri: 'test:///default' });
 
       it('an impossible length word fails the pending calls with PROTOCOL and closes', async () => {
         const c = await connectThroughProxy();
