@@ -30,10 +30,7 @@ import {
 import type { SshClient } from '@hvkit/ssh';
 import { ADAPTER_ID, libvirtErrorToHvkitError } from '../errors';
 import {
-  AUTH_TYPE,
-  CONNECT_RO,
   DOMAIN_EVENT_ID,
-  DRV_FEATURE,
   KEEPALIVE_PROC,
   MESSAGE_MAX,
   MESSAGE_STATUS,
@@ -45,6 +42,7 @@ import {
   STORAGE_VOL_DOWNLOAD_SPARSE_STREAM,
 } from './constants';
 import { DomainEventSubscription, type DomainEventSubscriptionOptions } from './events';
+import { handshake } from './handshake';
 import {
   KeepaliveMonitor,
   type KeepaliveOptions,
@@ -354,72 +352,12 @@ export class LibvirtRpcClient implements AsyncDisposable {
     const client = new LibvirtRpcClient(socket, settings);
     const call = { signal, timeoutMs: Number.POSITIVE_INFINITY };
     try {
-      const types = await client.call(remoteProcedures.AUTH_LIST, undefined, call);
-      if (types.length > 0 && !types.includes(AUTH_TYPE.NONE)) {
-        if (types.includes(AUTH_TYPE.POLKIT)) {
-          const polkit = await client
-            .call(remoteProcedures.AUTH_POLKIT, undefined, call)
-            .catch((error: unknown) => {
-              // A daemon-side polkit failure (no D-Bus, no rule) means: not authorised.
-              if (
-                !HvkitError.isInstance(error) ||
-                ['CONNECTION_LOST', 'TIMEOUT', 'ABORTED'].includes(error.code)
-              ) {
-                throw error;
-              }
-              throw hvkitError(
-                'AUTH_FAILED',
-                `polkit authentication with ${settings.target} failed: ${error.message}`,
-                {
-                  adapter: ADAPTER_ID,
-                  operation: 'connect',
-                  cause: error,
-                  backendCode: error.backendCode,
-                  backendMessage: error.backendMessage,
-                  retryable: false,
-                  details: error.details,
-                },
-              );
-            });
-          if (polkit.complete !== 1) {
-            throw hvkitError(
-              'AUTH_FAILED',
-              `polkit did not authorise the connection to ${settings.target}.`,
-              {
-                adapter: ADAPTER_ID,
-                operation: 'connect',
-                retryable: false,
-              },
-            );
-          }
-        } else {
-          throw hvkitError(
-            'UNSUPPORTED',
-            `${settings.target} requires SASL authentication (auth types ${types.join(', ')}), which hvkit does not implement; configure auth_* = "none" or "polkit", or use TLS client certificates or SSH.`,
-            { adapter: ADAPTER_ID, operation: 'connect', retryable: false, details: { authTypes: types } },
-          );
+      await handshake(client, settings, call, () => {
+        if (settings.keepalive !== false) {
+          client.keepaliveOn = true;
+          client.keepalive.start();
         }
-      }
-      let keepaliveSupported = false;
-      try {
-        keepaliveSupported = await client.call(
-          remoteProcedures.CONNECT_SUPPORTS_FEATURE,
-          { feature: DRV_FEATURE.PROGRAM_KEEPALIVE },
-          call,
-        );
-      } catch (error) {
-        if (client.state !== 'open') throw error;
-        settings.logger?.debug('libvirt: SUPPORTS_FEATURE(keepalive) failed', { error: String(error) });
-      }
-      if (keepaliveSupported && settings.keepalive !== false) {
-        client.keepaliveOn = true;
-        client.keepalive.start();
-      }
-      await client.call(
-        remoteProcedures.CONNECT_OPEN,
-        { name: settings.openUri, flags: settings.readOnly ? CONNECT_RO : 0 },
-        call,
-      );
+      });
       return client;
     } catch (error) {
       await client.destroy(

@@ -219,10 +219,10 @@ describe.skipIf(!usable)(
           // The unprivileged user may not be able to read the clone (a clone inside a `mktemp -d`
           // folder is mode 700), so it runs a self-contained bundle of the client, written here.
           const entry = join(dir, 'entry.ts');
-          const clientModule = join(import.meta.dirname, 'client.ts');
+          const connectModule = join(import.meta.dirname, '..', 'connect.ts');
           writeFileSync(
             entry,
-            `import { LibvirtRpcClient } from ${JSON.stringify(clientModule)};
+            `import { connectRpc } from ${JSON.stringify(connectModule)};
 connectRpc({ uri: ${JSON.stringify(polkit.uri)}, timeoutMs: 10000 }).then(
   async (c) => {
     await c.close();
