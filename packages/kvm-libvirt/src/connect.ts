@@ -3,7 +3,6 @@
  */
 
 import {
-  abortError,
   type BackupsCapability,
   type CallOptions,
   checkOptionKeys,
@@ -11,9 +10,7 @@ import {
   checkTimeoutMs,
   type DeepReadonly,
   type Dialer,
-  deriveSignal,
   type EventsCapability,
-  HvkitError,
   type HypervisorAdapterV1,
   hvkitError,
   type InventoryCapability,
@@ -41,6 +38,7 @@ import {
   LibvirtRpcClient,
   type LibvirtRpcClientOptions,
   type RpcTraceEvent,
+  withConnectDeadline,
 } from './protocol/client';
 import { type LibvirtTransportOptions, resolveLibvirtTransport } from './protocol/dialers';
 import type { KeepaliveOptions } from './protocol/keepalive';
@@ -98,38 +96,30 @@ export async function connectRpc(options: LibvirtRpcConnectOptions): Promise<Lib
   // Everything that can be checked without the network is checked before the transport opens anything.
   const { timeoutMs, readOnly } = checkClientSettings(settings);
   const started = Date.now();
-  const derived = deriveSignal(
-    { signal: settings.signal, timeoutMs },
-    { adapter: ADAPTER_ID, operation: 'connect' },
-  );
   let dispose: () => Promise<void> = async () => {};
-  try {
-    const parsed = parseLibvirtUri(uri as string);
-    const resolved = await resolveLibvirtTransport(
-      parsed,
-      { ...transport, readOnly },
-      { signal: derived.signal, timeoutMs },
-    );
-    dispose = resolved.dispose;
-    return await LibvirtRpcClient.connect({
-      ...settings,
-      dialer: resolved.dialer,
-      openUri: openUri ?? resolved.openUri,
-      target: redactLibvirtUri(uri as string),
-      dispose: resolved.dispose,
-      ...(resolved.ssh !== undefined ? { ssh: resolved.ssh } : {}),
-      signal: derived.signal,
-      timeoutMs: Math.max(1, timeoutMs - (Date.now() - started)),
-    });
-  } catch (error) {
-    await dispose().catch(() => {});
-    if (derived.signal.aborted && !HvkitError.isInstance(error, 'TIMEOUT')) {
-      throw abortError(derived.signal, { adapter: ADAPTER_ID, operation: 'connect' });
-    }
-    throw error;
-  } finally {
-    derived.dispose();
-  }
+  return withConnectDeadline(
+    { signal: settings.signal, timeoutMs },
+    () => dispose(),
+    async (signal) => {
+      const parsed = parseLibvirtUri(uri as string);
+      const resolved = await resolveLibvirtTransport(
+        parsed,
+        { ...transport, readOnly },
+        { signal, timeoutMs },
+      );
+      dispose = resolved.dispose;
+      return LibvirtRpcClient.connect({
+        ...settings,
+        dialer: resolved.dialer,
+        openUri: openUri ?? resolved.openUri,
+        target: redactLibvirtUri(uri as string),
+        dispose: resolved.dispose,
+        ...(resolved.ssh !== undefined ? { ssh: resolved.ssh } : {}),
+        signal,
+        timeoutMs: Math.max(1, timeoutMs - (Date.now() - started)),
+      });
+    },
+  );
 }
 
 /** Options of {@link connect}. */

@@ -152,6 +152,32 @@ export function checkClientSettings(
   };
 }
 
+/**
+ * Runs `run` under one connect deadline (`timeoutMs` and the caller's signal): on failure `dispose()` runs,
+ * and an abort by the caller is reported as ABORTED (a deadline stays TIMEOUT).
+ */
+export async function withConnectDeadline<T>(
+  options: { signal?: AbortSignal | undefined; timeoutMs: number },
+  dispose: () => Promise<void>,
+  run: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const derived = deriveSignal(
+    { signal: options.signal, timeoutMs: options.timeoutMs },
+    { adapter: ADAPTER_ID, operation: 'connect' },
+  );
+  try {
+    return await run(derived.signal);
+  } catch (error) {
+    await dispose().catch(() => {});
+    if (derived.signal.aborted && !HvkitError.isInstance(error, 'TIMEOUT')) {
+      throw abortError(derived.signal, { adapter: ADAPTER_ID, operation: 'connect' });
+    }
+    throw error;
+  } finally {
+    derived.dispose();
+  }
+}
+
 /** Options of one call. */
 export interface CallOptions {
   signal?: AbortSignal;
@@ -312,11 +338,7 @@ export class LibvirtRpcClient implements AsyncDisposable {
     checkSignal(options.signal);
     const checked = checkClientSettings(options);
     const { timeoutMs } = checked;
-    const derived = deriveSignal(
-      { signal: options.signal, timeoutMs },
-      { adapter: ADAPTER_ID, operation: 'connect' },
-    );
-    try {
+    return withConnectDeadline({ signal: options.signal, timeoutMs }, dispose, (signal) => {
       const settings: ClientSettings = {
         target: options.target ?? dialer.target,
         openUri: options.openUri,
@@ -331,16 +353,8 @@ export class LibvirtRpcClient implements AsyncDisposable {
         dispose,
         ...(options.ssh !== undefined ? { ssh: options.ssh } : {}),
       };
-      return await LibvirtRpcClient.open(settings, derived.signal, timeoutMs);
-    } catch (error) {
-      await dispose().catch(() => {});
-      if (derived.signal.aborted && !HvkitError.isInstance(error, 'TIMEOUT')) {
-        throw abortError(derived.signal, { adapter: ADAPTER_ID, operation: 'connect' });
-      }
-      throw error;
-    } finally {
-      derived.dispose();
-    }
+      return LibvirtRpcClient.open(settings, signal, timeoutMs);
+    });
   }
 
   private static async open(
