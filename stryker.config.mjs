@@ -41,8 +41,8 @@ export default {
     'packages/core/src/backup/directory-sink.ts',
     'packages/core/src/backup/stream-sink.ts',
     // libvirt: the XDR reader and writer, libvirt errors to HvkitError codes.
-    'packages/kvm-libvirt/src/rpc/xdr.ts',
-    'packages/kvm-libvirt/src/rpc/errors.ts',
+    'packages/kvm-libvirt/src/protocol/xdr.ts',
+    'packages/kvm-libvirt/src/errors.ts',
     // vSphere: vim faults to HvkitError codes, the SOAP response decoder.
     'packages/vmware-vsphere/src/errors.ts',
     'packages/vmware-vsphere/src/protocol/soap/decode.ts',

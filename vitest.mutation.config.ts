@@ -23,11 +23,11 @@ const TESTS: Record<string, string[]> = {
   ],
   ssh: ['src/known-hosts.test.ts', 'src/quote.test.ts', 'src/connection.test.ts'],
   'kvm-libvirt': [
-    'src/rpc/xdr.test.ts',
-    'src/rpc/error-codes.test.ts',
-    'src/rpc/errors.test.ts',
-    'src/rpc/packet.test.ts',
-    'src/rpc/remote-protocol.test.ts',
+    'src/protocol/xdr.test.ts',
+    'src/error-codes.test.ts',
+    'src/errors.test.ts',
+    'src/protocol/packet.test.ts',
+    'src/protocol/remote-protocol.test.ts',
   ],
   'vmware-vsphere': [
     'src/protocol/soap/decode.test.ts',

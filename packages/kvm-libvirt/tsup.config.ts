@@ -1,3 +1,3 @@
 import { hvkitTsup } from '../../tsup.shared';
 
-export default hvkitTsup({ index: 'src/index.ts' });
+export default hvkitTsup({ index: 'src/index.ts', rpc: 'src/rpc.ts' });

@@ -1,7 +1,7 @@
 /** Settings shared by the recorder (test/record.ts) and the replay conformance test. */
 
 import type { Dialer } from '@hvkit/core';
-import { connect, type KvmLibvirtAdapter } from '../src/adapter';
+import { connect, type KvmLibvirtAdapter } from '../src/connect';
 
 /** The two recorded targets: fixture folder, URI opened, conformance target and skipped checks. */
 export interface LibvirtFixtureTarget {

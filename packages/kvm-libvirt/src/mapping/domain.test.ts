@@ -1,7 +1,7 @@
 import { HvkitError, POWER_STATES, parseXml } from '@hvkit/core';
 import { describe, expect, it } from 'vitest';
 import { prng } from '../../../core/src/__test-utils__';
-import { TYPED_PARAM } from '../rpc/types';
+import { TYPED_PARAM } from '../protocol/types';
 import { sample, samplesWithRoot } from './__samples__/load';
 import {
   buildHvkitMetadataXml,

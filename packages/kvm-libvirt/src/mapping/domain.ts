@@ -22,8 +22,9 @@ import {
   type SecurityLabel,
   type XmlValue,
 } from '@hvkit/core';
-import { DOMAIN_STATE } from '../rpc/constants';
-import type { TypedParam } from '../rpc/types';
+import { ADAPTER_ID } from '../errors';
+import { DOMAIN_STATE } from '../protocol/constants';
+import type { TypedParam } from '../protocol/types';
 import {
   bandwidthToNicLimits,
   type CgroupVersion,
@@ -39,7 +40,6 @@ import {
 } from './limits';
 import { type DiskSecurityLabel, parseDiskSeclabels, seclabelsOf } from './seclabel';
 import {
-  ADAPTER,
   attr,
   child,
   childNames,
@@ -110,7 +110,7 @@ function rootOf(xml: string, operation: string): { root: XmlValue; uuid: string;
   const uuidText = childText(root, 'uuid');
   const name = rawText(child(root, 'name'));
   if (uuidText === undefined || name === undefined || name.trim() === '') {
-    throw hvkitError('PROTOCOL', 'Domain XML without <name> or <uuid>.', { adapter: ADAPTER, operation });
+    throw hvkitError('PROTOCOL', 'Domain XML without <name> or <uuid>.', { adapter: ADAPTER_ID, operation });
   }
   return { root, uuid: normalizeUuid(uuidText), name };
 }
@@ -496,7 +496,7 @@ export function buildHvkitMetadataXml(tags: readonly string[]): string {
     const t = tag.trim();
     if (t === '' || t.length > 256 || hasControlChar(t)) {
       throw hvkitError('INVALID_ARGUMENT', `Invalid tag ${JSON.stringify(tag.slice(0, 80))}.`, {
-        adapter: ADAPTER,
+        adapter: ADAPTER_ID,
         details: { tag: tag.slice(0, 80) },
       });
     }

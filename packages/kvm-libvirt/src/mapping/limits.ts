@@ -24,8 +24,8 @@ import {
   sharesToWeight,
   weightToShares,
 } from '@hvkit/core';
+import { ADAPTER_ID } from '../errors';
 import { findParam, type LibvirtTypedParam, paramBigInt, paramLike, paramString } from './typed-params';
-import { ADAPTER } from './xml-util';
 
 /** Which cgroup version the host's CPU and memory controllers use (hybrid hosts: where `cpu` is bound). */
 export type CgroupVersion = 1 | 2;
@@ -96,7 +96,7 @@ function checkOptions(options: LimitsMappingOptions): void {
 }
 
 function invalid(message: string, field: string, details: Record<string, unknown> = {}) {
-  return hvkitError('INVALID_ARGUMENT', message, { adapter: ADAPTER, details: { field, ...details } });
+  return hvkitError('INVALID_ARGUMENT', message, { adapter: ADAPTER_ID, details: { field, ...details } });
 }
 
 function validate(patch: ResourceLimits): void {
@@ -106,7 +106,7 @@ function validate(patch: ResourceLimits): void {
       'INVALID_ARGUMENT',
       `invalid limits: ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`,
       {
-        adapter: ADAPTER,
+        adapter: ADAPTER_ID,
         details: { issues },
       },
     );
@@ -235,7 +235,7 @@ export function cpuLimitsToSchedulerParams(
   const warnings: HvkitWarning[] = [];
   if (cpu.reservationMHz !== undefined && cpu.reservationMHz !== null) {
     throw hvkitError('UNSUPPORTED', 'libvirt has no CPU reservation in MHz (cpu.reservationMHz).', {
-      adapter: ADAPTER,
+      adapter: ADAPTER_ID,
       details: { field: 'cpu.reservationMHz' },
     });
   }

@@ -12,8 +12,9 @@ import {
   type XmlInputObject,
   type XmlValue,
 } from '@hvkit/core';
+import { ADAPTER_ID } from '../errors';
 import { indentBefore, lineStart, scanRoot } from './xml-edit';
-import { ADAPTER, attr, child, hasControlChar, parseRoot, rawText, yesNo } from './xml-util';
+import { attr, child, hasControlChar, parseRoot, rawText, yesNo } from './xml-util';
 
 const MODELS: ReadonlySet<string> = new Set(['selinux', 'apparmor', 'dac', 'none']);
 
@@ -94,7 +95,7 @@ export interface SetSeclabelOptions {
 const LABEL_MAX = 4096;
 
 function badLabel(message: string, details: Record<string, unknown> = {}) {
-  return hvkitError('INVALID_ARGUMENT', message, { adapter: ADAPTER, operation: 'labels.set', details });
+  return hvkitError('INVALID_ARGUMENT', message, { adapter: ADAPTER_ID, operation: 'labels.set', details });
 }
 
 function checkLabelText(value: unknown, what: string): string {
@@ -192,14 +193,17 @@ export function setDomainSeclabel(
   const layout = scanRoot(xml);
   if (layout?.rootName !== 'domain') {
     throw hvkitError('PROTOCOL', 'Could not locate the <domain> element to edit.', {
-      adapter: ADAPTER,
+      adapter: ADAPTER_ID,
       operation: 'labels.set',
     });
   }
   const labels = layout.children.filter((c) => c.name === 'seclabel');
   const remove = labels.filter((span) => {
     if (replace === 'all') return true;
-    const parsed = parseXml(xml.slice(span.start, span.end), { adapter: ADAPTER, operation: 'labels.set' });
+    const parsed = parseXml(xml.slice(span.start, span.end), {
+      adapter: ADAPTER_ID,
+      operation: 'labels.set',
+    });
     return attr(parsed.seclabel, 'model') === label.model;
   });
   const firstChild = layout.children[0];

@@ -4,8 +4,8 @@
  */
 
 import { buildXml, hvkitError, type Snapshot, type XmlInputObject, type XmlValue } from '@hvkit/core';
+import { ADAPTER_ID } from '../errors';
 import {
-  ADAPTER,
   attr,
   child,
   children,
@@ -18,11 +18,11 @@ import {
 } from './xml-util';
 
 function protocol(message: string, operation: string) {
-  return hvkitError('PROTOCOL', message, { adapter: ADAPTER, operation });
+  return hvkitError('PROTOCOL', message, { adapter: ADAPTER_ID, operation });
 }
 
 function invalid(message: string, operation: string, details: Record<string, unknown> = {}) {
-  return hvkitError('INVALID_ARGUMENT', message, { adapter: ADAPTER, operation, details });
+  return hvkitError('INVALID_ARGUMENT', message, { adapter: ADAPTER_ID, operation, details });
 }
 
 /** `<creationTime>` (Unix seconds) → Date; undefined when missing or not an integer. */

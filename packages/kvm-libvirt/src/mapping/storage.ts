@@ -4,8 +4,9 @@
  */
 
 import { hvkitError, type StoragePool, type StorageVolume } from '@hvkit/core';
+import { ADAPTER_ID } from '../errors';
 import type { ActiveOption } from './network';
-import { ADAPTER, attr, child, parseRoot, rawText, requiredNameUuid, scaledBytes } from './xml-util';
+import { attr, child, parseRoot, rawText, requiredNameUuid, scaledBytes } from './xml-util';
 
 /**
  * Storage pool XML → {@link StoragePool}: `id` = `<uuid>`, `name`, `type` = `<pool type>` (`dir`,
@@ -57,7 +58,7 @@ export function parseVolumeXml(xml: string, options: ParseVolumeXmlOptions): Sto
   const name = rawText(child(root, 'name'));
   if (name === undefined || name.trim() === '') {
     throw hvkitError('PROTOCOL', 'Volume XML without <name>.', {
-      adapter: ADAPTER,
+      adapter: ADAPTER_ID,
       operation: 'parseVolumeXml',
     });
   }

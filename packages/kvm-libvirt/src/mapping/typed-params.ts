@@ -3,7 +3,6 @@
  */
 
 import { hvkitError } from '@hvkit/core';
-import { ADAPTER } from './xml-util';
 
 /**
  * The mapping layer's names for the RPC client's typed-parameter definitions (one definition, two names
@@ -13,13 +12,14 @@ export {
   TYPED_PARAM as TYPED_PARAM_TYPE,
   type TypedParam as LibvirtTypedParam,
   type TypedParamTypeNumber as TypedParamType,
-} from '../rpc/types';
+} from '../protocol/types';
 
+import { ADAPTER_ID } from '../errors';
 import {
   type TypedParam as LibvirtTypedParam,
   TYPED_PARAM as TYPED_PARAM_TYPE,
   type TypedParamTypeNumber as TypedParamType,
-} from '../rpc/types';
+} from '../protocol/types';
 
 /** Inclusive ranges of the integer types. */
 const RANGES: Readonly<Record<number, readonly [bigint, bigint]>> = {
@@ -90,7 +90,7 @@ export function paramLike(
   const p = findParam(reported, field);
   if (!p) {
     throw hvkitError('UNSUPPORTED', `The libvirt driver does not report the tuning parameter '${field}'.`, {
-      adapter: ADAPTER,
+      adapter: ADAPTER_ID,
       details: { field: limitField ?? field, parameter: field },
     });
   }
@@ -113,7 +113,7 @@ export function typedParam(
       'INVALID_ARGUMENT',
       `Cannot send ${String(value)} as ${typedParamTypeName(type)} '${field}': ${why}.`,
       {
-        adapter: ADAPTER,
+        adapter: ADAPTER_ID,
         details: { field: limitField ?? field, parameter: field, value: String(value) },
       },
     );

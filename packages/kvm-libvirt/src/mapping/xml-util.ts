@@ -14,9 +14,7 @@ import {
   type XmlObject,
   type XmlValue,
 } from '@hvkit/core';
-
-/** Adapter id used in errors. */
-export const ADAPTER = 'kvm-libvirt';
+import { ADAPTER_ID } from '../errors';
 
 /**
  * Parses a libvirt XML document and returns its root element. Text is not trimmed (names such as
@@ -26,12 +24,12 @@ export const ADAPTER = 'kvm-libvirt';
  */
 export function parseRoot(xml: string, rootName: string, operation: string): XmlObject {
   if (typeof xml !== 'string') throw new TypeError(`${operation}: XML must be a string, got ${typeof xml}.`);
-  const doc = parseXml(xml, { trimValues: false, adapter: ADAPTER, operation, maxDepth: 200 });
+  const doc = parseXml(xml, { trimValues: false, adapter: ADAPTER_ID, operation, maxDepth: 200 });
   const root = doc[rootName];
   if (root === undefined) {
     const found = Object.keys(doc)[0] ?? '(none)';
     throw hvkitError('PROTOCOL', `Expected a <${rootName}> document, got <${found.slice(0, 60)}>.`, {
-      adapter: ADAPTER,
+      adapter: ADAPTER_ID,
       operation,
     });
   }
@@ -209,7 +207,7 @@ export function requiredNameUuid(
   const uuid = childText(root, 'uuid');
   const name = rawText(child(root, 'name'));
   if (uuid === undefined || name === undefined || name.trim() === '') {
-    throw hvkitError('PROTOCOL', `${kind} XML without <name> or <uuid>.`, { adapter: ADAPTER, operation });
+    throw hvkitError('PROTOCOL', `${kind} XML without <name> or <uuid>.`, { adapter: ADAPTER_ID, operation });
   }
   return { uuid: normalizeUuid(uuid), name };
 }

@@ -1,6 +1,0 @@
-/**
- * libvirt URIs (as virsh reads them) and the dialers behind them: unix, TCP, TLS, SSH.
- */
-
-export * from './dialers';
-export * from './uri';
