@@ -71,7 +71,7 @@ const DECLARATIONS = new Set(['DOCTYPE', 'ENTITY', 'ELEMENT', 'ATTLIST', 'NOTATI
 // Characters XML 1.0 forbids apart from unpaired surrogates (those are found by isWellFormed).
 // biome-ignore lint/suspicious/noControlCharactersInRegex: these are exactly the characters to refuse.
 const FORBIDDEN_CHAR = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/;
-const ATTRIBUTE_SPACE = /[\t\n\r]/g;
+const ATTRIBUTE_SPACE = /[\t\n]/g; // a carriage return was read as a line feed
 
 const GT = 0x3e; // >
 const SLASH = 0x2f; // /
@@ -270,7 +270,11 @@ export class XmlTokenizer {
     this.src = text;
     this.len = text.length;
     this.i = 0;
-    if (text.length > maxBytes || Buffer.byteLength(text, 'utf8') > maxBytes) {
+    // A UTF-16 code unit is at most 3 UTF-8 bytes: count the bytes only when that could matter.
+    if (
+      text.length > maxBytes ||
+      (text.length * 3 > maxBytes && Buffer.byteLength(text, 'utf8') > maxBytes)
+    ) {
       throw this.error(`document is larger than ${maxBytes} bytes.`, { maxBytes });
     }
     if (FORBIDDEN_CHAR.test(text) || !(text as unknown as { isWellFormed(): boolean }).isWellFormed()) {
@@ -527,18 +531,23 @@ export class XmlTokenizer {
 
   private endTag(lt: number): XmlToken {
     const src = this.src;
-    const nameEnd = this.scanName(lt + 2, 'a closing tag');
-    const j = this.skipWs(nameEnd);
-    if (src.charCodeAt(j) !== GT) {
-      this.fail(`closing tag </${src.slice(lt + 2, nameEnd)}> is not closed by '>'.`, lt);
+    const open = this.depth > 0 ? (this.open[this.depth - 1] as string) : undefined;
+    let j: number;
+    if (
+      open !== undefined &&
+      sameChars(src, lt + 2, open) &&
+      !isNameChar(src.charCodeAt(lt + 2 + open.length))
+    ) {
+      j = this.skipWs(lt + 2 + open.length); // the usual case: the name of the open element
+    } else {
+      const nameEnd = this.scanName(lt + 2, 'a closing tag');
+      const name = src.slice(lt + 2, nameEnd);
+      j = this.skipWs(nameEnd);
+      if (src.charCodeAt(j) !== GT) this.fail(`closing tag </${name}> is not closed by '>'.`, lt);
+      if (open === undefined) this.fail(`closing tag </${name}> without an opening tag.`, lt);
+      this.fail(`closing tag </${name}> does not match <${open}>.`, lt);
     }
-    if (this.depth === 0) {
-      this.fail(`closing tag </${src.slice(lt + 2, nameEnd)}> without an opening tag.`, lt);
-    }
-    const open = this.open[this.depth - 1] as string;
-    if (open.length !== nameEnd - lt - 2 || !sameChars(src, lt + 2, open)) {
-      this.fail(`closing tag </${src.slice(lt + 2, nameEnd)}> does not match <${open}>.`, lt);
-    }
+    if (src.charCodeAt(j) !== GT) this.fail(`closing tag </${open}> is not closed by '>'.`, lt);
     this.depth--;
     this.name = open;
     this.selfClosing = false;
@@ -609,19 +618,37 @@ export class XmlTokenizer {
       j = this.skipWs(j + 1);
       const q = src.charCodeAt(j);
       if (q !== DQUOTE && q !== SQUOTE) this.fail(`attribute ${attrName} of <${name}> is not quoted.`, j);
-      const close = src.indexOf(q === DQUOTE ? '"' : "'", j + 1);
-      if (close === -1) this.fail(`attribute ${attrName} of <${name}> is not closed.`, j);
-      let value = src.slice(j + 1, close);
-      if (value.includes('<')) this.fail(`attribute ${attrName} of <${name}> contains '<'.`, j);
-      let valueAt = j + 1;
-      if (this.normalizeAttributes) value = value.replace(ATTRIBUTE_SPACE, ' ');
-      if (this.trimValues) {
-        valueAt += value.length - value.trimStart().length;
-        value = value.trim();
+      // One pass to the closing quote, noting '<' (refused), references and the characters
+      // attribute-value normalisation replaces; the hash lets short plain values be shared like names.
+      let close = j + 1;
+      let h = 0;
+      let special = false;
+      for (; close < len; close++) {
+        const a = src.charCodeAt(close);
+        if (a === q) break;
+        if (a === 0x26 || a === 0x09 || a === 0x0a || a === 0x3c) special = true;
+        // Stryker disable next-line all: the name table's hash; a wrong one only misses the table
+        h = (Math.imul(h, 31) + a) | 0;
       }
-      if (value.includes('&')) {
-        const at = valueAt;
-        value = this.decodeReferences(value, (k) => at + k);
+      if (close >= len) this.fail(`attribute ${attrName} of <${name}> is not closed.`, j);
+      if (special && src.lastIndexOf('<', close) > j) {
+        this.fail(`attribute ${attrName} of <${name}> contains '<'.`, j);
+      }
+      let value: string;
+      if (!special && !this.trimValues) {
+        value = close - j - 1 <= 40 ? this.intern(j + 1, close, h) : src.slice(j + 1, close);
+      } else {
+        value = src.slice(j + 1, close);
+        let valueAt = j + 1;
+        if (this.normalizeAttributes) value = value.replace(ATTRIBUTE_SPACE, ' ');
+        if (this.trimValues) {
+          valueAt += value.length - value.trimStart().length;
+          value = value.trim();
+        }
+        if (value.includes('&')) {
+          const at = valueAt;
+          value = this.decodeReferences(value, (k) => at + k);
+        }
       }
       for (let k = 0; k < n; k += 2) {
         if (attrs[k] === attrName) this.fail(`attribute ${attrName} repeats in <${name}>.`, attrStart);
