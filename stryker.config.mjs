@@ -33,9 +33,10 @@ export default {
     'packages/ssh/src/known-hosts.ts',
     'packages/ssh/src/quote.ts',
     ...functions('packages/ssh/src/connection.ts', ['readKnownHosts', 'buildVerifier', 'connectError']),
-    // core: secrets out of messages, limits validation, the XML reader, the backup sinks.
+    // core: secrets out of messages, limits validation, the XML tokenizer and reader, the backup sinks.
     'packages/core/src/redact.ts',
     'packages/core/src/limits/validate.ts',
+    'packages/core/src/xml/tokenizer.ts',
     'packages/core/src/xml/reader.ts',
     'packages/core/src/backup/confined-dir.ts',
     'packages/core/src/backup/directory-sink.ts',

@@ -1,21 +1,29 @@
 /**
  * The one hardened XML parser of hvkit: no DOCTYPE, no entity expansion beyond the five predefined
- * entities and character references, no value coercion, a size limit, a nesting limit. The reading itself
- * is ./reader.ts (a single pass written for hvkit; about ten times faster than fast-xml-parser's validate +
- * parse on libvirt domain XML, with the same output shape).
+ * entities and character references, no value coercion, a size limit, a nesting limit. The tokenizing and
+ * every hardening rule are ./tokenizer.ts (hvkit's one XML tokenizer, also under the vSphere decoder); the
+ * objects are built by ./reader.ts (a single pass; about ten times faster than fast-xml-parser's
+ * validate + parse on libvirt domain XML, with the same output shape).
  */
 
 import { hvkitError } from '../errors/hvkit-error';
-import { readXml, XmlReadError } from './reader';
+import { readXml } from './reader';
+import { XML_DEFAULT_MAX_BYTES, XML_DEFAULT_MAX_DEPTH } from './tokenizer';
 
-export { isXmlCodePoint } from './reader';
+export {
+  isXmlCodePoint,
+  isXmlSpace,
+  XML_DEFAULT_MAX_BYTES,
+  XML_DEFAULT_MAX_DEPTH,
+  type XmlToken,
+  XmlTokenizer,
+  type XmlTokenizerOptions,
+} from './tokenizer';
 
 /** Prefix of attribute keys in parsed objects: `<disk type="file">` → `{ disk: { '@_type': 'file' } }`. */
 export const XML_ATTRIBUTE_PREFIX = '@_';
 /** Key of an element's text when it also has attributes or children: `{ '#text': '...' }`. */
 export const XML_TEXT_KEY = '#text';
-/** Default {@link ParseXmlOptions.maxBytes}: 16 MiB. */
-export const XML_DEFAULT_MAX_BYTES = 16 * 1024 * 1024;
 
 /** A parsed element: attributes under `@_name`, text under `#text`, children by tag name. */
 export interface XmlObject {
@@ -104,10 +112,7 @@ export function parseXml(text: string | Uint8Array, options: ParseXmlOptions = {
     throw new TypeError('parseXml: maxBytes must be a positive number.');
   let source: string;
   if (typeof text === 'string') {
-    if (text.length > maxBytes || Buffer.byteLength(text, 'utf8') > maxBytes) {
-      throw protocol(`document is larger than ${maxBytes} bytes.`, options, undefined, { maxBytes });
-    }
-    source = text;
+    source = text; // the tokenizer checks its size
   } else if (text instanceof Uint8Array) {
     if (text.byteLength > maxBytes) {
       throw protocol(`document is larger than ${maxBytes} bytes.`, options, undefined, { maxBytes });
@@ -121,26 +126,18 @@ export function parseXml(text: string | Uint8Array, options: ParseXmlOptions = {
     throw new TypeError('parseXml expects a string or a Uint8Array.');
   }
 
-  if (findInvalidXmlChar(source) !== -1) throw protocol('document contains characters XML forbids.', options);
-
-  const maxDepth = options.maxDepth ?? 100;
+  const maxDepth = options.maxDepth ?? XML_DEFAULT_MAX_DEPTH;
   if (!Number.isInteger(maxDepth) || maxDepth < 1)
     throw new TypeError('parseXml: maxDepth must be a positive integer.');
-  let result: XmlObject;
-  try {
-    result = readXml(source, {
-      trimValues: options.trimValues ?? true,
-      maxDepth,
-      isArray: arrayPredicate(options.alwaysArray),
-    });
-  } catch (error) {
-    if (!(error instanceof XmlReadError)) throw error;
-    const { line, col } = error;
-    throw protocol(`${error.message.slice(0, 300)} (line ${line}, column ${col}).`, options, undefined, {
-      line,
-      col,
-    });
-  }
+  // The tokenizer checks the size of a string, the characters, and everything else.
+  const result = readXml(source, {
+    maxBytes,
+    maxDepth,
+    trimValues: options.trimValues ?? true,
+    isArray: arrayPredicate(options.alwaysArray),
+    adapter: options.adapter,
+    operation: options.operation,
+  });
   // The reader returns exactly one root element; an `alwaysArray` naming it makes that an array.
   if (Object.values(result).some(Array.isArray)) {
     throw protocol('a document must have exactly one root element.', options);

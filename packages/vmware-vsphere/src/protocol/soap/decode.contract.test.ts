@@ -29,12 +29,12 @@ function protocol(fn: () => unknown): HvkitError {
   return thrown as HvkitError;
 }
 
-/** The reason `fn` gives for refusing its input (the message without its prefix and offset). */
+/** The reason `fn` gives for refusing its input (the message without its prefix and position). */
 function reason(fn: () => unknown): string {
   const error = protocol(fn);
-  const m = /^Invalid SOAP response: (.*) \(at offset (\d+)\)\.$/.exec(error.message);
+  const m = /^Invalid SOAP response: (.*) \(line (\d+), column (\d+)\)\.$/.exec(error.message);
   expect(m, error.message).not.toBeNull();
-  expect(error.details).toEqual({ offset: Number(m?.[2]) });
+  expect(error.details).toEqual({ line: Number(m?.[2]), col: Number(m?.[3]), offset: expect.any(Number) });
   expect(error.retryable).toBe(false);
   return m?.[1] as string;
 }
@@ -192,19 +192,19 @@ describe('text: references, CDATA, comments and processing instructions', () => 
   });
 
   it.each([
-    ['&nbsp;', 'undefined entity &nbsp;'],
-    ['&abcdefghijk;', 'undefined entity &abcdefghij;'],
-    ['&abcdefghijkl;', 'unterminated entity reference'],
-    ['a & b', 'unterminated entity reference'],
-    ['&amp', 'unterminated entity reference'],
-    ['&#12345678;', 'undefined entity &#12345678;'],
-    ['&#x1234567;', 'undefined entity &#x1234567;'],
-    ['&#x;', 'undefined entity &#x;'],
-    ['&#;', 'undefined entity &#;'],
-    ['&#0;', 'character reference to a character XML forbids'],
-    ['&#x110000;', 'character reference to a character XML forbids'],
-    ['&#xFFFE;', 'character reference to a character XML forbids'],
-    ['x&#65', 'unterminated entity reference'],
+    ['&nbsp;', 'undefined entity &nbsp;.'],
+    ['&abcdefghijk;', 'undefined entity &abcdefghijk;.'],
+    ['&abcdefghijkl;', 'unterminated reference "&abcdefghijk".'],
+    ['a & b', 'unterminated reference "& b".'],
+    ['&amp', 'unterminated reference "&amp".'],
+    ['&#12345678;', 'bad character reference &#12345678;.'],
+    ['&#x1234567;', 'bad character reference &#x1234567;.'],
+    ['&#x;', 'bad character reference &#x;.'],
+    ['&#;', 'bad character reference &#;.'],
+    ['&#0;', 'bad character reference &#0;.'],
+    ['&#x110000;', 'bad character reference &#x110000;.'],
+    ['&#xFFFE;', 'bad character reference &#xFFFE;.'],
+    ['x&#65', 'unterminated reference "&#65".'],
   ] as const)('%j is refused: %s', (text, message) => {
     expect(reason(() => typed('xsd:string', text))).toBe(message);
   });
@@ -233,15 +233,15 @@ describe('text: references, CDATA, comments and processing instructions', () => 
 
   it.each([
     ['<v>a<b/></v>', 'element where text was expected'],
-    ['<v>a<!-- open</v>', 'unterminated comment'],
-    ['<v>a<![CDATA[open</v>', 'unterminated CDATA section'],
-    ['<v>a<?pi open</v>', 'unterminated processing instruction'],
-    ['<v>a<!DOCTYPE x></v>', 'markup declarations (DOCTYPE, ENTITY, ...) are not allowed'],
-    ['<v>abc', 'truncated document'],
-    ['<v>abc</w>', 'mismatched end tag'],
-    ['<v>abc</vv>', 'mismatched end tag'],
-    ['<vv>abc</v>', 'mismatched end tag'],
-    ['<v>abc</v x>', 'mismatched end tag'],
+    ['<v>a<!-- open</v>', 'comment is not closed.'],
+    ['<v>a<![CDATA[open</v>', 'CDATA section is not closed.'],
+    ['<v>a<?pi open</v>', 'processing instruction is not closed.'],
+    ['<v>a<!DOCTYPE x></v>', '<!DOCTYPE> declarations are not allowed (no DTDs, no entity definitions).'],
+    ['<v>abc', 'element <v> is not closed.'],
+    ['<v>abc</w>', 'closing tag </w> does not match <v>.'],
+    ['<v>abc</vv>', 'closing tag </vv> does not match <v>.'],
+    ['<vv>abc</v>', 'closing tag </v> does not match <vv>.'],
+    ['<v>abc</v x>', "closing tag </v> is not closed by '>'."],
   ] as const)('string content %j is refused: %s', (doc, message) => {
     expect(reason(() => decodeVimXml(doc, 'xsd:string'))).toBe(message);
   });
@@ -285,21 +285,21 @@ describe('managed object references', () => {
 
 describe('start tags', () => {
   it.each([
-    ['<v b>x</v>', 'attribute without value'],
-    ['<v b =c>x</v>', 'unquoted attribute value'],
-    ['<v b="c', 'unterminated attribute value'],
-    ['<v b="c>x</v>', '"<" in attribute value'],
-    ['<v b="<">x</v>', '"<" in attribute value'],
-    ['<v/ >', 'bad start tag'],
-    ['<v b="1"c="2">x</v>', 'bad attribute'],
-    ['<v -b="1">x</v>', 'bad attribute'],
-    ['<v type="a" type="b">x</v>', 'duplicate attribute type'],
+    ['<v b>x</v>', 'attribute b of <v> has no value.'],
+    ['<v b =c>x</v>', 'attribute b of <v> is not quoted.'],
+    ['<v b="c', 'attribute b of <v> is not closed.'],
+    ['<v b="c>x</v>', 'attribute b of <v> is not closed.'],
+    ['<v b="<">x</v>', "attribute b of <v> contains '<'."],
+    ['<v/ >', "expected '>' after '/' in <v>."],
+    ['<v b="1"c="2">x</v>', 'expected whitespace before an attribute in <v>.'],
+    ['<v -b="1">x</v>', 'expected an attribute name.'],
+    ['<v type="a" type="b">x</v>', 'attribute type repeats in <v>.'],
     ['<v xmlns:="u">x</v>', 'bad namespace declaration'],
     ['<v xmlnsx="u">x</v>', 'bad namespace declaration'],
     ['<v xmlns:p="">x</v>', 'empty namespace binding'],
     ['<v p:type="x">x</v>', 'unbound namespace prefix p:type'],
-    ['<v', 'truncated start tag'],
-    ['<v b="1" ', 'truncated start tag'],
+    ['<v', 'tag <v> is not closed.'],
+    ['<v b="1" ', 'tag <v> is not closed.'],
   ] as const)('%j is refused: %s', (doc, message) => {
     expect(reason(() => decodeVimXml(doc, 'xsd:string'))).toBe(message);
   });
@@ -359,13 +359,13 @@ describe('documents', () => {
   });
 
   it.each([
-    ['', 'empty document'],
-    [' <!-- only --> ', 'empty document'],
-    ['x<a/>', 'document does not start with an element'],
-    ['< a/>', 'document does not start with an element'],
-    ['<!DOCTYPE x><a/>', 'markup declarations (DOCTYPE, ENTITY, ...) are not allowed'],
-    ['<!-- open', 'unterminated comment'],
-    ['<?xml open', 'unterminated processing instruction'],
+    ['', 'no root element.'],
+    [' <!-- only --> ', 'no root element.'],
+    ['x<a/>', 'text before the root element.'],
+    ['< a/>', 'expected an element name.'],
+    ['<!DOCTYPE x><a/>', '<!DOCTYPE> declarations are not allowed (no DTDs, no entity definitions).'],
+    ['<!-- open', 'comment is not closed.'],
+    ['<?xml open', 'processing instruction is not closed.'],
     ['<Envelope/>', 'not a SOAP envelope'],
     [`<s:Envelope xmlns:s="urn:other"/>`, 'not a SOAP envelope'],
     [`<s:Body xmlns:s="${SOAP_ENV_NS}"/>`, 'not a SOAP envelope'],
@@ -382,17 +382,17 @@ describe('documents', () => {
     [env(`<s:Body><![CDATA[x]]>${time}</s:Body>`), 'text where elements were expected'],
     [
       env(`<s:Body>${time}</s:Body>`).replace('</s:Envelope>', '</s:Envelope>x'),
-      'content after the document element',
+      'text after the root element.',
     ],
-    [env(`<s:Body>${time}</s:Body>`).replace('</s:Envelope>', ''), 'truncated document'],
+    [env(`<s:Body>${time}</s:Body>`).replace('</s:Envelope>', ''), 'element <s:Envelope> is not closed.'],
     [env('<s:Body><LoginResponse/></s:Body>'), 'expected CurrentTimeResponse, got LoginResponse'],
     [env(`<s:Body><s:Fault/></s:Body>`), 'empty SOAP fault'],
     [env(`<s:Body><s:Fault><faultstring>x</faultstring></s:Fault></s:Body>`), 'SOAP fault without faultcode'],
     [
       env(`<s:Header><a>${'<b>'.repeat(70)}${'</b>'.repeat(70)}</a></s:Header>`),
-      'elements nested too deeply',
+      'elements nest deeper than 65 levels.',
     ],
-    [env('<s:Body><1a/></s:Body>'), 'bad element name'],
+    [env('<s:Body><1a/></s:Body>'), 'expected an element name.'],
   ] as const)('%j is refused: %s', (doc, message) => {
     expect(reason(() => decode(doc))).toBe(message);
   });
@@ -426,11 +426,11 @@ describe('documents', () => {
           maxDepth: 12,
         }),
       ),
-    ).toBe('elements nested too deeply');
+    ).toBe('elements nest deeper than 13 levels.');
     const value = (n: number, maxDepth: number) =>
       decodeVimXml(`<v>${deep(n)}</v>`, 'xsd:anyType', { maxDepth });
     expect(value(3, 3)).toEqual({ a: { a: { a: 'x' } } });
-    expect(reason(() => value(4, 3))).toBe('elements nested too deeply');
+    expect(reason(() => value(4, 3))).toBe('elements nest deeper than 4 levels.');
   });
 });
 
@@ -568,7 +568,7 @@ describe('checks before decoding', () => {
       );
     }
     const big = protocol(() => decodeSoapResponse('<a/>', 'X', { maxBytes: 3 }));
-    expect(big.message).toBe('Invalid SOAP response: larger than 3 bytes.');
+    expect(big.message).toBe('Invalid SOAP response: document is larger than 3 bytes.');
     expect(big.details).toEqual({ maxBytes: 3 });
     expect([big.retryable, big.adapter, big.operation]).toEqual([false, 'vmware-vsphere', 'soap.X']);
     expect(protocol(() => decodeSoapResponse('<a/>', 'X', { maxBytes: 4 })).message).toMatch(
@@ -578,17 +578,19 @@ describe('checks before decoding', () => {
       const error = protocol(() =>
         decodeSoapResponse(`<a>${bad}</a>`, 'X', { adapter: 'a', operation: 'o' }),
       );
-      expect(error.message).toBe('Invalid SOAP response: contains characters XML forbids.');
+      expect(error.message).toBe('Invalid SOAP response: document contains characters XML forbids.');
       expect([error.retryable, error.adapter, error.operation]).toEqual([false, 'a', 'o']);
     }
     expect(() => decodeVimXml(`<v>\t\n\r ok</v>`, 'xsd:string')).not.toThrow();
   });
 
   it('decodeVimXml needs exactly one element', () => {
-    expect(reason(() => decodeVimXml('text', 'xsd:string'))).toBe('no element');
-    expect(reason(() => decodeVimXml('  ', 'xsd:string'))).toBe('no element');
-    expect(reason(() => decodeVimXml('<v>a</v><w/>', 'xsd:string'))).toBe('content after the element');
-    expect(decodeVimXml(' <?xml version="1.0"?><!-- c --><v>a</v> <!-- d --> ', 'xsd:string')).toBe('a');
+    expect(reason(() => decodeVimXml('text', 'xsd:string'))).toBe('text before the root element.');
+    expect(reason(() => decodeVimXml('  ', 'xsd:string'))).toBe('no root element.');
+    expect(reason(() => decodeVimXml('<v>a</v><w/>', 'xsd:string'))).toBe(
+      'a document must have exactly one root element.',
+    );
+    expect(decodeVimXml('<?xml version="1.0"?> <!-- c --><v>a</v> <!-- d --> ', 'xsd:string')).toBe('a');
   });
 });
 
@@ -604,7 +606,9 @@ describe('names that hash alike', () => {
       a: { type: 'Aa', value: 'x' },
       b: { type: 'BB', value: 'y' },
     });
-    expect(reason(() => decodeVimXml('<Aa>x</BB>', 'xsd:string'))).toBe('mismatched end tag');
+    expect(reason(() => decodeVimXml('<Aa>x</BB>', 'xsd:string'))).toBe(
+      'closing tag </BB> does not match <Aa>.',
+    );
   });
 
   it('keeps type attributes of prefixes that hash alike apart', () => {
@@ -612,5 +616,44 @@ describe('names that hash alike', () => {
     expect(decodeVimXml(doc, 'xsd:anyType')).toBe('5');
     const typed = `<v xmlns:Aa="${XSI_NS}" xmlns:BB="urn:other" xmlns:xsd="${XSD_NS}" Aa:type="xsd:int">5</v>`;
     expect(decodeVimXml(typed, 'xsd:anyType')).toBe(5);
+  });
+});
+
+describe("core's tokenizer: malformed XML the decoder's own tokenizer used to accept", () => {
+  const env = (inner: string) => `<s:Envelope xmlns:s="${SOAP_ENV_NS}">${inner}</s:Envelope>`;
+  const time = '<CurrentTimeResponse><returnval>2026-01-02T03:04:05Z</returnval></CurrentTimeResponse>';
+  const ok = env(`<s:Header><h>a</h></s:Header><s:Body>${time}</s:Body>`);
+
+  it.each([
+    // Processing instructions and the XML declaration used to be skipped unread.
+    [`<?xml version="1.0" encoding="UTF-"8"?>${ok}`, 'malformed XML declaration.'],
+    [
+      `<?xml version="1.0"?><?xml version="1.0"?>${ok}`,
+      'the XML declaration is allowed only at the very start of the document.',
+    ],
+    [` <?xml version="1.0"?>${ok}`, 'the XML declaration is allowed only at the very start of the document.'],
+    [`<?pi"x?>${ok}`, 'processing instruction target must be followed by whitespace or "?>".'],
+    [`<? pi?>${ok}`, 'expected a processing instruction target name.'],
+    // Attributes may not repeat (only a repeated `type` used to be refused).
+    [ok.replace('<s:Body>', '<s:Body a="1" a="2">'), 'attribute a repeats in <s:Body>.'],
+    // Skipped content (a Header, an unrequested property) is read like the rest.
+    [ok.replace('<h>a</h>', '<h>a & b</h>'), 'unterminated reference "& b".'],
+    [ok.replace('<h>a</h>', '<h>&bogus;</h>'), 'undefined entity &bogus;.'],
+    // XML 1.0 name rules: non-ASCII characters used to count as name characters.
+    [ok.replace(/<(\/?)h>/g, '<$1h\u00d7>'), 'expected whitespace before an attribute in <h>.'],
+    [ok.replace(/<(\/?)h>/g, '<$1\u0300h>'), 'expected an element name.'],
+  ] as const)('%j is refused: %s', (doc, message) => {
+    expect(decodeSoapResponse(ok, 'CurrentTime').returnval).toBeInstanceOf(Date);
+    expect(reason(() => decodeSoapResponse(doc, 'CurrentTime'))).toBe(message);
+  });
+
+  it('reads \\r\\n and a lone \\r in text as \\n (XML end-of-line handling)', () => {
+    expect(decodeVimXml('<v>a\r\nb\rc</v>', 'xsd:string')).toBe('a\nb\nc');
+  });
+
+  it('reads a character reference to whitespace between elements as whitespace', () => {
+    expect(decodeSoapResponse(env(`<s:Body>&#32;${time}</s:Body>`), 'CurrentTime').returnval).toBeInstanceOf(
+      Date,
+    );
   });
 });

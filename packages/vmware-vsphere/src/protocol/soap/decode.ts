@@ -1,6 +1,6 @@
 /**
- * A fast, hardened decoder for vim25 SOAP responses: a hand-written tokenizer over the response text that
- * builds typed JS values straight from the schema table (no generic DOM in between).
+ * A fast, hardened decoder for vim25 SOAP responses: it pulls tokens from core's `XmlTokenizer` (hvkit's
+ * one XML tokenizer) and builds typed JS values straight from the schema table (no generic DOM in between).
  *
  * - `xsi:type` decides the type (any prefix bound to the XMLSchema-instance namespace counts: vCenter
  *   writes `xsi:`, vcsim `XMLSchema-instance:`); without it the declared type applies.
@@ -8,12 +8,13 @@
  *   2^53), `xsd:boolean` → boolean, `xsd:dateTime` → Date, enums and strings stay strings, even `"123"`.
  * - Data objects become `{ _type, ...fields }`; fields the table declares as arrays are always arrays;
  *   unknown types and fields are kept as raw values (see {@link decodeSoapResponse}).
- * - Hardened: a size limit, no DOCTYPE or other markup declarations, only the five predefined entities and
- *   character references, bounded depth, strict well-formedness of everything it reads. Any malformed,
- *   truncated or unexpected input fails with an `HvkitError` of code `PROTOCOL`, never anything else.
+ * - Hardened by the tokenizer: a size limit, no DOCTYPE or other markup declarations, only the five
+ *   predefined entities and character references, XML 1.0 name rules, bounded depth, strict
+ *   well-formedness of everything it reads. Any malformed, truncated or unexpected input fails with an
+ *   `HvkitError` of code `PROTOCOL` naming the line and column, never anything else.
  */
 
-import { HvkitError, hvkitError, isXmlCodePoint } from '@hvkit/core';
+import { HvkitError, hvkitError, isXmlSpace, XmlTokenizer } from '@hvkit/core';
 import {
   type DataObject,
   methodReturnType,
@@ -38,14 +39,17 @@ export const XSD_NS = 'http://www.w3.org/2001/XMLSchema';
  * (a 63 MiB response: +282 MiB RSS), so this bound also bounds the client's memory.
  */
 export const DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
-/** Default deepest element nesting: 64. */
+/** Default deepest element nesting below the document element: 64. */
 export const DEFAULT_MAX_DEPTH = 64;
 
 /** Options of {@link decodeSoapResponse}. */
 export interface DecodeOptions {
-  /** Largest document in UTF-16 code units (≈ bytes for vim25 text); larger input is `PROTOCOL`. */
+  /** Largest document in UTF-8 bytes; larger input is `PROTOCOL` (default {@link DEFAULT_MAX_RESPONSE_BYTES}). */
   maxBytes?: number;
-  /** Deepest element nesting accepted (default {@link DEFAULT_MAX_DEPTH}). */
+  /**
+   * Deepest element nesting accepted below the document element (default {@link DEFAULT_MAX_DEPTH}): with
+   * 3, `<v><a><a><a>x</a></a></a></v>` is read and one more level is refused.
+   */
   maxDepth?: number;
   /**
    * Declared type of `returnval` (`ServiceContent`, `ManagedObjectReference`, `ObjectContent[]`, `void`);
@@ -107,38 +111,15 @@ const INT_RE = /^[+-]?\d+$/;
 const FLOAT_RE = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
 const DATE_RE = /^-?\d{4,}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(Z|[+-]\d\d:\d\d)?$/;
 const BASE64_RE = /^[A-Za-z0-9+/\s]*={0,2}\s*$/;
-// Characters XML 1.0 forbids (lone surrogates are checked with isWellFormed).
-// biome-ignore lint/suspicious/noControlCharactersInRegex: these are exactly the characters to reject.
-const INVALID_CHAR_RE = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/;
-const XML_WS = /^[ \t\r\n]*$/;
 
-// Character classes for names: 1 = name start character, 2 = name character only (ASCII; all non-ASCII
-// characters count as both, which is lenient but never lets markup through).
-const NAME_CLASS = new Uint8Array(128);
-for (let c = 0; c < 128; c++) {
-  if ((c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95 || c === 58) NAME_CLASS[c] = 1;
-  else if ((c >= 48 && c <= 57) || c === 45 || c === 46) NAME_CLASS[c] = 2;
-}
-function isNameStart(c: number): boolean {
-  return c < 128 ? NAME_CLASS[c] === 1 : !Number.isNaN(c);
-}
-function isNameChar(c: number): boolean {
-  return c < 128 ? NAME_CLASS[c] !== 0 : !Number.isNaN(c);
-}
-function isWs(c: number): boolean {
-  return c === 32 || c === 10 || c === 9 || c === 13;
-}
 function localName(name: string): string {
   const colon = name.indexOf(':');
   return colon < 0 ? name : name.slice(colon + 1);
 }
 
-/** True when `s` holds `word` at `at` (a plain loop: faster than startsWith for short words here). */
-function sameChars(s: string, at: number, word: string): boolean {
-  const n = word.length;
-  if (at + n > s.length) return false;
-  for (let k = 0; k < n; k++) if (s.charCodeAt(at + k) !== word.charCodeAt(k)) return false;
-  return true;
+/** Whether `v` could be a QName: not empty, no whitespace at either end. */
+function trimmedName(v: string): boolean {
+  return v !== '' && v.trim().length === v.length;
 }
 
 /**
@@ -154,46 +135,42 @@ export function setField(obj: Record<string, unknown>, key: string, value: unkno
 }
 
 class Reader {
-  readonly s: string;
-  readonly end: number;
-  i = 0;
-  depth = 0;
-  readonly maxDepth: number;
+  /** The document's tokens. */
+  readonly xml: XmlTokenizer;
   readonly properties: ReadonlySet<string> | undefined;
   readonly anyResponse: boolean;
-  readonly adapter: string;
-  readonly operation: string | undefined;
   // Namespace bindings in scope: parallel stacks, `nsLen` entries valid.
   private nsPrefixes: string[] = [];
   private nsUris: string[] = [];
-  // `<prefix>:type` for each binding, from the intern table, so an attribute name matches by identity.
+  // `<prefix>:type` for each binding.
   private nsTypeAttrs: string[] = [];
   nsLen = 0;
-  // This document's intern table: hash → string (see intern()).
-  private readonly names = new Map<number, string>();
+  /** `nsLen` before the start tag just read pushed its bindings (restored once its element is read). */
+  mark = 0;
+  /** A start tag {@link raw} read ahead: the next {@link nextChild} returns it. */
+  private ahead = false;
   // The start tag just read.
   tagName = '';
-  selfClosing = false;
   xsiType: string | undefined = undefined;
   moType: string | undefined = undefined;
 
   constructor(text: string, options: DecodeOptions, operation: string | undefined) {
-    this.s = text;
-    this.end = text.length;
-    this.maxDepth = options.maxDepth ?? DEFAULT_MAX_DEPTH;
+    this.xml = new XmlTokenizer(text, {
+      maxBytes: options.maxBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
+      // The tokenizer counts the document element too.
+      maxDepth: (options.maxDepth ?? DEFAULT_MAX_DEPTH) + 1,
+      normalizeAttributeValues: true,
+      label: 'Invalid SOAP response',
+      adapter: options.adapter ?? 'vmware-vsphere',
+      operation: options.operation ?? operation,
+    });
     this.properties = options.properties;
     this.anyResponse = options.anyResponse === true;
-    this.adapter = options.adapter ?? 'vmware-vsphere';
-    this.operation = options.operation ?? operation;
   }
 
-  fail(message: string, at: number = this.i): never {
-    throw hvkitError('PROTOCOL', `Invalid SOAP response: ${message} (at offset ${at}).`, {
-      adapter: this.adapter,
-      operation: this.operation,
-      retryable: false,
-      details: { offset: at },
-    });
+  /** Throws `PROTOCOL` for the document, at the token just read unless `at` says otherwise. */
+  fail(message: string, at?: number): never {
+    return this.xml.fail(message, at);
   }
 
   lookupNs(prefix: string): string | undefined {
@@ -207,7 +184,7 @@ class Reader {
     // Canonical constants for the namespaces the decoder compares against.
     this.nsUris[this.nsLen] =
       uri === XSI_NS ? XSI_NS : uri === XSD_NS ? XSD_NS : uri === SOAP_ENV_NS ? SOAP_ENV_NS : uri;
-    this.nsTypeAttrs[this.nsLen] = this.internString(`${prefix}:type`);
+    this.nsTypeAttrs[this.nsLen] = `${prefix}:type`;
     this.nsLen++;
   }
 
@@ -217,213 +194,31 @@ class Reader {
     return colon < 0 ? undefined : this.lookupNs(name.slice(0, colon));
   }
 
-  skipWs(): void {
-    const s = this.s;
-    let i = this.i;
-    while (i < this.end && isWs(s.charCodeAt(i))) i++;
-    this.i = i;
-  }
-
-  /** Decodes entity and character references in `t` (which came from offset `at`). */
-  decodeRefs(t: string, at: number): string {
-    let out = '';
-    let last = 0;
-    let amp = t.indexOf('&');
-    while (amp !== -1) {
-      const semi = t.indexOf(';', amp + 1);
-      if (semi === -1 || semi - amp > 12) this.fail('unterminated entity reference', at + amp);
-      const ref = t.slice(amp + 1, semi);
-      let ch: string;
-      switch (ref) {
-        case 'lt':
-          ch = '<';
-          break;
-        case 'gt':
-          ch = '>';
-          break;
-        case 'amp':
-          ch = '&';
-          break;
-        case 'quot':
-          ch = '"';
-          break;
-        case 'apos':
-          ch = "'";
-          break;
-        default: {
-          let code = Number.NaN;
-          if (/^#[0-9]{1,7}$/.test(ref)) code = Number.parseInt(ref.slice(1), 10);
-          else if (/^#x[0-9a-fA-F]{1,6}$/.test(ref)) code = Number.parseInt(ref.slice(2), 16);
-          else this.fail(`undefined entity &${ref.slice(0, 10)};`, at + amp);
-          if (!isXmlCodePoint(code)) {
-            this.fail('character reference to a character XML forbids', at + amp);
-          }
-          ch = String.fromCodePoint(code);
-        }
-      }
-      out += t.slice(last, amp) + ch;
-      last = semi + 1;
-      amp = t.indexOf('&', last);
-    }
-    return out + t.slice(last);
-  }
-
-  /** Skips `<!--...-->` at `i`. */
-  skipComment(): void {
-    const close = this.s.indexOf('-->', this.i + 4);
-    if (close === -1) this.fail('unterminated comment');
-    this.i = close + 3;
-  }
-
-  /** Skips `<?...?>` at `i`. */
-  skipPi(): void {
-    const close = this.s.indexOf('?>', this.i + 2);
-    if (close === -1) this.fail('unterminated processing instruction');
-    this.i = close + 2;
-  }
-
-  /** Reads `<![CDATA[...]]>` at `i`, returns its text. */
-  readCdata(): string {
-    const start = this.i + 9;
-    const close = this.s.indexOf(']]>', start);
-    if (close === -1) this.fail('unterminated CDATA section');
-    this.i = close + 3;
-    return this.s.slice(start, close);
-  }
-
   /**
-   * Handles `<!` markup inside content at `i`: skips a comment (returns undefined) or returns a CDATA
-   * section's text; anything else (DOCTYPE, ENTITY, ...) fails.
+   * Takes in the start tag the tokenizer just read: its name, its namespace declarations (pushed), its
+   * `type` attribute (a managed object reference's type) and its `xsi:type`.
    */
-  bangMarkup(): string | undefined {
-    const s = this.s;
-    if (s.startsWith('<!--', this.i)) {
-      this.skipComment();
-      return undefined;
-    }
-    if (s.startsWith('<![CDATA[', this.i)) return this.readCdata();
-    return this.fail('markup declarations (DOCTYPE, ENTITY, ...) are not allowed');
-  }
-
-  /**
-   * The string for `s[start, end)` with hash `h`, from this document's intern table: names and short
-   * attribute values repeat thousands of times, and a shared string is hashed (and internalised as a
-   * property key) once instead of on every use.
-   */
-  private intern(start: number, end: number, h: number): string {
-    const len = end - start;
-    // Stryker disable next-line all: a cache only: the same value either way (equivalent mutant)
-    if (len > 64) return this.s.slice(start, end);
-    // Stryker disable next-line all: a cache only: the same value either way (equivalent mutant)
-    const key = (h ^ Math.imul(len, 0x9e3779b1)) | 0;
-    const hit = this.names.get(key);
-    if (hit !== undefined && hit.length === len && sameChars(this.s, start, hit)) return hit;
-    const str = this.s.slice(start, end);
-    // Stryker disable next-line all: a cache only: the same value either way (equivalent mutant)
-    if (this.names.size < 8192) this.names.set(key, str);
-    return str;
-  }
-
-  // Stryker disable all: a cache only: the same value either way (equivalent mutant); its result is compared by value
-  /** `str` from the intern table (see {@link intern}), adding it when absent. */
-  private internString(str: string): string {
-    let h = 0;
-    for (let k = 0; k < str.length; k++) h = (Math.imul(h, 31) + str.charCodeAt(k)) | 0;
-    if (str.length > 64) return str;
-    const key = (h ^ Math.imul(str.length, 0x9e3779b1)) | 0;
-    const hit = this.names.get(key);
-    if (hit === str) return hit;
-    if (hit === undefined && this.names.size < 8192) this.names.set(key, str);
-    return str;
-  }
-  // Stryker restore all
-
-  /** Reads a start tag at `i` (`<` then a name start character). Pushes its namespace declarations. */
-  readStartTag(): void {
-    const s = this.s;
-    const end = this.end;
-    let i = this.i + 1;
-    const nameStart = i;
-    if (i >= end || !isNameStart(s.charCodeAt(i))) this.fail('bad element name', i);
-    let h = 0;
-    for (; i < end; i++) {
-      const c = s.charCodeAt(i);
-      if (!isNameChar(c)) break;
-      // Stryker disable next-line all: the intern table's hash; a wrong one only misses the table
-      h = (Math.imul(h, 31) + c) | 0;
-    }
-    this.tagName = this.intern(nameStart, i, h);
+  startTag(): void {
+    const xml = this.xml;
+    this.mark = this.nsLen;
+    this.tagName = xml.name;
     this.xsiType = undefined;
     this.moType = undefined;
+    const n = xml.attributeCount * 2;
+    if (n === 0) return;
+    const attrs = xml.attributes;
     let typeAttr: string | undefined;
     let typeAttrValue: string | undefined;
     let typeAttrs: string[] | undefined;
-    let sawWs = false;
-    for (;;) {
-      if (i >= end) this.fail('truncated start tag', i);
-      const c = s.charCodeAt(i);
-      if (isWs(c)) {
-        i++;
-        sawWs = true;
-        continue;
-      }
-      if (c === 62 /* > */) {
-        i++;
-        this.selfClosing = false;
-        break;
-      }
-      if (c === 47 /* / */) {
-        if (s.charCodeAt(i + 1) !== 62) this.fail('bad start tag', i);
-        i += 2;
-        this.selfClosing = true;
-        break;
-      }
-      if (!sawWs || !isNameStart(c)) this.fail('bad attribute', i);
-      const attrStart = i;
-      h = 0;
-      for (; i < end; i++) {
-        const a = s.charCodeAt(i);
-        if (!isNameChar(a)) break;
-        // Stryker disable next-line all: the intern table's hash; a wrong one only misses the table
-        h = (Math.imul(h, 31) + a) | 0;
-      }
-      const attr = this.intern(attrStart, i, h);
-      while (i < end && isWs(s.charCodeAt(i))) i++;
-      if (s.charCodeAt(i) !== 61 /* = */) this.fail('attribute without value', i);
-      i++;
-      while (i < end && isWs(s.charCodeAt(i))) i++;
-      const quote = s.charCodeAt(i);
-      if (quote !== 34 && quote !== 39) this.fail('unquoted attribute value', i);
-      const valueStart = i + 1;
-      h = 0;
-      let special = false;
-      for (i = valueStart; i < end; i++) {
-        const a = s.charCodeAt(i);
-        if (a === quote) break;
-        if (a === 60 /* < */) this.fail('"<" in attribute value', i);
-        if (a === 38 /* & */ || a === 9 || a === 10 || a === 13) special = true;
-        // Stryker disable next-line all: the intern table's hash; a wrong one only misses the table
-        h = (Math.imul(h, 31) + a) | 0;
-      }
-      if (i >= end) this.fail('unterminated attribute value', valueStart);
-      let value: string;
-      if (special) {
-        value = this.decodeRefs(s.slice(valueStart, i).replace(/[\t\n\r]/g, ' '), valueStart);
-        // Stryker disable next-line all: interning or not gives the same string (equivalent mutant)
-      } else if (i - valueStart > 40) {
-        value = s.slice(valueStart, i); // namespace URIs and long ids: not worth interning
-      } else {
-        value = this.intern(valueStart, i, h);
-      }
-      i++;
-      sawWs = false;
+    for (let k = 0; k < n; k += 2) {
+      const attr = attrs[k] as string;
+      const value = attrs[k + 1] as string;
       if (attr === 'type') {
-        if (this.moType !== undefined) this.fail('duplicate attribute type', attrStart);
-        this.moType = value;
+        this.moType = value; // a repeated attribute is refused by the tokenizer
       } else if (attr.startsWith('xmlns')) {
         if (attr.length === 5) continue; // default namespace: vim25 names are matched by local name
-        if (attr.charCodeAt(5) !== 58 || attr.length === 6) this.fail('bad namespace declaration', attrStart);
-        if (value === '') this.fail('empty namespace binding', attrStart);
+        if (attr.charCodeAt(5) !== 58 || attr.length === 6) this.fail('bad namespace declaration');
+        if (value === '') this.fail('empty namespace binding');
         this.pushNs(attr.slice(6), value);
       } else if (attr.endsWith(':type')) {
         if (typeAttr === undefined) {
@@ -435,28 +230,27 @@ class Reader {
         }
       }
     }
-    this.i = i;
     if (typeAttr !== undefined) {
-      this.resolveTypeAttr(typeAttr, typeAttrValue as string, nameStart);
+      this.resolveTypeAttr(typeAttr, typeAttrValue as string);
       if (typeAttrs) {
         for (let k = 0; k < typeAttrs.length; k += 2) {
-          this.resolveTypeAttr(typeAttrs[k] as string, typeAttrs[k + 1] as string, nameStart);
+          this.resolveTypeAttr(typeAttrs[k] as string, typeAttrs[k + 1] as string);
         }
       }
     }
   }
 
-  /** The namespace bound to the prefix of `qname` (`xsi:type` → the prefix `xsi`), without slicing. */
+  /** The namespace bound to the prefix of `qname` (`xsi:type` → the prefix `xsi`). */
   private prefixNs(qname: string, prefixLength: number): string | undefined {
     for (let k = this.nsLen - 1; k >= 0; k--) {
       const p = this.nsPrefixes[k] as string;
-      if (p.length === prefixLength && sameChars(qname, 0, p)) return this.nsUris[k];
+      if (p.length === prefixLength && qname.startsWith(p)) return this.nsUris[k];
     }
     if (prefixLength === 3 && qname.startsWith('xml')) return 'http://www.w3.org/XML/1998/namespace';
     return undefined;
   }
 
-  private resolveTypeAttr(attr: string, value: string, at: number): void {
+  private resolveTypeAttr(attr: string, value: string): void {
     let uri: string | undefined;
     for (let k = this.nsLen - 1; k >= 0; k--) {
       if (this.nsTypeAttrs[k] === attr) {
@@ -464,123 +258,88 @@ class Reader {
         break;
       }
     }
-    if (uri === undefined) this.fail(`unbound namespace prefix ${attr.slice(0, 40)}`, at);
+    if (uri === undefined) this.fail(`unbound namespace prefix ${attr.slice(0, 40)}`);
     if (uri !== XSI_NS) return;
-    if (this.xsiType !== undefined) this.fail('duplicate xsi:type', at);
+    if (this.xsiType !== undefined) this.fail('duplicate xsi:type');
     let v = value;
-    if (v === '' || !isNameStart(v.charCodeAt(0)) || !isNameChar(v.charCodeAt(v.length - 1))) {
+    if (!trimmedName(v)) {
       v = v.trim();
-      if (v === '') this.fail('bad xsi:type', at);
+      if (v === '') this.fail('bad xsi:type');
     }
     const colon = v.indexOf(':');
     if (colon === -1) {
       this.xsiType = v;
       return;
     }
-    if (colon === v.length - 1 || v.indexOf(':', colon + 1) !== -1 || /\s/.test(v))
-      this.fail('bad xsi:type', at);
+    if (colon === v.length - 1 || v.indexOf(':', colon + 1) !== -1 || /\s/.test(v)) this.fail('bad xsi:type');
     const typeUri = this.prefixNs(v, colon);
     if (typeUri === XSD_NS || (typeUri === undefined && colon === 3 && v.startsWith('xsd'))) {
       this.xsiType = colon === 3 && v.startsWith('xsd') ? v : `xsd:${v.slice(colon + 1)}`;
     } else if (typeUri === undefined) {
-      this.fail(`unbound namespace prefix in xsi:type ${v.slice(0, 40)}`, at);
+      this.fail(`unbound namespace prefix in xsi:type ${v.slice(0, 40)}`);
     } else {
       this.xsiType = v.slice(colon + 1);
     }
   }
 
-  /** Reads `</name>` at `i`. */
-  readEndTag(name: string): void {
-    const s = this.s;
-    const at = this.i;
-    if (!sameChars(s, at + 2, name)) this.fail('mismatched end tag', at);
-    let i = at + 2 + name.length;
-    while (i < this.end && isWs(s.charCodeAt(i))) i++;
-    if (s.charCodeAt(i) !== 62 || isNameChar(s.charCodeAt(at + 2 + name.length)))
-      this.fail('mismatched end tag', at);
-    this.i = i + 1;
-  }
-
   /**
-   * In element-only content: skips whitespace, comments and PIs. True when a child start tag is at `i`,
-   * false at an end tag. Text or the end of input fail.
+   * In element-only content: true when the next child's start tag was read (and taken in, `mark` set),
+   * false when the element's end tag was. Text other than whitespace fails.
    */
   nextChild(): boolean {
-    const s = this.s;
+    if (this.ahead) {
+      this.ahead = false;
+      return true;
+    }
+    const xml = this.xml;
     for (;;) {
-      this.skipWs();
-      const i = this.i;
-      if (i >= this.end) this.fail('truncated document');
-      if (s.charCodeAt(i) !== 60 /* < */) this.fail('text where elements were expected');
-      const c1 = s.charCodeAt(i + 1);
-      if (c1 === 47 /* / */) return false;
-      if (c1 === 33 /* ! */) {
-        const text = this.bangMarkup();
-        if (text !== undefined && !XML_WS.test(text)) this.fail('text where elements were expected');
-      } else if (c1 === 63 /* ? */) {
-        this.skipPi();
-      } else {
+      const token = xml.next();
+      if (token === 'start') {
+        this.startTag();
         return true;
       }
+      if (token === 'end') return false;
+      if (token === 'eof') this.fail('truncated document'); // the tokenizer refuses that first
+      if (!isXmlSpace(xml.text)) this.fail('text where elements were expected');
     }
   }
 
-  /** Reads text-only content up to and including `</name>` (after a start tag that was not `/>`). */
-  readText(name: string): string {
-    const s = this.s;
+  /** Reads text-only content up to and including the end tag of the element just started. */
+  readText(): string {
+    const xml = this.xml;
     let out = '';
     for (;;) {
-      const lt = s.indexOf('<', this.i);
-      if (lt === -1) this.fail('truncated document', this.end);
-      if (lt > this.i) {
-        const chunk = s.slice(this.i, lt);
-        out += chunk.indexOf('&') === -1 ? chunk : this.decodeRefs(chunk, this.i);
-      }
-      this.i = lt;
-      const c1 = s.charCodeAt(lt + 1);
-      if (c1 === 47) {
-        this.readEndTag(name);
-        return out;
-      }
-      if (c1 === 33) {
-        const text = this.bangMarkup();
-        if (text !== undefined) out += text;
-      } else if (c1 === 63) {
-        this.skipPi();
-      } else {
-        this.fail('element where text was expected');
-      }
+      const token = xml.next();
+      if (token === 'text') out = out === '' ? xml.text : out + xml.text;
+      else if (token === 'end') return out;
+      else this.fail('element where text was expected');
     }
   }
 
-  /** Skips the rest of an element whose start tag (not `/>`) was just read, checking its nesting. */
-  skipElement(name: string): void {
-    const s = this.s;
-    const names = [name];
-    const mark = this.nsLen;
+  /** Skips the rest of the element whose start tag was just read (its content still checked). */
+  skipElement(): void {
+    const xml = this.xml;
+    const mark = this.mark;
+    let open = 1;
     for (;;) {
-      const lt = s.indexOf('<', this.i);
-      if (lt === -1) this.fail('truncated document', this.end);
-      this.i = lt;
-      const c1 = s.charCodeAt(lt + 1);
-      if (c1 === 47) {
-        this.readEndTag(names.pop() as string);
-        if (names.length === 0) {
-          this.nsLen = mark;
-          return;
-        }
-      } else if (c1 === 33) {
-        this.bangMarkup();
-      } else if (c1 === 63) {
-        this.skipPi();
-      } else {
-        this.readStartTag();
-        if (!this.selfClosing) {
-          if (this.depth + names.length > this.maxDepth) this.fail('elements nested too deeply');
-          names.push(this.tagName);
-        }
+      const token = xml.next();
+      if (token === 'start') {
+        this.startTag();
+        open++;
+      } else if (token === 'end') {
+        if (--open === 0) break;
+      } else if (token === 'eof') {
+        this.fail('truncated document'); // the tokenizer refuses that first
       }
     }
+    this.nsLen = mark;
+  }
+
+  /** When the start tag just read was `<x/>`: reads its end and returns true. */
+  private emptyTag(): boolean {
+    if (!this.xml.selfClosing) return false;
+    this.xml.next();
+    return true;
   }
 
   // ---- typed decoding ----
@@ -596,35 +355,31 @@ class Reader {
       // An unknown subtype of a known data type: decode the known (inherited) fields typed.
       if (kind === 'loose' && declaredKind === 'data') return this.object(vimType(declared), xsi);
     }
-    const name = this.tagName;
     switch (kind) {
       case 'string':
       case 'enum':
-        return this.selfClosing ? '' : this.readText(name);
+        return this.readText();
       case 'moref': {
         const moType = this.moType;
-        const text = this.selfClosing ? '' : this.readText(name);
+        const text = this.readText();
         if (moType === undefined || moType === '' || text === '') this.fail('bad managed object reference');
         return { type: moType, value: text };
       }
       case 'int':
       case 'long':
-        return this.integer(
-          this.selfClosing ? '' : this.readText(name),
-          kind === 'long' || type === 'xsd:long',
-        );
+        return this.integer(this.readText(), kind === 'long' || type === 'xsd:long');
       case 'boolean': {
-        const text = (this.selfClosing ? '' : this.readText(name)).trim();
+        const text = this.readText().trim();
         if (text === 'true' || text === '1') return true;
         if (text === 'false' || text === '0') return false;
         return this.fail('bad boolean');
       }
       case 'float':
-        return this.float(this.selfClosing ? '' : this.readText(name));
+        return this.float(this.readText());
       case 'dateTime':
-        return this.date(this.selfClosing ? '' : this.readText(name));
+        return this.date(this.readText());
       case 'base64': {
-        const text = this.selfClosing ? '' : this.readText(name);
+        const text = this.readText();
         if (!BASE64_RE.test(text)) this.fail('bad base64 value');
         return Buffer.from(text, 'base64');
       }
@@ -673,23 +428,16 @@ class Reader {
     return date;
   }
 
-  enter(): void {
-    if (++this.depth > this.maxDepth) this.fail('elements nested too deeply');
-  }
-
   /** A data object of `info` (or only raw fields when the table does not know it), `_type` = `type`. */
   object(info: VimTypeInfo | undefined, type: string): DataObject {
-    const name = this.tagName;
     const obj: DataObject = { _type: type };
-    if (this.selfClosing) return obj;
-    if (info === undefined) return this.rawChildren(obj, name);
-    if (type === 'DynamicProperty') return this.dynamicProperty(obj, name);
-    this.enter();
+    if (this.emptyTag()) return obj;
+    if (info === undefined) return this.rawChildren(obj);
+    if (type === 'DynamicProperty') return this.dynamicProperty(obj);
     const fields = info.fields;
     let repeated: Set<string> | undefined;
     while (this.nextChild()) {
-      const mark = this.nsLen;
-      this.readStartTag();
+      const mark = this.mark;
       const key = localName(this.tagName);
       const field = fields.get(key);
       if (field !== undefined) {
@@ -712,25 +460,21 @@ class Reader {
       }
       this.nsLen = mark;
     }
-    this.readEndTag(name);
-    this.depth--;
     return obj;
   }
 
   /** `DynamicProperty`: `val` is skipped when its name was not asked for. */
-  private dynamicProperty(obj: DataObject, name: string): DataObject {
-    this.enter();
+  private dynamicProperty(obj: DataObject): DataObject {
     let skipped = false;
     while (this.nextChild()) {
-      const mark = this.nsLen;
-      this.readStartTag();
+      const mark = this.mark;
       const key = localName(this.tagName);
       if (key === 'name' && obj.name === undefined) {
         obj.name = this.value('xsd:string', 'string');
       } else if (key === 'val' && obj.val === undefined && !skipped) {
         const wanted = this.properties;
         if (wanted !== undefined && (typeof obj.name !== 'string' || !wanted.has(obj.name))) {
-          if (!this.selfClosing) this.skipElement(this.tagName);
+          this.skipElement();
           skipped = true;
         } else {
           obj.val = this.value('xsd:anyType', 'any');
@@ -740,8 +484,6 @@ class Reader {
       }
       this.nsLen = mark;
     }
-    this.readEndTag(name);
-    this.depth--;
     if (typeof obj.name !== 'string') this.fail('DynamicProperty without name');
     if (skipped) return SKIP as unknown as DataObject;
     return obj;
@@ -750,20 +492,14 @@ class Reader {
   /** `ArrayOfX` (element just read): each child is an X. */
   array(type: string): unknown[] {
     const out: unknown[] = [];
-    if (this.selfClosing) return out;
-    const name = this.tagName;
     const item = vimArrayItem(type) as readonly [string, string];
     const itemType = item[1];
     const itemKind = kindOf(itemType);
-    this.enter();
     while (this.nextChild()) {
-      const mark = this.nsLen;
-      this.readStartTag();
+      const mark = this.mark;
       out.push(this.value(itemType, itemKind));
       this.nsLen = mark;
     }
-    this.readEndTag(name);
-    this.depth--;
     return out;
   }
 
@@ -779,40 +515,40 @@ class Reader {
    * has a `type` attribute), element content an object of raw fields (`_type` = `type` when given).
    */
   raw(type: string | undefined): unknown {
-    const name = this.tagName;
     const moType = this.moType;
-    if (this.selfClosing) return type !== undefined ? { _type: type } : '';
-    // Peek: does element content follow?
-    const s = this.s;
-    let j = this.i;
-    while (j < this.end && isWs(s.charCodeAt(j))) j++;
-    const startsChild =
-      j < this.end && s.charCodeAt(j) === 60 && isNameStart(s.charCodeAt(j + 1)) && j + 1 < this.end;
-    if (!startsChild) {
-      const text = this.readText(name);
-      if (moType !== undefined && type === undefined) {
-        if (moType === '' || text === '') this.fail('bad managed object reference');
-        return { type: moType, value: text };
+    if (this.emptyTag()) return type !== undefined ? { _type: type } : '';
+    const xml = this.xml;
+    let text = '';
+    for (;;) {
+      const token = xml.next();
+      if (token === 'text') {
+        text = text === '' ? xml.text : text + xml.text;
+      } else if (token === 'end') {
+        break;
+      } else {
+        // A child element: element content, when only whitespace came before it.
+        if (token !== 'start' || !isXmlSpace(text)) this.fail('element where text was expected');
+        this.startTag();
+        this.ahead = true;
+        return this.rawChildren(type !== undefined ? { _type: type } : {});
       }
-      if (type !== undefined && text === '') return { _type: type };
-      return text;
     }
-    const obj: Record<string, unknown> = type !== undefined ? { _type: type } : {};
-    return this.rawChildren(obj, name);
+    if (moType !== undefined && type === undefined) {
+      if (moType === '' || text === '') this.fail('bad managed object reference');
+      return { type: moType, value: text };
+    }
+    if (type !== undefined && text === '') return { _type: type };
+    return text;
   }
 
-  private rawChildren<T extends Record<string, unknown>>(obj: T, name: string): T {
-    this.enter();
+  private rawChildren<T extends Record<string, unknown>>(obj: T): T {
     let repeated: Set<string> | undefined;
     while (this.nextChild()) {
-      const mark = this.nsLen;
-      this.readStartTag();
+      const mark = this.mark;
       const key = localName(this.tagName);
       repeated = this.addRaw(obj, key, this.unknownValue(), repeated);
       this.nsLen = mark;
     }
-    this.readEndTag(name);
-    this.depth--;
     return obj;
   }
 
@@ -840,80 +576,63 @@ class Reader {
 
   // ---- envelope ----
 
-  /** Skips whitespace, comments and processing instructions (the XML declaration too). */
-  skipMisc(): void {
-    const s = this.s;
-    for (;;) {
-      this.skipWs();
-      if (this.i >= this.end) return;
-      if (s.startsWith('<?', this.i)) this.skipPi();
-      else if (s.startsWith('<!--', this.i)) this.skipComment();
-      else if (s.startsWith('<!', this.i))
-        this.fail('markup declarations (DOCTYPE, ENTITY, ...) are not allowed');
-      else return;
-    }
+  /** The document element (the tokenizer skips what may come before it and refuses anything else). */
+  documentElement(): void {
+    this.xml.next();
+    this.startTag();
+  }
+
+  /** After the document element: the end of the document (the tokenizer refuses anything else). */
+  endOfDocument(): void {
+    this.xml.next();
   }
 
   envelope(method: string, returns: string | undefined): SoapResponse {
-    if (this.s.charCodeAt(0) === 0xfeff) this.i = 1;
-    this.skipMisc();
-    if (this.i >= this.end) this.fail('empty document');
-    if (this.s.charCodeAt(this.i) !== 60 || !isNameStart(this.s.charCodeAt(this.i + 1)))
-      this.fail('document does not start with an element');
-    this.readStartTag();
+    this.documentElement();
     const envName = this.tagName;
     if (localName(envName) !== 'Envelope' || this.elementNs(envName) !== SOAP_ENV_NS)
       this.fail('not a SOAP envelope');
-    if (this.selfClosing) this.fail('empty SOAP envelope');
-    this.enter();
+    if (this.xml.selfClosing) this.fail('empty SOAP envelope');
     let result: SoapResponse | undefined;
     while (this.nextChild()) {
-      const mark = this.nsLen;
-      this.readStartTag();
+      const mark = this.mark;
       const name = this.tagName;
       const local = localName(name);
       if (this.elementNs(name) !== SOAP_ENV_NS) this.fail(`unexpected ${local.slice(0, 40)} in Envelope`);
       if (local === 'Header' && result === undefined) {
-        if (!this.selfClosing) this.skipElement(name);
+        this.skipElement();
       } else if (local === 'Body' && result === undefined) {
-        if (this.selfClosing) this.fail('empty SOAP body');
-        result = this.body(name, method, returns);
+        if (this.xml.selfClosing) this.fail('empty SOAP body');
+        result = this.body(method, returns);
       } else {
         this.fail(`unexpected ${local.slice(0, 40)} in Envelope`);
       }
       this.nsLen = mark;
     }
-    this.readEndTag(envName);
-    this.depth--;
-    this.skipMisc();
-    if (this.i !== this.end) this.fail('content after the document element');
+    this.endOfDocument();
     if (result === undefined) this.fail('SOAP envelope without Body');
     return result;
   }
 
-  private body(bodyName: string, method: string, returns: string | undefined): SoapResponse {
-    this.enter();
+  private body(method: string, returns: string | undefined): SoapResponse {
     if (!this.nextChild()) this.fail('empty SOAP body');
-    const mark = this.nsLen;
-    this.readStartTag();
+    const mark = this.mark;
     const name = this.tagName;
     const local = localName(name);
     let result: SoapResponse;
     if (local === 'Fault' && this.elementNs(name) === SOAP_ENV_NS) {
-      result = { fault: this.fault(name), returnval: undefined };
+      result = { fault: this.fault(), returnval: undefined };
     } else {
       if (!this.anyResponse && local !== `${method}Response`)
         this.fail(`expected ${method}Response, got ${local.slice(0, 60)}`);
-      result = { fault: undefined, returnval: this.response(name, returns) };
+      result = { fault: undefined, returnval: this.response(returns) };
     }
     this.nsLen = mark;
     if (this.nextChild()) this.fail('more than one element in the SOAP body');
-    this.readEndTag(bodyName);
-    this.depth--;
     return result;
   }
 
-  private response(name: string, returns: string | undefined): unknown {
+  private response(returns: string | undefined): unknown {
     let declared = returns;
     let many = false;
     if (declared?.endsWith('[]')) {
@@ -921,24 +640,18 @@ class Reader {
       many = true;
     }
     const values: unknown[] = [];
-    if (!this.selfClosing) {
-      this.enter();
-      while (this.nextChild()) {
-        const mark = this.nsLen;
-        this.readStartTag();
-        if (localName(this.tagName) === 'returnval') {
-          values.push(
-            declared === undefined || declared === 'void'
-              ? this.unknownValue()
-              : this.value(declared, kindOf(declared)),
-          );
-        } else if (!this.selfClosing) {
-          this.skipElement(this.tagName);
-        }
-        this.nsLen = mark;
+    while (this.nextChild()) {
+      const mark = this.mark;
+      if (localName(this.tagName) === 'returnval') {
+        values.push(
+          declared === undefined || declared === 'void'
+            ? this.unknownValue()
+            : this.value(declared, kindOf(declared)),
+        );
+      } else {
+        this.skipElement();
       }
-      this.readEndTag(name);
-      this.depth--;
+      this.nsLen = mark;
     }
     if (declared === 'void') return undefined;
     if (many) return values;
@@ -947,29 +660,25 @@ class Reader {
     return values;
   }
 
-  private fault(name: string): SoapFault {
-    if (this.selfClosing) this.fail('empty SOAP fault');
-    this.enter();
+  private fault(): SoapFault {
+    if (this.xml.selfClosing) this.fail('empty SOAP fault');
     let faultcode: string | undefined;
     let faultstring: string | undefined;
     let detail: DataObject | undefined;
     while (this.nextChild()) {
-      const mark = this.nsLen;
-      this.readStartTag();
+      const mark = this.mark;
       const key = localName(this.tagName);
       if (key === 'faultcode' && faultcode === undefined) {
-        faultcode = localName((this.selfClosing ? '' : this.readText(this.tagName)).trim());
+        faultcode = localName(this.readText().trim());
       } else if (key === 'faultstring' && faultstring === undefined) {
-        faultstring = this.selfClosing ? '' : this.readText(this.tagName);
+        faultstring = this.readText();
       } else if (key === 'detail' && detail === undefined) {
         detail = this.faultDetail();
-      } else if (!this.selfClosing) {
-        this.skipElement(this.tagName);
+      } else {
+        this.skipElement();
       }
       this.nsLen = mark;
     }
-    this.readEndTag(name);
-    this.depth--;
     if (faultcode === undefined) this.fail('SOAP fault without faultcode');
     return {
       faultcode,
@@ -981,13 +690,9 @@ class Reader {
 
   /** `<detail><XFault xsi:type="X">...</XFault></detail>`: the first child is the vim fault. */
   private faultDetail(): DataObject | undefined {
-    if (this.selfClosing) return undefined;
-    const name = this.tagName;
-    this.enter();
     let detail: DataObject | undefined;
     while (this.nextChild()) {
-      const mark = this.nsLen;
-      this.readStartTag();
+      const mark = this.mark;
       if (detail === undefined) {
         const element = localName(this.tagName);
         const declared =
@@ -1001,36 +706,20 @@ class Reader {
           typeof value === 'object' && value !== null && !Array.isArray(value) && '_type' in value
             ? (value as DataObject)
             : { _type: type };
-      } else if (!this.selfClosing) {
-        this.skipElement(this.tagName);
+      } else {
+        this.skipElement();
       }
       this.nsLen = mark;
     }
-    this.readEndTag(name);
-    this.depth--;
     return detail;
   }
 }
 
-function checkDocument(text: unknown, options: DecodeOptions, operation: string | undefined): string {
+/** Checks the arguments every decoder takes (misuse is a TypeError). */
+function checkArguments(text: unknown, options: DecodeOptions): void {
   if (typeof text !== 'string') throw new TypeError('decodeSoapResponse expects the response text.');
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
   if (typeof maxBytes !== 'number' || !(maxBytes > 0)) throw new TypeError('maxBytes must be positive.');
-  const context = { adapter: options.adapter ?? 'vmware-vsphere', operation: options.operation ?? operation };
-  if (text.length > maxBytes) {
-    throw hvkitError('PROTOCOL', `Invalid SOAP response: larger than ${maxBytes} bytes.`, {
-      ...context,
-      retryable: false,
-      details: { maxBytes },
-    });
-  }
-  if (!(text as unknown as { isWellFormed(): boolean }).isWellFormed() || INVALID_CHAR_RE.test(text)) {
-    throw hvkitError('PROTOCOL', 'Invalid SOAP response: contains characters XML forbids.', {
-      ...context,
-      retryable: false,
-    });
-  }
-  return text;
 }
 
 /**
@@ -1046,18 +735,17 @@ function checkDocument(text: unknown, options: DecodeOptions, operation: string 
  * @throws TypeError when `text` is not a string.
  */
 export function decodeSoapResponse(text: string, method: string, options: DecodeOptions = {}): SoapResponse {
+  checkArguments(text, options);
   const operation = `soap.${method}`;
-  const source = checkDocument(text, options, operation);
-  const reader = new Reader(source, options, operation);
   const returns = options.returns ?? methodReturnType(method);
   try {
-    return reader.envelope(method, returns);
+    return new Reader(text, options, operation).envelope(method, returns);
   } catch (error) {
     if (HvkitError.isInstance(error)) throw error;
     // Defence in depth: nothing but PROTOCOL may escape (e.g. a RangeError on pathological input).
     throw hvkitError('PROTOCOL', 'Invalid SOAP response: could not be decoded.', {
-      adapter: reader.adapter,
-      operation: reader.operation,
+      adapter: options.adapter ?? 'vmware-vsphere',
+      operation: options.operation ?? operation,
       cause: error,
       retryable: false,
     });
@@ -1069,21 +757,18 @@ export function decodeSoapResponse(text: string, method: string, options: Decode
  * response, or a recorded data object). Same rules and errors as {@link decodeSoapResponse}.
  */
 export function decodeVimXml(text: string, type: string, options: DecodeOptions = {}): unknown {
-  const source = checkDocument(text, options, undefined);
-  const reader = new Reader(source, options, options.operation);
+  checkArguments(text, options);
   try {
-    reader.skipMisc();
-    if (reader.i >= reader.end || source.charCodeAt(reader.i) !== 60) reader.fail('no element');
-    reader.readStartTag();
+    const reader = new Reader(text, options, options.operation);
+    reader.documentElement();
     const value = reader.value(type, kindOf(type));
-    reader.skipMisc();
-    if (reader.i !== reader.end) reader.fail('content after the element');
+    reader.endOfDocument();
     return value;
   } catch (error) {
     if (HvkitError.isInstance(error)) throw error;
     throw hvkitError('PROTOCOL', 'Invalid XML value: could not be decoded.', {
-      adapter: reader.adapter,
-      operation: reader.operation,
+      adapter: options.adapter ?? 'vmware-vsphere',
+      operation: options.operation,
       cause: error,
       retryable: false,
     });
