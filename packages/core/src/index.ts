@@ -17,6 +17,7 @@ export * from './backup/stream-sink';
 export * from './errors/hvkit-error';
 export * from './errors/message';
 export type * from './hypervisor/v1/hypervisor-adapter-v1';
+export * from './hypervisor/v1/methods';
 export type * from './hypervisor/v1/model';
 export { POWER_STATES, SECURITY_MODEL_NAMES } from './hypervisor/v1/model';
 export type * from './hypervisor/v1/supports';

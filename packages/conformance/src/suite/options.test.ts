@@ -63,10 +63,12 @@ describe('capabilities and skips', () => {
     const factory = async () => {
       const a = createInMemoryAdapter();
       const lim = a.supports.limits as Exclude<typeof a.supports.limits, false>;
-      return {
-        ...a,
-        supports: { ...a.supports, limits: { ...lim, memory: { ...lim.memory, swapMaxBytes: false } } },
-      } as HypervisorAdapterV1;
+      // The adapter with another manifest (its own properties are read-only: a new object on top).
+      return Object.create(a, {
+        supports: {
+          value: { ...a.supports, limits: { ...lim, memory: { ...lim.memory, swapMaxBytes: false } } },
+        },
+      }) as HypervisorAdapterV1;
     };
     const report = await run({ factory });
     expect(failedIds(report).sort()).toEqual(['limits.get', 'limits.unsupported.memory.swapMaxBytes']);
@@ -82,10 +84,9 @@ describe('capabilities and skips', () => {
     const factory = async () => {
       const a = createInMemoryAdapter({ supports: { inventory: { networks: false } } });
       const inv = a.supports.inventory as Exclude<typeof a.supports.inventory, false>;
-      return {
-        ...a,
-        supports: { ...a.supports, inventory: { ...inv, networks: true } },
-      } as HypervisorAdapterV1;
+      return Object.create(a, {
+        supports: { value: { ...a.supports, inventory: { ...inv, networks: true } } },
+      }) as HypervisorAdapterV1;
     };
     const report = await run({ factory }, (id) => id === 'adapter.supports');
     expect(byId(report, 'adapter.supports')).toMatchObject({
