@@ -2,7 +2,7 @@
  * How the suite reads `supports`, shows skips with their reasons, validates its options and reports
  * hung calls, factory failures and manifests that do not match the adapter.
  */
-import type { HypervisorAdapterV1 } from '@hvkit/core';
+import { type HypervisorAdapterV1, specV1Methods } from '@hvkit/core';
 import { createInMemoryAdapter, type InMemoryAdapter } from '@hvkit/core/testing';
 import { describe, expect, it } from 'vitest';
 import {
@@ -246,5 +246,11 @@ describe('running without a test runner', () => {
     expect(ids).toContain('limits.round-trip.nics.outboundBurstBytes');
     expect(ids).toContain('cancellation.abort-during-backup');
     expect(new Set(ids).size).toBe(ids.length);
+    // Every method of the spec is called with an already-aborted signal (events.subscribe in its group).
+    for (const row of specV1Methods()) {
+      expect(ids).toContain(
+        row.kind === 'stream' ? `${row.capability}.pre-aborted` : `cancellation.pre-aborted.${row.operation}`,
+      );
+    }
   });
 });

@@ -14,7 +14,7 @@ describe('SPEC_V1_METHODS', () => {
     expectTypeOf<SpecV1CapabilityName>().toEqualTypeOf<
       'inventory' | 'limits' | 'backups' | 'labels' | 'events'
     >();
-    expect([...SPEC_V1_CAPABILITIES]).toEqual(['inventory', 'limits', 'backups', 'labels', 'events']);
+    expect([...SPEC_V1_CAPABILITIES]).toEqual(['inventory', 'limits', 'labels', 'backups', 'events']);
     expect(specV1Methods().map((m) => m.operation)).toEqual([
       'inventory.host',
       'inventory.listGuests',
@@ -24,15 +24,15 @@ describe('SPEC_V1_METHODS', () => {
       'inventory.listStorageVolumes',
       'limits.get',
       'limits.set',
+      'labels.get',
+      'labels.hostModels',
+      'labels.set',
       'backups.listSnapshots',
       'backups.createSnapshot',
       'backups.deleteSnapshot',
       'backups.revertSnapshot',
       'backups.backup',
       'backups.backupHostConfig',
-      'labels.get',
-      'labels.hostModels',
-      'labels.set',
       'events.subscribe',
     ] satisfies SpecV1Operation[]);
   });

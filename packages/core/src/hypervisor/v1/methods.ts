@@ -86,6 +86,11 @@ const TABLE = {
     get: { ...call, optionsIndex: 1, required: true },
     set: { ...call, optionsIndex: 2, required: true },
   },
+  labels: {
+    get: { ...call, optionsIndex: 1, required: true },
+    hostModels: { ...call, optionsIndex: 0, required: false, presentWhen: 'hostModels' },
+    set: { ...call, optionsIndex: 2, required: false, presentWhen: 'set' },
+  },
   backups: {
     listSnapshots: { ...call, optionsIndex: 1, required: true },
     createSnapshot: { ...call, optionsIndex: 1, required: true },
@@ -99,11 +104,6 @@ const TABLE = {
       longRunning: true,
       presentWhen: 'hostConfig',
     },
-  },
-  labels: {
-    get: { ...call, optionsIndex: 1, required: true },
-    hostModels: { ...call, optionsIndex: 0, required: false, presentWhen: 'hostModels' },
-    set: { ...call, optionsIndex: 2, required: false, presentWhen: 'set' },
   },
   events: {
     subscribe: { kind: 'stream', longRunning: false, optionsIndex: 0, required: true },
@@ -121,7 +121,7 @@ const TABLE = {
  */
 export const SPEC_V1_METHODS: SpecV1MethodTable = deepFreeze(TABLE);
 
-/** The capability names of spec v1, in the order of {@link SPEC_V1_METHODS}. */
+/** The capability names of spec v1, in the order of {@link SPEC_V1_METHODS} (the conformance suite's). */
 export const SPEC_V1_CAPABILITIES: readonly SpecV1CapabilityName[] = Object.freeze(
   Object.keys(SPEC_V1_METHODS) as SpecV1CapabilityName[],
 );
