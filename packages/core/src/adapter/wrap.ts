@@ -31,7 +31,7 @@ export interface WrapAdapterOptions {
   secrets?: readonly string[];
   /**
    * After a call's signal aborts or its timeout fires, how long to wait for the adapter's own promise to
-   * settle before rejecting anyway (default {@link DEFAULT_ABORT_SETTLE_MS}; 0 rejects at once). An adapter
+   * settle before rejecting anyway (default 5000 ms; 0 rejects at once). An adapter
    * that undoes its work on abort (cancels the job, deletes the temporary snapshot) has then finished that
    * when the caller's promise rejects, so the caller can look for leftovers right away. The rejection is the
    * `ABORTED`/`TIMEOUT` error either way.
