@@ -3,7 +3,7 @@ import SummaryReporter from './scripts/vitest-summary-reporter';
 
 export default defineConfig({
   test: {
-    projects: ['packages/*'],
+    projects: ['packages/*', 'scripts'],
     reporters: ['default', new SummaryReporter()],
   },
 });
