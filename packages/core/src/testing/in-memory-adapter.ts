@@ -247,8 +247,10 @@ function sha256Hex(data: Uint8Array): string {
  *   An abort or failure removes the temporary snapshot, the new checkpoint and the files already written;
  * - **events**: lifecycle events of the backend (see {@link InMemoryBackend.setPowerState}).
  *
- * Every call checks its signal first (an aborted signal rejects with `ABORTED`), honours `timeoutMs`, and
- * rejects with `NOT_FOUND` for an unknown guest. After `close()` calls reject with `CONNECTION_LOST`.
+ * Like every adapter it is returned wrapped by `wrapAdapter`, which gives each call its signal and deadline
+ * (an already-aborted signal rejects with `ABORTED` without calling it; `timeoutMs`, else `defaultTimeoutMs`,
+ * or `backupTimeoutMs` for backups) and converts what it throws. Calls reject with `NOT_FOUND` for an
+ * unknown guest; after `close()` they reject with `CONNECTION_LOST`.
  *
  * @example
  * import { createInMemoryAdapter } from '@hvkit/core/testing';
