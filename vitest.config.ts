@@ -3,20 +3,8 @@ import SummaryReporter from './scripts/vitest-summary-reporter';
 
 export default defineConfig({
   test: {
-    projects: [
-      'packages/*',
-      // Tests of the repository's own scripts (checks, the new-adapter generator, which runs end to end in
-      // a temporary copy of the repository: hence the long timeouts).
-      {
-        test: {
-          name: 'scripts',
-          include: ['scripts/**/*.test.ts'],
-          exclude: ['**/node_modules/**'],
-          testTimeout: 300_000,
-          hookTimeout: 120_000,
-        },
-      },
-    ],
+    // scripts/: the repository's own scripts (scripts/vitest.config.ts).
+    projects: ['packages/*', 'scripts'],
     reporters: ['default', new SummaryReporter()],
   },
 });

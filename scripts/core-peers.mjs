@@ -29,10 +29,11 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+/** The repository this script belongs to; every function takes another root (a test's copy) as an option. */
+const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 const CORE = '@hvkit/core';
-const coreDir = join(root, 'packages', 'core');
-const exportsFile = join(coreDir, 'exports.json');
+const coreDirOf = (root) => join(root, 'packages', 'core');
+const exportsFileOf = (root) => join(coreDirOf(root), 'exports.json');
 const UNRELEASED = 'unreleased';
 const COMMENT =
   'First core version that has each export, or "unreleased". Checked by scripts/core-peers.mjs (npm run check:packages); `node scripts/core-peers.mjs --write` adds new exports.';
@@ -67,7 +68,8 @@ export function rangeFor(floor) {
 }
 
 /** Core's entry points: subpath -> source file (through the `@hvkit/source` condition). */
-function coreEntryPoints() {
+function coreEntryPoints(root) {
+  const coreDir = coreDirOf(root);
   const manifest = readJson(join(coreDir, 'package.json'));
   const entries = {};
   for (const [subpath, target] of Object.entries(manifest.exports ?? {})) {
@@ -78,8 +80,9 @@ function coreEntryPoints() {
 }
 
 /** Every export name of each core entry point (values and types), sorted. */
-export function coreExports() {
-  const entries = coreEntryPoints();
+export function coreExports(root = repoRoot) {
+  const coreDir = coreDirOf(root);
+  const entries = coreEntryPoints(root);
   const config = ts.getParsedCommandLineOfConfigFile(
     join(coreDir, 'tsconfig.json'),
     {},
@@ -126,7 +129,7 @@ function sourceFiles(dir) {
  * What a package's published sources import from core: `{ subpath: Set(name) }`, plus problems (a
  * namespace import, `export *` or a dynamic import cannot be checked name by name).
  */
-export function coreImportsOf(dir) {
+export function coreImportsOf(dir, root = repoRoot) {
   const imports = {};
   const problems = [];
   const add = (specifier, name) => {
@@ -188,7 +191,8 @@ export function coreImportsOf(dir) {
 }
 
 /** Public packages (not core) that peer-depend on core. */
-function corePeers() {
+function corePeers(root) {
+  const coreDir = coreDirOf(root);
   const dir = join(root, 'packages');
   return readdirSync(dir)
     .map((name) => join(dir, name))
@@ -199,8 +203,8 @@ function corePeers() {
 }
 
 /** The pending release plan of changesets: package name -> new version. */
-async function pendingReleases() {
-  const require = createRequire(join(root, 'node_modules', '@changesets', 'cli', 'package.json'));
+async function pendingReleases(root) {
+  const require = createRequire(join(repoRoot, 'node_modules', '@changesets', 'cli', 'package.json'));
   const getReleasePlan = require('@changesets/get-release-plan').default;
   const plan = await getReleasePlan(root);
   return new Map(plan.releases.filter((r) => r.type !== 'none').map((r) => [r.name, r.newVersion]));
@@ -220,11 +224,13 @@ function syncedRecord(actual, recorded) {
  * Checks everything described at the top. Returns a list of problems (empty when consistent) and a
  * summary line per package.
  */
-export async function checkCorePeers() {
+export async function checkCorePeers({ root = repoRoot } = {}) {
+  const coreDir = coreDirOf(root);
+  const exportsFile = exportsFileOf(root);
   const problems = [];
   const summary = [];
   const coreVersion = readJson(join(coreDir, 'package.json')).version;
-  const actual = coreExports();
+  const actual = coreExports(root);
   let recorded;
   try {
     recorded = readJson(exportsFile);
@@ -263,13 +269,13 @@ export async function checkCorePeers() {
           .map(([name]) => `${subpath}:${name}`),
       ),
   );
-  const pending = unreleased.size > 0 ? await pendingReleases() : new Map();
+  const pending = unreleased.size > 0 ? await pendingReleases(root) : new Map();
   if (unreleased.size > 0 && !pending.has(CORE)) {
     problems.push(
       `core has ${unreleased.size} unreleased export(s) but no pending changeset releases ${CORE}; add one`,
     );
   }
-  for (const pkg of corePeers()) {
+  for (const pkg of corePeers(root)) {
     const name = pkg.manifest.name;
     const range = pkg.manifest.peerDependencies[CORE];
     const floor = floorOf(range);
@@ -282,7 +288,7 @@ export async function checkCorePeers() {
     if (compareVersions(floor, coreVersion) > 0 || parseVersion(floor)[0] !== parseVersion(coreVersion)[0]) {
       problems.push(`${name}: peer range ${range} does not include core's version ${coreVersion}`);
     }
-    const { imports, problems: importProblems } = coreImportsOf(pkg.dir);
+    const { imports, problems: importProblems } = coreImportsOf(pkg.dir, root);
     problems.push(...importProblems.map((p) => `${name}: ${p}`));
     let newest;
     let needsRelease = [];
@@ -321,14 +327,15 @@ export async function checkCorePeers() {
 }
 
 /** `--write`: records new exports as unreleased, drops removed ones. */
-function write() {
+export function writeExportsRecord({ root = repoRoot } = {}) {
+  const exportsFile = exportsFileOf(root);
   let recorded = {};
   try {
     recorded = readJson(exportsFile);
   } catch {
     // starts empty
   }
-  writeJson(exportsFile, syncedRecord(coreExports(), recorded));
+  writeJson(exportsFile, syncedRecord(coreExports(root), recorded));
   console.log(`core-peers: wrote ${relative(root, exportsFile)}`);
 }
 
@@ -336,21 +343,22 @@ function write() {
  * `--release` (after `changeset version`): unreleased exports get core's version; each package's floor
  * becomes the newest `since` of what it imports (never lowered).
  */
-function release() {
-  const coreVersion = readJson(join(coreDir, 'package.json')).version;
-  const record = syncedRecord(coreExports(), readJson(exportsFile));
+export function releaseExports({ root = repoRoot } = {}) {
+  const exportsFile = exportsFileOf(root);
+  const coreVersion = readJson(join(coreDirOf(root), 'package.json')).version;
+  const record = syncedRecord(coreExports(root), readJson(exportsFile));
   for (const [subpath, names] of Object.entries(record)) {
     if (subpath === '$comment') continue;
     for (const name of Object.keys(names)) if (names[name] === UNRELEASED) names[name] = coreVersion;
   }
   writeJson(exportsFile, record);
-  for (const pkg of corePeers()) {
+  for (const pkg of corePeers(root)) {
     const range = pkg.manifest.peerDependencies[CORE];
     let floor = floorOf(range) ?? /\d+\.\d+\.\d+/.exec(range)?.[0] ?? '0.0.0';
     // A new core major starts a new floor (changesets rewrites an out-of-range peer as `>=X.0.0`).
     const major = `${parseVersion(coreVersion)[0]}.0.0`;
     if (compareVersions(floor, major) < 0) floor = major;
-    const { imports } = coreImportsOf(pkg.dir);
+    const { imports } = coreImportsOf(pkg.dir, root);
     for (const [subpath, names] of Object.entries(imports)) {
       for (const n of names) {
         const since = record[subpath]?.[n];
@@ -372,8 +380,8 @@ async function main() {
     console.error('Usage: node scripts/core-peers.mjs [--write | --release]');
     process.exit(2);
   }
-  if (args[0] === '--write') return write();
-  if (args[0] === '--release') return release();
+  if (args[0] === '--write') return writeExportsRecord();
+  if (args[0] === '--release') return releaseExports();
   const { problems, summary } = await checkCorePeers();
   for (const line of summary) console.log(`core-peers: ${line}`);
   if (problems.length > 0) {

@@ -21,7 +21,6 @@ export {
   type InMemoryGuestFacts,
   type InMemoryRef,
   type InMemorySnapshotRecord,
-  isActivePowerState,
 } from './testing/backend';
 export {
   createDefaultDataset,
@@ -29,18 +28,9 @@ export {
   type InMemoryDiskSeed,
   type InMemoryGuestSeed,
 } from './testing/dataset';
+export { applyInMemoryDelta } from './testing/disk-data';
 export {
-  applyInMemoryDelta,
-  generateBlock,
-  IN_MEMORY_BLOCK_BYTES,
-  IN_MEMORY_DELTA_HEADER_BYTES,
-  seedFromString,
-} from './testing/disk-data';
-export {
-  type CapabilityName,
   createInMemoryAdapter,
-  defaultInMemorySupports,
-  IN_MEMORY_BACKUP_METHOD,
   type InMemoryAdapter,
   type InMemoryAdapterOptions,
   type InMemoryFaults,

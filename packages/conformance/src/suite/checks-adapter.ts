@@ -1,17 +1,16 @@
-import { SECURITY_MODEL_NAMES } from '@hvkit/core';
+import { SECURITY_MODEL_NAMES, SPEC_V1_CAPABILITIES, specV1Methods } from '@hvkit/core';
 import { check, fail, show } from './assert';
 import type { CheckDef, GroupDef, SuiteEnv } from './context';
 
-const CAPABILITIES = ['inventory', 'limits', 'labels', 'backups', 'events'] as const;
 const KEBAB = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
 
-/** Problems with the manifest and how it matches the capability objects and optional methods. */
+/** Problems with the manifest and how it matches the capability objects and methods (`SPEC_V1_METHODS`). */
 export function supportsProblems(adapter: Record<string, unknown>, supports: unknown): string[] {
   const problems: string[] = [];
   if (typeof supports !== 'object' || supports === null)
     return [`supports is ${show(supports)}, not an object`];
   const s = supports as Record<string, unknown>;
-  for (const cap of CAPABILITIES) {
+  for (const cap of SPEC_V1_CAPABILITIES) {
     const entry = s[cap];
     const object = adapter[cap];
     if (entry === undefined) {
@@ -24,29 +23,22 @@ export function supportsProblems(adapter: Record<string, unknown>, supports: unk
       problems.push(`supports.${cap} is ${show(entry)} but adapter.${cap} is ${show(object)}`);
     }
   }
-  const method = (cap: string, name: string) => {
-    const o = adapter[cap] as Record<string, unknown> | undefined;
-    return typeof o?.[name] === 'function';
-  };
-  const optional = (cap: string, name: string, flag: unknown, flagName: string) => {
-    if (s[cap] === false || adapter[cap] === undefined) return;
-    const has = method(cap, name);
-    if (flag === true && !has) problems.push(`${flagName} is true but ${cap}.${name} is missing`);
-    if (flag !== true && has) problems.push(`${flagName} is ${show(flag)} but ${cap}.${name} exists`);
-  };
-  const inv = s.inventory as Record<string, unknown> | false | undefined;
-  if (inv) {
-    for (const m of ['host', 'listGuests', 'getGuest']) {
-      if (adapter.inventory && !method('inventory', m)) problems.push(`inventory.${m} is missing`);
+  for (const row of specV1Methods()) {
+    const entry = s[row.capability] as Record<string, unknown> | false | undefined;
+    const object = adapter[row.capability] as Record<string, unknown> | undefined;
+    if (!entry || typeof object !== 'object' || object === null) continue;
+    const has = typeof object[row.method] === 'function';
+    if (row.required) {
+      if (!has) problems.push(`${row.operation} is missing`);
+    } else if (row.presentWhen !== undefined) {
+      const flag = entry[row.presentWhen];
+      const flagName = `supports.${row.capability}.${row.presentWhen}`;
+      if (flag === true && !has) problems.push(`${flagName} is true but ${row.operation} is missing`);
+      if (flag !== true && has) problems.push(`${flagName} is ${show(flag)} but ${row.operation} exists`);
     }
-    optional('inventory', 'listNetworks', inv.networks, 'supports.inventory.networks');
-    optional('inventory', 'listStoragePools', inv.storage, 'supports.inventory.storage');
-    optional('inventory', 'listStorageVolumes', inv.storage, 'supports.inventory.storage');
   }
   const lim = s.limits as Record<string, unknown> | false | undefined;
   if (lim) {
-    for (const m of ['get', 'set'])
-      if (adapter.limits && !method('limits', m)) problems.push(`limits.${m} is missing`);
     if (lim.applies !== 'live' && lim.applies !== 'next-boot') {
       problems.push(`supports.limits.applies is ${show(lim.applies)}, not 'live' or 'next-boot'`);
     }
@@ -63,22 +55,15 @@ export function supportsProblems(adapter: Record<string, unknown>, supports: unk
   }
   const lab = s.labels as Record<string, unknown> | false | undefined;
   if (lab) {
-    if (adapter.labels && !method('labels', 'get')) problems.push('labels.get is missing');
     const models = lab.models;
     if (!Array.isArray(models) || models.some((m) => !SECURITY_MODEL_NAMES.includes(m))) {
       problems.push(
         `supports.labels.models is ${show(models)}: it must list models of ${SECURITY_MODEL_NAMES.join(', ')}`,
       );
     }
-    optional('labels', 'set', lab.set, 'supports.labels.set');
-    optional('labels', 'hostModels', lab.hostModels, 'supports.labels.hostModels');
   }
   const bk = s.backups as Record<string, unknown> | false | undefined;
   if (bk) {
-    for (const m of ['listSnapshots', 'createSnapshot', 'deleteSnapshot', 'backup']) {
-      if (adapter.backups && !method('backups', m)) problems.push(`backups.${m} is missing`);
-    }
-    optional('backups', 'backupHostConfig', bk.hostConfig, 'supports.backups.hostConfig');
     const methods = bk.methods;
     if (!Array.isArray(methods) || methods.some((m) => typeof m !== 'string' || m === '')) {
       problems.push(`supports.backups.methods is ${show(methods)}: it must be an array of method names`);
@@ -86,8 +71,6 @@ export function supportsProblems(adapter: Record<string, unknown>, supports: unk
       problems.push('supports.backups.methods is empty although backups are supported');
     }
   }
-  const ev = s.events as Record<string, unknown> | false | undefined;
-  if (ev && adapter.events && !method('events', 'subscribe')) problems.push('events.subscribe is missing');
   return problems;
 }
 

@@ -4,6 +4,8 @@ import {
   type ResourceLimits,
   readLimitField,
   type SecurityLabel,
+  type SpecV1Operation,
+  specV1Methods,
 } from '@hvkit/core';
 import { ConformanceFailure, check, expectHvkitError, fail, firstDifference, show } from './assert';
 import { CapturingSink } from './capturing-sink';
@@ -18,305 +20,283 @@ import {
 import type { CheckContext, CheckDef, GroupDef, SuiteEnv } from './context';
 import { limitTestValue } from './context';
 
+/** How the suite calls one method with an already-aborted signal. */
 interface PreAborted {
-  method: string;
+  /** Whether the manifest lets the suite call the method at all (else no check is listed). */
+  when: boolean;
   unavailable?: string;
   run(ctx: CheckContext, signal: AbortSignal): Promise<void>;
 }
 
 const preAbortedWhat = (call: string) => `${call} with an already-aborted signal`;
 
-/** The `cancellation` group: already-aborted signals on every method, and an abort midway through a backup. */
+/**
+ * The `cancellation` group: an already-aborted signal on every method of `SPEC_V1_METHODS` (a method missing
+ * from the record below is a type error), and an abort midway through a backup.
+ */
 export function cancellationGroup(env: SuiteEnv): GroupDef {
   const { inventory: inv, limits: lim, labels: lab, backups: bk } = env.supports;
-  const calls: PreAborted[] = [];
   const expectAborted = (ctx: CheckContext, call: string, promise: Promise<unknown>) =>
     expectHvkitError(ctx.call(call, promise), 'ABORTED', preAbortedWhat(call)).then(() => undefined);
+  const limitField = lim
+    ? (['cpu.weight', 'cpu.maxCores', 'memory.softBytes', 'memory.maxBytes', 'pids.max'] as const).find((p) =>
+        isLimitFieldSupported(lim, p),
+      )
+    : undefined;
+  const labelModel = lab ? lab.models[0] : undefined;
 
-  if (inv !== false) {
-    if (inv.host)
-      calls.push({
-        method: 'inventory.host',
-        run: (ctx, signal) => expectAborted(ctx, 'inventory.host()', ctx.adapter.inventory!.host({ signal })),
-      });
-    if (inv.guests) {
-      calls.push(
-        {
-          method: 'inventory.listGuests',
-          run: (ctx, signal) =>
-            expectAborted(ctx, 'inventory.listGuests()', ctx.adapter.inventory!.listGuests({ signal })),
-        },
-        {
-          method: 'inventory.getGuest',
-          async run(ctx, signal) {
-            const t = await ctx.target();
-            await expectAborted(
-              ctx,
-              `inventory.getGuest(${show(t.ref)})`,
-              ctx.adapter.inventory!.getGuest(t.ref, { signal }),
-            );
-          },
-        },
-      );
-    }
-    if (inv.networks) {
-      calls.push({
-        method: 'inventory.listNetworks',
-        run: (ctx, signal) =>
-          expectAborted(ctx, 'inventory.listNetworks()', ctx.adapter.inventory!.listNetworks!({ signal })),
-      });
-    }
-    if (inv.storage) {
-      calls.push(
-        {
-          method: 'inventory.listStoragePools',
-          run: (ctx, signal) =>
-            expectAborted(
-              ctx,
-              'inventory.listStoragePools()',
-              ctx.adapter.inventory!.listStoragePools!({ signal }),
-            ),
-        },
-        {
-          method: 'inventory.listStorageVolumes',
-          async run(ctx, signal) {
-            const pools = await ctx.call(
-              'inventory.listStoragePools()',
-              ctx.adapter.inventory!.listStoragePools!(),
-            );
-            const id = pools[0]?.id ?? 'hvkit-conformance-no-such-pool';
-            await expectAborted(
-              ctx,
-              `inventory.listStorageVolumes(${show(id)})`,
-              ctx.adapter.inventory!.listStorageVolumes!(id, { signal }),
-            );
-          },
-        },
-      );
-    }
-  }
-
-  if (lim !== false) {
-    const field = (
-      ['cpu.weight', 'cpu.maxCores', 'memory.softBytes', 'memory.maxBytes', 'pids.max'] as const
-    ).find((p) => isLimitFieldSupported(lim, p));
-    calls.push(
-      {
-        method: 'limits.get',
-        async run(ctx, signal) {
-          const t = await ctx.target();
-          await expectAborted(ctx, `limits.get(${show(t.ref)})`, ctx.adapter.limits!.get(t.ref, { signal }));
-        },
+  const calls: Record<SpecV1Operation, PreAborted | 'events.pre-aborted'> = {
+    'inventory.host': {
+      when: inv !== false && inv.host,
+      run: (ctx, signal) => expectAborted(ctx, 'inventory.host()', ctx.adapter.inventory!.host({ signal })),
+    },
+    'inventory.listGuests': {
+      when: inv !== false && inv.guests,
+      run: (ctx, signal) =>
+        expectAborted(ctx, 'inventory.listGuests()', ctx.adapter.inventory!.listGuests({ signal })),
+    },
+    'inventory.getGuest': {
+      when: inv !== false && inv.guests,
+      async run(ctx, signal) {
+        const t = await ctx.target();
+        await expectAborted(
+          ctx,
+          `inventory.getGuest(${show(t.ref)})`,
+          ctx.adapter.inventory!.getGuest(t.ref, { signal }),
+        );
       },
-      {
-        method: 'limits.set',
-        unavailable: field ? undefined : 'no cpu, memory or pids field is supported',
-        async run(ctx, signal) {
-          const limits = ctx.adapter.limits!;
-          const t = await ctx.target();
-          const path = field!;
-          const before = await ctx.call('limits.get()', limits.get(t.ref));
-          const probeBefore = ctx.probe?.getLimits
+    },
+    'inventory.listNetworks': {
+      when: inv !== false && inv.networks,
+      run: (ctx, signal) =>
+        expectAborted(ctx, 'inventory.listNetworks()', ctx.adapter.inventory!.listNetworks!({ signal })),
+    },
+    'inventory.listStoragePools': {
+      when: inv !== false && inv.storage,
+      run: (ctx, signal) =>
+        expectAborted(
+          ctx,
+          'inventory.listStoragePools()',
+          ctx.adapter.inventory!.listStoragePools!({ signal }),
+        ),
+    },
+    'inventory.listStorageVolumes': {
+      when: inv !== false && inv.storage,
+      async run(ctx, signal) {
+        const pools = await ctx.call(
+          'inventory.listStoragePools()',
+          ctx.adapter.inventory!.listStoragePools!(),
+        );
+        const id = pools[0]?.id ?? 'hvkit-conformance-no-such-pool';
+        await expectAborted(
+          ctx,
+          `inventory.listStorageVolumes(${show(id)})`,
+          ctx.adapter.inventory!.listStorageVolumes!(id, { signal }),
+        );
+      },
+    },
+    'limits.get': {
+      when: lim !== false,
+      async run(ctx, signal) {
+        const t = await ctx.target();
+        await expectAborted(ctx, `limits.get(${show(t.ref)})`, ctx.adapter.limits!.get(t.ref, { signal }));
+      },
+    },
+    'limits.set': {
+      when: lim !== false,
+      unavailable: limitField ? undefined : 'no cpu, memory or pids field is supported',
+      async run(ctx, signal) {
+        const limits = ctx.adapter.limits!;
+        const t = await ctx.target();
+        const path = limitField!;
+        const before = await ctx.call('limits.get()', limits.get(t.ref));
+        const probeBefore = ctx.probe?.getLimits
+          ? await ctx.call(
+              'probe.getLimits',
+              Promise.resolve(ctx.probe.getLimits(t.probeGuest, 'persistent')),
+            )
+          : undefined;
+        const current = readLimitField(before, path);
+        const value = limitTestValue(ctx.env, path, current, t.guest);
+        const call = `limits.set(${show(t.ref)}, ${show(limitPatch(path, value))})`;
+        let failure: unknown;
+        try {
+          await expectAborted(ctx, call, limits.set(t.ref, limitPatch(path, value), { signal }));
+        } catch (error) {
+          failure = error;
+        }
+        const after = await ctx.call('limits.get()', limits.get(t.ref));
+        const diff = firstDifference(before, after);
+        const probeAfter =
+          probeBefore && ctx.probe?.getLimits
             ? await ctx.call(
                 'probe.getLimits',
                 Promise.resolve(ctx.probe.getLimits(t.probeGuest, 'persistent')),
               )
             : undefined;
-          const current = readLimitField(before, path);
-          const value = limitTestValue(ctx.env, path, current, t.guest);
-          const call = `limits.set(${show(t.ref)}, ${show(limitPatch(path, value))})`;
-          let failure: unknown;
-          try {
-            await expectAborted(ctx, call, limits.set(t.ref, limitPatch(path, value), { signal }));
-          } catch (error) {
-            failure = error;
-          }
-          const after = await ctx.call('limits.get()', limits.get(t.ref));
-          const diff = firstDifference(before, after);
-          const probeAfter =
-            probeBefore && ctx.probe?.getLimits
-              ? await ctx.call(
-                  'probe.getLimits',
-                  Promise.resolve(ctx.probe.getLimits(t.probeGuest, 'persistent')),
-                )
-              : undefined;
-          const probeDiff = probeBefore ? firstDifference(probeBefore, probeAfter) : undefined;
-          if (diff || probeDiff) {
-            const restore: ResourceLimits = limitPatch(path, current === undefined ? null : current);
-            await ctx.call('restoring limits', limits.set(t.ref, restore)).catch(() => {});
-            const note = `it changed the limits (${diff ?? `backend: ${probeDiff}`})`;
-            if (failure instanceof Error) failure.message += `; and ${note}`;
-            else failure = new ConformanceFailure(`${preAbortedWhat(call)} ${note}`);
-          }
-          if (failure !== undefined) throw failure;
-        },
+        const probeDiff = probeBefore ? firstDifference(probeBefore, probeAfter) : undefined;
+        if (diff || probeDiff) {
+          const restore: ResourceLimits = limitPatch(path, current === undefined ? null : current);
+          await ctx.call('restoring limits', limits.set(t.ref, restore)).catch(() => {});
+          const note = `it changed the limits (${diff ?? `backend: ${probeDiff}`})`;
+          if (failure instanceof Error) failure.message += `; and ${note}`;
+          else failure = new ConformanceFailure(`${preAbortedWhat(call)} ${note}`);
+        }
+        if (failure !== undefined) throw failure;
       },
-    );
-  }
-
-  if (lab !== false) {
-    calls.push({
-      method: 'labels.get',
+    },
+    'backups.listSnapshots': {
+      when: bk !== false && bk.snapshots,
+      async run(ctx, signal) {
+        const t = await ctx.target();
+        await expectAborted(
+          ctx,
+          `backups.listSnapshots(${show(t.ref)})`,
+          backupsOf(ctx).listSnapshots(t.ref, { signal }),
+        );
+      },
+    },
+    'backups.createSnapshot': {
+      when: bk !== false && bk.snapshots,
+      async run(ctx, signal) {
+        const t = await ctx.target();
+        const before = await snapshotIds(ctx, t);
+        const call = `backups.createSnapshot(${show(t.ref)}, { name: '${SUITE_SNAPSHOT_NAME}' })`;
+        let failure: unknown;
+        try {
+          await expectAborted(
+            ctx,
+            call,
+            backupsOf(ctx).createSnapshot(t.ref, { name: SUITE_SNAPSHOT_NAME, signal }),
+          );
+        } catch (error) {
+          failure = error;
+        }
+        const after = await snapshotIds(ctx, t);
+        const created = after && before ? after.ids.filter((id) => !before.ids.includes(id)) : [];
+        for (const id of created)
+          await backupsOf(ctx)
+            .deleteSnapshot(t.ref, id)
+            .catch(() => {});
+        if (created.length > 0) {
+          const note = `it created snapshot(s) ${created.join(', ')}`;
+          if (failure instanceof Error) failure.message += `; and ${note}`;
+          else failure = new ConformanceFailure(`${preAbortedWhat(call)} ${note}`);
+        }
+        if (failure !== undefined) throw failure;
+      },
+    },
+    'backups.deleteSnapshot': {
+      when: bk !== false && bk.snapshots,
+      async run(ctx, signal) {
+        const t = await ctx.target();
+        await expectAborted(
+          ctx,
+          `backups.deleteSnapshot(${show(t.ref)}, '${MISSING_SNAPSHOT_ID}')`,
+          backupsOf(ctx).deleteSnapshot(t.ref, MISSING_SNAPSHOT_ID, { signal }),
+        );
+      },
+    },
+    'backups.revertSnapshot': {
+      when: bk !== false && bk.snapshots,
+      async run(ctx, signal) {
+        const backups = backupsOf(ctx);
+        if (!backups.revertSnapshot) return ctx.skip('the adapter has no backups.revertSnapshot');
+        const t = await ctx.target();
+        await expectAborted(
+          ctx,
+          `backups.revertSnapshot(${show(t.ref)}, '${MISSING_SNAPSHOT_ID}')`,
+          backups.revertSnapshot(t.ref, MISSING_SNAPSHOT_ID, { signal }),
+        );
+      },
+    },
+    'backups.backup': {
+      when: bk !== false && bk.full,
+      async run(ctx, signal) {
+        const t = await ctx.target();
+        const before = await snapshotIds(ctx, t);
+        const sink = new CapturingSink();
+        const call = `backups.backup(${show(t.ref)}, sink)`;
+        await expectAborted(ctx, call, backupsOf(ctx).backup(t.ref, sink, { signal }));
+        check(
+          sink.writes.length === 0,
+          `${preAbortedWhat(call)} still wrote to the sink (${sink.writes.map((w) => show(w.name)).join(', ')})`,
+        );
+        const after = await snapshotIds(ctx, t);
+        if (before && after) {
+          const left = after.ids.filter((id) => !before.ids.includes(id));
+          check(
+            left.length === 0,
+            `${preAbortedWhat(call)} left snapshot(s) ${left.join(', ')} (${after.source})`,
+          );
+        }
+      },
+    },
+    'backups.backupHostConfig': {
+      when: bk !== false && bk.hostConfig,
+      async run(ctx, signal) {
+        const sink = new CapturingSink();
+        await expectAborted(
+          ctx,
+          'backups.backupHostConfig(sink)',
+          backupsOf(ctx).backupHostConfig!(sink, { signal }),
+        );
+        check(
+          sink.completeFiles().size === 0,
+          `${preAbortedWhat('backups.backupHostConfig(sink)')} left a complete file in the sink`,
+        );
+      },
+    },
+    'labels.get': {
+      when: lab !== false,
       async run(ctx, signal) {
         const t = await ctx.target();
         await expectAborted(ctx, `labels.get(${show(t.ref)})`, ctx.adapter.labels!.get(t.ref, { signal }));
       },
-    });
-    if (lab.hostModels)
-      calls.push({
-        method: 'labels.hostModels',
-        run: (ctx, signal) =>
-          expectAborted(ctx, 'labels.hostModels()', ctx.adapter.labels!.hostModels!({ signal })),
-      });
-    if (lab.set && lab.models[0]) {
-      const model = lab.models[0];
-      calls.push({
-        method: 'labels.set',
-        async run(ctx, signal) {
-          const t = await ctx.target();
-          const before = await ctx.call('labels.get()', ctx.adapter.labels!.get(t.ref));
-          const input: SecurityLabel = { model, type: 'dynamic', relabel: true };
-          const call = `labels.set(${show(t.ref)}, ${show(input)})`;
-          let failure: unknown;
-          try {
-            await expectAborted(ctx, call, ctx.adapter.labels!.set!(t.ref, input, { signal }));
-          } catch (error) {
-            failure = error;
-          }
-          const diff = firstDifference(
-            before,
-            await ctx.call('labels.get()', ctx.adapter.labels!.get(t.ref)),
-          );
-          if (diff) {
-            const note = `it changed the labels (${diff})`;
-            if (failure instanceof Error) failure.message += `; and ${note}`;
-            else failure = new ConformanceFailure(`${preAbortedWhat(call)} ${note}`);
-          }
-          if (failure !== undefined) throw failure;
-        },
-      });
-    }
-  }
+    },
+    'labels.hostModels': {
+      when: lab !== false && lab.hostModels,
+      run: (ctx, signal) =>
+        expectAborted(ctx, 'labels.hostModels()', ctx.adapter.labels!.hostModels!({ signal })),
+    },
+    'labels.set': {
+      when: lab !== false && lab.set && labelModel !== undefined,
+      async run(ctx, signal) {
+        const t = await ctx.target();
+        const before = await ctx.call('labels.get()', ctx.adapter.labels!.get(t.ref));
+        const input: SecurityLabel = { model: labelModel!, type: 'dynamic', relabel: true };
+        const call = `labels.set(${show(t.ref)}, ${show(input)})`;
+        let failure: unknown;
+        try {
+          await expectAborted(ctx, call, ctx.adapter.labels!.set!(t.ref, input, { signal }));
+        } catch (error) {
+          failure = error;
+        }
+        const diff = firstDifference(before, await ctx.call('labels.get()', ctx.adapter.labels!.get(t.ref)));
+        if (diff) {
+          const note = `it changed the labels (${diff})`;
+          if (failure instanceof Error) failure.message += `; and ${note}`;
+          else failure = new ConformanceFailure(`${preAbortedWhat(call)} ${note}`);
+        }
+        if (failure !== undefined) throw failure;
+      },
+    },
+    // Its own check in the events group: the iteration ends (or rejects with ABORTED) at once.
+    'events.subscribe': 'events.pre-aborted',
+  };
 
-  if (bk !== false) {
-    if (bk.snapshots) {
-      calls.push(
-        {
-          method: 'backups.listSnapshots',
-          async run(ctx, signal) {
-            const t = await ctx.target();
-            await expectAborted(
-              ctx,
-              `backups.listSnapshots(${show(t.ref)})`,
-              backupsOf(ctx).listSnapshots(t.ref, { signal }),
-            );
-          },
-        },
-        {
-          method: 'backups.createSnapshot',
-          async run(ctx, signal) {
-            const t = await ctx.target();
-            const before = await snapshotIds(ctx, t);
-            const call = `backups.createSnapshot(${show(t.ref)}, { name: '${SUITE_SNAPSHOT_NAME}' })`;
-            let failure: unknown;
-            try {
-              await expectAborted(
-                ctx,
-                call,
-                backupsOf(ctx).createSnapshot(t.ref, { name: SUITE_SNAPSHOT_NAME, signal }),
-              );
-            } catch (error) {
-              failure = error;
-            }
-            const after = await snapshotIds(ctx, t);
-            const created = after && before ? after.ids.filter((id) => !before.ids.includes(id)) : [];
-            for (const id of created)
-              await backupsOf(ctx)
-                .deleteSnapshot(t.ref, id)
-                .catch(() => {});
-            if (created.length > 0) {
-              const note = `it created snapshot(s) ${created.join(', ')}`;
-              if (failure instanceof Error) failure.message += `; and ${note}`;
-              else failure = new ConformanceFailure(`${preAbortedWhat(call)} ${note}`);
-            }
-            if (failure !== undefined) throw failure;
-          },
-        },
-        {
-          method: 'backups.deleteSnapshot',
-          async run(ctx, signal) {
-            const t = await ctx.target();
-            await expectAborted(
-              ctx,
-              `backups.deleteSnapshot(${show(t.ref)}, '${MISSING_SNAPSHOT_ID}')`,
-              backupsOf(ctx).deleteSnapshot(t.ref, MISSING_SNAPSHOT_ID, { signal }),
-            );
-          },
-        },
-        {
-          method: 'backups.revertSnapshot',
-          async run(ctx, signal) {
-            const backups = backupsOf(ctx);
-            if (!backups.revertSnapshot) return ctx.skip('the adapter has no backups.revertSnapshot');
-            const t = await ctx.target();
-            await expectAborted(
-              ctx,
-              `backups.revertSnapshot(${show(t.ref)}, '${MISSING_SNAPSHOT_ID}')`,
-              backups.revertSnapshot(t.ref, MISSING_SNAPSHOT_ID, { signal }),
-            );
-          },
-        },
-      );
-    }
-    if (bk.full) {
-      calls.push({
-        method: 'backups.backup',
-        async run(ctx, signal) {
-          const t = await ctx.target();
-          const before = await snapshotIds(ctx, t);
-          const sink = new CapturingSink();
-          const call = `backups.backup(${show(t.ref)}, sink)`;
-          await expectAborted(ctx, call, backupsOf(ctx).backup(t.ref, sink, { signal }));
-          check(
-            sink.writes.length === 0,
-            `${preAbortedWhat(call)} still wrote to the sink (${sink.writes.map((w) => show(w.name)).join(', ')})`,
-          );
-          const after = await snapshotIds(ctx, t);
-          if (before && after) {
-            const left = after.ids.filter((id) => !before.ids.includes(id));
-            check(
-              left.length === 0,
-              `${preAbortedWhat(call)} left snapshot(s) ${left.join(', ')} (${after.source})`,
-            );
-          }
-        },
-      });
-    }
-    if (bk.hostConfig) {
-      calls.push({
-        method: 'backups.backupHostConfig',
-        async run(ctx, signal) {
-          const sink = new CapturingSink();
-          await expectAborted(
-            ctx,
-            'backups.backupHostConfig(sink)',
-            backupsOf(ctx).backupHostConfig!(sink, { signal }),
-          );
-          check(
-            sink.completeFiles().size === 0,
-            `${preAbortedWhat('backups.backupHostConfig(sink)')} left a complete file in the sink`,
-          );
-        },
-      });
-    }
-  }
-
-  const checks: CheckDef[] = calls.map((c) => ({
-    id: `cancellation.pre-aborted.${c.method}`,
-    title: `${c.method} with an already-aborted signal rejects with ABORTED and does nothing`,
-    unavailable: c.unavailable,
-    run: (ctx) => c.run(ctx, AbortSignal.abort()),
-  }));
+  const checks: CheckDef[] = specV1Methods().flatMap((row) => {
+    const c = calls[row.operation];
+    if (typeof c === 'string' || !c.when) return [];
+    return [
+      {
+        id: `cancellation.pre-aborted.${row.operation}`,
+        title: `${row.operation} with an already-aborted signal rejects with ABORTED and does nothing`,
+        unavailable: c.unavailable,
+        run: (ctx: CheckContext) => c.run(ctx, AbortSignal.abort()),
+      },
+    ];
+  });
 
   checks.push({
     id: 'cancellation.abort-during-backup',

@@ -2,7 +2,7 @@
  * How the suite reads `supports`, shows skips with their reasons, validates its options and reports
  * hung calls, factory failures and manifests that do not match the adapter.
  */
-import type { HypervisorAdapterV1 } from '@hvkit/core';
+import { type HypervisorAdapterV1, specV1Methods } from '@hvkit/core';
 import { createInMemoryAdapter, type InMemoryAdapter } from '@hvkit/core/testing';
 import { describe, expect, it } from 'vitest';
 import {
@@ -63,10 +63,12 @@ describe('capabilities and skips', () => {
     const factory = async () => {
       const a = createInMemoryAdapter();
       const lim = a.supports.limits as Exclude<typeof a.supports.limits, false>;
-      return {
-        ...a,
-        supports: { ...a.supports, limits: { ...lim, memory: { ...lim.memory, swapMaxBytes: false } } },
-      } as HypervisorAdapterV1;
+      // The adapter with another manifest (its own properties are read-only: a new object on top).
+      return Object.create(a, {
+        supports: {
+          value: { ...a.supports, limits: { ...lim, memory: { ...lim.memory, swapMaxBytes: false } } },
+        },
+      }) as HypervisorAdapterV1;
     };
     const report = await run({ factory });
     expect(failedIds(report).sort()).toEqual(['limits.get', 'limits.unsupported.memory.swapMaxBytes']);
@@ -82,10 +84,9 @@ describe('capabilities and skips', () => {
     const factory = async () => {
       const a = createInMemoryAdapter({ supports: { inventory: { networks: false } } });
       const inv = a.supports.inventory as Exclude<typeof a.supports.inventory, false>;
-      return {
-        ...a,
-        supports: { ...a.supports, inventory: { ...inv, networks: true } },
-      } as HypervisorAdapterV1;
+      return Object.create(a, {
+        supports: { value: { ...a.supports, inventory: { ...inv, networks: true } } },
+      }) as HypervisorAdapterV1;
     };
     const report = await run({ factory }, (id) => id === 'adapter.supports');
     expect(byId(report, 'adapter.supports')).toMatchObject({
@@ -245,5 +246,11 @@ describe('running without a test runner', () => {
     expect(ids).toContain('limits.round-trip.nics.outboundBurstBytes');
     expect(ids).toContain('cancellation.abort-during-backup');
     expect(new Set(ids).size).toBe(ids.length);
+    // Every method of the spec is called with an already-aborted signal (events.subscribe in its group).
+    for (const row of specV1Methods()) {
+      expect(ids).toContain(
+        row.kind === 'stream' ? `${row.capability}.pre-aborted` : `cancellation.pre-aborted.${row.operation}`,
+      );
+    }
   });
 });

@@ -1,4 +1,9 @@
-import type { DeepReadonly, HypervisorAdapterV1, SupportsManifest } from '@hvkit/core';
+import {
+  type DeepReadonly,
+  type HypervisorAdapterV1,
+  SPEC_V1_CAPABILITIES,
+  type SupportsManifest,
+} from '@hvkit/core';
 import { describe as vitestDescribe, it as vitestIt } from 'vitest';
 import { ConformanceFailure, ConformanceSkip, show, within } from './assert';
 import { adapterGroup } from './checks-adapter';
@@ -15,8 +20,6 @@ import type {
   ConformanceTestApi,
   ConformanceTestContext,
 } from './types';
-
-const CAPABILITIES = ['inventory', 'limits', 'labels', 'backups', 'events'] as const;
 
 function checkOptions(options: ConformanceOptions): void {
   if (typeof options !== 'object' || options === null)
@@ -71,7 +74,7 @@ function checkOptions(options: ConformanceOptions): void {
 function normaliseSupports(supports: unknown): DeepReadonly<SupportsManifest> {
   const s = (typeof supports === 'object' && supports !== null ? supports : {}) as Record<string, unknown>;
   const out: Record<string, unknown> = {};
-  for (const cap of CAPABILITIES) {
+  for (const cap of SPEC_V1_CAPABILITIES) {
     const v = s[cap];
     out[cap] = typeof v === 'object' && v !== null ? v : false;
   }

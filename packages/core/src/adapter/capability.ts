@@ -6,12 +6,10 @@
 
 import { hvkitError } from '../errors/hvkit-error';
 import type { HypervisorAdapterV1 } from '../hypervisor/v1/hypervisor-adapter-v1';
+import { SPEC_V1_CAPABILITIES, type SpecV1CapabilityName } from '../hypervisor/v1/methods';
 
-/** The names of the optional capability objects of a spec v1 adapter. */
-export const CAPABILITY_NAMES = ['inventory', 'limits', 'backups', 'labels', 'events'] as const;
-
-/** One of {@link CAPABILITY_NAMES}. */
-export type CapabilityName = (typeof CAPABILITY_NAMES)[number];
+/** The name of an optional capability object of a spec v1 adapter (one of `SPEC_V1_CAPABILITIES`). */
+export type CapabilityName = SpecV1CapabilityName;
 
 /** `A` with the capability `K` known to be present. */
 export type WithCapability<A extends HypervisorAdapterV1, K extends CapabilityName> = A & {
@@ -24,9 +22,9 @@ function checkArguments(adapter: unknown, name: unknown, caller: string): void {
       `${caller}: expected an hvkit adapter, got ${adapter === null ? 'null' : typeof adapter}.`,
     );
   }
-  if (typeof name !== 'string' || !(CAPABILITY_NAMES as readonly string[]).includes(name)) {
+  if (typeof name !== 'string' || !(SPEC_V1_CAPABILITIES as readonly string[]).includes(name)) {
     throw new TypeError(
-      `${caller}: the capability must be one of ${CAPABILITY_NAMES.join(', ')}, got ${typeof name === 'string' ? JSON.stringify(name.slice(0, 40)) : typeof name}.`,
+      `${caller}: the capability must be one of ${SPEC_V1_CAPABILITIES.join(', ')}, got ${typeof name === 'string' ? JSON.stringify(name.slice(0, 40)) : typeof name}.`,
     );
   }
 }

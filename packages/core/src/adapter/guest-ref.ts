@@ -64,7 +64,7 @@ export function resolveGuestRef(ref: GuestRef): ResolvedGuestRef {
 
 /**
  * A short text for a guest reference in messages, e.g. `name "web-1"`; a value longer than
- * {@link MAX_ECHO_LENGTH} characters is cut, with a marker (see {@link quoteForMessage}).
+ * 200 characters is cut, with a marker (see {@link quoteForMessage}).
  */
 export function formatGuestRef(ref: GuestRef): string {
   const { by, value } = resolveGuestRef(ref);

@@ -6,6 +6,7 @@ import type {
   HypervisorAdapterV1,
   SubscribeOptions,
 } from '../hypervisor/v1/hypervisor-adapter-v1';
+import { specV1Methods } from '../hypervisor/v1/methods';
 import type { Guest, GuestEvent, GuestRef, Host } from '../hypervisor/v1/model';
 import type { DeepReadonly, SupportsManifest } from '../hypervisor/v1/supports';
 import type { Logger } from '../transport/types';
@@ -455,5 +456,123 @@ describe('wrapAdapter events.subscribe', () => {
     const pre = wrapped.events!.subscribe({ signal: controller.signal })[Symbol.asyncIterator]();
     expect(((await rejection(pre.next())) as HvkitError).code).toBe('ABORTED');
     expect((await pre.next()).done).toBe(true);
+  });
+});
+
+describe('wrapAdapter covers every method of the spec', () => {
+  /** Arguments before the options of each method: enough for a call, the adapter below ignores them. */
+  const leading = (optionsIndex: number) => Array.from({ length: optionsIndex }, (_, i) => `arg${i}`);
+
+  /**
+   * An adapter with every method of SPEC_V1_METHODS. Each call records the options it got and waits for
+   * their signal: it rejects with the signal's reason when it aborts, or resolves `'no-deadline'` after
+   * 300 ms.
+   */
+  function everyMethodAdapter() {
+    const seen = new Map<string, { options: CallOptions | undefined; args: unknown[] }>();
+    const capabilities: Record<string, Record<string, unknown>> = {};
+    for (const row of specV1Methods()) {
+      capabilities[row.capability] ??= {};
+      const cap = capabilities[row.capability]!;
+      cap[row.method] =
+        row.kind === 'stream'
+          ? (options?: SubscribeOptions): AsyncIterable<GuestEvent> => {
+              seen.set(row.operation, { options, args: [options] });
+              return (async function* () {})();
+            }
+          : (...args: unknown[]) => {
+              const options = args[row.optionsIndex] as CallOptions | undefined;
+              seen.set(row.operation, { options, args });
+              return new Promise((resolve, reject) => {
+                const timer = setTimeout(() => resolve('no-deadline'), 300);
+                options?.signal?.addEventListener('abort', () => {
+                  clearTimeout(timer);
+                  reject(options.signal?.reason);
+                });
+              });
+            };
+    }
+    const adapter = {
+      specificationVersion: 'v1' as const,
+      adapter: 'every-method',
+      supports,
+      ...capabilities,
+      close: async () => {},
+      [Symbol.asyncDispose]: async () => {},
+    } as unknown as HypervisorAdapterV1;
+    return { adapter, seen };
+  }
+
+  it("passes every call method a derived signal at its options index, with the caller's other options", async () => {
+    const { adapter, seen } = everyMethodAdapter();
+    const wrapped = wrapAdapter(adapter) as unknown as Record<string, Record<string, Function>>;
+    const controller = new AbortController();
+    const calls = specV1Methods()
+      .filter((row) => row.kind === 'call')
+      .map((row) => {
+        const pending = wrapped[row.capability]![row.method]!(...leading(row.optionsIndex), {
+          signal: controller.signal,
+          timeoutMs: 60_000,
+          marker: row.operation,
+        }).catch((e: unknown) => e);
+        return { row, pending };
+      });
+    await new Promise((r) => setTimeout(r, 10));
+    for (const row of specV1Methods()) {
+      if (row.kind === 'stream') continue;
+      const got = seen.get(row.operation);
+      expect(got, `${row.operation} was not called through the wrapper`).toBeDefined();
+      expect(got?.args.slice(0, row.optionsIndex), row.operation).toEqual(leading(row.optionsIndex));
+      expect(got?.options?.signal, `${row.operation} got no signal`).toBeInstanceOf(AbortSignal);
+      expect(got?.options?.signal, `${row.operation} got the caller's own signal`).not.toBe(
+        controller.signal,
+      );
+      expect(got?.options, row.operation).toMatchObject({ timeoutMs: 60_000, marker: row.operation });
+    }
+    // Aborting the caller's signal reaches the adapter through the signal it was given.
+    controller.abort();
+    for (const { row, pending } of calls) {
+      const error = (await pending) as HvkitError;
+      expect(HvkitError.isInstance(error, 'ABORTED'), `${row.operation}: ${String(error)}`).toBe(true);
+      expect(error.operation).toBe(row.operation);
+      expect(seen.get(row.operation)?.options?.signal?.aborted, row.operation).toBe(true);
+    }
+  });
+
+  it('puts every call method under the default deadline, except the long-running ones', async () => {
+    const { adapter, seen } = everyMethodAdapter();
+    const wrapped = wrapAdapter(adapter, { defaultTimeoutMs: 30, abortSettleMs: 0 }) as unknown as Record<
+      string,
+      Record<string, Function>
+    >;
+    const rows = specV1Methods().filter((row) => row.kind === 'call');
+    const outcomes = await Promise.all(
+      rows.map((row) =>
+        wrapped[row.capability]![row.method]!(...leading(row.optionsIndex)).then(
+          (value: unknown) => value,
+          (error: unknown) => (HvkitError.isInstance(error) ? error.code : error),
+        ),
+      ),
+    );
+    for (const [i, row] of rows.entries()) {
+      expect(outcomes[i], row.operation).toBe(row.longRunning ? 'no-deadline' : 'TIMEOUT');
+      // The signal reaches the adapter even when the caller gives no options.
+      expect(seen.get(row.operation)?.options?.signal, row.operation).toBeInstanceOf(AbortSignal);
+    }
+    expect(rows.filter((r) => r.longRunning).map((r) => r.operation)).toEqual([
+      'backups.backup',
+      'backups.backupHostConfig',
+    ]);
+  });
+
+  it('passes events.subscribe its options and refuses an aborted signal', async () => {
+    const { adapter, seen } = everyMethodAdapter();
+    const wrapped = wrapAdapter(adapter);
+    const controller = new AbortController();
+    const iterator = wrapped.events!.subscribe({ signal: controller.signal })[Symbol.asyncIterator]();
+    expect((await iterator.next()).done).toBe(true);
+    expect(seen.get('events.subscribe')?.options?.signal).toBe(controller.signal);
+    const aborted = wrapped.events!.subscribe({ signal: AbortSignal.abort() })[Symbol.asyncIterator]();
+    expect(((await rejection(aborted.next())) as HvkitError).code).toBe('ABORTED');
   });
 });

@@ -5,6 +5,7 @@
 
 import { HvkitError, hvkitError } from '../errors/hvkit-error';
 import type { HypervisorAdapterV1, SubscribeOptions } from '../hypervisor/v1/hypervisor-adapter-v1';
+import { SPEC_V1_CAPABILITIES, SPEC_V1_METHODS, type SpecV1Method } from '../hypervisor/v1/methods';
 import type { GuestEvent } from '../hypervisor/v1/model';
 import { redact, redactError } from '../redact';
 import { abortError, checkSignal, checkTimeoutMs, DEFAULT_TIMEOUT_MS, withDeadline } from '../signal/abort';
@@ -30,7 +31,7 @@ export interface WrapAdapterOptions {
   secrets?: readonly string[];
   /**
    * After a call's signal aborts or its timeout fires, how long to wait for the adapter's own promise to
-   * settle before rejecting anyway (default {@link DEFAULT_ABORT_SETTLE_MS}; 0 rejects at once). An adapter
+   * settle before rejecting anyway (default 5000 ms; 0 rejects at once). An adapter
    * that undoes its work on abort (cancels the job, deletes the temporary snapshot) has then finished that
    * when the caller's promise rejects, so the caller can look for leftovers right away. The rejection is the
    * `ABORTED`/`TIMEOUT` error either way.
@@ -41,32 +42,6 @@ export interface WrapAdapterOptions {
 /** Default {@link WrapAdapterOptions.abortSettleMs}: 5 seconds. */
 export const DEFAULT_ABORT_SETTLE_MS = 5000;
 
-/** Index of the options argument of each method of the spec v1 capabilities. */
-const OPTIONS_INDEX: Readonly<Record<string, Readonly<Record<string, number>>>> = {
-  inventory: {
-    host: 0,
-    listGuests: 0,
-    getGuest: 1,
-    listNetworks: 0,
-    listStoragePools: 0,
-    listStorageVolumes: 1,
-  },
-  limits: { get: 1, set: 2 },
-  labels: { get: 1, hostModels: 0, set: 2 },
-  backups: {
-    listSnapshots: 1,
-    createSnapshot: 1,
-    deleteSnapshot: 2,
-    revertSnapshot: 2,
-    backup: 2,
-    backupHostConfig: 1,
-  },
-};
-
-/** Operations that run long by nature; they get no default timeout (the caller's `timeoutMs` still applies). */
-const LONG_RUNNING: ReadonlySet<string> = new Set(['backups.backup', 'backups.backupHostConfig']);
-
-const CAPABILITIES = ['inventory', 'limits', 'backups', 'labels'] as const;
 const WRAPPED = Symbol.for('hvkit.wrappedAdapter');
 
 /** True when `adapter` came from {@link wrapAdapter}. */
@@ -82,14 +57,15 @@ export function isWrappedAdapter(adapter: unknown): boolean {
  * - runs under a derived signal (the caller's signal plus `timeoutMs`, else the default timeout) that is
  *   passed down to the adapter in place of the caller's, and rejects with `TIMEOUT`/`ABORTED` when it fires
  *   even if the adapter ignores it (no call hangs forever): once the adapter's promise settles (its cleanup
- *   done), but at most `abortSettleMs` later. `backups.backup` and `backups.backupHostConfig`
- *   have no default timeout, only the caller's;
+ *   done), but at most `abortSettleMs` later. Methods marked `longRunning` in {@link SPEC_V1_METHODS}
+ *   (`backups.backup`, `backups.backupHostConfig`) have no default timeout, only the caller's;
  * - logs one debug line (`adapter`, `operation`, `durationMs`, `outcome`, `code`);
  * - removes `secrets` from whatever is thrown (with {@link redactError}: message, backend message, stack,
  *   details and the `cause` chain, in place), and turns anything that is not an HvkitError into an
  *   HvkitError `REMOTE` naming the adapter and operation, with the original as `cause`. `TypeError`s pass
  *   through otherwise unchanged (they mean API misuse), and so do HvkitErrors.
  *
+ * Which methods there are and which argument holds each one's options comes from {@link SPEC_V1_METHODS}.
  * Other methods an adapter adds to a capability object get the same logging, error conversion and default
  * timeout; as the wrapper cannot know which argument holds their options, no signal is passed down to them.
  *
@@ -123,17 +99,22 @@ export function wrapAdapter<A extends HypervisorAdapterV1>(adapter: A, options: 
     abortSettleMs,
     logger,
     secrets,
-    timeoutFor: (operation) =>
-      options.operationTimeoutsMs?.[operation] ?? (LONG_RUNNING.has(operation) ? Infinity : defaultTimeoutMs),
+    timeoutFor: (operation, longRunning) =>
+      options.operationTimeoutsMs?.[operation] ?? (longRunning ? Infinity : defaultTimeoutMs),
   };
 
   const wrapped = Object.create(adapter) as Record<PropertyKey, unknown>;
-  for (const capability of CAPABILITIES) {
+  for (const capability of SPEC_V1_CAPABILITIES) {
     const inner = adapter[capability] as object | undefined;
     if (inner === undefined || inner === null) continue;
-    define(wrapped, capability, wrapCapability(capability, inner, settings));
+    define(
+      wrapped,
+      capability,
+      capability === 'events'
+        ? wrapEvents(inner as NonNullable<HypervisorAdapterV1['events']>, settings)
+        : wrapCapability(capability, inner, settings),
+    );
   }
-  if (adapter.events) define(wrapped, 'events', wrapEvents(adapter.events, settings));
   define(wrapped, 'specificationVersion', adapter.specificationVersion);
   define(wrapped, 'adapter', adapterId);
   define(wrapped, 'supports', adapter.supports);
@@ -159,7 +140,7 @@ interface CallSettings {
   abortSettleMs: number;
   logger: Logger;
   secrets: readonly string[];
-  timeoutFor(operation: string): number;
+  timeoutFor(operation: string, longRunning: boolean): number;
 }
 
 function define(target: object, key: PropertyKey, value: unknown): void {
@@ -188,13 +169,18 @@ function methodNames(object: object): string[] {
   return [...names];
 }
 
-function wrapCapability(capability: string, inner: object, settings: CallSettings): object {
+function wrapCapability(
+  capability: keyof typeof SPEC_V1_METHODS,
+  inner: object,
+  settings: CallSettings,
+): object {
   const wrapped = Object.create(inner) as Record<string, unknown>;
-  const indexes = OPTIONS_INDEX[capability] ?? {};
+  const spec = SPEC_V1_METHODS[capability] as Readonly<Record<string, SpecV1Method>>;
   for (const name of methodNames(inner)) {
     const method = (inner as Record<string, unknown>)[name] as (...args: unknown[]) => unknown;
     if (typeof method !== 'function') continue;
-    define(wrapped, name, wrapMethod(inner, method, `${capability}.${name}`, indexes[name], settings));
+    const info = Object.hasOwn(spec, name) ? spec[name] : undefined;
+    define(wrapped, name, wrapMethod(inner, method, `${capability}.${name}`, info, settings));
   }
   return wrapped;
 }
@@ -203,9 +189,11 @@ function wrapMethod(
   self: object,
   method: (...args: unknown[]) => unknown,
   operation: string,
-  optionsIndex: number | undefined,
+  /** The method's entry in SPEC_V1_METHODS; undefined for a method the adapter added. */
+  info: SpecV1Method | undefined,
   settings: CallSettings,
 ): (...args: unknown[]) => Promise<unknown> {
+  const optionsIndex = info?.optionsIndex;
   const context = { adapter: settings.adapterId, operation };
   return async function wrappedMethod(...args: unknown[]): Promise<unknown> {
     const started = Date.now();
@@ -225,7 +213,7 @@ function wrapMethod(
       log(settings, operation, started, error);
       throw error;
     }
-    const timeoutMs = callOptions.timeoutMs ?? settings.timeoutFor(operation);
+    const timeoutMs = callOptions.timeoutMs ?? settings.timeoutFor(operation, info?.longRunning === true);
     try {
       const result = await withDeadline(
         (derived) => {

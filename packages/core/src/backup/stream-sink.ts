@@ -44,7 +44,7 @@ function printableName(name: string): string {
  * Checks a sink file name: relative, `/`-separated, no `..` or `.` segments, no empty segment, no NUL or
  * `\`; no control characters (newlines included), bidirectional marks, embeddings, overrides or isolates,
  * or look-alikes of `/` and `\`; valid UTF-16 (no lone surrogate); each segment at most
- * {@link MAX_SINK_NAME_SEGMENT_BYTES} and the whole name at most {@link MAX_SINK_NAME_BYTES} bytes of UTF-8.
+ * 255 and the whole name at most 1024 bytes of UTF-8.
  *
  * @throws HvkitError `INVALID_ARGUMENT` naming the problem (the name shown escaped); TypeError for a non-string.
  */

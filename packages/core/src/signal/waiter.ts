@@ -42,7 +42,7 @@ export function backoffDelay(
 
 /**
  * Calls `check` until it reports `{ done: true, value }`, then resolves with the value. The first check runs
- * at once; later ones after {@link backoffDelay}. Each check receives a signal that aborts at the deadline
+ * at once; later ones after an exponential backoff. Each check receives a signal that aborts at the deadline
  * or when the caller aborts; a check that ignores it is abandoned at that moment.
  *
  * Ends with `TIMEOUT` when `maxWaitTimeMs` has passed (or the next check would come after it), with

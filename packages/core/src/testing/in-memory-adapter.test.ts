@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { isWrappedAdapter } from '../adapter/wrap';
 import { HvkitError, hvkitError } from '../errors/hvkit-error';
 import type { GuestEvent, Progress } from '../hypervisor/v1/model';
 import { createInMemoryBackend } from './backend';
@@ -429,14 +430,35 @@ describe('in-memory adapter: events', () => {
     expect(seen[0]?.at).toBeInstanceOf(Date);
   });
 
-  it('ends at once for an aborted signal, and when the adapter closes', async () => {
+  it('ends at once for an aborted signal (ABORTED, as wrapAdapter does), and when the adapter closes', async () => {
     const a = createInMemoryAdapter();
     const it1 = a.events.subscribe({ signal: AbortSignal.abort() })[Symbol.asyncIterator]();
+    expect((await rejection(it1.next())).code).toBe('ABORTED');
     expect(await it1.next()).toEqual({ done: true, value: undefined });
     const it2 = a.events.subscribe()[Symbol.asyncIterator]();
     const next = it2.next();
     await a.close();
     expect(await next).toEqual({ done: true, value: undefined });
+  });
+});
+
+describe('in-memory adapter: wrapAdapter', () => {
+  it('goes through wrapAdapter like every adapter', async () => {
+    const a = createInMemoryAdapter();
+    expect(isWrappedAdapter(a)).toBe(true);
+    expect(isWrappedAdapter(createInMemoryAdapter({ without: ['events'] }))).toBe(true);
+    expect(isWrappedAdapter(createInMemoryAdapter({ faults: { ignorePreAbortedSignal: true } }))).toBe(true);
+    // What wrapAdapter adds: anything that is not an HvkitError becomes REMOTE naming adapter and operation.
+    const fault = new Error('backend fell over');
+    a.backend.failNext('limits.get', fault);
+    const error = await rejection(a.limits.get('vm-101'));
+    expect(error.code).toBe('REMOTE');
+    expect(error.adapter).toBe('in-memory');
+    expect(error.operation).toBe('limits.get');
+    expect(error.cause).toBe(fault);
+    // The backend and the manifest stay reachable on the wrapped adapter.
+    expect(a.backend.getGuestFacts('vm-101').name).toBe('web-01');
+    expect(a.supports.limits).not.toBe(false);
   });
 });
 
@@ -485,11 +507,20 @@ describe('in-memory adapter: options and faults', () => {
 
     const deaf = createInMemoryAdapter({ faults: { ignorePreAbortedSignal: true } });
     await expect(deaf.inventory.listGuests({ signal: AbortSignal.abort() })).resolves.toHaveLength(4);
+    const toDelete = await deaf.backups.createSnapshot('vm-103', { signal: AbortSignal.abort() });
+    await deaf.backups.deleteSnapshot('vm-103', toDelete.id, { signal: AbortSignal.abort() });
+    expect(deaf.backend.listSnapshotIds('vm-103')).toEqual([]);
 
     const wrongCode = createInMemoryAdapter({
       faults: { unknownGuestError: () => hvkitError('REMOTE', 'no domain') },
     });
     expect((await rejection(wrongCode.limits.get('vm-999'))).code).toBe('REMOTE');
+    // A plain Error reaches the caller as it is (as from an adapter without wrapAdapter).
+    const plain = new Error('no such domain');
+    const rawError = createInMemoryAdapter({ faults: { unknownGuestError: () => plain } });
+    await expect(rawError.inventory.getGuest({ name: 'nope' })).rejects.toBe(plain);
+    // Other NOT_FOUND errors (a missing snapshot) are left alone.
+    expect((await rejection(rawError.backups.deleteSnapshot('vm-101', 'snap-x'))).code).toBe('NOT_FOUND');
 
     const liar = createInMemoryAdapter({ faults: { misreportArtifactSha256: true } });
     const sink = createMemorySink();

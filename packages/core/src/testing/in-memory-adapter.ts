@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { CapabilityName } from '../adapter/capability';
 import { resolveGuestRef } from '../adapter/guest-ref';
+import { wrapAdapter } from '../adapter/wrap';
 import type { BackupSink } from '../backup/sink';
 import { HvkitError, hvkitError } from '../errors/hvkit-error';
 import { quoteForMessage } from '../errors/message';
@@ -19,6 +20,7 @@ import type {
   LimitsSetResult,
   SubscribeOptions,
 } from '../hypervisor/v1/hypervisor-adapter-v1';
+import { SPEC_V1_CAPABILITIES, SPEC_V1_METHODS, type SpecV1Method } from '../hypervisor/v1/methods';
 import type {
   BackupArtifact,
   BackupFile,
@@ -37,7 +39,7 @@ import { isLimitFieldSupported, LIMIT_FIELDS, type LimitFieldPath } from '../lim
 import { forEachLimitHolder } from '../limits/holders';
 import { normalizeLimits } from '../limits/normalize';
 import { type LimitsHostFacts, mergeLimits, validateLimits } from '../limits/validate';
-import { abortError, checkSignal, deriveSignal, raceAbort, sleep, throwIfAborted } from '../signal/abort';
+import { abortError, checkSignal, raceAbort, sleep, throwIfAborted } from '../signal/abort';
 import {
   type BackendInternals,
   type CheckpointState,
@@ -245,8 +247,10 @@ function sha256Hex(data: Uint8Array): string {
  *   An abort or failure removes the temporary snapshot, the new checkpoint and the files already written;
  * - **events**: lifecycle events of the backend (see {@link InMemoryBackend.setPowerState}).
  *
- * Every call checks its signal first (an aborted signal rejects with `ABORTED`), honours `timeoutMs`, and
- * rejects with `NOT_FOUND` for an unknown guest. After `close()` calls reject with `CONNECTION_LOST`.
+ * Like every adapter it is returned wrapped by `wrapAdapter`, which gives each call its signal and deadline
+ * (an already-aborted signal rejects with `ABORTED` without calling it; `timeoutMs`, else `defaultTimeoutMs`,
+ * or `backupTimeoutMs` for backups) and converts what it throws. Calls reject with `NOT_FOUND` for an
+ * unknown guest; after `close()` they reject with `CONNECTION_LOST`.
  *
  * @example
  * import { createInMemoryAdapter } from '@hvkit/core/testing';
@@ -289,53 +293,44 @@ export function createInMemoryAdapter(
 
   // ------------------------------------------------------------ call plumbing
 
+  /**
+   * One call. `wrapAdapter` (at the end) has checked the options, refused an already-aborted signal and
+   * passes the call's own signal: the caller's signal and the call's deadline in one.
+   */
   async function run<T>(
     operation: string,
     options: CallOptions | undefined,
     fn: (signal: AbortSignal) => T | Promise<T>,
-    timeoutDefault = defaultTimeoutMs,
     /** Backups handle their own abort, so their cleanup finishes before the call settles. */
     streaming = false,
   ): Promise<T> {
-    if (options !== undefined && (typeof options !== 'object' || options === null)) {
-      throw new TypeError(`${operation}: options must be an object`);
-    }
     const context = { adapter: ADAPTER, operation };
-    let callerSignal = checkSignal(options?.signal);
+    const signal = options?.signal ?? new AbortController().signal;
     if (closed)
       throw hvkitError('CONNECTION_LOST', `${operation}: the adapter is closed`, {
         ...context,
         retryable: false,
       });
-    if (callerSignal?.aborted) {
-      if (faults.ignorePreAbortedSignal) callerSignal = undefined;
-      else throw abortError(callerSignal, context);
-    }
+    throwIfAborted(signal, context);
     const failure = internals.takeFailure(operation);
     if (failure !== undefined) throw failure;
-    const derived = deriveSignal(
-      { signal: callerSignal, timeoutMs: options?.timeoutMs },
-      { defaultTimeoutMs: timeoutDefault, ...context },
-    );
-    try {
-      if (latencyMs > 0) await sleep(latencyMs, { signal: derived.signal, ...context });
-      const work = Promise.resolve().then(() => fn(derived.signal));
-      return await (streaming ? work : raceAbort(work, derived.signal, context));
-    } finally {
-      derived.dispose();
-    }
+    if (latencyMs > 0) await sleep(latencyMs, { signal, ...context });
+    const work = Promise.resolve().then(() => fn(signal));
+    return await (streaming ? work : raceAbort(work, signal, context));
   }
 
   function guestState(ref: GuestRef, operation: string): GuestState {
     const { by, value } = resolveGuestRef(ref);
     const state = internals.find({ [by]: value } as GuestRef);
     if (!state) {
-      if (faults.unknownGuestError) throw faults.unknownGuestError(ref);
-      throw hvkitError('NOT_FOUND', `${operation}: no guest with ${by} ${quoteForMessage(value)}`, {
+      const error = hvkitError('NOT_FOUND', `${operation}: no guest with ${by} ${quoteForMessage(value)}`, {
         adapter: ADAPTER,
         operation,
         details: { [by]: value },
       });
+      // The fault layer outside wrapAdapter swaps it for the fault's error.
+      unknownGuestErrors.set(error, ref);
+      throw error;
     }
     return state;
   }
@@ -1096,13 +1091,7 @@ export function createInMemoryAdapter(
               }
             : {}),
           backup: (ref, sink, options: BackupOptions = {}) =>
-            run(
-              'backups.backup',
-              options,
-              (signal) => backupGuest(ref, sink, options, signal),
-              backupTimeoutMs,
-              true,
-            ),
+            run('backups.backup', options, (signal) => backupGuest(ref, sink, options, signal), true),
           ...(bk.hostConfig
             ? {
                 backupHostConfig: (sink: BackupSink, options: BackupOptions = {}) =>
@@ -1110,7 +1099,6 @@ export function createInMemoryAdapter(
                     'backups.backupHostConfig',
                     options,
                     (signal) => backupHost(sink, options, signal),
-                    backupTimeoutMs,
                     true,
                   ),
               }
@@ -1197,5 +1185,51 @@ export function createInMemoryAdapter(
     close,
     [Symbol.asyncDispose]: close,
   };
-  return adapter as InMemoryAdapter | PartialInMemoryAdapter;
+  const wrapped = wrapAdapter(adapter as PartialInMemoryAdapter, {
+    defaultTimeoutMs,
+    operationTimeoutsMs: { 'backups.backup': backupTimeoutMs, 'backups.backupHostConfig': backupTimeoutMs },
+  });
+  return withOuterFaults(wrapped, faults) as InMemoryAdapter | PartialInMemoryAdapter;
+}
+
+/** Guest NOT_FOUND errors of in-memory adapters, with the ref not found (for the `unknownGuestError` fault). */
+const unknownGuestErrors = new WeakMap<object, GuestRef>();
+
+/**
+ * The faults `wrapAdapter` would hide, put on top of the wrapped adapter (as a broken adapter that does
+ * not use `wrapAdapter` would behave): `ignorePreAbortedSignal` drops an already-aborted signal before the
+ * wrapper sees it, `unknownGuestError` replaces a guest's NOT_FOUND with the fault's error after it.
+ */
+function withOuterFaults(adapter: PartialInMemoryAdapter, faults: InMemoryFaults): PartialInMemoryAdapter {
+  const { ignorePreAbortedSignal, unknownGuestError } = faults;
+  if (!ignorePreAbortedSignal && !unknownGuestError) return adapter;
+  const outer = Object.create(adapter) as Record<string, unknown>;
+  for (const capability of SPEC_V1_CAPABILITIES) {
+    const inner = (adapter as unknown as Record<string, Record<string, unknown> | undefined>)[capability];
+    if (!inner) continue;
+    const layer = Object.create(inner) as Record<string, unknown>;
+    for (const [name, info] of Object.entries(SPEC_V1_METHODS[capability] as Record<string, SpecV1Method>)) {
+      const method = inner[name];
+      if (typeof method !== 'function' || info.kind !== 'call') continue;
+      const faulty = async (...args: unknown[]) => {
+        const given = args[info.optionsIndex] as CallOptions | undefined;
+        if (ignorePreAbortedSignal && given?.signal?.aborted) {
+          const { signal: _ignored, ...rest } = given;
+          args = args.slice();
+          args[info.optionsIndex] = rest;
+        }
+        try {
+          return await method.apply(inner, args);
+        } catch (error) {
+          const ref = typeof error === 'object' && error !== null ? unknownGuestErrors.get(error) : undefined;
+          if (unknownGuestError && ref !== undefined) throw unknownGuestError(ref);
+          throw error;
+        }
+      };
+      // The wrapped objects' properties are read-only: define, do not assign.
+      Object.defineProperty(layer, name, { value: faulty, enumerable: true, configurable: true });
+    }
+    Object.defineProperty(outer, capability, { value: layer, enumerable: true, configurable: true });
+  }
+  return outer as unknown as PartialInMemoryAdapter;
 }

@@ -224,7 +224,7 @@ export function tlsConnectionOptions(settings: TlsSettings, host?: string): Conn
 
 /** Options common to the dialers. */
 export interface DialerOptions {
-  /** Connect timeout (default {@link DEFAULT_CONNECT_TIMEOUT_MS}); a dial's own `timeoutMs` wins. */
+  /** Connect timeout (default 10 000 ms); a dial's own `timeoutMs` wins. */
   connectTimeoutMs?: number;
 }
 

@@ -30,7 +30,7 @@ export interface HttpFetchOptions {
   tls?: TlsSettings;
   /** How long an idle keep-alive connection is kept (default 4000 ms). */
   keepAliveTimeoutMs?: number;
-  /** Connect timeout, TLS handshake included (default {@link DEFAULT_CONNECT_TIMEOUT_MS}). */
+  /** Connect timeout, TLS handshake included (default 10 000 ms). */
   connectTimeoutMs?: number;
   /** Time to wait for response headers (default 300 s, undici's). Callers pass a signal for tighter limits. */
   headersTimeoutMs?: number;

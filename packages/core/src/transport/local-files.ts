@@ -135,7 +135,7 @@ function checkPath(path: unknown, operation: string): string {
 
 /**
  * The local file system. Every call takes `{ signal, timeoutMs }`; errors are mapped with
- * {@link errnoToHvkitError} and name the path. `stat` follows symlinks; `list` reports symlinks as such.
+ * errno codes (`ENOENT` is `NOT_FOUND`, `EACCES` `PERMISSION_DENIED`, …) and name the path. `stat` follows symlinks; `list` reports symlinks as such.
  * `writeFile` is atomic (temporary file + rename) except on pseudo file systems (see
  * {@link LocalWriteFileOptions.atomic}); `remove` deletes a file or an empty directory and ignores a
  * missing path.

@@ -7,8 +7,6 @@ import {
   weightToShares,
   weightToVsphereShares,
   weightToVsphereSharesInfo,
-  weightToXapiWeight,
-  xapiWeightToWeight,
 } from './cpu';
 
 function expectInvalid(fn: () => unknown): void {
@@ -78,43 +76,6 @@ describe('cgroup v1 shares <-> v2 weight (kernel linear mapping)', () => {
       expectInvalid(() => sharesToWeight(v));
     }
     expect(() => weightToShares('100' as unknown as number)).toThrow(TypeError);
-  });
-});
-
-describe('XAPI weight (256 = 100)', () => {
-  it.each([
-    [256, 100],
-    [1, 1], // 0.39 → clamped to 1
-    [128, 50],
-    [512, 200],
-    [65535, 10000], // 25599.6 → clamped
-    [25600, 10000],
-    [100, 39], // 39.06
-  ])('xapi %d → weight %d', (xapi, weight) => {
-    expect(xapiWeightToWeight(xapi)).toBe(weight);
-  });
-
-  it.each([
-    [100, 256],
-    [1, 3], // 2.56
-    [50, 128],
-    [200, 512],
-    [10000, 25600],
-    [0, 1], // clamped up
-    [30000, 65535], // 76800 → clamped
-  ])('weight %d → xapi %d', (weight, xapi) => {
-    expect(weightToXapiWeight(weight)).toBe(xapi);
-  });
-
-  it('round trips 1..10000', () => {
-    for (let weight = 1; weight <= 10000; weight++) {
-      expect(xapiWeightToWeight(weightToXapiWeight(weight))).toBe(weight);
-    }
-  });
-
-  it('rejects invalid input', () => {
-    expectInvalid(() => xapiWeightToWeight(-5));
-    expectInvalid(() => weightToXapiWeight(Number.NaN));
   });
 });
 

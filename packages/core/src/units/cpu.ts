@@ -1,5 +1,7 @@
 /**
- * CPU weight conversions to and from the spec's scale: cgroup v2 `cpu.weight`, 1..10000, 100 = default.
+ * CPU weight conversions to and from the spec's scale: cgroup v2 `cpu.weight`, 1..10000, 100 = default,
+ * and cgroup v1 `cpu.shares`. Backend-specific scales belong in their adapters (XAPI's in xen-xapi; the vSphere
+ * helpers below are moving to vmware-vsphere).
  *
  * Rounding is to the nearest integer with halves rounded up, as the kernel's `DIV_ROUND_CLOSEST` does.
  */
@@ -18,13 +20,6 @@ export const CPU_SHARES_MIN = 2;
 export const CPU_SHARES_MAX = 262_144;
 /** Default cgroup v1 `cpu.shares`. */
 export const CPU_SHARES_DEFAULT = 1024;
-/** Smallest XAPI `VCPUs_params:weight`. */
-export const XAPI_WEIGHT_MIN = 1;
-/** Largest XAPI `VCPUs_params:weight`. */
-export const XAPI_WEIGHT_MAX = 65_535;
-/** XAPI's default weight; it maps to weight 100. */
-export const XAPI_WEIGHT_DEFAULT = 256;
-
 /** vSphere shares per vCPU for each predefined level. */
 export const VSPHERE_SHARES_PER_VCPU = { low: 500, normal: 1000, high: 2000 } as const;
 
@@ -90,27 +85,6 @@ export function weightToShares(weight: number): number {
 export function sharesToWeight(shares: number): number {
   requireNonNegative(shares, 'CPU shares');
   return clamp(roundHalfUp((shares * 100) / 1024), CPU_WEIGHT_MIN, CPU_WEIGHT_MAX);
-}
-
-/**
- * XAPI `VCPUs_params:weight` → weight (256 = 100): `round(xen × 100 / 256)`, clamped to 1..10000.
- *
- * @throws HvkitError `INVALID_ARGUMENT` for a negative or non-finite value.
- */
-export function xapiWeightToWeight(xapiWeight: number): number {
-  requireNonNegative(xapiWeight, 'XAPI weight');
-  return clamp(roundHalfUp((xapiWeight * 100) / 256), CPU_WEIGHT_MIN, CPU_WEIGHT_MAX);
-}
-
-/**
- * Weight → XAPI `VCPUs_params:weight`: `round(weight × 256 / 100)`, clamped to XAPI's 1..65535
- * (weight 100 → 256, 10000 → 25600, 1 → 3).
- *
- * @throws HvkitError `INVALID_ARGUMENT` for a negative or non-finite weight.
- */
-export function weightToXapiWeight(weight: number): number {
-  requireNonNegative(weight, 'CPU weight');
-  return clamp(roundHalfUp((weight * 256) / 100), XAPI_WEIGHT_MIN, XAPI_WEIGHT_MAX);
 }
 
 /**

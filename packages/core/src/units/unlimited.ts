@@ -88,19 +88,6 @@ export function normalizeUnlimited(
   throw new TypeError(`normalizeUnlimited expects a number, string or bigint, got ${typeof value}.`);
 }
 
-/** True when {@link normalizeUnlimited} would map `value` to `null` (never throws). */
-export function isUnlimited(
-  value: number | string | bigint | null | undefined,
-  options?: NormalizeUnlimitedOptions,
-): boolean {
-  if (value === null || value === undefined) return false;
-  try {
-    return normalizeUnlimited(value, options) === null;
-  } catch {
-    return false;
-  }
-}
-
 function fromBigInt(value: bigint, original: unknown): number | null {
   if (BIGINT_SENTINELS.has(value)) return null;
   if (value > MAX_SAFE || value < MIN_SAFE) {
