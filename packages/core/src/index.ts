@@ -10,6 +10,7 @@ export const VERSION = '0.0.0';
 
 export * from './adapter/capability';
 export * from './adapter/guest-ref';
+export { noopLogger } from './adapter/logger';
 export * from './adapter/option-keys';
 export { assertSpecificationVersion } from './adapter/spec-version';
 export { type WrapAdapterOptions, wrapAdapter } from './adapter/wrap';
@@ -98,14 +99,7 @@ export {
   CPU_WEIGHT_MAX,
   CPU_WEIGHT_MIN,
   sharesToWeight,
-  VSPHERE_SHARES_PER_VCPU,
-  type VsphereSharesInfo,
-  type VsphereSharesLevel,
-  vsphereSharesInfoToWeight,
-  vsphereSharesToWeight,
   weightToShares,
-  weightToVsphereShares,
-  weightToVsphereSharesInfo,
 } from './units/cpu';
 export { INT64_MAX, type NormalizeUnlimitedOptions, normalizeUnlimited } from './units/unlimited';
 export * from './xml/build';
