@@ -84,7 +84,7 @@ export const DEMO_SOURCES: DemoSource[] = [
       // the daemon's socket; same settings as the recording (keepalive off, cgroup v1 conversions).
       const adapter = await connectLibvirt({
         dialer: replayDialer(transcript),
-        openUri: 'test:///work/main/.peers/libvirtd/test-node.xml',
+        openUri: 'test:///hvkit.invalid/test-node.xml',
         keepalive: false,
         cgroupVersion: 1,
       });

@@ -133,8 +133,11 @@ export {
   TEST_SECRETS_FILE,
 } from './fixtures/secret-scan';
 export {
+  canonicalSocketOrder,
   createSocketTranscript,
+  type FrameCorrelator,
   type FrameMatcher,
+  type FrameRange,
   type Framer,
   type FrameSplitter,
   framerFromName,
