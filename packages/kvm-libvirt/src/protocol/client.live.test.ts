@@ -473,7 +473,7 @@ describe.skipIf(!peer.available)(
         });
         try {
           // Test-only: jump close to the end of the serial space.
-          (traced as unknown as { nextSerial: number }).nextSerial = 0xffff_fffe;
+          (traced as unknown as { calls: { nextSerial: number } }).calls.nextSerial = 0xffff_fffe;
           const results = await Promise.all(Array.from({ length: 4 }, () => traced.call(P.CONNECT_GET_URI)));
           expect(results).toEqual(new Array(4).fill('qemu:///system'));
           expect([...serials.slice(-4)].sort((a, b) => a - b)).toEqual([0, 1, 0xffff_fffe, 0xffff_ffff]);

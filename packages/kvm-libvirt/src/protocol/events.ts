@@ -1,9 +1,20 @@
 /**
- * Domain event subscriptions: a bounded buffer of decoded events consumed with `for await`.
+ * Domain events: subscriptions (a bounded buffer of decoded events consumed with `for await`) and the
+ * router of a connection (callback registration and deregistration, dispatch of event messages).
  */
 
-import type { HvkitError } from '@hvkit/core';
-import type { DomainLifecycleEvent } from './remote-protocol';
+import type { HvkitError, Logger } from '@hvkit/core';
+import type { CallOptions } from './calls';
+import { DOMAIN_EVENT_ID, REMOTE_PROC } from './constants';
+import type { PacketHeader } from './packet';
+import {
+  type DomainLifecycleEvent,
+  type RemoteProcedure,
+  remoteMessages,
+  remoteProcedures,
+} from './remote-protocol';
+import type { RemoteDomain } from './types';
+import { XdrReader } from './xdr';
 
 /** Options of a domain event subscription. */
 export interface DomainEventSubscriptionOptions {
@@ -126,5 +137,135 @@ export class DomainEventSubscription implements AsyncIterable<DomainLifecycleEve
         return { done: true, value: undefined };
       },
     };
+  }
+}
+
+/** What the event router needs from its client (package-internal). */
+export interface EventChannel {
+  /** True while new calls may be made (the client is open). */
+  isOpen(): boolean;
+  /** Makes a call on the connection. */
+  call<A, R>(procedure: RemoteProcedure<A, R>, args: A, options: CallOptions): Promise<R>;
+  logger: Logger | undefined;
+}
+
+/**
+ * The event registrations of one connection: registers and deregisters lifecycle callbacks, routes the
+ * daemon's event messages to their subscription by callback id, and ends them when the connection ends
+ * (package-internal).
+ */
+export class DomainEventRouter {
+  private readonly subscriptions = new Map<number, DomainEventSubscription>();
+  private readonly eventCalls = new Set<Promise<void>>();
+  private readonly orphanEvents: DomainLifecycleEvent[] = [];
+  private received = 0;
+
+  constructor(private readonly channel: EventChannel) {}
+
+  /** Event messages received. */
+  get eventsReceived(): number {
+    return this.received;
+  }
+
+  /** See `LibvirtRpcClient.subscribeDomainLifecycle`. */
+  async subscribeLifecycle(
+    options: DomainEventSubscriptionOptions & { domain?: RemoteDomain; timeoutMs?: number },
+  ): Promise<DomainEventSubscription> {
+    const callbackId = await this.trackEventCall(
+      this.channel.call(
+        remoteProcedures.CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY,
+        { eventId: DOMAIN_EVENT_ID.LIFECYCLE, dom: options.domain ?? null },
+        { signal: options.signal, timeoutMs: options.timeoutMs },
+      ),
+    );
+    const subscription = new DomainEventSubscription(callbackId, options, {
+      deregister: async (closeOptions) => {
+        this.subscriptions.delete(callbackId);
+        if (!this.channel.isOpen()) return;
+        await this.trackEventCall(
+          this.channel.call(
+            remoteProcedures.CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY,
+            { callbackId },
+            closeOptions,
+          ),
+        );
+      },
+    });
+    this.subscriptions.set(callbackId, subscription);
+    for (let i = 0; i < this.orphanEvents.length; ) {
+      const event = this.orphanEvents[i] as DomainLifecycleEvent;
+      if (event.callbackId === callbackId) {
+        this.orphanEvents.splice(i, 1);
+        subscription.push(event);
+      } else i++;
+    }
+    return subscription;
+  }
+
+  /**
+   * Remembers an event register/deregister call until it settles. libvirtd 9.0 can crash (a NULL
+   * dereference while it frees a client's callback list) when CONNECT_CLOSE or the socket's close is
+   * processed while such a call is still running in another worker thread, so `close()` waits for them.
+   */
+  private trackEventCall<T>(call: Promise<T>): Promise<T> {
+    const settled = call.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.eventCalls.add(settled);
+    void settled.then(() => this.eventCalls.delete(settled));
+    return call;
+  }
+
+  /** An event MESSAGE of the remote program: decoded and given to its subscription. */
+  dispatch(header: PacketHeader, payload: Uint8Array): void {
+    this.received++;
+    if (header.procedure !== REMOTE_PROC.DOMAIN_EVENT_CALLBACK_LIFECYCLE) {
+      this.channel.logger?.debug('libvirt: unhandled event', { procedure: header.procedure });
+      return;
+    }
+    let event: DomainLifecycleEvent;
+    try {
+      const r = new XdrReader(payload);
+      event = remoteMessages.DOMAIN_EVENT_CALLBACK_LIFECYCLE.decodeMsg(r);
+      r.finish('lifecycle event');
+    } catch (error) {
+      this.channel.logger?.warn('libvirt: undecodable lifecycle event dropped', { error: String(error) });
+      return;
+    }
+    const subscription = this.subscriptions.get(event.callbackId);
+    if (subscription) {
+      subscription.push(event);
+      return;
+    }
+    // An event can overtake the reply of its registration; keep a few for a moment.
+    this.orphanEvents.push(event);
+    if (this.orphanEvents.length > 64) this.orphanEvents.shift();
+  }
+
+  /**
+   * `close()` began: ends every subscription, then waits (at most `timeoutMs`) for running register and
+   * deregister calls, so that CONNECT_CLOSE never races one in the daemon (see `trackEventCall`).
+   */
+  async closing(timeoutMs: number): Promise<void> {
+    for (const s of [...this.subscriptions.values()]) s.end(undefined);
+    if (this.eventCalls.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.all([...this.eventCalls]),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, timeoutMs);
+          timer.unref?.();
+        }),
+      ]);
+      clearTimeout(timer);
+    }
+  }
+
+  /** The connection ended: every subscription ends (with `error` when it was lost). */
+  endAll(error: HvkitError | undefined): void {
+    const subscriptions = [...this.subscriptions.values()];
+    this.subscriptions.clear();
+    for (const s of subscriptions) s.end(error);
   }
 }

@@ -6,7 +6,8 @@
 
 import { HvkitError, hvkitError, type Logger } from '@hvkit/core';
 import { ADAPTER_ID } from '../errors';
-import type { CallOptions, LibvirtRpcClient } from './client';
+import type { CallOptions } from './calls';
+import type { LibvirtRpcClient } from './client';
 import { AUTH_TYPE, CONNECT_RO, DRV_FEATURE } from './constants';
 import { remoteProcedures } from './remote-protocol';
 

@@ -14,6 +14,7 @@
 
 import { HvkitError, hvkitError } from '@hvkit/core';
 import { ADAPTER_ID, libvirtErrorToHvkitError } from '../errors';
+import { type CallHooks, decodeReply } from './calls';
 import { MESSAGE_STATUS, MESSAGE_TYPE, type MessageStatus } from './constants';
 import type { PacketHeader } from './packet';
 import { readRemoteError } from './remote-error';
@@ -340,5 +341,107 @@ export class LibvirtReadStream implements AsyncIterable<StreamChunk> {
         return { done: true, value: undefined };
       },
     };
+  }
+}
+
+/** What the stream table needs from the connection (package-internal). */
+export interface StreamConnection {
+  send(header: PacketHeader, payload?: Uint8Array): void;
+  setPaused(owner: object, paused: boolean): void;
+}
+
+/** Starts the call that opens a stream, with its reply decoder and registration hooks. */
+export type StartStreamCall = (
+  decode: (header: PacketHeader, payload: Uint8Array) => LibvirtReadStream,
+  hooks: CallHooks,
+) => Promise<LibvirtReadStream>;
+
+/** The open read streams of one connection, by serial: routing, registration, failure (package-internal). */
+export class ReadStreamTable {
+  private readonly streams = new Map<number, LibvirtReadStream>();
+
+  constructor(private readonly connection: StreamConnection) {}
+
+  /** True while a stream uses `serial` (a new call must not take it). */
+  has(serial: number): boolean {
+    return this.streams.has(serial);
+  }
+
+  /** A STREAM or STREAM_HOLE packet: to its stream, else dropped. */
+  dispatch(header: PacketHeader, payload: Uint8Array): void {
+    const stream = this.streams.get(header.serial);
+    if (stream) stream.handlePacket(header, payload);
+  }
+
+  /** The connection ended: every stream fails with `failure`. */
+  failAll(failure: HvkitError): void {
+    const streams = [...this.streams.values()];
+    this.streams.clear();
+    for (const s of streams) s.fail(failure);
+  }
+
+  /**
+   * Opens a read stream for `procedure`: `start` runs the call; the stream is registered under the call's
+   * serial just before the CALL is written (so no data packet is missed) and resolved with the OK reply.
+   */
+  open(
+    procedure: { program: number; version: number; procedure: number },
+    operation: string,
+    options: ReadStreamOptions,
+    start: StartStreamCall,
+  ): Promise<LibvirtReadStream> {
+    let stream: LibvirtReadStream | undefined;
+    let streamSerial = -1;
+    const pauser = {};
+    const makeStream = (serial: number) =>
+      new LibvirtReadStream(
+        {
+          send: (status: MessageStatus, body?: Uint8Array) =>
+            this.connection.send(
+              {
+                program: procedure.program,
+                version: procedure.version,
+                procedure: procedure.procedure,
+                type: MESSAGE_TYPE.STREAM,
+                serial,
+                status,
+              },
+              body,
+            ),
+          setPaused: (paused: boolean) => this.connection.setPaused(pauser, paused),
+          release: () => {
+            if (this.streams.get(serial) === stream) this.streams.delete(serial);
+            this.connection.setPaused(pauser, false);
+          },
+        },
+        operation,
+        options,
+      );
+    return start(
+      (header, body) => {
+        decodeReply(operation, header, body, () => undefined);
+        return stream as LibvirtReadStream;
+      },
+      {
+        register: (serial) => {
+          streamSerial = serial;
+          stream = makeStream(serial);
+          this.streams.set(serial, stream);
+        },
+        unregister: (serial) => {
+          if (serial === streamSerial && stream) {
+            this.streams.delete(serial);
+            stream.fail(
+              hvkitError('ABORTED', `${operation}: the call was abandoned`, { adapter: ADAPTER_ID }),
+            );
+          }
+        },
+      },
+    ).catch((error: unknown) => {
+      if (stream && streamSerial >= 0 && this.streams.get(streamSerial) === stream) {
+        this.streams.delete(streamSerial);
+      }
+      throw error;
+    });
   }
 }
