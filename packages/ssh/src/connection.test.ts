@@ -39,7 +39,14 @@ function hostKey(type: 'ed25519' | 'ecdsa'): HostKey {
   };
 }
 
-/** A loopback SSH server with the given host keys that lets user `u` in with password `pw`. */
+/**
+ * User `u`'s password. It has a space, so it can never occur inside a base64 key fingerprint: error messages
+ * redact the password, and a two-letter one was now and then redacted out of a random fingerprint, failing the
+ * exact-message checks.
+ */
+const PASSWORD = 'test password';
+
+/** A loopback SSH server with the given host keys that lets user `u` in with {@link PASSWORD}. */
 async function startServer(
   keys: HostKey[],
   algorithms?: ssh2.ServerConfig['algorithms'],
@@ -47,7 +54,7 @@ async function startServer(
   const server = new ssh2.Server({ hostKeys: keys.map((k) => k.private), algorithms }, (client) => {
     client.on('error', () => {});
     client.on('authentication', (ctx) => {
-      if (ctx.method === 'password' && ctx.username === 'u' && ctx.password === 'pw') ctx.accept();
+      if (ctx.method === 'password' && ctx.username === 'u' && ctx.password === PASSWORD) ctx.accept();
       else ctx.reject(['password']);
     });
   });
@@ -80,7 +87,7 @@ function options(port: number, hostKey: unknown): SshConnectOptions {
     host: '127.0.0.1',
     port,
     username: 'u',
-    auth: { password: 'pw' },
+    auth: { password: PASSWORD },
     hostKey: hostKey as SshHostKeyPolicy,
     readyTimeout: 10_000,
     keepaliveInterval: 0,
