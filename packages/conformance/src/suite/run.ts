@@ -165,7 +165,7 @@ function matches(key: string, id: string): boolean {
  * @throws TypeError for bad options (no name or factory, live mode without probe, a skip without reason).
  *
  * @example
- * // packages/kvm-libvirt/src/adapter.conformance.test.ts
+ * // packages/kvm-libvirt/src/conformance.test.ts
  * import { runAdapterConformance } from '@hvkit/conformance';
  * runAdapterConformance({ name: 'kvm-libvirt (replay)', mode: 'replay', factory: () => connectReplay() });
  */
