@@ -1,3 +1,4 @@
 import { hvkitTsup } from '../../tsup.shared';
 
-export default hvkitTsup({ index: 'src/index.ts' });
+// shims: src/simulator.ts finds the shipped seed database from import.meta.url, also in the CommonJS build.
+export default hvkitTsup({ index: 'src/index.ts', simulator: 'src/simulator.ts' }, { shims: true });

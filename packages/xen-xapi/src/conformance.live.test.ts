@@ -1,34 +1,48 @@
 /**
- * Live conformance: the suite against a real server named by `HVKIT_XEN_XAPI_URL` (and `HVKIT_XEN_XAPI_TOKEN` when
- * it needs one), with the reference-client probe of test/probe.ts. Skipped with its reason when the
- * peer's variables are missing; see `LIVE_PEER` in test/replay-options.ts for when that is a failure.
+ * Live conformance against the XAPI simulator, over JSON-RPC and over XML-RPC, with the `xen-api` probe of
+ * test/probe.ts. The peer is the simulator scripts/peers/xapi-sim.sh starts (`HVKIT_XAPI_*`); under
+ * `HVKIT_LIVE=require` it must be running. Otherwise (`auto`) the test starts a simulator of its own on
+ * 127.0.0.1 with the seed database; `HVKIT_LIVE=off` skips it.
  */
 
 import { liveMode, livePeer, runAdapterConformance } from '@hvkit/conformance';
-import { describe, it } from 'vitest';
+import { afterAll, describe, it } from 'vitest';
 import { xenXapiProbe } from '../test/probe';
-import { LIVE_PEER } from '../test/replay-options';
+import { LIMIT_VALUES, LIVE_PEER } from '../test/replay-options';
 import { connect } from './connect';
+import { startXapiSimulator } from './simulator';
 
-// An undeclared peer never fails the run: it is looked up as if HVKIT_LIVE were `auto` (or `off`).
-const peer = livePeer(
-  LIVE_PEER.name,
-  LIVE_PEER.variables,
-  LIVE_PEER.declared ? process.env : { ...process.env, HVKIT_LIVE: liveMode() === 'off' ? 'off' : 'auto' },
-);
+const mode = liveMode();
+let target: { url: string; username: string; password: string } | undefined;
+if (mode === 'require' || process.env.HVKIT_XAPI_URL) {
+  const peer = livePeer(LIVE_PEER.name, LIVE_PEER.variables);
+  if (peer.available)
+    target = {
+      url: peer.env.HVKIT_XAPI_URL,
+      username: peer.env.HVKIT_XAPI_USERNAME,
+      password: peer.env.HVKIT_XAPI_PASSWORD,
+    };
+} else if (mode !== 'off') {
+  const sim = await startXapiSimulator();
+  afterAll(() => sim.close());
+  target = { url: sim.url, username: sim.username, password: sim.password };
+}
 
-if (peer.available) {
-  const url = peer.env.HVKIT_XEN_XAPI_URL;
-  const token = process.env.HVKIT_XEN_XAPI_TOKEN;
-  const probe = xenXapiProbe();
-  runAdapterConformance({
-    name: `xen-xapi (live ${new URL(url).origin})`,
-    mode: 'live',
-    factory: () => connect({ url, ...(token ? { token } : {}), insecureHttp: url.startsWith('http:') }),
-    probe,
-  });
+if (target) {
+  const { url, username, password } = target;
+  const probe = await xenXapiProbe(url, username, password);
+  afterAll(() => probe.close());
+  for (const transport of ['json-rpc', 'xml-rpc'] as const) {
+    runAdapterConformance({
+      name: `xen-xapi (live ${new URL(url).origin}, ${transport})`,
+      mode: 'live',
+      factory: () => connect({ url, username, password, insecureHttp: url.startsWith('http:'), transport }),
+      probe,
+      limitValues: LIMIT_VALUES,
+    });
+  }
 } else {
   describe('xen-xapi live conformance', () => {
-    it.skip(`skipped: ${peer.reason}`, () => {});
+    it.skip('skipped: HVKIT_LIVE=off, live xapi-sim tests disabled', () => {});
   });
 }

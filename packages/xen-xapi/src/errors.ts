@@ -1,5 +1,6 @@
 /**
- * The adapter id, defined once, and the one place where the backend's errors become HvkitErrors.
+ * The adapter id, defined once, and the one place where the backend's errors become HvkitErrors: XAPI's
+ * error codes (the first element of an `ErrorDescription`) and the HTTP statuses of its endpoints.
  */
 
 import { type HvkitError, type HvkitErrorCode, hvkitError } from '@hvkit/core';
@@ -62,5 +63,69 @@ export function backendErrorToHvkitError(
     backendCode: status,
     backendMessage,
     retryable: RETRYABLE_STATUSES.has(status) || (status >= 500 && code === 'REMOTE'),
+  });
+}
+
+/**
+ * XAPI error codes and the HvkitError code each becomes (XAPI's `datamodel_errors.ml` names them). A code
+ * not listed is `REMOTE`; `SR_BACKEND_FAILURE_*` codes are `REMOTE` too.
+ */
+export const XAPI_ERROR_CODES: Readonly<Record<string, HvkitErrorCode>> = Object.freeze({
+  SESSION_AUTHENTICATION_FAILED: 'AUTH_FAILED',
+  SESSION_INVALID: 'AUTH_FAILED',
+  HOST_IS_SLAVE: 'CONFLICT',
+  HANDLE_INVALID: 'NOT_FOUND',
+  UUID_INVALID: 'NOT_FOUND',
+  VM_BAD_POWER_STATE: 'CONFLICT',
+  VM_IS_TEMPLATE: 'CONFLICT',
+  OPERATION_NOT_ALLOWED: 'CONFLICT',
+  OTHER_OPERATION_IN_PROGRESS: 'CONFLICT',
+  MAP_DUPLICATE_KEY: 'CONFLICT',
+  VDI_IN_USE: 'CONFLICT',
+  MEMORY_CONSTRAINT_VIOLATION: 'INVALID_ARGUMENT',
+  MEMORY_CONSTRAINT_VIOLATION_ORDER: 'INVALID_ARGUMENT',
+  MEMORY_CONSTRAINT_VIOLATION_MAXPIN: 'INVALID_ARGUMENT',
+  FIELD_TYPE_ERROR: 'INVALID_ARGUMENT',
+  INVALID_VALUE: 'INVALID_ARGUMENT',
+  VALUE_NOT_SUPPORTED: 'INVALID_ARGUMENT',
+  RBAC_PERMISSION_DENIED: 'PERMISSION_DENIED',
+  PERMISSION_DENIED: 'PERMISSION_DENIED',
+  MESSAGE_METHOD_UNKNOWN: 'UNSUPPORTED',
+  NOT_IMPLEMENTED: 'UNSUPPORTED',
+  LICENCE_RESTRICTION: 'UNSUPPORTED',
+  MESSAGE_PARAMETER_COUNT_MISMATCH: 'PROTOCOL',
+  TASK_CANCELLED: 'ABORTED',
+  EVENTS_LOST: 'REMOTE',
+  TOO_MANY_PENDING_TASKS: 'REMOTE',
+  INTERNAL_ERROR: 'REMOTE',
+});
+
+/** XAPI codes worth retrying (after a new session, a refetch, or a pause). */
+const RETRYABLE_XAPI_CODES: ReadonlySet<string> = new Set([
+  'SESSION_INVALID',
+  'OTHER_OPERATION_IN_PROGRESS',
+  'EVENTS_LOST',
+  'TOO_MANY_PENDING_TASKS',
+]);
+
+/**
+ * The HvkitError for an XAPI failure: `description` is the `ErrorDescription` (`[code, ...params]`); the
+ * code is `backendCode`, the parameters are `details.params` and, joined, `backendMessage`.
+ */
+export function xapiErrorToHvkitError(
+  description: unknown,
+  context: { operation?: string } = {},
+): HvkitError {
+  const list = Array.isArray(description) ? description : [description];
+  const xapiCode = typeof list[0] === 'string' && list[0] !== '' ? list[0] : 'UNKNOWN';
+  const params = list.slice(1).map((p) => (typeof p === 'string' ? p : (JSON.stringify(p) ?? String(p))));
+  const code = XAPI_ERROR_CODES[xapiCode] ?? 'REMOTE';
+  return hvkitError(code, `${context.operation ?? 'call'} failed: XAPI error ${xapiCode}.`, {
+    adapter: ADAPTER_ID,
+    operation: context.operation,
+    backendCode: xapiCode,
+    backendMessage: params.length ? params.join(' ') : undefined,
+    retryable: RETRYABLE_XAPI_CODES.has(xapiCode),
+    details: { params },
   });
 }

@@ -1,19 +1,56 @@
 /**
- * The capability manifest of the xen-xapi adapter. Every capability starts as `false`: the adapter has no
- * capability object for it, and the conformance suite reports the capability's checks as skipped with
- * the reason "not supported by adapter (supports.<capability> = false)". Turn one on by implementing it in
- * `capabilities/<capability>.ts` and describing it here down to its fields (see `SupportsManifest` in
- * `@hvkit/core`); the docs page's capability table is printed from this constant by
- * `scripts/gen-capability-table.ts`.
+ * The capability manifest of the xen-xapi adapter (also `adapter.supports`). `limits.timing` says, per
+ * field, when a change takes effect: `next-boot` (read by Xen when the domain is built: `VCPUs_params`; or
+ * when the VIF is plugged: its rate limit), or `live-when-running` (the memory balloon range: at once on a
+ * running VM, at the next start on a halted one). `limits.set` reports the outcome of each call in
+ * `appliesAt`. Backups and events are not implemented yet.
  */
 
-import type { DeepReadonly, SupportsManifest } from '@hvkit/core';
+import type { SupportsManifest } from '@hvkit/core';
 
-/** What the xen-xapi adapter can do (frozen). */
-export const XEN_XAPI_SUPPORTS: DeepReadonly<SupportsManifest> = Object.freeze({
-  inventory: false,
-  limits: false,
-  labels: false,
+/** Freezes `value` and every object and array in it. */
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+const BASE = {
+  inventory: { host: true, guests: true, networks: true, storage: true, vlans: true },
+  limits: {
+    applies: 'next-boot',
+    modes: ['both'],
+    cpu: { weight: true, maxCores: true, reservationMHz: false },
+    memory: { maxBytes: true, softBytes: false, minBytes: true, swapMaxBytes: false },
+    disks: false,
+    network: {
+      inboundAverage: false,
+      inboundPeak: false,
+      inboundBurst: false,
+      outboundAverage: true,
+      outboundPeak: false,
+      outboundBurst: false,
+    },
+    pids: false,
+  },
+  labels: { models: ['tag'], set: true, hostModels: true },
   backups: false,
   events: false,
-}) as DeepReadonly<SupportsManifest>;
+} as const satisfies SupportsManifest;
+
+/** When each supported limit field takes effect. */
+export const XEN_XAPI_LIMIT_TIMING = {
+  'cpu.weight': 'next-boot',
+  'cpu.maxCores': 'next-boot',
+  'memory.maxBytes': 'live-when-running',
+  'memory.minBytes': 'live-when-running',
+  'nics.outboundAverageBytesPerSec': 'next-boot',
+} as const;
+
+/** What this adapter supports (frozen, nested levels included). */
+export const XEN_XAPI_SUPPORTS = deepFreeze({
+  ...BASE,
+  limits: { ...BASE.limits, timing: XEN_XAPI_LIMIT_TIMING },
+});

@@ -1,23 +1,89 @@
 /**
- * The reference-client probe of the xen-xapi adapter: reads the backend WITHOUT the adapter, so the live
- * conformance suite can tell what an adapter call really did (see `ConformanceProbe` in
- * `@hvkit/conformance`). With every capability `false` the suite needs none of its methods; add them as you
- * add capabilities (`guestExists` and `getGuestFacts` with inventory, `getLimits` with limits, ...), using
- * the backend's own tool or API directly, never this package's code.
+ * The reference-client probe of the xen-xapi adapter: reads the server WITHOUT the adapter, through Xen
+ * Orchestra's own XAPI client (the `xen-api` npm package), so the live conformance suite can tell what an
+ * adapter call really did, and an independent client checks the simulator's protocol at the same time.
  */
 
-import type { ConformanceProbe } from '@hvkit/conformance';
+import type { ConformanceProbe, ProbeGuest } from '@hvkit/conformance';
+import type { PowerState, ResourceLimits } from '@hvkit/core';
+import { Xapi } from 'xen-api';
 
-/** A probe for the live tier; `close()` releases what it opened. */
+/** A probe for the live tier; `close()` logs its session out. */
 export interface XenXapiProbe extends ConformanceProbe {
   close(): Promise<void>;
 }
 
-/** Opens the probe (nothing to open yet). */
-export function xenXapiProbe(): XenXapiProbe {
+const POWER: Record<string, PowerState> = {
+  Running: 'running',
+  Halted: 'stopped',
+  Paused: 'paused',
+  Suspended: 'suspended',
+};
+
+/** Opens the probe: one xen-api session (JSON-RPC, events off). */
+export async function xenXapiProbe(url: string, user: string, password: string): Promise<XenXapiProbe> {
+  const xapi = new Xapi({ url, auth: { user, password }, watchEvents: false, allowUnauthorized: true });
+  await xapi.connect();
+  const vmRef = async (g: ProbeGuest): Promise<string | undefined> => {
+    const uuid = g.uuid ?? g.id;
+    if (uuid) return (await xapi.call('VM.get_by_uuid', uuid).catch(() => undefined)) as string | undefined;
+    const refs = (await xapi.call('VM.get_by_name_label', g.name)) as string[];
+    return refs[0];
+  };
+  const record = async (g: ProbeGuest) => {
+    const ref = await vmRef(g);
+    if (!ref) throw new Error(`probe: no VM for ${JSON.stringify(g.ref)}`);
+    return { ref, vm: (await xapi.call('VM.get_record', ref)) as Record<string, unknown> };
+  };
   return {
+    async guestExists(g) {
+      return (await vmRef(g)) !== undefined;
+    },
+    async getGuestFacts(g) {
+      const { vm } = await record(g);
+      return {
+        name: vm.name_label as string,
+        uuid: vm.uuid as string,
+        vcpus: Number(vm.VCPUs_max),
+        memoryBytes: Number(vm.memory_static_max),
+        powerState: POWER[vm.power_state as string] ?? 'unknown',
+      };
+    },
+    async getLimits(g) {
+      const { vm } = await record(g);
+      const params = vm.VCPUs_params as Record<string, string>;
+      const nics = [];
+      for (const vifRef of vm.VIFs as string[]) {
+        const vif = (await xapi.call('VIF.get_record', vifRef)) as Record<string, unknown>;
+        const kbps = Number((vif.qos_algorithm_params as Record<string, string>).kbps);
+        nics.push({
+          device: String(vif.device),
+          outboundAverageBytesPerSec: vif.qos_algorithm_type === 'ratelimit' && kbps > 0 ? kbps * 1024 : null,
+        });
+      }
+      const limits: ResourceLimits = {
+        cpu: {
+          weight: params.weight
+            ? Math.min(10000, Math.max(1, Math.floor((Number(params.weight) * 100) / 256 + 0.5)))
+            : null,
+          maxCores: Number(params.cap) > 0 ? Number(params.cap) / 100 : null,
+        },
+        memory: {
+          maxBytes:
+            Number(vm.memory_dynamic_max) === Number(vm.memory_static_max)
+              ? null
+              : Number(vm.memory_dynamic_max),
+          minBytes:
+            Number(vm.memory_dynamic_min) === Number(vm.memory_static_min)
+              ? null
+              : Number(vm.memory_dynamic_min),
+        },
+        nics,
+      };
+      return limits;
+    },
     async close() {
-      // nothing opened yet
+      await xapi.disconnect();
     },
   };
 }

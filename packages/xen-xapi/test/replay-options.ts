@@ -1,24 +1,34 @@
 /** Settings shared by the recorder (test/record.ts) and the replay and live conformance tests. */
 
-/** The fixture folder under test/fixtures/ that the replay test reads and the recorder writes. */
-export const FIXTURE = 'stub';
+import type { LimitTestValues } from '@hvkit/conformance';
+
+/** The fixture folders under test/fixtures/, one per wire protocol. */
+export const FIXTURES = { 'json-rpc': 'xapi-sim-jsonrpc', 'xml-rpc': 'xapi-sim-xmlrpc' } as const;
 
 /**
- * The origin written into the recorded cassette in place of the server's (whose port changes every run),
- * so re-recording an unchanged server gives an identical fixture. Replay connects to it; msw answers.
+ * The origin written into the recorded cassettes in place of the simulator's (whose port changes every
+ * run), so re-recording gives an identical fixture. Replay connects to it; msw answers.
  */
 export const REPLAY_ORIGIN = 'http://xen-xapi.replay.invalid';
 
+/** The credentials the recorder and replay use (the simulator's defaults; test values guarding nothing). */
+export const REPLAY_USERNAME = 'root';
+
 /**
- * The live peer: the environment variables the live tier needs. Until `declared` is true (set it once
- * scripts/peers/ starts a real server or the package ships a simulator), a missing peer is a skip with
- * its reason even under `HVKIT_LIVE=require`; after that, `HVKIT_LIVE=require` makes it a failure.
+ * The live peer: the XAPI simulator started by scripts/peers/xapi-sim.sh. Under `HVKIT_LIVE=require` its
+ * variables must be set; otherwise the live test starts a simulator of its own on 127.0.0.1.
  */
 export const LIVE_PEER = {
-  name: 'xen-xapi',
-  variables: ['HVKIT_XEN_XAPI_URL'],
-  declared: false,
+  name: 'xapi-sim',
+  variables: ['HVKIT_XAPI_URL', 'HVKIT_XAPI_USERNAME', 'HVKIT_XAPI_PASSWORD'],
+  declared: true,
 } as const;
 
-/** Checks skipped in replay and recording, each with its reason (none yet: every capability is false). */
+/**
+ * Limit values for the round trips. `memory.maxBytes` is XAPI's `memory_dynamic_max`, which on a running VM
+ * must stay within its static maximum: the suite's default (the guest's memory + 512 MiB) would exceed it.
+ */
+export const LIMIT_VALUES: LimitTestValues = { 'memory.maxBytes': 3 * 1024 * 1024 * 1024 };
+
+/** Checks skipped in replay and recording, each with its reason. */
 export const REPLAY_SKIPS: Record<string, string> = {};

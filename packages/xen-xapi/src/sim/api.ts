@@ -1,0 +1,410 @@
+/**
+ * The simulator's XAPI: sessions, the generic class messages (`get_all_records`, `get_record`,
+ * `get_by_uuid`, `get_all`, `get_by_name_label`, field getters), the mutators limits and labels use with
+ * XAPI's checks (power state, memory constraint order, duplicate map keys), `Async.*` tasks and
+ * `task.cancel`. Failures are XAPI's error codes with their parameters.
+ */
+
+import { randomUUID } from 'node:crypto';
+import { fieldOf, fieldsOf, type XapiFieldType } from '../protocol/datamodel';
+import { normaliseValue } from '../protocol/values';
+import { setOwn, type WireValue } from '../protocol/wire';
+import { encodeXmlRpcValue } from '../protocol/xmlrpc';
+import { rowToWire, type SimDb, type SimRow, toWire } from './db';
+
+/** An XAPI failure: `[code, ...params]`. */
+export class XapiFailure extends Error {
+  readonly description: string[];
+  constructor(code: string, ...params: string[]) {
+    super(code);
+    this.description = [code, ...params];
+  }
+}
+
+/** Settings of the simulated API. */
+export interface SimApiSettings {
+  username: string;
+  password: string;
+  /** When set, every login is answered `HOST_IS_SLAVE [slaveOf]`. */
+  slaveOf?: string;
+  /** How long an `Async.*` task stays pending before it runs, ms (0: it has finished when the call returns). */
+  taskDelayMs: number;
+}
+
+interface Session {
+  username: string;
+  originator: string;
+}
+
+/** A deterministic UUID for the n-th object the simulator creates (so recordings repeat exactly). */
+function madeUuid(kind: number, n: number): string {
+  return `00000000-5a5a-4${String(kind).padStart(3, '0')}-8000-${String(n).padStart(12, '0')}`;
+}
+
+const MUTABLE_MAPS: Readonly<Record<string, readonly string[]>> = {
+  VM: ['VCPUs_params', 'other_config', 'platform', 'xenstore_data', 'blocked_operations'],
+  VIF: ['qos_algorithm_params', 'other_config'],
+  VBD: ['qos_algorithm_params', 'other_config'],
+  pool: ['other_config'],
+  host: ['other_config'],
+  network: ['other_config'],
+  SR: ['other_config'],
+  VDI: ['other_config'],
+};
+const TAGGED = new Set(['VM', 'pool', 'host', 'network', 'SR', 'VDI']);
+
+/** The simulated API over one database. */
+export class SimApi {
+  readonly db: SimDb;
+  readonly settings: SimApiSettings;
+  readonly #sessions = new Map<string, Session>();
+  readonly #timers = new Map<string, NodeJS.Timeout>();
+  #tasks = 0;
+  #domid = 0;
+  #lastSession = '';
+
+  constructor(db: SimDb, settings: SimApiSettings) {
+    this.db = db;
+    this.settings = settings;
+    db.table('task');
+    for (const vm of db.table('VM').values())
+      if (typeof vm.domid === 'number') this.#domid = Math.max(this.#domid, vm.domid);
+  }
+
+  /** Ends every session, as a toolstack restart does: the next call with one gets `SESSION_INVALID`. */
+  invalidateSessions(): void {
+    this.#sessions.clear();
+  }
+
+  /** How many sessions are open. */
+  get sessionCount(): number {
+    return this.#sessions.size;
+  }
+
+  /** Stops pending task timers. */
+  close(): void {
+    for (const t of this.#timers.values()) clearTimeout(t);
+    this.#timers.clear();
+  }
+
+  /** Every message name this simulator answers (`system.listMethods`). */
+  listMethods(): string[] {
+    const out = [
+      'session.login_with_password',
+      'session.logout',
+      'system.listMethods',
+      'task.cancel',
+      'task.destroy',
+    ];
+    for (const cls of this.db.tables.keys()) {
+      out.push(`${cls}.get_all_records`, `${cls}.get_all`, `${cls}.get_record`, `${cls}.get_by_uuid`);
+      if (fieldsOf(cls).has('name_label')) out.push(`${cls}.get_by_name_label`);
+      for (const f of fieldsOf(cls).keys()) out.push(`${cls}.get_${f}`);
+      for (const m of MUTABLE_MAPS[cls] ?? [])
+        out.push(`${cls}.set_${m}`, `${cls}.add_to_${m}`, `${cls}.remove_from_${m}`);
+      if (TAGGED.has(cls)) out.push(`${cls}.add_tags`, `${cls}.remove_tags`, `${cls}.set_tags`);
+    }
+    out.push(
+      'VM.set_memory_dynamic_range',
+      'VM.set_memory_limits',
+      'VM.start',
+      'VM.hard_shutdown',
+      'VM.clean_shutdown',
+      'VIF.set_qos_algorithm_type',
+    );
+    return out.sort();
+  }
+
+  /**
+   * Runs one message. `params` as decoded from either wire.
+   *
+   * @throws XapiFailure for every XAPI error.
+   */
+  call(method: string, params: readonly unknown[]): WireValue {
+    if (method === 'session.login_with_password') return this.#login(params);
+    if (method === 'system.listMethods') return this.listMethods();
+    if (method.startsWith('Async.')) {
+      const inner = method.slice(6);
+      this.#session(params[0]);
+      if (!this.#known(inner)) throw new XapiFailure('MESSAGE_METHOD_UNKNOWN', method);
+      return this.#async(inner, params);
+    }
+    if (!this.#known(method)) throw new XapiFailure('MESSAGE_METHOD_UNKNOWN', method);
+    this.#session(params[0]);
+    this.#lastSession = params[0] as string;
+    return this.#run(method, params.slice(1));
+  }
+
+  #known(method: string): boolean {
+    const dot = method.indexOf('.');
+    const cls = method.slice(0, dot);
+    if (dot < 1 || !this.db.tables.has(cls)) return method.startsWith('session.');
+    return this.listMethods().includes(method);
+  }
+
+  #login(params: readonly unknown[]): string {
+    if (params.length < 2 || params.length > 4)
+      throw new XapiFailure(
+        'MESSAGE_PARAMETER_COUNT_MISMATCH',
+        'session.login_with_password',
+        '4',
+        String(params.length),
+      );
+    const [uname, pwd, , originator] = params;
+    if (this.settings.slaveOf !== undefined) throw new XapiFailure('HOST_IS_SLAVE', this.settings.slaveOf);
+    if (uname !== this.settings.username || pwd !== this.settings.password)
+      throw new XapiFailure('SESSION_AUTHENTICATION_FAILED', String(uname), 'Authentication failure');
+    const ref = `OpaqueRef:${randomUUID()}`;
+    this.#sessions.set(ref, {
+      username: String(uname),
+      originator: typeof originator === 'string' ? originator : '',
+    });
+    return ref;
+  }
+
+  #session(value: unknown): Session {
+    const s = typeof value === 'string' ? this.#sessions.get(value) : undefined;
+    if (!s) throw new XapiFailure('SESSION_INVALID', typeof value === 'string' ? value : '');
+    return s;
+  }
+
+  #count(method: string, args: readonly unknown[], n: number): void {
+    if (args.length !== n)
+      throw new XapiFailure(
+        'MESSAGE_PARAMETER_COUNT_MISMATCH',
+        method,
+        String(n + 1),
+        String(args.length + 1),
+      );
+  }
+
+  #arg(type: XapiFieldType, value: unknown, name: string): unknown {
+    try {
+      return normaliseValue(type, value, name);
+    } catch {
+      throw new XapiFailure('FIELD_TYPE_ERROR', name);
+    }
+  }
+
+  #row(cls: string, ref: unknown): SimRow {
+    const row = typeof ref === 'string' ? this.db.table(cls).get(ref) : undefined;
+    if (!row) throw new XapiFailure('HANDLE_INVALID', cls, String(ref));
+    return row;
+  }
+
+  #run(method: string, args: readonly unknown[]): WireValue {
+    if (method === 'session.logout') {
+      this.#sessions.delete(String(this.#lastSession));
+      return '';
+    }
+    const dot = method.indexOf('.');
+    const cls = method.slice(0, dot);
+    const name = method.slice(dot + 1);
+    const table = this.db.table(cls);
+    switch (name) {
+      case 'get_all_records': {
+        this.#count(method, args, 0);
+        const out: Record<string, WireValue> = {};
+        for (const [ref, row] of table) setOwn(out, ref, rowToWire(cls, row));
+        return out;
+      }
+      case 'get_all':
+        this.#count(method, args, 0);
+        return [...table.keys()];
+      case 'get_record':
+        this.#count(method, args, 1);
+        return rowToWire(cls, this.#row(cls, args[0]));
+      case 'get_by_uuid': {
+        this.#count(method, args, 1);
+        for (const [ref, row] of table) if (row.uuid === args[0]) return ref;
+        throw new XapiFailure('UUID_INVALID', cls, String(args[0]));
+      }
+      case 'get_by_name_label':
+        this.#count(method, args, 1);
+        return [...table].filter(([, row]) => row.name_label === args[0]).map(([ref]) => ref);
+    }
+    if (name.startsWith('get_')) {
+      this.#count(method, args, 1);
+      const field = name.slice(4);
+      return toWire(fieldOf(cls, field), this.#row(cls, args[0])[field]);
+    }
+    if (cls === 'task') return this.#task(method, name, args);
+    if (name === 'add_tags' || name === 'remove_tags' || name === 'set_tags') {
+      const row = this.#row(cls, args[0]);
+      this.#count(method, args, 2);
+      if (name === 'set_tags') {
+        row.tags = this.#arg('strings', args[1], 'value');
+        return '';
+      }
+      const tag = this.#arg('string', args[1], 'value') as string;
+      const tags = (row.tags as string[]).filter((t) => t !== tag);
+      if (name === 'add_tags') tags.push(tag);
+      row.tags = tags;
+      return '';
+    }
+    const mapOp = /^(set|add_to|remove_from)_(.+)$/.exec(name);
+    if (mapOp && (MUTABLE_MAPS[cls] ?? []).includes(mapOp[2] as string)) {
+      const field = mapOp[2] as string;
+      const row = this.#row(cls, args[0]);
+      const map = { ...(row[field] as Record<string, string>) };
+      if (mapOp[1] === 'set') {
+        this.#count(method, args, 2);
+        row[field] = this.#arg('map', args[1], 'value');
+        return '';
+      }
+      if (mapOp[1] === 'add_to') {
+        this.#count(method, args, 3);
+        const key = this.#arg('string', args[1], 'key') as string;
+        if (Object.hasOwn(map, key))
+          throw new XapiFailure('MAP_DUPLICATE_KEY', cls, field, String(row.uuid), key);
+        setOwn(map, key, this.#arg('string', args[2], 'value'));
+      } else {
+        this.#count(method, args, 2);
+        delete map[this.#arg('string', args[1], 'key') as string];
+      }
+      row[field] = map;
+      return '';
+    }
+    if (cls === 'VIF' && name === 'set_qos_algorithm_type') {
+      this.#count(method, args, 2);
+      this.#row(cls, args[0]).qos_algorithm_type = this.#arg('string', args[1], 'value');
+      return '';
+    }
+    if (cls === 'VM') return this.#vm(method, name, args);
+    throw new XapiFailure('MESSAGE_METHOD_UNKNOWN', method);
+  }
+
+  #vm(method: string, name: string, args: readonly unknown[]): WireValue {
+    const vm = this.#row('VM', args[0]);
+    const ref = args[0] as string;
+    const state = String(vm.power_state);
+    const expect = (...states: string[]) => {
+      if (!states.includes(state))
+        throw new XapiFailure('VM_BAD_POWER_STATE', ref, states[0]?.toLowerCase() ?? '', state.toLowerCase());
+    };
+    const int = (v: unknown, n: string) => {
+      const x = this.#arg('int', v, n);
+      return typeof x === 'bigint' ? Number(x) : (x as number);
+    };
+    const checkOrder = (smin: number, dmin: number, dmax: number, smax: number) => {
+      if (!(smin <= dmin && dmin <= dmax && dmax <= smax))
+        throw new XapiFailure('MEMORY_CONSTRAINT_VIOLATION_ORDER');
+    };
+    switch (name) {
+      case 'set_memory_dynamic_range': {
+        this.#count(method, args, 3);
+        if (vm.is_a_template) throw new XapiFailure('VM_IS_TEMPLATE', ref);
+        expect('Halted', 'Running');
+        const min = int(args[1], 'min');
+        const max = int(args[2], 'max');
+        checkOrder(Number(vm.memory_static_min), min, max, Number(vm.memory_static_max));
+        vm.memory_dynamic_min = min;
+        vm.memory_dynamic_max = max;
+        if (state === 'Running') vm.memory_target = max;
+        return '';
+      }
+      case 'set_memory_limits': {
+        this.#count(method, args, 5);
+        expect('Halted');
+        const [smin, smax, dmin, dmax] = [1, 2, 3, 4].map((k) => int(args[k], 'memory')) as [
+          number,
+          number,
+          number,
+          number,
+        ];
+        checkOrder(smin, dmin, dmax, smax);
+        Object.assign(vm, {
+          memory_static_min: smin,
+          memory_static_max: smax,
+          memory_dynamic_min: dmin,
+          memory_dynamic_max: dmax,
+        });
+        return '';
+      }
+      case 'start': {
+        this.#count(method, args, 3);
+        if (vm.is_a_template) throw new XapiFailure('VM_IS_TEMPLATE', ref);
+        expect('Halted');
+        const pool = [...this.db.table('pool').values()][0];
+        Object.assign(vm, {
+          power_state: this.#arg('bool', args[1], 'start_paused') ? 'Paused' : 'Running',
+          resident_on: pool?.master ?? null,
+          domid: ++this.#domid,
+          memory_target: vm.memory_dynamic_max,
+        });
+        this.db.relink();
+        return '';
+      }
+      case 'hard_shutdown':
+      case 'clean_shutdown':
+        this.#count(method, args, 1);
+        expect('Running', 'Paused', 'Suspended');
+        Object.assign(vm, { power_state: 'Halted', resident_on: null, domid: -1 });
+        this.db.relink();
+        return '';
+    }
+    throw new XapiFailure('MESSAGE_METHOD_UNKNOWN', method);
+  }
+
+  #async(method: string, params: readonly unknown[]): string {
+    const n = ++this.#tasks;
+    const ref = `OpaqueRef:${madeUuid(1, n)}`;
+    const task = this.db.insert('task', ref, {
+      uuid: madeUuid(2, n),
+      name_label: `Async.${method}`,
+      status: 'pending',
+      progress: 0,
+      created: new Date(Math.floor(Date.now() / 1000) * 1000),
+      result: '',
+      error_info: [],
+    });
+    const run = () => {
+      this.#timers.delete(ref);
+      if (task.status !== 'pending') return;
+      try {
+        const value = this.call(method, params);
+        task.result = value === '' ? '' : encodeXmlRpcValue(value);
+        task.status = 'success';
+      } catch (error) {
+        task.status = 'failure';
+        task.error_info =
+          error instanceof XapiFailure ? error.description : ['INTERNAL_ERROR', String(error)];
+      }
+      task.progress = 1;
+      task.finished = new Date(Math.floor(Date.now() / 1000) * 1000);
+    };
+    if (this.settings.taskDelayMs > 0) {
+      const timer = setTimeout(run, this.settings.taskDelayMs);
+      timer.unref();
+      this.#timers.set(ref, timer);
+    } else {
+      run();
+    }
+    return ref;
+  }
+
+  #task(method: string, name: string, args: readonly unknown[]): WireValue {
+    this.#count(method, args, 1);
+    const task = this.#row('task', args[0]);
+    const ref = args[0] as string;
+    if (name === 'cancel') {
+      if (task.status !== 'pending')
+        throw new XapiFailure('OPERATION_NOT_ALLOWED', 'The task is not pending.');
+      clearTimeout(this.#timers.get(ref));
+      this.#timers.delete(ref);
+      Object.assign(task, {
+        status: 'cancelled',
+        error_info: ['TASK_CANCELLED', ref],
+        finished: new Date(Math.floor(Date.now() / 1000) * 1000),
+      });
+      return '';
+    }
+    if (name === 'destroy') {
+      clearTimeout(this.#timers.get(ref));
+      this.#timers.delete(ref);
+      this.db.table('task').delete(ref);
+      return '';
+    }
+    throw new XapiFailure('MESSAGE_METHOD_UNKNOWN', method);
+  }
+}
