@@ -5,7 +5,7 @@ PEERS_LIB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$PEERS_LIB_DIR/../.." && pwd)"
 PEERS_DIR="$REPO_ROOT/.peers"
 # shellcheck disable=SC2034 # used by start and status
-PEER_DEFAULTS=(sshd libvirtd vcsim)
+PEER_DEFAULTS=(sshd libvirtd vcsim xapi-sim)
 
 # log MESSAGE...: progress to stderr, prefixed with the peer name when PEER is set.
 log() { printf '[%s] %s\n' "${PEER:-peers}" "$*" >&2; }

@@ -1,6 +1,6 @@
 import { HvkitError } from '@hvkit/core';
 import { describe, expect, it } from 'vitest';
-import { ADAPTER_ID, backendErrorToHvkitError } from './errors';
+import { ADAPTER_ID, backendErrorToHvkitError, XAPI_ERROR_CODES, xapiErrorToHvkitError } from './errors';
 
 describe('backendErrorToHvkitError', () => {
   it.each([
@@ -39,5 +39,26 @@ describe('backendErrorToHvkitError', () => {
     ['  ', undefined],
   ])('takes the backend message from %j', (body, message) => {
     expect(backendErrorToHvkitError(500, body).backendMessage).toBe(message);
+  });
+});
+
+describe('xapiErrorToHvkitError', () => {
+  it.each(Object.entries(XAPI_ERROR_CODES))('%s -> %s', (xapiCode, code) => {
+    const error = xapiErrorToHvkitError([xapiCode, 'p1', 'p2'], { operation: 'VM.start' });
+    expect(error).toMatchObject({
+      code,
+      adapter: ADAPTER_ID,
+      operation: 'VM.start',
+      backendCode: xapiCode,
+      details: { params: ['p1', 'p2'] },
+    });
+  });
+
+  it('an unknown code or an SR backend failure is REMOTE; SESSION_INVALID is retryable', () => {
+    expect(xapiErrorToHvkitError(['SR_BACKEND_FAILURE_46', 'x']).code).toBe('REMOTE');
+    expect(xapiErrorToHvkitError(['SOMETHING_NEW']).code).toBe('REMOTE');
+    expect(xapiErrorToHvkitError(['SESSION_INVALID', 'OpaqueRef:s']).retryable).toBe(true);
+    expect(xapiErrorToHvkitError(['HANDLE_INVALID', 'VM', 'OpaqueRef:x']).retryable).toBe(false);
+    expect(xapiErrorToHvkitError(undefined).backendCode).toBe('UNKNOWN');
   });
 });
