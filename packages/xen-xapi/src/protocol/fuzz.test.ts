@@ -6,19 +6,9 @@
 
 import { HvkitError } from '@hvkit/core';
 import { describe, expect, it } from 'vitest';
+import { prng } from '../../../core/src/__test-utils__';
 import { parseXapiJson } from './json';
 import { decodeXmlRpcResponse, decodeXmlRpcValue, encodeXmlRpcResponse } from './xmlrpc';
-
-function mulberry32(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const INSERTS = [
   '<',
@@ -121,7 +111,7 @@ const JSON_SEEDS = [
 
 describe('decoder fuzzing (seeded)', () => {
   it('XML-RPC: 12,000 mutated replies decode or fail with PROTOCOL', () => {
-    const rnd = mulberry32(0x5eed);
+    const rnd = prng(0x5eed);
     const tally = { ok: 0, error: 0 };
     for (let i = 0; i < 12_000; i++) {
       const input = mutate(XML_SEEDS[i % XML_SEEDS.length] as string, rnd);
@@ -133,7 +123,7 @@ describe('decoder fuzzing (seeded)', () => {
   });
 
   it('JSON: 12,000 mutated replies parse or fail with PROTOCOL', () => {
-    const rnd = mulberry32(0xbeef);
+    const rnd = prng(0xbeef);
     const tally = { ok: 0, error: 0 };
     for (let i = 0; i < 12_000; i++) {
       const input = mutate(JSON_SEEDS[i % JSON_SEEDS.length] as string, rnd);
