@@ -15,7 +15,21 @@ export * from './adapter/option-keys';
 export { assertSpecificationVersion } from './adapter/spec-version';
 export { type WrapAdapterOptions, wrapAdapter } from './adapter/wrap';
 export { createDirectorySink, type DirectorySinkOptions } from './backup/directory-sink';
+export {
+  artifactPath,
+  BACKUP_MANIFEST_FILE,
+  type BackupFileRole,
+  type BackupManifest,
+  type BackupManifestDisk,
+  type BackupManifestFile,
+  checkBackupManifest,
+  newArtifactId,
+  parseBackupManifest,
+  serializeBackupManifest,
+  writeBackupManifest,
+} from './backup/manifest';
 export type * from './backup/sink';
+export type * from './backup/source';
 export {
   checkSinkFileName,
   checkSinkWriteOptions,

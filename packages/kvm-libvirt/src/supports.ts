@@ -46,6 +46,9 @@ export const KVM_LIBVIRT_SUPPORTS: DeepReadonly<SupportsManifest> = Object.freez
     incremental: true,
     hostConfig: true,
     methods: KVM_LIBVIRT_BACKUP_METHODS,
+    checkpoints: false,
+    cleanup: false,
+    restore: false,
   },
   events: { lifecycle: true },
 }) as DeepReadonly<SupportsManifest>;
@@ -66,6 +69,9 @@ export const KVM_LIBVIRT_TEST_DRIVER_SUPPORTS: DeepReadonly<SupportsManifest> = 
     incremental: false,
     hostConfig: true,
     methods: ['libvirt-xml'],
+    checkpoints: false,
+    cleanup: false,
+    restore: false,
   },
   events: { lifecycle: true },
 }) as DeepReadonly<SupportsManifest>;
@@ -87,6 +93,9 @@ export const KVM_LIBVIRT_OTHER_DRIVER_SUPPORTS: DeepReadonly<SupportsManifest> =
     incremental: false,
     hostConfig: true,
     methods: ['libvirt-xml'],
+    checkpoints: false,
+    cleanup: false,
+    restore: false,
   },
   events: { lifecycle: true },
 }) as DeepReadonly<SupportsManifest>;

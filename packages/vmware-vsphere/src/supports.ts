@@ -42,6 +42,9 @@ export const VMWARE_VSPHERE_SUPPORTS = deepFreeze({
     incremental: false,
     hostConfig: true,
     methods: ['datastore-download', 'esxi-config'],
+    checkpoints: false,
+    cleanup: false,
+    restore: false,
   },
   events: { lifecycle: true },
 } as const satisfies SupportsManifest);

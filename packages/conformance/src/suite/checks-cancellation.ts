@@ -1,4 +1,5 @@
 import {
+  type BackupSource,
   isLimitFieldSupported,
   limitPatch,
   type ResourceLimits,
@@ -244,6 +245,53 @@ export function cancellationGroup(env: SuiteEnv): GroupDef {
         check(
           sink.completeFiles().size === 0,
           `${preAbortedWhat('backups.backupHostConfig(sink)')} left a complete file in the sink`,
+        );
+      },
+    },
+    'backups.restore': {
+      when: bk !== false && bk.restore !== false,
+      async run(ctx, signal) {
+        const touched: string[] = [];
+        const source: BackupSource = {
+          kind: 'conformance-untouchable',
+          location: 'a source the adapter must not read with an aborted signal',
+          list: async () => {
+            touched.push('list');
+            return [];
+          },
+          readManifest: async (path) => {
+            touched.push(`readManifest(${show(path)})`);
+            throw new ConformanceFailure('the adapter read a manifest with an aborted signal');
+          },
+          readFile: (name) => {
+            touched.push(`readFile(${show(name)})`);
+            return (async function* () {})();
+          },
+        };
+        const call = 'backups.restore(source)';
+        await expectAborted(ctx, call, backupsOf(ctx).restore!(source, { signal }));
+        check(touched.length === 0, `${preAbortedWhat(call)} still read the source (${touched.join(', ')})`);
+      },
+    },
+    'backups.listCheckpoints': {
+      when: bk !== false && bk.checkpoints,
+      async run(ctx, signal) {
+        const t = await ctx.target();
+        await expectAborted(
+          ctx,
+          `backups.listCheckpoints(${show(t.ref)})`,
+          backupsOf(ctx).listCheckpoints!(t.ref, { signal }),
+        );
+      },
+    },
+    'backups.cleanup': {
+      when: bk !== false && bk.cleanup,
+      async run(ctx, signal) {
+        const t = await ctx.target();
+        await expectAborted(
+          ctx,
+          `backups.cleanup(${show(t.ref)})`,
+          backupsOf(ctx).cleanup!(t.ref, { signal }),
         );
       },
     },

@@ -562,6 +562,7 @@ describe('wrapAdapter covers every method of the spec', () => {
     expect(rows.filter((r) => r.longRunning).map((r) => r.operation)).toEqual([
       'backups.backup',
       'backups.backupHostConfig',
+      'backups.restore',
     ]);
   });
 

@@ -180,6 +180,9 @@ export function defaultInMemorySupports(): SupportsManifest {
       incremental: true,
       hostConfig: true,
       methods: [IN_MEMORY_BACKUP_METHOD],
+      checkpoints: false,
+      cleanup: false,
+      restore: false,
     },
     events: { lifecycle: true },
   };

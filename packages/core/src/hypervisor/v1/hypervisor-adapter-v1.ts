@@ -1,6 +1,9 @@
 import type { BackupSink } from '../../backup/sink';
+import type { BackupSource } from '../../backup/source';
 import type {
   BackupArtifact,
+  BackupCheckpoint,
+  BackupCleanupResult,
   Guest,
   GuestEvent,
   GuestRef,
@@ -10,6 +13,7 @@ import type {
   Network,
   Progress,
   ResourceLimits,
+  RestoreResult,
   SecurityLabel,
   Snapshot,
   StoragePool,
@@ -93,8 +97,40 @@ export interface BackupOptions extends CallOptions {
   mode?: 'full' | 'incremental';
   /** Checkpoint of an earlier backup, for `incremental`. */
   sinceCheckpoint?: string;
-  /** Called with progress; `processedBytes` only grows. */
+  /**
+   * Called with progress: each phase reports `totalBytes` when it is known before the phase starts,
+   * `processedBytes` only grows and never exceeds it, and calls come at most about ten per second plus the last.
+   */
   onProgress?: (progress: Progress) => void;
+}
+
+/** Options of `backups.restore`. */
+export interface RestoreOptions extends CallOptions {
+  /**
+   * The artifact to restore: its id or path as the source lists it. An incremental restores its whole chain,
+   * the full backup first. Default: the newest complete artifact of {@link RestoreOptions.guest}, or the
+   * source's only guest; `INVALID_ARGUMENT` when that is ambiguous.
+   */
+  artifact?: string;
+  /** Pick the newest complete artifact of this guest (name or id as recorded in the manifests). */
+  guest?: string;
+  /**
+   * `new` (default) defines a new guest: new name, ids and MACs, static security labels dropped so the guest
+   * gets its own. `in-place` writes over the disks of the original guest, which must exist and be stopped.
+   */
+  mode?: 'new' | 'in-place';
+  /** The new guest's name (mode `new`). Default: the original name with `-restored-<artifact id>`. */
+  name?: string;
+  /** Where the new guest's disks go: a storage pool (libvirt), a datastore (vSphere). Default: the original's. */
+  storage?: string;
+  /** Called with progress, as for backups. */
+  onProgress?: (progress: Progress) => void;
+}
+
+/** Options of `backups.cleanup`. */
+export interface BackupCleanupOptions extends CallOptions {
+  /** Also remove incomplete artifacts of this guest (no manifest) from this sink. */
+  sink?: BackupSink;
 }
 
 /** Snapshots and backups. */
@@ -110,6 +146,19 @@ export interface BackupsCapability {
   backup(ref: GuestRef, sink: BackupSink, options?: BackupOptions): Promise<BackupArtifact>;
   /** Backs up the host's configuration (definitions, capabilities). */
   backupHostConfig?(sink: BackupSink, options?: BackupOptions): Promise<BackupArtifact>;
+  /**
+   * Restores an artifact written by `backup` (see {@link RestoreOptions}). Every file is checked against the
+   * artifact's manifest while it streams; a mismatch, an abort or any failure leaves no guest, volume or file
+   * behind, because the restored disks become visible (defined, swapped in) only at the end.
+   */
+  restore?(source: BackupSource, options?: RestoreOptions): Promise<RestoreResult>;
+  /** The backend's checkpoints for incremental backups of the guest, hvkit's with their chain, oldest first. */
+  listCheckpoints?(ref: GuestRef, options?: CallOptions): Promise<BackupCheckpoint[]>;
+  /**
+   * Removes what crashed or killed backups of the guest left (their checkpoints, temporary volumes, jobs,
+   * expired leases and, with `sink`, incomplete artifacts), never what a live lease of another run holds.
+   */
+  cleanup?(ref: GuestRef, options?: BackupCleanupOptions): Promise<BackupCleanupResult>;
 }
 
 /** Options of `events.subscribe`. */

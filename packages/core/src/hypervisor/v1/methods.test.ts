@@ -33,6 +33,9 @@ describe('SPEC_V1_METHODS', () => {
       'backups.revertSnapshot',
       'backups.backup',
       'backups.backupHostConfig',
+      'backups.restore',
+      'backups.listCheckpoints',
+      'backups.cleanup',
       'events.subscribe',
     ] satisfies SpecV1Operation[]);
   });

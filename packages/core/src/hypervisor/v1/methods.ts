@@ -104,6 +104,9 @@ const TABLE = {
       longRunning: true,
       presentWhen: 'hostConfig',
     },
+    restore: { ...call, optionsIndex: 1, required: false, longRunning: true },
+    listCheckpoints: { ...call, optionsIndex: 1, required: false, presentWhen: 'checkpoints' },
+    cleanup: { ...call, optionsIndex: 1, required: false, presentWhen: 'cleanup' },
   },
   events: {
     subscribe: { kind: 'stream', longRunning: false, optionsIndex: 0, required: true },

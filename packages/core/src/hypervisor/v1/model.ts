@@ -255,18 +255,72 @@ export interface BackupFile {
 
 /** The result of a backup. */
 export interface BackupArtifact {
+  /** The artifact's id: sortable by time, unique, and the name of its folder in the sink. */
   id: string;
   /** Guest id, or the host id for `host-config`. */
   guest: string;
   kind: 'full' | 'incremental' | 'host-config';
   method: BackupMethod;
   createdAt: Date;
+  /**
+   * Every file written, the manifest ({@link BACKUP_MANIFEST_FILE}) last. Names are relative to the sink's root
+   * and start with {@link BackupArtifact.path}.
+   */
   files: BackupFile[];
   /** Checkpoint created by this backup, for the next incremental. */
   checkpoint?: string;
   /** Checkpoint an incremental backup is relative to. */
   parentCheckpoint?: string;
   consistency: 'crash' | 'fs-frozen';
+  /** The artifact's folder in the sink, `<guest name>/<id>` (see `artifactPath`). */
+  path?: string;
+  /** The checkpoint chain this backup belongs to (a full backup starts one). Absent for host config. */
+  chain?: string;
+}
+
+/** A checkpoint the backend keeps for incremental backups (libvirt checkpoint, CBT change id, LVM snapshot). */
+export interface BackupCheckpoint {
+  /** The backend's name or id for it. */
+  id: string;
+  createdAt?: Date;
+  /** The checkpoint it follows in its chain (absent for the first). */
+  parentId?: string;
+  /**
+   * The hvkit chain it belongs to, when hvkit created it; absent for checkpoints hvkit did not create (another
+   * tool's, such as virtnbdbackup's), which hvkit never removes.
+   */
+  chain?: string;
+  /** Whether hvkit created it (recognised by metadata the adapter sets, not by its name). */
+  managed: boolean;
+}
+
+/** Something `backups.cleanup` (or the start of a backup) found left behind by an earlier run. */
+export interface BackupLeftover {
+  kind: 'checkpoint' | 'snapshot' | 'volume' | 'job' | 'file' | 'lease' | 'guest';
+  /** Its name or path on the backend or in the sink. */
+  name: string;
+  /** Why it was left: the run that made it, when known (lease owner, artifact id). */
+  run?: string;
+}
+
+/** The result of `backups.cleanup`. */
+export interface BackupCleanupResult {
+  /** What was removed. */
+  removed: BackupLeftover[];
+  /** What was kept because a live lease holds it (another process's backup still running). */
+  kept: BackupLeftover[];
+}
+
+/** The result of `backups.restore`. */
+export interface RestoreResult {
+  /** The restored guest, read back from the backend. */
+  guest: Guest;
+  mode: 'new' | 'in-place';
+  /** The artifacts restored, oldest first: the chain's full backup, then each incremental up to the one asked. */
+  artifacts: string[];
+  /** The files read and verified against their manifests. */
+  files: BackupFile[];
+  warnings: HvkitWarning[];
 }
 
 /** Progress of a long operation. `processedBytes` only grows. */

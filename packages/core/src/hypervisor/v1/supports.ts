@@ -60,6 +60,21 @@ export interface SupportsManifest {
         hostConfig: boolean;
         /** Methods the adapter may use, e.g. `libvirt-push`, `volume-download`. */
         methods: readonly string[];
+        /** Whether `backups.listCheckpoints` lists the backend's checkpoints with their chains. */
+        checkpoints: boolean;
+        /** Whether `backups.cleanup` finds and removes what a crashed backup left. */
+        cleanup: boolean;
+        /** What `backups.restore` can do; `false` when the method is absent. */
+        restore:
+          | false
+          | {
+              /** Restore as a new guest (new name, ids and MACs). */
+              asNew: boolean;
+              /** Restore over the disks of the same, stopped, guest. */
+              inPlace: boolean;
+              /** Restore an incremental backup by replaying its chain (the full, then each incremental). */
+              incrementalChains: boolean;
+            };
       };
   events: false | { lifecycle: boolean };
 }
