@@ -263,6 +263,13 @@ export function restoreChecks(env: SuiteEnv): CheckDef[] {
   if (bk === false) return [];
   const rs = bk.restore;
   const needsFull = bk.full ? undefined : 'not supported by adapter (supports.backups.full = false)';
+  // Self-describing artifacts and the progress rules came with restore (issue 11): an adapter that declares
+  // no restore yet writes the older layout, and these checks wait until it declares one.
+  const needsArtifacts =
+    needsFull ??
+    (rs === false
+      ? 'supports.backups.restore = false: artifacts and progress are checked once the adapter restores'
+      : undefined);
   const needsAsNew =
     needsFull ??
     (rs === false
@@ -300,7 +307,7 @@ export function restoreChecks(env: SuiteEnv): CheckDef[] {
       title:
         'a full backup is a folder with the definition, every file listed with its size and sha256, the manifest last',
       mutates: true,
-      unavailable: needsFull,
+      unavailable: needsArtifacts,
       async run(ctx) {
         const t = await ctx.target();
         const { sink, artifact } = await backupKept(ctx, t.ref);
@@ -312,7 +319,7 @@ export function restoreChecks(env: SuiteEnv): CheckDef[] {
       title:
         'backup progress: totals per phase never exceeded, only growing, at most ~10 callbacks per second plus the last',
       mutates: true,
-      unavailable: needsFull,
+      unavailable: needsArtifacts,
       async run(ctx) {
         const t = await ctx.target();
         const log: Progress[] = [];
@@ -527,7 +534,7 @@ export function restoreChecks(env: SuiteEnv): CheckDef[] {
       title: 'a backup of a guest without disks is a valid artifact holding its definition',
       mutates: true,
       unavailable:
-        needsFull ??
+        needsArtifacts ??
         (env.options.disklessGuest === undefined
           ? 'no disk-less guest given (options.disklessGuest)'
           : undefined),
