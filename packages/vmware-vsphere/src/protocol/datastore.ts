@@ -1,6 +1,6 @@
 /**
- * File downloads from the server the session is logged in to: datastore files (`/folder`, see
- * {@link datastoreFileUrl}) and the ESXi configuration bundle. What a hostile or broken server cannot do here:
+ * File transfers with the server the session is logged in to: datastore file downloads and uploads
+ * (`/folder`, see {@link datastoreFileUrl}) and the ESXi configuration bundle. What a hostile or broken server cannot do here:
  *
  * - send the session elsewhere: redirects are never followed (`PROTOCOL`), and a URL the server supplies
  *   is reduced to its path and query on the session's own scheme, host and port ({@link onSessionOrigin});
@@ -145,7 +145,7 @@ function idleDeadline(ms: number, context: { operation: string; what: string }) 
   return { signal: controller.signal, arm, disarm };
 }
 
-function statusError(response: Response, options: DownloadOptions): HvkitError {
+function statusError(response: Response, options: Pick<DownloadOptions, 'operation' | 'what'>): HvkitError {
   const status = response.status;
   const context = {
     adapter: ADAPTER_ID,
@@ -332,14 +332,113 @@ export async function openDownload(url: URL, options: DownloadOptions): Promise<
  * `PROTOCOL`, not "missing").
  */
 export async function downloadExists(url: URL, options: DownloadOptions): Promise<boolean> {
+  return (await headFile(url, options)).exists;
+}
+
+/**
+ * HEAD of a file: whether it exists and its declared size (`Content-Length`), when the server states one.
+ * 404 is `{ exists: false }`; other failures are typed errors (a redirect is `PROTOCOL`, not "missing").
+ */
+export async function headFile(url: URL, options: DownloadOptions): Promise<{ exists: boolean; size?: number }> {
   return retry(
     async () => {
       const { response } = await send(url, 'HEAD', 0, options);
       await response.body?.cancel().catch(() => {});
-      if (response.status === 200) return true;
-      if (response.status === 404) return false;
-      throw statusError(response, options);
+      if (response.status === 404) return { exists: false };
+      if (response.status !== 200) throw statusError(response, options);
+      const header = response.headers.get('content-length');
+      return header !== null && /^\d+$/.test(header.trim()) ? { exists: true, size: Number(header) } : { exists: true };
     },
     { signal: options.signal, maxAttempts: 3, adapter: ADAPTER_ID, operation: options.operation },
   );
+}
+
+/** Options of {@link uploadFile}: those of a download, minus the bound (the caller states the exact size). */
+export type UploadOptions = Omit<DownloadOptions, 'maxBytes' | 'maxResumes'>;
+
+/**
+ * Uploads `bytes` bytes from `source` to `url` with one `PUT` (the datastore file endpoint creates or
+ * replaces the file), on the session's origin with its cookie; redirects are not followed. The body must
+ * yield exactly `bytes` bytes: more or fewer is `PROTOCOL` and the request is aborted, so the server never
+ * sees a complete body. An error thrown by `source` (a file that fails verification) aborts the request and
+ * is rethrown as it is. No progress for `idleTimeoutMs` (the server not reading, or not answering) is
+ * `TIMEOUT`. Not retried: a body cannot be replayed.
+ *
+ * @throws HvkitError `PROTOCOL`, `NOT_FOUND`, `AUTH_FAILED`/`PERMISSION_DENIED`, `REMOTE`, `CONNECTION_LOST`,
+ *   `TIMEOUT`, `ABORTED`, or what `source` throws.
+ */
+export async function uploadFile(
+  url: URL,
+  source: AsyncIterable<Uint8Array>,
+  bytes: number,
+  options: UploadOptions,
+): Promise<void> {
+  const context = { adapter: ADAPTER_ID, operation: options.operation };
+  const idle = idleDeadline(options.idleTimeoutMs, options);
+  const signal = options.signal ? AbortSignal.any([options.signal, idle.signal]) : idle.signal;
+  if (signal.aborted) throw abortError(signal, context);
+  let sourceError: unknown;
+  let sent = 0;
+  const iterator = source[Symbol.asyncIterator]();
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      idle.arm();
+      try {
+        const step = await iterator.next();
+        if (step.done) {
+          if (sent !== bytes)
+            throw hvkitError('PROTOCOL', `${options.what}: the source ended at byte ${sent} of ${bytes}.`, {
+              ...context,
+              retryable: false,
+            });
+          controller.close();
+          return;
+        }
+        sent += step.value.byteLength;
+        if (sent > bytes)
+          throw hvkitError('PROTOCOL', `${options.what}: the source yields more than ${bytes} bytes.`, {
+            ...context,
+            retryable: false,
+          });
+        controller.enqueue(step.value);
+      } catch (error) {
+        sourceError = error;
+        controller.error(error);
+      }
+    },
+    async cancel() {
+      await iterator.return?.();
+    },
+  });
+  const headers: Record<string, string> = {
+    'content-type': 'application/octet-stream',
+    'content-length': String(bytes),
+  };
+  const cookie = options.cookie();
+  if (cookie) headers.cookie = cookie;
+  idle.arm();
+  let response: Response;
+  try {
+    response = await options.fetch(url, {
+      method: 'PUT',
+      headers,
+      body,
+      signal,
+      redirect: 'manual',
+      duplex: 'half',
+    } as RequestInit);
+  } catch (error) {
+    if (sourceError !== undefined) throw sourceError;
+    throw fetchErrorToHvkitError(error, { signal, target: url.origin, ...context });
+  } finally {
+    idle.disarm();
+  }
+  await response.body?.cancel().catch(() => {});
+  if (sourceError !== undefined) throw sourceError;
+  if (response.status < 200 || response.status > 299) throw statusError(response, options);
+  if (sent !== bytes)
+    throw hvkitError('PROTOCOL', `${options.what}: the server answered before the whole body was sent.`, {
+      ...context,
+      retryable: false,
+    });
 }
