@@ -16,8 +16,22 @@ export { assertSpecificationVersion } from './adapter/spec-version';
 export { type WrapAdapterOptions, wrapAdapter } from './adapter/wrap';
 export { createDirectorySink, type DirectorySinkOptions } from './backup/directory-sink';
 export {
+  BACKUP_LEASE_RENEW_MS,
+  BACKUP_LEASE_TTL_MS,
+  type BackupLease,
+  type HoldLeaseOptions,
+  holdLease,
+  type LeaseHolder,
+  leaseIsLive,
+  leaseOwner,
+  newLease,
+  parseLease,
+  renewedLease,
+} from './backup/lease';
+export {
   artifactPath,
   BACKUP_MANIFEST_FILE,
+  BACKUP_MANIFEST_MAX_BYTES,
   type BackupFileRole,
   type BackupManifest,
   type BackupManifestDisk,
@@ -28,6 +42,14 @@ export {
   serializeBackupManifest,
   writeBackupManifest,
 } from './backup/manifest';
+export {
+  checkProgressLog,
+  createProgressReporter,
+  type ProgressLogProblem,
+  type ProgressPhaseOptions,
+  type ProgressReporter,
+  type ProgressReporterOptions,
+} from './backup/progress';
 export type * from './backup/sink';
 export type * from './backup/source';
 export {
