@@ -96,7 +96,9 @@ const num = (v: unknown): number | undefined =>
   typeof v === 'number' && Number.isFinite(v) ? v : typeof v === 'bigint' ? Number(v) : undefined;
 const ref = (v: unknown): MoRef | undefined => {
   const r = v as MoRef | undefined;
-  return typeof r?.type === 'string' && typeof r.value === 'string' ? { type: r.type, value: r.value } : undefined;
+  return typeof r?.type === 'string' && typeof r.value === 'string'
+    ? { type: r.type, value: r.value }
+    : undefined;
 };
 
 /** Builds `vm-config.json` from the properties of {@link VM_CONFIG_PATHS}. */
@@ -139,7 +141,11 @@ export function vmConfigOf(props: Record<string, unknown>): VmConfig {
   const controllers: VmConfigController[] = devices
     .filter((d) => controllerKeys.has(num(d.key) ?? Number.NaN))
     .map((c) => {
-      const out: VmConfigController = { key: num(c.key) ?? 0, type: String(c._type), busNumber: num(c.busNumber) ?? 0 };
+      const out: VmConfigController = {
+        key: num(c.key) ?? 0,
+        type: String(c._type),
+        busNumber: num(c.busNumber) ?? 0,
+      };
       if (str(c.sharedBus)) out.sharedBus = c.sharedBus as string;
       return out;
     });
@@ -195,9 +201,14 @@ export function parseVmConfig(bytes: Uint8Array, file: string): VmConfig {
     bad('numCPU or memoryMB');
   for (const list of ['disks', 'nics', 'controllers'] as const) if (!Array.isArray(v[list])) bad(list);
   for (const d of v.disks)
-    if (typeof d?.device !== 'string' || !Number.isSafeInteger(d.capacityBytes) || !Number.isSafeInteger(d.unitNumber))
+    if (
+      typeof d?.device !== 'string' ||
+      !Number.isSafeInteger(d.capacityBytes) ||
+      !Number.isSafeInteger(d.unitNumber)
+    )
       bad('a disk lacks device, capacityBytes or unitNumber');
-  for (const n of v.nics) if (typeof n?.device !== 'string' || typeof n.type !== 'string') bad('a NIC lacks device or type');
+  for (const n of v.nics)
+    if (typeof n?.device !== 'string' || typeof n.type !== 'string') bad('a NIC lacks device or type');
   for (const c of v.controllers)
     if (typeof c?.type !== 'string' || !Number.isSafeInteger(c.busNumber) || !Number.isSafeInteger(c.key))
       bad('a controller lacks type, key or busNumber');

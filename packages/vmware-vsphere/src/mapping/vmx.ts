@@ -13,7 +13,9 @@ const LINE_RE = /^\s*([A-Za-z0-9_.:[\]-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|(\S*))\s
 
 /** Decodes the `|XX` escapes ESXi writes inside .vmx values. */
 function unescapeValue(value: string): string {
-  return value.replace(/\|([0-9A-Fa-f]{2})/g, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)));
+  return value.replace(/\|([0-9A-Fa-f]{2})/g, (_, hex: string) =>
+    String.fromCharCode(Number.parseInt(hex, 16)),
+  );
 }
 
 /** Encodes a value for a .vmx line: `|`, `"`, `#` and control characters as `|XX`. */

@@ -339,7 +339,10 @@ export async function downloadExists(url: URL, options: DownloadOptions): Promis
  * HEAD of a file: whether it exists and its declared size (`Content-Length`), when the server states one.
  * 404 is `{ exists: false }`; other failures are typed errors (a redirect is `PROTOCOL`, not "missing").
  */
-export async function headFile(url: URL, options: DownloadOptions): Promise<{ exists: boolean; size?: number }> {
+export async function headFile(
+  url: URL,
+  options: DownloadOptions,
+): Promise<{ exists: boolean; size?: number }> {
   return retry(
     async () => {
       const { response } = await send(url, 'HEAD', 0, options);
@@ -347,7 +350,9 @@ export async function headFile(url: URL, options: DownloadOptions): Promise<{ ex
       if (response.status === 404) return { exists: false };
       if (response.status !== 200) throw statusError(response, options);
       const header = response.headers.get('content-length');
-      return header !== null && /^\d+$/.test(header.trim()) ? { exists: true, size: Number(header) } : { exists: true };
+      return header !== null && /^\d+$/.test(header.trim())
+        ? { exists: true, size: Number(header) }
+        : { exists: true };
     },
     { signal: options.signal, maxAttempts: 3, adapter: ADAPTER_ID, operation: options.operation },
   );

@@ -367,7 +367,10 @@ const TABLE: Readonly<Record<string, readonly [base: string | null, fields: stri
   FileQuery: ['DynamicData', ''],
   FolderFileQuery: ['FileQuery', ''],
   HostDatastoreBrowserSearchResults: ['DynamicData', 'datastore:MoRef folderPath:string file:FileInfo[]+'],
-  FileInfo: ['DynamicData', 'path:string friendlyName:string fileSize:long modification:dateTime owner:string'],
+  FileInfo: [
+    'DynamicData',
+    'path:string friendlyName:string fileSize:long modification:dateTime owner:string',
+  ],
   FolderFileInfo: ['FileInfo', ''],
 
   // Hosts, datastores, networks.
