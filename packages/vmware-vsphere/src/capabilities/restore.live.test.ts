@@ -299,4 +299,193 @@ describe.skipIf(!vcsim.available)(liveTitle('restore'), () => {
     expect(r.guest.disks).toEqual([]);
     expect(r.guest.name).toBe('restored-diskless');
   });
+
+  /** PUTs bytes to a datastore file through the test's own session. */
+  async function putFile(fileName: string, bytes: Uint8Array): Promise<void> {
+    const m = /^\[([^\]]+)\]\s*(.*)$/.exec(fileName) as RegExpExecArray;
+    const dcs = await retrieveContainer(session, { type: 'Datacenter', paths: ['name'] });
+    const url = new URL(`/folder/${m[2]}`, sim.url);
+    url.searchParams.set('dcPath', String(dcs[0]?.props.name));
+    url.searchParams.set('dsName', m[1] as string);
+    const r = await fetch(url, {
+      method: 'PUT',
+      body: bytes,
+      headers: { cookie: session.client.cookieHeader() ?? '' },
+    });
+    expect(r.ok).toBe(true);
+  }
+
+  async function stoppedVm() {
+    const vms = await retrieveContainer(session, {
+      type: 'VirtualMachine',
+      paths: ['name', 'runtime.powerState', 'config.hardware.device'],
+    });
+    const vm = vms.find(
+      (v) =>
+        v.props['runtime.powerState'] === 'poweredOff' &&
+        ((v.props['config.hardware.device'] ?? []) as DataObject[]).some((d) => d._type === 'VirtualDisk'),
+    );
+    if (!vm) throw new Error('no powered-off VM with a disk');
+    const disk = ((vm.props['config.hardware.device'] ?? []) as DataObject[]).find(
+      (d) => d._type === 'VirtualDisk',
+    );
+    return {
+      id: vm.obj.value,
+      name: String(vm.props.name),
+      fileName: String((disk?.backing as DataObject | undefined)?.fileName),
+    };
+  }
+
+  it('restores in place over a powered-off VM: the disk bytes come back, no temporary folder stays', async () => {
+    const target = await stoppedVm();
+    const flat = target.fileName.replace(/\.vmdk$/, '-flat.vmdk');
+    const out = mkdtempSync(join(tmpdir(), 'hvkit-vs-inplace-'));
+    dirs.push(out);
+    const a = await adapter.backups.backup(target.id, createDirectorySink(out));
+    const original = await getFile(flat);
+    await putFile(flat, new Uint8Array(DISK_BYTES).fill(0xab));
+    expect(sha(await getFile(flat))).not.toBe(sha(original));
+    const foldersBefore = await datastoreFolders();
+    const log: Progress[] = [];
+    const r = await adapter.backups.restore!(createDirectorySource(out), {
+      artifact: a.id,
+      mode: 'in-place',
+      onProgress: (p) => log.push(p),
+    });
+    expect(r.mode).toBe('in-place');
+    expect(r.guest.id).toBe(target.id);
+    expect(sha(await getFile(flat))).toBe(sha(original));
+    expect(await datastoreFolders()).toEqual(foldersBefore);
+    expect(checkProgressLog(log)).toEqual([]);
+  });
+
+  it('in place over a running VM is CONFLICT and changes nothing', async () => {
+    const error = await adapter.backups.restore!(createDirectorySource(dir), {
+      artifact: artifact.id,
+      mode: 'in-place',
+    }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(HvkitError.isInstance(error, 'CONFLICT'), String(error)).toBe(true);
+    expect((await adapter.inventory.getGuest(vmId)).powerState).toBe('running');
+  });
+
+  it('cleanup removes what a killed run left (its snapshot, an expired lease, a restore folder) and keeps what a live lease holds', async () => {
+    const { waitForTask } = await import('../protocol/soap/task');
+    const vm = { type: 'VirtualMachine', value: vmId };
+    const past = new Date(Date.now() - 3_600_000);
+    const expired = {
+      owner: 'gone-host:1',
+      run: 'killed-run',
+      startedAt: past.toISOString(),
+      expiresAt: past.toISOString(),
+    };
+    // The killed backup's temporary snapshot and its lease in the VM's extraConfig.
+    await waitForTask(
+      session,
+      await session.call('CreateSnapshot_Task', vm, {
+        name: 'hvkit-backup (temporary)',
+        description: 'hvkit-backup run=killed-run',
+        memory: false,
+        quiesce: false,
+      }),
+    );
+    await waitForTask(
+      session,
+      await session.call('ReconfigVM_Task', vm, {
+        spec: {
+          _type: 'VirtualMachineConfigSpec',
+          extraConfig: [
+            {
+              _type: 'OptionValue',
+              key: 'hvkit.lease',
+              value: { _type: 'xsd:string', _value: JSON.stringify(expired) },
+            },
+          ],
+        },
+      }),
+    );
+    // A killed restore's folder (expired lease) and a running restore's folder (live lease).
+    const stores = await retrieveContainer(session, { type: 'Datastore', paths: ['name'] });
+    const ds = String(stores[0]?.props.name);
+    const guest = { id: vmId, name: vmName };
+    await putFile(
+      `[${ds}] hvkit-restore-killed/hvkit-lease.json`,
+      new TextEncoder().encode(JSON.stringify({ ...expired, mode: 'new', guest, target: 'x' })),
+    );
+    await putFile(`[${ds}] hvkit-restore-killed/disk-scsi0-0-flat.vmdk`, new Uint8Array(100));
+    const live = {
+      ...expired,
+      run: 'running-run',
+      owner: 'other-host:2',
+      expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
+    };
+    await putFile(
+      `[${ds}] hvkit-restore-running/hvkit-lease.json`,
+      new TextEncoder().encode(JSON.stringify({ ...live, mode: 'new', guest, target: 'y' })),
+    );
+    // An incomplete artifact in the sink (no manifest).
+    const sinkDir = mkdtempSync(join(tmpdir(), 'hvkit-vs-cleanup-'));
+    dirs.push(sinkDir);
+    mkdirSync(join(sinkDir, vmName, '20200101T000000Z-full-dead00'), { recursive: true });
+    writeFileSync(join(sinkDir, vmName, '20200101T000000Z-full-dead00', 'vm.vmx'), 'x');
+    const result = await adapter.backups.cleanup!(vmId, { sink: createDirectorySink(sinkDir) });
+    expect(result.removed).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ kind: 'snapshot', run: 'killed-run' }),
+        expect.objectContaining({ kind: 'lease', name: 'hvkit.lease', run: 'killed-run' }),
+        expect.objectContaining({ kind: 'file', name: `[${ds}] hvkit-restore-killed`, run: 'killed-run' }),
+        expect.objectContaining({ kind: 'file', name: `${vmName}/20200101T000000Z-full-dead00` }),
+      ]),
+    );
+    expect(result.kept).toEqual([
+      expect.objectContaining({ kind: 'file', name: `[${ds}] hvkit-restore-running`, run: 'running-run' }),
+    ]);
+    expect(await adapter.backups.listSnapshots(vmId)).toEqual([]);
+    const folders = await datastoreFolders();
+    expect(folders).not.toContain('hvkit-restore-killed');
+    expect(folders).toContain('hvkit-restore-running');
+    expect(readdirSync(join(sinkDir, vmName))).toEqual([]);
+    // Run again: nothing more to remove.
+    expect((await adapter.backups.cleanup!(vmId)).removed).toEqual([]);
+  });
+
+  it('a backup while another process holds a live lease on the VM is CONFLICT and leaves nothing', async () => {
+    const { waitForTask } = await import('../protocol/soap/task');
+    const vm = { type: 'VirtualMachine', value: vmId };
+    const now = new Date();
+    const live = {
+      owner: 'other-host:3',
+      run: 'other-run',
+      startedAt: now.toISOString(),
+      expiresAt: new Date(now.getTime() + 600_000).toISOString(),
+    };
+    const setLease = async (value: string) =>
+      waitForTask(
+        session,
+        await session.call('ReconfigVM_Task', vm, {
+          spec: {
+            _type: 'VirtualMachineConfigSpec',
+            extraConfig: [
+              { _type: 'OptionValue', key: 'hvkit.lease', value: { _type: 'xsd:string', _value: value } },
+            ],
+          },
+        }),
+      );
+    await setLease(JSON.stringify(live));
+    try {
+      const out = mkdtempSync(join(tmpdir(), 'hvkit-vs-leased-'));
+      dirs.push(out);
+      const error = await adapter.backups.backup(vmId, createDirectorySink(out)).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(HvkitError.isInstance(error, 'CONFLICT'), String(error)).toBe(true);
+      expect(readdirSync(out)).toEqual([]);
+      expect(await adapter.backups.listSnapshots(vmId)).toEqual([]);
+    } finally {
+      await setLease('');
+    }
+  });
 });

@@ -717,8 +717,10 @@ export async function cleanup(
     );
     for (const f of found) {
       const folder = parseDatastorePath(f.folder);
-      if (!folder || folder.path === '') continue;
-      const dir = { datastore: store.name, path: folder.path.replace(/\/+$/, '') };
+      if (!folder) continue;
+      // ESXi writes `[ds] dir/`, vcsim `[ds]/dir`.
+      const dir = { datastore: store.name, path: folder.path.replace(/^\/+|\/+$/g, '') };
+      if (dir.path === '') continue;
       const dc = await datacenterOf(ctx, store.ref, signal);
       const lease = await readFolderLease(
         ctx,
