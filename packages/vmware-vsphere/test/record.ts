@@ -8,7 +8,8 @@
  *   replay's order (the live test, src/conformance.live.test.ts, runs the probe checks against vcsim);
  * - the vcsim instances are private and started here, prepared the same way every time;
  * - run-specific values are normalised: the simulator's `127.0.0.1:<port>` becomes `vcsim.invalid`
- *   (VCSIM_REPLAY_URL), session ids, passwords and dates are pinned by the default rules, uuids numbered.
+ *   (VCSIM_REPLAY_URL), session ids, passwords and dates are pinned by the default rules, uuids numbered,
+ *   backup/restore run ids and lease owners pinned (`vcsimRunIdRule`, which the replay applies too).
  *   Re-recording an unchanged vcsim gives identical files apart from `recordedAt` in fixture.json.
  *
  *   node --conditions=@hvkit/source --import tsx packages/vmware-vsphere/test/record.ts
@@ -37,7 +38,7 @@ import {
 import { connect } from '../src/index';
 import { VCSIM_REPLAY_URL } from '../src/testing';
 import { startPreparedVcsim } from './probe';
-import { REPLAY_SKIPS } from './replay-options';
+import { REPLAY_SKIPS, vcsimRunIdRule } from './replay-options';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..', '..');
@@ -142,7 +143,7 @@ async function record(model: 'vpx' | 'esx'): Promise<void> {
     const rules = defaultRules({
       ids: [idMaps.uuid(), ...VCSIM_RUN_IDS],
       knownSecrets: [sim.password],
-      text: [vcsimRunValues(new URL(sim.url).host)],
+      text: [vcsimRunValues(new URL(sim.url).host), vcsimRunIdRule],
     });
     const dir = join(here, 'fixtures', `vcsim-${model}`);
     const files: Record<string, unknown> = { 'cassette.json': normalise(cassette, rules) };

@@ -388,7 +388,6 @@ async function backup(
       sha256: configFile.sha256,
       format: 'vim-vm-config-json',
     });
-    progress.phase('finish');
     await removeSnapshot(ctx, snapshot, signal);
     snapshot = undefined;
     const manifest: BackupManifest = {
