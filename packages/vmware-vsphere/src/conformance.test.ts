@@ -12,6 +12,7 @@ import { type CassetteHandlers, cassetteHandlers } from '@hvkit/conformance/fixt
 import { onUnhandledRequest } from 'msw';
 import { setupServer } from 'msw/node';
 import { afterAll, describe, it } from 'vitest';
+import { DISKLESS_VM } from '../test/probe';
 import { REPLAY_SKIPS, vcsimRunIdRule } from '../test/replay-options';
 import { connect } from './index';
 import { vcsimCassette } from './testing';
@@ -47,6 +48,7 @@ for (const model of ['vpx', 'esx'] as const) {
         }
         return connect(connectOptions);
       },
+      disklessGuest: { name: DISKLESS_VM },
       skip: REPLAY_SKIPS,
     });
     it('made every recorded call, in the recorded order, and nothing else', () => replay.done());

@@ -327,7 +327,7 @@ export async function readFolderLease(
     signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(30_000)]) : AbortSignal.timeout(30_000),
   });
   if (response.status !== 200) {
-    await response.body?.cancel().catch(() => {});
+    response.body?.cancel().catch(() => {});
     return undefined;
   }
   const text = await response.text();

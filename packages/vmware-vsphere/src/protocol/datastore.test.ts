@@ -7,7 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { HvkitError, hvkitError } from '@hvkit/core';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type UploadOptions, uploadFile } from './datastore';
+import { UPLOAD_BUFFER_BYTES, type UploadOptions, uploadFile } from './datastore';
 
 interface Seen {
   method: string;
@@ -76,6 +76,47 @@ describe('uploadFile', () => {
     expect(seen[0]).toMatchObject({ method: 'PUT', bytes: 4000, complete: true });
     expect(cookie).toBe('vmware_soap_session=abc');
     expect(length).toBe('4000');
+  });
+
+  it('an empty file goes as an empty body, also through a fetch that buffers bodies (as the recorder does)', async () => {
+    let length: string | undefined;
+    const { origin, seen } = await serve((req, res) => {
+      length = req.headers['content-length'];
+      req.on('end', () => res.end());
+    });
+    // A wrapper that buffers the body and forwards the rest, like recordingFetch.
+    const buffering: UploadOptions['fetch'] = async (input, init) => {
+      const bytes = new Uint8Array(await new Response(init?.body ?? null).arrayBuffer());
+      const { duplex: _d, ...rest } = (init ?? {}) as RequestInit & { duplex?: string };
+      return globalThis.fetch(input, { ...rest, body: bytes.byteLength > 0 ? bytes : undefined });
+    };
+    await uploadFile(new URL(`${origin}/folder/x/empty`), chunks(0, 0), 0, options({ fetch: buffering }));
+    expect(seen[0]).toMatchObject({ method: 'PUT', bytes: 0 });
+    expect(length ?? '0').toBe('0');
+    const error = await outcome(uploadFile(new URL(`${origin}/folder/x/empty`), chunks(1, 5), 0, options()));
+    expect(HvkitError.isInstance(error, 'PROTOCOL'), String(error)).toBe(true);
+  });
+
+  it('streams a file over UPLOAD_BUFFER_BYTES with its length stated; one that fails half-way never completes', async () => {
+    let length: string | undefined;
+    const { origin, seen } = await serve((req, res) => {
+      length = req.headers['content-length'];
+      req.on('end', () => res.end());
+    });
+    const big = UPLOAD_BUFFER_BYTES + 64 * 1024;
+    await uploadFile(new URL(`${origin}/folder/x/big`), chunks(big / 1024, 1024), big, options());
+    expect(length).toBe(String(big));
+    expect(seen[0]).toMatchObject({ bytes: big, complete: true });
+    const failing = async function* () {
+      yield new Uint8Array(UPLOAD_BUFFER_BYTES);
+      await new Promise((r) => setTimeout(r, 20));
+      throw hvkitError('INVALID_ARGUMENT', 'mismatch', { details: { reason: 'artifact-mismatch' } });
+    };
+    const error = await outcome(uploadFile(new URL(`${origin}/folder/x/bad`), failing(), big, options()));
+    expect((error as HvkitError).details?.reason).toBe('artifact-mismatch');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(seen[1]?.complete ?? false).toBe(false);
+    expect(seen[1]?.bytes ?? 0).toBeLessThan(big);
   });
 
   it('does not follow a redirect (PROTOCOL): the other origin gets nothing', async () => {
