@@ -125,8 +125,8 @@ async function removeSnapshot(ctx: VsphereContext, snapshot: MoRef, signal?: Abo
   await waitForTask(ctx.session, task, { signal });
 }
 
-/** Largest .vmx a backup downloads (they are a few kilobytes): 4 MiB. */
-const MAX_VMX_BYTES = 4 * 1024 * 1024;
+/** Largest .vmx (and NVRAM) a backup downloads (they are kilobytes): 1 MiB. */
+const MAX_VMX_BYTES = 1024 * 1024;
 
 /** A file a backup downloads from a datastore into the artifact. */
 interface Part {

@@ -339,7 +339,8 @@ export async function downloadExists(url: URL, options: DownloadOptions): Promis
 
 /**
  * HEAD of a file: whether it exists and its declared size (`Content-Length`), when the server states one.
- * 404 is `{ exists: false }`; other failures are typed errors (a redirect is `PROTOCOL`, not "missing").
+ * 404 is `{ exists: false }`; other failures are typed errors (a redirect is `PROTOCOL`, not "missing"; a
+ * declared size above `maxBytes` is `PROTOCOL`).
  */
 export async function headFile(
   url: URL,
@@ -352,9 +353,11 @@ export async function headFile(
       if (response.status === 404) return { exists: false };
       if (response.status !== 200) throw statusError(response, options);
       const header = response.headers.get('content-length');
-      return header !== null && /^\d+$/.test(header.trim())
-        ? { exists: true, size: Number(header) }
-        : { exists: true };
+      if (header === null || !/^\d+$/.test(header.trim())) return { exists: true };
+      const size = Number(header);
+      if (options.maxBytes !== undefined && size > options.maxBytes)
+        throw tooLarge(options, options.maxBytes, size);
+      return { exists: true, size };
     },
     { signal: options.signal, maxAttempts: 3, adapter: ADAPTER_ID, operation: options.operation },
   );
