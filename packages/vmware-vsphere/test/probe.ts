@@ -18,6 +18,17 @@ export const VCSIM_MODELS = {
   esx: ['-model', 'esx', '-vm', '2'],
 } as const;
 
+/** A SOAP session of its own on a private vcsim (plain http, no keep-alive). */
+function simSession(sim: VcsimInstance): Promise<VimSession> {
+  return connectVim({
+    url: sim.url,
+    insecureHttp: true,
+    username: sim.username,
+    password: sim.password,
+    keepAliveMs: false,
+  });
+}
+
 /** A private vcsim with one VM powered off (for checks that need a stopped guest). */
 export async function startPreparedVcsim(
   bin: string,
@@ -25,13 +36,7 @@ export async function startPreparedVcsim(
 ): Promise<VcsimInstance> {
   const sim = await startVcsim({ bin, args: VCSIM_MODELS[model] });
   try {
-    const session = await connectVim({
-      url: sim.url,
-      insecureHttp: true,
-      username: sim.username,
-      password: sim.password,
-      keepAliveMs: false,
-    });
+    const session = await simSession(sim);
     try {
       const vms = await retrieveContainer(session, {
         type: 'VirtualMachine',
@@ -81,13 +86,7 @@ export const DISKLESS_VM = 'hvkit-diskless';
  * cassette) see the inventory they always saw.
  */
 export async function addDisklessVm(sim: VcsimInstance): Promise<string> {
-  const session = await connectVim({
-    url: sim.url,
-    insecureHttp: true,
-    username: sim.username,
-    password: sim.password,
-    keepAliveMs: false,
-  });
+  const session = await simSession(sim);
   try {
     const [dc] = await retrieveContainer(session, { type: 'Datacenter', paths: ['vmFolder'] });
     const [pool] = await retrieveContainer(session, { type: 'ResourcePool', paths: ['name'] });

@@ -140,6 +140,19 @@ interface Part {
   disk?: BackupManifestDisk;
 }
 
+/** The fields every manifest of this adapter starts with. */
+function manifestHead(id: string, kind: BackupManifest['kind'], method: BackupManifest['method']) {
+  return {
+    format: 'hvkit-backup',
+    version: 1,
+    specificationVersion: 'v1',
+    adapter: ADAPTER_ID,
+    id,
+    kind,
+    method,
+  } as const;
+}
+
 /** `scsi0:1` → `scsi0-1`: a device name as part of a file name. */
 function deviceFileName(device: string): string {
   return device.replace(/[^A-Za-z0-9_.-]/g, '-');
@@ -391,13 +404,7 @@ async function backup(
     await removeSnapshot(ctx, snapshot, signal);
     snapshot = undefined;
     const manifest: BackupManifest = {
-      format: 'hvkit-backup',
-      version: 1,
-      specificationVersion: 'v1',
-      adapter: ADAPTER_ID,
-      id,
-      kind: 'full',
-      method: 'datastore-download',
+      ...manifestHead(id, 'full', 'datastore-download'),
       guest: {
         id: vm.value,
         name: config.name,
@@ -504,13 +511,7 @@ async function backupHostConfig(
     }
     written.push(file);
     const manifest: BackupManifest = {
-      format: 'hvkit-backup',
-      version: 1,
-      specificationVersion: 'v1',
-      adapter: ADAPTER_ID,
-      id,
-      kind: 'host-config',
-      method: 'esxi-config',
+      ...manifestHead(id, 'host-config', 'esxi-config'),
       guest: { id: host.obj.value, name: hostName },
       startedAt: started.toISOString(),
       completedAt: new Date().toISOString(),
