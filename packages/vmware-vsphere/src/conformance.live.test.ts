@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { runAdapterConformance } from '@hvkit/conformance';
 import { afterAll, describe } from 'vitest';
-import { startPreparedVcsim, type VcsimProbe, vcsimProbe } from '../test/probe';
+import { addDisklessVm, DISKLESS_VM, startPreparedVcsim, type VcsimProbe, vcsimProbe } from '../test/probe';
 import { VCSIM_SKIPS } from '../test/replay-options';
 import type { VcsimInstance } from '../test/vcsim-instance';
 import { env, liveTitle, vcsim } from '../test/vcsim-peer';
@@ -21,7 +21,8 @@ afterAll(async () => {
 function privateRun(model: 'vpx' | 'esx'): void {
   let started: Promise<{ sim: VcsimInstance; probe: VcsimProbe }> | undefined;
   const instance = () => {
-    started ??= startPreparedVcsim(env().HVKIT_VCSIM_BIN, model).then((sim) => {
+    started ??= startPreparedVcsim(env().HVKIT_VCSIM_BIN, model).then(async (sim) => {
+      await addDisklessVm(sim);
       const probe = vcsimProbe({
         url: sim.url,
         insecureHttp: true,
@@ -44,6 +45,7 @@ function privateRun(model: 'vpx' | 'esx'): void {
       return connect({ url: sim.url, insecureHttp: true, username: sim.username, password: sim.password });
     },
     probe: async () => (await instance()).probe,
+    disklessGuest: { name: DISKLESS_VM },
     skip: VCSIM_SKIPS,
   });
 }

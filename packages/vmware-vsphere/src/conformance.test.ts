@@ -12,7 +12,8 @@ import { type CassetteHandlers, cassetteHandlers } from '@hvkit/conformance/fixt
 import { onUnhandledRequest } from 'msw';
 import { setupServer } from 'msw/node';
 import { afterAll, describe, it } from 'vitest';
-import { REPLAY_SKIPS } from '../test/replay-options';
+import { DISKLESS_VM } from '../test/probe';
+import { REPLAY_SKIPS, vcsimRunIdRule } from '../test/replay-options';
 import { connect } from './index';
 import { vcsimCassette } from './testing';
 
@@ -34,7 +35,8 @@ afterAll(() => server.close());
 for (const model of ['vpx', 'esx'] as const) {
   // The cassettes users get from `@hvkit/vmware-vsphere/testing`, with the same connect options.
   const { cassette, connectOptions } = await vcsimCassette(model);
-  const replay = cassetteHandlers(cassette);
+  // Run ids and lease owners differ from run to run: pinned in the cassette and in each request alike.
+  const replay = cassetteHandlers(cassette, { rules: { text: [vcsimRunIdRule] } });
   describe(`vcsim ${model} cassette over msw`, () => {
     runAdapterConformance({
       name: `vmware-vsphere (vcsim ${model} fixture)`,
@@ -46,6 +48,7 @@ for (const model of ['vpx', 'esx'] as const) {
         }
         return connect(connectOptions);
       },
+      disklessGuest: { name: DISKLESS_VM },
       skip: REPLAY_SKIPS,
     });
     it('made every recorded call, in the recorded order, and nothing else', () => replay.done());

@@ -37,6 +37,7 @@ const FAULT_CODES: ReadonlyArray<readonly [fault: string, code: HvkitErrorCode]>
   ['ConcurrentAccess', 'CONFLICT'],
   ['DuplicateName', 'CONFLICT'],
   ['AlreadyExists', 'CONFLICT'],
+  ['FileAlreadyExists', 'CONFLICT'],
   ['NoPermission', 'PERMISSION_DENIED'],
   ['SecurityError', 'PERMISSION_DENIED'],
   ['NotSupported', 'UNSUPPORTED'],

@@ -272,7 +272,9 @@ const VM_DEVICES_OBJECT =
   `<val ${XSI} xsi:type="ArrayOfVirtualDevice"><VirtualDevice xsi:type="VirtualDisk"><key>2000</key>` +
   '<backing xsi:type="VirtualDiskFlatVer2BackingInfo"><fileName>[LocalDS_0] fuzz-vm/fuzz-vm.vmdk</fileName>' +
   '<datastore type="Datastore">datastore-1</datastore><diskMode>persistent</diskMode></backing>' +
-  `<capacityInBytes>${DISK_CAPACITY}</capacityInBytes></VirtualDevice></val></propSet></objects>`;
+  `<capacityInBytes>${DISK_CAPACITY}</capacityInBytes></VirtualDevice></val></propSet>` +
+  `<propSet><name>config.files.vmPathName</name><val ${XSI} xsi:type="xsd:string">[LocalDS_0] fuzz-vm/fuzz-vm.vmx</val></propSet>` +
+  `<propSet><name>name</name><val ${XSI} xsi:type="xsd:string">fuzz-vm</val></propSet></objects>`;
 const DATACENTER_OBJECT =
   `<objects><obj type="Datacenter">datacenter-1</obj><propSet><name>name</name><val ${XSI} xsi:type="xsd:string">DC0</val></propSet>` +
   `<propSet><name>datastore</name><val ${XSI} xsi:type="ArrayOfManagedObjectReference"><ManagedObjectReference type="Datastore">datastore-1</ManagedObjectReference></val></propSet></objects>`;
@@ -286,6 +288,13 @@ function soapReply(request: SoapRequest): SoapReply | undefined {
       return { body: soapEnvelope('<DestroyViewResponse xmlns="urn:vim25"></DestroyViewResponse>') };
     case 'CreateSnapshot_Task':
       return { body: sample('create-snapshot-task.xml') };
+    case 'ReconfigVM_Task':
+      // The backup's lease (extraConfig hvkit.lease), set and cleared.
+      return {
+        body: soapEnvelope(
+          '<ReconfigVM_TaskResponse xmlns="urn:vim25"><returnval type="Task">task-79</returnval></ReconfigVM_TaskResponse>',
+        ),
+      };
     case 'RemoveSnapshot_Task':
       return {
         body: soapEnvelope(
@@ -301,6 +310,17 @@ function soapReply(request: SoapRequest): SoapReply | undefined {
     default:
       return undefined;
   }
+}
+
+/**
+ * A friendly `/folder` answer (when the request is not the hostile one): the HEADs of the .vmx and of the disk
+ * descriptor state 64 bytes, everything else (the NVRAM, the flat extent, the GETs) is 404.
+ */
+function folderReply(request: SoapRequest): SoapReply {
+  const path = request.path.split('?')[0] ?? '';
+  if (request.httpMethod === 'HEAD' && /\/fuzz-vm\.(vmx|vmdk)$/.test(path))
+    return { status: 200, headers: { 'content-length': '64' } };
+  return { status: 404 };
 }
 
 function vapiReply(request: SoapRequest): SoapReply {
@@ -330,7 +350,10 @@ interface Plan {
   inventoryCall: 'listGuests' | 'getGuest';
   /** labels: the vAPI login is answered normally, the tag listing is hostile. */
   spareVapiLogin: boolean;
-  /** backup: the HEAD for the `-flat.vmdk` is answered normally (404), so the first GET is hostile. */
+  /**
+   * backup: the HEADs are answered normally (the .vmx and descriptor exist, the NVRAM and `-flat.vmdk` do
+   * not), so the first GET (of the .vmx) is hostile.
+   */
   spareHead: boolean;
 }
 
@@ -464,6 +487,7 @@ describe('vSphere transports against a hostile fake vCenter (seeded fuzz)', () =
           return { raw: (res) => act(behaviour, request, res, origins) };
         }
         if (kindOf(request) === 'vapi') return vapiReply(request);
+        if (kindOf(request) === 'folder') return folderReply(request);
         return bootstrapReply(request, 'vpx') ?? soapReply(request) ?? { status: 404 };
       },
       { tls: cert },

@@ -43,8 +43,8 @@ export const VMWARE_VSPHERE_SUPPORTS = deepFreeze({
     hostConfig: true,
     methods: ['datastore-download', 'esxi-config'],
     checkpoints: false,
-    cleanup: false,
-    restore: false,
+    cleanup: true,
+    restore: { asNew: true, inPlace: true, incrementalChains: false },
   },
   events: { lifecycle: true },
 } as const satisfies SupportsManifest);

@@ -19,7 +19,7 @@ describe('@hvkit/vmware-vsphere/testing', () => {
     try {
       const vsphere = await connect(connectOptions);
       const guests = await vsphere.inventory.listGuests();
-      expect(guests.map((g) => g.name)).toEqual(['DC0_C0_RP0_VM0', 'DC0_C1_RP0_VM0']);
+      expect(guests.map((g) => g.name)).toEqual(['DC0_C0_RP0_VM0', 'DC0_C1_RP0_VM0', 'hvkit-diskless']);
       await vsphere.close();
     } finally {
       server.close();

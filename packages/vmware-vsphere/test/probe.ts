@@ -3,6 +3,7 @@
  * never the adapter), and a private vcsim per model prepared for the suite.
  */
 
+import { createHash } from 'node:crypto';
 import type { ConformanceProbe, ProbeGuest, ProbeGuestFacts } from '@hvkit/conformance';
 import type { PowerState, ResourceLimits } from '@hvkit/core';
 import { retrieveContainer, retrieveProperties } from '../src/protocol/soap/property-collector';
@@ -17,6 +18,17 @@ export const VCSIM_MODELS = {
   esx: ['-model', 'esx', '-vm', '2'],
 } as const;
 
+/** A SOAP session of its own on a private vcsim (plain http, no keep-alive). */
+function simSession(sim: VcsimInstance): Promise<VimSession> {
+  return connectVim({
+    url: sim.url,
+    insecureHttp: true,
+    username: sim.username,
+    password: sim.password,
+    keepAliveMs: false,
+  });
+}
+
 /** A private vcsim with one VM powered off (for checks that need a stopped guest). */
 export async function startPreparedVcsim(
   bin: string,
@@ -24,13 +36,7 @@ export async function startPreparedVcsim(
 ): Promise<VcsimInstance> {
   const sim = await startVcsim({ bin, args: VCSIM_MODELS[model] });
   try {
-    const session = await connectVim({
-      url: sim.url,
-      insecureHttp: true,
-      username: sim.username,
-      password: sim.password,
-      keepAliveMs: false,
-    });
+    const session = await simSession(sim);
     try {
       const vms = await retrieveContainer(session, {
         type: 'VirtualMachine',
@@ -70,6 +76,39 @@ export async function startPreparedVcsim(
 }
 
 const MiB = 1024 * 1024;
+
+/** The name of the disk-less VM {@link addDisklessVm} creates (for the conformance check `backups.diskless`). */
+export const DISKLESS_VM = 'hvkit-diskless';
+
+/**
+ * Adds a powered-off VM without disks or NICs (`CreateVM_Task`, vcsim's default devices only) to a private
+ * vcsim, for `backups.diskless`. Separate from {@link startPreparedVcsim} so the other tests (and the demo
+ * cassette) see the inventory they always saw.
+ */
+export async function addDisklessVm(sim: VcsimInstance): Promise<string> {
+  const session = await simSession(sim);
+  try {
+    const [dc] = await retrieveContainer(session, { type: 'Datacenter', paths: ['vmFolder'] });
+    const [pool] = await retrieveContainer(session, { type: 'ResourcePool', paths: ['name'] });
+    const [ds] = await retrieveContainer(session, { type: 'Datastore', paths: ['name'] });
+    if (!dc || !pool || !ds) throw new Error('vcsim has no datacenter, resource pool or datastore');
+    const task = await session.call<MoRef>('CreateVM_Task', dc.props.vmFolder as MoRef, {
+      config: {
+        _type: 'VirtualMachineConfigSpec',
+        name: DISKLESS_VM,
+        guestId: 'otherGuest',
+        files: { _type: 'VirtualMachineFileInfo', vmPathName: `[${String(ds.props.name)}]` },
+        numCPUs: 1,
+        memoryMB: 64,
+      },
+      pool: pool.obj,
+    });
+    await waitForTask(session, task);
+    return DISKLESS_VM;
+  } finally {
+    await session.close();
+  }
+}
 
 /** Creates category `security-domain` with tag `prod` over the vAPI REST endpoints and attaches it to a VM. */
 async function seedTags(sim: VcsimInstance, vmId: string | undefined): Promise<void> {
@@ -121,6 +160,19 @@ export function diskContent(name: string): Uint8Array {
   return out;
 }
 
+/** A disk's guest-visible name (`scsi0:1`), worked out here independently of the adapter's mapping. */
+function probeDiskName(d: DataObject, devices: DataObject[]): string {
+  const c = devices.find((x) => x.key === d.controllerKey) as DataObject;
+  const kind = /IDE/.test(c._type)
+    ? 'ide'
+    : /SATA|AHCI/.test(c._type)
+      ? 'sata'
+      : /NVME/i.test(c._type)
+        ? 'nvme'
+        : 'scsi';
+  return `${kind}${c.busNumber}:${d.unitNumber}`;
+}
+
 function unlimited(v: unknown): boolean {
   return typeof v !== 'number' || v < 0;
 }
@@ -162,9 +214,27 @@ export function vcsimProbe(options: VimSessionOptions): VcsimProbe {
         (g.id !== undefined && v.obj.value === g.id) ||
         (g.id === undefined &&
           g.uuid !== undefined &&
-          String(v.props['config.instanceUuid']).toLowerCase() === g.uuid),
+          String(v.props['config.instanceUuid']).toLowerCase() === g.uuid) ||
+        (g.id === undefined && g.uuid === undefined && g.name !== undefined && v.props.name === g.name),
     );
     return found?.obj;
+  };
+  /** GET of a datastore file through the probe's session; `undefined` for 404. */
+  const getDatastoreFile = async (fileName: string): Promise<Uint8Array | undefined> => {
+    const s = await get();
+    const m = /^\[([^\]]+)\]\s*(.*)$/.exec(fileName);
+    if (!m) throw new Error(`probe: not a datastore path: ${fileName}`);
+    const dcs = await retrieveContainer(s, { type: 'Datacenter', paths: ['name'] });
+    const url = new URL(
+      `/folder/${(m[2] as string).split('/').map(encodeURIComponent).join('/')}`,
+      options.url,
+    );
+    url.searchParams.set('dcPath', String(dcs[0]?.props.name ?? 'ha-datacenter'));
+    url.searchParams.set('dsName', m[1] as string);
+    const r = await fetch(url, { headers: { cookie: s.client.cookieHeader() ?? '' } });
+    if (r.status === 404) return undefined;
+    if (!r.ok) throw new Error(`probe: GET ${url.pathname}: HTTP ${r.status}`);
+    return new Uint8Array(await r.arrayBuffer());
   };
   const read = async (obj: MoRef, paths: string[]) => {
     const [c] = await retrieveProperties(await get(), [
@@ -213,18 +283,7 @@ export function vcsimProbe(options: VimSessionOptions): VcsimProbe {
       const levels: Record<string, number> = { low: 50, normal: 100, high: 200 };
       const weight = levels[String(shares.level)] ?? Math.round(Number(shares.shares) / vcpus / 10);
       const devices = (p['config.hardware.device'] ?? []) as DataObject[];
-      const controllers = new Map(devices.map((d) => [d.key, d]));
-      const diskName = (d: DataObject) => {
-        const c = controllers.get(d.controllerKey) as DataObject;
-        const kind = /IDE/.test(c._type)
-          ? 'ide'
-          : /SATA|AHCI/.test(c._type)
-            ? 'sata'
-            : /NVME/i.test(c._type)
-              ? 'nvme'
-              : 'scsi';
-        return `${kind}${c.busNumber}:${d.unitNumber}`;
-      };
+      const diskName = (d: DataObject) => probeDiskName(d, devices);
       return {
         cpu: {
           weight,
@@ -276,6 +335,60 @@ export function vcsimProbe(options: VimSessionOptions): VcsimProbe {
       const order =
         state === 'poweredOn' ? ['PowerOffVM_Task', 'PowerOnVM_Task'] : ['PowerOnVM_Task', 'PowerOffVM_Task'];
       for (const method of order) await waitForTask(s, await s.call<MoRef>(method, vm));
+    },
+    /**
+     * The SHA-256 of a disk as the guest sees it: its flat extent (`<name>-flat.vmdk`, else the .vmdk) read
+     * with GET from the datastore, zero-padded to the disk's capacity (vcsim's extents are shorter).
+     */
+    async diskSha256(g, device) {
+      const vm = await vmOf(g);
+      if (!vm) throw new Error(`probe: no VM ${g.id ?? g.name}`);
+      const devices = ((await read(vm, ['config.hardware.device']))['config.hardware.device'] ??
+        []) as DataObject[];
+      const disk = devices.find((d) => d._type === 'VirtualDisk' && probeDiskName(d, devices) === device);
+      if (!disk) throw new Error(`probe: VM ${vm.value} has no disk ${device}`);
+      const file = String((disk.backing as DataObject).fileName);
+      const flat = file.replace(/\.vmdk$/, '-flat.vmdk');
+      let bytes = await getDatastoreFile(flat);
+      if (bytes === undefined) bytes = (await getDatastoreFile(file)) ?? new Uint8Array();
+      const capacity = Number(disk.capacityInBytes ?? Number(disk.capacityInKB) * 1024);
+      const hash = createHash('sha256').update(bytes);
+      if (bytes.byteLength < capacity) hash.update(new Uint8Array(capacity - bytes.byteLength));
+      return hash.digest('hex');
+    },
+    /** Destroys the VM (powered off first), which removes its folder from the datastore. */
+    async removeGuest(g) {
+      const vm = await vmOf(g);
+      if (!vm) return;
+      const s = await get();
+      if ((await read(vm, ['runtime.powerState']))['runtime.powerState'] === 'poweredOn')
+        await waitForTask(s, await s.call<MoRef>('PowerOffVM_Task', vm));
+      await waitForTask(s, await s.call<MoRef>('Destroy_Task', vm));
+    },
+    async listGuestNames() {
+      const vms = await retrieveContainer(await get(), { type: 'VirtualMachine', paths: ['name'] });
+      return vms.map((v) => String(v.props.name));
+    },
+    /** Every file on every datastore, as `[ds] folder/file` (the datastore browser, recursively). */
+    async listVolumes() {
+      const s = await get();
+      const stores = await retrieveContainer(s, { type: 'Datastore', paths: ['name', 'browser'] });
+      const out: string[] = [];
+      for (const ds of stores) {
+        const task = await s.call<MoRef>('SearchDatastoreSubFolders_Task', ds.props.browser as MoRef, {
+          datastorePath: `[${String(ds.props.name)}]`,
+          searchSpec: { _type: 'HostDatastoreBrowserSearchSpec', matchPattern: ['*'] },
+        });
+        const results = (await waitForTask<DataObject[]>(s, task)) ?? [];
+        for (const r of Array.isArray(results) ? results : [results]) {
+          const folder = String(r.folderPath)
+            .replace(/^\[[^\]]*\]\s*\/?/, '')
+            .replace(/\/$/, '');
+          for (const f of (Array.isArray(r.file) ? r.file : []) as DataObject[])
+            out.push(`[${String(ds.props.name)}] ${folder === '' ? '' : `${folder}/`}${String(f.path)}`);
+        }
+      }
+      return out.sort();
     },
     async close() {
       const s = session;

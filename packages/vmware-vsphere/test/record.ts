@@ -8,7 +8,8 @@
  *   replay's order (the live test, src/conformance.live.test.ts, runs the probe checks against vcsim);
  * - the vcsim instances are private and started here, prepared the same way every time;
  * - run-specific values are normalised: the simulator's `127.0.0.1:<port>` becomes `vcsim.invalid`
- *   (VCSIM_REPLAY_URL), session ids, passwords and dates are pinned by the default rules, uuids numbered.
+ *   (VCSIM_REPLAY_URL), session ids, passwords and dates are pinned by the default rules, uuids numbered,
+ *   backup/restore run ids and lease owners pinned (`vcsimRunIdRule`, which the replay applies too).
  *   Re-recording an unchanged vcsim gives identical files apart from `recordedAt` in fixture.json.
  *
  *   node --conditions=@hvkit/source --import tsx packages/vmware-vsphere/test/record.ts
@@ -36,8 +37,8 @@ import {
 } from '@hvkit/conformance/fixtures';
 import { connect } from '../src/index';
 import { VCSIM_REPLAY_URL } from '../src/testing';
-import { startPreparedVcsim } from './probe';
-import { REPLAY_SKIPS } from './replay-options';
+import { addDisklessVm, DISKLESS_VM, startPreparedVcsim } from './probe';
+import { REPLAY_SKIPS, vcsimRunIdRule } from './replay-options';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..', '..');
@@ -94,6 +95,18 @@ const VCSIM_RUN_IDS: IdMapRule[] = [
   },
 ];
 
+/**
+ * The platform fetch for `recordingFetch`, which buffers request bodies and forwards them with the
+ * request's headers: a `Content-Length` the adapter stated for its streamed upload body (datastore `PUT`s)
+ * is dropped, since fetch refuses a stated length beside a buffered body and states it itself.
+ */
+const withoutStatedLength: typeof globalThis.fetch = (input, init) => {
+  if (!init?.headers || init.body === undefined || init.body === null) return globalThis.fetch(input, init);
+  const headers = new Headers(init.headers);
+  headers.delete('content-length');
+  return globalThis.fetch(input, { ...init, headers });
+};
+
 /** The connect options of a recording: the simulator's address and user, every request recorded. */
 function recordingOptions(sim: { url: string; username: string; password: string }, cassette: HttpCassette) {
   return {
@@ -101,7 +114,7 @@ function recordingOptions(sim: { url: string; username: string; password: string
     insecureHttp: true as const,
     username: sim.username,
     password: sim.password,
-    fetch: recordingFetch(globalThis.fetch, cassette),
+    fetch: recordingFetch(withoutStatedLength, cassette),
   };
 }
 
@@ -129,11 +142,14 @@ async function record(model: 'vpx' | 'esx'): Promise<void> {
   const cassette = createHttpCassette();
   try {
     const demo = model === 'vpx' ? await recordDemo(sim) : undefined;
+    // After the demo (whose cassette lists the prepared VMs only): a disk-less VM for backups.diskless.
+    await addDisklessVm(sim);
     // Mode replay, no probe: exactly the calls the replay test makes, in its order.
     const report = await runConformanceReport({
       name: `vmware-vsphere (vcsim ${model}, recording)`,
       mode: 'replay',
       factory: () => connect(recordingOptions(sim, cassette)),
+      disklessGuest: { name: DISKLESS_VM },
       skip: REPLAY_SKIPS,
     });
     console.log(formatConformanceReport(report));
@@ -142,7 +158,7 @@ async function record(model: 'vpx' | 'esx'): Promise<void> {
     const rules = defaultRules({
       ids: [idMaps.uuid(), ...VCSIM_RUN_IDS],
       knownSecrets: [sim.password],
-      text: [vcsimRunValues(new URL(sim.url).host)],
+      text: [vcsimRunValues(new URL(sim.url).host), vcsimRunIdRule],
     });
     const dir = join(here, 'fixtures', `vcsim-${model}`);
     const files: Record<string, unknown> = { 'cassette.json': normalise(cassette, rules) };
@@ -156,7 +172,7 @@ async function record(model: 'vpx' | 'esx'): Promise<void> {
           notes:
             `The conformance suite (mode replay: no probe, mutations on) run against a private vcsim -model ${model} ` +
             `(recorded at http://127.0.0.1:PORT/sdk, normalised to ${VCSIM_REPLAY_URL}) whose flat VMDKs were filled with 64 KiB of known data and whose ` +
-            `last VM was powered off${demo ? '; demo-cassette.json holds the calls of examples/demo' : ''}. ` +
+            `last VM was powered off, then (after the demo) a disk-less VM ${DISKLESS_VM} was added${demo ? '; demo-cassette.json holds the calls of examples/demo' : ''}. ` +
             'Re-record with: node --conditions=@hvkit/source --import tsx packages/vmware-vsphere/test/record.ts',
         }),
         files,

@@ -16,3 +16,15 @@ export const REPLAY_SKIPS: Record<string, string> = {
   events:
     'the WaitForUpdatesEx change feed is a long poll racing the aborts of the checks, so its requests are timing-dependent; checked live in src/conformance.live.test.ts',
 };
+
+/**
+ * Values of a run that are not the server's data and differ from run to run, for the recorder and the replay
+ * (text rules apply to the cassette and to each replayed request): backup and restore run ids (time and
+ * random suffix, in snapshot descriptions, leases, datastore folder and VM names) and the lease owner
+ * (`<hostname>:<pid>`, in the VM's `hvkit.lease` and in `hvkit-lease.json`).
+ */
+export function vcsimRunIdRule(text: string): string {
+  return text
+    .replace(/\b\d{8}T\d{6}Z-((?:full|incremental|host-config)-)?[0-9a-f]{6}\b/g, '20000101T000000Z-$1000000')
+    .replace(/(owner(?:&quot;|&#34;|"|\\")\s*:\s*(?:&quot;|&#34;|"|\\"))[^"&\\]*/g, '$1hvkit-host:1');
+}

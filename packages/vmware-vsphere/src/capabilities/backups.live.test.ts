@@ -148,14 +148,14 @@ describe.skipIf(!vcsim.available)(liveTitle('disk backups against a hostile /fol
   it('backs up through the proxy as through vcsim itself (the baseline), telling the sink each size', async () => {
     const { sink, seen } = nullSink();
     const artifact = await adapter.backups!.backup(vm, sink);
-    const flat = artifact.files.find((f) => f.name.endsWith(flatName));
+    const flat = artifact.files.find((f) => f.name.endsWith('-flat.vmdk'));
     expect(flat?.bytes).toBe(DISK_BYTES);
     expect(flat?.sha256).toBe(
       createHash('sha256')
         .update(diskContent((await adapter.inventory!.getGuest(vm)).disks[0]!.source!))
         .digest('hex'),
     );
-    expect(seen.find((s) => s.name.endsWith(flatName))?.expectedBytes).toBe(DISK_BYTES);
+    expect(seen.find((s) => s.name.endsWith('-flat.vmdk'))?.expectedBytes).toBe(DISK_BYTES);
     await noSnapshotsLeft();
   });
 
@@ -195,7 +195,7 @@ describe.skipIf(!vcsim.available)(liveTitle('disk backups against a hostile /fol
     const error = await outcome(adapter.backups!.backup(vm, sink));
     expect(HvkitError.isInstance(error, 'PROTOCOL'), String(error)).toBe(true);
     // vcsim's disks have a capacity of 1 MiB: the bound is that plus 1 MiB of VMDK metadata slack.
-    const written = seen.find((s) => s.name.endsWith(flatName))?.bytes ?? 0;
+    const written = seen.find((s) => s.name.endsWith('-flat.vmdk'))?.bytes ?? 0;
     expect(written).toBeLessThanOrEqual(2 * MiB);
     expect(sent).toBeLessThan(32 * MiB);
     expect(performance.now() - started).toBeLessThan(10_000);
@@ -212,7 +212,7 @@ describe.skipIf(!vcsim.available)(liveTitle('disk backups against a hostile /fol
     const { sink, seen } = nullSink();
     const error = await outcome(adapter.backups!.backup(vm, sink));
     expect(HvkitError.isInstance(error, 'PROTOCOL'), String(error)).toBe(true);
-    expect(seen.find((s) => s.name.endsWith(flatName))?.bytes ?? 0).toBe(0);
+    expect(seen.find((s) => s.name.endsWith('-flat.vmdk'))?.bytes ?? 0).toBe(0);
     await noSnapshotsLeft();
   });
 
@@ -251,7 +251,7 @@ describe.skipIf(!vcsim.available)(liveTitle('disk backups against a hostile /fol
     for (const r of proxy.requests.slice(seenRequests))
       if (FLAT.test(r.path) && r.method === 'GET') ranges.push(String(r.headers.range ?? ''));
     expect(ranges).toEqual(['', 'bytes=1000-', 'bytes=2000-']);
-    const flat = artifact.files.find((f) => f.name.endsWith(flatName));
+    const flat = artifact.files.find((f) => f.name.endsWith('-flat.vmdk'));
     expect(flat?.bytes).toBe(DISK_BYTES);
     // The proxy's first 2000 bytes were 0x11, the rest came from vcsim.
     const expected = Buffer.from(diskContent((await adapter.inventory!.getGuest(vm)).disks[0]!.source!));

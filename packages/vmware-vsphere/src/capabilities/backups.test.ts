@@ -132,7 +132,7 @@ describe('host configuration backup: the bundle comes from the session host only
       expect(download?.path).toBe('/downloads/abc/configBundle-ha-host.tgz');
       expect(download?.headers.cookie).toBe(FAKE_SESSION_COOKIE);
       expect(artifact.files[0]?.sha256).toBe(createHash('sha256').update(BUNDLE).digest('hex'));
-      expect(readFileSync(join(dir, 'ha-host', 'configBundle.tgz'))).toEqual(BUNDLE);
+      expect(readFileSync(join(dir, artifact.path ?? '', 'configBundle.tgz'))).toEqual(BUNDLE);
     } finally {
       await adapter.close();
     }

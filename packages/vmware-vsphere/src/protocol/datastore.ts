@@ -1,6 +1,6 @@
 /**
- * File downloads from the server the session is logged in to: datastore files (`/folder`, see
- * {@link datastoreFileUrl}) and the ESXi configuration bundle. What a hostile or broken server cannot do here:
+ * File transfers with the server the session is logged in to: datastore file downloads and uploads
+ * (`/folder`, see {@link datastoreFileUrl}) and the ESXi configuration bundle. What a hostile or broken server cannot do here:
  *
  * - send the session elsewhere: redirects are never followed (`PROTOCOL`), and a URL the server supplies
  *   is reduced to its path and query on the session's own scheme, host and port ({@link onSessionOrigin});
@@ -29,6 +29,8 @@ import { commonStatusError } from './http-status';
 
 /** Default idle deadline of a backup download: 60 s without a response or a byte is `TIMEOUT`. */
 export const DEFAULT_BACKUP_IDLE_TIMEOUT_MS = 60_000;
+/** Uploads up to this size (1 MiB) are read whole and sent as one buffer; larger ones are streamed. */
+export const UPLOAD_BUFFER_BYTES = 1024 * 1024;
 /** Default number of `Range` resumes after a dropped or stalled transfer. */
 export const DEFAULT_DOWNLOAD_RESUMES = 3;
 
@@ -145,7 +147,7 @@ function idleDeadline(ms: number, context: { operation: string; what: string }) 
   return { signal: controller.signal, arm, disarm };
 }
 
-function statusError(response: Response, options: DownloadOptions): HvkitError {
+function statusError(response: Response, options: Pick<DownloadOptions, 'operation' | 'what'>): HvkitError {
   const status = response.status;
   const context = {
     adapter: ADAPTER_ID,
@@ -332,14 +334,148 @@ export async function openDownload(url: URL, options: DownloadOptions): Promise<
  * `PROTOCOL`, not "missing").
  */
 export async function downloadExists(url: URL, options: DownloadOptions): Promise<boolean> {
+  return (await headFile(url, options)).exists;
+}
+
+/**
+ * HEAD of a file: whether it exists and its declared size (`Content-Length`), when the server states one.
+ * 404 is `{ exists: false }`; other failures are typed errors (a redirect is `PROTOCOL`, not "missing"; a
+ * declared size above `maxBytes` is `PROTOCOL`).
+ */
+export async function headFile(
+  url: URL,
+  options: DownloadOptions,
+): Promise<{ exists: boolean; size?: number }> {
   return retry(
     async () => {
       const { response } = await send(url, 'HEAD', 0, options);
       await response.body?.cancel().catch(() => {});
-      if (response.status === 200) return true;
-      if (response.status === 404) return false;
-      throw statusError(response, options);
+      if (response.status === 404) return { exists: false };
+      if (response.status !== 200) throw statusError(response, options);
+      const header = response.headers.get('content-length');
+      if (header === null || !/^\d+$/.test(header.trim())) return { exists: true };
+      const size = Number(header);
+      if (options.maxBytes !== undefined && size > options.maxBytes)
+        throw tooLarge(options, options.maxBytes, size);
+      return { exists: true, size };
     },
     { signal: options.signal, maxAttempts: 3, adapter: ADAPTER_ID, operation: options.operation },
   );
+}
+
+/** Options of {@link uploadFile}: those of a download, minus the bound (the caller states the exact size). */
+export type UploadOptions = Omit<DownloadOptions, 'maxBytes' | 'maxResumes'>;
+
+/**
+ * Uploads `bytes` bytes from `source` to `url` with one `PUT` (the datastore file endpoint creates or
+ * replaces the file), on the session's origin with its cookie; redirects are not followed. Up to
+ * {@link UPLOAD_BUFFER_BYTES} the source is read whole before the request starts; larger files stream with
+ * their `Content-Length` stated. The body must yield exactly `bytes` bytes: more or fewer is `PROTOCOL` and
+ * the request is aborted (or never sent), so the server never sees a complete body. An error thrown by `source` (a file that fails verification) aborts the request and
+ * is rethrown as it is. No progress for `idleTimeoutMs` (the server not reading, or not answering) is
+ * `TIMEOUT`. Not retried: a body cannot be replayed.
+ *
+ * @throws HvkitError `PROTOCOL`, `NOT_FOUND`, `AUTH_FAILED`/`PERMISSION_DENIED`, `REMOTE`, `CONNECTION_LOST`,
+ *   `TIMEOUT`, `ABORTED`, or what `source` throws.
+ */
+export async function uploadFile(
+  url: URL,
+  source: AsyncIterable<Uint8Array>,
+  bytes: number,
+  options: UploadOptions,
+): Promise<void> {
+  const context = { adapter: ADAPTER_ID, operation: options.operation };
+  const idle = idleDeadline(options.idleTimeoutMs, options);
+  // Aborts the request as soon as the source fails, whatever the fetch does with an errored body stream.
+  const failed = new AbortController();
+  const signal = AbortSignal.any([...(options.signal ? [options.signal] : []), idle.signal, failed.signal]);
+  if (signal.aborted) throw abortError(signal, context);
+  let sourceError: unknown;
+  let sent = 0;
+  const iterator = source[Symbol.asyncIterator]();
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      idle.arm();
+      try {
+        const step = await iterator.next();
+        if (step.done) {
+          if (sent !== bytes)
+            throw hvkitError('PROTOCOL', `${options.what}: the source ended at byte ${sent} of ${bytes}.`, {
+              ...context,
+              retryable: false,
+            });
+          controller.close();
+          return;
+        }
+        sent += step.value.byteLength;
+        if (sent > bytes)
+          throw hvkitError('PROTOCOL', `${options.what}: the source yields more than ${bytes} bytes.`, {
+            ...context,
+            retryable: false,
+          });
+        controller.enqueue(step.value);
+      } catch (error) {
+        sourceError = error;
+        controller.error(error);
+        failed.abort(error);
+      }
+    },
+    async cancel() {
+      await iterator.return?.();
+    },
+  });
+  const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
+  const cookie = options.cookie();
+  if (cookie) headers.cookie = cookie;
+  // A small file is read whole first (so it is verified before the request starts) and sent as a buffer,
+  // whose length fetch states itself; a larger one is streamed with its length stated.
+  let payload: ReadableStream<Uint8Array> | Uint8Array = body;
+  if (bytes <= UPLOAD_BUFFER_BYTES) {
+    const buffer = new Uint8Array(bytes);
+    const reader = body.getReader();
+    let at = 0;
+    try {
+      for (;;) {
+        const step = await reader.read();
+        if (step.done) break;
+        buffer.set(step.value, at);
+        at += step.value.byteLength;
+      }
+    } catch (error) {
+      idle.disarm();
+      throw sourceError ?? error;
+    }
+    payload = buffer;
+  } else headers['content-length'] = String(bytes);
+  // An abort while the source was read: no request at all.
+  if (sourceError === undefined && signal.aborted) {
+    idle.disarm();
+    throw abortError(signal, context);
+  }
+  idle.arm();
+  let response: Response;
+  try {
+    response = await options.fetch(url, {
+      method: 'PUT',
+      headers,
+      body: payload,
+      signal,
+      redirect: 'manual',
+      ...(payload === body ? { duplex: 'half' } : {}),
+    } as RequestInit);
+  } catch (error) {
+    if (sourceError !== undefined) throw sourceError;
+    throw fetchErrorToHvkitError(error, { signal, target: url.origin, ...context });
+  } finally {
+    idle.disarm();
+  }
+  // Not awaited: some fetch implementations (msw's) never settle cancel() of an empty body.
+  response.body?.cancel().catch(() => {});
+  if (sourceError !== undefined) throw sourceError;
+  if (response.status < 200 || response.status > 299) throw statusError(response, options);
+  if (sent !== bytes)
+    throw hvkitError('PROTOCOL', `${options.what}: the server answered before the whole body was sent.`, {
+      ...context,
+      retryable: false,
+    });
 }

@@ -357,6 +357,22 @@ const TABLE: Readonly<Record<string, readonly [base: string | null, fields: stri
       'device:VirtualDevice+ profile:VirtualMachineProfileSpec[]+ backing:VirtualDeviceConfigSpecBackingSpec',
   ],
 
+  // Datastore files (restore: search, upload folders).
+  HostDatastoreBrowserSearchSpec: [
+    'DynamicData',
+    'query:FileQuery[]+ details:FileQueryFlags searchCaseInsensitive:boolean matchPattern:string[] ' +
+      'sortFoldersFirst:boolean',
+  ],
+  FileQueryFlags: ['DynamicData', 'fileType:boolean fileSize:boolean modification:boolean fileOwner:boolean'],
+  FileQuery: ['DynamicData', ''],
+  FolderFileQuery: ['FileQuery', ''],
+  HostDatastoreBrowserSearchResults: ['DynamicData', 'datastore:MoRef folderPath:string file:FileInfo[]+'],
+  FileInfo: [
+    'DynamicData',
+    'path:string friendlyName:string fileSize:long modification:dateTime owner:string',
+  ],
+  FolderFileInfo: ['FileInfo', ''],
+
   // Hosts, datastores, networks.
   HostHardwareSummary: [
     'DynamicData',
@@ -508,6 +524,8 @@ const TABLE: Readonly<Record<string, readonly [base: string | null, fields: stri
   FileFault: ['VimFault', 'file:string'],
   FileNotFound: ['FileFault', ''],
   FileAlreadyExists: ['FileFault', ''],
+  CannotDeleteFile: ['FileFault', ''],
+  CannotCreateFile: ['FileFault', ''],
   FileLocked: ['FileFault', ''],
   CannotAccessFile: ['FileFault', ''],
   NoDiskSpace: ['FileFault', 'datastore:string'],
@@ -726,6 +744,8 @@ export const METHOD_PARAMS: Readonly<Record<string, Readonly<Record<string, stri
   CreateFilter: { spec: 'PropertyFilterSpec' },
   WaitForUpdatesEx: { options: 'WaitOptions' },
   ReconfigVM_Task: { spec: 'VirtualMachineConfigSpec' },
+  SearchDatastore_Task: { searchSpec: 'HostDatastoreBrowserSearchSpec' },
+  SearchDatastoreSubFolders_Task: { searchSpec: 'HostDatastoreBrowserSearchSpec' },
   ReconfigureDVPortgroup_Task: { spec: 'DVPortgroupConfigSpec' },
   CreateResourcePool: { spec: 'ResourceConfigSpec' },
   UpdateConfig: { config: 'ResourceConfigSpec' },
