@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import type { HvkitError } from '@hvkit/core';
 import ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateParsableKeyPair } from '../test/key-pair';
 import { rejectsWith } from '../test/sshd-peer';
 import { connectSsh, fingerprintOf, type SshConnectOptions, type SshHostKeyPolicy } from './index';
 
@@ -27,7 +28,7 @@ interface HostKey {
 }
 
 function hostKey(type: 'ed25519' | 'ecdsa'): HostKey {
-  const pair = ssh2.utils.generateKeyPairSync(type, type === 'ecdsa' ? { bits: 256 } : {});
+  const pair = generateParsableKeyPair(type, type === 'ecdsa' ? 256 : undefined);
   const [keyType, b64] = pair.public.split(' ') as [string, string];
   const blob = Buffer.from(b64, 'base64');
   return {
@@ -184,7 +185,7 @@ describe('host keys from known_hosts text', () => {
     expect(error.message).toBe(
       `host 127.0.0.1:${edOnly.port} is unknown: the server offered ssh-ed25519 key ${ed.fingerprint}, not listed in the given known_hosts text (known there only with ecdsa-sha2-nistp256 keys)`,
     );
-    const rsa = ssh2.utils.generateKeyPairSync('rsa', { bits: 1024 }).public.split(' ').slice(0, 2).join(' ');
+    const rsa = generateParsableKeyPair('rsa', 1024).public.split(' ').slice(0, 2).join(' ');
     const two = await refused(
       edOnly.port,
       { knownHosts: `${at(edOnly.port)} ${ec.field}\n${at(edOnly.port)} ${rsa}\n` },

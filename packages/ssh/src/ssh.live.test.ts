@@ -18,8 +18,8 @@ import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HvkitError } from '@hvkit/core';
-import ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateParsableKeyPair } from '../test/key-pair';
 import { connectRoot, env, liveTitle, rejectsWith, rootOptions, scratchDir, sshd } from '../test/sshd-peer';
 import { connectSsh, fingerprintOf, type SshClient } from './index';
 
@@ -90,7 +90,7 @@ describe.skipIf(!sshd.available)(liveTitle('connect, authenticate, verify host k
   });
 
   it('refuses a key that is not authorized, and root by password', async () => {
-    const { private: privateKey } = ssh2.utils.generateKeyPairSync('ed25519');
+    const { private: privateKey } = generateParsableKeyPair('ed25519');
     await rejectsWith(connectRoot({ auth: { privateKey } }), 'AUTH_FAILED');
     await rejectsWith(connectRoot({ auth: { password: env().HVKIT_SSH_PASSWORD } }), 'AUTH_FAILED');
   });
