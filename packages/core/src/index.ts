@@ -16,8 +16,26 @@ export { assertSpecificationVersion } from './adapter/spec-version';
 export { type WrapAdapterOptions, wrapAdapter } from './adapter/wrap';
 export { createDirectorySink, type DirectorySinkOptions } from './backup/directory-sink';
 export {
+  createDirectorySource,
+  type DirectorySourceOptions,
+} from './backup/directory-source';
+export {
+  BACKUP_LEASE_RENEW_MS,
+  BACKUP_LEASE_TTL_MS,
+  type BackupLease,
+  type HoldLeaseOptions,
+  holdLease,
+  type LeaseHolder,
+  leaseIsLive,
+  leaseOwner,
+  newLease,
+  parseLease,
+  renewedLease,
+} from './backup/lease';
+export {
   artifactPath,
   BACKUP_MANIFEST_FILE,
+  BACKUP_MANIFEST_MAX_BYTES,
   type BackupFileRole,
   type BackupManifest,
   type BackupManifestDisk,
@@ -28,7 +46,26 @@ export {
   serializeBackupManifest,
   writeBackupManifest,
 } from './backup/manifest';
+export {
+  checkProgressLog,
+  createProgressReporter,
+  type ProgressLogProblem,
+  type ProgressPhaseOptions,
+  type ProgressReporter,
+  type ProgressReporterOptions,
+} from './backup/progress';
+export {
+  listingOf,
+  MAX_SOURCE_ARTIFACTS,
+  type RestoreChain,
+  type RestoreLink,
+  readVerifiedBytes,
+  readVerifiedFile,
+  resolveRestoreChain,
+  type VerifiedReadOptions,
+} from './backup/restore';
 export type * from './backup/sink';
+export { checkRemoveIncompleteArgs } from './backup/sink';
 export type * from './backup/source';
 export {
   checkSinkFileName,
