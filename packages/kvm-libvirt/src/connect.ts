@@ -29,6 +29,7 @@ import { createEvents } from './capabilities/events';
 import { createInventory } from './capabilities/inventory';
 import { createLabels } from './capabilities/labels';
 import { createLimits } from './capabilities/limits';
+import { withRestore } from './capabilities/restore';
 import { type AdapterContext, closedError, reportLeftover, rpcOptions } from './context';
 import { ADAPTER_ID } from './errors';
 import { parseCapabilitiesXml } from './mapping/host';
@@ -457,7 +458,11 @@ export async function connect(options: KvmLibvirtOptions): Promise<KvmLibvirtAda
         ? { limits: rejectWhenClosed(createLimits(ctx, supports.limits), 'limits', isClosed) }
         : {}),
       labels: rejectWhenClosed(createLabels(ctx), 'labels', isClosed),
-      backups: rejectWhenClosed(createBackups(ctx, options.naming ?? {}), 'backups', isClosed),
+      backups: rejectWhenClosed(
+        withRestore(createBackups(ctx, options.naming ?? {}), ctx, supports),
+        'backups',
+        isClosed,
+      ),
       events: createEvents(ctx),
       close,
       [Symbol.asyncDispose]: close,

@@ -48,7 +48,7 @@ export const KVM_LIBVIRT_SUPPORTS: DeepReadonly<SupportsManifest> = Object.freez
     methods: KVM_LIBVIRT_BACKUP_METHODS,
     checkpoints: false,
     cleanup: false,
-    restore: false,
+    restore: { asNew: true, inPlace: true, incrementalChains: true },
   },
   events: { lifecycle: true },
 }) as DeepReadonly<SupportsManifest>;
