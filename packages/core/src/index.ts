@@ -16,6 +16,10 @@ export { assertSpecificationVersion } from './adapter/spec-version';
 export { type WrapAdapterOptions, wrapAdapter } from './adapter/wrap';
 export { createDirectorySink, type DirectorySinkOptions } from './backup/directory-sink';
 export {
+  createDirectorySource,
+  type DirectorySourceOptions,
+} from './backup/directory-source';
+export {
   BACKUP_LEASE_RENEW_MS,
   BACKUP_LEASE_TTL_MS,
   type BackupLease,
@@ -50,7 +54,18 @@ export {
   type ProgressReporter,
   type ProgressReporterOptions,
 } from './backup/progress';
+export {
+  listingOf,
+  MAX_SOURCE_ARTIFACTS,
+  type RestoreChain,
+  type RestoreLink,
+  readVerifiedBytes,
+  readVerifiedFile,
+  resolveRestoreChain,
+  type VerifiedReadOptions,
+} from './backup/restore';
 export type * from './backup/sink';
+export { checkRemoveIncompleteArgs } from './backup/sink';
 export type * from './backup/source';
 export {
   checkSinkFileName,

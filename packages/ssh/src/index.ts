@@ -34,3 +34,5 @@ export type { RemoteCommandOptions } from './quote';
 export { buildRemoteCommand, quoteArg, quoteArgv } from './quote';
 export type { ChecksumTool, SshSink, SshSinkOptions } from './sink';
 export { createSshSink } from './sink';
+export type { SshSource, SshSourceOptions } from './source';
+export { createSshSource } from './source';

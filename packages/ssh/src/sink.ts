@@ -6,6 +6,8 @@ import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import type { BackupFile, BackupSink, HvkitError, SinkWriteOptions } from '@hvkit/core';
 import {
+  BACKUP_MANIFEST_FILE,
+  checkRemoveIncompleteArgs,
   checkSignal,
   checkSinkFileName,
   checkSinkWriteOptions,
@@ -63,7 +65,14 @@ const CHECKSUM_ARGV: Record<ChecksumTool, string[]> = {
 const MAX_REMOTE_PATH_BYTES = 4095;
 
 /** Exit codes of {@link WALK_SCRIPT}; its stderr then holds `hvkit-walk:<index>` (-1: the sink's own directory). */
-const WALK_EXIT = { failed: 72, link: 73, notDirectory: 74, missing: 75, denied: 76, replaced: 77 } as const;
+export const WALK_EXIT = {
+  failed: 72,
+  link: 73,
+  notDirectory: 74,
+  missing: 75,
+  denied: 76,
+  replaced: 77,
+} as const;
 
 /**
  * The remote half of every step that touches a file below the sink's directory when a shell is available:
@@ -72,11 +81,13 @@ const WALK_EXIT = { failed: 72, link: 73, notDirectory: 74, missing: 75, denied:
  * `pwd -P` with the path it expects, so a directory swapped for a link between the test and the `cd` is
  * caught; from then on the shell's working directory is the directory itself, whatever happens to its
  * name. The action runs on `./<entry>` there: `write` (umask 077, noclobber, `cat >`), `sum` (the
- * checksum argv given after the segments) or `remove` (`rm -f`). Arguments: dir, create|check, action,
- * entry, segment count, segments..., checksum argv... Nothing from a name is interpolated into the script;
+ * checksum argv given after the segments), `remove` (`rm -f`), `read` (a regular file, not a link, to stdout:
+ * the SSH source) or `incomplete` (removes each sub-directory without a regular file named `entry`, except
+ * the names given after the segments, and prints the removed names). Arguments: dir, create|check, action,
+ * entry, segment count, segments..., checksum argv or kept names... Nothing from a name is interpolated into the script;
  * it runs with `LC_ALL=C` so that messages can be classified.
  */
-const WALK_SCRIPT = [
+export const WALK_SCRIPT = [
   'LC_ALL=C',
   'export LC_ALL',
   'dir=$1 mode=$2 action=$3 entry=$4 n=$5',
@@ -111,6 +122,26 @@ const WALK_SCRIPT = [
   '  write) umask 077; set -C; exec cat > "./$entry" ;;',
   '  sum) exec "$@" "./$entry" ;;',
   '  remove) exec rm -f -- "./$entry" ;;',
+  // read: a regular file only, never through a link (GNU dd refuses one swapped in after the test too).
+  '  read)',
+  '    [ -L "./$entry" ] && fail 73 "$n"',
+  '    [ -f "./$entry" ] || { [ -e "./$entry" ] && fail 74 "$n"; fail 75 "$n"; }',
+  '    if dd --version >/dev/null 2>&1; then exec dd if="./$entry" iflag=nofollow bs=1048576 status=none; fi',
+  '    exec cat -- "./$entry" ;;',
+  // incomplete: in the guest folder, remove each artifact folder (not a link) without a manifest, except the
+  // ids given after the segments; print the removed ones.
+  '  incomplete)',
+  '    for d in *; do',
+  '      [ -d "$d" ] && [ ! -L "$d" ] || continue',
+  '      case $d in .*) continue ;; esac',
+  '      keep=',
+  '      for k in "$@"; do [ "$k" = "$d" ] && keep=1; done',
+  '      [ -n "$keep" ] && continue',
+  '      [ -f "$d/$entry" ] && [ ! -L "$d/$entry" ] && continue',
+  '      rm -rf -- "./$d" || exit 72',
+  '      printf "%s\\n" "$d"',
+  '    done',
+  '    exit 0 ;;',
   'esac',
   'exit 72',
 ].join('\n');
@@ -124,6 +155,95 @@ export interface SshSink extends BackupSink {
   readonly remoteDir: string;
   /** Removes a file written earlier; a missing file is fine. */
   removeFile(name: string, options?: { signal?: AbortSignal }): Promise<void>;
+  /**
+   * Removes the guest's incomplete artifact folders (no `hvkit-backup.json`), except those of `keepRuns`, in
+   * a remote shell anchored in the guest folder (links are never followed). Needs a shell (`method: 'exec'` or
+   * `verify`): `UNSUPPORTED` otherwise. See `BackupSink.removeIncomplete`.
+   */
+  removeIncomplete(
+    guestFolder: string,
+    keepRuns: readonly string[],
+    options?: { signal?: AbortSignal },
+  ): Promise<string[]>;
+}
+
+/**
+ * The remote walk of a directory below `remoteDir` (see {@link WALK_SCRIPT}), shared by the SSH sink and
+ * the SSH source: the argv that runs an action anchored, and the error a failed walk stands for.
+ */
+export function remoteWalker(remoteDir: string, where: string) {
+  /** The remote path of `segments` below remoteDir (for messages and SFTP). */
+  const below = (segments: readonly string[]) => posix.join(remoteDir, ...segments);
+
+  /** The argv that runs `action` on `entry` in the directory `segments` below remoteDir, anchored. */
+  const walkArgv = (
+    mode: 'create' | 'check',
+    action: 'write' | 'sum' | 'remove' | 'read' | 'incomplete',
+    entry: string,
+    segments: readonly string[],
+    extra: readonly string[] = [],
+  ) => [
+    'sh',
+    '-c',
+    WALK_SCRIPT,
+    'hvkit-sink',
+    remoteDir,
+    mode,
+    action,
+    entry,
+    String(segments.length),
+    ...segments,
+    ...extra,
+  ];
+
+  /** The error a failed remote step stands for: a refused walk, or what its stderr says. */
+  const remoteFailure = (
+    res: { exitCode: number | null; signal: string | null; stderr: Buffer },
+    segments: readonly string[],
+    what: string,
+    op: string,
+  ): HvkitError => {
+    const text = res.stderr.subarray(-4096).toString('utf8').trim();
+    const step = /hvkit-walk:(-?\d+)/.exec(text);
+    if (step) {
+      const path = below(segments.slice(0, Number(step[1]) + 1));
+      switch (res.exitCode) {
+        case WALK_EXIT.link:
+          return sinkPathError(path, 'symlink', { operation: op, where });
+        case WALK_EXIT.notDirectory:
+          return sinkPathError(path, 'not-directory', { operation: op, where });
+        case WALK_EXIT.replaced:
+          return sinkPathError(path, 'replaced', { operation: op, where });
+        case WALK_EXIT.missing:
+          return hvkitError('NOT_FOUND', `${where}: no such directory ${JSON.stringify(path)}`, {
+            operation: op,
+            details: { path },
+          });
+        case WALK_EXIT.denied:
+          return hvkitError(
+            'PERMISSION_DENIED',
+            `${where}: permission denied entering ${JSON.stringify(path)}`,
+            {
+              operation: op,
+              details: { path },
+            },
+          );
+      }
+    }
+    const code = /permission denied|read-only file system|operation not permitted/i.test(text)
+      ? 'PERMISSION_DENIED'
+      : /file name too long/i.test(text)
+        ? 'INVALID_ARGUMENT'
+        : /no such file or directory|directory nonexistent/i.test(text)
+          ? 'NOT_FOUND'
+          : 'REMOTE';
+    return hvkitError(
+      code,
+      `${where}: ${what} failed (exit ${res.exitCode ?? res.signal})${text ? `: ${text}` : ''}`,
+      { operation: op, backendCode: res.exitCode ?? res.signal ?? undefined, backendMessage: text },
+    );
+  };
+  return { below, walkArgv, remoteFailure };
 }
 
 /** Resolves when `stream` can take more data; rejects when it closes first. */
@@ -251,77 +371,7 @@ export function createSshSink(client: SshClient, remoteDir: string, options: Ssh
   const shell = method === 'exec' || verify;
   const where = `sink ${location}`;
 
-  /** The remote path of `segments` below remoteDir (for messages and SFTP). */
-  const below = (segments: readonly string[]) => posix.join(remoteDir, ...segments);
-
-  /** The argv that runs `action` on `entry` in the directory `segments` below remoteDir, anchored. */
-  const walkArgv = (
-    mode: 'create' | 'check',
-    action: 'write' | 'sum' | 'remove',
-    entry: string,
-    segments: readonly string[],
-    extra: readonly string[] = [],
-  ) => [
-    'sh',
-    '-c',
-    WALK_SCRIPT,
-    'hvkit-sink',
-    remoteDir,
-    mode,
-    action,
-    entry,
-    String(segments.length),
-    ...segments,
-    ...extra,
-  ];
-
-  /** The error a failed remote step stands for: a refused walk, or what its stderr says. */
-  const remoteFailure = (
-    res: { exitCode: number | null; signal: string | null; stderr: Buffer },
-    segments: readonly string[],
-    what: string,
-    op: string,
-  ): HvkitError => {
-    const text = res.stderr.subarray(-4096).toString('utf8').trim();
-    const step = /hvkit-walk:(-?\d+)/.exec(text);
-    if (step) {
-      const path = below(segments.slice(0, Number(step[1]) + 1));
-      switch (res.exitCode) {
-        case WALK_EXIT.link:
-          return sinkPathError(path, 'symlink', { operation: op, where });
-        case WALK_EXIT.notDirectory:
-          return sinkPathError(path, 'not-directory', { operation: op, where });
-        case WALK_EXIT.replaced:
-          return sinkPathError(path, 'replaced', { operation: op, where });
-        case WALK_EXIT.missing:
-          return hvkitError('NOT_FOUND', `${where}: no such directory ${JSON.stringify(path)}`, {
-            operation: op,
-            details: { path },
-          });
-        case WALK_EXIT.denied:
-          return hvkitError(
-            'PERMISSION_DENIED',
-            `${where}: permission denied entering ${JSON.stringify(path)}`,
-            {
-              operation: op,
-              details: { path },
-            },
-          );
-      }
-    }
-    const code = /permission denied|read-only file system|operation not permitted/i.test(text)
-      ? 'PERMISSION_DENIED'
-      : /file name too long/i.test(text)
-        ? 'INVALID_ARGUMENT'
-        : /no such file or directory|directory nonexistent/i.test(text)
-          ? 'NOT_FOUND'
-          : 'REMOTE';
-    return hvkitError(
-      code,
-      `${where}: ${what} failed (exit ${res.exitCode ?? res.signal})${text ? `: ${text}` : ''}`,
-      { operation: op, backendCode: res.exitCode ?? res.signal ?? undefined, backendMessage: text },
-    );
-  };
+  const { below, walkArgv, remoteFailure } = remoteWalker(remoteDir, where);
 
   /** lstat over SFTP (never follows the last component). */
   const lstat = (path: string, op: string, signal: AbortSignal | undefined) =>
@@ -775,6 +825,40 @@ export function createSshSink(client: SshClient, remoteDir: string, options: Ssh
         if (HvkitErrorClass.isInstance(e, 'CONFLICT') && e.backendCode === 'ENOTDIR') return;
         throw e;
       }
+    },
+
+    async removeIncomplete(
+      guestFolder: string,
+      keepRuns: readonly string[],
+      removeOptions: { signal?: AbortSignal } = {},
+    ): Promise<string[]> {
+      const folder = checkRemoveIncompleteArgs(guestFolder, keepRuns);
+      const signal = checkSignal(removeOptions.signal);
+      const op = 'sink.removeIncomplete';
+      if (signal?.aborted) throw abortedError(op, signal, location);
+      if (!shell) {
+        throw hvkitError(
+          'UNSUPPORTED',
+          `${where}: removing incomplete artifacts needs a remote shell (method 'exec' or verify)`,
+          { operation: op },
+        );
+      }
+      const r = await client.exec.exec({
+        argv: walkArgv('check', 'incomplete', BACKUP_MANIFEST_FILE, [folder], keepRuns),
+        signal,
+        timeoutMs: stepTimeoutMs,
+      });
+      if (r.exitCode !== 0) {
+        const error = remoteFailure(r, [folder], `removing incomplete artifacts of ${below([folder])}`, op);
+        if (HvkitErrorClass.isInstance(error, 'NOT_FOUND')) return [];
+        throw error;
+      }
+      return r.stdout
+        .toString('utf8')
+        .split('\n')
+        .filter((line) => line !== '')
+        .map((id) => `${folder}/${id}`)
+        .sort();
     },
   };
 }

@@ -162,7 +162,7 @@ describe('the suite catches broken adapters', () => {
     const failed = failures(await runWith({ misreportArtifactSha256: true }));
     expect([...failed.keys()].sort()).toEqual(['backups.full', 'backups.host-config', 'backups.incremental']);
     expect(failed.get('backups.full')).toMatch(
-      /artifact file "web-01-vda-cp-\d+\.raw" has sha256 [0-9a-f]{64}, which does not match the sha256 of the 4194304 bytes the sink received \([0-9a-f]{64}\)/,
+      /artifact file "web-01\/\d{8}T\d{6}Z-full-[0-9a-f]{6}\/guest\.json" has sha256 [0-9a-f]{64}, which does not match the sha256 of the \d+ bytes the sink received \([0-9a-f]{64}\)/,
     );
   });
 

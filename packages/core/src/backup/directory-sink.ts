@@ -11,7 +11,8 @@ import type { BackupFile } from '../hypervisor/v1/model';
 import { abortError } from '../signal/abort';
 import { errnoToHvkitError } from '../transport/local-files';
 import { type ConfinedDirectory, openConfinedDirectory } from './confined-dir';
-import type { BackupSink } from './sink';
+import { BACKUP_MANIFEST_FILE } from './manifest';
+import { type BackupSink, checkRemoveIncompleteArgs } from './sink';
 import { checkSinkFileName, checkSinkWriteOptions, pumpToWritable, truncateUtf8 } from './stream-sink';
 
 /** Options of {@link createDirectorySink}. */
@@ -164,5 +165,84 @@ export function createDirectorySink(dir: string, options: DirectorySinkOptions =
         await parent.close();
       }
     },
+
+    async removeIncomplete(guestFolder, keepRuns, removeOptions = {}) {
+      const folder = checkRemoveIncompleteArgs(guestFolder, keepRuns);
+      const operation = 'sink.removeIncomplete';
+      const signal = removeOptions.signal;
+      if (signal?.aborted) throw abortError(signal, { operation });
+      let guestDir: ConfinedDirectory;
+      try {
+        guestDir = await openConfinedDirectory(root, [folder], { operation });
+      } catch (error) {
+        if (HvkitError.isInstance(error, 'NOT_FOUND')) return [];
+        throw error;
+      }
+      const removed: string[] = [];
+      try {
+        const entries = await fsp.readdir(guestDir.entryPath('.'), { withFileTypes: true }).catch((error) => {
+          throw errnoToHvkitError(error, { operation, path: guestDir.path });
+        });
+        for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
+          if (!entry.isDirectory() || entry.name.startsWith('.') || keepRuns.includes(entry.name)) continue;
+          if (signal?.aborted) throw abortError(signal, { operation });
+          const complete = await fsp.lstat(join(guestDir.entryPath(entry.name), BACKUP_MANIFEST_FILE)).then(
+            (st) => st.isFile(),
+            () => false,
+          );
+          if (complete) continue;
+          await removeTree(root, [folder, entry.name], operation, signal);
+          await guestDir.confirm();
+          await fsp.rmdir(guestDir.entryPath(entry.name)).catch((error: unknown) => {
+            if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
+              throw errnoToHvkitError(error, { operation, path: join(guestDir.path, entry.name) });
+            }
+          });
+          removed.push(`${folder}/${entry.name}`);
+        }
+      } finally {
+        await guestDir.close();
+      }
+      return removed;
+    },
   };
+}
+
+/**
+ * Empties the directory `segments` below `root` (files, links and sub-directories; links are removed, never
+ * followed), at most 16 levels deep. The directory itself stays (its parent removes it).
+ */
+async function removeTree(
+  root: string,
+  segments: readonly string[],
+  operation: string,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  if (segments.length > 18)
+    throw hvkitError('CONFLICT', `${operation}: directories nested too deep to remove.`);
+  const dir = await openConfinedDirectory(root, segments, { operation });
+  try {
+    const entries = await fsp.readdir(dir.entryPath('.'), { withFileTypes: true }).catch((error) => {
+      throw errnoToHvkitError(error, { operation, path: dir.path });
+    });
+    for (const entry of entries) {
+      if (signal?.aborted) throw abortError(signal, { operation });
+      await dir.confirm();
+      const at = dir.entryPath(entry.name);
+      try {
+        if (entry.isDirectory()) {
+          await removeTree(root, [...segments, entry.name], operation, signal);
+          await fsp.rmdir(at);
+        } else {
+          await fsp.unlink(at);
+        }
+      } catch (error) {
+        if (HvkitError.isInstance(error)) throw error;
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        throw errnoToHvkitError(error, { operation, path: join(dir.path, entry.name) });
+      }
+    }
+  } finally {
+    await dir.close();
+  }
 }

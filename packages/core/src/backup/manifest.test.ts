@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { sampleManifest } from '../__test-utils__/artifacts';
 import { HvkitError } from '../errors/hvkit-error';
 import type { BackupFile } from '../hypervisor/v1/model';
 import { createMemorySink } from '../testing/memory-sink';
@@ -13,43 +14,6 @@ import {
   serializeBackupManifest,
   writeBackupManifest,
 } from './manifest';
-
-const SHA = 'a'.repeat(64);
-
-export function sampleManifest(over: Partial<BackupManifest> = {}): BackupManifest {
-  return {
-    format: 'hvkit-backup',
-    version: 1,
-    specificationVersion: 'v1',
-    adapter: 'in-memory',
-    id: '20261207T120000Z-full-abc123',
-    kind: 'full',
-    method: 'in-memory-stream',
-    guest: { id: 'vm-1', name: 'web', uuid: '11111111-2222-3333-4444-555555555555' },
-    startedAt: '2026-12-07T12:00:00.000Z',
-    completedAt: '2026-12-07T12:00:05.000Z',
-    consistency: 'crash',
-    chain: { id: '20261207T120000Z-full-abc123', position: 0 },
-    checkpoint: 'cp-1',
-    files: [
-      {
-        name: 'guest.json',
-        role: 'definition',
-        bytes: 10,
-        sha256: SHA,
-        format: 'hvkit-in-memory-guest-json',
-      },
-      {
-        name: 'disk-vda.raw',
-        role: 'disk',
-        bytes: 4096,
-        sha256: 'b'.repeat(64),
-        disk: { device: 'vda', format: 'raw', capacityBytes: 8192 },
-      },
-    ],
-    ...over,
-  };
-}
 
 function codeOf(fn: () => unknown): string {
   try {

@@ -20,6 +20,8 @@ export interface BackupListing {
   complete: boolean;
   /** The manifest, when complete. */
   manifest?: BackupManifest;
+  /** Why the folder's manifest was refused (it is there but not valid), when it was; `complete` is then false. */
+  invalid?: string;
 }
 
 /** Options of {@link BackupSource.readFile}. */

@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { isWrappedAdapter } from '../adapter/wrap';
+import { parseBackupManifest } from '../backup/manifest';
+import { checkProgressLog } from '../backup/progress';
 import { HvkitError, hvkitError } from '../errors/hvkit-error';
 import type { GuestEvent, Progress } from '../hypervisor/v1/model';
 import { createInMemoryBackend } from './backend';
@@ -281,12 +283,16 @@ describe('in-memory adapter: snapshots and backups', () => {
     const artifact = await a.backups.backup('vm-101', sink, { onProgress: (p) => progress.push(p) });
     expect(artifact.kind).toBe('full');
     expect(artifact.consistency).toBe('fs-frozen');
+    expect(artifact.path).toBe(`web-01/${artifact.id}`);
+    expect(artifact.id).toMatch(/^\d{8}T\d{6}Z-full-[0-9a-f]{6}$/);
+    expect(artifact.chain).toBe(artifact.id);
     expect(artifact.files.map((f) => f.name)).toEqual([
-      `web-01-vda-${artifact.checkpoint}.raw`,
-      `web-01-vdb-${artifact.checkpoint}.raw`,
-      `web-01-${artifact.checkpoint}.json`,
+      `web-01/${artifact.id}/guest.json`,
+      `web-01/${artifact.id}/disk-vda.raw`,
+      `web-01/${artifact.id}/disk-vdb.raw`,
+      `web-01/${artifact.id}/hvkit-backup.json`,
     ]);
-    const vda = sink.read(artifact.files[0]?.name ?? '') as Uint8Array;
+    const vda = sink.read(artifact.files[1]?.name ?? '') as Uint8Array;
     expect(vda.length).toBe(4 * MiB);
     expect(sameBytes(vda, a.backend.readDisk('vm-101', 'vda'))).toBe(true);
     for (const f of artifact.files) {
@@ -294,10 +300,22 @@ describe('in-memory adapter: snapshots and backups', () => {
       expect(f.bytes).toBe(data.length);
       expect(f.sha256).toBe(sha256(data));
     }
-    const processed = progress.map((p) => p.processedBytes);
-    expect(processed).toEqual([...processed].sort((x, y) => x - y));
-    expect(progress.at(-1)).toMatchObject({ phase: 'done', processedBytes: progress.at(-1)?.totalBytes });
-    expect(progress.length).toBeGreaterThan(100);
+    expect(checkProgressLog(progress)).toEqual([]);
+    expect(progress[0]).toEqual({ phase: 'snapshot', processedBytes: 0 });
+    expect(progress.at(-1)).toMatchObject({ phase: 'transfer', processedBytes: progress.at(-1)?.totalBytes });
+    // Throttled: the transfer of 8 MiB in 64 KiB chunks is not 128 callbacks.
+    expect(progress.length).toBeLessThan(20);
+    const manifest = parseBackupManifest(sink.read(`web-01/${artifact.id}/hvkit-backup.json`) as Uint8Array);
+    expect(manifest).toMatchObject({
+      id: artifact.id,
+      kind: 'full',
+      chain: { id: artifact.id, position: 0 },
+    });
+    expect(manifest.files.map((f) => [f.name, f.role])).toEqual([
+      ['guest.json', 'definition'],
+      ['disk-vda.raw', 'disk'],
+      ['disk-vdb.raw', 'disk'],
+    ]);
     expect(a.backend.listSnapshotIds('vm-101')).toEqual([]);
     expect(a.backend.listCheckpointIds('vm-101')).toEqual([artifact.checkpoint]);
   });
@@ -306,13 +324,15 @@ describe('in-memory adapter: snapshots and backups', () => {
     const a = createInMemoryAdapter();
     const sink = createMemorySink();
     const full = await a.backups.backup('vm-101', sink);
-    const base = sink.read(full.files[0]?.name ?? '') as Uint8Array;
+    const base = sink.read(full.files[1]?.name ?? '') as Uint8Array;
     const inc = await a.backups.backup('vm-101', sink, {
       mode: 'incremental',
       sinceCheckpoint: full.checkpoint,
     });
     expect(inc).toMatchObject({ kind: 'incremental', parentCheckpoint: full.checkpoint });
-    const delta = sink.read(inc.files[0]?.name ?? '') as Uint8Array;
+    expect(inc.chain).toBe(full.chain);
+    expect(inc.files[1]?.name).toBe(`web-01/${inc.id}/disk-vda.delta`);
+    const delta = sink.read(inc.files[1]?.name ?? '') as Uint8Array;
     expect(delta.length).toBeGreaterThan(0);
     expect(delta.length).toBeLessThan(base.length / 4);
     expect(sameBytes(applyInMemoryDelta(base, delta), a.backend.readDisk('vm-101', 'vda'))).toBe(true);
@@ -328,27 +348,26 @@ describe('in-memory adapter: snapshots and backups', () => {
   });
 
   it('cleans up when aborted midway: ABORTED, no temporary snapshot or checkpoint, no complete file', async () => {
-    const a = createInMemoryAdapter();
+    const a = createInMemoryAdapter({ chunkDelayMs: 1 });
     const sink = createMemorySink();
     const controller = new AbortController();
     let sawTemporary = false;
-    const err = await rejection(
-      a.backups.backup('vm-101', sink, {
-        signal: controller.signal,
-        onProgress: (p) => {
-          if (p.processedBytes > 5 * MiB && !controller.signal.aborted) {
-            sawTemporary = a.backend.listSnapshots('vm-101').some((s) => s.temporary);
-            controller.abort();
-          }
-        },
-      }),
-    );
+    const started = a.backups.backup('vm-101', sink, { signal: controller.signal });
+    const timer = setInterval(() => {
+      if (sink.writes.length >= 3 && !controller.signal.aborted) {
+        sawTemporary = a.backend.listSnapshots('vm-101').some((s) => s.temporary);
+        expect(a.backend.getLease('vm-101')).toBeDefined();
+        controller.abort();
+      }
+    }, 1);
+    const err = await rejection(started).finally(() => clearInterval(timer));
     expect(err.code).toBe('ABORTED');
     expect(sawTemporary).toBe(true);
     expect(a.backend.listSnapshotIds('vm-101')).toEqual([]);
     expect(a.backend.listCheckpointIds('vm-101')).toEqual([]);
+    expect(a.backend.getLease('vm-101')).toBeUndefined();
     expect([...sink.files.keys()]).toEqual([]);
-    expect(sink.writes.map((w) => w.status)).toEqual(['removed', 'failed']);
+    expect(sink.writes.map((w) => w.status)).toEqual(['removed', 'removed', 'failed']);
   });
 
   it('times out a slow backup with TIMEOUT and cleans up before settling', async () => {

@@ -1,11 +1,23 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { CapabilityName } from '../adapter/capability';
 import { resolveGuestRef } from '../adapter/guest-ref';
 import { wrapAdapter } from '../adapter/wrap';
+import { BACKUP_LEASE_TTL_MS, type BackupLease, holdLease, leaseIsLive, newLease } from '../backup/lease';
+import {
+  artifactPath,
+  type BackupManifest,
+  type BackupManifestFile,
+  newArtifactId,
+  writeBackupManifest,
+} from '../backup/manifest';
+import { createProgressReporter } from '../backup/progress';
+import { type RestoreLink, readVerifiedFile, resolveRestoreChain } from '../backup/restore';
 import type { BackupSink } from '../backup/sink';
+import type { BackupSource } from '../backup/source';
 import { HvkitError, hvkitError } from '../errors/hvkit-error';
 import { quoteForMessage } from '../errors/message';
 import type {
+  BackupCleanupOptions,
   BackupOptions,
   BackupsCapability,
   CallOptions,
@@ -18,18 +30,23 @@ import type {
   LimitsGetOptions,
   LimitsSetOptions,
   LimitsSetResult,
+  RestoreOptions,
   SubscribeOptions,
 } from '../hypervisor/v1/hypervisor-adapter-v1';
 import { SPEC_V1_CAPABILITIES, SPEC_V1_METHODS, type SpecV1Method } from '../hypervisor/v1/methods';
 import type {
   BackupArtifact,
+  BackupCheckpoint,
+  BackupCleanupResult,
   BackupFile,
+  BackupLeftover,
   Guest,
   GuestEvent,
   GuestRef,
   Host,
   HvkitWarning,
   ResourceLimits,
+  RestoreResult,
   SecurityLabel,
   Snapshot,
 } from '../hypervisor/v1/model';
@@ -42,6 +59,7 @@ import { type LimitsHostFacts, mergeLimits, validateLimits } from '../limits/val
 import { abortError, checkSignal, raceAbort, sleep, throwIfAborted } from '../signal/abort';
 import {
   type BackendInternals,
+  blockBytes,
   type CheckpointState,
   createInMemoryBackend,
   type DiskState,
@@ -51,12 +69,23 @@ import {
   isActivePowerState,
 } from './backend';
 import type { InMemoryDataset } from './dataset';
-import { generateBlock, IN_MEMORY_BLOCK_BYTES, IN_MEMORY_DELTA_HEADER_BYTES } from './disk-data';
+import { applyInMemoryDelta, IN_MEMORY_BLOCK_BYTES, IN_MEMORY_DELTA_HEADER_BYTES } from './disk-data';
 
 const ADAPTER = 'in-memory';
 
 /** Backup method the in-memory adapter reports. */
 export const IN_MEMORY_BACKUP_METHOD = 'in-memory-stream';
+
+/** `format` of the in-memory adapter's definition file (`guest.json`) in an artifact. */
+export const IN_MEMORY_DEFINITION_FORMAT = 'hvkit-in-memory-guest-json';
+
+/** `disk.incremental` of the in-memory adapter's incremental disk files (see `applyInMemoryDelta`). */
+export const IN_MEMORY_DELTA_FORMAT = 'hvkit-in-memory-delta';
+
+/** A guest device name as a file name segment. */
+function safeSegment(text: string): string {
+  return text.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^\.+/, '_') || '_';
+}
 
 export type { CapabilityName } from '../adapter/capability';
 
@@ -107,6 +136,12 @@ export interface InMemoryFaults {
    * normalise with `normalizeLimits`).
    */
   reportDefaultsAsNumbers?: boolean;
+  /** A restore as a new guest keeps the original's MAC addresses (a clash on the network). */
+  restoreKeepsMacs?: boolean;
+  /** A restore reads files without checking them against the manifest (a corrupt artifact is accepted). */
+  restoreWithoutVerify?: boolean;
+  /** A full backup keeps hvkit's checkpoints of older chains (they pile up). */
+  keepOldChainCheckpoints?: boolean;
 }
 
 /** Options of {@link createInMemoryAdapter}. */
@@ -180,9 +215,9 @@ export function defaultInMemorySupports(): SupportsManifest {
       incremental: true,
       hostConfig: true,
       methods: [IN_MEMORY_BACKUP_METHOD],
-      checkpoints: false,
-      cleanup: false,
-      restore: false,
+      checkpoints: true,
+      cleanup: true,
+      restore: { asNew: true, inPlace: true, incrementalChains: true },
     },
     events: { lifecycle: true },
   };
@@ -688,10 +723,6 @@ export function createInMemoryAdapter(
     if (i >= 0) s.checkpoints.splice(i, 1);
   }
 
-  function fileBase(s: GuestState): string {
-    return s.guest.name.replace(/[^A-Za-z0-9._-]/g, '_');
-  }
-
   /** Streams blocks of one disk (raw for a full backup, delta records for an incremental). */
   async function* diskChunks(
     disk: DiskState,
@@ -707,7 +738,7 @@ export function createInMemoryAdapter(
       if (chunkDelayMs > 0) await sleep(chunkDelayMs, { signal, ...context });
       const offset = i * IN_MEMORY_BLOCK_BYTES;
       const length = Math.min(IN_MEMORY_BLOCK_BYTES, disk.dataBytes - offset);
-      const data = generateBlock(disk.seed, i, gens[i] as number, length);
+      const data = blockBytes(disk, i, gens[i] as number);
       let chunk = data;
       if (delta) {
         chunk = new Uint8Array(IN_MEMORY_DELTA_HEADER_BYTES + length);
@@ -747,6 +778,106 @@ export function createInMemoryAdapter(
     return { ...file, sha256: sha256Hex(new TextEncoder().encode(`not ${file.sha256}`)) };
   }
 
+  /** The guest's lease, when live (another run in progress). */
+  function liveLease(s: GuestState): BackupLease | undefined {
+    const lease = internals.leases.get(s.guest.id);
+    return lease && leaseIsLive(lease, internals.now()) ? lease : undefined;
+  }
+
+  /**
+   * Removes what crashed runs left on the guest (temporary snapshots and checkpoints, an expired lease) and,
+   * with a sink, its incomplete artifacts; keeps what the live lease of another run holds.
+   */
+  async function sweep(
+    s: GuestState,
+    sink: BackupSink | undefined,
+    signal: AbortSignal,
+    operation: string,
+  ): Promise<BackupCleanupResult> {
+    const removed: BackupLeftover[] = [];
+    const kept: BackupLeftover[] = [];
+    const stored = internals.leases.get(s.guest.id);
+    const live = liveLease(s);
+    if (stored && !live) {
+      internals.leases.delete(s.guest.id);
+      removed.push({ kind: 'lease', name: stored.owner, run: stored.run });
+    }
+    const held = (run: string | undefined) => live !== undefined && run === live.run;
+    for (const snap of [...s.snapshots]) {
+      if (!snap.record.temporary) continue;
+      const leftover: BackupLeftover = {
+        kind: 'snapshot',
+        name: snap.record.name,
+        ...(snap.record.run ? { run: snap.record.run } : {}),
+      };
+      if (held(snap.record.run)) kept.push(leftover);
+      else {
+        removeSnapshot(s, snap.record.id);
+        removed.push(leftover);
+      }
+    }
+    for (const cp of [...s.checkpoints]) {
+      if (!cp.record.temporary || !cp.record.managed) continue;
+      const leftover: BackupLeftover = {
+        kind: 'checkpoint',
+        name: cp.record.id,
+        ...(cp.record.artifact ? { run: cp.record.artifact } : {}),
+      };
+      if (held(cp.record.artifact)) kept.push(leftover);
+      else {
+        removeCheckpoint(s, cp.record.id);
+        removed.push(leftover);
+      }
+    }
+    if (sink !== undefined) {
+      if (typeof sink.removeIncomplete !== 'function') {
+        throw unsupported(
+          operation,
+          `removing incomplete artifacts from a ${sink.kind} sink (it has no removeIncomplete)`,
+        );
+      }
+      const folder = guestFolder(s);
+      const gone = await raceAbort(
+        sink.removeIncomplete(folder, live ? [live.run] : [], { signal }),
+        signal,
+        { adapter: ADAPTER, operation },
+      );
+      for (const name of gone) removed.push({ kind: 'file', name, run: name.slice(folder.length + 1) });
+      if (live) kept.push({ kind: 'file', name: `${folder}/${live.run}`, run: live.run });
+    }
+    return { removed, kept };
+  }
+
+  function guestFolder(s: GuestState): string {
+    return artifactPath(s.guest.name, 'x').split('/')[0] as string;
+  }
+
+  function conflictIfLeased(s: GuestState, operation: string): void {
+    const live = liveLease(s);
+    if (live) {
+      throw hvkitError(
+        'CONFLICT',
+        `${operation}: guest ${s.guest.name} is held by run ${live.run} of ${live.owner} until ${live.expiresAt}`,
+        { adapter: ADAPTER, operation, details: { lease: live } },
+      );
+    }
+  }
+
+  /** Takes the guest's lease for run `run` and keeps it renewed; the returned function releases it. */
+  function takeLease(s: GuestState, run: string): () => Promise<void> {
+    const lease = newLease(run, BACKUP_LEASE_TTL_MS, { now: internals.now() });
+    internals.leases.set(s.guest.id, lease);
+    const holder = holdLease(lease, {
+      store: async (l) => {
+        internals.leases.set(s.guest.id, l);
+      },
+    });
+    return async () => {
+      await holder.stop();
+      if (internals.leases.get(s.guest.id)?.run === run) internals.leases.delete(s.guest.id);
+    };
+  }
+
   async function backupGuest(
     ref: GuestRef,
     sink: BackupSink,
@@ -782,16 +913,33 @@ export function createInMemoryAdapter(
           context,
         );
       }
+      if (!parent.record.managed || parent.record.chain === undefined) {
+        throw hvkitError(
+          'INVALID_ARGUMENT',
+          `${operation}: checkpoint ${quoteForMessage(options.sinceCheckpoint)} was not made by an hvkit backup, so it starts no chain`,
+          context,
+        );
+      }
     }
+    conflictIfLeased(s, operation);
+    // What crashed runs left goes first (and their incomplete artifacts, when the sink can remove them).
+    await sweep(s, typeof sink.removeIncomplete === 'function' ? sink : undefined, signal, operation);
+
+    const startedAt = internals.now();
+    const kind = parent ? 'incremental' : 'full';
+    const id = newArtifactId(kind, startedAt, () => randomBytes(3).toString('hex'));
+    const path = artifactPath(s.guest.name, id);
+    const chain = parent ? (parent.record.chain as string) : id;
+    const position = parent ? (parent.record.position ?? 0) + 1 : 0;
+    const release = takeLease(s, id);
 
     // The guest keeps writing while it runs.
     if (s.guest.powerState === 'running') internals.dirty(s, writesPerBackup);
 
-    const progress = options.onProgress;
-    let processed = 0;
-    const snapshotId = addSnapshot(s, { name: 'hvkit-backup', kind: 'disk', temporary: true });
+    const progress = createProgressReporter(options.onProgress);
+    const snapshotId = addSnapshot(s, { name: `hvkit-backup-${id}`, kind: 'disk', temporary: true });
     const snap = s.snapshots.find((x) => x.record.id === snapshotId);
-    if (snap) snap.record.name = `hvkit-backup-${snapshotId}`;
+    if (snap) snap.record.run = id;
     const cpId = internals.nextId('cp');
     const checkpoint: CheckpointState = {
       record: {
@@ -800,12 +948,15 @@ export function createInMemoryAdapter(
         createdAt: internals.now(),
         ...(parent ? { parentId: parent.record.id } : {}),
         temporary: true,
+        managed: true,
+        chain,
+        position,
+        artifact: id,
       },
       gens: new Map([...(snap?.gens ?? new Map<string, Uint32Array>())].map(([d, g]) => [d, g.slice()])),
     };
     s.checkpoints.push(checkpoint);
 
-    const base = fileBase(s);
     const plan = [...s.disks.values()].map((disk) => {
       const gens = snap?.gens.get(disk.disk.device) ?? disk.gens;
       const before = parent?.gens.get(disk.disk.device);
@@ -816,85 +967,130 @@ export function createInMemoryAdapter(
         0,
       );
       const bytes = parent ? dataBytes + blocks.length * IN_MEMORY_DELTA_HEADER_BYTES : dataBytes;
-      const name = parent
-        ? `${base}-${disk.disk.device}-${cpId}.delta`
-        : `${base}-${disk.disk.device}-${cpId}.raw`;
-      return { disk, gens, blocks, bytes, name };
+      const file = `disk-${safeSegment(disk.disk.device)}.${parent ? 'delta' : 'raw'}`;
+      return { disk, gens, blocks, bytes, file, name: `${path}/${file}` };
     });
     const definition = new TextEncoder().encode(
       `${JSON.stringify(
         {
+          format: IN_MEMORY_DEFINITION_FORMAT,
           guest: s.guest,
           limits: s.persistent,
           labels: s.configLabels,
-          checkpoint: cpId,
-          ...(parent ? { parentCheckpoint: parent.record.id } : {}),
+          guestAgent: s.guestAgent,
         },
         null,
         2,
       )}\n`,
     );
-    const definitionName = `${base}-${cpId}.json`;
+    const definitionName = `${path}/guest.json`;
     const totalBytes = plan.reduce((n, p) => n + p.bytes, 0) + definition.length;
-    const report = (phase: string, file?: string) =>
-      progress?.({ phase, processedBytes: processed, totalBytes, ...(file ? { file } : {}) });
     const written: string[] = [];
     const files: BackupFile[] = [];
+    const entries: BackupManifestFile[] = [];
     try {
-      report('snapshot');
+      progress.phase('snapshot');
+      progress.phase('transfer', { totalBytes });
+      const defFile = await raceAbort(
+        sink.writeFile(
+          definitionName,
+          bufferChunks(definition, signal, (n) => progress.advance(n, { file: definitionName })),
+          { signal, expectedBytes: definition.length },
+        ),
+        signal,
+        context,
+      );
+      written.push(definitionName);
+      files.push(await misreport(defFile));
+      entries.push({
+        name: 'guest.json',
+        role: 'definition',
+        bytes: defFile.bytes,
+        sha256: defFile.sha256,
+        format: IN_MEMORY_DEFINITION_FORMAT,
+      });
       for (const p of plan) {
-        const onChunk = (n: number) => {
-          processed += n;
-          report('transfer', p.name);
-        };
         const file = await raceAbort(
           sink.writeFile(
             p.name,
-            diskChunks(p.disk, p.gens, p.blocks, parent !== undefined, signal, onChunk),
-            {
-              signal,
-              expectedBytes: p.bytes,
-            },
+            diskChunks(p.disk, p.gens, p.blocks, parent !== undefined, signal, (n) =>
+              progress.advance(n, { file: p.name }),
+            ),
+            { signal, expectedBytes: p.bytes },
           ),
           signal,
           context,
         );
         written.push(p.name);
         files.push(await misreport(file));
+        entries.push({
+          name: p.file,
+          role: 'disk',
+          bytes: file.bytes,
+          sha256: file.sha256,
+          disk: {
+            device: p.disk.disk.device,
+            format: 'raw',
+            capacityBytes: p.disk.disk.capacityBytes ?? p.disk.dataBytes,
+            ...(parent ? { incremental: IN_MEMORY_DELTA_FORMAT } : {}),
+          },
+        });
       }
-      const onChunk = (n: number) => {
-        processed += n;
-        report('transfer', definitionName);
+      throwIfAborted(signal, context);
+      const consistency = s.guest.powerState === 'running' && s.guestAgent ? 'fs-frozen' : 'crash';
+      const manifest: BackupManifest = {
+        format: 'hvkit-backup',
+        version: 1,
+        specificationVersion: 'v1',
+        adapter: ADAPTER,
+        id,
+        kind,
+        method: IN_MEMORY_BACKUP_METHOD,
+        guest: { id: s.guest.id, name: s.guest.name, uuid: s.guest.uuid },
+        startedAt: startedAt.toISOString(),
+        completedAt: internals.now().toISOString(),
+        consistency,
+        chain: { id: chain, position },
+        ...(parent ? { base: parent.record.artifact as string, parentCheckpoint: parent.record.id } : {}),
+        checkpoint: cpId,
+        files: entries,
       };
-      const defFile = await raceAbort(
-        sink.writeFile(definitionName, bufferChunks(definition, signal, onChunk), {
-          signal,
-          expectedBytes: definition.length,
-        }),
+      const manifestFile = await raceAbort(
+        writeBackupManifest(sink, path, manifest, { signal }),
         signal,
         context,
       );
-      written.push(definitionName);
-      files.push(await misreport(defFile));
+      written.push(manifestFile.name);
+      files.push(manifestFile);
       throwIfAborted(signal, context);
       removeSnapshot(s, snapshotId);
       checkpoint.record.temporary = false;
-      report('done');
+      if (!parent && !faults.keepOldChainCheckpoints) {
+        // A full backup starts a new chain: hvkit's checkpoints of older chains go, nobody else's.
+        for (const cp of [...s.checkpoints]) {
+          if (cp.record.managed && cp.record.chain !== chain && !cp.record.temporary) {
+            removeCheckpoint(s, cp.record.id);
+          }
+        }
+      }
+      progress.done();
       return {
-        id: internals.nextId('artifact'),
+        id,
         guest: s.guest.id,
-        kind: parent ? 'incremental' : 'full',
+        kind,
         method: IN_MEMORY_BACKUP_METHOD,
         createdAt: internals.now(),
         files,
         checkpoint: cpId,
         ...(parent ? { parentCheckpoint: parent.record.id } : {}),
-        consistency: s.guest.powerState === 'running' && s.guestAgent ? 'fs-frozen' : 'crash',
+        consistency,
+        path,
+        chain,
       };
     } catch (error) {
       if (!faults.leaveSnapshotOnAbort) removeSnapshot(s, snapshotId);
       if (!faults.leaveCheckpointOnFailure || signal.aborted) removeCheckpoint(s, cpId);
-      for (const name of written) {
+      for (const name of written.reverse()) {
         try {
           await sink.removeFile?.(name);
         } catch {
@@ -911,6 +1107,8 @@ export function createInMemoryAdapter(
           cause: error,
         },
       );
+    } finally {
+      await release();
     }
   }
 
@@ -939,26 +1137,71 @@ export function createInMemoryAdapter(
       })),
     };
     const data = new TextEncoder().encode(`${JSON.stringify(doc, null, 2)}\n`);
-    const id = internals.nextId('host-config');
-    const name = `${internals.host.name.replace(/[^A-Za-z0-9._-]/g, '_')}-${id}.json`;
-    let processed = 0;
-    const onChunk = (n: number) => {
-      processed += n;
-      options.onProgress?.({
-        phase: 'transfer',
-        processedBytes: processed,
-        totalBytes: data.length,
-        file: name,
-      });
-    };
-    let file: BackupFile;
+    const startedAt = internals.now();
+    const id = newArtifactId('host-config', startedAt, () => randomBytes(3).toString('hex'));
+    const path = artifactPath(internals.host.name, id);
+    const name = `${path}/host-config.json`;
+    const progress = createProgressReporter(options.onProgress);
+    progress.phase('transfer', { totalBytes: data.length, file: name });
+    const written: string[] = [];
     try {
-      file = await raceAbort(
-        sink.writeFile(name, bufferChunks(data, signal, onChunk), { signal, expectedBytes: data.length }),
+      const file = await raceAbort(
+        sink.writeFile(
+          name,
+          bufferChunks(data, signal, (n) => progress.advance(n)),
+          { signal, expectedBytes: data.length },
+        ),
         signal,
         context,
       );
+      written.push(name);
+      throwIfAborted(signal, context);
+      const manifestFile = await raceAbort(
+        writeBackupManifest(
+          sink,
+          path,
+          {
+            format: 'hvkit-backup',
+            version: 1,
+            specificationVersion: 'v1',
+            adapter: ADAPTER,
+            id,
+            kind: 'host-config',
+            method: IN_MEMORY_BACKUP_METHOD,
+            guest: { id: internals.host.id, name: internals.host.name },
+            startedAt: startedAt.toISOString(),
+            completedAt: internals.now().toISOString(),
+            consistency: 'crash',
+            files: [
+              {
+                name: 'host-config.json',
+                role: 'host-config',
+                bytes: file.bytes,
+                sha256: file.sha256,
+                format: 'hvkit-in-memory-host-config-json',
+              },
+            ],
+          },
+          { signal },
+        ),
+        signal,
+        context,
+      );
+      written.push(manifestFile.name);
+      throwIfAborted(signal, context);
+      progress.done();
+      return {
+        id,
+        guest: internals.host.id,
+        kind: 'host-config',
+        method: IN_MEMORY_BACKUP_METHOD,
+        createdAt: internals.now(),
+        files: [await misreport(file), manifestFile],
+        consistency: 'crash',
+        path,
+      };
     } catch (error) {
+      for (const n of written.reverse()) await sink.removeFile?.(n).catch(() => {});
       if (signal.aborted) throw abortError(signal, context);
       if (HvkitError.isInstance(error)) throw error;
       throw hvkitError('REMOTE', `${operation}: writing to the ${sink.kind} sink failed`, {
@@ -966,20 +1209,274 @@ export function createInMemoryAdapter(
         cause: error,
       });
     }
-    try {
-      throwIfAborted(signal, context);
-    } catch (error) {
-      await sink.removeFile?.(name).catch(() => {});
-      throw error;
-    }
+  }
+
+  function checkpointView(record: CheckpointState['record']): BackupCheckpoint {
     return {
-      id,
-      guest: internals.host.id,
-      kind: 'host-config',
-      method: IN_MEMORY_BACKUP_METHOD,
-      createdAt: internals.now(),
-      files: [await misreport(file)],
-      consistency: 'crash',
+      id: record.id,
+      createdAt: new Date(record.createdAt),
+      ...(record.parentId === undefined ? {} : { parentId: record.parentId }),
+      ...(record.managed && record.chain !== undefined ? { chain: record.chain } : {}),
+      managed: record.managed ?? false,
+    };
+  }
+
+  /** A new, locally administered MAC (52:54:00 like libvirt's), not used by another guest. */
+  function newMac(): string {
+    const used = new Set(internals.guests.flatMap((g) => g.guest.nics.map((n) => n.mac?.toLowerCase())));
+    for (;;) {
+      const mac = `52:54:00:${[...randomBytes(3)].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;
+      if (!used.has(mac)) return mac;
+    }
+  }
+
+  async function restoreGuest(
+    source: BackupSource,
+    options: RestoreOptions,
+    signal: AbortSignal,
+  ): Promise<RestoreResult> {
+    const operation = 'backups.restore';
+    const context = { adapter: ADAPTER, operation };
+    const rs = bk === false ? false : bk.restore;
+    if (rs === false) throw unsupported(operation, 'restore');
+    if (typeof source !== 'object' || source === null || typeof source.readFile !== 'function') {
+      throw new TypeError(`${operation}: source must be a BackupSource`);
+    }
+    checkProgress(options as BackupOptions, operation);
+    const mode = options.mode ?? 'new';
+    if (mode !== 'new' && mode !== 'in-place') {
+      throw new TypeError(`${operation}: mode must be 'new' or 'in-place', got ${String(mode)}`);
+    }
+    if (mode === 'new' && !rs.asNew) throw unsupported(operation, 'restoring as a new guest');
+    if (mode === 'in-place' && !rs.inPlace) throw unsupported(operation, 'restoring in place');
+    for (const key of ['name', 'storage'] as const) {
+      const v = options[key];
+      if (v !== undefined && (typeof v !== 'string' || v.trim() === '' || v.includes('/'))) {
+        throw hvkitError(
+          'INVALID_ARGUMENT',
+          `${operation}: ${key} must be a non-empty string without '/'`,
+          context,
+        );
+      }
+    }
+    const pool =
+      options.storage === undefined
+        ? undefined
+        : internals.pools.find((p) => p.id === options.storage || p.name === options.storage);
+    if (options.storage !== undefined && !pool) {
+      throw hvkitError(
+        'NOT_FOUND',
+        `${operation}: no storage pool ${quoteForMessage(options.storage)}`,
+        context,
+      );
+    }
+    const chain = await resolveRestoreChain(source, {
+      ...(options.artifact === undefined ? {} : { artifact: options.artifact }),
+      ...(options.guest === undefined ? {} : { guest: options.guest }),
+      signal,
+    });
+    if (chain.links.length > 1 && !rs.incrementalChains) {
+      throw unsupported(operation, 'restoring an incremental chain');
+    }
+    const target = chain.target.manifest;
+    if (target.adapter !== ADAPTER) {
+      throw hvkitError(
+        'INVALID_ARGUMENT',
+        `${operation}: artifact ${target.id} was written by ${target.adapter}, not by the in-memory adapter`,
+        { ...context, details: { reason: 'artifact-invalid', adapter: target.adapter } },
+      );
+    }
+    const name = options.name ?? `${target.guest.name}-restored-${target.id}`;
+    const existing = (): GuestState | undefined =>
+      internals.find({ id: target.guest.id }) ??
+      (target.guest.uuid ? internals.find({ uuid: target.guest.uuid }) : undefined);
+    const checkTarget = (): GuestState | undefined => {
+      if (mode === 'new') {
+        const taken = internals.guests.find((g) => g.guest.name === name);
+        if (taken) {
+          throw hvkitError(
+            'CONFLICT',
+            `${operation}: a guest named ${quoteForMessage(name)} exists`,
+            context,
+          );
+        }
+        return undefined;
+      }
+      const s = existing();
+      if (!s) {
+        throw hvkitError(
+          'NOT_FOUND',
+          `${operation}: guest ${target.guest.name} (${target.guest.id}) does not exist; restore it as a new guest`,
+          context,
+        );
+      }
+      if (s.guest.powerState !== 'stopped') {
+        throw hvkitError(
+          'CONFLICT',
+          `${operation}: guest ${s.guest.name} is ${s.guest.powerState}; an in-place restore needs it stopped`,
+          context,
+        );
+      }
+      conflictIfLeased(s, operation);
+      return s;
+    };
+    checkTarget();
+
+    const readFile = (link: RestoreLink, file: BackupManifestFile, onBytes: (n: number) => void) =>
+      faults.restoreWithoutVerify
+        ? source.readFile(`${link.path}/${file.name}`, { signal })
+        : readVerifiedFile(source, link.path, file, { signal, onBytes });
+    const collect = async (link: RestoreLink, file: BackupManifestFile, onBytes: (n: number) => void) => {
+      const out = new Uint8Array(file.bytes);
+      let at = 0;
+      for await (const chunk of readFile(link, file, onBytes)) {
+        if (at + chunk.byteLength > out.length) throw new TypeError('file longer than its manifest');
+        out.set(chunk, at);
+        at += chunk.byteLength;
+        if (chunkDelayMs > 0) await sleep(chunkDelayMs, { signal, ...context });
+      }
+      return out;
+    };
+
+    const defEntry = target.files.find((f) => f.role === 'definition') as BackupManifestFile;
+    const diskFiles = chain.links.flatMap((link) =>
+      link.manifest.files.filter((f) => f.role === 'disk').map((file) => ({ link, file })),
+    );
+    const totalBytes = defEntry.bytes + diskFiles.reduce((n, d) => n + d.file.bytes, 0);
+    const progress = createProgressReporter(options.onProgress);
+    progress.phase('read', { totalBytes });
+    const read: BackupFile[] = [];
+    const defBytes = await collect(chain.target, defEntry, (n) => progress.advance(n));
+    read.push({
+      name: `${chain.target.path}/${defEntry.name}`,
+      bytes: defEntry.bytes,
+      sha256: defEntry.sha256,
+    });
+    let def: { guest: Guest; limits: ResourceLimits; labels: SecurityLabel[]; guestAgent?: boolean };
+    try {
+      def = JSON.parse(new TextDecoder().decode(defBytes));
+      if (typeof def?.guest?.name !== 'string' || !Array.isArray(def.guest.disks))
+        throw new Error('no guest');
+    } catch {
+      throw hvkitError(
+        'INVALID_ARGUMENT',
+        `${operation}: ${defEntry.name} of ${target.id} is not a guest definition`,
+        {
+          ...context,
+          details: { reason: 'artifact-invalid', file: `${chain.target.path}/${defEntry.name}` },
+        },
+      );
+    }
+    const images = new Map<string, Uint8Array>();
+    for (const { link, file } of diskFiles) {
+      const data = await collect(link, file, (n) => progress.advance(n));
+      read.push({ name: `${link.path}/${file.name}`, bytes: file.bytes, sha256: file.sha256 });
+      const device = file.disk?.device as string;
+      const before = images.get(device);
+      if (file.disk?.incremental === undefined) images.set(device, data);
+      else if (before === undefined) {
+        throw hvkitError(
+          'INVALID_ARGUMENT',
+          `${operation}: ${file.name} changes disk ${device}, which the chain's full backup lacks`,
+          {
+            ...context,
+            details: { reason: 'artifact-invalid', file: `${link.path}/${file.name}` },
+          },
+        );
+      } else {
+        try {
+          images.set(device, applyInMemoryDelta(before, data));
+        } catch (error) {
+          throw hvkitError(
+            'INVALID_ARGUMENT',
+            `${operation}: ${file.name} is not a valid delta: ${(error as Error).message}`,
+            {
+              ...context,
+              details: { reason: 'artifact-invalid', file: `${link.path}/${file.name}` },
+            },
+          );
+        }
+      }
+    }
+    throwIfAborted(signal, context);
+
+    // Everything was read and verified: make it visible, in one step (nothing awaits from here on).
+    const s0 = checkTarget();
+    const baseOf = (image: Uint8Array, gens: Uint32Array) => ({ data: image, gens });
+    let state: GuestState;
+    if (mode === 'new') {
+      const seed = {
+        ...def.guest,
+        id: internals.nextId('vm'),
+        uuid: randomUUID(),
+        name,
+        powerState: 'stopped' as const,
+        hostId: internals.host.id,
+        nics: def.guest.nics.map((n) => ({ ...n, mac: faults.restoreKeepsMacs ? n.mac : newMac() })),
+        disks: def.guest.disks.map((d) => {
+          const image = images.get(d.device);
+          const original = internals.pools.find(
+            (p) => d.source !== undefined && p.path !== undefined && d.source.startsWith(`${p.path}/`),
+          );
+          const into = pool ?? original;
+          const source =
+            d.source === undefined
+              ? undefined
+              : `${into?.path ?? d.source.slice(0, d.source.lastIndexOf('/'))}/${name}-${d.device}.${d.format ?? 'raw'}`;
+          return { ...d, ...(source === undefined ? {} : { source }), dataBytes: image?.length ?? 0 };
+        }),
+        limits: def.limits ?? {},
+        labels: (def.labels ?? []).map((l) =>
+          l.type === 'static' ? { model: l.model, type: 'dynamic' as const, source: 'config' as const } : l,
+        ),
+        guestAgent: def.guestAgent ?? false,
+      };
+      backend.defineGuest(seed);
+      state = internals.find({ id: seed.id }) as GuestState;
+      for (const [device, image] of images) {
+        const disk = state.disks.get(device);
+        if (disk) disk.base = baseOf(image, new Uint32Array(disk.gens.length));
+      }
+      for (const d of state.guest.disks) {
+        if (d.source === undefined) continue;
+        const volPool =
+          internals.pools.find((p) => p.path !== undefined && d.source?.startsWith(`${p.path}/`)) ?? pool;
+        if (!volPool) continue;
+        const volName = d.source.slice(d.source.lastIndexOf('/') + 1);
+        internals.volumes.push({
+          id: `${volPool.id}/${volName}`,
+          name: volName,
+          poolId: volPool.id,
+          path: d.source,
+          ...(d.capacityBytes === undefined ? {} : { capacityBytes: d.capacityBytes }),
+          allocationBytes: images.get(d.device)?.length ?? 0,
+          ...(d.format === undefined ? {} : { format: d.format }),
+        });
+      }
+    } else {
+      state = s0 as GuestState;
+      for (const [device, image] of images) {
+        const disk = state.disks.get(device);
+        if (!disk) continue;
+        const blocks = Math.ceil(image.length / IN_MEMORY_BLOCK_BYTES);
+        const gens = new Uint32Array(blocks);
+        for (let i = 0; i < blocks; i++) gens[i] = (disk.gens[i] ?? 0) + 1;
+        disk.gens = gens;
+        disk.dataBytes = image.length;
+        disk.base = baseOf(image, gens.slice());
+      }
+      state.guest.vcpus = def.guest.vcpus;
+      state.guest.memoryBytes = def.guest.memoryBytes;
+      state.persistent = clone(def.limits ?? {});
+      internals.emit(state, 'defined', 'updated');
+    }
+    progress.done();
+    return {
+      guest: guestView(state),
+      mode,
+      artifacts: chain.links.map((l) => l.manifest.id),
+      files: read,
+      warnings: [],
     };
   }
 
@@ -1095,6 +1592,32 @@ export function createInMemoryAdapter(
             : {}),
           backup: (ref, sink, options: BackupOptions = {}) =>
             run('backups.backup', options, (signal) => backupGuest(ref, sink, options, signal), true),
+          ...(bk.restore !== false
+            ? {
+                restore: (source: BackupSource, options: RestoreOptions = {}) =>
+                  run('backups.restore', options, (signal) => restoreGuest(source, options, signal), true),
+              }
+            : {}),
+          ...(bk.checkpoints
+            ? {
+                listCheckpoints: (ref: GuestRef, options?: CallOptions) =>
+                  run('backups.listCheckpoints', options, () =>
+                    guestState(ref, 'backups.listCheckpoints').checkpoints.map((c) =>
+                      checkpointView(c.record),
+                    ),
+                  ),
+              }
+            : {}),
+          ...(bk.cleanup
+            ? {
+                cleanup: (ref: GuestRef, options: BackupCleanupOptions = {}) =>
+                  run('backups.cleanup', options, async (signal) => {
+                    const s = guestState(ref, 'backups.cleanup');
+                    if (options.sink !== undefined) checkSink(options.sink, 'backups.cleanup');
+                    return sweep(s, options.sink, signal, 'backups.cleanup');
+                  }),
+              }
+            : {}),
           ...(bk.hostConfig
             ? {
                 backupHostConfig: (sink: BackupSink, options: BackupOptions = {}) =>
@@ -1190,7 +1713,11 @@ export function createInMemoryAdapter(
   };
   const wrapped = wrapAdapter(adapter as PartialInMemoryAdapter, {
     defaultTimeoutMs,
-    operationTimeoutsMs: { 'backups.backup': backupTimeoutMs, 'backups.backupHostConfig': backupTimeoutMs },
+    operationTimeoutsMs: {
+      'backups.backup': backupTimeoutMs,
+      'backups.backupHostConfig': backupTimeoutMs,
+      'backups.restore': backupTimeoutMs,
+    },
   });
   return withOuterFaults(wrapped, faults) as InMemoryAdapter | PartialInMemoryAdapter;
 }
