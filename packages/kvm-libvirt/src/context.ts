@@ -66,8 +66,8 @@ export interface PendingOperation {
 
 /** Something an operation created on the daemon host or in a sink, until it is removed or handed over. */
 export interface Leftover {
-  kind: 'backup job' | 'checkpoint' | 'temporary volume' | 'sink file';
-  /** Checkpoint name, volume path, or file name in the sink. */
+  kind: 'backup job' | 'checkpoint' | 'temporary volume' | 'sink file' | 'lease';
+  /** Checkpoint name, volume path, file name in the sink, or the run of a lease. */
   name: string;
   /** The guest it belongs to. */
   guest?: string;
@@ -87,6 +87,8 @@ export function describeLeftover(l: Leftover): string {
       return `temporary volume ${l.name}${l.where !== undefined ? ` in pool ${JSON.stringify(l.where)}` : ''}`;
     case 'sink file':
       return `sink file ${JSON.stringify(l.name)}${l.where !== undefined ? ` in ${l.where}` : ''}`;
+    case 'lease':
+      return `backup lease of run ${JSON.stringify(l.name)}${guest}`;
   }
 }
 
