@@ -1295,7 +1295,7 @@ function errorText(error: unknown): string {
 }
 
 /** CONFLICT: another run's live lease holds the guest. */
-function leaseConflict(guest: string, lease: StoredLease, operation: string): HvkitError {
+export function leaseConflict(guest: string, lease: StoredLease, operation: string): HvkitError {
   return hvkitError(
     'CONFLICT',
     `Guest ${JSON.stringify(guest)} is held by another ${lease.operation} (run ${lease.run}, owner ${lease.owner}, since ${lease.startedAt}); its lease expires at ${lease.expiresAt} unless renewed.`,

@@ -24,6 +24,7 @@ import {
 } from '@hvkit/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, connectRpc } from '../connect';
+import { BACKUP_LEASE_KEY, BACKUP_LEASE_NAMESPACE } from '../mapping/backup-state';
 import { parseDomainXmlDetails } from '../mapping/domain';
 import { rewriteDomainForRestore } from '../mapping/restore-definition';
 import type { LibvirtRpcClient } from '../protocol/client';
@@ -358,11 +359,37 @@ describe.skipIf(!peer.available)(
       const before = parseDomainXmlDetails(beforeXml);
       const oldDisk = before.disks[0]?.source as string;
       await using hv = await connect({ uri });
+      // Another process's live lease on the guest: CONFLICT, nothing created.
+      const leaseXml = `<lease owner='elsewhere.example:1' run='other-run' startedAt='${new Date().toISOString()}' expiresAt='${new Date(Date.now() + 600_000).toISOString()}' operation='backup'/>`;
+      const nsArgs = ['--uri', BACKUP_LEASE_NAMESPACE, '--config'];
+      virsh('metadata', tag, ...nsArgs, '--key', BACKUP_LEASE_KEY, '--set', leaseXml);
+      const beforeVols = ours();
+      try {
+        const held = await rejection(
+          hv.backups.restore!(createDirectorySource(backups), {
+            artifact: full.manifest.id,
+            mode: 'in-place',
+          }),
+        );
+        expect(held.code).toBe('CONFLICT');
+        expect(held.details).toMatchObject({ reason: 'lease', run: 'other-run' });
+        expect(ours()).toEqual(beforeVols);
+      } finally {
+        virsh('metadata', tag, ...nsArgs, '--remove');
+      }
+      // While it runs, the restore holds the guest's lease (operation restore), as a backup would see it.
+      const seen: string[] = [];
       const result = await hv.backups.restore!(createDirectorySource(backups), {
         artifact: full.manifest.id,
         mode: 'in-place',
+        onProgress: () => {
+          if (seen.length === 0) seen.push(virsh('metadata', tag, ...nsArgs));
+        },
       });
+      expect(seen[0]).toMatch(/operation="restore"/);
       expect(result.mode).toBe('in-place');
+      // The redefinition leaves no lease behind.
+      expect(() => virsh('metadata', tag, ...nsArgs)).toThrow();
       const after = parseDomainXmlDetails(virsh('dumpxml', '--inactive', '--security-info', tag));
       expect(after.uuid).toBe(before.uuid);
       expect(after.name).toBe(before.name);
@@ -378,8 +405,9 @@ describe.skipIf(!peer.available)(
     });
 
     it('restores an incremental chain (full, then a qcow2 overlay) as a backing chain whose guest view is the latest', async () => {
-      // The incremental: a qcow2 overlay over the full disk with two changed places, its backing reference
-      // removed as in a push-mode incremental (unallocated clusters mean "unchanged").
+      // The incremental: a qcow2 overlay over the full disk with two changed places (unallocated clusters
+      // mean "unchanged"); like libvirt's push-mode incremental targets, its header names a backing file (here
+      // the full image's temporary copy), which the restore must not carry into the pool.
       const overlay = join(work, 'inc.qcow2');
       const fullFile = join(work, 'full.qcow2');
       writeFileSync(fullFile, fullDisk);
@@ -387,7 +415,6 @@ describe.skipIf(!peer.available)(
       execFileSync('qemu-io', ['-c', 'write -P 0x5a 1M 64k', '-c', 'write -P 0xa5 14M 1M', overlay]);
       const expected = guestViewSha(overlay);
       expect(expected).not.toBe(sha256(content));
-      qemuImg('rebase', '-u', '-b', '', overlay);
       const incId = '20261207T131000Z-incremental-cccccc';
       await writeArtifact(
         incId,
@@ -418,6 +445,12 @@ describe.skipIf(!peer.available)(
         backing: { driver: 'qcow2', file: { driver: 'file', filename: bottom } },
       })}`;
       expect(guestViewSha(spec)).toBe(expected);
+      // The uploaded overlay names no backing file of its own: only the definition's chain.
+      const info = JSON.parse(qemuImg('info', '-U', '--output=json', top).toString()) as Record<
+        string,
+        unknown
+      >;
+      expect(info['backing-filename']).toBeUndefined();
       // libvirt and QEMU accept the chain.
       virsh('start', name);
       expect(virsh('domstate', name).trim()).toBe('running');

@@ -23,6 +23,7 @@
  * exist; a crash there leaves the old volumes, unreferenced, under their old names.
  */
 
+import { hostname } from 'node:os';
 import {
   type BackupFile,
   type BackupManifest,
@@ -36,6 +37,7 @@ import {
   holdLease,
   hvkitError,
   type LeaseHolder,
+  leaseOwner,
   newLease,
   type RestoreOptions,
   type RestoreResult,
@@ -54,12 +56,16 @@ import {
   rpcOptions,
 } from '../context';
 import { ADAPTER_ID } from '../errors';
+import { type StoredLease, storedLeaseIsLive } from '../mapping/backup-state';
 import { parseDomainXmlDetails } from '../mapping/domain';
 import { type RestoredDiskSource, rewriteDomainForRestore } from '../mapping/restore-definition';
 import { parseVolumeXml } from '../mapping/storage';
 import type { LibvirtRpcClient } from '../protocol/client';
 import { remoteProcedures as P } from '../protocol/remote-protocol';
 import type { RemoteDomain, RemoteStoragePool, RemoteStorageVol } from '../protocol/types';
+import { leaseState } from './backup-cleanup';
+import { isPersistent, leaseFlags, readLease, startLeaseRenewal, writeLease } from './backup-lease';
+import { leaseConflict } from './backups';
 import { createInventory } from './inventory';
 
 const OPERATION = 'backups.restore';
@@ -197,22 +203,32 @@ function definitionFile(link: { path: string; manifest: BackupManifest }): Backu
   return def;
 }
 
-/** A qcow2 image's first bytes: magic, and no backing file reference (the file must stand alone). */
-function checkQcow2Header(head: Uint8Array, name: string): void {
-  if (head.byteLength < 20) return;
+/**
+ * Checks a qcow2 image's first bytes (magic) and handles its backing file reference: a full backup's image
+ * must stand alone (`UNSUPPORTED` otherwise); an incremental's names the guest's disk at backup time (libvirt
+ * creates push-mode incremental targets over it), which the restored chain replaces, so the reference is
+ * cleared in the uploaded copy (bytes 8-19 of the header: offset and length of the name) and the volume never
+ * points at the original guest's disk. Returns the chunk to upload.
+ */
+function qcow2Head(head: Uint8Array, name: string, layer: number): Uint8Array {
+  if (head.byteLength < 20) return head;
   const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
   if (view.getUint32(0) !== 0x514649fb) {
     throw invalid(`Disk file ${JSON.stringify(name)} is listed as qcow2 but is not a qcow2 image.`, {
       file: name,
     });
   }
-  if (view.getBigUint64(8) !== 0n) {
+  if (view.getBigUint64(8) === 0n) return head;
+  if (layer === 0) {
     throw hvkitError(
       'UNSUPPORTED',
-      `Disk file ${JSON.stringify(name)} is a qcow2 image with a backing file; hvkit restores self-contained images only.`,
+      `Disk file ${JSON.stringify(name)} is a qcow2 image with a backing file; a full backup must hold self-contained images.`,
       { adapter: ADAPTER_ID, operation: OPERATION, details: { file: name } },
     );
   }
+  const copy = new Uint8Array(head);
+  copy.fill(0, 8, 20);
+  return copy;
 }
 
 /** Splits `chunk` into data and zero runs of whole aligned {@link HOLE_BLOCK}s (`at` = the chunk's offset). */
@@ -370,7 +386,7 @@ export function createRestore(
   }
 
   /** Writes the lease JSON (padded) into the lease volume over `client`. */
-  async function writeLease(
+  async function writeLeaseVolume(
     client: LibvirtRpcClient,
     vol: RemoteStorageVol,
     json: string,
@@ -434,7 +450,7 @@ export function createRestore(
     }
 
     // The target guest.
-    let existing: { dom: RemoteDomain; uuid: string } | undefined;
+    let existing: { dom: RemoteDomain; uuid: string; flags: number } | undefined;
     const name =
       mode === 'new'
         ? (options.name ?? `${manifest.guest.name}-restored-${target.manifest.id}`)
@@ -483,7 +499,10 @@ export function createRestore(
           { adapter: ADAPTER_ID, operation: OPERATION },
         );
       }
-      existing = { dom: h.dom, uuid: h.uuid };
+      // A backup or another restore of the guest running elsewhere holds its lease.
+      const held = await leaseState(ctx, h.dom, (l) => storedLeaseIsLive(l, new Date(), hostname()), rpc);
+      if (held.live) throw leaseConflict(details.name, held.live, OPERATION);
+      existing = { dom: h.dom, uuid: h.uuid, flags: leaseFlags(h, await isPersistent(ctx, h.dom, rpc)) };
     }
 
     // Target pools: the option, else each original disk's, else the backup pool.
@@ -511,6 +530,22 @@ export function createRestore(
     let sibling: LibvirtRpcClient | undefined;
     let lease: LeaseHolder | undefined;
     let leaseLeft: (typeof created)[number] | undefined;
+    let guestLease: { dom: RemoteDomain; flags: number; run: string } | undefined;
+    let guestLeaseHolder: LeaseHolder | undefined;
+    /** Stops renewing the guest's lease and removes it when it is still this run's. */
+    const releaseGuestLease = async () => {
+      await guestLeaseHolder?.stop();
+      guestLeaseHolder = undefined;
+      const held = guestLease;
+      guestLease = undefined;
+      if (!held) return;
+      const stored = await readLease(ctx, held.dom, CLEANUP).catch(() => undefined);
+      if (stored?.state === 'valid' && stored.lease.run === held.run) {
+        await writeLease(ctx, held.dom, null, held.flags, CLEANUP).catch((error) =>
+          ctx.logger?.warn(`kvm-libvirt: could not remove the restore lease ${held.run}: ${String(error)}`),
+        );
+      }
+    };
     try {
       // The lease, in the pool of the first disk (or the backup pool for a disk-less guest).
       const leasePool =
@@ -519,17 +554,44 @@ export function createRestore(
       ctx.siblings.add(sibling);
       const leaseVol = await createVolume(leasePool, `${run}.lease`, LEASE_BYTES, signal, created);
       leaseLeft = created.at(-1);
-      const first = newLease(run, naming.leaseTtlMs);
-      await writeLease(sibling, leaseVol, JSON.stringify({ ...first, guest: name, mode }), signal);
+      const first = newLease(run, naming.leaseTtlMs, { owner: leaseOwner() });
+      await writeLeaseVolume(sibling, leaseVol, JSON.stringify({ ...first, guest: name, mode }), signal);
       const leaseClient = sibling;
       lease = holdLease(first, {
         store: (l, o) =>
-          writeLease(leaseClient, leaseVol, JSON.stringify({ ...l, guest: name, mode }), o.signal),
+          writeLeaseVolume(leaseClient, leaseVol, JSON.stringify({ ...l, guest: name, mode }), o.signal),
         ...(naming.leaseRenewMs !== undefined ? { renewMs: naming.leaseRenewMs } : {}),
         ...(naming.leaseTtlMs !== undefined ? { ttlMs: naming.leaseTtlMs } : {}),
         onError: (error) =>
           ctx.logger?.warn(`kvm-libvirt: renewing the restore lease ${run} failed: ${String(error)}`),
       });
+
+      if (existing) {
+        // In place: the guest's own lease (domain metadata), as a backup takes it; the redefinition drops it.
+        const stored: StoredLease = { ...first, operation: 'restore' };
+        await writeLease(ctx, existing.dom, stored, existing.flags, rpc);
+        guestLease = { dom: existing.dom, flags: existing.flags, run: stored.run };
+        const back = await readLease(ctx, existing.dom, rpc);
+        if (back.state !== 'valid' || back.lease.run !== stored.run) {
+          throw back.state === 'valid'
+            ? leaseConflict(details.name, back.lease, OPERATION)
+            : hvkitError(
+                'CONFLICT',
+                `The restore lease of ${JSON.stringify(details.name)} could not be stored.`,
+                {
+                  adapter: ADAPTER_ID,
+                  operation: OPERATION,
+                },
+              );
+        }
+        guestLeaseHolder = startLeaseRenewal(ctx, existing.dom, stored, existing.flags, {
+          ...(naming.leaseRenewMs !== undefined ? { renewMs: naming.leaseRenewMs } : {}),
+          ...(naming.leaseTtlMs !== undefined ? { ttlMs: naming.leaseTtlMs } : {}),
+          now: () => new Date(),
+          onError: (error) =>
+            ctx.logger?.warn(`kvm-libvirt: renewing the restore lease ${run} failed: ${String(error)}`),
+        });
+      }
 
       // Upload every layer of every disk, verified while it streams.
       progress.phase('upload', { totalBytes });
@@ -549,8 +611,8 @@ export function createRestore(
           });
           let at = 0;
           try {
-            for await (const chunk of readVerifiedFile(source, layer.link, layer.file, { signal })) {
-              if (at === 0 && disk.format === 'qcow2') checkQcow2Header(chunk, fileName);
+            for await (const read of readVerifiedFile(source, layer.link, layer.file, { signal })) {
+              const chunk = at === 0 && disk.format === 'qcow2' ? qcow2Head(read, fileName, position) : read;
               for (const piece of dataAndHoles(chunk, at)) {
                 if (typeof piece === 'number') await stream.hole(piece);
                 else await stream.write(piece);
@@ -618,7 +680,9 @@ export function createRestore(
           .map((d) => d.source as string);
       }
       if (signal.aborted) throw abortedError(signal);
+      await guestLeaseHolder?.stop();
       const dom = await ctx.client.call(P.DOMAIN_DEFINE_XML, { xml: rewritten.xml }, CLEANUP);
+      guestLease = undefined;
       // From here the volumes belong to the guest.
       for (const c of created) if (c !== leaseLeft) ctx.leftovers.delete(c.leftover);
       if (existing) warnings.push(...(await afterInPlace(existing.dom, replaced)));
@@ -628,6 +692,7 @@ export function createRestore(
     } catch (error) {
       const s = sibling;
       sibling = undefined;
+      await releaseGuestLease();
       await lease?.stop();
       lease = undefined;
       await s?.close().catch(() => {});
