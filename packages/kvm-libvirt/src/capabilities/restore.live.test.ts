@@ -1,10 +1,10 @@
 /**
  * backups.restore on the real QEMU driver (peer: libvirtd, scripts/peers/start libvirtd). Everything here
  * is a throwaway of this file: a source guest `hvkit-test-rs-<pid>` (stopped, defined from the peer guest's
- * definition with a static DAC label, on a 16 MiB qcow2 of known content in the peer's pool), the artifacts
- * written from it into a temporary directory (domain XML with security info, the disk file, the manifest
- * written with core's writeBackupManifest), and every guest and volume the restores make; all are removed in
- * `afterAll`, and the peer's guests are only read.
+ * definition with a static DAC label, on a 16 MiB qcow2 of known content in the peer's pool), its full backup
+ * taken with `backups.backup` into a temporary directory, artifacts written by hand beside it (a corrupt one,
+ * an incremental qcow2 overlay made with qemu-img/qemu-io: the guest has no OS to change its disk), and every
+ * guest and volume the restores make; all are removed in `afterAll`, and the peer's guests are only read.
  */
 
 import { execFileSync } from 'node:child_process';
@@ -197,9 +197,17 @@ describe.skipIf(!peer.available)(
         flags: DOMAIN_XML.SECURE | DOMAIN_XML.INACTIVE,
       });
       fullDisk = readFileSync(srcPath);
-      full = await writeArtifact('20261207T130000Z-full-aaaaaa', [
-        { device: 'vda', bytes: fullDisk, format: 'qcow2' },
-      ]);
+      // The full backup: a real one (the guest is stopped: its volume is downloaded) into the directory.
+      await using hv = await connect({ uri });
+      const artifact = await hv.backups.backup({ name: tag }, createDirectorySink(backups, { fsync: false }));
+      const manifest = (await createDirectorySource(backups).list()).find(
+        (l) => l.id === artifact.id,
+      )?.manifest;
+      expect(manifest?.files.find((f) => f.role === 'disk')).toMatchObject({
+        name: 'disk-vda.qcow2',
+        sha256: sha256(fullDisk),
+      });
+      full = { path: artifact.path as string, manifest: manifest as BackupManifest };
     });
 
     afterAll(async () => {
@@ -424,7 +432,7 @@ describe.skipIf(!peer.available)(
           method: 'libvirt-push',
           chain: { id: full.manifest.id, position: 1 },
           base: full.manifest.id,
-          parentCheckpoint: `cp-${full.manifest.id}`,
+          ...(full.manifest.checkpoint ? { parentCheckpoint: full.manifest.checkpoint } : {}),
           checkpoint: `cp-${incId}`,
         },
       );
