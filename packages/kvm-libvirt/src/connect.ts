@@ -462,7 +462,7 @@ export async function connect(options: KvmLibvirtOptions): Promise<KvmLibvirtAda
         : {}),
       labels: rejectWhenClosed(createLabels(ctx), 'labels', isClosed),
       backups: rejectWhenClosed(
-        withRestore(createBackups(ctx, options.naming ?? {}), ctx, supports),
+        withRestore(createBackups(ctx, options.naming ?? {}), ctx, supports, options.naming ?? {}),
         'backups',
         isClosed,
       ),

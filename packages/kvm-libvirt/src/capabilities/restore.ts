@@ -65,7 +65,7 @@ import { remoteProcedures as P } from '../protocol/remote-protocol';
 import type { RemoteDomain, RemoteStoragePool, RemoteStorageVol } from '../protocol/types';
 import { leaseState } from './backup-cleanup';
 import { isPersistent, leaseFlags, readLease, startLeaseRenewal, writeLease } from './backup-lease';
-import { leaseConflict } from './backups';
+import { type BackupNaming, leaseConflict } from './backups';
 import { createInventory } from './inventory';
 
 const OPERATION = 'backups.restore';
@@ -80,14 +80,11 @@ const LEASE_BYTES = 1024;
 /** The domain XML format of the definition file, as kvm-libvirt backups write it. */
 const DEFINITION_FORMAT = 'libvirt-domain-xml';
 
-/** Internal options for tests: deterministic run ids, lease timing. */
-export interface RestoreNaming {
-  /** A unique suffix for the run id (default: time and random). */
-  uniqueId?: () => string;
-  /** Lease renewal interval and lifetime (ms). */
-  leaseRenewMs?: number;
-  leaseTtlMs?: number;
-}
+/**
+ * Internal options for tests and recordings (the adapter's `naming` option, shared with backups): run ids,
+ * clock, lease owner and timing.
+ */
+export type RestoreNaming = BackupNaming;
 
 function defaultId(): string {
   return `${Date.now().toString(36)}${Math.floor(Math.random() * 36 ** 4)
@@ -279,6 +276,8 @@ export function createRestore(
   naming: RestoreNaming = {},
 ): NonNullable<BackupsCapability['restore']> {
   const uniqueId = naming.uniqueId ?? defaultId;
+  const now = naming.now ?? (() => new Date());
+  const owner = naming.leaseOwner ?? leaseOwner;
   const inventory = createInventory(ctx);
 
   /** Records something this call created until it is removed or handed over. */
@@ -500,7 +499,7 @@ export function createRestore(
         );
       }
       // A backup or another restore of the guest running elsewhere holds its lease.
-      const held = await leaseState(ctx, h.dom, (l) => storedLeaseIsLive(l, new Date(), hostname()), rpc);
+      const held = await leaseState(ctx, h.dom, (l) => storedLeaseIsLive(l, now(), hostname()), rpc);
       if (held.live) throw leaseConflict(details.name, held.live, OPERATION);
       existing = { dom: h.dom, uuid: h.uuid, flags: leaseFlags(h, await isPersistent(ctx, h.dom, rpc)) };
     }
@@ -554,7 +553,7 @@ export function createRestore(
       ctx.siblings.add(sibling);
       const leaseVol = await createVolume(leasePool, `${run}.lease`, LEASE_BYTES, signal, created);
       leaseLeft = created.at(-1);
-      const first = newLease(run, naming.leaseTtlMs, { owner: leaseOwner() });
+      const first = newLease(run, naming.leaseTtlMs, { owner: owner(), now: now() });
       await writeLeaseVolume(sibling, leaseVol, JSON.stringify({ ...first, guest: name, mode }), signal);
       const leaseClient = sibling;
       lease = holdLease(first, {
@@ -562,6 +561,7 @@ export function createRestore(
           writeLeaseVolume(leaseClient, leaseVol, JSON.stringify({ ...l, guest: name, mode }), o.signal),
         ...(naming.leaseRenewMs !== undefined ? { renewMs: naming.leaseRenewMs } : {}),
         ...(naming.leaseTtlMs !== undefined ? { ttlMs: naming.leaseTtlMs } : {}),
+        now,
         onError: (error) =>
           ctx.logger?.warn(`kvm-libvirt: renewing the restore lease ${run} failed: ${String(error)}`),
       });
@@ -587,7 +587,7 @@ export function createRestore(
         guestLeaseHolder = startLeaseRenewal(ctx, existing.dom, stored, existing.flags, {
           ...(naming.leaseRenewMs !== undefined ? { renewMs: naming.leaseRenewMs } : {}),
           ...(naming.leaseTtlMs !== undefined ? { ttlMs: naming.leaseTtlMs } : {}),
-          now: () => new Date(),
+          now,
           onError: (error) =>
             ctx.logger?.warn(`kvm-libvirt: renewing the restore lease ${run} failed: ${String(error)}`),
         });
