@@ -228,8 +228,8 @@ function qcow2Head(head: Uint8Array, name: string, layer: number): Uint8Array {
   return copy;
 }
 
-/** Splits `chunk` into data and zero runs of whole aligned {@link HOLE_BLOCK}s (`at` = the chunk's offset). */
-function* dataAndHoles(chunk: Uint8Array, at: number): Generator<Uint8Array | number> {
+/** @internal Splits `chunk` into data and zero runs of whole aligned {@link HOLE_BLOCK}s (`at` = the chunk's offset). */
+export function* dataAndHoles(chunk: Uint8Array, at: number): Generator<Uint8Array | number> {
   let i = 0;
   let dataStart = 0;
   while (i < chunk.byteLength) {
