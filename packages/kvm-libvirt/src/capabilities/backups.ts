@@ -63,13 +63,15 @@ import {
 } from '@hvkit/core';
 import {
   type AdapterContext,
-  closedError,
   type DomainHandle,
   domainHandle,
+  holdLeftover,
   type Leftover,
-  type PendingOperation,
+  operationAbortedError,
+  removeLeftover as removeLeftoverIn,
   reportLeftover,
   rpcOptions,
+  trackOperation,
 } from '../context';
 import { ADAPTER_ID } from '../errors';
 import {
@@ -310,16 +312,7 @@ export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): B
    * the signal's own HvkitError reason (the wrapper's TIMEOUT or ABORTED), else ABORTED.
    */
   function abortedError(signal: AbortSignal | undefined, operation: string): unknown {
-    const reason = signal?.reason as { code?: string } | undefined;
-    if (ctx.closeSignal.aborted && reason === ctx.closeSignal.reason) {
-      return hvkitError('ABORTED', `${operation} was aborted: the adapter was closed.`, {
-        adapter: ADAPTER_ID,
-        operation,
-        retryable: false,
-      });
-    }
-    if (reason && typeof reason === 'object' && typeof reason.code === 'string') return reason;
-    return hvkitError('ABORTED', 'The backup was aborted.', { adapter: ADAPTER_ID, operation });
+    return operationAbortedError(ctx, signal, operation, 'The backup was aborted.');
   }
 
   /** The call's options with a signal that also aborts when the adapter closes. */
@@ -330,8 +323,7 @@ export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): B
 
   /** Records something this call created; it stays recorded until removed or handed to the caller. */
   function hold(leftover: Leftover): Leftover {
-    ctx.leftovers.add(leftover);
-    return leftover;
+    return holdLeftover(ctx, leftover);
   }
 
   /**
@@ -339,15 +331,7 @@ export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): B
    * the logger, naming it, unless `close()` has reported it already.
    */
   async function removeLeftover(leftover: Leftover, remove: () => Promise<unknown>): Promise<void> {
-    try {
-      await remove();
-      ctx.leftovers.delete(leftover);
-    } catch (error) {
-      if (HvkitError.isInstance(error, 'NOT_FOUND')) ctx.leftovers.delete(leftover);
-      else if (ctx.leftovers.delete(leftover)) {
-        reportLeftover(ctx, leftover, error instanceof Error ? error.message : String(error));
-      }
-    }
+    await removeLeftoverIn(ctx, leftover, remove);
   }
 
   /** Removes the files this call wrote to the sink. */
@@ -527,26 +511,7 @@ export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): B
    * of waiting for a cleanup that hangs (a sink that never answers).
    */
   function track<T>(operation: string, run: () => Promise<T>): Promise<T> {
-    if (ctx.closeSignal.aborted) return Promise.reject(closedError(operation));
-    const work = run();
-    return new Promise<T>((resolve, reject) => {
-      const pending: PendingOperation = {
-        settled: work.then(
-          () => {},
-          () => {},
-        ),
-        abandon: () =>
-          reject(
-            hvkitError(
-              'ABORTED',
-              `${operation} was aborted: the adapter was closed, and close() stopped waiting for its cleanup.`,
-              { adapter: ADAPTER_ID, operation, retryable: false },
-            ),
-          ),
-      };
-      ctx.pending.add(pending);
-      work.then(resolve, reject).finally(() => ctx.pending.delete(pending));
-    });
+    return trackOperation(ctx, operation, run);
   }
 
   /**

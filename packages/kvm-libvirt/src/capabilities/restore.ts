@@ -47,13 +47,14 @@ import {
 } from '@hvkit/core';
 import {
   type AdapterContext,
-  closedError,
   domainHandle,
   domainXml,
+  holdLeftover,
   type Leftover,
-  type PendingOperation,
-  reportLeftover,
+  operationAbortedError,
+  removeLeftover as removeLeftoverIn,
   rpcOptions,
+  trackOperation,
 } from '../context';
 import { ADAPTER_ID } from '../errors';
 import { type StoredLease, storedLeaseIsLive } from '../mapping/backup-state';
@@ -280,38 +281,11 @@ export function createRestore(
   const owner = naming.leaseOwner ?? leaseOwner;
   const inventory = createInventory(ctx);
 
-  /** Records something this call created until it is removed or handed over. */
-  function hold(leftover: Leftover): Leftover {
-    ctx.leftovers.add(leftover);
-    return leftover;
-  }
-
-  /** Removes `leftover` with `remove` (NOT_FOUND counts as removed); a failure is reported, naming it. */
-  async function removeLeftover(leftover: Leftover, remove: () => Promise<unknown>): Promise<void> {
-    try {
-      await remove();
-      ctx.leftovers.delete(leftover);
-    } catch (error) {
-      if (HvkitError.isInstance(error, 'NOT_FOUND')) ctx.leftovers.delete(leftover);
-      else if (ctx.leftovers.delete(leftover)) {
-        reportLeftover(ctx, leftover, error instanceof Error ? error.message : String(error));
-      }
-    }
-  }
-
-  /** The error of a restore stopped by its signal: the close, the signal's HvkitError reason, or ABORTED. */
-  function abortedError(signal: AbortSignal): unknown {
-    const reason = signal.reason as { code?: string } | undefined;
-    if (ctx.closeSignal.aborted && reason === ctx.closeSignal.reason) {
-      return hvkitError('ABORTED', `${OPERATION} was aborted: the adapter was closed.`, {
-        adapter: ADAPTER_ID,
-        operation: OPERATION,
-        retryable: false,
-      });
-    }
-    if (reason && typeof reason === 'object' && typeof reason.code === 'string') return reason;
-    return hvkitError('ABORTED', 'The restore was aborted.', { adapter: ADAPTER_ID, operation: OPERATION });
-  }
+  const hold = (leftover: Leftover) => holdLeftover(ctx, leftover);
+  const removeLeftover = (leftover: Leftover, remove: () => Promise<unknown>) =>
+    removeLeftoverIn(ctx, leftover, remove);
+  const abortedError = (signal: AbortSignal) =>
+    operationAbortedError(ctx, signal, OPERATION, 'The restore was aborted.');
 
   async function poolOfPath(
     path: string | undefined,
@@ -773,31 +747,10 @@ export function createRestore(
     if (options.onProgress !== undefined && typeof options.onProgress !== 'function') {
       throw new TypeError('options.onProgress must be a function.');
     }
-    if (ctx.closeSignal.aborted) return Promise.reject(closedError(OPERATION));
-    const signal = options.signal ? AbortSignal.any([options.signal, ctx.closeSignal]) : ctx.closeSignal;
-    const work = restore(source, { ...options, signal });
     // close() aborts the restore (closeSignal) and waits, bounded, for its cleanup.
-    return new Promise<RestoreResult>((resolve, reject) => {
-      const pending: PendingOperation = {
-        settled: work.then(
-          () => {},
-          () => {},
-        ),
-        abandon: () =>
-          reject(
-            hvkitError(
-              'ABORTED',
-              `${OPERATION} was aborted: the adapter was closed, and close() stopped waiting for its cleanup.`,
-              {
-                adapter: ADAPTER_ID,
-                operation: OPERATION,
-                retryable: false,
-              },
-            ),
-          ),
-      };
-      ctx.pending.add(pending);
-      work.then(resolve, reject).finally(() => ctx.pending.delete(pending));
+    return trackOperation(ctx, OPERATION, () => {
+      const signal = options.signal ? AbortSignal.any([options.signal, ctx.closeSignal]) : ctx.closeSignal;
+      return restore(source, { ...options, signal });
     });
   };
 }
