@@ -1029,6 +1029,15 @@ export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): B
       } catch (error) {
         for (const f of run.onFailure) await f();
         await removeSinkFiles(sink, run.written);
+        // The folder itself (and a directory sink's hidden partial files): this run holds the guest's
+        // lease, so the guest's only incomplete folder in the sink is this run's.
+        await sink
+          .removeIncomplete?.(guestFolderOf(details.name), [], {
+            signal: AbortSignal.timeout(CLEANUP.timeoutMs),
+          })
+          .catch((e: unknown) =>
+            warn(`could not remove the incomplete artifact ${path}: ${errorText(e)}`, { path }),
+          );
         throw options.signal.aborted ? abortedError(options.signal, operation) : error;
       }
     } finally {
