@@ -134,8 +134,11 @@ export interface BackupNaming {
   leaseTtlMs?: number;
 }
 
-/** Runs of this process that hold a lease now (every adapter of the process): their leases are live. */
-const runsHere = new Set<string>();
+/**
+ * Runs of this process that hold a lease now (every adapter of the process), with their adapter's close
+ * signal: their leases are live until the run ends or its adapter is closed.
+ */
+const runsHere = new Map<string, AbortSignal>();
 
 function defaultId(): string {
   return `${Date.now().toString(36)}${Math.floor(Math.random() * 36 ** 4)
@@ -282,7 +285,10 @@ export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): B
    * process is the owner, one of its running backups.
    */
   function leaseIsLiveNow(lease: StoredLease): boolean {
-    if (lease.owner === owner() && !runsHere.has(lease.run)) return false;
+    if (lease.owner === owner()) {
+      const closing = runsHere.get(lease.run);
+      if (closing === undefined || closing.aborted) return false;
+    }
     return storedLeaseIsLive(lease, now(), localHost);
   }
 
@@ -641,7 +647,7 @@ export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): B
       }
     }
     const leftover = hold({ kind: 'lease', name: lease.run, guest: h.dom.name });
-    runsHere.add(lease.run);
+    runsHere.set(lease.run, ctx.closeSignal);
     const drop = () => {
       runsHere.delete(lease.run);
       ctx.leftovers.delete(leftover);
@@ -677,7 +683,11 @@ export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): B
           run: lease.run,
         }),
     });
+    // A closed adapter renews nothing more (its connection goes): the lease then expires by itself.
+    const onClose = () => void holder.stop();
+    ctx.closeSignal.addEventListener('abort', onClose, { once: true });
     return async () => {
+      ctx.closeSignal.removeEventListener('abort', onClose);
       await holder.stop();
       try {
         const stored = await readLease(ctx, h.dom, CLEANUP);
@@ -977,6 +987,7 @@ export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): B
       onFailure: [],
       onSuccess: [],
     };
+    let released = false;
     try {
       try {
         await putText(run, 'domain.xml', definition, { role: 'definition', format: 'libvirt-domain-xml' });
@@ -1028,6 +1039,9 @@ export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): B
         return artifact;
       } catch (error) {
         for (const f of run.onFailure) await f();
+        // The daemon side is clean: the lease goes before the sink's files, whose removal may hang.
+        released = true;
+        await release();
         await removeSinkFiles(sink, run.written);
         // The folder itself (and a directory sink's hidden partial files): this run holds the guest's
         // lease, so the guest's only incomplete folder in the sink is this run's.
@@ -1041,7 +1055,7 @@ export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): B
         throw options.signal.aborted ? abortedError(options.signal, operation) : error;
       }
     } finally {
-      await release();
+      if (!released) await release();
     }
   }
 
