@@ -12,6 +12,7 @@ import {
   type InMemorySupportsOverride,
 } from '@hvkit/core/testing';
 import { describe, expect, it } from 'vitest';
+import { DISKLESS_GUEST, inMemoryWithDisklessGuest } from './__samples__/diskless';
 import { type ConformanceReport, createConformanceCollector } from './collector';
 import { runAdapterConformance } from './run';
 
@@ -24,8 +25,9 @@ async function runWith(
   runAdapterConformance({
     name: 'broken in-memory',
     mode,
-    factory: async () => createInMemoryAdapter({ faults, ...(supports ? { supports } : {}) }),
+    factory: async () => inMemoryWithDisklessGuest({ faults, ...(supports ? { supports } : {}) }),
     ...(mode === 'live' ? { probe: (a) => (a as InMemoryAdapter).backend } : {}),
+    disklessGuest: DISKLESS_GUEST,
     test: collector.test,
   });
   return collector.run();
@@ -227,6 +229,34 @@ describe('the suite catches broken adapters', () => {
     );
     expect(failed.get('limits.null.cpu.weight')).toMatch(
       /^cpu\.weight does not converge: limits\.set\(\{ cpu: \{ weight: null \} \}\) returned limits with cpu\.weight = 100, expected null$/,
+    );
+  });
+
+  it('(j) a restore that keeps the original MACs', async () => {
+    const failed = failures(await runWith({ restoreKeepsMacs: true }));
+    expect([...failed.keys()].sort()).toEqual([
+      'backups.diskless',
+      'backups.restore.as-new',
+      'backups.restore.incremental-chain',
+    ]);
+    expect(failed.get('backups.restore.as-new')).toMatch(
+      /NIC MAC\(s\) 52:54:00:a1:01:01, 52:54:00:a1:01:02 are the original's; a restored guest needs new ones/,
+    );
+  });
+
+  it('(k) a restore that does not verify: the corrupt artifact is accepted', async () => {
+    const failed = failures(await runWith({ restoreWithoutVerify: true }));
+    expect([...failed.keys()]).toEqual(['backups.restore.corrupt']);
+    expect(failed.get('backups.restore.corrupt')).toMatch(
+      /restored an artifact whose disk-vda\.raw has a flipped byte; it must verify every file against the manifest/,
+    );
+  });
+
+  it('(l) a full backup that keeps the checkpoints of older chains', async () => {
+    const failed = failures(await runWith({ keepOldChainCheckpoints: true }));
+    expect([...failed.keys()]).toEqual(['backups.chains']);
+    expect(failed.get('backups.chains')).toMatch(
+      /hvkit checkpoint\(s\) of older chains remain: cp-\d+ \(chain /,
     );
   });
 });

@@ -1,9 +1,14 @@
 import { createHash } from 'node:crypto';
 import {
+  BACKUP_MANIFEST_FILE,
   type BackupFile,
+  type BackupListing,
   type BackupSink,
+  type BackupSource,
   type HvkitError,
   hvkitError,
+  listingOf,
+  parseBackupManifest,
   type SinkWriteOptions,
 } from '@hvkit/core';
 
@@ -17,12 +22,15 @@ export interface CapturedWrite {
   sha256?: string;
   /** Whether the adapter passed a signal to the sink. */
   signalPassed: boolean;
+  /** The bytes received, when the sink keeps data ({@link CapturingSink.keepData}) and the write completed. */
+  data?: Uint8Array;
 }
 
 /**
  * The sink the suite hands to `backups.backup`: it behaves like a well-made sink (pulls chunks, honours the
  * signal it is given between chunks, checks `expectedBytes`, makes a file visible only once complete,
- * supports `removeFile`) and records what it received, hashing it itself. It stores no data.
+ * supports `removeFile`) and records what it received, hashing it itself. It stores the data only with
+ * {@link CapturingSink.keepData}, so that {@link CapturingSink.source} can read the artifact back.
  */
 export class CapturingSink implements BackupSink {
   readonly kind = 'conformance-capture';
@@ -40,7 +48,82 @@ export class CapturingSink implements BackupSink {
   failAfterBytes: number | undefined;
   /** The error the sink failed with, once it has (see {@link CapturingSink.failAfterBytes}). */
   failure: HvkitError | undefined;
+  /** Keep the bytes of complete files (for restore checks). */
+  keepData = false;
   #total = 0;
+
+  constructor(options: { keepData?: boolean } = {}) {
+    this.keepData = options.keepData ?? false;
+  }
+
+  /**
+   * A {@link BackupSource} over the complete files this sink holds (it needs `keepData`): what restore checks
+   * hand to `backups.restore`. `onChunk` is called after each chunk `readFile` yields (with the count so
+   * far), so a check can abort at a chosen point; chunks are 64 KiB.
+   */
+  source(options: { onChunk?: (chunks: number) => void } = {}): BackupSource {
+    const files = (): Map<string, Uint8Array> => {
+      const out = new Map<string, Uint8Array>();
+      for (const [name, w] of this.completeFiles()) if (w.data) out.set(name, w.data);
+      return out;
+    };
+    let chunks = 0;
+    const aborted = (signal: AbortSignal | undefined, operation: string) =>
+      hvkitError('ABORTED', `conformance source: ${operation} aborted`, { operation, cause: signal?.reason });
+    const readManifest = async (path: string, opts: { signal?: AbortSignal } = {}) => {
+      if (opts.signal?.aborted) throw aborted(opts.signal, 'source.readManifest');
+      const data = files().get(`${path}/${BACKUP_MANIFEST_FILE}`);
+      if (!data) {
+        throw hvkitError('NOT_FOUND', `conformance source: no manifest in ${JSON.stringify(path)}`, {
+          operation: 'source.readManifest',
+        });
+      }
+      return parseBackupManifest(data);
+    };
+    return {
+      kind: 'conformance-capture',
+      location: 'memory (hvkit conformance suite)',
+      list: async (opts = {}): Promise<BackupListing[]> => {
+        if (opts.signal?.aborted) throw aborted(opts.signal, 'source.list');
+        const folders = new Map<string, { guestFolder: string; id: string }>();
+        for (const name of files().keys()) {
+          const parts = name.split('/');
+          if (parts.length < 3) continue;
+          const [guestFolder, id] = parts as [string, string];
+          folders.set(`${guestFolder}/${id}`, { guestFolder, id });
+        }
+        return listingOf([...folders.values()], readManifest, {
+          ...(opts.guest === undefined ? {} : { guest: opts.guest }),
+          ...(opts.signal ? { signal: opts.signal } : {}),
+        });
+      },
+      readManifest,
+      readFile: (name, opts = {}) => {
+        const data = files().get(name);
+        const onChunk = options.onChunk;
+        return (async function* () {
+          if (opts.signal?.aborted) throw aborted(opts.signal, 'source.readFile');
+          if (!data) {
+            throw hvkitError('NOT_FOUND', `conformance source: no file ${JSON.stringify(name)}`, {
+              operation: 'source.readFile',
+            });
+          }
+          for (let at = 0; at < data.length; at += 64 * 1024) {
+            if (opts.signal?.aborted) throw aborted(opts.signal, 'source.readFile');
+            yield data.slice(at, Math.min(data.length, at + 64 * 1024));
+            onChunk?.(++chunks);
+          }
+        })();
+      },
+    };
+  }
+
+  /** Flips one byte of a complete file it keeps (restore checks: a corrupt artifact). */
+  corrupt(name: string, offset: number): void {
+    const w = this.completeFiles().get(name);
+    if (!w?.data || offset >= w.data.length) throw new TypeError(`conformance sink: cannot corrupt ${name}`);
+    w.data[offset] = (w.data[offset] as number) ^ 0xff;
+  }
 
   /** Files that are complete and not removed, by name. */
   completeFiles(): Map<string, CapturedWrite> {
@@ -80,6 +163,7 @@ export class CapturingSink implements BackupSink {
     const entry: CapturedWrite = { name, status: 'writing', bytes: 0, signalPassed: signal !== undefined };
     this.writes.push(entry);
     const hash = createHash('sha256');
+    const kept: Uint8Array[] = [];
     const aborted = () =>
       hvkitError('ABORTED', `conformance sink: write of ${name} aborted`, {
         operation: 'sink.writeFile',
@@ -96,6 +180,7 @@ export class CapturingSink implements BackupSink {
           throw new TypeError('conformance sink: chunks must be Uint8Array');
         }
         hash.update(chunk);
+        if (this.keepData) kept.push(chunk.slice());
         entry.bytes += chunk.length;
         this.#total += chunk.length;
         options.onProgress?.({ phase: 'write', processedBytes: entry.bytes, file: name });
@@ -123,6 +208,7 @@ export class CapturingSink implements BackupSink {
     }
     entry.status = 'complete';
     entry.sha256 = hash.digest('hex');
+    if (this.keepData) entry.data = Buffer.concat(kept);
     return { name, bytes: entry.bytes, sha256: entry.sha256 };
   }
 

@@ -1,6 +1,7 @@
 import {
   type BackupArtifact,
   type BackupsCapability,
+  checkProgressLog,
   HvkitError,
   type Progress,
   type Snapshot,
@@ -8,6 +9,7 @@ import {
 import { ConformanceFailure, check, describeError, expectHvkitError, fail, show } from './assert';
 import { CapturingSink } from './capturing-sink';
 import { MISSING_GUEST_ID } from './checks-inventory';
+import { restoreChecks } from './checks-restore';
 import type { CheckContext, CheckDef, GroupDef, SuiteEnv, Target } from './context';
 
 /** The fixed name of the snapshot the suite creates (fixed so replays match recordings). */
@@ -203,27 +205,15 @@ export function verifyArtifact(
   );
 }
 
-/** Checks a progress log: processedBytes whole, non-negative and never decreasing. */
+/**
+ * Checks a progress log with core's `checkProgressLog` rules: whole, non-negative byte counts; within a phase
+ * `processedBytes` never decreases, `totalBytes` does not change and is never exceeded. (The rate of callbacks
+ * is checked by `backups.progress`, which times the backup.)
+ */
 export function verifyProgress(log: Progress[], what: string): void {
   check(log.length > 0, `${what}: onProgress was never called`);
-  let last = -1;
-  for (const [i, p] of log.entries()) {
-    check(
-      p && typeof p.phase === 'string' && Number.isSafeInteger(p.processedBytes) && p.processedBytes >= 0,
-      `${what}: progress #${i} is ${show(p)}; it needs a phase and whole, non-negative processedBytes`,
-    );
-    check(
-      p.processedBytes >= last,
-      `${what}: progress went backwards at call #${i}: processedBytes ${last} then ${p.processedBytes} (it must only grow)`,
-    );
-    if (p.totalBytes !== undefined) {
-      check(
-        Number.isSafeInteger(p.totalBytes) && p.totalBytes >= 0,
-        `${what}: progress #${i} has totalBytes ${show(p.totalBytes)}`,
-      );
-    }
-    last = p.processedBytes;
-  }
+  const problems = checkProgressLog(log);
+  if (problems.length > 0) fail(`${what}: ${problems.map((p) => p.message).join('; ')}`);
 }
 
 function methodsOf(env: SuiteEnv): readonly string[] {
@@ -528,5 +518,5 @@ export function backupsGroup(env: SuiteEnv): GroupDef {
       },
     },
   ];
-  return { name: 'backups', checks };
+  return { name: 'backups', checks: [...checks, ...restoreChecks(env)] };
 }

@@ -5,6 +5,7 @@
 import type { HypervisorAdapterV1 } from '@hvkit/core';
 import { createInMemoryAdapter, type InMemoryAdapter } from '@hvkit/core/testing';
 import * as vitest from 'vitest';
+import { inMemoryWithDisklessGuest } from './__samples__/diskless';
 import { runAdapterConformance } from './run';
 import type { ConformanceProbe } from './types';
 
@@ -14,8 +15,9 @@ const probeOf = (adapter: HypervisorAdapterV1): ConformanceProbe => (adapter as 
 runAdapterConformance({
   name: 'in-memory',
   mode: 'live',
-  factory: async () => createInMemoryAdapter(),
+  factory: async () => inMemoryWithDisklessGuest(),
   probe: probeOf,
+  disklessGuest: { name: 'no-disks' },
 });
 
 // Replay mode without a probe and without events: the events group and the probe-based checks show up as

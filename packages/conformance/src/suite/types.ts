@@ -45,7 +45,15 @@ export interface ProbeGuestFacts {
  * - `listCheckpointIds`: `backups.full` and `backups.incremental` (the artifact's checkpoint exists) and
  *   `cancellation.abort-during-backup` (no new checkpoint after an abort);
  * - `triggerEvent`: `events.lifecycle` (cause one lifecycle event of the guest on the backend, e.g. a
- *   definition update or a pause/resume, so the suite can see it arrive).
+ *   definition update or a pause/resume, so the suite can see it arrive);
+ * - `diskSha256`: the restore checks (`backups.restore.as-new`, `backups.restore.incremental-chain`): the
+ *   SHA-256 (hex) of a disk's content as the guest sees it (virtual size, raw bytes, whatever the image
+ *   format), for the original and the restored guest;
+ * - `removeGuest`: the restore checks remove the guests they restored (and a leftover of an earlier run with
+ *   the suite's fixed name) with it, disks and volumes included; without it they skip;
+ * - `listGuestNames` and `listVolumes`: `backups.restore.corrupt` and `backups.restore.abort` (a failed
+ *   or aborted restore created no guest and no volume). Volumes are named however the backend names them
+ *   (pool/name, datastore path); only the set is compared.
  *
  * `@hvkit/core/testing`'s `InMemoryBackend` implements all of them: pass `adapter.backend`.
  */
@@ -56,6 +64,10 @@ export interface ConformanceProbe {
   listSnapshotIds?(guest: ProbeGuest): MaybePromise<string[]>;
   listCheckpointIds?(guest: ProbeGuest): MaybePromise<string[]>;
   triggerEvent?(guest: ProbeGuest): MaybePromise<void>;
+  diskSha256?(guest: ProbeGuest, device: string): MaybePromise<string>;
+  removeGuest?(guest: ProbeGuest): MaybePromise<void>;
+  listGuestNames?(): MaybePromise<string[]>;
+  listVolumes?(): MaybePromise<string[]>;
 }
 
 /** What a test body receives from the runner: vitest's test context has `skip(note)`. */
@@ -113,6 +125,13 @@ export interface ConformanceOptions {
    * Default: the first non-template guest `listGuests` returns (required when the adapter has no inventory).
    */
   target?: GuestRef;
+  /**
+   * A guest without disks, for `backups.diskless` (its backup must be a valid artifact holding the
+   * definition). Without it the check is skipped with that reason.
+   */
+  disklessGuest?: GuestRef;
+  /** `RestoreOptions.storage` for the restore checks (a pool, a datastore). Default: the original's. */
+  restoreStorage?: string;
   /** Values for limit round trips, per field. Defaults are valid and exactly representable everywhere. */
   limitValues?: LimitTestValues;
   /**

@@ -323,7 +323,12 @@ export interface RestoreResult {
   warnings: HvkitWarning[];
 }
 
-/** Progress of a long operation. `processedBytes` only grows. */
+/**
+ * Progress of a long operation, one phase at a time: `totalBytes` is the phase's size when known before it
+ * starts; `processedBytes` counts from zero in each phase, only grows within it and never exceeds `totalBytes`.
+ * Adapters report through `createProgressReporter` (at most about ten calls per second plus the last of each
+ * phase).
+ */
 export interface Progress {
   phase: string;
   processedBytes: number;
