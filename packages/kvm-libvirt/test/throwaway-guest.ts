@@ -2,12 +2,14 @@
  * Test helper: a throwaway QEMU guest on the shared libvirtd peer, for backup tests that need a guest of
  * their own (a disk large enough for a backup to be caught mid-way, crashed runs left on purpose) without
  * disturbing hvkit-guest1. Its disk is a qcow2 v3 volume (dirty bitmaps need v3) in the peer's pool, with
- * `dataMiB` of a fixed byte pattern written at its start; the guest runs no OS (64 MiB of memory).
+ * `dataMiB` of a fixed byte pattern written at its start; the guest runs no OS (64 MiB of memory; KVM when
+ * the peer has it, `HVKIT_LIBVIRT_ACCEL`, else TCG).
  * `remove()` destroys and undefines it (checkpoint metadata included) and deletes its disk and every
  * temporary backup volume of it.
  */
 
 import { execFile } from 'node:child_process';
+import { rmSync, writeFileSync } from 'node:fs';
 
 /** Runs virsh without blocking the event loop. */
 export function virsh(uri: string, ...args: string[]): Promise<string> {
@@ -69,7 +71,7 @@ export async function createThrowawayGuest(
         await virsh(uri, 'vol-delete', path).catch(() => {});
       }
     }
-    await run('rm', ['-f', xmlFile]).catch(() => {});
+    rmSync(xmlFile, { force: true });
   };
   try {
     await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-o', 'compat=1.1', disk, `${options.diskMiB}M`]);
@@ -78,10 +80,10 @@ export async function createThrowawayGuest(
     }
     await run('chmod', ['0600', disk]);
     await virsh(uri, 'pool-refresh', pool);
-    await run('sh', [
-      '-c',
-      `cat > ${xmlFile} <<'EOF'
-<domain type='kvm'>
+    const type = process.env.HVKIT_LIBVIRT_ACCEL === 'kvm' ? 'kvm' : 'qemu';
+    writeFileSync(
+      xmlFile,
+      `<domain type='${type}'>
   <name>${name}</name>
   <description>throwaway guest of a kvm-libvirt backup live test</description>
   <memory unit='MiB'>64</memory>
@@ -95,8 +97,8 @@ export async function createThrowawayGuest(
     </disk>
   </devices>
 </domain>
-EOF`,
-    ]);
+`,
+    );
     await virsh(uri, 'define', xmlFile);
     uuid = (await virsh(uri, 'domuuid', name)).trim().toLowerCase();
     await virsh(uri, 'start', name);

@@ -228,7 +228,7 @@ async function volumeBytes(
 
 /** One backup in progress: where it writes and what it wrote. */
 interface Run {
-  dom: RemoteDomain;
+  /** The guest's uuid (the host's id for host config). */
   uuid: string;
   /** The guest's name (the host's for host config). */
   name: string;
@@ -258,6 +258,23 @@ interface RunResult {
   base?: string;
   checkpoint?: string;
   parentCheckpoint?: string;
+}
+
+/** A run that has written nothing yet, into the folder `artifactPath(name, id)` of `sink`. */
+function newRun(
+  fields: Pick<Run, 'uuid' | 'name' | 'id' | 'startedAt' | 'sink' | 'signal'>,
+  onProgress: BackupOptions['onProgress'],
+): Run {
+  return {
+    ...fields,
+    path: artifactPath(fields.name, fields.id),
+    progress: createProgressReporter(onProgress),
+    written: [],
+    files: [],
+    entries: [],
+    onFailure: [],
+    onSuccess: [],
+  };
 }
 
 /** The backups capability. */
@@ -706,12 +723,13 @@ export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): B
    * volumes (with the run's checkpoint), which are then downloaded into the sink and deleted.
    */
   async function pushBackup(
+    dom: RemoteDomain,
     run: Run,
     disks: readonly DomainDiskDetails[],
     plan: { checkpoint: string; tag: CheckpointTag; incremental?: string },
     rpc: ReturnType<typeof rpcOptions>,
   ): Promise<void> {
-    const { dom, signal, progress } = run;
+    const { signal, progress } = run;
     const poolRef = await ctx.client.call(
       remoteProcedures.STORAGE_POOL_LOOKUP_BY_NAME,
       { name: ctx.backupPool },
@@ -971,28 +989,17 @@ export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): B
       artifact: path,
     };
     const release = await acquireLease(h, lease, sink, rpc);
-    const run: Run = {
-      dom: h.dom,
-      uuid: h.uuid,
-      name: details.name,
-      id,
-      path,
-      startedAt,
-      sink,
-      signal: options.signal,
-      progress: createProgressReporter(options.onProgress),
-      written: [],
-      files: [],
-      entries: [],
-      onFailure: [],
-      onSuccess: [],
-    };
+    const run = newRun(
+      { uuid: h.uuid, name: details.name, id, startedAt, sink, signal: options.signal },
+      options.onProgress,
+    );
     let released = false;
     try {
       try {
         await putText(run, 'domain.xml', definition, { role: 'definition', format: 'libvirt-domain-xml' });
         if (push) {
           await pushBackup(
+            h.dom,
             run,
             disks,
             {
@@ -1222,22 +1229,10 @@ export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): B
         const encoded = texts.map((t) => new TextEncoder().encode(t));
         const startedAt = now();
         const id = newArtifactId('host-config', startedAt, uniqueId);
-        const run: Run = {
-          dom: { name: hostName, uuid: host, id: -1 },
-          uuid: host ?? 'host',
-          name: hostName,
-          id,
-          path: artifactPath(hostName, id),
-          startedAt,
-          sink,
-          signal: options.signal,
-          progress: createProgressReporter(options.onProgress),
-          written: [],
-          files: [],
-          entries: [],
-          onFailure: [],
-          onSuccess: [],
-        };
+        const run = newRun(
+          { uuid: host, name: hostName, id, startedAt, sink, signal: options.signal },
+          options.onProgress,
+        );
         run.progress.phase('host-config', { totalBytes: encoded.reduce((n, b) => n + b.byteLength, 0) });
         try {
           for (const [i, [name]] of entries.entries()) {
