@@ -669,6 +669,13 @@ export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): B
       runsHere.delete(lease.run);
       ctx.leftovers.delete(leftover);
     };
+    /** Removes the stored lease if it is this run's (never another run's that replaced it). */
+    const removeOwnLease = async () => {
+      const stored = await readLease(ctx, h.dom, CLEANUP);
+      if (stored.state === 'valid' && stored.lease.run === lease.run) {
+        await writeLease(ctx, h.dom, null, flags, CLEANUP);
+      }
+    };
     try {
       await writeLease(ctx, h.dom, lease, flags, rpc);
       const stored = await readLease(ctx, h.dom, rpc);
@@ -685,8 +692,8 @@ export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): B
       }
     } catch (error) {
       if (runsHere.has(lease.run)) {
-        // Not known to be stored: remove it if it is there.
-        await writeLease(ctx, h.dom, null, flags, CLEANUP).catch(() => {});
+        // Not known whether it was stored (a lost reply, an abort): remove it if it is there.
+        await removeOwnLease().catch(() => {});
         drop();
       }
       throw error;
@@ -707,9 +714,7 @@ export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): B
       ctx.closeSignal.removeEventListener('abort', onClose);
       await holder.stop();
       try {
-        const stored = await readLease(ctx, h.dom, CLEANUP);
-        if (stored.state === 'valid' && stored.lease.run === lease.run)
-          await writeLease(ctx, h.dom, null, flags, CLEANUP);
+        await removeOwnLease();
         drop();
       } catch (error) {
         drop();
@@ -988,7 +993,9 @@ export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): B
       ...(checkpoint !== undefined ? { checkpoint } : {}),
       artifact: path,
     };
-    const release = await acquireLease(h, lease, sink, rpc);
+    const release = await acquireLease(h, lease, sink, rpc).catch((error: unknown) => {
+      throw options.signal.aborted ? abortedError(options.signal, operation) : error;
+    });
     const run = newRun(
       { uuid: h.uuid, name: details.name, id, startedAt, sink, signal: options.signal },
       options.onProgress,
