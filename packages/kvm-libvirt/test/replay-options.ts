@@ -10,6 +10,8 @@ export interface LibvirtFixtureTarget {
   openUri: string;
   /** Guest the suite modifies. */
   target: { name: string };
+  /** A guest without disks, for `backups.diskless`. */
+  disklessGuest?: { name: string };
   skip: Record<string, string>;
 }
 
@@ -73,6 +75,7 @@ export const QEMU_GUEST_TARGET: LibvirtFixtureTarget = {
   folder: 'libvirt-qemu-guest',
   openUri: 'qemu:///system',
   target: { name: 'hvkit-guest1' },
+  disklessGuest: { name: 'hvkit-guest2' },
   skip: {
     'limits.round-trip.nics': QEMU_NIC_RULE,
     'limits.null.nics': QEMU_NIC_RULE,

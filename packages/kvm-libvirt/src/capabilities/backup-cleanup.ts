@@ -145,15 +145,6 @@ export async function leaseState(
   return { dead: { lease: reading.lease } };
 }
 
-/** A sink that can remove incomplete artifact folders (core's directory and SSH sinks). */
-type IncompleteRemovingSink = BackupSink & {
-  removeIncomplete?(
-    guestFolder: string,
-    keepRuns: readonly string[],
-    options?: { signal?: AbortSignal },
-  ): Promise<string[]>;
-};
-
 /** Options of {@link removeLeftovers}. */
 export interface RemoveLeftoversOptions {
   /** The domain's lease, as {@link leaseState} read it. */
@@ -287,7 +278,7 @@ export async function removeLeftovers(
   // 3. Incomplete artifact folders in the sink.
   const crashedRuns = new Set<string>();
   if (lease.dead?.lease) crashedRuns.add(lease.dead.lease.run);
-  const sink = options.sink as IncompleteRemovingSink | undefined;
+  const sink = options.sink;
   if (sink && typeof sink.removeIncomplete === 'function') {
     const remove = sink.removeIncomplete.bind(sink);
     const folders = await scan({ kind: 'file', name: `${options.guestFolder}/` }, () =>

@@ -136,8 +136,11 @@ export interface BackupNaming {
   leaseTtlMs?: number;
 }
 
-/** Runs of this process that hold a lease now (every adapter of the process): their leases are live. */
-const runsHere = new Set<string>();
+/**
+ * Runs of this process that hold a lease now (every adapter of the process), with their adapter's close
+ * signal: their leases are live until the run ends or its adapter is closed.
+ */
+const runsHere = new Map<string, AbortSignal>();
 
 function defaultId(): string {
   return `${Date.now().toString(36)}${Math.floor(Math.random() * 36 ** 4)
@@ -227,7 +230,7 @@ async function volumeBytes(
 
 /** One backup in progress: where it writes and what it wrote. */
 interface Run {
-  dom: RemoteDomain;
+  /** The guest's uuid (the host's id for host config). */
   uuid: string;
   /** The guest's name (the host's for host config). */
   name: string;
@@ -259,6 +262,23 @@ interface RunResult {
   parentCheckpoint?: string;
 }
 
+/** A run that has written nothing yet, into the folder `artifactPath(name, id)` of `sink`. */
+function newRun(
+  fields: Pick<Run, 'uuid' | 'name' | 'id' | 'startedAt' | 'sink' | 'signal'>,
+  onProgress: BackupOptions['onProgress'],
+): Run {
+  return {
+    ...fields,
+    path: artifactPath(fields.name, fields.id),
+    progress: createProgressReporter(onProgress),
+    written: [],
+    files: [],
+    entries: [],
+    onFailure: [],
+    onSuccess: [],
+  };
+}
+
 /** The backups capability. */
 export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): BackupsCapability {
   const uniqueId = naming.uniqueId ?? defaultId;
@@ -284,7 +304,10 @@ export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): B
    * process is the owner, one of its running backups.
    */
   function leaseIsLiveNow(lease: StoredLease): boolean {
-    if (lease.owner === owner() && !runsHere.has(lease.run)) return false;
+    if (lease.owner === owner()) {
+      const closing = runsHere.get(lease.run);
+      if (closing === undefined || closing.aborted) return false;
+    }
     return storedLeaseIsLive(lease, now(), localHost);
   }
 
@@ -606,10 +629,17 @@ export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): B
       }
     }
     const leftover = hold({ kind: 'lease', name: lease.run, guest: h.dom.name });
-    runsHere.add(lease.run);
+    runsHere.set(lease.run, ctx.closeSignal);
     const drop = () => {
       runsHere.delete(lease.run);
       ctx.leftovers.delete(leftover);
+    };
+    /** Removes the stored lease if it is this run's (never another run's that replaced it). */
+    const removeOwnLease = async () => {
+      const stored = await readLease(ctx, h.dom, CLEANUP);
+      if (stored.state === 'valid' && stored.lease.run === lease.run) {
+        await writeLease(ctx, h.dom, null, flags, CLEANUP);
+      }
     };
     try {
       await writeLease(ctx, h.dom, lease, flags, rpc);
@@ -627,8 +657,8 @@ export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): B
       }
     } catch (error) {
       if (runsHere.has(lease.run)) {
-        // Not known to be stored: remove it if it is there.
-        await writeLease(ctx, h.dom, null, flags, CLEANUP).catch(() => {});
+        // Not known whether it was stored (a lost reply, an abort): remove it if it is there.
+        await removeOwnLease().catch(() => {});
         drop();
       }
       throw error;
@@ -642,12 +672,14 @@ export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): B
           run: lease.run,
         }),
     });
+    // A closed adapter renews nothing more (its connection goes): the lease then expires by itself.
+    const onClose = () => void holder.stop();
+    ctx.closeSignal.addEventListener('abort', onClose, { once: true });
     return async () => {
+      ctx.closeSignal.removeEventListener('abort', onClose);
       await holder.stop();
       try {
-        const stored = await readLease(ctx, h.dom, CLEANUP);
-        if (stored.state === 'valid' && stored.lease.run === lease.run)
-          await writeLease(ctx, h.dom, null, flags, CLEANUP);
+        await removeOwnLease();
         drop();
       } catch (error) {
         drop();
@@ -661,12 +693,13 @@ export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): B
    * volumes (with the run's checkpoint), which are then downloaded into the sink and deleted.
    */
   async function pushBackup(
+    dom: RemoteDomain,
     run: Run,
     disks: readonly DomainDiskDetails[],
     plan: { checkpoint: string; tag: CheckpointTag; incremental?: string },
     rpc: ReturnType<typeof rpcOptions>,
   ): Promise<void> {
-    const { dom, signal, progress } = run;
+    const { signal, progress } = run;
     const poolRef = await ctx.client.call(
       remoteProcedures.STORAGE_POOL_LOOKUP_BY_NAME,
       { name: ctx.backupPool },
@@ -925,28 +958,20 @@ export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): B
       ...(checkpoint !== undefined ? { checkpoint } : {}),
       artifact: path,
     };
-    const release = await acquireLease(h, lease, sink, rpc);
-    const run: Run = {
-      dom: h.dom,
-      uuid: h.uuid,
-      name: details.name,
-      id,
-      path,
-      startedAt,
-      sink,
-      signal: options.signal,
-      progress: createProgressReporter(options.onProgress),
-      written: [],
-      files: [],
-      entries: [],
-      onFailure: [],
-      onSuccess: [],
-    };
+    const release = await acquireLease(h, lease, sink, rpc).catch((error: unknown) => {
+      throw options.signal.aborted ? abortedError(options.signal, operation) : error;
+    });
+    const run = newRun(
+      { uuid: h.uuid, name: details.name, id, startedAt, sink, signal: options.signal },
+      options.onProgress,
+    );
+    let released = false;
     try {
       try {
         await putText(run, 'domain.xml', definition, { role: 'definition', format: 'libvirt-domain-xml' });
         if (push) {
           await pushBackup(
+            h.dom,
             run,
             disks,
             {
@@ -993,11 +1018,23 @@ export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): B
         return artifact;
       } catch (error) {
         for (const f of run.onFailure) await f();
+        // The daemon side is clean: the lease goes before the sink's files, whose removal may hang.
+        released = true;
+        await release();
         await removeSinkFiles(sink, run.written);
+        // The folder itself (and a directory sink's hidden partial files): this run holds the guest's
+        // lease, so the guest's only incomplete folder in the sink is this run's.
+        await sink
+          .removeIncomplete?.(guestFolderOf(details.name), [], {
+            signal: AbortSignal.timeout(CLEANUP.timeoutMs),
+          })
+          .catch((e: unknown) =>
+            warn(`could not remove the incomplete artifact ${path}: ${errorText(e)}`, { path }),
+          );
         throw options.signal.aborted ? abortedError(options.signal, operation) : error;
       }
     } finally {
-      await release();
+      if (!released) await release();
     }
   }
 
@@ -1164,22 +1201,10 @@ export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): B
         const encoded = texts.map((t) => new TextEncoder().encode(t));
         const startedAt = now();
         const id = newArtifactId('host-config', startedAt, uniqueId);
-        const run: Run = {
-          dom: { name: hostName, uuid: host, id: -1 },
-          uuid: host ?? 'host',
-          name: hostName,
-          id,
-          path: artifactPath(hostName, id),
-          startedAt,
-          sink,
-          signal: options.signal,
-          progress: createProgressReporter(options.onProgress),
-          written: [],
-          files: [],
-          entries: [],
-          onFailure: [],
-          onSuccess: [],
-        };
+        const run = newRun(
+          { uuid: host, name: hostName, id, startedAt, sink, signal: options.signal },
+          options.onProgress,
+        );
         run.progress.phase('host-config', { totalBytes: encoded.reduce((n, b) => n + b.byteLength, 0) });
         try {
           for (const [i, [name]] of entries.entries()) {
