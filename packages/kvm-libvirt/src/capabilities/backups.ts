@@ -142,13 +142,15 @@ export interface BackupNaming {
  */
 const runsHere = new Map<string, AbortSignal>();
 
-function defaultId(): string {
+/** A unique suffix for names and ids: time and random, base 36. */
+export function defaultId(): string {
   return `${Date.now().toString(36)}${Math.floor(Math.random() * 36 ** 4)
     .toString(36)
     .padStart(4, '0')}`;
 }
 
-function safeName(name: string): string {
+/** `name` with every character other than `A-Z a-z 0-9 . _ -` replaced by `_`. */
+export function safeName(name: string): string {
   return name.replace(/[^A-Za-z0-9._-]/g, '_');
 }
 

@@ -66,7 +66,7 @@ import { remoteProcedures as P } from '../protocol/remote-protocol';
 import type { RemoteDomain, RemoteStoragePool, RemoteStorageVol } from '../protocol/types';
 import { leaseState } from './backup-cleanup';
 import { isPersistent, leaseFlags, readLease, startLeaseRenewal, writeLease } from './backup-lease';
-import { type BackupNaming, leaseConflict } from './backups';
+import { type BackupNaming, defaultId, leaseConflict, safeName } from './backups';
 import { createInventory } from './inventory';
 
 const OPERATION = 'backups.restore';
@@ -86,16 +86,6 @@ const DEFINITION_FORMAT = 'libvirt-domain-xml';
  * clock, lease owner and timing.
  */
 export type RestoreNaming = BackupNaming;
-
-function defaultId(): string {
-  return `${Date.now().toString(36)}${Math.floor(Math.random() * 36 ** 4)
-    .toString(36)
-    .padStart(4, '0')}`;
-}
-
-function safeName(name: string): string {
-  return name.replace(/[^A-Za-z0-9._-]/g, '_');
-}
 
 function invalid(message: string, details: Record<string, unknown> = {}): HvkitError {
   return hvkitError('INVALID_ARGUMENT', message, {

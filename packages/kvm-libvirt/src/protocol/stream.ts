@@ -58,6 +58,34 @@ export interface ReadStreamOptions {
   signal?: AbortSignal;
 }
 
+/** The error of a stream aborted with `reason`: the reason itself when it is an HvkitError, else ABORTED. */
+export function streamAbortError(operation: string, reason: unknown): HvkitError {
+  return HvkitError.isInstance(reason)
+    ? reason
+    : hvkitError('ABORTED', `${operation}: stream aborted`, {
+        adapter: ADAPTER_ID,
+        operation,
+        cause: reason,
+      });
+}
+
+/**
+ * The error a STREAM/ERROR packet from the server carries: the mapped `remote_error`, or REMOTE when it is
+ * empty (the server aborted the stream).
+ */
+export function streamErrorOf(operation: string, payload: Uint8Array): HvkitError {
+  if (payload.length === 0) {
+    return hvkitError('REMOTE', `${operation}: the server aborted the stream`, {
+      adapter: ADAPTER_ID,
+      operation,
+    });
+  }
+  const r = new XdrReader(payload);
+  const remote = readRemoteError(r);
+  r.finish('remote_error');
+  return libvirtErrorToHvkitError(remote, { operation });
+}
+
 /** What a stream needs from its connection (package-internal). */
 export interface StreamChannel {
   /** Sends a STREAM packet (or `type`, e.g. STREAM_HOLE) with the stream's serial and procedure. */
@@ -227,23 +255,9 @@ export class LibvirtReadStream implements AsyncIterable<StreamChunk> {
           if (this.state === 'open') this.channel.send(MESSAGE_STATUS.OK);
           this.settle('done');
           return;
-        case MESSAGE_STATUS.ERROR: {
-          if (payload.length === 0) {
-            this.settle(
-              'failed',
-              hvkitError('REMOTE', `${this.operation}: the server aborted the stream`, {
-                adapter: ADAPTER_ID,
-                operation: this.operation,
-              }),
-            );
-            return;
-          }
-          const r = new XdrReader(payload);
-          const remote = readRemoteError(r);
-          r.finish('remote_error');
-          this.settle('failed', libvirtErrorToHvkitError(remote, { operation: this.operation }));
+        case MESSAGE_STATUS.ERROR:
+          this.settle('failed', streamErrorOf(this.operation, payload));
           return;
-        }
         default:
           throw this.protocol(`unknown stream status ${header.status}`);
       }
@@ -267,14 +281,7 @@ export class LibvirtReadStream implements AsyncIterable<StreamChunk> {
   abort(reason?: unknown): void {
     if (this.finished) return;
     this.channel.send(MESSAGE_STATUS.ERROR);
-    const error = HvkitError.isInstance(reason)
-      ? reason
-      : hvkitError('ABORTED', `${this.operation}: stream aborted`, {
-          adapter: ADAPTER_ID,
-          operation: this.operation,
-          cause: reason,
-        });
-    this.settle('aborted', error);
+    this.settle('aborted', streamAbortError(this.operation, reason));
   }
 
   private clearIdle(): void {

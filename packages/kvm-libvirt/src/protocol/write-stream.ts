@@ -11,13 +11,12 @@
  * for `idleTimeoutMs` fails the stream with `TIMEOUT`.
  */
 
-import { HvkitError, hvkitError } from '@hvkit/core';
-import { ADAPTER_ID, libvirtErrorToHvkitError } from '../errors';
+import { type HvkitError, hvkitError } from '@hvkit/core';
+import { ADAPTER_ID } from '../errors';
 import { LEGACY_PAYLOAD_MAX, MESSAGE_STATUS, MESSAGE_TYPE } from './constants';
 import type { PacketHeader } from './packet';
-import { readRemoteError } from './remote-error';
-import type { StreamChannel, StreamEndpoint } from './stream';
-import { XdrReader, XdrWriter } from './xdr';
+import { type StreamChannel, type StreamEndpoint, streamAbortError, streamErrorOf } from './stream';
+import { XdrWriter } from './xdr';
 
 /** Options of a write stream. */
 export interface WriteStreamOptions {
@@ -200,21 +199,8 @@ export class LibvirtWriteStream implements StreamEndpoint {
       return;
     }
     if (header.type === MESSAGE_TYPE.STREAM && header.status === MESSAGE_STATUS.ERROR) {
-      if (payload.length === 0) {
-        this.settle(
-          'failed',
-          hvkitError('REMOTE', `${this.operation}: the server aborted the stream`, {
-            adapter: ADAPTER_ID,
-            operation: this.operation,
-          }),
-        );
-        return;
-      }
       try {
-        const r = new XdrReader(payload);
-        const remote = readRemoteError(r);
-        r.finish('remote_error');
-        this.settle('failed', libvirtErrorToHvkitError(remote, { operation: this.operation }));
+        this.settle('failed', streamErrorOf(this.operation, payload));
       } catch (error) {
         this.settle('failed', error as HvkitError);
       }
@@ -248,13 +234,6 @@ export class LibvirtWriteStream implements StreamEndpoint {
   abort(reason?: unknown): void {
     if (this.finished) return;
     this.channel.send(MESSAGE_STATUS.ERROR);
-    const error = HvkitError.isInstance(reason)
-      ? reason
-      : hvkitError('ABORTED', `${this.operation}: stream aborted`, {
-          adapter: ADAPTER_ID,
-          operation: this.operation,
-          cause: reason,
-        });
-    this.settle('aborted', error);
+    this.settle('aborted', streamAbortError(this.operation, reason));
   }
 }
