@@ -18,11 +18,11 @@ import {
   type BackupManifest,
   createDirectorySink,
   createDirectorySource,
-  HvkitError,
   type Progress,
   writeBackupManifest,
 } from '@hvkit/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rejection } from '../../test/fake-libvirtd';
 import { connect, connectRpc } from '../connect';
 import { BACKUP_LEASE_KEY, BACKUP_LEASE_NAMESPACE } from '../mapping/backup-state';
 import { parseDomainXmlDetails } from '../mapping/domain';
@@ -34,16 +34,6 @@ import { remoteProcedures as P } from '../protocol/remote-protocol';
 const peer = livePeer('libvirtd', ['HVKIT_LIBVIRT_QEMU_URI', 'HVKIT_LIBVIRT_GUEST', 'HVKIT_LIBVIRT_POOL']);
 const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
 const MiB = 1024 * 1024;
-
-async function rejection(promise: Promise<unknown>): Promise<HvkitError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(HvkitError.isInstance(error), `expected an HvkitError, got ${String(error)}`).toBe(true);
-    return error as HvkitError;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe.skipIf(!peer.available)(
   `backups.restore on QEMU, live (peer libvirtd)${peer.available ? '' : ` (skipped: ${peer.reason})`}`,

@@ -5,8 +5,8 @@
 
 import { createHash, randomBytes } from 'node:crypto';
 import { livePeer } from '@hvkit/conformance';
-import { HvkitError } from '@hvkit/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rejection } from '../../test/fake-libvirtd';
 import { connectRpc } from '../connect';
 import type { LibvirtRpcClient } from './client';
 import { remoteProcedures as P } from './remote-protocol';
@@ -15,16 +15,6 @@ import type { RemoteStoragePool, RemoteStorageVol } from './types';
 
 const peer = livePeer('libvirtd', ['HVKIT_LIBVIRT_QEMU_URI', 'HVKIT_LIBVIRT_POOL']);
 const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
-
-async function rejection(promise: Promise<unknown>): Promise<HvkitError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(HvkitError.isInstance(error), `expected an HvkitError, got ${String(error)}`).toBe(true);
-    return error as HvkitError;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe.skipIf(!peer.available)(
   `libvirt STORAGE_VOL_UPLOAD, live (peer libvirtd)${peer.available ? '' : ` (skipped: ${peer.reason})`}`,
