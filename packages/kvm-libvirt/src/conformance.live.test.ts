@@ -205,6 +205,10 @@ if (!peer.available) {
     factory: () => connect({ uri: qemuUri }),
     probe: virshProbe(qemuUri, cgroupVersion),
     target: { name: guest },
+    // The peer's stopped guest has no disks: its backup is the definition alone.
+    ...(process.env.HVKIT_LIBVIRT_STOPPED_GUEST
+      ? { disklessGuest: { name: process.env.HVKIT_LIBVIRT_STOPPED_GUEST } }
+      : {}),
     skip: {
       'limits.round-trip.nics': QEMU_NIC_RULE,
       'limits.null.nics': QEMU_NIC_RULE,

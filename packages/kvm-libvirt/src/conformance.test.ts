@@ -52,6 +52,7 @@ for (const t of [TEST_DRIVER_TARGET, QEMU_GUEST_TARGET]) {
     mode: 'replay',
     factory: fixtureFactory(dialer, t.openUri),
     target: t.target,
+    ...(t.disklessGuest ? { disklessGuest: t.disklessGuest } : {}),
     skip: {
       ...t.skip,
       ...(t.folder === 'libvirt-qemu-guest' ? { ...REPLAY_ONLY_SKIPS, ...NOT_YET_RECORDED } : {}),

@@ -23,12 +23,13 @@ import {
   wrapAdapter,
 } from '@hvkit/core';
 import { SSH_CONNECT_OPTION_KEYS, SSH_DIALER_OPTION_KEYS, sshAuthSecrets } from '@hvkit/ssh';
-import { createBackups } from './capabilities/backups';
+import { type BackupNaming, createBackups } from './capabilities/backups';
 import { detectCgroupVersion, detectLocalCgroupVersion, sshHostFileReader } from './capabilities/cgroup';
 import { createEvents } from './capabilities/events';
 import { createInventory } from './capabilities/inventory';
 import { createLabels } from './capabilities/labels';
 import { createLimits } from './capabilities/limits';
+import { withRestore } from './capabilities/restore';
 import { type AdapterContext, closedError, reportLeftover, rpcOptions } from './context';
 import { ADAPTER_ID } from './errors';
 import { parseCapabilitiesXml } from './mapping/host';
@@ -183,8 +184,11 @@ export interface KvmLibvirtOptions {
    * ~3 s more). Default 60000 ms; 0 does not wait.
    */
   closeTimeoutMs?: number;
-  /** Deterministic names and clock for backups and snapshots (recordings, tests). */
-  naming?: { uniqueId?: () => string; now?: () => Date };
+  /**
+   * Deterministic names, clock and lease owner for backups and snapshots, and the lease timing (recordings,
+   * tests; internal).
+   */
+  naming?: BackupNaming;
 }
 
 /** Every key {@link connect} reads, nested levels included; any other key is a TypeError. */
@@ -213,7 +217,7 @@ const CONNECT_OPTION_KEYS = {
   defaultTimeoutMs: true,
   abortSettleMs: true,
   closeTimeoutMs: true,
-  naming: { uniqueId: true, now: true },
+  naming: { uniqueId: true, now: true, leaseOwner: true, leaseRenewMs: true, leaseTtlMs: true },
 } as const satisfies OptionKeysOf<KvmLibvirtOptions>;
 
 /**
@@ -457,7 +461,11 @@ export async function connect(options: KvmLibvirtOptions): Promise<KvmLibvirtAda
         ? { limits: rejectWhenClosed(createLimits(ctx, supports.limits), 'limits', isClosed) }
         : {}),
       labels: rejectWhenClosed(createLabels(ctx), 'labels', isClosed),
-      backups: rejectWhenClosed(createBackups(ctx, options.naming ?? {}), 'backups', isClosed),
+      backups: rejectWhenClosed(
+        withRestore(createBackups(ctx, options.naming ?? {}), ctx, supports, options.naming ?? {}),
+        'backups',
+        isClosed,
+      ),
       events: createEvents(ctx),
       close,
       [Symbol.asyncDispose]: close,

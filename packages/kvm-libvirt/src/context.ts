@@ -8,7 +8,7 @@ import {
   type CallOptions,
   formatGuestRef,
   type GuestRef,
-  type HvkitError,
+  HvkitError,
   type HvkitWarning,
   hvkitError,
   isUuid,
@@ -66,8 +66,8 @@ export interface PendingOperation {
 
 /** Something an operation created on the daemon host or in a sink, until it is removed or handed over. */
 export interface Leftover {
-  kind: 'backup job' | 'checkpoint' | 'temporary volume' | 'sink file';
-  /** Checkpoint name, volume path, or file name in the sink. */
+  kind: 'backup job' | 'checkpoint' | 'temporary volume' | 'sink file' | 'lease';
+  /** Checkpoint name, volume path, file name in the sink, or the run of a lease. */
   name: string;
   /** The guest it belongs to. */
   guest?: string;
@@ -87,6 +87,8 @@ export function describeLeftover(l: Leftover): string {
       return `temporary volume ${l.name}${l.where !== undefined ? ` in pool ${JSON.stringify(l.where)}` : ''}`;
     case 'sink file':
       return `sink file ${JSON.stringify(l.name)}${l.where !== undefined ? ` in ${l.where}` : ''}`;
+    case 'lease':
+      return `backup lease of run ${JSON.stringify(l.name)}${guest}`;
   }
 }
 
@@ -103,6 +105,82 @@ export function reportLeftover(ctx: AdapterContext, leftover: Leftover, why: str
   } catch {
     // A failing logger must not change the outcome.
   }
+}
+
+/** Records something an operation created; it stays recorded until removed or handed to the caller. */
+export function holdLeftover(ctx: AdapterContext, leftover: Leftover): Leftover {
+  ctx.leftovers.add(leftover);
+  return leftover;
+}
+
+/**
+ * Removes a leftover with `remove`; NOT_FOUND counts as removed. When that fails it is reported through the
+ * logger, naming it, unless `close()` has reported it already.
+ */
+export async function removeLeftover(
+  ctx: AdapterContext,
+  leftover: Leftover,
+  remove: () => Promise<unknown>,
+): Promise<void> {
+  try {
+    await remove();
+    ctx.leftovers.delete(leftover);
+  } catch (error) {
+    if (HvkitError.isInstance(error, 'NOT_FOUND')) ctx.leftovers.delete(leftover);
+    else if (ctx.leftovers.delete(leftover)) {
+      reportLeftover(ctx, leftover, error instanceof Error ? error.message : String(error));
+    }
+  }
+}
+
+/**
+ * The error of an operation stopped by its signal: ABORTED naming the close when `close()` stopped it, else
+ * the signal's own HvkitError reason (the wrapper's TIMEOUT or ABORTED), else ABORTED with `message`.
+ */
+export function operationAbortedError(
+  ctx: AdapterContext,
+  signal: AbortSignal | undefined,
+  operation: string,
+  message: string,
+): unknown {
+  const reason = signal?.reason as { code?: string } | undefined;
+  if (ctx.closeSignal.aborted && reason === ctx.closeSignal.reason) {
+    return hvkitError('ABORTED', `${operation} was aborted: the adapter was closed.`, {
+      adapter: ADAPTER_ID,
+      operation,
+      retryable: false,
+    });
+  }
+  if (reason && typeof reason === 'object' && typeof reason.code === 'string') return reason;
+  return hvkitError('ABORTED', message, { adapter: ADAPTER_ID, operation });
+}
+
+/**
+ * Registers a running operation: `close()` aborts it (through a signal joined with `ctx.closeSignal`) and
+ * waits, bounded, for its cleanup. When `close()` stops waiting, the caller gets ABORTED at once instead of
+ * waiting for a cleanup that hangs (a sink that never answers).
+ */
+export function trackOperation<T>(ctx: AdapterContext, operation: string, run: () => Promise<T>): Promise<T> {
+  if (ctx.closeSignal.aborted) return Promise.reject(closedError(operation));
+  const work = run();
+  return new Promise<T>((resolve, reject) => {
+    const pending: PendingOperation = {
+      settled: work.then(
+        () => {},
+        () => {},
+      ),
+      abandon: () =>
+        reject(
+          hvkitError(
+            'ABORTED',
+            `${operation} was aborted: the adapter was closed, and close() stopped waiting for its cleanup.`,
+            { adapter: ADAPTER_ID, operation, retryable: false },
+          ),
+        ),
+    };
+    ctx.pending.add(pending);
+    work.then(resolve, reject).finally(() => ctx.pending.delete(pending));
+  });
 }
 
 /** The error of a call made after `close()` started. */

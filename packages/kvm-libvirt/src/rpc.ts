@@ -24,6 +24,7 @@ export {
   LibvirtRpcClient,
   type LibvirtRpcClientOptions,
   type RpcTraceEvent,
+  type UploadVolumeOptions,
 } from './protocol/client';
 export * from './protocol/constants';
 export {
@@ -64,4 +65,5 @@ export {
   type SocketMode,
   type SshProxyMode,
 } from './protocol/uri';
+export { LibvirtWriteStream, type WriteStreamOptions } from './protocol/write-stream';
 export * from './protocol/xdr';

@@ -46,9 +46,9 @@ export const KVM_LIBVIRT_SUPPORTS: DeepReadonly<SupportsManifest> = Object.freez
     incremental: true,
     hostConfig: true,
     methods: KVM_LIBVIRT_BACKUP_METHODS,
-    checkpoints: false,
-    cleanup: false,
-    restore: false,
+    checkpoints: true,
+    cleanup: true,
+    restore: { asNew: true, inPlace: true, incrementalChains: true },
   },
   events: { lifecycle: true },
 }) as DeepReadonly<SupportsManifest>;

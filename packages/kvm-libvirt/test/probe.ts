@@ -4,8 +4,12 @@
  */
 
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { closeSync, mkdtempSync, openSync, readSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { ConformanceProbe, ProbeGuest } from '@hvkit/conformance';
-import type { ResourceLimits } from '@hvkit/core';
+import { parseXml, type ResourceLimits, type XmlValue, xmlArray, xmlAttr } from '@hvkit/core';
 
 /** Runs `virsh -q -c <uri> ...args` and returns its output. */
 export function virsh(uri: string, ...args: string[]): string {
@@ -163,5 +167,114 @@ export function virshProbe(uri: string, cgroupVersion: 1 | 2): ConformanceProbe 
       virsh(uri, 'suspend', id(g));
       virsh(uri, 'resume', id(g));
     },
+    diskSha256(g, device) {
+      // The guest's view: the whole backing chain as the definition gives it, read with qemu-img on this
+      // host (the daemon's: the probe runs beside a local daemon), shared with a running QEMU (-U).
+      const spec = diskChainSpec(virsh(uri, 'dumpxml', '--inactive', id(g)), device);
+      const dir = mkdtempSync(join(tmpdir(), 'hvkit-probe-'));
+      try {
+        const out = join(dir, 'disk.raw');
+        execFileSync('qemu-img', ['convert', '-U', '-O', 'raw', spec, out], { timeout: 300_000 });
+        const hash = createHash('sha256');
+        const fd = openSync(out, 'r');
+        try {
+          const buf = Buffer.alloc(4 * 1024 * 1024);
+          for (;;) {
+            const n = readSync(fd, buf, 0, buf.length, null);
+            if (n === 0) break;
+            hash.update(buf.subarray(0, n));
+          }
+        } finally {
+          closeSync(fd);
+        }
+        return hash.digest('hex');
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+    removeGuest(g) {
+      const name = kvName(virsh(uri, 'dominfo', id(g)), 'Name');
+      if (PEER_GUESTS.has(name)) throw new Error(`the probe never removes the peer guest ${name}`);
+      const xml = virsh(uri, 'dumpxml', '--inactive', id(g));
+      try {
+        virsh(uri, 'destroy', id(g));
+      } catch {
+        // Not running.
+      }
+      virsh(uri, 'undefine', '--nvram', '--checkpoints-metadata', '--snapshots-metadata', id(g));
+      for (const path of diskFiles(xml)) {
+        try {
+          virsh(uri, 'vol-delete', path);
+        } catch {
+          // Not a volume of a pool (or already gone).
+        }
+      }
+    },
+    listGuestNames() {
+      return virsh(uri, 'list', '--all', '--name')
+        .split('\n')
+        .map((s) => s.trim())
+        .filter(Boolean)
+        .sort();
+    },
+    listVolumes() {
+      const out: string[] = [];
+      for (const pool of virsh(uri, 'pool-list', '--name')
+        .split('\n')
+        .map((s) => s.trim())
+        .filter(Boolean)) {
+        for (const line of virsh(uri, 'vol-list', pool).split('\n')) {
+          const name = line.trim().split(/\s+/)[0];
+          if (name) out.push(`${pool}/${name}`);
+        }
+      }
+      return out.sort();
+    },
   };
+}
+
+/** The peer's guests: never removed by the probe, whatever a check asks. */
+const PEER_GUESTS = new Set(['hvkit-guest1', 'hvkit-guest2']);
+
+function kvName(text: string, key: string): string {
+  return keyValues(text).get(key) ?? '';
+}
+
+/** Every file (and backing file) of the definition's disks. */
+function diskFiles(xml: string): string[] {
+  return [...xml.matchAll(/<source file='([^']+)'/g)].map((m) => decodeXml(m[1] as string));
+}
+
+function decodeXml(text: string): string {
+  return text
+    .replace(/&apos;/g, "'")
+    .replace(/&quot;/g, '"')
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&amp;/g, '&');
+}
+
+/**
+ * A qemu-img image spec for the disk `device` of a domain definition: its file, and (as a `json:` spec) the
+ * `<backingStore>` chain the definition gives, which a restored incremental chain has and its images do not.
+ */
+export function diskChainSpec(xml: string, device: string): string {
+  const doc = parseXml(xml) as { domain?: { devices?: { disk?: unknown } } };
+  const disks = xmlArray(doc.domain?.devices?.disk as XmlValue[] | XmlValue | undefined) as Record<
+    string,
+    XmlValue
+  >[];
+  const disk = disks.find((d) => xmlAttr(d.target, 'dev') === device);
+  if (!disk) throw new Error(`the definition has no disk ${device}`);
+  const layer = (el: Record<string, XmlValue>): Record<string, unknown> | undefined => {
+    const file = xmlAttr(el.source, 'file') ?? xmlAttr(el.source, 'dev');
+    if (file === undefined) return undefined;
+    const format = xmlAttr(el.driver, 'type') ?? xmlAttr(el.format, 'type') ?? 'raw';
+    const next = el.backingStore as Record<string, XmlValue> | string | undefined;
+    const below = next !== undefined && typeof next === 'object' ? layer(next) : undefined;
+    return { driver: format, file: { driver: 'file', filename: file }, ...(below ? { backing: below } : {}) };
+  };
+  const spec = layer(disk);
+  if (!spec) throw new Error(`disk ${device} has no file or device source`);
+  return `json:${JSON.stringify(spec)}`;
 }

@@ -280,6 +280,7 @@ async function record(t: LibvirtFixtureTarget, driver: string, openUri: string, 
       mode: 'replay',
       factory: fixtureFactory(dialer, openUri),
       target: t.target,
+      ...(t.disklessGuest ? { disklessGuest: t.disklessGuest } : {}),
       skip: t.skip,
       testTimeoutMs: 180_000,
     });

@@ -10,6 +10,8 @@ export interface LibvirtFixtureTarget {
   openUri: string;
   /** Guest the suite modifies. */
   target: { name: string };
+  /** A guest without disks, for `backups.diskless`. */
+  disklessGuest?: { name: string };
   skip: Record<string, string>;
 }
 
@@ -73,6 +75,7 @@ export const QEMU_GUEST_TARGET: LibvirtFixtureTarget = {
   folder: 'libvirt-qemu-guest',
   openUri: 'qemu:///system',
   target: { name: 'hvkit-guest1' },
+  disklessGuest: { name: 'hvkit-guest2' },
   skip: {
     'limits.round-trip.nics': QEMU_NIC_RULE,
     'limits.null.nics': QEMU_NIC_RULE,
@@ -84,8 +87,8 @@ export const QEMU_GUEST_TARGET: LibvirtFixtureTarget = {
 
 /**
  * A factory for the suite: every adapter it makes dials through `dialer` with keepalive off and
- * deterministic backup names (one counter for the whole run, so names never repeat across tests), so a
- * recorded run replays byte for byte. cgroup v1 is pinned (the recording host's `cpu` controller is on v1).
+ * deterministic backup names, clock and lease owner (one counter for the whole run, so names never repeat
+ * across tests), so a recorded run replays byte for byte. cgroup v1 is pinned (the recording host's `cpu` controller is on v1).
  */
 export function fixtureFactory(dialer: Dialer, openUri: string): () => Promise<KvmLibvirtAdapter> {
   let n = 0;
@@ -95,6 +98,11 @@ export function fixtureFactory(dialer: Dialer, openUri: string): () => Promise<K
       openUri,
       keepalive: false,
       cgroupVersion: 1,
-      naming: { uniqueId: () => `rec${++n}`, now: () => new Date('2000-01-01T00:00:00Z') },
+      naming: {
+        uniqueId: () => `rec${++n}`,
+        now: () => new Date('2000-01-01T00:00:00Z'),
+        // The lease's owner goes into DOMAIN_SET_METADATA frames: not this host and pid.
+        leaseOwner: () => 'hvkit-fixture:1',
+      },
     });
 }

@@ -26,14 +26,17 @@ const peer = livePeer('libvirtd', [
 ]);
 const env = (peer.available ? peer.env : {}) as Record<string, string>;
 
-/** A sink that counts what it is given and keeps nothing; records the expected sizes it was told. */
+/**
+ * A sink that counts what it is given of disk files (`disk-*`; the definition and the manifest are not
+ * counted) and keeps nothing; records the expected sizes it was told of them.
+ */
 function countingSink() {
   const state = { bytes: 0, expected: [] as (number | undefined)[] };
   const base = createStreamSink(
-    () =>
+    (name) =>
       new Writable({
         write(chunk: Buffer, _encoding, done) {
-          state.bytes += chunk.length;
+          if (/\/disk-[^/]+$/.test(name)) state.bytes += chunk.length;
           done();
         },
       }),
@@ -42,7 +45,7 @@ function countingSink() {
   const sink: BackupSink = {
     ...base,
     writeFile: (name, source, options = {}) => {
-      state.expected.push(options.expectedBytes);
+      if (/\/disk-[^/]+$/.test(name)) state.expected.push(options.expectedBytes);
       return base.writeFile(name, source, options);
     },
   };

@@ -10,9 +10,9 @@
  */
 
 import { execFile } from 'node:child_process';
-import { createWriteStream, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { createWriteStream, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
 import { livePeer } from '@hvkit/conformance';
 import { type BackupSink, createStreamSink, HvkitError, type Logger } from '@hvkit/core';
@@ -53,8 +53,8 @@ function spyLogger(): Logger & {
 }
 
 /**
- * A stream sink writing into `dir` through a Writable that takes the first chunk and never finishes
- * writing it (a stalled receiver): the sink's pump waits for `drain` until its signal aborts. `removeFile`
+ * A stream sink writing into `dir` through a Writable that takes the first chunk of a disk file and never
+ * finishes writing it (a stalled receiver): the sink's pump waits for `drain` until its signal aborts. `removeFile`
  * deletes the file, or hangs forever with `hangOnRemove`. `firstChunk` resolves when data arrived.
  */
 function stallingSink(dir: string, options: { hangOnRemove?: boolean } = {}) {
@@ -64,13 +64,24 @@ function stallingSink(dir: string, options: { hangOnRemove?: boolean } = {}) {
   });
   const sink: BackupSink = createStreamSink(
     (name) => {
+      // Names are `<guest>/<artifact id>/<file>`.
+      mkdirSync(dirname(join(dir, name)), { recursive: true });
       const file = createWriteStream(join(dir, name));
+      // The definition (`domain.xml`, written before the job) goes through; a disk file stalls.
+      const stalls = /\/disk-[^/]+$/.test(name);
       return new Writable({
         highWaterMark: 1024,
-        write(chunk: Buffer, _encoding, _callback) {
+        write(chunk: Buffer, _encoding, callback) {
+          if (!stalls) {
+            file.write(chunk, callback);
+            return;
+          }
           // Part of the data reaches the file (a partial that must not stay); the callback never comes.
           file.write(chunk.subarray(0, 512));
           arrived();
+        },
+        final(callback) {
+          file.end(callback);
         },
         destroy(error, callback) {
           file.end(() => callback(error));
@@ -86,6 +97,14 @@ function stallingSink(dir: string, options: { hangOnRemove?: boolean } = {}) {
     },
   );
   return { sink, firstChunk };
+}
+
+/** The files below `dir` (relative paths), without the folders that hold them. */
+function files(dir: string): string[] {
+  return (readdirSync(dir, { recursive: true, withFileTypes: true }) as import('node:fs').Dirent[])
+    .filter((e) => e.isFile())
+    .map((e) => join(e.parentPath, e.name).slice(dir.length + 1))
+    .sort();
 }
 
 describe.skipIf(!peer.available)(
@@ -157,7 +176,8 @@ describe.skipIf(!peer.available)(
       const dir = tempDir();
       const { sink, firstChunk } = stallingSink(dir);
       const { backup } = await backupInFlight(hv, sink, firstChunk);
-      expect(readdirSync(dir)).toHaveLength(1);
+      // The definition and the disk file being written.
+      expect(files(dir)).toHaveLength(2);
 
       const started = Date.now();
       const closing = hv.close();
@@ -169,7 +189,7 @@ describe.skipIf(!peer.available)(
       expect(closed, 'close() did not resolve within 30 s: the backup was not aborted').toBe(true);
       // Checked the moment close() resolved: the cleanup ran before it.
       expect(await leftovers()).toEqual({ volumes: [], checkpoints: [], job: 'None' });
-      expect(readdirSync(dir)).toEqual([]);
+      expect(files(dir)).toEqual([]);
       // The backup was aborted by close() (ABORTED: cancelled on purpose, not a lost connection).
       const outcome = await backup.then(
         () => 'resolved',
@@ -203,7 +223,7 @@ describe.skipIf(!peer.available)(
       // The sink never finishes removing its file: that cleanup step cannot complete.
       const { sink, firstChunk } = stallingSink(dir, { hangOnRemove: true });
       const { backup } = await backupInFlight(hv, sink, firstChunk);
-      const [file] = readdirSync(dir);
+      const written = files(dir);
 
       const started = Date.now();
       await hv.close();
@@ -212,10 +232,13 @@ describe.skipIf(!peer.available)(
       expect(closeMs).toBeLessThan(1500 + 5000);
       // The daemon side was cleaned within the bound; the sink file is what is left, and it is named.
       expect(await leftovers()).toEqual({ volumes: [], checkpoints: [], job: 'None' });
+      // (The lease went before the sink's files: only those are left, each named.)
       const warned = logger.lines.filter((l) => l.level === 'warn').map((l) => l.message);
-      expect(warned).toHaveLength(1);
-      expect(warned[0]).toContain(`sink file ${JSON.stringify(file)}`);
-      expect(warned[0]).toContain(dir);
+      expect(warned).toHaveLength(written.length);
+      for (const [i, file] of written.entries()) {
+        expect(warned.some((w) => w.includes(`sink file ${JSON.stringify(file)}`))).toBe(true);
+        expect(warned[i]).toContain(dir);
+      }
       // The backup does not wait for the sink forever: it rejects once close() stopped waiting.
       const outcome = await Promise.race([
         backup.then(
@@ -244,7 +267,7 @@ describe.skipIf(!peer.available)(
       for (const path of left.volumes) expect(warned).toContain(path);
       for (const name of left.checkpoints) expect(warned).toContain(name);
       if (left.job !== 'None') expect(warned).toMatch(/backup job/);
-      for (const name of readdirSync(dir)) expect(warned).toContain(name);
+      for (const name of files(dir)) expect(warned).toContain(name);
       console.log(
         `closeTimeoutMs 0 left ${left.volumes.length} volume(s), ${left.checkpoints.length} checkpoint(s), job ${left.job}; ${logger.lines.length} warning(s):\n${warned}`,
       );

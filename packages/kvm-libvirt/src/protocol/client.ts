@@ -11,6 +11,7 @@
  *   `maxInFlight` (default 4) are outstanding at the daemon, the rest queue, because the daemon stops
  *   reading a client with 5 unanswered requests, which would starve keepalive.
  * - `stream.ts`: read streams (STORAGE_VOL_DOWNLOAD): holes, backpressure, `maxBytes`.
+ * - `write-stream.ts`: write streams (STORAGE_VOL_UPLOAD): data and holes, socket drain, confirmation.
  * - `events.ts`: domain event registrations and their dispatch.
  *
  * A closed or dead connection fails every pending call and stream with CONNECTION_LOST (retryable);
@@ -32,7 +33,13 @@ import type { SshClient } from '@hvkit/ssh';
 import { ADAPTER_ID } from '../errors';
 import { type CallOptions, CallTable, decodeReply, encodeArgs } from './calls';
 import { connectionLost, RpcConnection, type RpcTraceEvent } from './connection';
-import { MESSAGE_MAX, PROGRAM, PROTOCOL_VERSION, STORAGE_VOL_DOWNLOAD_SPARSE_STREAM } from './constants';
+import {
+  MESSAGE_MAX,
+  PROGRAM,
+  PROTOCOL_VERSION,
+  STORAGE_VOL_DOWNLOAD_SPARSE_STREAM,
+  STORAGE_VOL_UPLOAD_SPARSE_STREAM,
+} from './constants';
 import {
   DomainEventRouter,
   type DomainEventSubscription,
@@ -43,6 +50,7 @@ import { type KeepaliveOptions, type KeepaliveStats, resolveKeepalive } from './
 import { type RemoteProcedure, remoteProcedures } from './remote-protocol';
 import { type LibvirtReadStream, type ReadStreamOptions, ReadStreamTable } from './stream';
 import type { RemoteDomain, RemoteStorageVol } from './types';
+import { LibvirtWriteStream, type WriteStreamOptions } from './write-stream';
 
 export type { CallOptions } from './calls';
 export type { RpcTraceEvent } from './connection';
@@ -173,6 +181,18 @@ export interface DownloadVolumeOptions extends ReadStreamOptions {
   /** Bytes to read, 0 for all (default 0). A length also bounds the stream: `maxBytes` defaults to it. */
   length?: bigint | number;
   /** Ask for a sparse stream: holes arrive as holes instead of zeros (VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM). */
+  sparse?: boolean;
+  /** Timeout of the initial call (the stream itself uses `idleTimeoutMs`). */
+  timeoutMs?: number;
+}
+
+/** Options of {@link LibvirtRpcClient.uploadVolume}. */
+export interface UploadVolumeOptions extends Omit<WriteStreamOptions, 'sparse'> {
+  /** First byte written (default 0). */
+  offset?: bigint | number;
+  /** Bytes to write, 0 for up to the end (default 0). */
+  length?: bigint | number;
+  /** Allow holes (VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM): `hole(n)` skips n bytes, which read back as zeros. */
   sparse?: boolean;
   /** Timeout of the initial call (the stream itself uses `idleTimeoutMs`). */
   timeoutMs?: number;
@@ -477,6 +497,51 @@ export class LibvirtRpcClient implements AsyncDisposable {
         flags: options.sparse ? STORAGE_VOL_DOWNLOAD_SPARSE_STREAM : 0,
       },
       bounded,
+    );
+  }
+
+  /**
+   * Uploads into a storage volume (STORAGE_VOL_UPLOAD): resolves with a {@link LibvirtWriteStream} once the
+   * daemon accepted the call; write the data (and, with `sparse: true`, holes) in order, then `finish()`.
+   * Writes wait for the socket (TCP backpressure), which stalls this connection's other calls: use a
+   * separate connection ({@link LibvirtRpcClient.openSibling}) for bulk transfers.
+   */
+  uploadVolume(vol: RemoteStorageVol, options: UploadVolumeOptions = {}): Promise<LibvirtWriteStream> {
+    checkSignal(options.signal);
+    const procedure = remoteProcedures.STORAGE_VOL_UPLOAD;
+    const operation = `rpc.${procedure.name}`;
+    const sparse = options.sparse === true;
+    const streamOptions: WriteStreamOptions = {
+      sparse,
+      ...(options.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+    };
+    let payload: Uint8Array;
+    try {
+      payload = encodeArgs(procedure, {
+        vol,
+        offset: options.offset ?? 0,
+        length: options.length ?? 0,
+        flags: sparse ? STORAGE_VOL_UPLOAD_SPARSE_STREAM : 0,
+      });
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.streams.openEndpoint(
+      procedure,
+      operation,
+      (channel) => new LibvirtWriteStream(channel, operation, streamOptions),
+      (decode, hooks) =>
+        this.calls.invoke(
+          procedure.program,
+          procedure.version,
+          procedure.procedure,
+          operation,
+          payload,
+          decode,
+          { signal: options.signal, timeoutMs: options.timeoutMs },
+          hooks,
+        ),
     );
   }
 

@@ -183,6 +183,21 @@ export class RpcConnection {
     this.socket.write(packet);
   }
 
+  /** Resolves once the socket's write buffer is below its high-water mark, or the socket is gone. */
+  whenWritable(): Promise<void> {
+    const socket = this.socket;
+    if (socket.destroyed || !socket.writableNeedDrain) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        socket.off('drain', done);
+        socket.off('close', done);
+        resolve();
+      };
+      socket.on('drain', done);
+      socket.on('close', done);
+    });
+  }
+
   private readonly uncork = (): void => {
     this.corked = false;
     this.socket.uncork();

@@ -392,6 +392,30 @@ export const remoteProcedures = {
     },
     readStorageVol,
   ),
+  STORAGE_POOL_LOOKUP_BY_VOLUME: define(
+    'STORAGE_POOL_LOOKUP_BY_VOLUME',
+    (w, a: { vol: RemoteStorageVol }) => {
+      writeStorageVol(w, a.vol);
+    },
+    readStoragePool,
+  ),
+  STORAGE_VOL_CREATE_XML: define(
+    'STORAGE_VOL_CREATE_XML',
+    (w, a: { pool: RemoteStoragePool; xml: string; flags: number }) => {
+      writeStoragePool(w, a.pool);
+      w.string(a.xml, LIMITS.STRING_MAX, 'volume XML');
+      w.uint(a.flags, 'flags');
+    },
+    readStorageVol,
+  ),
+  STORAGE_VOL_DELETE: define(
+    'STORAGE_VOL_DELETE',
+    (w, a: { vol: RemoteStorageVol; flags: number }) => {
+      writeStorageVol(w, a.vol);
+      w.uint(a.flags, 'flags');
+    },
+    noRet,
+  ),
   STORAGE_POOL_REFRESH: define(
     'STORAGE_POOL_REFRESH',
     (w, a: { pool: RemoteStoragePool; flags: number }) => {
@@ -768,6 +792,18 @@ export const remoteProcedures = {
     },
     noRet,
     'read',
+  ),
+
+  STORAGE_VOL_UPLOAD: define(
+    'STORAGE_VOL_UPLOAD',
+    (w, a: { vol: RemoteStorageVol; offset: bigint | number; length: bigint | number; flags: number }) => {
+      writeStorageVol(w, a.vol);
+      w.uhyper(a.offset, 'offset');
+      w.uhyper(a.length, 'length');
+      w.uint(a.flags, 'flags');
+    },
+    noRet,
+    'write',
   ),
 
   // ---- Events ----

@@ -58,14 +58,44 @@ export interface ReadStreamOptions {
   signal?: AbortSignal;
 }
 
+/** The error of a stream aborted with `reason`: the reason itself when it is an HvkitError, else ABORTED. */
+export function streamAbortError(operation: string, reason: unknown): HvkitError {
+  return HvkitError.isInstance(reason)
+    ? reason
+    : hvkitError('ABORTED', `${operation}: stream aborted`, {
+        adapter: ADAPTER_ID,
+        operation,
+        cause: reason,
+      });
+}
+
+/**
+ * The error a STREAM/ERROR packet from the server carries: the mapped `remote_error`, or REMOTE when it is
+ * empty (the server aborted the stream).
+ */
+export function streamErrorOf(operation: string, payload: Uint8Array): HvkitError {
+  if (payload.length === 0) {
+    return hvkitError('REMOTE', `${operation}: the server aborted the stream`, {
+      adapter: ADAPTER_ID,
+      operation,
+    });
+  }
+  const r = new XdrReader(payload);
+  const remote = readRemoteError(r);
+  r.finish('remote_error');
+  return libvirtErrorToHvkitError(remote, { operation });
+}
+
 /** What a stream needs from its connection (package-internal). */
 export interface StreamChannel {
-  /** Sends a STREAM packet with the stream's serial and procedure. */
-  send(status: MessageStatus, payload?: Uint8Array): void;
+  /** Sends a STREAM packet (or `type`, e.g. STREAM_HOLE) with the stream's serial and procedure. */
+  send(status: MessageStatus, payload?: Uint8Array, type?: number): void;
   /** Asks the connection to stop (true) or resume (false) reading the socket. */
   setPaused(paused: boolean): void;
   /** The stream is over: stop routing its packets to it. */
   release(): void;
+  /** Resolves once the socket takes more data (write streams wait here between packets). */
+  writable?(): Promise<void>;
 }
 
 type State = 'open' | 'eof' | 'done' | 'failed' | 'aborted';
@@ -225,23 +255,9 @@ export class LibvirtReadStream implements AsyncIterable<StreamChunk> {
           if (this.state === 'open') this.channel.send(MESSAGE_STATUS.OK);
           this.settle('done');
           return;
-        case MESSAGE_STATUS.ERROR: {
-          if (payload.length === 0) {
-            this.settle(
-              'failed',
-              hvkitError('REMOTE', `${this.operation}: the server aborted the stream`, {
-                adapter: ADAPTER_ID,
-                operation: this.operation,
-              }),
-            );
-            return;
-          }
-          const r = new XdrReader(payload);
-          const remote = readRemoteError(r);
-          r.finish('remote_error');
-          this.settle('failed', libvirtErrorToHvkitError(remote, { operation: this.operation }));
+        case MESSAGE_STATUS.ERROR:
+          this.settle('failed', streamErrorOf(this.operation, payload));
           return;
-        }
         default:
           throw this.protocol(`unknown stream status ${header.status}`);
       }
@@ -265,14 +281,7 @@ export class LibvirtReadStream implements AsyncIterable<StreamChunk> {
   abort(reason?: unknown): void {
     if (this.finished) return;
     this.channel.send(MESSAGE_STATUS.ERROR);
-    const error = HvkitError.isInstance(reason)
-      ? reason
-      : hvkitError('ABORTED', `${this.operation}: stream aborted`, {
-          adapter: ADAPTER_ID,
-          operation: this.operation,
-          cause: reason,
-        });
-    this.settle('aborted', error);
+    this.settle('aborted', streamAbortError(this.operation, reason));
   }
 
   private clearIdle(): void {
@@ -348,17 +357,25 @@ export class LibvirtReadStream implements AsyncIterable<StreamChunk> {
 export interface StreamConnection {
   send(header: PacketHeader, payload?: Uint8Array): void;
   setPaused(owner: object, paused: boolean): void;
+  /** Resolves once the socket's write buffer is below its high-water mark (or the socket is gone). */
+  whenWritable?(): Promise<void>;
 }
 
 /** Starts the call that opens a stream, with its reply decoder and registration hooks. */
-export type StartStreamCall = (
-  decode: (header: PacketHeader, payload: Uint8Array) => LibvirtReadStream,
+export type StartStreamCall<S = LibvirtReadStream> = (
+  decode: (header: PacketHeader, payload: Uint8Array) => S,
   hooks: CallHooks,
-) => Promise<LibvirtReadStream>;
+) => Promise<S>;
 
-/** The open read streams of one connection, by serial: routing, registration, failure (package-internal). */
+/** One open stream of a connection, read or write (package-internal). */
+export interface StreamEndpoint {
+  handlePacket(header: PacketHeader, payload: Uint8Array): void;
+  fail(error: HvkitError): void;
+}
+
+/** The open streams of one connection, by serial: routing, registration, failure (package-internal). */
 export class ReadStreamTable {
-  private readonly streams = new Map<number, LibvirtReadStream>();
+  private readonly streams = new Map<number, StreamEndpoint>();
 
   constructor(private readonly connection: StreamConnection) {}
 
@@ -390,37 +407,52 @@ export class ReadStreamTable {
     options: ReadStreamOptions,
     start: StartStreamCall,
   ): Promise<LibvirtReadStream> {
-    let stream: LibvirtReadStream | undefined;
+    return this.openEndpoint(
+      procedure,
+      operation,
+      (channel) => new LibvirtReadStream(channel, operation, options),
+      start,
+    );
+  }
+
+  /**
+   * Opens a stream of any direction: `create` makes the endpoint from its channel once the call has a
+   * serial (see {@link ReadStreamTable.open}).
+   */
+  openEndpoint<S extends StreamEndpoint>(
+    procedure: { program: number; version: number; procedure: number },
+    operation: string,
+    create: (channel: StreamChannel) => S,
+    start: StartStreamCall<S>,
+  ): Promise<S> {
+    let stream: S | undefined;
     let streamSerial = -1;
     const pauser = {};
     const makeStream = (serial: number) =>
-      new LibvirtReadStream(
-        {
-          send: (status: MessageStatus, body?: Uint8Array) =>
-            this.connection.send(
-              {
-                program: procedure.program,
-                version: procedure.version,
-                procedure: procedure.procedure,
-                type: MESSAGE_TYPE.STREAM,
-                serial,
-                status,
-              },
-              body,
-            ),
-          setPaused: (paused: boolean) => this.connection.setPaused(pauser, paused),
-          release: () => {
-            if (this.streams.get(serial) === stream) this.streams.delete(serial);
-            this.connection.setPaused(pauser, false);
-          },
+      create({
+        send: (status: MessageStatus, body?: Uint8Array, type: number = MESSAGE_TYPE.STREAM) =>
+          this.connection.send(
+            {
+              program: procedure.program,
+              version: procedure.version,
+              procedure: procedure.procedure,
+              type: type as PacketHeader['type'],
+              serial,
+              status,
+            },
+            body,
+          ),
+        setPaused: (paused: boolean) => this.connection.setPaused(pauser, paused),
+        release: () => {
+          if (this.streams.get(serial) === stream) this.streams.delete(serial);
+          this.connection.setPaused(pauser, false);
         },
-        operation,
-        options,
-      );
+        writable: () => this.connection.whenWritable?.() ?? Promise.resolve(),
+      });
     return start(
       (header, body) => {
         decodeReply(operation, header, body, () => undefined);
-        return stream as LibvirtReadStream;
+        return stream as S;
       },
       {
         register: (serial) => {
