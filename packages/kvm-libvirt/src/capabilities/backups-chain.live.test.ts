@@ -454,6 +454,63 @@ describe.skipIf(!peer.available)(
       }
     }, 120_000);
 
+    it('the lease is renewed while the backup runs and removed at its end', async () => {
+      const g = tg as ThrowawayGuest;
+      // Renewals every 200 ms with a 1 s lifetime (internal options), a sink held after the first MiB.
+      const hv = await connect({ uri, naming: { leaseRenewMs: 200, leaseTtlMs: 1000 } });
+      const inner = createDirectorySink(tempDir());
+      let release: () => void = () => {};
+      const released = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      let held: () => void = () => {};
+      const holding = new Promise<void>((resolve) => {
+        held = resolve;
+      });
+      const sink = {
+        ...inner,
+        writeFile: (
+          name: string,
+          source: AsyncIterable<Uint8Array>,
+          options?: Parameters<typeof inner.writeFile>[2],
+        ) => {
+          if (!name.includes('/disk-')) return inner.writeFile(name, source, options);
+          async function* slow(): AsyncGenerator<Uint8Array> {
+            let n = 0;
+            for await (const chunk of source) {
+              yield chunk;
+              n += chunk.byteLength;
+              if (n >= 2 ** 20 && n - chunk.byteLength < 2 ** 20) {
+                held();
+                await released;
+              }
+            }
+          }
+          return inner.writeFile(name, slow(), options);
+        },
+      };
+      try {
+        const backup = hv.backups.backup({ name: g.name }, sink);
+        backup.catch(() => {});
+        await holding;
+        const expiry = async () =>
+          Date.parse(/expiresAt="([^"]+)"/.exec((await daemonState(g.name, g.uuid)).lease)?.[1] ?? '');
+        const first = await expiry();
+        await new Promise((resolve) => setTimeout(resolve, 800));
+        const second = await expiry();
+        // Without renewal the lease would have expired by now (1 s lifetime); it was pushed forward.
+        expect(Number.isFinite(first)).toBe(true);
+        expect(second).toBeGreaterThan(first);
+        expect(second).toBeGreaterThan(Date.now());
+        release();
+        await backup;
+        expect((await daemonState(g.name, g.uuid)).lease).toBe('');
+      } finally {
+        release();
+        await hv.close();
+      }
+    }, 300_000);
+
     it('progress: one reporter, each phase with its total before it starts, never past it, about 10 calls a second', async () => {
       const g = tg as ThrowawayGuest;
       const hv = await connect({ uri });
