@@ -273,7 +273,7 @@ export interface BackupArtifact {
   parentCheckpoint?: string;
   consistency: 'crash' | 'fs-frozen';
   /** The artifact's folder in the sink, `<guest name>/<id>` (see `artifactPath`). */
-  path?: string;
+  path: string;
   /** The checkpoint chain this backup belongs to (a full backup starts one). Absent for host config. */
   chain?: string;
 }
