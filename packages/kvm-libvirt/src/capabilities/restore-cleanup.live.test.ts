@@ -11,7 +11,7 @@
  */
 
 import { mkdtempSync, rmSync } from 'node:fs';
-import { hostname, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { livePeer } from '@hvkit/conformance';
 import { createDirectorySink, createDirectorySource, HvkitError } from '@hvkit/core';
@@ -76,16 +76,8 @@ describe.skipIf(!peer.available)(
     }, 300_000);
 
     it("a restore as new killed mid-upload: cleanup of its target name removes its volumes and lease; a live restore's are kept", async () => {
-      const killedRun = newRun();
-      const killedName = `${TAG}-new1`;
-      const killed = restoreChild('new', killedName, killedRun, 'upload');
-      await killed.waitFor('STALLED');
-      await killed.kill();
-      // The killed run's leftovers are really there (else the test would prove nothing).
-      const left = ofRun(await restoreVolumes(), killedRun);
-      expect(left).toEqual([`hvkit-restore-${killedRun}-vda-0.qcow2`, `hvkit-restore-${killedRun}.lease`]);
-
-      // Another restore (as new, from the same artifact) runs meanwhile, held in its upload.
+      // A restore (as new) that runs meanwhile, held in its upload; started first, since the start of every
+      // restore removes what dead runs left (the next test).
       const liveRun = newRun();
       const liveName = `${TAG}-new2`;
       const live = restoreChild('new', liveName, liveRun, 'stdin');
@@ -94,6 +86,17 @@ describe.skipIf(!peer.available)(
         await live.waitFor('STALLED');
         const liveVolumes = ofRun(await restoreVolumes(), liveRun);
         expect(liveVolumes).toHaveLength(2);
+
+        const killedRun = newRun();
+        const killedName = `${TAG}-new1`;
+        const killed = restoreChild('new', killedName, killedRun, 'upload');
+        await killed.waitFor('STALLED');
+        await killed.kill();
+        // The killed run's leftovers are really there (else the test would prove nothing).
+        expect(ofRun(await restoreVolumes(), killedRun)).toEqual([
+          `hvkit-restore-${killedRun}-vda-0.qcow2`,
+          `hvkit-restore-${killedRun}.lease`,
+        ]);
 
         // The guest the killed restore targeted was never defined: its name still finds the leftovers.
         const result = await hv.backups.cleanup?.({ name: killedName });
@@ -115,7 +118,9 @@ describe.skipIf(!peer.available)(
           ['lease', `hvkit-restore-${liveRun}`],
           ['volume', `hvkit-restore-${liveRun}`],
         ]);
-        expect(source?.kept.find((k) => k.kind === 'lease')?.name).toContain(`${hostname()}:`);
+        expect(source?.kept.find((k) => k.kind === 'lease')?.name).toMatch(
+          new RegExp(`/hvkit-restore-${liveRun}\\.lease$`),
+        );
 
         // A second restore to the live one's target name is CONFLICT while it runs; nothing created.
         const before = await restoreVolumes();
