@@ -3,7 +3,7 @@
  * their description, never by name), pruning the checkpoints of older chains after a full backup, and
  * finding and removing what a crashed or killed run left (its checkpoint, its temporary volumes, its
  * libvirt backup job, its expired lease, its incomplete artifact folder in a sink), never what a live
- * lease holds.
+ * lease holds; and the same for restores (their lease volumes and uploaded volumes in the storage pools).
  */
 
 import type { BackupCheckpoint, BackupCleanupResult, BackupLeftover, BackupSink } from '@hvkit/core';
@@ -16,8 +16,9 @@ import {
   tempVolumeRun,
 } from '../mapping/backup-state';
 import { parseBackupXml, parseCheckpointXml } from '../mapping/snapshot';
-import { PROGRAM } from '../protocol/constants';
+import { DOMAIN_XML, PROGRAM } from '../protocol/constants';
 import { remoteProcedures } from '../protocol/remote-protocol';
+import { isStreamHole } from '../protocol/stream';
 import {
   type RemoteDomain,
   type RemoteStoragePool,
@@ -25,7 +26,15 @@ import {
   writeStorageVol,
 } from '../protocol/types';
 import { XdrWriter } from '../protocol/xdr';
-import { isPersistent, leaseFlags, readLease, writeLease } from './backup-lease';
+import {
+  isPersistent,
+  leaseFlags,
+  parseRestoreLease,
+  RESTORE_LEASE_BYTES,
+  type RestoreLeaseRecord,
+  readLease,
+  writeLease,
+} from './backup-lease';
 
 type Rpc = { signal?: AbortSignal; timeoutMs?: number };
 
@@ -350,4 +359,204 @@ export async function pruneOlderChains(
     }
   }
   return deleted;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Restore runs
+
+/** The name prefix of every volume a restore creates (`hvkit-restore-<id>`, the run, then `-…` or `.lease`). */
+export const RESTORE_VOLUME_PREFIX = 'hvkit-restore-';
+/** `VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE`: inactive pools list no volumes. */
+const LIST_POOLS_ACTIVE = 2;
+
+/** One restore run found in the storage pools: its lease volume, what it says, and the run's volumes. */
+export interface RestoreRun {
+  /** `hvkit-restore-<id>`: the lease volume is `<run>.lease`, the uploads `<run>-<device>-<position>.<fmt>`. */
+  run: string;
+  leaseVol: RemoteStorageVol;
+  /** The lease; undefined when the volume holds none (being written, or cut short by a kill). */
+  lease?: RestoreLeaseRecord;
+  /** The run's other volumes, in any pool. */
+  volumes: RemoteStorageVol[];
+  /** A live lease (or a lease volume written less than a lease lifetime ago that holds no lease yet). */
+  live: boolean;
+}
+
+/** Options of {@link findRestoreRuns}. */
+export interface FindRestoreRunsOptions {
+  /** Whether a lease is live (expiry, and the owner process on this host). */
+  isLive: (lease: StoredLease) => boolean;
+  now: Date;
+  /** A lease's lifetime: a lease volume without a lease counts as live for that long after its last write. */
+  ttlMs: number;
+  rpc: Rpc;
+}
+
+/** Reads a restore lease volume (at most a few KiB) over the adapter's connection. */
+async function readLeaseVolume(ctx: AdapterContext, vol: RemoteStorageVol, rpc: Rpc): Promise<Uint8Array> {
+  const stream = await ctx.client.downloadVolume(vol, {
+    maxBytes: 4 * RESTORE_LEASE_BYTES,
+    idleTimeoutMs: 30_000,
+    ...(rpc.signal ? { signal: rpc.signal } : {}),
+  });
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of stream) if (!isStreamHole(chunk)) chunks.push(chunk);
+  return Buffer.concat(chunks);
+}
+
+/** The last modification of a volume (`<timestamps><mtime>` of its XML), ms; undefined when not reported. */
+async function volumeMtime(
+  ctx: AdapterContext,
+  vol: RemoteStorageVol,
+  rpc: Rpc,
+): Promise<number | undefined> {
+  const xml = await ctx.client.call(remoteProcedures.STORAGE_VOL_GET_XML_DESC, { vol, flags: 0 }, rpc);
+  const m = /<mtime>(\d+)(?:\.(\d+))?<\/mtime>/.exec(xml);
+  return m ? Number(m[1]) * 1000 + Math.floor(Number(`0.${m[2] ?? '0'}`) * 1000) : undefined;
+}
+
+/**
+ * Every restore run whose lease volume is in an active storage pool of the daemon, with its volumes (a volume
+ * `<run>-…` belongs to the longest run whose name it starts with). Volumes of the prefix without a lease
+ * volume are not listed: a restore deletes its lease volume last (after the definition, or after its other
+ * volumes), so they belong to a defined guest or were reported as not removable when their run ended.
+ */
+export async function findRestoreRuns(
+  ctx: AdapterContext,
+  options: FindRestoreRunsOptions,
+): Promise<RestoreRun[]> {
+  const { rpc } = options;
+  const { pools } = await ctx.client.call(
+    remoteProcedures.CONNECT_LIST_ALL_STORAGE_POOLS,
+    { needResults: 1, flags: LIST_POOLS_ACTIVE },
+    rpc,
+  );
+  const vols: RemoteStorageVol[] = [];
+  for (const pool of pools) {
+    try {
+      const { vols: all } = await ctx.client.call(
+        remoteProcedures.STORAGE_POOL_LIST_ALL_VOLUMES,
+        { pool, needResults: 1, flags: 0 },
+        rpc,
+      );
+      vols.push(...all.filter((v) => v.name.startsWith(RESTORE_VOLUME_PREFIX)));
+    } catch (error) {
+      // A pool stopped or removed meanwhile has no volumes to look at.
+      if (!HvkitError.isInstance(error, 'NOT_FOUND')) throw error;
+    }
+  }
+  const runs = new Map<string, RestoreRun>();
+  for (const vol of vols) {
+    if (!vol.name.endsWith('.lease')) continue;
+    const run = vol.name.slice(0, -'.lease'.length);
+    let lease: RestoreLeaseRecord | undefined;
+    try {
+      lease = parseRestoreLease(await readLeaseVolume(ctx, vol, rpc));
+    } catch (error) {
+      if (HvkitError.isInstance(error, 'NOT_FOUND')) continue;
+      if (!HvkitError.isInstance(error, 'PROTOCOL')) throw error;
+    }
+    let live: boolean;
+    if (lease) live = options.isLive(lease);
+    else {
+      const mtime = await volumeMtime(ctx, vol, rpc).catch((error: unknown) => {
+        if (HvkitError.isInstance(error, 'NOT_FOUND')) return 0;
+        throw error;
+      });
+      live = mtime !== undefined && options.now.getTime() - mtime < options.ttlMs;
+    }
+    runs.set(run, { run, leaseVol: vol, ...(lease ? { lease } : {}), live, volumes: [] });
+  }
+  const byLength = [...runs.values()].sort((a, b) => b.run.length - a.run.length);
+  for (const vol of vols) {
+    if (vol.name.endsWith('.lease') && runs.has(vol.name.slice(0, -'.lease'.length))) continue;
+    byLength.find((r) => vol.name.startsWith(`${r.run}-`))?.volumes.push(vol);
+  }
+  return [...runs.values()].sort((a, b) => (a.run < b.run ? -1 : 1));
+}
+
+/** Whether a restore run concerns the guest `name` / `uuid`: as its target or as the artifact's guest. */
+export function restoreRunConcerns(run: RestoreRun, guest: { name?: string; uuid?: string }): boolean {
+  const l = run.lease;
+  if (!l) return false;
+  const uuid = guest.uuid?.toLowerCase();
+  if (guest.name !== undefined && l.guest === guest.name) return true;
+  if (uuid !== undefined && l.uuid === uuid) return true;
+  if (!l.source) return false;
+  return l.source.uuid !== undefined ? l.source.uuid === uuid : l.source.name === guest.name;
+}
+
+/** The text of every domain's definition and live XML, to tell whether a volume is in use. */
+async function domainTexts(ctx: AdapterContext, rpc: Rpc): Promise<string[]> {
+  const { domains } = await ctx.client.call(
+    remoteProcedures.CONNECT_LIST_ALL_DOMAINS,
+    { needResults: 1, flags: 0 },
+    rpc,
+  );
+  const texts: string[] = [];
+  for (const dom of domains) {
+    for (const flags of [0, DOMAIN_XML.INACTIVE]) {
+      try {
+        texts.push(await ctx.client.call(remoteProcedures.DOMAIN_GET_XML_DESC, { dom, flags }, rpc));
+      } catch (error) {
+        // Undefined meanwhile: it uses nothing.
+        if (!HvkitError.isInstance(error, 'NOT_FOUND')) throw error;
+      }
+    }
+  }
+  return texts;
+}
+
+/**
+ * Removes what dead restore runs left: each run's volumes that no domain's XML names (live or definition;
+ * a restore that was killed after its definition leaves volumes that are the new guest's disks), then its
+ * lease volume, last and only when the rest is gone (so that a run whose volume could not be removed is
+ * found again). Live runs are listed in `kept` and left alone.
+ */
+export async function removeRestoreRuns(
+  ctx: AdapterContext,
+  runs: readonly RestoreRun[],
+  options: { rpc: Rpc; onError: (item: BackupLeftover, error: unknown) => void },
+): Promise<BackupCleanupResult> {
+  const { rpc } = options;
+  const removed: BackupLeftover[] = [];
+  const kept: BackupLeftover[] = [];
+  let texts: string[] | undefined;
+  for (const r of runs) {
+    const lease: BackupLeftover = { kind: 'lease', name: r.leaseVol.key, run: r.run };
+    const volumes = r.volumes.map((v) => ({
+      vol: v,
+      item: { kind: 'volume', name: v.key, run: r.run } as const,
+    }));
+    if (r.live) {
+      kept.push(lease, ...volumes.map((v) => v.item));
+      continue;
+    }
+    let failed = false;
+    for (const { vol, item } of volumes) {
+      try {
+        texts ??= await domainTexts(ctx, rpc);
+        if (texts.some((t) => t.includes(vol.name))) continue;
+        await deleteVolume(ctx, vol, rpc);
+        removed.push(item);
+      } catch (error) {
+        if (rpc.signal?.aborted) throw error;
+        if (HvkitError.isInstance(error, 'NOT_FOUND')) removed.push(item);
+        else {
+          failed = true;
+          options.onError(item, error);
+        }
+      }
+    }
+    if (failed) continue;
+    try {
+      await deleteVolume(ctx, r.leaseVol, rpc);
+      removed.push(lease);
+    } catch (error) {
+      if (rpc.signal?.aborted) throw error;
+      if (HvkitError.isInstance(error, 'NOT_FOUND')) removed.push(lease);
+      else options.onError(lease, error);
+    }
+  }
+  return { removed, kept };
 }

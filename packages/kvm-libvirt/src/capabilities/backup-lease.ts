@@ -120,3 +120,72 @@ export function startLeaseRenewal(
     onError: options.onError,
   });
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Restore lease volumes
+
+/** Size of a restore's lease volume: the lease JSON padded with spaces. */
+export const RESTORE_LEASE_BYTES = 1024;
+
+/**
+ * What a restore's lease volume `<run>.lease` holds (JSON padded with spaces to {@link RESTORE_LEASE_BYTES}):
+ * core's lease fields, and what the restore targets and comes from, so that `backups.cleanup` of either
+ * guest, and the next restore, find it.
+ */
+export interface RestoreLeaseRecord extends StoredLease {
+  operation: 'restore';
+  /** The target guest's name (in place: the guest's; as new: the name it gets). */
+  guest: string;
+  /** The target guest's UUID (in place only; a new guest has none before it is defined). */
+  uuid?: string;
+  mode: 'new' | 'in-place';
+  /** The guest the artifact was taken of (the manifest's). */
+  source?: { name: string; uuid?: string };
+}
+
+/**
+ * The content of a restore lease volume.
+ *
+ * @throws TypeError when the record does not fit in {@link RESTORE_LEASE_BYTES}.
+ */
+export function restoreLeaseBytes(record: RestoreLeaseRecord): Uint8Array {
+  const bytes = new TextEncoder().encode(JSON.stringify(record).padEnd(RESTORE_LEASE_BYTES, ' '));
+  if (bytes.byteLength > RESTORE_LEASE_BYTES) {
+    throw new TypeError(`restore lease larger than ${RESTORE_LEASE_BYTES} bytes`);
+  }
+  return bytes;
+}
+
+/**
+ * Reads a restore lease volume's content back: the record, or undefined when it is no lease (empty, being
+ * written, or not hvkit's JSON). Fields are checked, never trusted: only strings and the two modes.
+ */
+export function parseRestoreLease(bytes: Uint8Array): RestoreLeaseRecord | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes).trim());
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== 'object' || value === null) return undefined;
+  const v = value as Record<string, unknown>;
+  const str = (x: unknown) => typeof x === 'string' && x.length > 0 && x.length <= 1024;
+  if (!['owner', 'run', 'startedAt', 'expiresAt', 'guest'].every((k) => str(v[k]))) return undefined;
+  if (v.mode !== 'new' && v.mode !== 'in-place') return undefined;
+  const record: RestoreLeaseRecord = {
+    owner: v.owner as string,
+    run: v.run as string,
+    startedAt: v.startedAt as string,
+    expiresAt: v.expiresAt as string,
+    operation: 'restore',
+    guest: v.guest as string,
+    mode: v.mode,
+  };
+  if (str(v.uuid)) record.uuid = (v.uuid as string).toLowerCase();
+  const source = v.source as Record<string, unknown> | undefined;
+  if (typeof source === 'object' && source !== null && str(source.name)) {
+    record.source = { name: source.name as string };
+    if (str(source.uuid)) record.source.uuid = (source.uuid as string).toLowerCase();
+  }
+  return record;
+}

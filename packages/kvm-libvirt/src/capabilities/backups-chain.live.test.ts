@@ -9,11 +9,9 @@
  * The probe is `virsh -c qemu:///system` (an independent libvirt client) and the sink directory itself.
  */
 
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { livePeer } from '@hvkit/conformance';
 import {
   BACKUP_MANIFEST_FILE,
@@ -24,6 +22,7 @@ import {
   parseBackupManifest,
 } from '@hvkit/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnTestChild } from '../../test/child';
 import { createThrowawayGuest, type ThrowawayGuest, virsh } from '../../test/throwaway-guest';
 import { connect } from '../connect';
 import { BACKUP_LEASE_KEY, BACKUP_LEASE_NAMESPACE, tempVolumePrefix } from '../mapping/backup-state';
@@ -41,8 +40,6 @@ const peer = livePeer('libvirtd', [
   'HVKIT_LIBVIRT_STOPPED_GUEST',
   'HVKIT_LIBVIRT_POOL',
 ]);
-const here = import.meta.dirname;
-const pkg = join(here, '..', '..');
 const RUN = `kbc${process.pid.toString(36)}`;
 
 /** Every file and folder below `dir`, relative, sorted. */
@@ -68,63 +65,7 @@ function incomplete(dir: string): string[] {
 
 /** A child process backing up `guest` (test/backup-child.ts): its stdout lines, awaited by prefix. */
 function backupChild(uri: string, guest: string, dir: string, hold: 'none' | 'download' | 'stdin') {
-  const child: ChildProcess = spawn(
-    process.execPath,
-    [
-      '--conditions=@hvkit/source',
-      '--import',
-      'tsx',
-      join(pkg, 'test', 'backup-child.ts'),
-      uri,
-      guest,
-      dir,
-      hold,
-    ],
-    { cwd: pkg, stdio: ['pipe', 'pipe', 'inherit'] },
-  );
-  const seen: string[] = [];
-  const waiters: { prefix: string; resolve: (line: string) => void }[] = [];
-  createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
-    seen.push(line);
-    for (const w of waiters.splice(0)) {
-      if (line.startsWith(w.prefix)) w.resolve(line);
-      else waiters.push(w);
-    }
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  return {
-    child,
-    exited,
-    /** Resolves with the first line starting with `prefix` (or rejects after 120 s or when the child ends). */
-    waitFor(prefix: string): Promise<string> {
-      const old = seen.find((l) => l.startsWith(prefix));
-      if (old) return Promise.resolve(old);
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(
-          () => reject(new Error(`no ${prefix} from the child; saw ${seen.join(' | ')}`)),
-          120_000,
-        );
-        waiters.push({
-          prefix,
-          resolve: (line) => {
-            clearTimeout(timer);
-            resolve(line);
-          },
-        });
-        void exited.then(() => {
-          clearTimeout(timer);
-          setTimeout(
-            () => reject(new Error(`the child ended before ${prefix}; saw ${seen.join(' | ')}`)),
-            200,
-          );
-        });
-      });
-    },
-    async kill(): Promise<void> {
-      child.kill('SIGKILL');
-      await exited;
-    },
-  };
+  return spawnTestChild('backup-child.ts', [uri, guest, dir, hold]);
 }
 
 describe.skipIf(!peer.available)(

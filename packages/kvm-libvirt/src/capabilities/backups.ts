@@ -51,6 +51,7 @@ import {
   type CallOptions,
   type CreateSnapshotOptions,
   createProgressReporter,
+  type GuestRef,
   HvkitError,
   hvkitError,
   leaseOwner,
@@ -102,11 +103,15 @@ import { supportsForDriver } from '../supports';
 import {
   deleteCheckpoint,
   deleteVolume,
+  findRestoreRuns,
   JOB,
   leaseState,
   listTaggedCheckpoints,
   pruneOlderChains,
+  type RestoreRun,
   removeLeftovers,
+  removeRestoreRuns,
+  restoreRunConcerns,
   toBackupCheckpoint,
   waitJobGone,
 } from './backup-cleanup';
@@ -1243,30 +1248,51 @@ export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): B
       return track(operation, async () => {
         const call = withClose(options);
         const rpc = rpcOptions(call);
-        const h = await domainHandle(ctx, ref, operation, call);
-        const state = await leaseState(ctx, h.dom, leaseIsLiveNow, rpc);
         const failures: { item: BackupLeftover; error: unknown }[] = [];
+        const onError = (item: BackupLeftover, error: unknown) => failures.push({ item, error });
+        /** Restore runs (lease volumes in the pools) that target the guest or restore from its artifacts. */
+        const restoreRuns = async (guest: { name?: string; uuid?: string }) =>
+          (
+            await findRestoreRuns(ctx, {
+              isLive: leaseIsLiveNow,
+              now: now(),
+              ttlMs: leaseTtlMs,
+              rpc,
+            })
+          ).filter((r) => restoreRunConcerns(r, guest));
+        let h: DomainHandle;
+        try {
+          h = await domainHandle(ctx, ref, operation, call);
+        } catch (error) {
+          // A guest a killed restore as new was to create was never defined: its name still finds the run.
+          if (!HvkitError.isInstance(error, 'NOT_FOUND')) throw error;
+          const runs = await restoreRuns(refKeys(ref));
+          if (runs.length === 0) throw error;
+          const result = await removeRestoreRuns(ctx, runs, { rpc, onError });
+          if (call.signal.aborted) throw abortedError(call.signal, operation);
+          throwCleanupFailures(failures, result, operation);
+          return result;
+        }
+        const state = await leaseState(ctx, h.dom, leaseIsLiveNow, rpc);
         const result = await removeLeftovers(ctx, h, {
           lease: state,
           guestFolder: guestFolderOf(h.dom.name),
           ...(sink ? { sink } : {}),
           rpc,
-          onError: (item, error) => failures.push({ item, error }),
+          onError,
         });
-        if (call.signal.aborted) throw abortedError(call.signal, operation);
-        const first = failures[0];
-        if (first) {
-          throw hvkitError(
-            HvkitError.isInstance(first.error) ? first.error.code : 'REMOTE',
-            `backups.cleanup could not remove ${failures.map((f) => `the ${f.item.kind} ${JSON.stringify(f.item.name)}`).join(', ')} (${errorText(first.error)}); removed: ${result.removed.map((r) => `${r.kind} ${r.name}`).join(', ') || 'nothing'}.`,
-            {
-              adapter: ADAPTER_ID,
-              operation,
-              cause: first.error,
-              details: { removed: result.removed, kept: result.kept, failed: failures.map((f) => f.item) },
-            },
-          );
+        let runs: RestoreRun[] = [];
+        try {
+          runs = await restoreRuns({ name: h.dom.name, uuid: h.uuid });
+        } catch (error) {
+          if (call.signal.aborted) throw error;
+          onError({ kind: 'volume', name: 'restore lease volumes' }, error);
         }
+        const restored = await removeRestoreRuns(ctx, runs, { rpc, onError });
+        result.removed.push(...restored.removed);
+        result.kept.push(...restored.kept);
+        if (call.signal.aborted) throw abortedError(call.signal, operation);
+        throwCleanupFailures(failures, result, operation);
         return result;
       });
     },
@@ -1275,6 +1301,34 @@ export function createBackups(ctx: AdapterContext, naming: BackupNaming = {}): B
   if (manifest === false || !manifest.checkpoints) delete capability.listCheckpoints;
   if (manifest === false || !manifest.cleanup) delete capability.cleanup;
   return capability;
+}
+
+/** cleanup(): rejects naming every leftover that could not be removed (and what was), if any. */
+function throwCleanupFailures(
+  failures: readonly { item: BackupLeftover; error: unknown }[],
+  result: BackupCleanupResult,
+  operation: string,
+): void {
+  const first = failures[0];
+  if (!first) return;
+  throw hvkitError(
+    HvkitError.isInstance(first.error) ? first.error.code : 'REMOTE',
+    `backups.cleanup could not remove ${failures.map((f) => `the ${f.item.kind} ${JSON.stringify(f.item.name)}`).join(', ')} (${errorText(first.error)}); removed: ${result.removed.map((r) => `${r.kind} ${r.name}`).join(', ') || 'nothing'}.`,
+    {
+      adapter: ADAPTER_ID,
+      operation,
+      cause: first.error,
+      details: { removed: result.removed, kept: result.kept, failed: failures.map((f) => f.item) },
+    },
+  );
+}
+
+/** What a guest reference names, to match restore leases of a guest that does not exist (yet). */
+function refKeys(ref: GuestRef): { name?: string; uuid?: string } {
+  if (typeof ref === 'string') return { name: ref, uuid: ref };
+  if ('name' in ref) return { name: ref.name };
+  if ('uuid' in ref) return { uuid: ref.uuid };
+  return { uuid: ref.id };
 }
 
 /** The folder of a guest's artifacts in a sink: the first segment of `artifactPath`. */

@@ -25,6 +25,7 @@
 
 import { hostname } from 'node:os';
 import {
+  BACKUP_LEASE_TTL_MS,
   type BackupFile,
   type BackupManifest,
   type BackupManifestFile,
@@ -64,8 +65,23 @@ import { parseVolumeXml } from '../mapping/storage';
 import type { LibvirtRpcClient } from '../protocol/client';
 import { remoteProcedures as P } from '../protocol/remote-protocol';
 import type { RemoteDomain, RemoteStoragePool, RemoteStorageVol } from '../protocol/types';
-import { leaseState } from './backup-cleanup';
-import { isPersistent, leaseFlags, readLease, startLeaseRenewal, writeLease } from './backup-lease';
+import {
+  findRestoreRuns,
+  leaseState,
+  RESTORE_VOLUME_PREFIX,
+  type RestoreRun,
+  removeRestoreRuns,
+} from './backup-cleanup';
+import {
+  isPersistent,
+  leaseFlags,
+  RESTORE_LEASE_BYTES,
+  type RestoreLeaseRecord,
+  readLease,
+  restoreLeaseBytes,
+  startLeaseRenewal,
+  writeLease,
+} from './backup-lease';
 import { type BackupNaming, defaultId, leaseConflict, safeName } from './backups';
 import { createInventory } from './inventory';
 
@@ -76,8 +92,6 @@ const CLEANUP = { timeoutMs: 30_000 };
 const HOLE_BLOCK = 64 * 1024;
 /** `VIR_DOMAIN_CHECKPOINT_DELETE_METADATA_ONLY`. */
 const CHECKPOINT_DELETE_METADATA_ONLY = 2;
-/** Size of the lease volume: the lease JSON padded with spaces. */
-const LEASE_BYTES = 1024;
 /** The domain XML format of the definition file, as kvm-libvirt backups write it. */
 const DEFINITION_FORMAT = 'libvirt-domain-xml';
 
@@ -95,8 +109,7 @@ function invalid(message: string, details: Record<string, unknown> = {}): HvkitE
   });
 }
 
-/** The prefix of every volume a restore creates; `backups.cleanup` recognises leftovers by it. */
-export const RESTORE_VOLUME_PREFIX = 'hvkit-restore-';
+export { RESTORE_VOLUME_PREFIX } from './backup-cleanup';
 
 /** One disk of the chain: its file in each link, oldest first. */
 interface DiskPlan {
@@ -335,10 +348,21 @@ export function createRestore(
     return entry.vol;
   }
 
+  /**
+   * Deletes the volumes a restore created, newest first: the lease volume (the first created) goes last, and
+   * stays when another volume could not be deleted, so that cleanup finds the run again once it expired.
+   */
   async function deleteCreated(
     created: readonly { leftover: Leftover; vol?: RemoteStorageVol; pool: RemoteStoragePool; name: string }[],
   ) {
     for (const c of [...created].reverse()) {
+      if (c.name.endsWith('.lease') && created.some((o) => o !== c && ctx.leftovers.has(o.leftover))) {
+        ctx.leftovers.delete(c.leftover);
+        ctx.logger?.warn(
+          `kvm-libvirt: kept the restore lease volume ${c.name} in pool "${c.pool.name}": a volume of its run could not be deleted; backups.cleanup removes both once the lease expired`,
+        );
+        continue;
+      }
       await removeLeftover(c.leftover, async () => {
         const vol =
           c.vol ??
@@ -348,18 +372,66 @@ export function createRestore(
     }
   }
 
-  /** Writes the lease JSON (padded) into the lease volume over `client`. */
+  /** Writes the lease record (JSON, padded) into the lease volume over `client`. */
   async function writeLeaseVolume(
     client: LibvirtRpcClient,
     vol: RemoteStorageVol,
-    json: string,
+    record: RestoreLeaseRecord,
     signal: AbortSignal,
   ) {
-    const bytes = new TextEncoder().encode(json.padEnd(LEASE_BYTES, ' '));
-    if (bytes.byteLength > LEASE_BYTES) throw new Error('lease too large');
+    const bytes = restoreLeaseBytes(record);
     const stream = await client.uploadVolume(vol, { signal, timeoutMs: 30_000, idleTimeoutMs: 30_000 });
     await stream.write(bytes);
     await stream.finish();
+  }
+
+  /**
+   * Before a restore creates anything: CONFLICT when a live restore targets the same guest (a new guest's
+   * name, or in place its UUID); then removes what dead restore runs left in the daemon's pools (their
+   * volumes no domain uses, then their lease volumes). A removal that fails is a warning.
+   */
+  async function sweepRestoreRuns(
+    target: string,
+    uuid: string | undefined,
+    rpc: { signal: AbortSignal },
+  ): Promise<void> {
+    let runs: RestoreRun[];
+    try {
+      runs = await findRestoreRuns(ctx, {
+        isLive: (l) => storedLeaseIsLive(l, now(), hostname()),
+        now: now(),
+        ttlMs: naming.leaseTtlMs ?? BACKUP_LEASE_TTL_MS,
+        rpc,
+      });
+    } catch (error) {
+      if (rpc.signal.aborted) throw error;
+      ctx.logger?.warn(`kvm-libvirt: could not look for what killed restores left: ${String(error)}`);
+      return;
+    }
+    const clash = runs.find(
+      (r) =>
+        r.live &&
+        r.lease !== undefined &&
+        (uuid !== undefined ? r.lease.uuid === uuid : r.lease.mode === 'new' && r.lease.guest === target),
+    );
+    if (clash?.lease) throw leaseConflict(target, clash.lease, OPERATION);
+    const { removed } = await removeRestoreRuns(
+      ctx,
+      runs.filter((r) => !r.live),
+      {
+        rpc,
+        onError: (item, error) =>
+          ctx.logger?.warn(
+            `kvm-libvirt: could not remove the ${item.kind} ${JSON.stringify(item.name)} a killed restore left: ${String(error)}`,
+          ),
+      },
+    );
+    if (removed.length > 0) {
+      ctx.logger?.info(
+        `kvm-libvirt: removed what killed restores left: ${removed.map((r) => `${r.kind} ${r.name}`).join(', ')}`,
+        { adapter: ADAPTER_ID },
+      );
+    }
   }
 
   async function restore(
@@ -484,6 +556,7 @@ export function createRestore(
       pools.set(plan.device, pool);
     }
     const run = `${RESTORE_VOLUME_PREFIX}${uniqueId()}`;
+    await sweepRestoreRuns(name, existing?.uuid, rpc);
     const created: { leftover: Leftover; vol?: RemoteStorageVol; pool: RemoteStoragePool; name: string }[] =
       [];
     const warnings: HvkitWarning[] = [];
@@ -515,14 +588,26 @@ export function createRestore(
         pools.values().next().value ?? (await poolByName(ctx.backupPool, signal, 'the backupPool option'));
       sibling = await ctx.client.openSibling(rpcOptions({ signal }));
       ctx.siblings.add(sibling);
-      const leaseVol = await createVolume(leasePool, `${run}.lease`, LEASE_BYTES, signal, created);
+      const leaseVol = await createVolume(leasePool, `${run}.lease`, RESTORE_LEASE_BYTES, signal, created);
       leaseLeft = created.at(-1);
       const first = newLease(run, naming.leaseTtlMs, { owner: owner(), now: now() });
-      await writeLeaseVolume(sibling, leaseVol, JSON.stringify({ ...first, guest: name, mode }), signal);
+      // What the lease volume records: the target (and in place its UUID) and the artifact's guest, so
+      // that backups.cleanup of either finds a killed run.
+      const record = (l: typeof first): RestoreLeaseRecord => ({
+        ...l,
+        operation: 'restore',
+        guest: name,
+        mode,
+        ...(existing ? { uuid: existing.uuid } : {}),
+        source: {
+          name: manifest.guest.name,
+          ...(manifest.guest.uuid !== undefined ? { uuid: manifest.guest.uuid.toLowerCase() } : {}),
+        },
+      });
+      await writeLeaseVolume(sibling, leaseVol, record(first), signal);
       const leaseClient = sibling;
       lease = holdLease(first, {
-        store: (l, o) =>
-          writeLeaseVolume(leaseClient, leaseVol, JSON.stringify({ ...l, guest: name, mode }), o.signal),
+        store: (l, o) => writeLeaseVolume(leaseClient, leaseVol, record(l), o.signal),
         ...(naming.leaseRenewMs !== undefined ? { renewMs: naming.leaseRenewMs } : {}),
         ...(naming.leaseTtlMs !== undefined ? { ttlMs: naming.leaseTtlMs } : {}),
         now,
