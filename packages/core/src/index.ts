@@ -9,6 +9,20 @@
 export const VERSION = '0.0.0';
 
 export * from './adapter/capability';
+export {
+  type AdapterConnection,
+  type ConnectionState,
+  type ConnectionStateChange,
+  ConnectionStatus,
+  DEFAULT_RECONNECT,
+  isResyncEvent,
+  RESYNC_EVENT_TYPE,
+  type ReconnectOptions,
+  type ResolvedReconnect,
+  reconnectDelayMs,
+  resolveReconnect,
+  resyncEvent,
+} from './adapter/connection';
 export * from './adapter/guest-ref';
 export { noopLogger } from './adapter/logger';
 export * from './adapter/option-keys';
