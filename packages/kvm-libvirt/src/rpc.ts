@@ -35,7 +35,13 @@ export {
   type ResolvedTransport,
   resolveLibvirtTransport,
 } from './protocol/dialers';
-export { DomainEventSubscription, type DomainEventSubscriptionOptions } from './protocol/events';
+export {
+  type DomainEventItem,
+  type DomainEventResync,
+  DomainEventSubscription,
+  type DomainEventSubscriptionOptions,
+  isDomainEventResync,
+} from './protocol/events';
 export {
   DEFAULT_KEEPALIVE_COUNT_MAX,
   DEFAULT_KEEPALIVE_INTERVAL_MS,

@@ -14,6 +14,7 @@ import {
   PROTOCOL_VERSION,
   REMOTE_PROC,
 } from './constants';
+import { isDomainEventResync } from './events';
 import { writeDomain } from './types';
 import { XdrReader, XdrWriter } from './xdr';
 
@@ -67,6 +68,7 @@ describe('events: registration and dispatch', () => {
     expect(subscription.callbackId).toBe(7);
     const seen: number[] = [];
     for await (const event of subscription) {
+      if (isDomainEventResync(event)) throw new Error('no resync expected');
       expect(event.callbackId).toBe(7);
       expect(event.dom).toEqual(DOM);
       seen.push(event.event);
