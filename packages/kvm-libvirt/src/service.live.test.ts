@@ -5,7 +5,7 @@
  * the bounds of connect() and close() against a hung (SIGSTOPped) daemon.
  */
 
-import { livePeer } from '@hvkit/conformance';
+import { livePeer, runAdapterConformance } from '@hvkit/conformance';
 import { type ConnectionStateChange, type GuestEvent, HvkitError, isResyncEvent } from '@hvkit/core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { libvirtdAvailable, ThrowawayLibvirtd } from '../test/throwaway-libvirtd';
@@ -217,6 +217,49 @@ describe.skipIf(!usable)(
       daemon.signal('SIGCONT');
       await until('open', () => hv.connection.state === 'open', 15_000);
       expect((await hv.inventory.host()).hypervisor.kind).toBeTruthy();
+    });
+  },
+);
+
+/** Groups the shared-peer runs (conformance.live.test.ts) cover; this run is for `service` and `events`. */
+const COVERED_ELSEWHERE =
+  'covered against the shared peer by conformance.live.test.ts; this run is for the service and events groups';
+
+describe.skipIf(!usable)(
+  `kvm-libvirt conformance, service group (private libvirtd)${usable ? '' : ` (skipped: ${peer.available ? 'no libvirtd binary' : peer.reason})`}`,
+  () => {
+    let started: Promise<ThrowawayLibvirtd> | undefined;
+    const daemon = () => {
+      started ??= ThrowawayLibvirtd.start();
+      return started;
+    };
+    afterAll(async () => {
+      await (await started)?.dispose();
+    });
+    const options = async (reconnect: boolean) => ({
+      uri: (await daemon()).uri,
+      keepalive: { intervalMs: 500, countMax: 4 },
+      reconnect,
+    });
+    runAdapterConformance({
+      name: 'kvm-libvirt (private libvirtd, test driver)',
+      mode: 'live',
+      factory: async () => connect(await options(true)),
+      factoryWithoutReconnect: async () => connect(await options(false)),
+      peer: {
+        kill: async () => (await daemon()).kill(),
+        restart: async () => (await daemon()).restart(),
+      },
+      target: { name: 'test' },
+      probe: {
+        triggerEvent: async () => pokeTestDomain((await daemon()).uri),
+      },
+      skip: Object.fromEntries(
+        ['adapter', 'inventory', 'limits', 'labels', 'backups', 'cancellation'].map((g) => [
+          g,
+          COVERED_ELSEWHERE,
+        ]),
+      ),
     });
   },
 );

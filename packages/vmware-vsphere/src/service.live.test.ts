@@ -7,6 +7,7 @@
  */
 
 import { createServer } from 'node:net';
+import { runAdapterConformance } from '@hvkit/conformance';
 import { type ConnectionStateChange, type GuestEvent, HvkitError, isResyncEvent } from '@hvkit/core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { VCSIM_MODELS, vcsimProbe } from '../test/probe';
@@ -175,3 +176,57 @@ describe.skipIf(!vcsim.available)(liveTitle('vmware-vsphere as a service (privat
     expect(hv.connection.state).toBe('closed');
   }, 30_000);
 });
+
+/** Groups the other live runs (conformance.live.test.ts) cover; this run is for `service` and `events`. */
+const COVERED_ELSEWHERE =
+  'covered against private and shared vcsim by conformance.live.test.ts; this run is for the service and events groups';
+
+describe.skipIf(!vcsim.available)(
+  liveTitle('vmware-vsphere conformance, service group (private vcsim)'),
+  () => {
+    let started: Promise<VcsimInstance> | undefined;
+    const instance = () => {
+      started ??= freePort().then((port) =>
+        startVcsim({ bin: env().HVKIT_VCSIM_BIN, args: VCSIM_MODELS.vpx, port }),
+      );
+      return started;
+    };
+    const probes: ReturnType<typeof vcsimProbe>[] = [];
+    afterAll(async () => {
+      for (const p of probes) await p.close().catch(() => {});
+      await (await started)?.stop();
+    });
+    const options = async (reconnect: boolean): Promise<VmwareVsphereOptions> => {
+      const sim = await instance();
+      return { url: sim.url, insecureHttp: true, username: sim.username, password: sim.password, reconnect };
+    };
+    runAdapterConformance({
+      name: 'vmware-vsphere (private vcsim vpx)',
+      mode: 'live',
+      factory: async () => connect(await options(true)),
+      factoryWithoutReconnect: async () => connect(await options(false)),
+      peer: {
+        kill: async () => (await instance()).kill(),
+        restart: async () => (await instance()).restart(),
+      },
+      // A fresh probe per test: a restart leaves an older probe session behind.
+      probe: async () => {
+        const sim = await instance();
+        const probe = vcsimProbe({
+          url: sim.url,
+          insecureHttp: true,
+          username: sim.username,
+          password: sim.password,
+        });
+        probes.push(probe);
+        return probe;
+      },
+      skip: Object.fromEntries(
+        ['adapter', 'inventory', 'limits', 'labels', 'backups', 'cancellation'].map((g) => [
+          g,
+          COVERED_ELSEWHERE,
+        ]),
+      ),
+    });
+  },
+);
