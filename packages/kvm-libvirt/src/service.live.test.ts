@@ -263,3 +263,68 @@ describe.skipIf(!usable)(
     });
   },
 );
+
+const sshPeer = livePeer('sshd+libvirtd', [
+  'HVKIT_SSH_HOST',
+  'HVKIT_SSH_PORT',
+  'HVKIT_SSH_USER',
+  'HVKIT_SSH_KEY',
+  'HVKIT_SSH_KNOWN_HOSTS',
+  'HVKIT_LIBVIRT_GUEST',
+]);
+
+describe.skipIf(!sshPeer.available)(
+  `kvm-libvirt over qemu+ssh as a service (peers sshd and libvirtd; only this test's own SSH connection is closed)${sshPeer.available ? '' : ` (skipped: ${sshPeer.reason})`}`,
+  () => {
+    const env = sshPeer.available ? sshPeer.env : ({} as Record<string, string>);
+    const uri = () =>
+      `qemu+ssh://${env.HVKIT_SSH_USER}@${env.HVKIT_SSH_HOST}:${env.HVKIT_SSH_PORT}/system?keyfile=${env.HVKIT_SSH_KEY}&known_hosts=${env.HVKIT_SSH_KNOWN_HOSTS}`;
+
+    it('a dropped SSH connection is opened again: reconnecting then open, the same adapter answers, the subscription gets a resync event', async () => {
+      await using hv = await connect({ uri: uri() });
+      const first = hv.rpc.sshClient;
+      expect(first).toBeDefined();
+      const changes: string[] = [];
+      hv.connection.onChange((c) => changes.push(c.state));
+      const controller = new AbortController();
+      const events: GuestEvent[] = [];
+      const ended = drain(hv.events.subscribe({ signal: controller.signal }), events);
+      await new Promise((r) => setTimeout(r, 300));
+      await first?.close();
+      await until(
+        'open again',
+        () => changes.includes('reconnecting') && hv.connection.state === 'open',
+        20_000,
+      );
+      expect(hv.rpc.sshClient).not.toBe(first);
+      expect(hv.rpc.sshClient?.closed).toBe(false);
+      const guests = await hv.inventory.listGuests();
+      expect(guests.map((g) => g.name)).toContain(env.HVKIT_LIBVIRT_GUEST);
+      await until('the resync notice', () => events.some(isResyncEvent));
+      controller.abort();
+      expect(await ended).toBe('done');
+    });
+
+    it('an SSH connection given in transport.ssh.client that closes cannot be reopened: the adapter closes with CONNECTION_LOST, not retryable', async () => {
+      const { connectSsh } = await import('@hvkit/ssh');
+      const ssh = await connectSsh({
+        host: env.HVKIT_SSH_HOST as string,
+        port: Number(env.HVKIT_SSH_PORT),
+        username: env.HVKIT_SSH_USER as string,
+        auth: { privateKey: env.HVKIT_SSH_KEY as string },
+        hostKey: { knownHostsFile: env.HVKIT_SSH_KNOWN_HOSTS as string },
+      });
+      await using hv = await connect({ uri: uri(), transport: { ssh: { client: ssh } } });
+      const ended = drain(hv.events.subscribe(), []);
+      await new Promise((r) => setTimeout(r, 300));
+      await ssh.close();
+      const outcome = await ended;
+      expect(outcome).toMatchObject({ code: 'CONNECTION_LOST', retryable: false });
+      expect(hv.connection.state).toBe('closed');
+      expect(await hv.inventory.host().catch((e: unknown) => e)).toMatchObject({
+        code: 'CONNECTION_LOST',
+        retryable: false,
+      });
+    });
+  },
+);

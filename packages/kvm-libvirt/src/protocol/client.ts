@@ -546,7 +546,8 @@ export class LibvirtRpcClient implements AsyncDisposable {
           ? error
           : connectionLost(this.settings.target, 'could not be opened again', error);
         this.settings.logger?.debug('libvirt: reconnect attempt failed', { attempt, error: e.message });
-        if (PERMANENT_SETUP_CODES.has(e.code) || (!e.retryable && e.code !== 'CONNECTION_LOST')) {
+        // Network errors (a missing socket, a refused connection) are what a restart looks like: try again.
+        if (PERMANENT_SETUP_CODES.has(e.code) || e.details?.reconnect === 'never') {
           this.finish(final(e, `reconnecting gave up after attempt ${attempt}`));
           return;
         }
@@ -585,7 +586,12 @@ export class LibvirtRpcClient implements AsyncDisposable {
           throw hvkitError(
             'CONNECTION_LOST',
             `libvirt connection to ${this.settings.target}: the SSH connection it runs over is closed, and it was given (transport.ssh.client), so it cannot be opened again.`,
-            { adapter: ADAPTER_ID, operation: 'reconnect', retryable: false },
+            {
+              adapter: ADAPTER_ID,
+              operation: 'reconnect',
+              retryable: false,
+              details: { target: this.settings.target, reconnect: 'never' },
+            },
           );
         }
         await this.settings.dispose().catch(() => {});
