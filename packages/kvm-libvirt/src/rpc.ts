@@ -17,12 +17,15 @@ export {
 } from './errors';
 export {
   type CallOptions,
+  DEFAULT_LIBVIRT_CLOSE_TIMEOUT_MS,
   DEFAULT_LIBVIRT_CONNECT_TIMEOUT_MS,
   DEFAULT_MAX_IN_FLIGHT,
   type DownloadVolumeOptions,
+  type LibvirtClientState,
   type LibvirtClientStats,
   LibvirtRpcClient,
   type LibvirtRpcClientOptions,
+  type ReopenedTransport,
   type RpcTraceEvent,
 } from './protocol/client';
 export * from './protocol/constants';
