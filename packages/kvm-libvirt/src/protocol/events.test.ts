@@ -26,6 +26,16 @@ afterEach(async () => {
 
 const DOM = { name: 'web1', uuid: '0a1b2c3d-0000-4000-8000-000000000001', id: 3 };
 
+/** The header of a lifecycle event MESSAGE. */
+const event = {
+  program: PROGRAM.REMOTE,
+  version: PROTOCOL_VERSION,
+  procedure: REMOTE_PROC.DOMAIN_EVENT_CALLBACK_LIFECYCLE,
+  type: MESSAGE_TYPE.MESSAGE,
+  serial: 1,
+  status: MESSAGE_STATUS.OK,
+} as const;
+
 function lifecycle(callbackId: number, event: number): Uint8Array {
   const w = new XdrWriter().int(callbackId);
   writeDomain(w, DOM);
@@ -38,14 +48,6 @@ describe('events: registration and dispatch', () => {
     fake = await startFakeLibvirtd({
       handle: (call, c) => {
         if (call.header.type !== MESSAGE_TYPE.CALL) return false;
-        const event = {
-          program: PROGRAM.REMOTE,
-          version: PROTOCOL_VERSION,
-          procedure: REMOTE_PROC.DOMAIN_EVENT_CALLBACK_LIFECYCLE,
-          type: MESSAGE_TYPE.MESSAGE,
-          serial: 1,
-          status: MESSAGE_STATUS.OK,
-        } as const;
         if (call.header.procedure === REMOTE_PROC.CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY) {
           // Overtakes the reply; another registration's event comes too.
           c.send(event, lifecycle(7, DOMAIN_EVENT.STARTED));
@@ -83,14 +85,6 @@ describe('events: registration and dispatch', () => {
   it('shares one daemon registration between subscriptions, gives each every event, and deregisters after the last', async () => {
     const registered: number[] = [];
     const deregistered: number[] = [];
-    const event = {
-      program: PROGRAM.REMOTE,
-      version: PROTOCOL_VERSION,
-      procedure: REMOTE_PROC.DOMAIN_EVENT_CALLBACK_LIFECYCLE,
-      type: MESSAGE_TYPE.MESSAGE,
-      serial: 1,
-      status: MESSAGE_STATUS.OK,
-    } as const;
     let conn: FakeConnection | undefined;
     fake = await startFakeLibvirtd({
       handle: (call, c) => {
@@ -142,14 +136,6 @@ describe('events: registration and dispatch', () => {
         if (call.header.type !== MESSAGE_TYPE.CALL) return false;
         if (call.header.procedure === REMOTE_PROC.CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY) {
           c.reply(call, new XdrWriter().int(9).bytes());
-          const event = {
-            program: PROGRAM.REMOTE,
-            version: PROTOCOL_VERSION,
-            procedure: REMOTE_PROC.DOMAIN_EVENT_CALLBACK_LIFECYCLE,
-            type: MESSAGE_TYPE.MESSAGE,
-            serial: 1,
-            status: MESSAGE_STATUS.OK,
-          } as const;
           for (const e of [0, 2, 3, 4, 5]) c.send(event, lifecycle(9, e));
           return true;
         }
