@@ -152,6 +152,26 @@ export function eventsGroup(env: SuiteEnv): GroupDef {
       },
     },
     {
+      id: 'events.closed-adapter',
+      title: 'subscribe() on a closed adapter fails with CONNECTION_LOST (not retryable) instead of ending',
+      unavailable:
+        env.options.mode !== 'live' ? 'live tier only (the replayed recordings predate it)' : undefined,
+      async run(ctx) {
+        await ctx.call('close()', ctx.adapter.close());
+        const iterator = iteratorOf(eventsOf(ctx).subscribe(), 'events.subscribe() after close()');
+        const outcome = await within(iterator.next(), 5_000, 'the first next() after close()').then(
+          (r) => r,
+          (e: unknown) => e,
+        );
+        check(
+          HvkitError.isInstance(outcome, 'CONNECTION_LOST'),
+          () =>
+            `subscribe() on a closed adapter gave ${HvkitError.isInstance(outcome) || outcome instanceof Error ? describeError(outcome) : show(outcome)}, not CONNECTION_LOST (a resubscribe loop would spin)`,
+        );
+        check(!outcome.retryable, 'the CONNECTION_LOST of a closed adapter says retryable: true');
+      },
+    },
+    {
       id: 'events.two-subscriptions',
       title: 'two concurrent subscriptions on one adapter both receive the same events',
       unavailable: !ev.lifecycle
