@@ -49,8 +49,8 @@ export async function* vmEvents(
   closed: AbortSignal,
 ): AsyncGenerator<GuestEvent> {
   const stop = signal ? AbortSignal.any([signal, closed]) : closed;
-  if (stop.aborted) return;
-  if (session.closed || session.connection.state === 'closed') {
+  if (signal?.aborted) return;
+  if (closed.aborted || session.closed || session.connection.state === 'closed') {
     throw hvkitError('CONNECTION_LOST', 'events.subscribe: the vSphere adapter is closed.', {
       adapter: ADAPTER_ID,
       operation: 'events.subscribe',
