@@ -13,8 +13,10 @@
  * - `stream.ts`: read streams (STORAGE_VOL_DOWNLOAD): holes, backpressure, `maxBytes`.
  * - `events.ts`: domain event registrations and their dispatch.
  *
- * A closed or dead connection fails every pending call and stream with CONNECTION_LOST (retryable);
- * nothing waits forever (every call has a timeout).
+ * A closed or dead connection fails every pending call and stream with CONNECTION_LOST: retryable when the
+ * client reconnects (`reconnect`), not retryable when the loss closes it. With `reconnect` the client dials
+ * again with bounded backoff, calls made meanwhile wait within their deadline, and event subscriptions are
+ * registered again with a resync item. Nothing waits forever (every call has a timeout).
  */
 
 import type { Duplex } from 'node:stream';
