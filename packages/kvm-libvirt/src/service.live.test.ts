@@ -5,7 +5,12 @@
  * the bounds of connect() and close() against a hung (SIGSTOPped) daemon.
  */
 
-import { livePeer, runAdapterConformance } from '@hvkit/conformance';
+import {
+  drainEvents as drain,
+  livePeer,
+  runAdapterConformance,
+  waitUntil as until,
+} from '@hvkit/conformance';
 import { type ConnectionStateChange, type GuestEvent, HvkitError, isResyncEvent } from '@hvkit/core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { libvirtdAvailable, ThrowawayLibvirtd } from '../test/throwaway-libvirtd';
@@ -21,27 +26,6 @@ async function pokeTestDomain(uri: string): Promise<void> {
   const dom = await raw.call(P.DOMAIN_LOOKUP_BY_NAME, { name: 'test' });
   await raw.call(P.DOMAIN_SUSPEND, { dom });
   await raw.call(P.DOMAIN_RESUME, { dom });
-}
-
-/** Reads events into `into` until the iteration ends; the promise keeps how it ended. */
-function drain(iterable: AsyncIterable<GuestEvent>, into: GuestEvent[]): Promise<'done' | HvkitError> {
-  return (async () => {
-    try {
-      for await (const e of iterable) into.push(e);
-      return 'done' as const;
-    } catch (error) {
-      if (HvkitError.isInstance(error)) return error;
-      throw error;
-    }
-  })();
-}
-
-async function until(what: string, condition: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 describe.skipIf(!usable)(

@@ -7,7 +7,7 @@
  */
 
 import { createServer } from 'node:net';
-import { runAdapterConformance } from '@hvkit/conformance';
+import { drainEvents as drain, runAdapterConformance, waitUntil as until } from '@hvkit/conformance';
 import { type ConnectionStateChange, type GuestEvent, HvkitError, isResyncEvent } from '@hvkit/core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { VCSIM_MODELS, vcsimProbe } from '../test/probe';
@@ -24,27 +24,6 @@ function freePort(): Promise<number> {
       s.close(() => resolve(port));
     });
   });
-}
-
-/** Reads events into `into` until the iteration ends; the promise keeps how it ended. */
-function drain(iterable: AsyncIterable<GuestEvent>, into: GuestEvent[]): Promise<'done' | HvkitError> {
-  return (async () => {
-    try {
-      for await (const e of iterable) into.push(e);
-      return 'done' as const;
-    } catch (error) {
-      if (HvkitError.isInstance(error)) return error;
-      throw error;
-    }
-  })();
-}
-
-async function until(what: string, condition: () => boolean, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 describe.skipIf(!vcsim.available)(liveTitle('vmware-vsphere as a service (private vcsim)'), () => {
