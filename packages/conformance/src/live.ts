@@ -9,6 +9,8 @@
  * - `off`: live tests are skipped even when peers are present.
  */
 
+import { HvkitError } from '@hvkit/core';
+
 /** The live-test policy read from `HVKIT_LIVE`. */
 export type LiveMode = 'auto' | 'require' | 'off';
 
@@ -49,4 +51,30 @@ export function livePeer<K extends string>(
   const out = {} as Record<K, string>;
   for (const k of variables) out[k] = env[k] as string;
   return { available: true, env: out };
+}
+
+/**
+ * For live tests of long-running behaviour: reads `iterable` (an `events.subscribe()` result) into `into`
+ * until it ends, and resolves to `'done'` when it ended without an error, or to the `HvkitError` it threw
+ * (anything else rejects), so a test can tell an iteration that ended silently from one that failed.
+ */
+export function drainEvents<T>(iterable: AsyncIterable<T>, into: T[]): Promise<'done' | HvkitError> {
+  return (async () => {
+    try {
+      for await (const item of iterable) into.push(item);
+      return 'done' as const;
+    } catch (error) {
+      if (HvkitError.isInstance(error)) return error;
+      throw error;
+    }
+  })();
+}
+
+/** Polls `condition` every 25 ms until it holds; rejects with an Error naming `what` after `ms` (default 15 s). */
+export async function waitUntil(what: string, condition: () => boolean, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (${ms} ms)`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
 }

@@ -9,6 +9,18 @@
 export const VERSION = '0.0.0';
 
 export * from './adapter/capability';
+export {
+  type AdapterConnection,
+  type ConnectionState,
+  type ConnectionStateChange,
+  ConnectionStatus,
+  isResyncEvent,
+  type ReconnectOptions,
+  type ResolvedReconnect,
+  reconnectDelayMs,
+  resolveReconnect,
+  resyncEvent,
+} from './adapter/connection';
 export * from './adapter/guest-ref';
 export { noopLogger } from './adapter/logger';
 export * from './adapter/option-keys';

@@ -3,6 +3,7 @@
  */
 
 import {
+  type AdapterConnection,
   type BackupsCapability,
   type CallOptions,
   checkOptionKeys,
@@ -17,7 +18,9 @@ import {
   type LabelsCapability,
   type Logger,
   type OptionKeysOf,
+  type ReconnectOptions,
   redactError,
+  resolveReconnect,
   type SupportsManifest,
   TLS_SETTINGS_OPTION_KEYS,
   wrapAdapter,
@@ -36,6 +39,7 @@ import { parseCapabilitiesXml } from './mapping/host';
 import type { CgroupVersion } from './mapping/limits';
 import {
   checkClientSettings,
+  DEFAULT_LIBVIRT_CONNECT_TIMEOUT_MS,
   LibvirtRpcClient,
   type LibvirtRpcClientOptions,
   type RpcTraceEvent,
@@ -52,7 +56,7 @@ import { supportsForDriver, withoutCgroupDependentLimits } from './supports';
  * settings.
  */
 export interface LibvirtRpcConnectOptions
-  extends Omit<LibvirtRpcClientOptions, 'dialer' | 'openUri' | 'target' | 'dispose' | 'ssh'> {
+  extends Omit<LibvirtRpcClientOptions, 'dialer' | 'openUri' | 'target' | 'dispose' | 'ssh' | 'reopen'> {
   /**
    * A libvirt URI as virsh takes it: `qemu:///system`, `qemu:///session`, `test+unix:///default`,
    * `test+unix:///path/to/node.xml`, `qemu+tcp://host/system`, `qemu+tls://host/system?pkipath=...`,
@@ -109,6 +113,18 @@ export async function connectRpc(options: LibvirtRpcConnectOptions): Promise<Lib
         { signal, timeoutMs },
       );
       dispose = resolved.dispose;
+      // An SSH connection opened here can be opened again by a reconnect; a given one cannot.
+      const reopen =
+        resolved.ssh !== undefined && transport?.ssh?.client === undefined
+          ? async (call: { signal: AbortSignal; timeoutMs: number }) => {
+              const again = await resolveLibvirtTransport(parsed, { ...transport, readOnly }, call);
+              return {
+                dialer: again.dialer,
+                dispose: again.dispose,
+                ...(again.ssh !== undefined ? { ssh: again.ssh } : {}),
+              };
+            }
+          : undefined;
       return LibvirtRpcClient.connect({
         ...settings,
         dialer: resolved.dialer,
@@ -116,6 +132,7 @@ export async function connectRpc(options: LibvirtRpcConnectOptions): Promise<Lib
         target: redactLibvirtUri(uri as string),
         dispose: resolved.dispose,
         ...(resolved.ssh !== undefined ? { ssh: resolved.ssh } : {}),
+        ...(reopen !== undefined ? { reopen } : {}),
         signal,
         timeoutMs: Math.max(1, timeoutMs - (Date.now() - started)),
       });
@@ -138,8 +155,22 @@ export interface KvmLibvirtOptions {
   transport?: LibvirtTransportOptions;
   /** Open read-only. */
   readOnly?: boolean;
-  /** Deadline of connecting (dial, auth, open), ms. Default 30000. */
+  /**
+   * Deadline of the whole `connect()` (dial, authentication, CONNECT_OPEN, reading the driver type and
+   * the host's cgroup version), ms, and of each reconnection attempt. Default 10000.
+   */
   timeoutMs?: number;
+  /**
+   * Reconnect on its own after a lost connection (a restarted or hung daemon, a dropped SSH connection),
+   * with bounded backoff (default: first attempt after 200 ms, doubling up to 5 s between attempts, never
+   * giving up). `adapter.connection.state` is then `reconnecting`; new calls wait within their own
+   * deadline (then `CONNECTION_LOST`, retryable); calls that were in flight fail with `CONNECTION_LOST`
+   * (retryable); event subscriptions resume and first yield a `resync` event. Authentication and
+   * permission failures while reconnecting, or `maxAttempts` failed attempts, close the adapter
+   * (`closed`, errors not retryable). `false`: a lost connection closes the adapter at once, and event
+   * subscriptions throw `CONNECTION_LOST`. Default `true`.
+   */
+  reconnect?: ReconnectOptions | boolean;
   /** Default timeout of each RPC call, ms. Default 30000. */
   callTimeoutMs?: number;
   /** Keepalive settings, or `false`. */
@@ -205,6 +236,7 @@ const CONNECT_OPTION_KEYS = {
   } satisfies OptionKeysOf<LibvirtTransportOptions>,
   readOnly: true,
   timeoutMs: true,
+  reconnect: true,
   callTimeoutMs: true,
   keepalive: { intervalMs: true, countMax: true } satisfies OptionKeysOf<KeepaliveOptions>,
   maxInFlight: true,
@@ -231,7 +263,9 @@ export interface KvmLibvirtAdapter extends HypervisorAdapterV1<typeof ADAPTER_ID
   readonly labels: LabelsCapability;
   readonly backups: BackupsCapability;
   readonly events: EventsCapability;
-  /** The libvirt connection; calls on it bypass the adapter. */
+  /** The connection state: `open`, `reconnecting` (see {@link KvmLibvirtOptions.reconnect}), `closed`. */
+  readonly connection: AdapterConnection;
+  /** The libvirt connection; calls on it bypass the adapter. It reconnects with the adapter. */
   readonly rpc: LibvirtRpcClient;
   /** The libvirt driver type (`QEMU`, `TEST`, ...) found at connect. */
   readonly driver: string;
@@ -260,6 +294,7 @@ async function decideCgroupVersion(
   client: LibvirtRpcClient,
   driver: string,
   hasLimits: boolean,
+  timeoutMs: number,
 ): Promise<CgroupDecision> {
   if (options.cgroupVersion !== undefined) return { version: options.cgroupVersion, source: 'option' };
   // The test driver checks memory limits like cgroup v1 (swap_hard_limit ≥ hard_limit: memory + swap).
@@ -273,7 +308,7 @@ async function decideCgroupVersion(
   } else if (client.sshClient !== undefined) {
     const reader = sshHostFileReader(client.sshClient, {
       ...(options.signal !== undefined ? { signal: options.signal } : {}),
-      timeoutMs: Math.min(options.timeoutMs ?? 10_000, 10_000),
+      timeoutMs,
     });
     version = await detectCgroupVersion(reader);
     where = `/proc/self/mountinfo and cgroup.controllers of ${client.sshClient.target}`;
@@ -364,13 +399,19 @@ export async function connect(options: KvmLibvirtOptions): Promise<KvmLibvirtAda
   ) {
     throw new TypeError('connect: backupPool must be a non-empty string.');
   }
+  const reconnect = resolveReconnect(options.reconnect ?? true);
+  // One deadline for the whole connect(): what connectRpc leaves is what the driver and cgroup reads get.
+  const connectTimeoutMs = checkTimeoutMs(options.timeoutMs ?? DEFAULT_LIBVIRT_CONNECT_TIMEOUT_MS);
+  const started = Date.now();
+  const left = () => Math.max(1, connectTimeoutMs - (Date.now() - started));
   const client = await connectRpc({
     ...(options.uri !== undefined ? { uri: options.uri } : {}),
     ...(options.dialer !== undefined ? { dialer: options.dialer } : {}),
     ...(options.openUri !== undefined ? { openUri: options.openUri } : {}),
     ...(options.transport !== undefined ? { transport: options.transport } : {}),
     ...(options.readOnly !== undefined ? { readOnly: options.readOnly } : {}),
-    ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+    timeoutMs: connectTimeoutMs,
+    reconnect,
     ...(options.callTimeoutMs !== undefined ? { callTimeoutMs: options.callTimeoutMs } : {}),
     ...(options.keepalive !== undefined ? { keepalive: options.keepalive } : {}),
     ...(options.maxInFlight !== undefined ? { maxInFlight: options.maxInFlight } : {}),
@@ -382,10 +423,19 @@ export async function connect(options: KvmLibvirtOptions): Promise<KvmLibvirtAda
   });
   try {
     const driver = (
-      await client.call(remoteProcedures.CONNECT_GET_TYPE, undefined, rpcOptions(options))
+      await client.call(remoteProcedures.CONNECT_GET_TYPE, undefined, {
+        ...rpcOptions({ signal: options.signal }),
+        timeoutMs: left(),
+      })
     ).toUpperCase();
     const driverSupports = supportsForDriver(driver);
-    const cgroup = await decideCgroupVersion(options, client, driver, driverSupports.limits !== false);
+    const cgroup = await decideCgroupVersion(
+      options,
+      client,
+      driver,
+      driverSupports.limits !== false,
+      Math.min(left(), 10_000),
+    );
     let caps: ReturnType<AdapterContext['capabilities']> | undefined;
     const closing = new AbortController();
     const ctx: AdapterContext = {
@@ -424,6 +474,7 @@ export async function connect(options: KvmLibvirtOptions): Promise<KvmLibvirtAda
         closing.abort(
           hvkitError('ABORTED', 'The adapter was closed.', { adapter: ADAPTER_ID, operation: 'close' }),
         );
+        client.reportClosed();
         const pending = [...ctx.pending];
         if (pending.length > 0) {
           let timer: ReturnType<typeof setTimeout> | undefined;
@@ -453,6 +504,7 @@ export async function connect(options: KvmLibvirtOptions): Promise<KvmLibvirtAda
       specificationVersion: 'v1',
       adapter: ADAPTER_ID,
       supports,
+      connection: client.connection,
       rpc: client,
       driver,
       cgroupVersion: cgroup.version,

@@ -17,12 +17,15 @@ export {
 } from './errors';
 export {
   type CallOptions,
+  DEFAULT_LIBVIRT_CLOSE_TIMEOUT_MS,
   DEFAULT_LIBVIRT_CONNECT_TIMEOUT_MS,
   DEFAULT_MAX_IN_FLIGHT,
   type DownloadVolumeOptions,
+  type LibvirtClientState,
   type LibvirtClientStats,
   LibvirtRpcClient,
   type LibvirtRpcClientOptions,
+  type ReopenedTransport,
   type RpcTraceEvent,
   type UploadVolumeOptions,
 } from './protocol/client';
@@ -36,7 +39,13 @@ export {
   type ResolvedTransport,
   resolveLibvirtTransport,
 } from './protocol/dialers';
-export { DomainEventSubscription, type DomainEventSubscriptionOptions } from './protocol/events';
+export {
+  type DomainEventItem,
+  type DomainEventResync,
+  DomainEventSubscription,
+  type DomainEventSubscriptionOptions,
+  isDomainEventResync,
+} from './protocol/events';
 export {
   DEFAULT_KEEPALIVE_COUNT_MAX,
   DEFAULT_KEEPALIVE_INTERVAL_MS,

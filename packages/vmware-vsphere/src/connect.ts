@@ -4,6 +4,7 @@
  */
 
 import {
+  type AdapterConnection,
   type BackupsCapability,
   checkOptionKeys,
   checkTimeoutMs,
@@ -17,7 +18,9 @@ import {
   type Logger,
   type OptionKeySpec,
   type OptionKeysOf,
+  type ReconnectOptions,
   redactError,
+  resolveReconnect,
   wrapAdapter,
 } from '@hvkit/core';
 import { createBackups } from './capabilities/backups';
@@ -28,7 +31,7 @@ import { createLimits } from './capabilities/limits';
 import { isVcenter, type VsphereContext } from './context';
 import { ADAPTER_ID } from './errors';
 import { DEFAULT_BACKUP_IDLE_TIMEOUT_MS } from './protocol/datastore';
-import { checkVimUrlSecurity } from './protocol/soap/client';
+import { checkVimUrlSecurity, DEFAULT_CALL_TIMEOUT_MS } from './protocol/soap/client';
 import { connectVim, type VimSession } from './protocol/soap/session';
 import { createVimFetch, type VimTlsOptions } from './protocol/soap/tls';
 import { VapiTagging } from './protocol/vapi';
@@ -55,8 +58,23 @@ export interface VmwareVsphereOptions {
   insecureHttp?: boolean;
   /** A fetch to use instead of the adapter's own (recording, replay, a proxy). `tls` is then ignored. */
   fetch?: FetchLike;
-  /** Default timeout of one call to the server, ms (default 60 000). */
+  /**
+   * Timeout, ms (default 60 000): the deadline of `connect()` itself, and the default timeout of every
+   * adapter call (e.g. `inventory.listGuests()`, the whole call whatever SOAP requests it makes) and of each
+   * SOAP request; a call's own `timeoutMs` overrides it. Backups (`backups.backup`) have no default
+   * timeout (they are bounded by `backupIdleTimeoutMs`).
+   */
   timeoutMs?: number;
+  /**
+   * Reconnect on its own when the server is lost (a call fails with `CONNECTION_LOST`, or times out and a
+   * 5 s liveness check fails too): `adapter.connection.state` is `reconnecting`, the adapter checks the
+   * server with bounded backoff (first after 200 ms, doubling up to 5 s between attempts, never giving up
+   * by default) and logs in again when the server forgot the session; calls meanwhile wait within their
+   * own deadline (then `CONNECTION_LOST`, retryable); event subscriptions resume and first yield a
+   * `resync` event. `false`: a lost server closes the adapter (`closed`, errors not retryable) and event
+   * subscriptions throw `CONNECTION_LOST`. Default `true`.
+   */
+  reconnect?: ReconnectOptions | boolean;
   /** Tagging: `auto` (vAPI REST when the server has it, else custom attributes), `rest`, `custom-attributes`. */
   labels?: 'auto' | 'rest' | 'custom-attributes';
   /** Session keep-alive interval, ms, or false (default 10 min). */
@@ -77,12 +95,17 @@ export interface VmwareVsphereOptions {
  */
 export interface VmwareVsphereAdapter extends HypervisorAdapterV1<'vmware-vsphere'> {
   readonly supports: typeof VMWARE_VSPHERE_SUPPORTS;
+  /** The connection state: `open`, `reconnecting` (see {@link VmwareVsphereOptions.reconnect}), `closed`. */
+  readonly connection: AdapterConnection;
   readonly inventory: InventoryCapability;
   readonly limits: LimitsCapability;
   readonly labels: LabelsCapability;
   readonly backups: BackupsCapability;
   readonly events: EventsCapability;
 }
+
+/** How long `close()` waits for the server to end the sessions (SOAP and vAPI) before it lets go: 2 s. */
+export const CLOSE_LOGOUT_MS = 2000;
 
 /**
  * Every key {@link connect} reads (`tls` too); any other key is a TypeError.
@@ -100,6 +123,7 @@ const CONNECT_OPTION_KEYS = {
   } satisfies OptionKeysOf<VimTlsOptions>,
   fetch: true,
   timeoutMs: true,
+  reconnect: true,
   labels: true,
   keepAliveMs: true,
   logger: true,
@@ -143,6 +167,8 @@ export async function connect(options: VmwareVsphereOptions): Promise<VmwareVsph
   checkVimUrlSecurity(url, options, { operation: 'connect' });
   if (options.backupIdleTimeoutMs !== undefined)
     checkTimeoutMs(options.backupIdleTimeoutMs, 'backupIdleTimeoutMs');
+  if (options.timeoutMs !== undefined) checkTimeoutMs(options.timeoutMs);
+  const reconnect = resolveReconnect(options.reconnect ?? true);
   const ownFetch = options.fetch === undefined ? createVimFetch({ tls: options.tls }) : undefined;
   const fetch: FetchLike = options.fetch ?? (ownFetch as FetchLike);
   let session: VimSession;
@@ -158,6 +184,7 @@ export async function connect(options: VmwareVsphereOptions): Promise<VmwareVsph
         timeoutMs: options.timeoutMs,
         keepAliveMs: options.keepAliveMs,
         logger: options.logger,
+        reconnect,
       },
       { signal: options.signal, timeoutMs: options.timeoutMs },
     );
@@ -186,19 +213,39 @@ export async function connect(options: VmwareVsphereOptions): Promise<VmwareVsph
       timeoutMs: options.timeoutMs,
     });
   }
-  let closed = false;
-  const close = async (): Promise<void> => {
-    if (closed) return;
-    closed = true;
-    closing.abort();
-    await ctx.tagging?.logout();
-    await session.close();
-    await ownFetch?.close().catch(() => {});
+  let closed: Promise<void> | undefined;
+  // Bounded against a hung server: the logouts get CLOSE_LOGOUT_MS together, the pool 1 s more to finish
+  // (then it is destroyed with what still runs).
+  const close = (): Promise<void> => {
+    closed ??= (async () => {
+      closing.abort();
+      session.reportClosed();
+      await Promise.all([
+        ctx.tagging?.logout({ timeoutMs: CLOSE_LOGOUT_MS }),
+        session.close({ timeoutMs: CLOSE_LOGOUT_MS }),
+      ]);
+      if (ownFetch) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const finished = await Promise.race([
+          ownFetch.close().then(
+            () => true,
+            () => true,
+          ),
+          new Promise<false>((resolve) => {
+            timer = setTimeout(() => resolve(false), 1000);
+          }),
+        ]);
+        clearTimeout(timer);
+        if (!finished) await ownFetch.dispatcher.destroy().catch(() => {});
+      }
+    })();
+    return closed;
   };
   const adapter: VmwareVsphereAdapter = {
     specificationVersion: 'v1',
     adapter: ADAPTER_ID,
     supports: VMWARE_VSPHERE_SUPPORTS,
+    connection: session.connection,
     inventory: createInventory(ctx),
     limits: createLimits(ctx),
     labels: createLabels(ctx),
@@ -210,5 +257,7 @@ export async function connect(options: VmwareVsphereOptions): Promise<VmwareVsph
   return wrapAdapter(adapter, {
     logger: options.logger,
     secrets: [options.password],
+    // The documented per-call timeout (the wrapper's own default is shorter).
+    defaultTimeoutMs: options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS,
   });
 }

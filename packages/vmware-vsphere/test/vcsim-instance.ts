@@ -13,9 +13,16 @@ export interface VcsimInstance {
   readonly url: string;
   readonly username: string;
   readonly password: string;
+  /** The running simulator's pid (it changes with {@link restart}). */
   readonly pid: number;
   /** Stops the simulator (SIGTERM, then SIGKILL) and removes its temp dir. */
   stop(): Promise<void>;
+  /** Kills the simulator (SIGKILL) and waits for it to exit; the temp dir stays for {@link restart}. */
+  kill(): Promise<void>;
+  /** Starts the simulator again on the same port (a fresh inventory); resolves when it is ready. */
+  restart(): Promise<void>;
+  /** Sends a signal (SIGSTOP, SIGCONT, ...) to the running simulator. */
+  signal(signal: NodeJS.Signals): void;
 }
 
 export interface VcsimInstanceOptions {
@@ -25,6 +32,8 @@ export interface VcsimInstanceOptions {
   args?: readonly string[];
   /** Session idle timeout, a Go duration (`2s`); default none. */
   idleTimeout?: string;
+  /** Listen on this loopback port (default: any free one). A fixed port lets {@link VcsimInstance.restart} keep the URL. */
+  port?: number;
 }
 
 export async function startVcsim(options: VcsimInstanceOptions): Promise<VcsimInstance> {
@@ -36,7 +45,7 @@ export async function startVcsim(options: VcsimInstanceOptions): Promise<VcsimIn
     ...(options.args ?? ['-model', 'vpx']),
     '-tls=false',
     '-listen',
-    '127.0.0.1:0',
+    `127.0.0.1:${options.port ?? 0}`,
     '-username',
     username,
     '-password',
@@ -45,17 +54,45 @@ export async function startVcsim(options: VcsimInstanceOptions): Promise<VcsimIn
     ready,
   ];
   if (options.idleTimeout) args.push('-idle-timeout', options.idleTimeout);
-  const child: ChildProcess = spawn(options.bin, args, {
-    env: { ...process.env, TMPDIR: dir },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  let child: ChildProcess;
+  let exited: Promise<void>;
   let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => {
-    if (stderr.length < 4000) stderr += chunk.toString();
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const running = () => child.exitCode === null && child.signalCode === null;
+  const launch = async (): Promise<string> => {
+    rmSync(ready, { force: true });
+    stderr = '';
+    child = spawn(options.bin, args, {
+      env: { ...process.env, TMPDIR: dir },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    const current = child;
+    current.stderr?.on('data', (chunk: Buffer) => {
+      if (stderr.length < 4000) stderr += chunk.toString();
+    });
+    exited = new Promise<void>((resolve) => current.once('exit', () => resolve()));
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      if (existsSync(ready)) {
+        const url = /^url=(.*)$/m.exec(readFileSync(ready, 'utf8'))?.[1];
+        if (url) return url;
+      }
+      if (current.exitCode !== null || Date.now() > deadline) {
+        await kill();
+        throw new Error(`vcsim did not start: ${stderr.slice(0, 1000)}`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  const kill = async () => {
+    if (running()) {
+      child.kill('SIGCONT');
+      child.kill('SIGKILL');
+      await exited;
+    }
+  };
   const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
+    if (running()) {
+      child.kill('SIGCONT');
       child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
       await exited;
@@ -63,16 +100,28 @@ export async function startVcsim(options: VcsimInstanceOptions): Promise<VcsimIn
     }
     rmSync(dir, { recursive: true, force: true });
   };
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (existsSync(ready)) {
-      const url = /^url=(.*)$/m.exec(readFileSync(ready, 'utf8'))?.[1];
-      if (url) return { url, username, password, pid: child.pid as number, stop };
-    }
-    if (child.exitCode !== null || Date.now() > deadline) {
-      await stop();
-      throw new Error(`vcsim did not start: ${stderr.slice(0, 1000)}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
+  let url: string;
+  try {
+    url = await launch();
+  } catch (error) {
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
   }
+  return {
+    url,
+    username,
+    password,
+    get pid() {
+      return child.pid as number;
+    },
+    stop,
+    kill,
+    async restart() {
+      if (running()) return;
+      await launch();
+    },
+    signal(signal: NodeJS.Signals) {
+      if (running()) child.kill(signal);
+    },
+  };
 }

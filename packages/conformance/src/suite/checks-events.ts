@@ -151,6 +151,98 @@ export function eventsGroup(env: SuiteEnv): GroupDef {
         if (p.length > 0) fail(`a bad lifecycle event: ${p.join('; ')}`);
       },
     },
+    {
+      id: 'events.closed-adapter',
+      title: 'subscribe() on a closed adapter fails with CONNECTION_LOST (not retryable) instead of ending',
+      unavailable:
+        env.options.mode !== 'live' ? 'live tier only (the replayed recordings predate it)' : undefined,
+      async run(ctx) {
+        await ctx.call('close()', ctx.adapter.close());
+        const iterator = iteratorOf(eventsOf(ctx).subscribe(), 'events.subscribe() after close()');
+        const outcome = await within(iterator.next(), 5_000, 'the first next() after close()').then(
+          (r) => r,
+          (e: unknown) => e,
+        );
+        check(
+          HvkitError.isInstance(outcome, 'CONNECTION_LOST'),
+          () =>
+            `subscribe() on a closed adapter gave ${HvkitError.isInstance(outcome) || outcome instanceof Error ? describeError(outcome) : show(outcome)}, not CONNECTION_LOST (a resubscribe loop would spin)`,
+        );
+        check(!outcome.retryable, 'the CONNECTION_LOST of a closed adapter says retryable: true');
+      },
+    },
+    {
+      id: 'events.two-subscriptions',
+      title: 'two concurrent subscriptions on one adapter both receive the same events',
+      unavailable: !ev.lifecycle
+        ? 'not supported by adapter (supports.events.lifecycle = false)'
+        : env.options.mode !== 'live'
+          ? 'live tier only (the replayed recordings predate it)'
+          : undefined,
+      async run(ctx) {
+        const probe = ctx.probe;
+        if (!probe?.triggerEvent) return ctx.skip('needs probe.triggerEvent');
+        const t = await ctx.target();
+        const controller = new AbortController();
+        const seen: GuestEvent[][] = [[], []];
+        const ended: unknown[] = [undefined, undefined];
+        const readers = seen.map((into, i) =>
+          (async () => {
+            try {
+              for await (const e of eventsOf(ctx).subscribe({ signal: controller.signal })) into.push(e);
+            } catch (error) {
+              ended[i] = error;
+            }
+          })(),
+        );
+        const mine = (list: GuestEvent[]) =>
+          list
+            .filter(
+              (e) =>
+                e.type !== 'resync' &&
+                ((t.guest !== undefined && (e.guest.id === t.guest.id || e.guest.uuid === t.guest.uuid)) ||
+                  (typeof t.ref === 'string' && e.guest.id === t.ref)),
+            )
+            .map((e) => `${e.type}/${e.detail ?? ''}`);
+        try {
+          // Both registrations are in place once an event reaches both; then one more round must reach both.
+          for (let attempt = 0; attempt < 3; attempt++) {
+            await ctx.call('probe.triggerEvent', Promise.resolve(probe.triggerEvent(t.probeGuest)));
+            const deadline = Date.now() + 3_000;
+            while (
+              Date.now() < deadline &&
+              (mine(seen[0] ?? []).length === 0 || mine(seen[1] ?? []).length === 0)
+            )
+              await new Promise((r) => setTimeout(r, 25));
+            if (mine(seen[0] ?? []).length > 0 && mine(seen[1] ?? []).length > 0) break;
+          }
+          check(
+            mine(seen[0] ?? []).length > 0 && mine(seen[1] ?? []).length > 0,
+            () =>
+              `not both subscriptions received an event of the target guest (first: ${mine(seen[0] ?? []).join(', ') || 'none'}; second: ${mine(seen[1] ?? []).join(', ') || 'none'}; ended: ${ended.map((e) => (e === undefined ? '-' : describeError(e))).join(', ')})`,
+          );
+          const from = [seen[0]?.length ?? 0, seen[1]?.length ?? 0];
+          await ctx.call('probe.triggerEvent', Promise.resolve(probe.triggerEvent(t.probeGuest)));
+          const later = () => [mine((seen[0] ?? []).slice(from[0])), mine((seen[1] ?? []).slice(from[1]))];
+          const deadline = Date.now() + 5_000;
+          // triggerEvent causes at least one event; wait for the same count on both, and a little more.
+          while (Date.now() < deadline) {
+            const [a, b] = later();
+            if ((a?.length ?? 0) > 0 && a?.length === b?.length) break;
+            await new Promise((r) => setTimeout(r, 25));
+          }
+          await new Promise((r) => setTimeout(r, 500));
+          const [a, b] = later();
+          check(
+            (a?.length ?? 0) > 0 && JSON.stringify(a) === JSON.stringify(b),
+            () => `the two subscriptions received different events: ${show(a)} and ${show(b)}`,
+          );
+        } finally {
+          controller.abort();
+          await within(Promise.all(readers), 5_000, 'the event iterations after abort').catch(() => {});
+        }
+      },
+    },
   ];
   return { name: 'events', checks };
 }

@@ -16,6 +16,7 @@ export { type BadLimitValue, badLimitValues, DEFAULT_LIMIT_VALUES, type HostLimi
 export { listConformanceChecks, runAdapterConformance } from './run';
 export type {
   ConformanceOptions,
+  ConformancePeerControl,
   ConformanceProbe,
   ConformanceTestApi,
   ConformanceTestContext,

@@ -13,6 +13,7 @@ import { eventsGroup } from './checks-events';
 import { inventoryGroup } from './checks-inventory';
 import { labelsGroup } from './checks-labels';
 import { limitsGroup } from './checks-limits';
+import { serviceGroup } from './checks-service';
 import { type CheckDef, type GroupDef, makeContext, type SuiteEnv } from './context';
 import type {
   ConformanceOptions,
@@ -36,6 +37,20 @@ function checkOptions(options: ConformanceOptions): void {
     throw new TypeError(
       'runAdapterConformance: live mode needs a probe that reads the backend without the adapter (options.probe)',
     );
+  }
+  for (const k of ['factoryWithoutReconnect'] as const) {
+    if (options[k] !== undefined && typeof options[k] !== 'function')
+      throw new TypeError(`runAdapterConformance: ${k} must be a function`);
+  }
+  const peer = options.peer;
+  if (
+    peer !== undefined &&
+    (typeof peer !== 'object' ||
+      peer === null ||
+      typeof peer.kill !== 'function' ||
+      typeof peer.restart !== 'function')
+  ) {
+    throw new TypeError('runAdapterConformance: peer must have kill() and restart()');
   }
   if (
     options.probe !== undefined &&
@@ -139,6 +154,7 @@ function groupsFor(env: SuiteEnv): GroupDef[] {
     backupsGroup,
     eventsGroup,
     cancellationGroup,
+    serviceGroup,
   ].map((g) => g(env));
 }
 
@@ -150,7 +166,7 @@ function matches(key: string, id: string): boolean {
  * Registers the hvkit conformance suite for one adapter with the test runner (vitest by default).
  *
  * It calls `factory()` once while collecting, to read `supports`, and registers one `describe` per group
- * (`adapter`, `inventory`, `limits`, `labels`, `backups`, `events`, `cancellation`) and one test per
+ * (`adapter`, `inventory`, `limits`, `labels`, `backups`, `events`, `cancellation`, `service`) and one test per
  * check, named `<id>: <what it checks>`. Each test gets a fresh adapter from `factory()` and closes it.
  *
  * Skips are always visible with their reason: a capability the manifest says is absent becomes one skipped

@@ -70,6 +70,14 @@ export interface ConformanceProbe {
   listVolumes?(): MaybePromise<string[]>;
 }
 
+/** Controls of a private peer for the `service` group. */
+export interface ConformancePeerControl {
+  /** Kills the peer (SIGKILL) and resolves once it is gone. */
+  kill(): Promise<void>;
+  /** Starts the peer again at the same address (a no-op when it runs); resolves once it accepts connections. */
+  restart(): Promise<void>;
+}
+
 /** What a test body receives from the runner: vitest's test context has `skip(note)`. */
 export interface ConformanceTestContext {
   /** Marks the running test skipped with a note (vitest ≥ 3.1). */
@@ -146,6 +154,17 @@ export interface ConformanceOptions {
   skip?: Record<string, string>;
   /** Test functions. Default: vitest's `describe` and `it`. */
   test?: ConformanceTestApi;
+  /**
+   * Live tier: a peer the test started itself (a private daemon or simulator, never a shared one), for
+   * the `service` group: it is killed and restarted with a subscription open and calls in flight. Without
+   * it those checks are skipped with that reason.
+   */
+  peer?: ConformancePeerControl;
+  /**
+   * Live tier, with `peer`: returns a fresh adapter connected to it with reconnection turned off, for
+   * `service.no-reconnect` (the suite closes it).
+   */
+  factoryWithoutReconnect?: () => Promise<HypervisorAdapterV1>;
   /** Timeout of one suite call to the adapter, in ms: a call that takes longer fails its check. Default 30 000. */
   callTimeoutMs?: number;
   /** Timeout of one test, passed to `it`. Default 120 000. */

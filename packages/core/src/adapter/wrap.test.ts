@@ -10,6 +10,7 @@ import { specV1Methods } from '../hypervisor/v1/methods';
 import type { Guest, GuestEvent, GuestRef, Host } from '../hypervisor/v1/model';
 import type { DeepReadonly, SupportsManifest } from '../hypervisor/v1/supports';
 import type { Logger } from '../transport/types';
+import { ConnectionStatus } from './connection';
 import { isWrappedAdapter, wrapAdapter } from './wrap';
 
 const supports: DeepReadonly<SupportsManifest> = {
@@ -140,6 +141,16 @@ describe('wrapAdapter', () => {
     await wrapped.close();
     await wrapped[Symbol.asyncDispose]();
     expect(inner.closed).toBe(2);
+  });
+
+  it('passes the connection state through as an own property', () => {
+    const inner = new MemoryAdapter();
+    const connection = new ConnectionStatus({ adapter: 'memory' });
+    Object.defineProperty(inner, 'connection', { value: connection });
+    const wrapped: HypervisorAdapterV1 = wrapAdapter(inner);
+    expect(Object.hasOwn(wrapped, 'connection')).toBe(true);
+    expect(wrapped.connection).toBe(connection);
+    expect((wrapAdapter(new MemoryAdapter()) as HypervisorAdapterV1).connection).toBeUndefined();
   });
 
   it('passes results through and a derived signal down', async () => {

@@ -70,7 +70,7 @@ export function isWrappedAdapter(adapter: unknown): boolean {
  * timeout; as the wrapper cannot know which argument holds their options, no signal is passed down to them.
  *
  * `events.subscribe` keeps returning an async iterable (no timeout; errors are converted the same way; an
- * already-aborted signal makes the first `next()` reject with `ABORTED`). `supports`, `adapter`,
+ * already-aborted signal makes the first `next()` reject with `ABORTED`). `supports`, `connection`, `adapter`,
  * `specificationVersion`, `close()` and `Symbol.asyncDispose` are kept. Other properties of the adapter and
  * of its capability objects stay reachable (through the prototype chain). Wrapping a wrapped adapter
  * returns it unchanged.
@@ -118,6 +118,8 @@ export function wrapAdapter<A extends HypervisorAdapterV1>(adapter: A, options: 
   define(wrapped, 'specificationVersion', adapter.specificationVersion);
   define(wrapped, 'adapter', adapterId);
   define(wrapped, 'supports', adapter.supports);
+  // The connection state is a report, not a capability: passed through as it is.
+  if (adapter.connection !== undefined) define(wrapped, 'connection', adapter.connection);
   const close = async () => {
     const started = Date.now();
     try {

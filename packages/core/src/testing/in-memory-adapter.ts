@@ -1655,6 +1655,15 @@ export function createInMemoryAdapter(
                   waiting?.({ done: true, value: undefined });
                   waiting = undefined;
                 };
+                // On a closed adapter the first next() fails (not retryable), so a resubscribe loop cannot spin.
+                let closedError: HvkitError | undefined =
+                  closed && !signal?.aborted
+                    ? hvkitError('CONNECTION_LOST', 'events.subscribe: the adapter is closed', {
+                        adapter: ADAPTER,
+                        operation: 'events.subscribe',
+                        retryable: false,
+                      })
+                    : undefined;
                 if (closed || signal?.aborted) {
                   done = true;
                 } else {
@@ -1674,6 +1683,11 @@ export function createInMemoryAdapter(
                 }
                 return {
                   next: () => {
+                    if (closedError) {
+                      const e = closedError;
+                      closedError = undefined;
+                      return Promise.reject(e);
+                    }
                     const event = queue.shift();
                     if (event) return Promise.resolve({ done: false, value: event });
                     if (done) return Promise.resolve({ done: true, value: undefined });

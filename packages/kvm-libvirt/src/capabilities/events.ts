@@ -3,8 +3,9 @@
  */
 
 import type { EventsCapability, GuestEvent, SubscribeOptions } from '@hvkit/core';
-import { checkSignal } from '@hvkit/core';
-import type { AdapterContext } from '../context';
+import { checkSignal, resyncEvent } from '@hvkit/core';
+import { type AdapterContext, closedError } from '../context';
+import { isDomainEventResync } from '../protocol/events';
 import type { DomainLifecycleEvent } from '../protocol/remote-protocol';
 
 /** `virDomainEventType` → hvkit event type. */
@@ -51,7 +52,13 @@ export function toGuestEvent(event: DomainLifecycleEvent, at: Date = new Date())
   return { guest: { id: uuid, name: event.dom.name, uuid }, type, detail, at };
 }
 
-/** The events capability. */
+/**
+ * The events capability. Subscriptions share one daemon registration (fan-out in the client). Across a
+ * reconnect the iteration goes on and first yields a `resync` event (`@hvkit/core`'s `ResyncEvent`);
+ * when the connection is lost for good it throws `CONNECTION_LOST`. It ends without an error only when
+ * its signal aborts or the adapter is closed; on an adapter already closed it throws `CONNECTION_LOST`
+ * (not retryable).
+ */
 export function createEvents(ctx: AdapterContext): EventsCapability {
   return {
     subscribe(options: SubscribeOptions = {}): AsyncIterable<GuestEvent> {
@@ -59,9 +66,10 @@ export function createEvents(ctx: AdapterContext): EventsCapability {
       return {
         async *[Symbol.asyncIterator]() {
           if (signal?.aborted) return;
-          // The iteration ends (without an error) when the signal aborts or the adapter closes, also
-          // while the registration is still in flight.
-          const ended = () => signal?.aborted === true || ctx.client.closed;
+          if (ctx.closeSignal.aborted) throw closedError('events.subscribe');
+          // The iteration ends without an error when the signal aborts or the adapter is being closed,
+          // also while the registration is still in flight.
+          const ended = () => signal?.aborted === true || ctx.closeSignal.aborted;
           let subscription: Awaited<ReturnType<typeof ctx.client.subscribeDomainLifecycle>>;
           try {
             subscription = await ctx.client.subscribeDomainLifecycle(signal ? { signal } : {});
@@ -70,7 +78,9 @@ export function createEvents(ctx: AdapterContext): EventsCapability {
             throw error;
           }
           try {
-            for await (const event of subscription) yield toGuestEvent(event);
+            for await (const item of subscription) {
+              yield isDomainEventResync(item) ? resyncEvent(item.since, item.reason) : toGuestEvent(item);
+            }
           } catch (error) {
             if (!ended()) throw error;
           } finally {

@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { connectRpc } from '../connect';
 import type { LibvirtRpcClient, RpcTraceEvent } from './client';
 import { DOMAIN_EVENT, DOMAIN_STATE, MESSAGE_TYPE, PROGRAM, TYPED_PARAM_STRING_OKAY } from './constants';
+import { isDomainEventResync } from './events';
 import { remoteProcedures as P } from './remote-protocol';
 import { isStreamHole, type StreamChunk } from './stream';
 import { type RemoteDomain, TYPED_PARAM, type TypedParam } from './types';
@@ -241,7 +242,7 @@ describe.skipIf(!peer.available)(
         await own.call(P.DOMAIN_DESTROY, { dom });
         const seen: number[] = [];
         for await (const e of sub) {
-          if (e.dom.name !== name) continue;
+          if (isDomainEventResync(e) || e.dom.name !== name) continue;
           seen.push(e.event);
           if (e.event === DOMAIN_EVENT.STOPPED) break;
         }
@@ -473,7 +474,8 @@ describe.skipIf(!peer.available)(
         });
         try {
           // Test-only: jump close to the end of the serial space.
-          (traced as unknown as { calls: { nextSerial: number } }).calls.nextSerial = 0xffff_fffe;
+          (traced as unknown as { link: { calls: { nextSerial: number } } }).link.calls.nextSerial =
+            0xffff_fffe;
           const results = await Promise.all(Array.from({ length: 4 }, () => traced.call(P.CONNECT_GET_URI)));
           expect(results).toEqual(new Array(4).fill('qemu:///system'));
           expect([...serials.slice(-4)].sort((a, b) => a - b)).toEqual([0, 1, 0xffff_fffe, 0xffff_ffff]);
@@ -697,7 +699,7 @@ describe.skipIf(!peer.available)(
         }
         const seen: string[] = [];
         for await (const e of sub) {
-          if (e.dom.name !== name) continue;
+          if (isDomainEventResync(e) || e.dom.name !== name) continue;
           seen.push(`${e.event}/${e.detail}`);
           if (e.event === DOMAIN_EVENT.STOPPED) break;
         }

@@ -67,7 +67,6 @@ export function connectionLost(
 /** The socket of one libvirt connection, with framing, keepalive and teardown (package-internal). */
 export class RpcConnection {
   private readonly framer: PacketFramer;
-  private readonly closeListeners = new Set<(error: HvkitError | undefined) => void>();
   private readonly pausers = new Set<object>();
   private readonly keepalive: KeepaliveMonitor;
   private corked = false;
@@ -134,16 +133,6 @@ export class RpcConnection {
 
   keepaliveStats(): KeepaliveStats {
     return this.keepalive.snapshot();
-  }
-
-  /** See `LibvirtRpcClient.onClose`. */
-  onClose(listener: (error: HvkitError | undefined) => void): () => void {
-    if (this.stateValue === 'closed') {
-      queueMicrotask(() => listener(this.closedError));
-      return () => {};
-    }
-    this.closeListeners.add(listener);
-    return () => this.closeListeners.delete(listener);
   }
 
   /** The CONNECTION_LOST error of an operation tried on a closed connection. */
@@ -297,15 +286,6 @@ export class RpcConnection {
     if (!this.socket.destroyed) {
       if (error === undefined) this.socket.end();
       else this.socket.destroy();
-    }
-    const listeners = [...this.closeListeners];
-    this.closeListeners.clear();
-    for (const listener of listeners) {
-      try {
-        listener(error);
-      } catch (e) {
-        this.settings.logger?.warn('libvirt: onClose listener threw', { error: String(e) });
-      }
     }
   }
 

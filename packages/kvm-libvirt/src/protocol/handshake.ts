@@ -7,9 +7,8 @@
 import { HvkitError, hvkitError, type Logger } from '@hvkit/core';
 import { ADAPTER_ID } from '../errors';
 import type { CallOptions } from './calls';
-import type { LibvirtRpcClient } from './client';
 import { AUTH_TYPE, CONNECT_RO, DRV_FEATURE } from './constants';
-import { remoteProcedures } from './remote-protocol';
+import { type RemoteProcedure, remoteProcedures } from './remote-protocol';
 
 /** What the handshake needs to know about the connection. */
 export interface HandshakeSettings {
@@ -19,13 +18,20 @@ export interface HandshakeSettings {
   logger: Logger | undefined;
 }
 
+/** Calls on the connection being set up (the client's first one, or a reconnect's new one). */
+export interface HandshakeChannel {
+  call<A, R>(procedure: RemoteProcedure<A, R>, args: A, options: CallOptions): Promise<R>;
+  /** True once that connection is closed or lost. */
+  readonly closed: boolean;
+}
+
 /**
- * Authenticates and opens the driver on a freshly dialed client.
+ * Authenticates and opens the driver on a freshly dialed connection.
  *
  * @throws HvkitError AUTH_FAILED (polkit refused), UNSUPPORTED (SASL), and whatever the calls throw.
  */
 export async function handshake(
-  client: LibvirtRpcClient,
+  client: HandshakeChannel,
   settings: HandshakeSettings,
   call: CallOptions,
   startKeepalive: () => void,

@@ -246,11 +246,16 @@ export class VapiTagging {
     );
   }
 
-  /** Ends the REST session (best effort). */
-  async logout(): Promise<void> {
+  /** Ends the REST session (best effort, at most `timeoutMs`, default 5000). */
+  async logout(options: { timeoutMs?: number } = {}): Promise<void> {
     if (!this.#sessionId) return;
     try {
-      await this.#request('DELETE', '/com/vmware/cis/session', undefined, AbortSignal.timeout(5000));
+      await this.#request(
+        'DELETE',
+        '/com/vmware/cis/session',
+        undefined,
+        AbortSignal.timeout(options.timeoutMs ?? 5000),
+      );
     } catch {
       // best effort
     }

@@ -1,3 +1,4 @@
+import type { AdapterConnection } from '../../adapter/connection';
 import type { BackupSink } from '../../backup/sink';
 import type { BackupSource } from '../../backup/source';
 import type {
@@ -14,6 +15,7 @@ import type {
   Progress,
   ResourceLimits,
   RestoreResult,
+  ResyncEvent,
   SecurityLabel,
   Snapshot,
   StoragePool,
@@ -169,7 +171,13 @@ export interface SubscribeOptions {
 
 /** Lifecycle events. */
 export interface EventsCapability {
-  /** A typed async iterator of guest lifecycle events; ends when the signal aborts or the adapter closes. */
+  /**
+   * A typed async iterator of guest lifecycle events. It ends (without an error) only when its signal
+   * aborts or the adapter closes. When the connection is lost, an adapter that reconnects keeps the
+   * iteration going and, once resumed, yields a `resync` event ({@link ResyncEvent}: events may have been
+   * missed); an adapter that does not (or gives up) makes it throw `CONNECTION_LOST`. Subscribing on an
+   * adapter that is already closed throws `CONNECTION_LOST` (`retryable: false`) from the first `next()`.
+   */
   subscribe(options?: SubscribeOptions): AsyncIterable<GuestEvent>;
 }
 
@@ -184,7 +192,16 @@ export interface HypervisorAdapterV1<Id extends string = string> {
   readonly backups?: BackupsCapability;
   readonly labels?: LabelsCapability;
   readonly events?: EventsCapability;
-  /** Closes connections. Idempotent. */
+  /**
+   * The state of the connection to the server (`open`, `reconnecting`, `closed`) and its changes, for
+   * long-running use (services, monitors). Optional in v1: adapters without it say nothing about their
+   * connection. See `docs/architecture.md`, "Running as a service".
+   */
+  readonly connection?: AdapterConnection;
+  /**
+   * Closes connections. Idempotent. Bounded: it does not wait for a hung server longer than the adapter
+   * documents (a few seconds). Calls made afterwards fail with `CONNECTION_LOST` (`retryable: false`).
+   */
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }

@@ -9,8 +9,11 @@ import type { SupportsManifest } from './supports';
 /** Keys of `T` that are optional. */
 type OptionalKeys<T> = { [K in keyof T]-?: {} extends Pick<T, K> ? K : never }[keyof T];
 
-/** The capability objects of spec v1: exactly the optional properties of {@link HypervisorAdapterV1}. */
-export type SpecV1CapabilityName = Extract<OptionalKeys<HypervisorAdapterV1>, string>;
+/**
+ * The capability objects of spec v1: exactly the optional properties of {@link HypervisorAdapterV1} but
+ * `connection` (a state report, not a capability).
+ */
+export type SpecV1CapabilityName = Exclude<Extract<OptionalKeys<HypervisorAdapterV1>, string>, 'connection'>;
 
 /** The interface of capability `C`. */
 export type SpecV1Capability<C extends SpecV1CapabilityName> = NonNullable<HypervisorAdapterV1[C]>;

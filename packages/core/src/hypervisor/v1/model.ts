@@ -339,11 +339,29 @@ export interface Progress {
 /** A lifecycle event of a guest. */
 export interface GuestEvent {
   guest: { id: string; name: string; uuid?: string };
-  /** e.g. `defined`, `undefined`, `started`, `suspended`, `resumed`, `stopped`, `shutdown`, `crashed`. */
+  /**
+   * e.g. `defined`, `undefined`, `started`, `suspended`, `resumed`, `stopped`, `shutdown`, `crashed`; or
+   * `resync` (a {@link ResyncEvent}, about no guest): events may have been missed.
+   */
   type: string;
   /** Backend detail, e.g. `booted`, `destroyed`. */
   detail?: string;
   at: Date;
+}
+
+/**
+ * The notice an event stream yields when events may have been missed: after it resumed across a lost
+ * connection (`detail: 'reconnected'`), or after it dropped events because the consumer fell behind
+ * (`detail: 'overflow'`). It is about no guest (`guest.id` and `guest.name` are empty): re-read what you
+ * track (e.g. `inventory.listGuests()`), since events after `since` may be missing. Recognise it with
+ * `isResyncEvent()` from `@hvkit/core`.
+ */
+export interface ResyncEvent extends GuestEvent {
+  type: 'resync';
+  detail: 'reconnected' | 'overflow';
+  guest: { id: ''; name: '' };
+  /** Events from this time on may be missing (when the connection was lost, or the first event dropped). */
+  since: Date;
 }
 
 /** A non-fatal note about a call: an option that could not be honoured exactly. */

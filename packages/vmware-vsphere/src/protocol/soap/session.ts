@@ -5,16 +5,29 @@
  */
 
 import {
+  type AdapterConnection,
   abortError,
+  ConnectionStatus,
   checkSignal,
   deriveSignal,
   HvkitError,
   hvkitError,
   type Logger,
+  type ReconnectOptions,
+  type ResolvedReconnect,
   raceAbort,
+  reconnectDelayMs,
+  resolveReconnect,
+  sleep,
 } from '@hvkit/core';
 import { ADAPTER_ID, isSessionLost } from '../../errors';
-import { type CallOptions, DEFAULT_VIM_VERSION, type VimClientOptions, VimSoapClient } from './client';
+import {
+  type CallOptions,
+  DEFAULT_CALL_TIMEOUT_MS,
+  DEFAULT_VIM_VERSION,
+  type VimClientOptions,
+  VimSoapClient,
+} from './client';
 import type { SoapArgs } from './envelope';
 import type { MoRef, ServiceContent, UserSession } from './schema';
 
@@ -44,7 +57,22 @@ export interface VimSessionOptions extends VimClientOptions {
   negotiateVersion?: boolean;
   /** Receives warnings from the keep-alive and re-logins. */
   logger?: Logger;
+  /**
+   * What a lost server (a call failing with `CONNECTION_LOST`, or timing out and a 5 s liveness check
+   * failing too) does to the session. With reconnection (settings, or `true` for the defaults) the
+   * session is `reconnecting`: it checks the server with bounded backoff (RetrieveServiceContent, then a
+   * re-login when the server forgot the session) and is `open` again once that works; calls meanwhile
+   * wait within their own deadline. With `false` the session is `closed` by the loss, and every later call
+   * fails with `CONNECTION_LOST` (not retryable). Default `false`; the adapter's `connect()` turns it on.
+   */
+  reconnect?: ReconnectOptions | boolean;
 }
+
+/** How long the liveness check after a timed-out call waits for the server: 5 s. */
+export const LIVENESS_CHECK_TIMEOUT_MS = 5000;
+
+/** Default time `close()` gives Logout before it releases the connections anyway: 2 s. */
+export const DEFAULT_CLOSE_TIMEOUT_MS = 2000;
 
 /** Options of a session call. */
 export interface SessionCallOptions extends CallOptions {}
@@ -87,6 +115,13 @@ export class VimSession {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
   readonly #stats: VimSessionStats = { logins: 0, relogins: 0, keepAlives: 0 };
+  readonly #status: ConnectionStatus;
+  readonly #reconnect: ResolvedReconnect | false;
+  readonly #callTimeoutMs: number;
+  #recovering: AbortController | undefined;
+  #checking: Promise<void> | undefined;
+  /** True from a loss until the server answers again (no Logout is sent to a lost server). */
+  #serverLost = false;
 
   /** Use {@link connectVim}. */
   constructor(client: VimSoapClient, serviceContent: ServiceContent, options: VimSessionOptions) {
@@ -98,6 +133,35 @@ export class VimSession {
     this.#keepAliveMs =
       options.keepAliveMs === false ? undefined : (options.keepAliveMs ?? DEFAULT_KEEPALIVE_MS);
     this.#logger = options.logger;
+    this.#reconnect = resolveReconnect(options.reconnect ?? false);
+    this.#callTimeoutMs = options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
+    this.#status = new ConnectionStatus({ adapter: ADAPTER_ID, target: client.url.origin });
+  }
+
+  /**
+   * The state of the connection to the server: `open`; `reconnecting` after a loss (with `reconnect`);
+   * `closed` after `close()`/`logout()` or a loss without reconnection. See {@link VimSessionOptions.reconnect}.
+   */
+  get connection(): AdapterConnection {
+    return this.#status;
+  }
+
+  /**
+   * Resolves once the session is `open` (at once when it is); `CONNECTION_LOST` when it is or becomes
+   * `closed`, or when `timeoutMs` passes while reconnecting; `ABORTED` by the signal.
+   */
+  waitUntilOpen(options: { signal?: AbortSignal; timeoutMs?: number; operation: string }): Promise<void> {
+    return this.#status.waitUntilOpen(options);
+  }
+
+  /** The default deadline of a call, ms (the client's `timeoutMs`). */
+  get callTimeoutMs(): number {
+    return this.#callTimeoutMs;
+  }
+
+  /** True when the session reconnects after a lost server (see {@link VimSessionOptions.reconnect}). */
+  get reconnects(): boolean {
+    return this.#reconnect !== false;
   }
 
   /** The logged-in user session (from Login), or `undefined` before login and after logout. */
@@ -128,6 +192,119 @@ export class VimSession {
         retryable: false,
       });
     }
+    if (this.#status.state === 'closed') throw this.#status.closedError(operation);
+  }
+
+  /**
+   * Reports the state as `closed` from now on (the adapter's `close()` started), so that calls waiting for
+   * a reconnect fail at once, and stops reconnecting.
+   */
+  reportClosed(): void {
+    this.#recovering?.abort();
+    this.#status.update('closed');
+  }
+
+  /**
+   * A call failed: a lost server (`CONNECTION_LOST`) starts reconnecting, or closes the session without
+   * reconnection; a `TIMEOUT` first checks whether the server still answers. Returns the error to throw
+   * (not retryable once the session is closed by the loss).
+   */
+  #failed(error: unknown): unknown {
+    if (!HvkitError.isInstance(error) || this.#closed || this.#status.state === 'closed') return error;
+    if (error.code === 'CONNECTION_LOST') {
+      return this.#lost(error) ? this.#status.closedError(error.operation ?? 'call') : error;
+    }
+    if (error.code === 'TIMEOUT' && this.#status.state === 'open') this.#checkAlive();
+    return error;
+  }
+
+  /** After a timed-out call: the server must answer CurrentTime within 5 s, or it counts as lost. */
+  #checkAlive(): void {
+    if (this.#checking) return;
+    this.#checking = (async () => {
+      try {
+        await this.client.invoke('CurrentTime', SERVICE_INSTANCE, undefined, {
+          timeoutMs: LIVENESS_CHECK_TIMEOUT_MS,
+        });
+      } catch (error) {
+        if (!HvkitError.isInstance(error)) return;
+        if (error.code === 'CONNECTION_LOST' || error.code === 'TIMEOUT') {
+          this.#lost(
+            hvkitError('CONNECTION_LOST', `The vSphere server ${this.client.url.origin} does not answer.`, {
+              adapter: ADAPTER_ID,
+              operation: 'soap.CurrentTime',
+              cause: error,
+            }),
+          );
+        }
+      } finally {
+        this.#checking = undefined;
+      }
+    })();
+  }
+
+  /** The server is lost: reconnect, or close (returns true then). */
+  #lost(error: HvkitError): boolean {
+    if (this.#status.state !== 'open' || this.#closed) return false;
+    this.#serverLost = true;
+    if (this.#reconnect === false) {
+      this.#stopKeepAlive();
+      this.#status.update('closed', error);
+      return true;
+    }
+    this.#logger?.warn('vSphere server lost; reconnecting', { message: error.message });
+    this.#status.update('reconnecting', error);
+    const stop = new AbortController();
+    this.#recovering = stop;
+    void this.#recover(this.#reconnect, stop.signal);
+    return false;
+  }
+
+  /** Checks the server with backoff until it answers and the session is logged in again. */
+  async #recover(settings: ResolvedReconnect, stop: AbortSignal): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await sleep(reconnectDelayMs(attempt, settings), { signal: stop });
+      } catch {
+        return;
+      }
+      if (stop.aborted || this.#status.state !== 'reconnecting') return;
+      try {
+        const timeoutMs = Math.min(this.#callTimeoutMs, 10_000);
+        await this.client.invoke('RetrieveServiceContent', SERVICE_INSTANCE, undefined, {
+          signal: stop,
+          timeoutMs,
+        });
+        if (this.#userSession !== undefined && !(await this.isSessionActive({ signal: stop, timeoutMs }))) {
+          await this.#login(stop, true, timeoutMs);
+        }
+      } catch (error) {
+        if (stop.aborted) return;
+        const e = HvkitError.isInstance(error) ? error : undefined;
+        this.#logger?.debug('vSphere reconnect attempt failed', { attempt, code: e?.code });
+        if (e?.code === 'AUTH_FAILED' || e?.code === 'PERMISSION_DENIED' || attempt >= settings.maxAttempts) {
+          this.#recovering = undefined;
+          this.#status.update(
+            'closed',
+            e ??
+              hvkitError('CONNECTION_LOST', 'Reconnecting to the vSphere server failed.', {
+                adapter: ADAPTER_ID,
+                cause: error,
+                retryable: false,
+              }),
+          );
+          return;
+        }
+        continue;
+      }
+      if (stop.aborted) return;
+      this.#recovering = undefined;
+      this.#serverLost = false;
+      this.#logger?.info('vSphere server reachable again', { attempt });
+      this.#status.update('open');
+      this.#touch();
+      return;
+    }
   }
 
   /**
@@ -146,6 +323,15 @@ export class VimSession {
     this.#checkOpen(`soap.${method}`);
     checkSignal(options.signal);
     const context = { adapter: ADAPTER_ID, operation: `soap.${method}` };
+    if (this.#status.state === 'reconnecting') {
+      // Waits for the server within the call's deadline (then CONNECTION_LOST, retryable).
+      const started = Date.now();
+      const timeoutMs = options.timeoutMs ?? this.#callTimeoutMs;
+      await this.#status.waitUntilOpen({ signal: options.signal, timeoutMs, operation: context.operation });
+      if (options.timeoutMs !== undefined) {
+        options = { ...options, timeoutMs: Math.max(1, options.timeoutMs - (Date.now() - started)) };
+      }
+    }
     // An explicit timeoutMs bounds the whole call (re-login and retry included); without one, each attempt
     // (and the re-login) gets the client's default deadline.
     const derived = deriveSignal(
@@ -173,7 +359,7 @@ export class VimSession {
       }
     } catch (error) {
       if (derived.signal.aborted && !HvkitError.isInstance(error)) throw abortError(derived.signal, context);
-      throw error;
+      throw this.#failed(error);
     } finally {
       derived.dispose();
     }
@@ -250,6 +436,7 @@ export class VimSession {
     if (this.#closed) return;
     this.#closed = true;
     this.#stopKeepAlive();
+    this.reportClosed();
     const sessionManager = this.serviceContent.sessionManager;
     try {
       if (this.#userSession !== undefined && sessionManager) {
@@ -263,10 +450,20 @@ export class VimSession {
     }
   }
 
-  /** Logs out (best effort, 10 s at most) and closes the connection pool the session created. */
-  async close(): Promise<void> {
+  /**
+   * Logs out (best effort: at most `timeoutMs`, default {@link DEFAULT_CLOSE_TIMEOUT_MS}, 2 s; not at all
+   * while the server is lost) and closes the connection pool the session created.
+   */
+  async close(options: { timeoutMs?: number } = {}): Promise<void> {
     try {
-      if (!this.#closed) await this.logout({ timeoutMs: 10_000 });
+      if (!this.#closed) {
+        if (!this.#serverLost) {
+          await this.logout({ timeoutMs: options.timeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS });
+        } else {
+          this.#closed = true;
+          this.reportClosed();
+        }
+      }
     } catch (error) {
       this.#logger?.warn('vSphere logout failed while closing', {
         code: HvkitError.isInstance(error) ? error.code : undefined,
