@@ -183,14 +183,14 @@ export function createDirectorySink(dir: string, options: DirectorySinkOptions =
         const entries = await fsp.readdir(guestDir.entryPath('.'), { withFileTypes: true }).catch((error) => {
           throw errnoToHvkitError(error, { operation, path: guestDir.path });
         });
-        for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
+        // In name order: Node's readdir returns names sorted (libuv's scandir sorts them).
+        for (const entry of entries) {
           if (!entry.isDirectory() || entry.name.startsWith('.') || keepRuns.includes(entry.name)) continue;
           if (signal?.aborted) throw abortError(signal, { operation });
-          const complete = await fsp.lstat(join(guestDir.entryPath(entry.name), BACKUP_MANIFEST_FILE)).then(
-            (st) => st.isFile(),
-            () => false,
-          );
-          if (complete) continue;
+          const manifest = await fsp
+            .lstat(join(guestDir.entryPath(entry.name), BACKUP_MANIFEST_FILE))
+            .catch(() => undefined);
+          if (manifest?.isFile() === true) continue;
           await removeTree(root, [folder, entry.name], operation, signal);
           await guestDir.confirm();
           await fsp.rmdir(guestDir.entryPath(entry.name)).catch((error: unknown) => {
