@@ -137,7 +137,7 @@ describe('npm run new-adapter', () => {
 
   it('generates an http adapter that passes lint, typecheck, check:packages and its conformance test', () => {
     const output = generate('acme', 'http');
-    expect(output).toMatch(/4 passed, 0 failed, 6 skipped/);
+    expect(output).toMatch(/4 passed, 0 failed, 10 skipped/);
     for (const path of [
       'packages/acme/src/index.ts',
       'packages/acme/src/connect.ts',
@@ -200,7 +200,7 @@ describe('npm run new-adapter', () => {
       ok(bin('biome'), ['check', `packages/${id}`, `examples/${id}-inventory`, `docs/adapters/${id}.md`]);
       ok(bin('tsc'), ['--noEmit', '-p', `packages/${id}/tsconfig.json`]);
       const tests = ok(bin('vitest'), ['run', 'src/conformance.test.ts'], join(copy, 'packages', id));
-      expect(tests).toMatch(/11 tests \| 6 skipped/);
+      expect(tests).toMatch(/15 tests \| 10 skipped/);
     },
     120_000,
   );
