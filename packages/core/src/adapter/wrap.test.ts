@@ -212,6 +212,27 @@ describe('wrapAdapter', () => {
       expect(inner.lastOptions?.signal?.aborted).toBe(true);
     });
 
+    it('a deadline that passes while the adapter is reconnecting is CONNECTION_LOST (retryable), not TIMEOUT', async () => {
+      const inner = new MemoryAdapter();
+      const connection = new ConnectionStatus({ adapter: 'memory' });
+      Object.defineProperty(inner, 'connection', { value: connection });
+      inner.behaviour = () => new Promise(() => {});
+      const wrapped = wrapAdapter(inner, { abortSettleMs: 0 });
+      connection.update('reconnecting');
+      const caught = rejection(wrapped.inventory!.host({ timeoutMs: 1000 }));
+      await vi.advanceTimersByTimeAsync(1000);
+      const error = (await caught) as HvkitError;
+      expect(error.code).toBe('CONNECTION_LOST');
+      expect(error.retryable).toBe(true);
+      expect(error.message).toMatch(/still reconnecting after \d+ ms/);
+      expect((error.cause as HvkitError).code).toBe('TIMEOUT');
+      // Open again: a deadline is a plain TIMEOUT.
+      connection.update('open');
+      const again = rejection(wrapped.inventory!.host({ timeoutMs: 1000 }));
+      await vi.advanceTimersByTimeAsync(1000);
+      expect(((await again) as HvkitError).code).toBe('TIMEOUT');
+    });
+
     it('a call timeoutMs overrides the default', async () => {
       const inner = new MemoryAdapter();
       inner.behaviour = () => new Promise(() => {});

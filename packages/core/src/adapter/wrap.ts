@@ -101,6 +101,7 @@ export function wrapAdapter<A extends HypervisorAdapterV1>(adapter: A, options: 
     secrets,
     timeoutFor: (operation, longRunning) =>
       options.operationTimeoutsMs?.[operation] ?? (longRunning ? Infinity : defaultTimeoutMs),
+    connectionState: () => adapter.connection?.state,
   };
 
   const wrapped = Object.create(adapter) as Record<PropertyKey, unknown>;
@@ -143,6 +144,8 @@ interface CallSettings {
   logger: Logger;
   secrets: readonly string[];
   timeoutFor(operation: string, longRunning: boolean): number;
+  /** The adapter's connection state, when it reports one. */
+  connectionState(): string | undefined;
 }
 
 function define(target: object, key: PropertyKey, value: unknown): void {
@@ -231,7 +234,18 @@ function wrapMethod(
       log(settings, operation, started, undefined);
       return result;
     } catch (error) {
-      const converted = convertError(error, settings, operation);
+      let converted = convertError(error, settings, operation);
+      // A deadline that passes while the adapter is reconnecting is the lost connection's doing: the call
+      // waited for it within its deadline and fails with CONNECTION_LOST (retryable), as the spec says.
+      if (HvkitError.isInstance(converted, 'TIMEOUT') && settings.connectionState() === 'reconnecting') {
+        converted = hvkitError(
+          'CONNECTION_LOST',
+          `${settings.adapterId} ${operation}: the connection was lost and is still reconnecting after ${
+            Date.now() - started
+          } ms`,
+          { ...context, cause: converted, retryable: true },
+        );
+      }
       log(settings, operation, started, converted);
       throw converted;
     }
