@@ -1,9 +1,10 @@
 /**
  * `@hvkit/xen-xapi/simulator`: an XAPI server you can run offline, as govmomi's vcsim is for vSphere. It
- * speaks XML-RPC (`/`, `/RPC2`) and JSON-RPC v1/v2 (`/jsonrpc`) on 127.0.0.1, with sessions, the generic
- * class messages, the mutators limits and labels use (with XAPI's checks) and `Async.*` tasks, over a
- * database loaded from XAPI's own `/pool/xmldbdump` format, so a dump taken from a real pool can be
- * served. {@link XAPI_SEED_DB_PATH} is a small seed database in that format.
+ * speaks XML-RPC (`/`, and like XAPI every other path: `/RPC2`, Xen Orchestra's `/xmlrpc`) and JSON-RPC
+ * v1/v2 (`/jsonrpc`) on 127.0.0.1, with sessions, the generic class messages, the mutators limits and
+ * labels use (with XAPI's checks) and `Async.*` tasks, over a database loaded from XAPI's own
+ * `/pool/xmldbdump` format, so a dump taken from a real pool can be served. {@link XAPI_SEED_DB_PATH} is a
+ * small seed database in that format.
  *
  * ```ts
  * const sim = await startXapiSimulator({ db: XAPI_SEED_DB_PATH });

@@ -6,6 +6,8 @@ declare module 'xen-api' {
     watchEvents?: boolean | string[];
     allowUnauthorized?: boolean;
     readOnly?: boolean;
+    /** `auto` (default): JSON-RPC on /jsonrpc, XML-RPC on /xmlrpc once the host answers text/xml. */
+    transport?: 'auto' | 'json-rpc' | 'xml-rpc';
   }
   export class Xapi {
     constructor(options: XapiOptions);

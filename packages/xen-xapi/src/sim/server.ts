@@ -1,7 +1,8 @@
 /**
- * The simulator's HTTP side (node:http on loopback): XML-RPC on `/` and `/RPC2`, JSON-RPC v1 and v2 on
- * `/jsonrpc` (the reply in the request's version), bodies bounded, malformed requests answered with HTTP
- * 500 and an HTML body as XAPI does.
+ * The simulator's HTTP side (node:http on loopback): XML-RPC on `/` (and so on every other path, `/RPC2`
+ * included, as XAPI's longest-prefix lookup does), JSON-RPC v1 and v2 on `/jsonrpc` (the reply in the
+ * request's version), bodies bounded, malformed requests answered with HTTP 500 and an HTML body as XAPI
+ * does.
  */
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -124,9 +125,10 @@ export function createSimServer(api: SimApi, options: SimServerOptions): Server 
         send(res, 413, 'text/html', '<html><body><h1>HTTP 413 request entity too large</h1></body></html>');
         return;
       }
+      // XAPI picks the handler with the longest matching path prefix, and `/` (XML-RPC) is a prefix of
+      // every path: `/RPC2` and Xen Orchestra's `/xmlrpc` land there too.
       if (path === '/jsonrpc' && options.jsonRpc) jsonRpc(api, body, res);
-      else if (path === '/' || path === '/RPC2' || path === '/jsonrpc') xmlRpc(api, body, res);
-      else send(res, 404, 'text/html', '<html><body><h1>HTTP 404 not found</h1></body></html>');
+      else xmlRpc(api, body, res);
     } catch (error) {
       if (!res.headersSent) internalError(res, String((error as Error)?.message ?? error));
       else res.destroy();

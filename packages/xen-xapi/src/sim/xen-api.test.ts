@@ -47,6 +47,41 @@ describe('xen-api (Xen Orchestra) against the simulator', () => {
     }
   });
 
+  it('logs in and reads the same VM records over XML-RPC (it posts to /xmlrpc, which a host serves from /)', async () => {
+    const read = async (transport: 'json-rpc' | 'xml-rpc') => {
+      const xapi = new Xapi({
+        url: sim.url,
+        auth: { user: sim.username, password: sim.password },
+        transport,
+        watchEvents: false,
+        allowUnauthorized: true,
+      });
+      await xapi.connect();
+      try {
+        return (await xapi.call('VM.get_all_records')) as Record<string, Record<string, unknown>>;
+      } finally {
+        await xapi.disconnect();
+      }
+    };
+    const overXml = await read('xml-rpc');
+    expect(Object.keys(overXml).sort()).toEqual([...sim.db.table('VM').keys()].sort());
+    // XML-RPC carries 64-bit ints as untyped strings; the names, states and flags agree with JSON-RPC.
+    const vm1 = Object.values(overXml).find((v) => v.name_label === 'hvkit-xen-vm1');
+    expect(vm1).toMatchObject({
+      power_state: 'Running',
+      VCPUs_max: '2',
+      is_a_template: false,
+      tags: ['prod'],
+    });
+    const overJson = await read('json-rpc');
+    for (const [ref, vm] of Object.entries(overJson))
+      expect(overXml[ref]).toMatchObject({
+        uuid: vm.uuid,
+        name_label: vm.name_label,
+        power_state: vm.power_state,
+      });
+  });
+
   it('is refused with SESSION_AUTHENTICATION_FAILED for a wrong password', async () => {
     const xapi = new Xapi({
       url: sim.url,
