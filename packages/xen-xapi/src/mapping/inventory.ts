@@ -78,8 +78,10 @@ export function diskOf(vbd: XapiRecord, vdis: Records): Disk {
   };
 }
 
-const byDevice = (a: { device: string }, b: { device: string }) =>
-  a.device.localeCompare(b.device, 'en', { numeric: true });
+// One collator for every comparison: `localeCompare(b, 'en', { numeric: true })` builds a new one per call
+// (microseconds each, which was a tenth of listGuests' time for 1000 VMs).
+const deviceOrder = new Intl.Collator('en', { numeric: true });
+const byDevice = (a: { device: string }, b: { device: string }) => deviceOrder.compare(a.device, b.device);
 
 /** A VM record joined with its VIFs, VBDs, VDIs, networks and host. */
 export function guestOf(vm: XapiRecord, rel: GuestRelations): Guest {

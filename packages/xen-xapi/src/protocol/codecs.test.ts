@@ -92,6 +92,29 @@ describe('tolerant JSON', () => {
     expect(Object.hasOwn(v, '__proto__')).toBe(true);
   });
 
+  it('plain JSON (the JSON.parse path) keeps 16-digit ints exact, __proto__ keys own and nesting bounded', () => {
+    expect(parseXapiJson('{"a":9007199254740993,"b":9007199254740991,"c":[1e3]}')).toStrictEqual({
+      a: '9007199254740993',
+      b: 9007199254740991,
+      c: [1000],
+    });
+    const v = parseXapiJson('{"__proto__":{"polluted":true},"m":{"k":"v"}}') as Record<string, unknown>;
+    expect(Object.getPrototypeOf(v)).toBe(Object.prototype);
+    expect(Object.hasOwn(v, '__proto__')).toBe(true);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    const nested = (n: number) => `${'[{"a":'.repeat(n)}1${'}]'.repeat(n)}`;
+    expect(() => parseXapiJson(nested(32))).not.toThrow(); // 64 levels
+    expect(() => parseXapiJson(`[${nested(32)}]`)).toThrow(
+      expect.objectContaining({
+        code: 'PROTOCOL',
+        message: expect.stringContaining('nesting deeper than 64'),
+      }),
+    );
+    expect(() => parseXapiJson('[[1]]', { maxDepth: 1 })).toThrow(
+      expect.objectContaining({ code: 'PROTOCOL' }),
+    );
+  });
+
   it('writes bigints, NaN and dates the way XAPI does', () => {
     expect(
       stringifyXapiJson({

@@ -7,7 +7,7 @@
 import { HvkitError } from '@hvkit/core';
 import { describe, expect, it } from 'vitest';
 import { prng } from '../../../core/src/__test-utils__';
-import { parseXapiJson } from './json';
+import { JSON_MAX_DEPTH, parseXapiJson, parseXapiJsonText } from './json';
 import { decodeXmlRpcResponse, decodeXmlRpcValue, encodeXmlRpcResponse } from './xmlrpc';
 
 const INSERTS = [
@@ -107,6 +107,8 @@ const JSON_SEEDS = [
   '{"jsonrpc":"2.0","result":{"OpaqueRef:1":{"name_label":"vm","VCPUs_max":2,"memory_static_max":123456789012345678901,"util":NaN,"other":-Infinity,"tags":["a"],"m":{"k":"v"}}},"id":1}',
   '{"jsonrpc":"2.0","error":{"code":1,"message":"SESSION_INVALID","data":["OpaqueRef:x"]},"id":2}',
   '{"result":null,"error":["HANDLE_INVALID","VM","OpaqueRef:1"],"id":3}',
+  // Plain JSON (what JSON.parse takes): nested maps, escapes, a __proto__ key, a 15-digit int.
+  '{"jsonrpc":"2.0","result":{"OpaqueRef:2":{"name_label":"v\\u00e9m \\"2\\"","VCPUs_params":{"weight":"256"},"memory_target":536870912000000,"__proto__":{"x":[1,2.5e3,-0,true,null]},"tags":[]}},"id":4}',
 ];
 
 describe('decoder fuzzing (seeded)', () => {
@@ -127,7 +129,12 @@ describe('decoder fuzzing (seeded)', () => {
     const tally = { ok: 0, error: 0 };
     for (let i = 0; i < 12_000; i++) {
       const input = mutate(JSON_SEEDS[i % JSON_SEEDS.length] as string, rnd);
-      tally[expectTyped(() => parseXapiJson(input))]++;
+      const outcome = expectTyped(() => parseXapiJson(input));
+      tally[outcome]++;
+      // The JSON.parse fast path and the module's own parser agree: the same value, or both refuse.
+      const own = () => parseXapiJsonText(input, JSON_MAX_DEPTH, undefined);
+      if (outcome === 'ok') expect(parseXapiJson(input)).toStrictEqual(own());
+      else expect(own).toThrow(HvkitError);
     }
     expect(tally.ok + tally.error).toBe(12_000);
     expect(tally.error).toBeGreaterThan(1000);

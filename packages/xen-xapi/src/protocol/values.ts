@@ -102,9 +102,44 @@ export function normaliseValue(type: XapiFieldType, value: unknown, field = 'val
   }
 }
 
+/** Whether every own value of a plain object is of the given `typeof`. */
+function allValues(value: unknown, type: 'string' | 'number'): boolean {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  for (const k in value) if (typeof (value as Record<string, unknown>)[k] !== type) return false;
+  return true;
+}
+
+/** Whether a value is already what {@link normaliseValue} would return for it (then it is kept as is). */
+function isNormal(type: XapiFieldType, value: unknown): boolean {
+  switch (type) {
+    case 'string':
+      return typeof value === 'string';
+    case 'int':
+      return Number.isInteger(value) || typeof value === 'bigint';
+    case 'float':
+      return typeof value === 'number';
+    case 'bool':
+      return typeof value === 'boolean';
+    case 'datetime':
+      return value === null || (value instanceof Date && value.getTime() !== 0);
+    case 'ref':
+      return value === null || (typeof value === 'string' && value !== '' && value !== NULL_REF);
+    case 'strings':
+      return Array.isArray(value) && value.every((v) => typeof v === 'string');
+    case 'refs':
+      return Array.isArray(value) && value.every((v) => typeof v === 'string' && v !== '' && v !== NULL_REF);
+    case 'map':
+      return allValues(value, 'string');
+    case 'floatMap':
+      return allValues(value, 'number');
+  }
+}
+
 /**
  * A record of class `cls` normalised: every known field typed (absent ones at their default), other fields
- * kept as they arrived.
+ * kept as they arrived. The record is normalised in place and returned (callers pass a freshly decoded
+ * result; a record of a few thousand VMs' `get_all_records` is not copied): fields already of their type
+ * are kept, the others replaced.
  *
  * @throws HvkitError `PROTOCOL` when the record is not an object or a field cannot be of its type.
  */
@@ -115,17 +150,15 @@ export function normaliseRecord(cls: string, value: unknown): XapiRecord {
       operation: 'decode',
       retryable: false,
     });
-  const out: XapiRecord = {};
-  for (const [k, v] of Object.entries(value)) setOwn(out, k, v);
-  for (const [name, field] of fieldsOf(cls)) {
-    const raw = (value as Record<string, unknown>)[name];
-    setOwn(
-      out,
-      name,
-      Object.hasOwn(value, name) ? normaliseValue(field.type, raw, `${cls}.${name}`) : defaultOf(field.type),
-    );
+  const record = value as XapiRecord;
+  // The known fields' names are plain identifiers (never `__proto__`): assignment defines them.
+  for (const field of fieldsOf(cls).values()) {
+    const name = field.name;
+    if (!Object.hasOwn(record, name)) record[name] = defaultOf(field.type);
+    else if (!isNormal(field.type, record[name]))
+      record[name] = normaliseValue(field.type, record[name], `${cls}.${name}`);
   }
-  return out;
+  return record;
 }
 
 /** `{ ref: record }` of `get_all_records`, each record normalised. */
