@@ -10,6 +10,7 @@ import { createInMemoryAdapter } from '@hvkit/core/testing';
 import { connect as connectLibvirt } from '@hvkit/kvm-libvirt';
 import { connect as connectVsphere } from '@hvkit/vmware-vsphere';
 import { VCSIM_REPLAY_URL } from '@hvkit/vmware-vsphere/testing';
+import { connect as connectXen } from '@hvkit/xen-xapi';
 import { setupServer } from 'msw/node';
 
 /** An opened source: the adapter, and what to check once it is closed. */
@@ -89,6 +90,41 @@ export const DEMO_SOURCES: DemoSource[] = [
         cgroupVersion: 1,
       });
       return { adapter };
+    },
+  },
+  {
+    name: 'xen-xapi (XAPI simulator fixture)',
+    origin:
+      "packages/xen-xapi/test/fixtures/xapi-sim-demo (the package's XAPI simulator, seed database, JSON-RPC), replayed with msw",
+    open: async () => {
+      const dir = new URL('../../../packages/xen-xapi/test/fixtures/xapi-sim-demo', import.meta.url);
+      const fixture = await readFixture(dir.pathname);
+      // The demo's own calls, recorded by packages/xen-xapi/test/record-demo.ts in this order.
+      const replay = cassetteHandlers((await fixture.readJson('demo-cassette.json')) as HttpCassette);
+      const server = setupServer(...replay.handlers);
+      server.listen({ onUnhandledRequest: 'error' });
+      try {
+        const adapter = await connectXen({
+          url: 'http://xen-xapi.replay.invalid',
+          // A replay: nothing leaves the process, so plain http is fine (the opt-out still has to be named).
+          insecureHttp: true,
+          username: 'root',
+          password: 'not-recorded',
+          transport: 'json-rpc',
+          // The global fetch, looked up at each call: msw intercepts it (the adapter's own client would not).
+          fetch: (input, init) => globalThis.fetch(input, init),
+        });
+        return {
+          adapter,
+          finish() {
+            server.close();
+            replay.done();
+          },
+        };
+      } catch (error) {
+        server.close();
+        throw error;
+      }
     },
   },
 ];
