@@ -30,6 +30,34 @@ export interface DemoSource {
 }
 
 /**
+ * Opens an adapter on an HTTP replay: msw answers the adapter's requests in this process from the fixture's
+ * `demo-cassette.json` (nothing reaches the network, and a request the recording does not hold fails);
+ * `finish` stops it and throws when an interaction was not used.
+ */
+async function openHttpReplay(
+  fixtureDir: string,
+  connect: () => Promise<HypervisorAdapter>,
+): Promise<OpenedSource> {
+  const fixture = await readFixture(new URL(`../../../${fixtureDir}`, import.meta.url).pathname);
+  const replay = cassetteHandlers((await fixture.readJson('demo-cassette.json')) as HttpCassette);
+  const server = setupServer(...replay.handlers);
+  server.listen({ onUnhandledRequest: 'error' });
+  try {
+    const adapter = await connect();
+    return {
+      adapter,
+      finish() {
+        server.close();
+        replay.done();
+      },
+    };
+  } catch (error) {
+    server.close();
+    throw error;
+  }
+}
+
+/**
  * Every source the demo prints. Each adapter package adds one entry that replays its recorded fixtures;
  * until an adapter lands, the in-memory reference adapter from `@hvkit/core/testing` stands in.
  */
@@ -43,35 +71,17 @@ export const DEMO_SOURCES: DemoSource[] = [
     name: 'vmware-vsphere (vcsim-vpx fixture)',
     origin:
       'packages/vmware-vsphere/test/fixtures/vcsim-vpx (govmomi vcsim, vCenter model), replayed with msw',
-    open: async () => {
-      const dir = new URL('../../../packages/vmware-vsphere/test/fixtures/vcsim-vpx', import.meta.url);
-      const fixture = await readFixture(dir.pathname);
-      // The demo's own calls, recorded by packages/vmware-vsphere/test/record.ts in this order.
-      const replay = cassetteHandlers((await fixture.readJson('demo-cassette.json')) as HttpCassette);
-      // msw answers the adapter's requests in this process: nothing reaches the network, and a request
-      // the recording does not hold fails.
-      const server = setupServer(...replay.handlers);
-      server.listen({ onUnhandledRequest: 'error' });
-      try {
-        const adapter = await connectVsphere({
+    // The demo's own calls, recorded by packages/vmware-vsphere/test/record.ts in this order.
+    open: () =>
+      openHttpReplay('packages/vmware-vsphere/test/fixtures/vcsim-vpx', () =>
+        connectVsphere({
           url: VCSIM_REPLAY_URL,
           // A replay: nothing leaves the process, so plain http is fine (the opt-out still has to be named).
           insecureHttp: true,
           username: 'tester',
           password: 'not-recorded',
-        });
-        return {
-          adapter,
-          finish() {
-            server.close();
-            replay.done();
-          },
-        };
-      } catch (error) {
-        server.close();
-        throw error;
-      }
-    },
+        }),
+      ),
   },
   {
     name: 'kvm-libvirt (test driver fixture)',
@@ -96,35 +106,18 @@ export const DEMO_SOURCES: DemoSource[] = [
     name: 'xen-xapi (XAPI simulator fixture)',
     origin:
       "packages/xen-xapi/test/fixtures/xapi-sim-demo (the package's XAPI simulator, seed database, JSON-RPC), replayed with msw",
-    open: async () => {
-      const dir = new URL('../../../packages/xen-xapi/test/fixtures/xapi-sim-demo', import.meta.url);
-      const fixture = await readFixture(dir.pathname);
-      // The demo's own calls, recorded by packages/xen-xapi/test/record-demo.ts in this order.
-      const replay = cassetteHandlers((await fixture.readJson('demo-cassette.json')) as HttpCassette);
-      const server = setupServer(...replay.handlers);
-      server.listen({ onUnhandledRequest: 'error' });
-      try {
-        const adapter = await connectXen({
+    // The demo's own calls, recorded by packages/xen-xapi/test/record-demo.ts in this order.
+    open: () =>
+      openHttpReplay('packages/xen-xapi/test/fixtures/xapi-sim-demo', () =>
+        connectXen({
           url: 'http://xen-xapi.replay.invalid',
-          // A replay: nothing leaves the process, so plain http is fine (the opt-out still has to be named).
           insecureHttp: true,
           username: 'root',
           password: 'not-recorded',
           transport: 'json-rpc',
-          // The global fetch, looked up at each call: msw intercepts it (the adapter's own client would not).
+          // The global fetch, looked up at each call: msw intercepts it, not the adapter's own client.
           fetch: (input, init) => globalThis.fetch(input, init),
-        });
-        return {
-          adapter,
-          finish() {
-            server.close();
-            replay.done();
-          },
-        };
-      } catch (error) {
-        server.close();
-        throw error;
-      }
-    },
+        }),
+      ),
   },
 ];
