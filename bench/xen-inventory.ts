@@ -673,7 +673,7 @@ async function main(): Promise<void> {
       console.log(`  ratio (hvkit / xen-api, medians): ${(h.median / x.median).toFixed(2)}  (target <= 1.0)`);
     }
   } finally {
-    for (const w of workers) w.child.send({ exit: true });
+    for (const w of workers) if (w.child.connected) w.child.send({ exit: true });
     await sim.close();
   }
 }
