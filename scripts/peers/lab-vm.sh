@@ -57,20 +57,6 @@ running_pid() {
   printf '%s\n' "$pid"
 }
 
-port_accepts() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-free_port() {
-  local port _
-  for _ in $(seq 1 50); do
-    port=$((20000 + RANDOM % 40000))
-    port_accepts "$port" && continue
-    if command -v ss >/dev/null 2>&1 && ss -Htln "sport = :$port" 2>/dev/null | grep -q .; then continue; fi
-    printf '%s\n' "$port"
-    return 0
-  done
-  return 1
-}
-
 # guest_ssh [ssh args...] -- COMMAND: one ssh command to the guest with the pinned host key, no prompts.
 guest_ssh() {
   local port
