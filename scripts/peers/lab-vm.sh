@@ -57,11 +57,12 @@ running_pid() {
   printf '%s\n' "$pid"
 }
 
-# guest_ssh [ssh args...] -- COMMAND: one ssh command to the guest with the pinned host key, no prompts.
+# guest_ssh COMMAND...: one ssh command to the guest with the pinned host key, no prompts, bounded by
+# SSH_LIMIT seconds (default 60).
 guest_ssh() {
   local port
   port=$(cat "$PORT_FILE" 2>/dev/null) || return 255
-  ssh -q -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$KNOWN_HOSTS" \
+  timeout --kill-after=5 "${SSH_LIMIT:-60}" ssh -q -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$KNOWN_HOSTS" \
     -o GlobalKnownHostsFile=/dev/null -o IdentitiesOnly=yes -o IdentityAgent=none -o ConnectTimeout=10 \
     -o ServerAliveInterval=5 -o ServerAliveCountMax=3 -o LogLevel=ERROR \
     -i "$KEY" -p "$port" root@127.0.0.1 "$@"
@@ -151,7 +152,7 @@ write_lab_env() {
 wait_ssh() {
   local limit=$1 deadline
   deadline=$(($(now_ms) + limit * 1000))
-  until guest_ssh true 2>/dev/null; do
+  until SSH_LIMIT=15 guest_ssh true 2>/dev/null; do
     running_pid >/dev/null || { log "QEMU exited while booting"; return 1; }
     if (($(now_ms) >= deadline)); then
       log "timed out after ${limit}s waiting for ssh"
@@ -161,7 +162,8 @@ wait_ssh() {
   done
 }
 
-# launch PORT: boot QEMU in the background (it daemonizes once its devices are up).
+# launch PORT: boot QEMU in the background (it daemonizes once its devices are up). The lock fds are
+# closed for it, or the daemon would hold the locks for its lifetime.
 launch() {
   local port=$1
   local -a accel
@@ -177,15 +179,22 @@ launch() {
     -device virtio-net-pci,netdev=net0,romfile= \
     -device virtio-rng-pci \
     -serial "file:$CONSOLE" \
-    -daemonize -pidfile "$PIDFILE" >"$QEMU_LOG" 2>&1
+    -daemonize -pidfile "$PIDFILE" >"$QEMU_LOG" 2>&1 8>&- 9>&-
+}
+
+# lock_state: one start or stop at a time per state dir (fd 9, released when the script exits).
+lock_state() {
+  mkdir -p "$STATE"
+  chmod 700 "$STATE"
+  exec 9>"$STATE/lock"
+  flock -w 300 9 || die "timed out waiting for another start or stop of $STATE"
 }
 
 start() {
   require_root
   command -v "$QEMU" >/dev/null || die "$QEMU not found (apt-get install qemu-system-x86)"
   command -v ssh >/dev/null || die "ssh not found (apt-get install openssh-client)"
-  mkdir -p "$STATE"
-  chmod 700 "$STATE"
+  lock_state
   local pid port kernel t0
   if pid=$(running_pid); then
     port=$(cat "$PORT_FILE")
@@ -230,6 +239,7 @@ start() {
 
 stop() {
   local pid t0
+  [[ -d $STATE ]] && lock_state
   if ! pid=$(running_pid); then
     log 'not running'
     rm -f "$PIDFILE" "$STATE_ENV"
@@ -238,8 +248,7 @@ stop() {
   fi
   t0=$(now_ms)
   # Best effort: the connection usually drops as the guest goes down.
-  timeout 20 bash -c "$(declare -f guest_ssh); KNOWN_HOSTS='$KNOWN_HOSTS' KEY='$KEY' PORT_FILE='$PORT_FILE' \
-    guest_ssh systemctl poweroff" >/dev/null 2>&1 || true
+  SSH_LIMIT=20 guest_ssh systemctl poweroff >/dev/null 2>&1 || true
   if ! wait_until 30 "the guest to power off" pid_gone "$pid"; then
     # running_pid checked that the pid is our QEMU; only that pid is signalled.
     log "killing QEMU (pid $pid)"
@@ -260,7 +269,7 @@ status() {
     log 'not running'
     return 1
   fi
-  if guest_ssh true 2>/dev/null; then
+  if SSH_LIMIT=15 guest_ssh true 2>/dev/null; then
     log "running (pid $pid, port $(cat "$PORT_FILE"))"
     return 0
   fi

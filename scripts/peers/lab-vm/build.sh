@@ -122,7 +122,7 @@ EOF
 chroot "$ROOTFS" systemctl enable systemd-networkd.service >/dev/null 2>&1
 # Units that only slow a short-lived test VM down (wait-online would hold boot for 2 minutes).
 chroot "$ROOTFS" systemctl mask systemd-networkd-wait-online.service apt-daily.timer \
-  apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer >/dev/null 2>&1
+  apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service fstrim.timer >/dev/null 2>&1
 
 # sshd: the one host key is generated here and its public half is exported (pinned by the image cache).
 rm -f "$ROOTFS"/etc/ssh/ssh_host_*
