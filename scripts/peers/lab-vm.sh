@@ -4,7 +4,7 @@
 # @hvkit/ssh. Facts: ../../shared notes lab-vm.md; image recipe: lab-vm/build.sh and lab-vm/packages.txt.
 #
 #   scripts/peers/lab-vm.sh start    idempotent; builds or restores the image, boots, waits for ssh,
-#                                    prints and writes the env file
+#                                    checks the guest, prints and writes the env file
 #   scripts/peers/lab-vm.sh stop     powers the guest off over ssh, waits for its PID, kills it as a fallback
 #   scripts/peers/lab-vm.sh status   exits 0 when the guest runs and answers over ssh
 #   scripts/peers/lab-vm.sh build    only fills the image cache
@@ -66,6 +66,25 @@ guest_ssh() {
     -o GlobalKnownHostsFile=/dev/null -o IdentitiesOnly=yes -o IdentityAgent=none -o ConnectTimeout=10 \
     -o ServerAliveInterval=5 -o ServerAliveCountMax=3 -o LogLevel=ERROR \
     -i "$KEY" -p "$port" root@127.0.0.1 "$@"
+}
+
+# guest_check: prints the guest's kernel release after checking, in one ssh round trip (each costs about
+# a second under TCG), what the live tests rely on: cgroup v2, device-mapper snapshot and thin targets,
+# loop devices, lvm2, thin-provisioning-tools and SFTP. Fails with what is missing.
+guest_check() {
+  local out
+  # shellcheck disable=SC2016 # expanded by the guest's shell
+  out=$(guest_ssh 'uname -r
+    [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ] || echo "missing: cgroup v2 at /sys/fs/cgroup"
+    for m in dm_snapshot dm_thin_pool loop; do [ -d /sys/module/$m ] || echo "missing: module $m"; done
+    for t in lvcreate thin_delta /usr/lib/openssh/sftp-server; do
+      command -v $t >/dev/null || echo "missing: $t"
+    done') || { log "ssh check of the guest failed"; return 1; }
+  if grep -q '^missing: ' <<<"$out"; then
+    log "the guest lacks what the live tests need: $(grep '^missing: ' <<<"$out" | tr '\n' ';')"
+    return 1
+  fi
+  head -n1 <<<"$out"
 }
 
 # ensure_cache: the image tarball for the current recipe, built once (a lock keeps concurrent starts from
@@ -199,7 +218,8 @@ start() {
   if pid=$(running_pid); then
     port=$(cat "$PORT_FILE")
     if wait_ssh "$BOOT_TIMEOUT"; then
-      kernel=$(guest_ssh uname -r)
+      # Left running when the check fails: someone may be using it.
+      kernel=$(guest_check) || die "the running guest (pid $pid) fails its check"
       write_lab_env "$port" "$kernel"
       log "already running (pid $pid, port $port)"
       cat "$STATE_ENV"
@@ -224,7 +244,10 @@ start() {
       continue
     fi
     if wait_ssh "$BOOT_TIMEOUT"; then
-      kernel=$(guest_ssh uname -r)
+      if ! kernel=$(guest_check); then
+        stop || true
+        die "the guest booted but fails its check (rebuild: remove $CACHE_ROOT/$(cache_key))"
+      fi
       write_lab_env "$port" "$kernel"
       log "running (pid $(running_pid), port $port, kernel $kernel, $(accel_args | sed -n 2p)); ssh ready $(($(now_ms) - t0)) ms after launch"
       cat "$STATE_ENV"
