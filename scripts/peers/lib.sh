@@ -5,7 +5,7 @@ PEERS_LIB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$PEERS_LIB_DIR/../.." && pwd)"
 PEERS_DIR="$REPO_ROOT/.peers"
 # shellcheck disable=SC2034 # used by start and status
-PEER_DEFAULTS=(sshd libvirtd vcsim xapi-sim)
+PEER_DEFAULTS=(sshd libvirtd vcsim xapi-sim lab-vm)
 
 # log MESSAGE...: progress to stderr, prefixed with the peer name when PEER is set.
 log() { printf '[%s] %s\n' "${PEER:-peers}" "$*" >&2; }
@@ -134,6 +134,22 @@ collect_env() {
     done
   } >"$PEERS_DIR/env.tmp"
   mv -f "$PEERS_DIR/env.tmp" "$PEERS_DIR/env"
+}
+
+# port_accepts PORT: something accepts TCP connections on 127.0.0.1:PORT.
+port_accepts() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# free_port: a random port on 127.0.0.1 that nothing listens on (callers retry when they lose a race).
+free_port() {
+  local port _
+  for _ in $(seq 1 50); do
+    port=$((20000 + RANDOM % 40000))
+    port_accepts "$port" && continue
+    if command -v ss >/dev/null 2>&1 && ss -Htln "sport = :$port" 2>/dev/null | grep -q .; then continue; fi
+    printf '%s\n' "$port"
+    return 0
+  done
+  return 1
 }
 
 # peer_script NAME: path of scripts/peers/NAME.sh (may not exist).

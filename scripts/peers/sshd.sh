@@ -32,22 +32,6 @@ running_pid() {
   printf '%s\n' "$pid"
 }
 
-port_accepts() {
-  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-free_port() {
-  local port _
-  for _ in $(seq 1 50); do
-    port=$((20000 + RANDOM % 40000))
-    port_accepts "$port" && continue
-    if command -v ss >/dev/null 2>&1 && ss -Htln "sport = :$port" 2>/dev/null | grep -q .; then continue; fi
-    printf '%s\n' "$port"
-    return 0
-  done
-  return 1
-}
-
 configured_port() {
   sed -n 's/^Port \([0-9][0-9]*\)$/\1/p' "$CONFIG" 2>/dev/null | head -n1
 }
