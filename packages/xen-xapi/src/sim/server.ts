@@ -51,7 +51,7 @@ function internalError(res: ServerResponse, why: string): void {
   );
 }
 
-function xmlRpc(api: SimApi, body: string, res: ServerResponse): void {
+async function xmlRpc(api: SimApi, body: string, res: ServerResponse): Promise<void> {
   let call: { method: string; params: unknown[] };
   try {
     call = decodeXmlRpcCall(body);
@@ -67,7 +67,7 @@ function xmlRpc(api: SimApi, body: string, res: ServerResponse): void {
   }
   let value: WireValue;
   try {
-    value = { Status: 'Success', Value: api.call(call.method, call.params) };
+    value = { Status: 'Success', Value: await api.callAsync(call.method, call.params) };
   } catch (error) {
     if (!(error instanceof XapiFailure)) throw error;
     value = { Status: 'Failure', ErrorDescription: error.description };
@@ -75,7 +75,7 @@ function xmlRpc(api: SimApi, body: string, res: ServerResponse): void {
   send(res, 200, 'text/xml', encodeXmlRpcResponse(value));
 }
 
-function jsonRpc(api: SimApi, body: string, res: ServerResponse): void {
+async function jsonRpc(api: SimApi, body: string, res: ServerResponse): Promise<void> {
   let req: Record<string, unknown>;
   try {
     req = parseXapiJson(body) as Record<string, unknown>;
@@ -98,7 +98,7 @@ function jsonRpc(api: SimApi, body: string, res: ServerResponse): void {
   const id = req.id as WireValue;
   let out: Record<string, WireValue>;
   try {
-    const result = api.call(req.method, params);
+    const result = await api.callAsync(req.method, params);
     out = v2 ? { jsonrpc: '2.0', result, id } : { result, error: null, id };
   } catch (error) {
     if (!(error instanceof XapiFailure)) throw error;
@@ -124,8 +124,8 @@ export function createSimServer(api: SimApi, options: SimServerOptions): Server 
         send(res, 413, 'text/html', '<html><body><h1>HTTP 413 request entity too large</h1></body></html>');
         return;
       }
-      if (path === '/jsonrpc' && options.jsonRpc) jsonRpc(api, body, res);
-      else if (path === '/' || path === '/RPC2' || path === '/jsonrpc') xmlRpc(api, body, res);
+      if (path === '/jsonrpc' && options.jsonRpc) await jsonRpc(api, body, res);
+      else if (path === '/' || path === '/RPC2' || path === '/jsonrpc') await xmlRpc(api, body, res);
       else send(res, 404, 'text/html', '<html><body><h1>HTTP 404 not found</h1></body></html>');
     } catch (error) {
       if (!res.headersSent) internalError(res, String((error as Error)?.message ?? error));
