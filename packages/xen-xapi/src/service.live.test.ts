@@ -264,6 +264,27 @@ describe.skipIf(!enabled)('xen-xapi as a service (private simulator)', () => {
     sim.current.hang(false);
   }, 60_000);
 
+  it('against a hung host, a subscription (reconnect on) goes on: reconnecting, then a resync notice and events once the host answers', async () => {
+    const hv = await open({ timeoutMs: 2000 });
+    const controller = new AbortController();
+    const events: GuestEvent[] = [];
+    const ended = drain(hv.events.subscribe({ signal: controller.signal }), events);
+    await poke(sim, hv);
+    await until('an event', () => events.length > 0);
+    sim.current.hang(true);
+    const hungAt = Date.now();
+    await until('reconnecting', () => hv.connection.state === 'reconnecting', 20_000);
+    timings['subscription notices a hung host, timeoutMs 2000 (ms)'] = String(Date.now() - hungAt);
+    sim.current.hang(false);
+    await until('the resync notice', () => events.some(isResyncEvent), 30_000);
+    expect(events.find(isResyncEvent)).toMatchObject({ detail: 'reconnected' });
+    const from = events.length;
+    await poke(sim, hv);
+    await until('events after the resync', () => events.length > from);
+    controller.abort();
+    expect(await ended).toBe('done');
+  }, 60_000);
+
   it('close() against a hung host is bounded with the default settings', async () => {
     const hv = await open();
     await hv.inventory.listGuests();
