@@ -89,6 +89,31 @@ async function poke(sim: PrivateSim, hv: XenXapiAdapter): Promise<void> {
   for (const step of steps) await asOtherClient(sim, step, step === 'VM.start' ? [ref, false, false] : [ref]);
 }
 
+/** An open subscription that has received a first event (a power cycle); `stop()` aborts it and says how it ended. */
+async function watching(sim: PrivateSim, hv: XenXapiAdapter) {
+  const controller = new AbortController();
+  const events: GuestEvent[] = [];
+  const ended = drain(hv.events.subscribe({ signal: controller.signal }), events);
+  await poke(sim, hv);
+  await until('an event', () => events.length > 0);
+  return {
+    events,
+    stop: () => {
+      controller.abort();
+      return ended;
+    },
+  };
+}
+
+/** The subscription goes on: a resync notice with `detail`, then events of a new power cycle. */
+async function expectResumed(sim: PrivateSim, hv: XenXapiAdapter, events: GuestEvent[], detail: string) {
+  await until('the resync notice', () => events.some(isResyncEvent), 30_000);
+  expect(events.find(isResyncEvent)).toMatchObject({ type: 'resync', detail });
+  const from = events.length;
+  await poke(sim, hv);
+  await until('events after the resync', () => events.length > from);
+}
+
 const timings: Record<string, string> = {};
 
 describe.skipIf(!enabled)('xen-xapi as a service (private simulator)', () => {
@@ -131,11 +156,7 @@ describe.skipIf(!enabled)('xen-xapi as a service (private simulator)', () => {
     expect(hv.connection.state).toBe('open');
     const changes: ConnectionStateChange[] = [];
     hv.connection.onChange((c) => changes.push(c));
-    const controller = new AbortController();
-    const events: GuestEvent[] = [];
-    const ended = drain(hv.events.subscribe({ signal: controller.signal }), events);
-    await poke(sim, hv);
-    await until('an event', () => events.length > 0);
+    const { events, stop } = await watching(sim, hv);
     const killedAt = Date.now();
     await sim.kill();
     const failed = await hv.inventory.listGuests({ timeoutMs: 5000 }).catch((e: unknown) => e);
@@ -151,54 +172,31 @@ describe.skipIf(!enabled)('xen-xapi as a service (private simulator)', () => {
     timings['back to open after the restart (ms)'] = String(Date.now() - restartedAt);
     expect(changes.map((c) => c.state)).toEqual(['reconnecting', 'open']);
     expect(changes[0]?.error).toMatchObject({ code: 'CONNECTION_LOST' });
-    await until('the resync notice', () => events.some(isResyncEvent), 30_000);
-    const resync = events.find(isResyncEvent) as GuestEvent;
-    expect(resync).toMatchObject({ type: 'resync', detail: 'reconnected' });
-    await poke(sim, hv);
-    await until('an event after the resync', () => events.indexOf(resync) < events.length - 1);
-    controller.abort();
-    expect(await ended).toBe('done');
+    await expectResumed(sim, hv, events, 'reconnected');
+    expect(await stop()).toBe('done');
   }, 90_000);
 
   it('a toolstack restart between calls (SESSION_INVALID, a token of the old run) resumes the subscription with a resync notice', async () => {
     const hv = await open();
-    const controller = new AbortController();
-    const events: GuestEvent[] = [];
-    const ended = drain(hv.events.subscribe({ signal: controller.signal }), events);
-    await poke(sim, hv);
-    await until('an event', () => events.length > 0);
+    const { events, stop } = await watching(sim, hv);
     // Sessions gone, event log of a new run: the pending poll ends (its connection drops), the next
     // one uses the old session and token.
     await sim.restart();
-    await until('the resync notice', () => events.some(isResyncEvent), 30_000);
-    expect(events.find(isResyncEvent)).toMatchObject({ detail: 'reconnected' });
-    const from = events.length;
-    await poke(sim, hv);
-    await until('events after the resync', () => events.length > from);
+    await expectResumed(sim, hv, events, 'reconnected');
     expect(hv.connection.state).toBe('open');
-    controller.abort();
-    expect(await ended).toBe('done');
+    expect(await stop()).toBe('done');
   }, 60_000);
 
   it('EVENTS_LOST (the token fell out of the host event log) refetches and yields a resync notice (overflow), then events go on', async () => {
     await sim.restart({ eventLogSize: 2 });
     const hv = await open();
-    const controller = new AbortController();
-    const events: GuestEvent[] = [];
-    const ended = drain(hv.events.subscribe({ signal: controller.signal }), events);
-    await poke(sim, hv);
-    await until('an event', () => events.length > 0);
+    const { events, stop } = await watching(sim, hv);
     // One Async call makes three events at once (task added, VM changed, task done): more than the log keeps.
     const [guest] = await hv.inventory.listGuests();
     const ref = await asOtherClient(sim, 'VM.get_by_uuid', [guest?.id]);
     await asOtherClient(sim, 'Async.VM.add_tags', [ref, 'hvkit-overflow']);
-    await until('the resync notice', () => events.some(isResyncEvent), 30_000);
-    expect(events.find(isResyncEvent)).toMatchObject({ type: 'resync', detail: 'overflow' });
-    const from = events.length;
-    await poke(sim, hv);
-    await until('events after the resync', () => events.length > from);
-    controller.abort();
-    expect(await ended).toBe('done');
+    await expectResumed(sim, hv, events, 'overflow');
+    expect(await stop()).toBe('done');
   }, 60_000);
 
   it('with reconnect off, a lost host closes the adapter: the subscription throws CONNECTION_LOST and errors are not retryable', async () => {
@@ -266,23 +264,14 @@ describe.skipIf(!enabled)('xen-xapi as a service (private simulator)', () => {
 
   it('against a hung host, a subscription (reconnect on) goes on: reconnecting, then a resync notice and events once the host answers', async () => {
     const hv = await open({ timeoutMs: 2000 });
-    const controller = new AbortController();
-    const events: GuestEvent[] = [];
-    const ended = drain(hv.events.subscribe({ signal: controller.signal }), events);
-    await poke(sim, hv);
-    await until('an event', () => events.length > 0);
+    const { events, stop } = await watching(sim, hv);
     sim.current.hang(true);
     const hungAt = Date.now();
     await until('reconnecting', () => hv.connection.state === 'reconnecting', 20_000);
     timings['subscription notices a hung host, timeoutMs 2000 (ms)'] = String(Date.now() - hungAt);
     sim.current.hang(false);
-    await until('the resync notice', () => events.some(isResyncEvent), 30_000);
-    expect(events.find(isResyncEvent)).toMatchObject({ detail: 'reconnected' });
-    const from = events.length;
-    await poke(sim, hv);
-    await until('events after the resync', () => events.length > from);
-    controller.abort();
-    expect(await ended).toBe('done');
+    await expectResumed(sim, hv, events, 'reconnected');
+    expect(await stop()).toBe('done');
   }, 60_000);
 
   it('close() against a hung host is bounded with the default settings', async () => {
