@@ -15,9 +15,11 @@ export {
   type ConnectionStateChange,
   ConnectionStatus,
   isResyncEvent,
+  type ReconnectLoopOptions,
   type ReconnectOptions,
   type ResolvedReconnect,
   reconnectDelayMs,
+  reconnectWithBackoff,
   resolveReconnect,
   resyncEvent,
 } from './adapter/connection';

@@ -8,6 +8,7 @@ import {
   type BackupsCapability,
   checkOptionKeys,
   checkTimeoutMs,
+  closeHttpFetch,
   type EventsCapability,
   type FetchLike,
   type HypervisorAdapterV1,
@@ -224,20 +225,7 @@ export async function connect(options: VmwareVsphereOptions): Promise<VmwareVsph
         ctx.tagging?.logout({ timeoutMs: CLOSE_LOGOUT_MS }),
         session.close({ timeoutMs: CLOSE_LOGOUT_MS }),
       ]);
-      if (ownFetch) {
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        const finished = await Promise.race([
-          ownFetch.close().then(
-            () => true,
-            () => true,
-          ),
-          new Promise<false>((resolve) => {
-            timer = setTimeout(() => resolve(false), 1000);
-          }),
-        ]);
-        clearTimeout(timer);
-        if (!finished) await ownFetch.dispatcher.destroy().catch(() => {});
-      }
+      if (ownFetch) await closeHttpFetch(ownFetch, 1000);
     })();
     return closed;
   };

@@ -1,14 +1,19 @@
 /**
  * `connect(options)`: checks the options, chooses the HTTP client (core's undici client with verified TLS
  * unless a `fetch` is given), logs in (following `HOST_IS_SLAVE` once to a known pool member), reads the
- * pool master's record (so a wrong URL or credentials fail here, typed), builds the capabilities and wraps
- * the adapter.
+ * pool master's record (so a wrong URL or credentials fail here, typed; all of it within
+ * `connectTimeoutMs`), builds the capabilities and wraps the adapter. The client reconnects on its own
+ * after a lost host (`reconnect`); `close()` is bounded.
  */
 
 import {
+  type AdapterConnection,
   checkOptionKeys,
   checkTimeoutMs,
+  closeHttpFetch,
   createHttpFetch,
+  deriveSignal,
+  type EventsCapability,
   type FetchLike,
   type HypervisorAdapterV1,
   hvkitError,
@@ -18,11 +23,14 @@ import {
   type Logger,
   noopLogger,
   type OptionKeysOf,
+  type ReconnectOptions,
   redactError,
+  resolveReconnect,
   TLS_SETTINGS_OPTION_KEYS,
   type TlsSettings,
   wrapAdapter,
 } from '@hvkit/core';
+import { createEvents } from './capabilities/events';
 import { createInventory } from './capabilities/inventory';
 import { createLabels } from './capabilities/labels';
 import { createLimits } from './capabilities/limits';
@@ -62,6 +70,21 @@ export interface XenXapiOptions {
   poolHosts?: readonly string[];
   /** Default timeout of one call, in ms (default 60 000). Every method also takes `{ signal, timeoutMs }`. */
   timeoutMs?: number;
+  /**
+   * Deadline of the whole `connect()` (login, the pool and master records), in ms (default
+   * {@link DEFAULT_CONNECT_TIMEOUT_MS}, 10 s): a hung host fails it with `TIMEOUT` then.
+   */
+  connectTimeoutMs?: number;
+  /**
+   * Reconnection after a lost host (a call failing with `CONNECTION_LOST`, or timing out and a 5 s
+   * liveness check failing too). On by default (`ReconnectOptions` of `@hvkit/core`: 200 ms doubling up to
+   * 5 s, unlimited attempts): `adapter.connection.state` is `reconnecting`, the adapter checks the host
+   * with that backoff and logs in again when the host forgot the session (a toolstack restart), calls made
+   * meanwhile wait within their own deadline, and event streams resume with a `resync` event. `false`: a
+   * lost host closes the adapter (`closed`; errors `CONNECTION_LOST`, not retryable; event streams throw).
+   * An authentication failure while reconnecting closes it too.
+   */
+  reconnect?: ReconnectOptions | boolean;
   /** Largest response body, in bytes (default 256 MiB). */
   maxResponseBytes?: number;
   /** Receives one debug line per call. */
@@ -82,6 +105,8 @@ const OPTION_KEYS = {
   originator: true,
   poolHosts: true,
   timeoutMs: true,
+  connectTimeoutMs: true,
+  reconnect: true,
   maxResponseBytes: true,
   logger: true,
   signal: true,
@@ -100,12 +125,24 @@ export interface XenXapiServer {
   transport: XapiTransport;
 }
 
-/** The xen-xapi adapter: spec v1 with inventory, limits and labels, plus what the server said about itself. */
+/** Default deadline of the whole `connect()`: 10 s. */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+
+/** How long `close()` gives `session.logout` before it lets go: 2 s (then the connections are destroyed). */
+export const CLOSE_LOGOUT_MS = 2000;
+
+/**
+ * The xen-xapi adapter: spec v1 with inventory, limits, labels and events, its connection state, plus what
+ * the server said about itself.
+ */
 export interface XenXapiAdapter extends HypervisorAdapterV1<typeof ADAPTER_ID> {
   readonly supports: typeof XEN_XAPI_SUPPORTS;
   readonly inventory: InventoryCapability;
   readonly limits: LimitsCapability;
   readonly labels: LabelsCapability;
+  readonly events: EventsCapability;
+  /** The connection state: `open`, `reconnecting` (see {@link XenXapiOptions.reconnect}), `closed`. */
+  readonly connection: AdapterConnection;
   readonly server: Readonly<XenXapiServer>;
 }
 
@@ -142,7 +179,7 @@ function parseUrl(url: unknown, options: XenXapiOptions): URL {
  * @throws TypeError for options of the wrong type or an unknown option key (also inside `tls`).
  * @throws HvkitError `INVALID_ARGUMENT` for a bad url (or `http://` without `insecureHttp`), `AUTH_FAILED`,
  *   `CONFLICT` (a pool member that is not the master, its master not in `poolHosts`), `CONNECTION_LOST`,
- *   `TIMEOUT`, `ABORTED`, `PROTOCOL`; none holds the password.
+ *   `TIMEOUT` (also when `connectTimeoutMs` passes), `ABORTED`, `PROTOCOL`; none holds the password.
  *
  * @example
  * await using hv = await connect({ url: 'https://xcp.example', username: 'root', password, tls: { pinnedSha256 } });
@@ -169,6 +206,11 @@ export async function connect(options: XenXapiOptions): Promise<XenXapiAdapter> 
   const secrets = options.password ? [options.password] : [];
   const url = parseUrl(options.url, options);
   const timeoutMs = checkTimeoutMs(options.timeoutMs ?? 60_000, 'timeoutMs');
+  const connectTimeoutMs = checkTimeoutMs(
+    options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+    'connectTimeoutMs',
+  );
+  const reconnect = resolveReconnect(options.reconnect, `${ADAPTER_ID} connect: reconnect`);
   const logger = options.logger ?? noopLogger;
   const ownFetch =
     options.fetch === undefined ? createHttpFetch({ tls: options.tls, adapter: ADAPTER_ID }) : undefined;
@@ -181,20 +223,28 @@ export async function connect(options: XenXapiOptions): Promise<XenXapiAdapter> 
     originator: options.originator,
     poolHosts: options.poolHosts,
     maxResponseBytes,
+    reconnect,
+    logger,
   });
   let server: XenXapiServer;
+  // One deadline for the whole connect; each call is bounded by the per-call timeout as well.
+  const deadline = deriveSignal(
+    { signal: options.signal, timeoutMs: connectTimeoutMs },
+    { adapter: ADAPTER_ID, operation: 'connect' },
+  );
+  const signal = deadline.signal;
   try {
-    await client.login(options.username, options.password, { signal: options.signal, timeoutMs });
+    await client.login(options.username, options.password, { signal, timeoutMs });
     const pools = normaliseRecords(
       'pool',
-      await client.call('pool.get_all_records', [], { signal: options.signal, timeoutMs }),
+      await client.call('pool.get_all_records', [], { signal, timeoutMs }),
     );
     const masterRef = [...pools.values()][0]?.master as string | undefined;
     if (!masterRef)
       throw hvkitError('PROTOCOL', 'The pool has no master.', { adapter: ADAPTER_ID, operation: 'connect' });
     const master = normaliseRecord(
       'host',
-      await client.call('host.get_record', [masterRef], { signal: options.signal, timeoutMs }),
+      await client.call('host.get_record', [masterRef], { signal, timeoutMs }),
     );
     const sw = (master.software_version ?? {}) as Record<string, string>;
     server = {
@@ -205,17 +255,24 @@ export async function connect(options: XenXapiOptions): Promise<XenXapiAdapter> 
       transport: client.transport,
     };
   } catch (error) {
-    await client.logout();
-    await ownFetch?.close().catch(() => {});
+    await client.close({ timeoutMs: CLOSE_LOGOUT_MS });
+    if (ownFetch) await closeHttpFetch(ownFetch);
     throw redactError(error, secrets);
+  } finally {
+    deadline.dispose();
   }
-  const context: AdapterContext = { client, logger, callTimeoutMs: timeoutMs };
-  let closed = false;
-  const close = async () => {
-    if (closed) return;
-    closed = true;
-    await client.logout();
-    await ownFetch?.close().catch(() => {});
+  const closing = new AbortController();
+  const context: AdapterContext = { client, logger, callTimeoutMs: timeoutMs, closeSignal: closing.signal };
+  let closed: Promise<void> | undefined;
+  // Bounded against a hung host: session.logout gets CLOSE_LOGOUT_MS (none while the host is lost), the
+  // connection pool 1 s more to finish what runs, then it is destroyed.
+  const close = (): Promise<void> => {
+    closed ??= (async () => {
+      closing.abort();
+      await client.close({ timeoutMs: CLOSE_LOGOUT_MS });
+      if (ownFetch) await closeHttpFetch(ownFetch);
+    })();
+    return closed;
   };
   const adapter: XenXapiAdapter = {
     specificationVersion: 'v1',
@@ -225,8 +282,11 @@ export async function connect(options: XenXapiOptions): Promise<XenXapiAdapter> 
     inventory: createInventory(context),
     limits: createLimits(context),
     labels: createLabels(context),
+    events: createEvents(context),
+    connection: client.connection,
     close,
     [Symbol.asyncDispose]: close,
   };
-  return wrapAdapter(adapter, { logger, secrets });
+  // The documented per-call timeout (the wrapper's own default is shorter).
+  return wrapAdapter(adapter, { logger, secrets, defaultTimeoutMs: timeoutMs });
 }

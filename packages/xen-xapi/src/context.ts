@@ -24,6 +24,8 @@ export interface AdapterContext {
   readonly logger: Logger;
   /** Default timeout of one backend call, in ms. */
   readonly callTimeoutMs: number;
+  /** Aborts when the adapter closes (event streams end without an error). */
+  readonly closeSignal: AbortSignal;
 }
 
 /** A VM found by a GuestRef. */

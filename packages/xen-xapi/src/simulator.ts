@@ -1,10 +1,11 @@
 /**
  * `@hvkit/xen-xapi/simulator`: an XAPI server you can run offline, as govmomi's vcsim is for vSphere. It
  * speaks XML-RPC (`/`, and like XAPI every other path: `/RPC2`, Xen Orchestra's `/xmlrpc`) and JSON-RPC
- * v1/v2 (`/jsonrpc`) on 127.0.0.1, with sessions, the generic class messages, the mutators limits and
- * labels use (with XAPI's checks) and `Async.*` tasks, over a database loaded from XAPI's own
- * `/pool/xmldbdump` format, so a dump taken from a real pool can be served. {@link XAPI_SEED_DB_PATH} is a
- * small seed database in that format.
+ * v1/v2 (`/jsonrpc`) on 127.0.0.1, with sessions, the generic
+ * class messages, the mutators limits and labels use (with XAPI's checks), `Async.*` tasks, and events
+ * (`event.inject`, and `event.from` blocking up to its timeout, with `EVENTS_LOST` for a token that fell out
+ * of its log; every mutator makes `add`/`mod`/`del` events), over a database loaded from XAPI's own `/pool/xmldbdump` format, so a dump taken from a real pool can be
+ * served. {@link XAPI_SEED_DB_PATH} is a small seed database in that format.
  *
  * ```ts
  * const sim = await startXapiSimulator({ db: XAPI_SEED_DB_PATH });
@@ -52,6 +53,16 @@ export interface XapiSimulatorOptions {
   taskDelayMs?: number;
   /** Serve JSON-RPC on `/jsonrpc` (default true); false answers it with XML-RPC as hosts before XenServer 7.0. */
   jsonRpc?: boolean;
+  /**
+   * Events `event.from` keeps (default 1000): a token older than the oldest kept is answered `EVENTS_LOST`,
+   * as XAPI does when a client falls too far behind.
+   */
+  eventLogSize?: number;
+  /**
+   * Start hung: connections are accepted but no call is answered until `hang(false)`, as with a stopped
+   * toolstack (for tests of hang detection and bounded close).
+   */
+  hung?: boolean;
 }
 
 const OPTION_KEYS = {
@@ -63,6 +74,8 @@ const OPTION_KEYS = {
   slaveOf: true,
   taskDelayMs: true,
   jsonRpc: true,
+  eventLogSize: true,
+  hung: true,
 } as const satisfies OptionKeysOf<XapiSimulatorOptions>;
 
 /** A running simulator. */
@@ -79,6 +92,11 @@ export interface XapiSimulator {
   invalidateSessions(): void;
   /** Open sessions. */
   readonly sessionCount: number;
+  /**
+   * Hangs (true) or resumes (false) the host: while hung, calls (`event.from` in flight included) are
+   * accepted but answered only after it resumes, as a toolstack stopped with SIGSTOP would.
+   */
+  hang(hung: boolean): void;
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
@@ -91,6 +109,13 @@ export interface XapiSimulator {
  */
 export async function startXapiSimulator(options: XapiSimulatorOptions = {}): Promise<XapiSimulator> {
   checkOptionKeys(options, OPTION_KEYS, 'startXapiSimulator');
+  if (
+    options.eventLogSize !== undefined &&
+    (!Number.isSafeInteger(options.eventLogSize) || options.eventLogSize < 1)
+  )
+    throw new TypeError('startXapiSimulator: eventLogSize must be a positive integer.');
+  if (options.hung !== undefined && typeof options.hung !== 'boolean')
+    throw new TypeError('startXapiSimulator: hung must be a boolean.');
   const host = options.host ?? '127.0.0.1';
   if (!/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host) && host !== '::1')
     throw new TypeError('startXapiSimulator: host must be a loopback address.');
@@ -102,6 +127,8 @@ export async function startXapiSimulator(options: XapiSimulatorOptions = {}): Pr
     password,
     slaveOf: options.slaveOf,
     taskDelayMs: options.taskDelayMs ?? 0,
+    eventLogSize: options.eventLogSize,
+    hung: options.hung,
   });
   const server = createSimServer(api, { jsonRpc: options.jsonRpc !== false });
   await new Promise<void>((resolve, reject) => {
@@ -121,6 +148,7 @@ export async function startXapiSimulator(options: XapiSimulatorOptions = {}): Pr
     password,
     db,
     invalidateSessions: () => api.invalidateSessions(),
+    hang: (hung: boolean) => api.hang(hung),
     get sessionCount() {
       return api.sessionCount;
     },

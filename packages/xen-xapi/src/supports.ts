@@ -3,7 +3,8 @@
  * field, when a change takes effect: `next-boot` (read by Xen when the domain is built: `VCPUs_params`; or
  * when the VIF is plugged: its rate limit), or `live-when-running` (the memory balloon range: at once on a
  * running VM, at the next start on a halted one). `limits.set` reports the outcome of each call in
- * `appliesAt`. Backups and events are not implemented yet.
+ * `appliesAt`. Events come from `event.from` (guest lifecycle: added, removed, power changes, configuration
+ * changes). Backups are not implemented yet.
  */
 
 import type { SupportsManifest } from '@hvkit/core';
@@ -37,7 +38,7 @@ const BASE = {
   },
   labels: { models: ['tag'], set: true, hostModels: true },
   backups: false,
-  events: false,
+  events: { lifecycle: true },
 } as const satisfies SupportsManifest;
 
 /** When each supported limit field takes effect. */

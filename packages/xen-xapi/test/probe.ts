@@ -82,6 +82,17 @@ export async function xenXapiProbe(url: string, user: string, password: string):
       };
       return limits;
     },
+    /** Power-cycles the guest through xen-api (two power-state events), leaving it as it was. */
+    async triggerEvent(g) {
+      const { ref, vm } = await record(g);
+      if (vm.power_state === 'Running') {
+        await xapi.call('VM.hard_shutdown', ref);
+        await xapi.call('VM.start', ref, false, false);
+      } else {
+        await xapi.call('VM.start', ref, false, false);
+        await xapi.call('VM.hard_shutdown', ref);
+      }
+    },
     async close() {
       await xapi.disconnect();
     },

@@ -1,7 +1,9 @@
 /**
- * Records the replay fixtures of @hvkit/xen-xapi, one per wire protocol: runs the conformance suite live
- * against a fresh XAPI simulator (seed database), in the order replay runs it, with every request going
- * through `recordingFetch`, normalises each cassette and writes test/fixtures/<FIXTURES[transport]>/.
+ * Records the replay fixtures of @hvkit/xen-xapi, one per wire protocol: runs the conformance suite in
+ * replay mode (the checks replay runs, in its order) against a fresh XAPI simulator (seed database), with
+ * every request going through `recordingFetch`, normalises each cassette and writes
+ * test/fixtures/<FIXTURES[transport]>/. Live-only checks (service, events) never dial a connection the
+ * replay does not have.
  *
  *   node --conditions=@hvkit/source --import tsx packages/xen-xapi/test/record.ts
  *
@@ -38,9 +40,8 @@ for (const transport of ['json-rpc', 'xml-rpc'] as const) {
     };
     const report = await runConformanceReport({
       name: `xen-xapi (recording, ${transport})`,
-      mode: 'live',
+      mode: 'replay',
       factory: () => connect({ ...options, fetch: recordingFetch(globalThis.fetch, cassette) }),
-      probe: {},
       skip: REPLAY_SKIPS,
       limitValues: LIMIT_VALUES,
     });

@@ -15,5 +15,9 @@ declare module 'xen-api' {
     connect(): Promise<void>;
     disconnect(): Promise<void>;
     call(method: string, ...args: unknown[]): Promise<unknown>;
+    /** Resolves once the initial fetch of the event cache is done (with `watchEvents`). */
+    readonly objectsFetched: Promise<void>;
+    /** Waits until every event up to now was seen; with a ref, resolves to that object from the cache. */
+    barrier(ref?: string): Promise<unknown>;
   }
 }

@@ -6,6 +6,7 @@ import {
   DEFAULT_RECONNECT,
   isResyncEvent,
   reconnectDelayMs,
+  reconnectWithBackoff,
   resolveReconnect,
   resyncEvent,
 } from './connection';
@@ -119,5 +120,83 @@ describe('resync events', () => {
     expect(e).toMatchObject({ type: 'resync', detail: 'reconnected', guest: { id: '', name: '' }, since });
     expect(isResyncEvent(e)).toBe(true);
     expect(isResyncEvent({ type: 'started', guest: { id: 'a', name: 'a' }, at: since })).toBe(false);
+  });
+});
+
+describe('reconnectWithBackoff', () => {
+  const settings = resolveReconnect({ initialDelayMs: 1, maxDelayMs: 2, maxAttempts: 3 }) as Exclude<
+    ReturnType<typeof resolveReconnect>,
+    false
+  >;
+  const reconnecting = () => {
+    const status = new ConnectionStatus({ adapter: 'x' });
+    status.update('reconnecting', lost);
+    return status;
+  };
+  const giveUpError = (cause: unknown) => hvkitError('CONNECTION_LOST', 'gave up', { adapter: 'x', cause });
+
+  it('retries failed attempts and moves to open after the first that works', async () => {
+    const status = reconnecting();
+    const attempts: number[] = [];
+    const outcome = await reconnectWithBackoff({
+      status,
+      settings,
+      signal: new AbortController().signal,
+      attempt: async (_signal, n) => {
+        attempts.push(n);
+        if (n < 2) throw lost;
+      },
+      giveUpError,
+    });
+    expect(outcome).toBe('open');
+    expect(attempts).toEqual([1, 2]);
+    expect(status.state).toBe('open');
+  });
+
+  it('closes with the error on AUTH_FAILED at once, and with giveUpError after maxAttempts', async () => {
+    const status = reconnecting();
+    const auth = hvkitError('AUTH_FAILED', 'no', { adapter: 'x' });
+    let calls = 0;
+    const first = await reconnectWithBackoff({
+      status,
+      settings,
+      signal: new AbortController().signal,
+      attempt: async () => {
+        calls++;
+        throw auth;
+      },
+      giveUpError,
+    });
+    expect([first, calls, status.state, status.lastError]).toEqual(['closed', 1, 'closed', auth]);
+    const other = reconnecting();
+    const failures: number[] = [];
+    const second = await reconnectWithBackoff({
+      status: other,
+      settings,
+      signal: new AbortController().signal,
+      attempt: async () => {
+        throw new Error('refused');
+      },
+      giveUpError,
+      onFailedAttempt: (n) => failures.push(n),
+    });
+    expect(second).toBe('closed');
+    expect(failures).toEqual([1, 2, 3]);
+    expect(other.lastError?.message).toBe('gave up');
+  });
+
+  it('stops without changing the state when its signal aborts', async () => {
+    const status = reconnecting();
+    const stop = new AbortController();
+    const outcome = reconnectWithBackoff({
+      status,
+      settings: resolveReconnect({ initialDelayMs: 50 }) as typeof settings,
+      signal: stop.signal,
+      attempt: async () => {},
+      giveUpError,
+    });
+    stop.abort();
+    expect(await outcome).toBe('stopped');
+    expect(status.state).toBe('reconnecting');
   });
 });

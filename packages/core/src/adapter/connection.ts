@@ -7,9 +7,9 @@
  * `reconnecting` wait with {@link ConnectionStatus.waitUntilOpen} within their own deadline.
  */
 
-import { type HvkitError, hvkitError } from '../errors/hvkit-error';
+import { HvkitError, hvkitError } from '../errors/hvkit-error';
 import type { GuestEvent, ResyncEvent } from '../hypervisor/v1/model';
-import { abortError, checkSignal, type ErrorContext } from '../signal/abort';
+import { abortError, checkSignal, type ErrorContext, sleep } from '../signal/abort';
 import { backoffDelay } from '../signal/waiter';
 
 /**
@@ -119,6 +119,57 @@ export function reconnectDelayMs(
   random: () => number = Math.random,
 ): number {
   return backoffDelay(attempt, settings.initialDelayMs, settings.maxDelayMs, random);
+}
+
+/** Options of {@link reconnectWithBackoff}. */
+export interface ReconnectLoopOptions {
+  /** The state to move: `open` after a successful attempt, `closed` when reconnecting ends in failure. */
+  status: ConnectionStatus;
+  settings: ResolvedReconnect;
+  /** Stops the loop without changing the state (the adapter is being closed). */
+  signal: AbortSignal;
+  /** One attempt (number `n`, from 1): resolves once the connection works again, rejects otherwise. */
+  attempt(signal: AbortSignal, n: number): Promise<void>;
+  /** The `closed` state's error when attempts run out and the last failure was not an HvkitError. */
+  giveUpError(cause: unknown): HvkitError;
+  /** Told of each failed attempt (logging). */
+  onFailedAttempt?(n: number, error: unknown): void;
+}
+
+/**
+ * Reconnects with bounded backoff while `status` is `reconnecting`: waits {@link reconnectDelayMs}, runs
+ * `attempt`, and moves `status` to `open` once one succeeds. A failure with `AUTH_FAILED` or
+ * `PERMISSION_DENIED` (credentials that no longer work), or the last of `maxAttempts`, moves it to
+ * `closed` with that error. Resolves with the outcome: `open`, `closed`, or `stopped` (`signal` aborted, or
+ * the state left `reconnecting` by other means).
+ */
+export async function reconnectWithBackoff(
+  options: ReconnectLoopOptions,
+): Promise<'open' | 'closed' | 'stopped'> {
+  const { status, settings, signal } = options;
+  for (let n = 1; ; n++) {
+    try {
+      await sleep(reconnectDelayMs(n, settings), { signal });
+    } catch {
+      return 'stopped';
+    }
+    if (signal.aborted || status.state !== 'reconnecting') return 'stopped';
+    try {
+      await options.attempt(signal, n);
+    } catch (error) {
+      if (signal.aborted) return 'stopped';
+      options.onFailedAttempt?.(n, error);
+      const typed = HvkitError.isInstance(error) ? error : undefined;
+      if (typed?.code === 'AUTH_FAILED' || typed?.code === 'PERMISSION_DENIED' || n >= settings.maxAttempts) {
+        status.update('closed', typed ?? options.giveUpError(error));
+        return 'closed';
+      }
+      continue;
+    }
+    if (signal.aborted || status.state !== 'reconnecting') return 'stopped';
+    status.update('open');
+    return 'open';
+  }
 }
 
 /**

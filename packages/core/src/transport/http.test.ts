@@ -13,7 +13,7 @@ import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTestCert, rejection, type TestCert } from '../__test-utils__';
 import { HvkitError, hvkitError } from '../errors/hvkit-error';
-import { createHttpFetch, fetchErrorToHvkitError, type HttpFetch } from './http';
+import { closeHttpFetch, createHttpFetch, fetchErrorToHvkitError, type HttpFetch } from './http';
 
 const scratch = mkdtempSync(join(tmpdir(), 'hvkit-http-'));
 
@@ -299,5 +299,37 @@ describe('fetchErrorToHvkitError', () => {
     });
     const misuse = new TypeError('Invalid URL');
     expect(fetchErrorToHvkitError(misuse)).toBe(misuse);
+  });
+});
+
+describe('closeHttpFetch', () => {
+  it('is bounded against a server that never answers: it lets go of the running request after graceMs', async () => {
+    const held: ServerResponse[] = [];
+    const server = createHttpServer((_req, res) => {
+      held.push(res); // never answered
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const fetch = createHttpFetch({});
+      const { port } = server.address() as { port: number };
+      void fetch(`http://127.0.0.1:${port}/`).catch(() => {});
+      await new Promise((r) => setTimeout(r, 100));
+      expect(held).toHaveLength(1);
+      const started = Date.now();
+      await closeHttpFetch(fetch, 300);
+      const ms = Date.now() - started;
+      expect(ms).toBeGreaterThanOrEqual(290);
+      expect(ms).toBeLessThan(1500);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  it('returns as soon as the pool is idle', async () => {
+    const fetch = createHttpFetch({});
+    const started = Date.now();
+    await closeHttpFetch(fetch, 5000);
+    expect(Date.now() - started).toBeLessThan(500);
   });
 });

@@ -76,6 +76,25 @@ export interface HttpFetch extends FetchLike {
 }
 
 /**
+ * Closes an {@link HttpFetch} within a bound: what still runs gets `graceMs` (default 1000) to finish, then
+ * the pool is destroyed with it (against a hung server `close()` alone would wait for it). Never rejects.
+ */
+export async function closeHttpFetch(fetch: HttpFetch, graceMs = 1000): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const finished = await Promise.race([
+    fetch.close().then(
+      () => true,
+      () => true,
+    ),
+    new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), graceMs);
+    }),
+  ]);
+  clearTimeout(timer);
+  if (!finished) await fetch.dispatcher.destroy().catch(() => {});
+}
+
+/**
  * Maps what a `fetch` call threw to an HvkitError: the abort reason when `signal` aborted (`ABORTED`, or the
  * `TIMEOUT` of a derived signal); network, DNS and TLS failures (undici's `TypeError: fetch failed` with a
  * `cause`) via {@link networkErrorToHvkitError}. Other `TypeError`s (a bad URL, a bad init) pass through as

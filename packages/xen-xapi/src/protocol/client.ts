@@ -8,11 +8,16 @@
  */
 
 import {
+  type AdapterConnection,
+  ConnectionStatus,
   type FetchLike,
   fetchErrorToHvkitError,
   HvkitError,
   hvkitError,
+  type Logger,
+  type ResolvedReconnect,
   readResponseText,
+  reconnectWithBackoff,
   type SignalOptions,
   sleep,
   withDeadline,
@@ -48,7 +53,23 @@ export interface XapiClientOptions {
   maxResponseBytes?: number;
   /** Task polling: first and longest pause between `task.get_record` calls, in ms (default 50 and 1000). */
   taskPollMs?: { min: number; max: number };
+  /**
+   * What a lost host (a call failing with `CONNECTION_LOST`, or timing out and a
+   * {@link LIVENESS_CHECK_TIMEOUT_MS} check failing too) does to the client. Settings: the client is
+   * `reconnecting`, checks the host with bounded backoff (its session, or a new login when the host forgot
+   * it, e.g. after a toolstack restart) and is `open` again once that works; calls meanwhile wait within
+   * their own deadline. `false` (the default here; `connect()` turns it on): the loss closes the client.
+   */
+  reconnect?: ResolvedReconnect | false;
+  /** Receives warnings about losses and reconnects. */
+  logger?: Logger;
 }
+
+/** How long the liveness check after a timed-out call waits for the host: 5 s. */
+export const LIVENESS_CHECK_TIMEOUT_MS = 5000;
+
+/** Longest time one reconnection attempt may take, in ms (or the call timeout when shorter). */
+const RECONNECT_ATTEMPT_TIMEOUT_MS = 10_000;
 
 /** Options of one call. */
 export interface XapiCallOptions extends SignalOptions {}
@@ -79,9 +100,17 @@ export class XapiClient {
   #relogin: Promise<void> | undefined;
   #nextId = 1;
   readonly #poolHosts = new Set<string>();
+  readonly #status: ConnectionStatus;
+  #generation = 0;
+  #closed = false;
+  /** True from a loss until the host answers again (no logout is sent to a lost host). */
+  #hostLost = false;
+  #recovering: AbortController | undefined;
+  #checking: Promise<void> | undefined;
 
   constructor(options: XapiClientOptions) {
     this.#options = options;
+    this.#status = new ConnectionStatus({ adapter: ADAPTER_ID, target: options.url.origin });
     this.#url = new URL(options.url.origin);
     this.#transport = options.transport === 'xml-rpc' ? 'xml-rpc' : 'json-rpc';
     this.#fixed = options.transport !== undefined && options.transport !== 'auto';
@@ -101,6 +130,49 @@ export class XapiClient {
   /** The session ref (a secret: never put it in messages). */
   get session(): string | undefined {
     return this.#session;
+  }
+
+  /** The connection state: `open`, `reconnecting` (see {@link XapiClientOptions.reconnect}), `closed`. */
+  get connection(): AdapterConnection {
+    return this.#status;
+  }
+
+  /** True when the client reconnects after a lost host. */
+  get reconnects(): boolean {
+    return this.#options.reconnect !== undefined && this.#options.reconnect !== false;
+  }
+
+  /** Increases with every login: a session-bound token (event.from's) belongs to one generation. */
+  get generation(): number {
+    return this.#generation;
+  }
+
+  /** The default deadline of a call, in ms. */
+  get callTimeoutMs(): number {
+    return this.#options.timeoutMs;
+  }
+
+  /**
+   * Resolves once the client is `open`; `CONNECTION_LOST` when it is or becomes `closed`, or when
+   * `timeoutMs` passes while reconnecting; `ABORTED` by the signal.
+   */
+  waitUntilOpen(options: { signal?: AbortSignal; timeoutMs?: number; operation: string }): Promise<void> {
+    return this.#status.waitUntilOpen(options);
+  }
+
+  /** The `CONNECTION_LOST` (not retryable) of a call on the closed client. */
+  closedError(operation: string): HvkitError {
+    return this.#status.closedError(operation);
+  }
+
+  /**
+   * After a timed-out call: resolves once the liveness check it started has decided (running one when
+   * none runs); the state is then `open`, or `reconnecting`/`closed` when the host did not answer.
+   */
+  async livenessChecked(): Promise<void> {
+    if (this.#status.state !== 'open' || this.#closed) return;
+    if (this.#checking === undefined) this.#checkAlive();
+    await this.#checking;
   }
 
   /** Adds pool member addresses that `HOST_IS_SLAVE` may point to. */
@@ -258,6 +330,7 @@ export class XapiClient {
           operation: 'session.login_with_password',
         });
       this.#session = session;
+      this.#generation++;
     } catch (error) {
       if (!HvkitError.isInstance(error) || error.backendCode !== 'HOST_IS_SLAVE') throw error;
       const master = String((error.details?.params as unknown[] | undefined)?.[0] ?? '');
@@ -279,10 +352,12 @@ export class XapiClient {
       this.#url = new URL(next.origin);
       await this.#login(options, false);
       // The master's records must list the address we followed: a host outside the pool is refused.
-      const addresses = (await this.call('host.get_all_records', [], options)) as Record<
-        string,
-        { address?: unknown }
-      >;
+      // (rpc, not call: this may run while the client is reconnecting.)
+      const addresses = (await this.rpc(
+        'host.get_all_records',
+        [this.#session as string],
+        options,
+      )) as Record<string, { address?: unknown }>;
       const listed = Object.values(addresses ?? {}).some(
         (h) => typeof h?.address === 'string' && bareHost(h.address) === bareHost(master),
       );
@@ -311,21 +386,126 @@ export class XapiClient {
 
   /**
    * Calls `method` with the session as its first parameter. `SESSION_INVALID` (a restarted toolstack, an
-   * expired or evicted session) is answered by one new login and one retry.
+   * expired or evicted session) is answered by one new login and one retry. While the client is
+   * `reconnecting` the call first waits for it within its own deadline (then `CONNECTION_LOST`,
+   * retryable); on a `closed` client it fails with `CONNECTION_LOST`, not retryable.
    */
   async call(
     method: string,
     params: readonly WireValue[] = [],
     options: XapiCallOptions = {},
   ): Promise<unknown> {
+    if (this.#status.state === 'closed') throw this.#status.closedError(method);
+    if (this.#status.state === 'reconnecting') {
+      const started = Date.now();
+      const timeoutMs = options.timeoutMs ?? this.#options.timeoutMs;
+      await this.#status.waitUntilOpen({ signal: options.signal, timeoutMs, operation: method });
+      if (options.timeoutMs !== undefined && Number.isFinite(options.timeoutMs))
+        options = { ...options, timeoutMs: Math.max(1, options.timeoutMs - (Date.now() - started)) };
+    }
     const session = this.#session;
     if (session === undefined) throw new TypeError('XapiClient: log in first.');
     try {
-      return await this.rpc(method, [session, ...params], options);
+      try {
+        return await this.rpc(method, [session, ...params], options);
+      } catch (error) {
+        if (!HvkitError.isInstance(error) || error.backendCode !== 'SESSION_INVALID') throw error;
+        await this.#renew(session, options);
+        return await this.rpc(method, [this.#session as string, ...params], options);
+      }
     } catch (error) {
-      if (!HvkitError.isInstance(error) || error.backendCode !== 'SESSION_INVALID') throw error;
-      await this.#renew(session, options);
-      return this.rpc(method, [this.#session as string, ...params], options);
+      throw this.#failed(error, method);
+    }
+  }
+
+  /**
+   * A call failed: a lost host (`CONNECTION_LOST`) starts reconnecting, or closes the client without
+   * reconnection; a `TIMEOUT` first checks whether the host still answers. Returns the error to throw
+   * (`CONNECTION_LOST`, not retryable, once the client is closed).
+   */
+  #failed(error: unknown, operation: string): unknown {
+    if (!HvkitError.isInstance(error)) return error;
+    if (this.#closed || this.#status.state === 'closed')
+      return error.code === 'CONNECTION_LOST' ? this.#status.closedError(operation) : error;
+    if (error.code === 'CONNECTION_LOST')
+      return this.#lost(error) ? this.#status.closedError(operation) : error;
+    if (error.code === 'TIMEOUT' && this.#status.state === 'open') this.#checkAlive();
+    return error;
+  }
+
+  /** After a timed-out call: the host must answer `pool.get_all` within 5 s, or it counts as lost. */
+  #checkAlive(): void {
+    if (this.#checking) return;
+    this.#checking = (async () => {
+      try {
+        await this.rpc('pool.get_all', [this.#session ?? ''], { timeoutMs: LIVENESS_CHECK_TIMEOUT_MS });
+      } catch (error) {
+        if (HvkitError.isInstance(error) && (error.code === 'CONNECTION_LOST' || error.code === 'TIMEOUT'))
+          this.#lost(
+            hvkitError('CONNECTION_LOST', `The XAPI host ${this.origin} does not answer.`, {
+              adapter: ADAPTER_ID,
+              operation: 'pool.get_all',
+              cause: error,
+            }),
+          );
+      } finally {
+        this.#checking = undefined;
+      }
+    })();
+  }
+
+  /** The host is lost: reconnect, or close (returns true then). */
+  #lost(error: HvkitError): boolean {
+    if (this.#status.state !== 'open' || this.#closed) return false;
+    this.#hostLost = true;
+    const settings = this.#options.reconnect;
+    if (settings === undefined || settings === false) {
+      this.#status.update('closed', error);
+      return true;
+    }
+    this.#options.logger?.warn('XAPI host lost; reconnecting', { message: error.message });
+    this.#status.update('reconnecting', error);
+    const stop = new AbortController();
+    this.#recovering = stop;
+    void this.#recover(settings, stop.signal);
+    return false;
+  }
+
+  /** Checks the host with backoff until it answers and the session works again (a new login if needed). */
+  async #recover(settings: ResolvedReconnect, stop: AbortSignal): Promise<void> {
+    const outcome = await reconnectWithBackoff({
+      status: this.#status,
+      settings,
+      signal: stop,
+      attempt: async (signal) => {
+        const o = { signal, timeoutMs: Math.min(this.#options.timeoutMs, RECONNECT_ATTEMPT_TIMEOUT_MS) };
+        if (this.#session !== undefined) {
+          try {
+            await this.rpc('pool.get_all', [this.#session], o);
+            return; // the host kept the session (it hung, or the network dropped)
+          } catch (error) {
+            if (!HvkitError.isInstance(error) || error.backendCode !== 'SESSION_INVALID') throw error;
+          }
+        }
+        await this.#login(o, true); // a restarted toolstack: new sessions only
+      },
+      giveUpError: (cause) =>
+        hvkitError('CONNECTION_LOST', `Reconnecting to the XAPI host ${this.origin} failed.`, {
+          adapter: ADAPTER_ID,
+          cause,
+          retryable: false,
+        }),
+      onFailedAttempt: (attempt, error) =>
+        this.#options.logger?.debug('XAPI reconnect attempt failed', {
+          attempt,
+          code: HvkitError.isInstance(error) ? error.code : undefined,
+        }),
+    });
+    if (outcome === 'stopped') return;
+    this.#recovering = undefined;
+    if (outcome === 'open') {
+      this.#hostLost = false;
+      this.#options.logger?.info('XAPI host reachable again');
     }
   }
 
@@ -403,11 +583,25 @@ export class XapiClient {
     }
   }
 
-  /** Ends the session (best effort, bounded); the client can log in again afterwards. */
-  async logout(): Promise<void> {
+  /** Ends the session (best effort, bounded by `timeoutMs`, default 5 s); the client can log in again afterwards. */
+  async logout(options: { timeoutMs?: number } = {}): Promise<void> {
     const session = this.#session;
     this.#session = undefined;
     if (session === undefined) return;
-    await this.rpc('session.logout', [session], { timeoutMs: 5000 }).catch(() => {});
+    await this.rpc('session.logout', [session], { timeoutMs: options.timeoutMs ?? 5000 }).catch(() => {});
+  }
+
+  /**
+   * Closes the client for good: stops reconnecting, reports `closed` (calls waiting for a reconnect fail
+   * at once), and logs out (best effort, at most `timeoutMs`; not at all while the host is lost).
+   */
+  async close(options: { timeoutMs?: number } = {}): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#recovering?.abort();
+    const lost = this.#hostLost || this.#status.state !== 'open';
+    this.#status.update('closed');
+    if (lost) this.#session = undefined;
+    else await this.logout(options);
   }
 }

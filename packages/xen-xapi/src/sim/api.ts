@@ -23,6 +23,10 @@ export class XapiFailure extends Error {
 
 /** Settings of the simulated API. */
 export interface SimApiSettings {
+  /** Events kept for `event.from` (default 1000); a token older than the oldest kept gets `EVENTS_LOST`. */
+  eventLogSize?: number;
+  /** Start hung: calls are accepted but not answered until {@link SimApi.hang}(false). */
+  hung?: boolean;
   username: string;
   password: string;
   /** When set, every login is answered `HOST_IS_SLAVE [slaveOf]`. */
@@ -34,6 +38,28 @@ export interface SimApiSettings {
 interface Session {
   username: string;
   originator: string;
+}
+
+/** One entry of the event log (`event.from`'s event record). */
+interface SimEvent {
+  id: number;
+  timestamp: Date;
+  class: string;
+  operation: 'add' | 'mod' | 'del';
+  ref: string;
+  obj_uuid: string;
+  snapshot: WireValue;
+}
+
+/** A token: the log position, tied to this simulator run (a restarted simulator answers EVENTS_LOST). */
+function eventToken(run: string, id: number): string {
+  return `${String(id).padStart(20, '0')},${run}`;
+}
+
+/** True for messages that change nothing (getters, sessions, events, method lists). */
+function isReadOnly(method: string): boolean {
+  const name = method.slice(method.indexOf('.') + 1);
+  return name.startsWith('get_') || /^(session|event|system)\./.test(method) || method.startsWith('Async.');
 }
 
 /** A deterministic UUID for the n-th object the simulator creates (so recordings repeat exactly). */
@@ -62,11 +88,19 @@ export class SimApi {
   #tasks = 0;
   #domid = 0;
   #lastSession = '';
+  readonly #events: SimEvent[] = [];
+  #eventId = 0;
+  readonly #runId = randomUUID().slice(0, 8);
+  readonly #eventWaiters = new Set<() => void>();
+  #hung = false;
+  #closed = false;
+  readonly #held = new Set<{ resolve: () => void; reject: (e: Error) => void }>();
 
   constructor(db: SimDb, settings: SimApiSettings) {
     this.db = db;
     this.settings = settings;
     db.table('task');
+    this.#hung = settings.hung === true;
     for (const vm of db.table('VM').values())
       if (typeof vm.domid === 'number') this.#domid = Math.max(this.#domid, vm.domid);
   }
@@ -81,10 +115,167 @@ export class SimApi {
     return this.#sessions.size;
   }
 
-  /** Stops pending task timers. */
+  /** Stops pending task timers, ends blocked `event.from` calls and drops held calls. */
   close(): void {
+    this.#closed = true;
     for (const t of this.#timers.values()) clearTimeout(t);
     this.#timers.clear();
+    for (const wake of this.#eventWaiters) wake();
+    for (const h of this.#held) h.reject(new Error('simulator closed'));
+    this.#held.clear();
+  }
+
+  /**
+   * Hangs (true) or resumes (false) the simulated host: while hung every call is accepted but answered
+   * only after it resumes, as a stopped (SIGSTOP) toolstack would.
+   */
+  hang(hung: boolean): void {
+    this.#hung = hung;
+    if (hung) return;
+    for (const h of this.#held) h.resolve();
+    this.#held.clear();
+  }
+
+  #unhung(): Promise<void> {
+    if (!this.#hung) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.#held.add({ resolve, reject });
+    });
+  }
+
+  /**
+   * Runs one message as the HTTP side does: {@link call}, but `event.from` blocks up to its timeout for an
+   * event, and nothing is answered while the host is hung.
+   *
+   * @throws XapiFailure for every XAPI error.
+   */
+  async callAsync(method: string, params: readonly unknown[]): Promise<WireValue> {
+    await this.#unhung();
+    let result: WireValue;
+    if (method === 'event.from') {
+      const deadline = Date.now() + this.#eventFromArgs(params).timeoutMs;
+      for (;;) {
+        result = this.call(method, params);
+        const events = (result as { events: unknown[] }).events;
+        const left = deadline - Date.now();
+        if (events.length > 0 || left <= 0) break;
+        if (this.#closed) throw new Error('simulator closed');
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            clearTimeout(timer);
+            this.#eventWaiters.delete(done);
+            resolve();
+          };
+          const timer = setTimeout(done, left);
+          timer.unref();
+          this.#eventWaiters.add(done);
+        });
+      }
+    } else {
+      result = this.call(method, params);
+    }
+    await this.#unhung();
+    return result;
+  }
+
+  /** Appends an event on `ref` of `cls` (its current record, or `last` for a deleted one). */
+  #emit(cls: string, operation: SimEvent['operation'], ref: string, last?: SimRow): void {
+    const row = last ?? this.db.table(cls).get(ref);
+    if (!row) return;
+    this.#events.push({
+      id: ++this.#eventId,
+      timestamp: new Date(),
+      class: cls.toLowerCase(),
+      operation,
+      ref,
+      obj_uuid: typeof row.uuid === 'string' ? row.uuid : '',
+      snapshot: rowToWire(cls, row),
+    });
+    const max = this.settings.eventLogSize ?? 1000;
+    if (this.#events.length > max) this.#events.splice(0, this.#events.length - max);
+    for (const wake of [...this.#eventWaiters]) wake();
+  }
+
+  /** Every ref per class, to tell what a mutator added or removed. */
+  #refs(): Map<string, Map<string, SimRow>> {
+    const out = new Map<string, Map<string, SimRow>>();
+    for (const [cls, table] of this.db.tables) out.set(cls, new Map(table));
+    return out;
+  }
+
+  /** Events for what a mutator did: rows added and removed, and a `mod` of the object it was called on. */
+  #changed(method: string, target: unknown, before: Map<string, Map<string, SimRow>>): void {
+    const cls = method.slice(0, method.indexOf('.'));
+    const added = new Set<string>();
+    for (const [c, table] of this.db.tables) {
+      const old = before.get(c) ?? new Map<string, SimRow>();
+      for (const ref of table.keys())
+        if (!old.has(ref)) {
+          added.add(ref);
+          this.#emit(c, 'add', ref);
+        }
+      for (const [ref, row] of old) if (!table.has(ref)) this.#emit(c, 'del', ref, row);
+    }
+    if (typeof target === 'string' && !added.has(target) && this.db.table(cls).has(target))
+      this.#emit(cls, 'mod', target);
+  }
+
+  #eventFromArgs(params: readonly unknown[]): { classes: string[]; token: string; timeoutMs: number } {
+    if (params.length !== 4)
+      throw new XapiFailure('MESSAGE_PARAMETER_COUNT_MISMATCH', 'event.from', '4', String(params.length));
+    const classes = this.#arg('strings', params[1], 'classes') as string[];
+    const token = this.#arg('string', params[2], 'token') as string;
+    const timeout = this.#arg('float', params[3], 'timeout') as number;
+    return { classes, token, timeoutMs: Math.max(0, Math.min(Number(timeout) || 0, 3600)) * 1000 };
+  }
+
+  /** `event.from` without blocking: the events after `token` of `classes` (`*`: all), and the new token. */
+  #eventFrom(params: readonly unknown[]): WireValue {
+    const { classes, token } = this.#eventFromArgs(params);
+    const wanted = new Set(classes.map((c) => c.toLowerCase()));
+    const all = wanted.has('*');
+    const counts: Record<string, number> = {};
+    for (const [cls, table] of this.db.tables)
+      if (all || wanted.has(cls.toLowerCase())) setOwn(counts, cls.toLowerCase(), table.size);
+    const now = eventToken(this.#runId, this.#eventId);
+    if (token === '') {
+      // No token: the current state of every object of the classes, as `add` events.
+      const events: WireValue[] = [];
+      for (const [cls, table] of this.db.tables) {
+        if (!all && !wanted.has(cls.toLowerCase())) continue;
+        for (const [ref, row] of table)
+          events.push({
+            id: this.#eventId,
+            timestamp: new Date(),
+            class: cls.toLowerCase(),
+            operation: 'add',
+            ref,
+            obj_uuid: typeof row.uuid === 'string' ? row.uuid : '',
+            snapshot: rowToWire(cls, row),
+          });
+      }
+      return { events, valid_ref_counts: counts, token: now };
+    }
+    const m = /^(\d{1,20}),([0-9a-f]{8})$/.exec(token);
+    const from = m && m[2] === this.#runId ? Number(m[1]) : Number.NaN;
+    const oldest = this.#events[0]?.id ?? this.#eventId + 1;
+    if (!Number.isSafeInteger(from) || from > this.#eventId || from < oldest - 1)
+      throw new XapiFailure('EVENTS_LOST');
+    const events = this.#events
+      .filter((e) => e.id > from && (all || wanted.has(e.class)))
+      .map((e) => ({ ...e }) as unknown as WireValue);
+    return { events, valid_ref_counts: counts, token: now };
+  }
+
+  /** `event.inject(class, ref)`: a `mod` event on the object; its token (events after it follow). */
+  #inject(params: readonly unknown[]): string {
+    this.#count('event.inject', params.slice(1), 2);
+    const cls = String(params[1]);
+    if (!this.db.has(cls)) throw new XapiFailure('HANDLE_INVALID', cls, String(params[2]));
+    const canonical = [...this.db.tables.keys()].find((k) => k.toLowerCase() === cls.toLowerCase()) ?? cls;
+    this.#row(canonical, params[2]);
+    this.#emit(canonical, 'mod', params[2] as string);
+    return eventToken(this.#runId, this.#eventId);
   }
 
   /** Every message name this simulator answers (`system.listMethods`). */
@@ -111,6 +302,8 @@ export class SimApi {
       'VM.hard_shutdown',
       'VM.clean_shutdown',
       'VIF.set_qos_algorithm_type',
+      'event.from',
+      'event.inject',
     );
     return out.sort();
   }
@@ -129,10 +322,18 @@ export class SimApi {
       if (!this.#known(inner)) throw new XapiFailure('MESSAGE_METHOD_UNKNOWN', method);
       return this.#async(inner, params);
     }
+    if (method === 'event.from' || method === 'event.inject') {
+      this.#session(params[0]);
+      return method === 'event.from' ? this.#eventFrom(params) : this.#inject(params);
+    }
     if (!this.#known(method)) throw new XapiFailure('MESSAGE_METHOD_UNKNOWN', method);
     this.#session(params[0]);
     this.#lastSession = params[0] as string;
-    return this.#run(method, params.slice(1));
+    if (isReadOnly(method)) return this.#run(method, params.slice(1));
+    const before = this.#refs();
+    const result = this.#run(method, params.slice(1));
+    this.#changed(method, params[1], before);
+    return result;
   }
 
   #known(method: string): boolean {
@@ -358,6 +559,7 @@ export class SimApi {
       result: '',
       error_info: [],
     });
+    this.#emit('task', 'add', ref);
     const run = () => {
       this.#timers.delete(ref);
       if (task.status !== 'pending') return;
@@ -372,6 +574,7 @@ export class SimApi {
       }
       task.progress = 1;
       task.finished = new Date(Math.floor(Date.now() / 1000) * 1000);
+      this.#emit('task', 'mod', ref);
     };
     if (this.settings.taskDelayMs > 0) {
       const timer = setTimeout(run, this.settings.taskDelayMs);

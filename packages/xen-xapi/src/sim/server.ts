@@ -52,7 +52,7 @@ function internalError(res: ServerResponse, why: string): void {
   );
 }
 
-function xmlRpc(api: SimApi, body: string, res: ServerResponse): void {
+async function xmlRpc(api: SimApi, body: string, res: ServerResponse): Promise<void> {
   let call: { method: string; params: unknown[] };
   try {
     call = decodeXmlRpcCall(body);
@@ -68,7 +68,7 @@ function xmlRpc(api: SimApi, body: string, res: ServerResponse): void {
   }
   let value: WireValue;
   try {
-    value = { Status: 'Success', Value: api.call(call.method, call.params) };
+    value = { Status: 'Success', Value: await api.callAsync(call.method, call.params) };
   } catch (error) {
     if (!(error instanceof XapiFailure)) throw error;
     value = { Status: 'Failure', ErrorDescription: error.description };
@@ -76,7 +76,7 @@ function xmlRpc(api: SimApi, body: string, res: ServerResponse): void {
   send(res, 200, 'text/xml', encodeXmlRpcResponse(value));
 }
 
-function jsonRpc(api: SimApi, body: string, res: ServerResponse): void {
+async function jsonRpc(api: SimApi, body: string, res: ServerResponse): Promise<void> {
   let req: Record<string, unknown>;
   try {
     req = parseXapiJson(body) as Record<string, unknown>;
@@ -99,7 +99,7 @@ function jsonRpc(api: SimApi, body: string, res: ServerResponse): void {
   const id = req.id as WireValue;
   let out: Record<string, WireValue>;
   try {
-    const result = api.call(req.method, params);
+    const result = await api.callAsync(req.method, params);
     out = v2 ? { jsonrpc: '2.0', result, id } : { result, error: null, id };
   } catch (error) {
     if (!(error instanceof XapiFailure)) throw error;
@@ -127,8 +127,8 @@ export function createSimServer(api: SimApi, options: SimServerOptions): Server 
       }
       // XAPI picks the handler with the longest matching path prefix, and `/` (XML-RPC) is a prefix of
       // every path: `/RPC2` and Xen Orchestra's `/xmlrpc` land there too.
-      if (path === '/jsonrpc' && options.jsonRpc) jsonRpc(api, body, res);
-      else xmlRpc(api, body, res);
+      if (path === '/jsonrpc' && options.jsonRpc) await jsonRpc(api, body, res);
+      else await xmlRpc(api, body, res);
     } catch (error) {
       if (!res.headersSent) internalError(res, String((error as Error)?.message ?? error));
       else res.destroy();
