@@ -21,9 +21,11 @@ import { checkOptionKeys, type OptionKeysOf } from '@hvkit/core';
 import { SimApi } from './sim/api';
 import { loadXmlDbDump, type SimDb } from './sim/db';
 import { createSimServer } from './sim/server';
+import type { SimTransferFaults } from './sim/transfers';
 
 export { XapiFailure } from './sim/api';
 export { parseXmlDbDump, type SimDb, type SimRow } from './sim/db';
+export type { SimTransferFaults } from './sim/transfers';
 
 /** Path of the seed database shipped with the package (`simulator/seed-db.xml`, `/pool/xmldbdump` format). */
 export const XAPI_SEED_DB_PATH: string = fileURLToPath(new URL('../simulator/seed-db.xml', import.meta.url));
@@ -78,6 +80,16 @@ export interface XapiSimulator {
   invalidateSessions(): void;
   /** Open sessions. */
   readonly sessionCount: number;
+  /**
+   * Test-only faults of the HTTP transfer endpoints: set `dropExportAfterBytes` to cut the next export's
+   * connection after that many bytes, `failNextTransfer` to fail the next transfer with an XAPI error code.
+   */
+  readonly faults: SimTransferFaults;
+  /**
+   * Writes bytes into a VDI (by ref or uuid) at an offset, as a guest would: later exports (and incremental
+   * exports against an earlier snapshot) see the change.
+   */
+  writeDisk(vdi: string, offset: number, data: Uint8Array): void;
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
@@ -102,7 +114,8 @@ export async function startXapiSimulator(options: XapiSimulatorOptions = {}): Pr
     slaveOf: options.slaveOf,
     taskDelayMs: options.taskDelayMs ?? 0,
   });
-  const server = createSimServer(api, { jsonRpc: options.jsonRpc !== false });
+  const faults: SimTransferFaults = {};
+  const server = createSimServer(api, { jsonRpc: options.jsonRpc !== false, faults });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 0, host, () => resolve());
@@ -122,6 +135,14 @@ export async function startXapiSimulator(options: XapiSimulatorOptions = {}): Pr
     invalidateSessions: () => api.invalidateSessions(),
     get sessionCount() {
       return api.sessionCount;
+    },
+    faults,
+    writeDisk(vdi, offset, data) {
+      const table = db.table('VDI');
+      const ref = table.has(vdi) ? vdi : [...table].find(([, row]) => row.uuid === vdi)?.[0];
+      const row = ref === undefined ? undefined : table.get(ref);
+      if (ref === undefined || !row) throw new RangeError(`writeDisk: no VDI ${vdi}`);
+      api.disks.write(ref, String(row.uuid), Number(row.virtual_size), offset, data);
     },
     close,
     [Symbol.asyncDispose]: close,
