@@ -6,6 +6,7 @@
  */
 
 import {
+  type BackupsCapability,
   checkOptionKeys,
   checkTimeoutMs,
   createHttpFetch,
@@ -23,6 +24,7 @@ import {
   type TlsSettings,
   wrapAdapter,
 } from '@hvkit/core';
+import { createBackups } from './capabilities/backups';
 import { createInventory } from './capabilities/inventory';
 import { createLabels } from './capabilities/labels';
 import { createLimits } from './capabilities/limits';
@@ -100,12 +102,13 @@ export interface XenXapiServer {
   transport: XapiTransport;
 }
 
-/** The xen-xapi adapter: spec v1 with inventory, limits and labels, plus what the server said about itself. */
+/** The xen-xapi adapter: spec v1 with inventory, limits, labels and backups, plus what the server said about itself. */
 export interface XenXapiAdapter extends HypervisorAdapterV1<typeof ADAPTER_ID> {
   readonly supports: typeof XEN_XAPI_SUPPORTS;
   readonly inventory: InventoryCapability;
   readonly limits: LimitsCapability;
   readonly labels: LabelsCapability;
+  readonly backups: BackupsCapability;
   readonly server: Readonly<XenXapiServer>;
 }
 
@@ -225,6 +228,7 @@ export async function connect(options: XenXapiOptions): Promise<XenXapiAdapter> 
     inventory: createInventory(context),
     limits: createLimits(context),
     labels: createLabels(context),
+    backups: createBackups(context),
     close,
     [Symbol.asyncDispose]: close,
   };

@@ -3,7 +3,8 @@
  * field, when a change takes effect: `next-boot` (read by Xen when the domain is built: `VCPUs_params`; or
  * when the VIF is plugged: its rate limit), or `live-when-running` (the memory balloon range: at once on a
  * running VM, at the next start on a halted one). `limits.set` reports the outcome of each call in
- * `appliesAt`. Backups and events are not implemented yet.
+ * `appliesAt`. Backups: full (XVA), incremental (VHD of the changed blocks), host configuration, checkpoints,
+ * cleanup, and restore as a new VM (not in place). Events are not implemented yet.
  */
 
 import type { SupportsManifest } from '@hvkit/core';
@@ -36,7 +37,17 @@ const BASE = {
     pids: false,
   },
   labels: { models: ['tag'], set: true, hostModels: true },
-  backups: false,
+  backups: {
+    snapshots: true,
+    memorySnapshots: true,
+    full: true,
+    incremental: true,
+    hostConfig: true,
+    methods: ['xapi-xva', 'xapi-vhd-delta', 'xapi-host-backup'],
+    checkpoints: true,
+    cleanup: true,
+    restore: { asNew: true, inPlace: false, incrementalChains: true },
+  },
   events: false,
 } as const satisfies SupportsManifest;
 
