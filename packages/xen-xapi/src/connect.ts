@@ -6,7 +6,6 @@
  */
 
 import {
-  type BackupsCapability,
   checkOptionKeys,
   checkTimeoutMs,
   createHttpFetch,
@@ -24,11 +23,11 @@ import {
   type TlsSettings,
   wrapAdapter,
 } from '@hvkit/core';
-import { createBackups } from './capabilities/backups';
+import { createBackups, type XenXapiBackupsCapability } from './capabilities/backups';
 import { createInventory } from './capabilities/inventory';
 import { createLabels } from './capabilities/labels';
 import { createLimits } from './capabilities/limits';
-import type { AdapterContext } from './context';
+import type { AdapterContext, XenXapiBackupNaming } from './context';
 import { ADAPTER_ID } from './errors';
 import { DEFAULT_MAX_RESPONSE_BYTES, XapiClient, type XapiTransport } from './protocol/client';
 import { normaliseRecord, normaliseRecords } from './protocol/values';
@@ -70,6 +69,8 @@ export interface XenXapiOptions {
   logger?: Logger;
   /** Aborts connecting. */
   signal?: AbortSignal;
+  /** Deterministic backup names, clock and lease owner (recordings, tests; internal). */
+  naming?: XenXapiBackupNaming;
 }
 
 /** Every key {@link connect} reads, nested levels included; any other key is a TypeError. */
@@ -87,6 +88,7 @@ const OPTION_KEYS = {
   maxResponseBytes: true,
   logger: true,
   signal: true,
+  naming: { uniqueId: true, now: true, leaseOwner: true },
 } as const satisfies OptionKeysOf<XenXapiOptions>;
 
 /** What the pool master said about itself at connect. */
@@ -108,7 +110,7 @@ export interface XenXapiAdapter extends HypervisorAdapterV1<typeof ADAPTER_ID> {
   readonly inventory: InventoryCapability;
   readonly limits: LimitsCapability;
   readonly labels: LabelsCapability;
-  readonly backups: BackupsCapability;
+  readonly backups: XenXapiBackupsCapability;
   readonly server: Readonly<XenXapiServer>;
 }
 
@@ -212,7 +214,12 @@ export async function connect(options: XenXapiOptions): Promise<XenXapiAdapter> 
     await ownFetch?.close().catch(() => {});
     throw redactError(error, secrets);
   }
-  const context: AdapterContext = { client, logger, callTimeoutMs: timeoutMs };
+  const context: AdapterContext = {
+    client,
+    logger,
+    callTimeoutMs: timeoutMs,
+    ...(options.naming ? { naming: options.naming } : {}),
+  };
   let closed = false;
   const close = async () => {
     if (closed) return;

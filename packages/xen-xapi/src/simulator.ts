@@ -53,6 +53,11 @@ export interface XapiSimulatorOptions {
   taskDelayMs?: number;
   /** Serve JSON-RPC on `/jsonrpc` (default true); false answers it with XML-RPC as hosts before XenServer 7.0. */
   jsonRpc?: boolean;
+  /**
+   * The clock of the times the simulator records (snapshot times), e.g. a stepping clock so a recording
+   * repeats byte for byte (default: the wall clock).
+   */
+  clock?: () => Date;
 }
 
 const OPTION_KEYS = {
@@ -64,6 +69,7 @@ const OPTION_KEYS = {
   slaveOf: true,
   taskDelayMs: true,
   jsonRpc: true,
+  clock: true,
 } as const satisfies OptionKeysOf<XapiSimulatorOptions>;
 
 /** A running simulator. */
@@ -113,6 +119,7 @@ export async function startXapiSimulator(options: XapiSimulatorOptions = {}): Pr
     password,
     slaveOf: options.slaveOf,
     taskDelayMs: options.taskDelayMs ?? 0,
+    clock: options.clock,
   });
   const faults: SimTransferFaults = {};
   const server = createSimServer(api, { jsonRpc: options.jsonRpc !== false, faults });

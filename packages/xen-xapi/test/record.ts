@@ -1,6 +1,6 @@
 /**
- * Records the replay fixtures of @hvkit/xen-xapi, one per wire protocol: runs the conformance suite live
- * against a fresh XAPI simulator (seed database), in the order replay runs it, with every request going
+ * Records the replay fixtures of @hvkit/xen-xapi, one per wire protocol: runs the conformance suite in replay
+ * mode against a fresh XAPI simulator (seed database, stepping clock), in the order replay runs it, with every request going
  * through `recordingFetch`, normalises each cassette and writes test/fixtures/<FIXTURES[transport]>/.
  *
  *   node --conditions=@hvkit/source --import tsx packages/xen-xapi/test/record.ts
@@ -23,10 +23,17 @@ import {
 } from '@hvkit/conformance/fixtures';
 import { connect } from '../src/connect';
 import { startXapiSimulator } from '../src/simulator';
-import { FIXTURES, LIMIT_VALUES, REPLAY_ORIGIN, REPLAY_SKIPS } from './replay-options';
+import {
+  FIXTURES,
+  fixtureNaming,
+  LIMIT_VALUES,
+  REPLAY_ORIGIN,
+  REPLAY_SKIPS,
+  steppingClock,
+} from './replay-options';
 
 for (const transport of ['json-rpc', 'xml-rpc'] as const) {
-  const sim = await startXapiSimulator();
+  const sim = await startXapiSimulator({ clock: steppingClock() });
   const cassette = createHttpCassette();
   try {
     const options = {
@@ -36,10 +43,12 @@ for (const transport of ['json-rpc', 'xml-rpc'] as const) {
       ...sim.connectOptions,
       transport,
     };
+    const naming = fixtureNaming();
     const report = await runConformanceReport({
       name: `xen-xapi (recording, ${transport})`,
-      mode: 'live',
-      factory: () => connect({ ...options, fetch: recordingFetch(globalThis.fetch, cassette) }),
+      // The checks replay runs (no wall-clock comparisons: the simulator's clock is a stepping one here).
+      mode: 'replay',
+      factory: () => connect({ ...options, fetch: recordingFetch(globalThis.fetch, cassette), naming }),
       probe: {},
       skip: REPLAY_SKIPS,
       limitValues: LIMIT_VALUES,

@@ -6,8 +6,8 @@
  * configuration (`/host_backup` and `/pool/xmldbdump`); restore as a new VM (`/import`, then each
  * incremental through `/import_raw_vdi`), every file verified against the manifest while it streams.
  *
- * hvkit's snapshots: a running backup's snapshot is named `hvkit-backup <artifact id>` and holds the run's
- * lease (`hvkit.backup.lease` in its `other_config`). Once the backup is complete the snapshot becomes the
+ * hvkit's snapshots: a running backup holds a lease on the VM (`hvkit.backup.lease` in its `other_config`)
+ * and its snapshot is named `hvkit-backup`. Once the backup is complete the snapshot becomes the
  * chain's checkpoint (`hvkit.backup.chain`, `.position`, `.artifact` in `other_config`) and every older
  * hvkit checkpoint of the VM is deleted: the newest backup's snapshot is the base of the next incremental,
  * as Xen Orchestra keeps it. `listSnapshots` leaves hvkit's snapshots out; `listCheckpoints` shows them.
@@ -56,8 +56,8 @@ import {
 import { normaliseRecords, type XapiRecord } from '../protocol/values';
 import { createInventory } from './inventory';
 
-/** Name prefix of a running backup's snapshot. */
-export const BACKUP_SNAPSHOT_PREFIX = 'hvkit-backup ';
+/** Name of a running backup's snapshot (constant, so an export of it does not vary from run to run). */
+export const BACKUP_SNAPSHOT_NAME = 'hvkit-backup';
 /** `other_config` keys hvkit sets on its snapshots. */
 export const KEYS = {
   lease: 'hvkit.backup.lease',
@@ -80,7 +80,7 @@ const MAX_HOST_CONFIG_BYTES = 4 * 1024 * 1024 * 1024;
 const vhdBound = (size: number) => size + Math.ceil(size / (2 * 1024 * 1024)) * 516 + 1024 * 1024;
 
 const cleanupSignal = () => AbortSignal.timeout(60_000);
-const random = () => Math.random().toString(36).slice(2, 8);
+const random = () => Math.random().toString(36).slice(2, 8).padEnd(6, '0');
 
 function fail(
   code: 'NOT_FOUND' | 'INVALID_ARGUMENT' | 'UNSUPPORTED' | 'PROTOCOL' | 'CONFLICT',
@@ -127,8 +127,7 @@ async function snapshotsOf(ctx: AdapterContext, vm: XapiRecord, o: CallOptions) 
 }
 
 const configOf = (r: XapiRecord) => (r.other_config ?? {}) as Record<string, string>;
-const isHvkit = (r: XapiRecord) =>
-  String(r.name_label ?? '').startsWith(BACKUP_SNAPSHOT_PREFIX) || KEYS.chain in configOf(r);
+const isHvkit = (r: XapiRecord) => r.name_label === BACKUP_SNAPSHOT_NAME || KEYS.chain in configOf(r);
 
 function snapshotOf(r: XapiRecord): Snapshot {
   return {
@@ -204,22 +203,60 @@ function manifestHead(id: string, kind: BackupManifest['kind'], method: string) 
   } as const;
 }
 
-/** Holds the lease of a run on its snapshot: stored now, renewed until `stop()`. */
-async function holdSnapshotLease(ctx: AdapterContext, snapRef: string, run: string, signal?: AbortSignal) {
-  const store = async (value: string | undefined, s?: AbortSignal) => {
-    await ctx.client.call('VM.remove_from_other_config', [snapRef, KEYS.lease], { signal: s });
-    if (value !== undefined)
-      await ctx.client.call('VM.add_to_other_config', [snapRef, KEYS.lease, value], { signal: s });
-  };
-  const lease = newLease(run);
-  await store(JSON.stringify(lease), signal);
+/** The lease stored in a VM's `other_config` (undefined when none, or unreadable). */
+function leaseOf(record: XapiRecord): ReturnType<typeof parseLease> | undefined {
+  const raw = configOf(record)[KEYS.lease];
+  if (raw === undefined) return undefined;
+  try {
+    return parseLease(raw);
+  } catch {
+    return undefined;
+  }
+}
+
+async function storeLease(
+  ctx: AdapterContext,
+  vmRef: string,
+  value: string | undefined,
+  signal?: AbortSignal,
+) {
+  await ctx.client.call('VM.remove_from_other_config', [vmRef, KEYS.lease], { signal });
+  if (value !== undefined)
+    await ctx.client.call('VM.add_to_other_config', [vmRef, KEYS.lease, value], { signal });
+}
+
+/**
+ * Holds the run's lease on the VM (`hvkit.backup.lease` in its `other_config`): stored now, renewed until
+ * `stop()`, which also clears it. A live lease of another run is `CONFLICT`.
+ */
+async function holdVmLease(
+  ctx: AdapterContext,
+  vm: { ref: string; record: XapiRecord },
+  run: string,
+  operation: string,
+  signal?: AbortSignal,
+) {
+  const other = leaseOf(vm.record);
+  if (other && leaseIsLive(other))
+    throw hvkitError(
+      'CONFLICT',
+      `Guest ${String(vm.record.uuid)} is held by a running backup (${other.owner}, run ${other.run}, until ${other.expiresAt}).`,
+      { adapter: ADAPTER_ID, operation, details: { lease: other } },
+    );
+  const owner = ctx.naming?.leaseOwner?.();
+  const now = ctx.naming?.now?.();
+  const lease = newLease(run, undefined, { ...(owner ? { owner } : {}), ...(now ? { now } : {}) });
+  await storeLease(ctx, vm.ref, JSON.stringify(lease), signal);
   const holder = holdLease(lease, {
-    store: (l, o) => store(JSON.stringify(l), o.signal),
+    ...(ctx.naming?.now ? { now: ctx.naming.now } : {}),
+    store: (l, o) => storeLease(ctx, vm.ref, JSON.stringify(l), o.signal),
     onError: (error) => ctx.logger.warn('backup lease renewal failed', { error: String(error) }),
   });
   return {
-    stop: () => holder.stop(),
-    clear: () => store(undefined, cleanupSignal()).catch(() => {}),
+    async stop() {
+      await holder.stop();
+      await storeLease(ctx, vm.ref, undefined, cleanupSignal()).catch(() => {});
+    },
   };
 }
 
@@ -261,20 +298,21 @@ async function backup(
       );
   }
   const progress = createProgressReporter(o.onProgress);
-  const started = new Date();
-  const id = newArtifactId(mode, started, random);
+  const started = ctx.naming?.now?.() ?? new Date();
+  const id = newArtifactId(mode, started, ctx.naming?.uniqueId ?? random);
   const name = String(vm.record.name_label ?? vm.record.uuid);
   const path = artifactPath(name, id);
   const written: BackupFile[] = [];
   let snapRef: string | undefined;
-  let lease: Awaited<ReturnType<typeof holdSnapshotLease>> | undefined;
+  const lease = await holdVmLease(ctx, vm, id, operation, signal);
   try {
     progress.phase('snapshot');
-    snapRef = (await ctx.client.callAsync('VM.snapshot', [vm.ref, `${BACKUP_SNAPSHOT_PREFIX}${id}`], {
+    snapRef = (await ctx.client.callAsync('VM.snapshot', [vm.ref, BACKUP_SNAPSHOT_NAME], {
       signal,
     })) as string;
     if (typeof snapRef !== 'string') throw fail('PROTOCOL', operation, 'VM.snapshot returned no ref.');
-    lease = await holdSnapshotLease(ctx, snapRef, id, signal);
+    // The snapshot copied the VM's other_config, the lease with it: the lease stays on the VM only.
+    await ctx.client.call('VM.remove_from_other_config', [snapRef, KEYS.lease], { signal });
     const snap = await getRecord(ctx, 'VM', snapRef, { signal });
     const definition = json(await definitionOf(ctx, snap, { signal }));
     const disks = await disksOf(ctx, snap, { signal });
@@ -382,7 +420,7 @@ async function backup(
       ...manifestHead(id, mode, mode === 'full' ? 'xapi-xva' : 'xapi-vhd-delta'),
       guest: { id: String(vm.record.uuid), name, uuid: String(vm.record.uuid) },
       startedAt: started.toISOString(),
-      completedAt: new Date().toISOString(),
+      completedAt: (ctx.naming?.now?.() ?? new Date()).toISOString(),
       consistency: 'crash',
       chain,
       ...(baseArtifact ? { base: baseArtifact } : {}),
@@ -391,9 +429,6 @@ async function backup(
       files: entries,
     };
     written.push(await writeBackupManifest(sink, path, manifest, { signal }));
-    await lease.stop();
-    await lease.clear();
-    lease = undefined;
     const kept = snapRef;
     snapRef = undefined;
     await pruneCheckpoints(ctx, vm.ref, kept, signal).catch((error: unknown) =>
@@ -414,10 +449,11 @@ async function backup(
       chain: chain.id,
     };
   } catch (error) {
-    await lease?.stop();
     for (const f of written) await sink.removeFile?.(f.name, { signal: cleanupSignal() }).catch(() => {});
     if (snapRef) await destroyWithDisks(ctx, snapRef, cleanupSignal()).catch(() => {});
     throw error;
+  } finally {
+    await lease.stop();
   }
 }
 
@@ -433,8 +469,8 @@ async function backupHostConfig(
   const masterRef = [...pools.values()][0]?.master as string | undefined;
   if (!masterRef) throw fail('PROTOCOL', operation, 'The pool has no master.');
   const host = await getRecord(ctx, 'host', masterRef, { signal });
-  const started = new Date();
-  const id = newArtifactId('host-config', started, random);
+  const started = ctx.naming?.now?.() ?? new Date();
+  const id = newArtifactId('host-config', started, ctx.naming?.uniqueId ?? random);
   const hostName = String(host.name_label ?? host.uuid);
   const path = artifactPath(hostName, id);
   const progress = createProgressReporter(o.onProgress);
@@ -471,7 +507,7 @@ async function backupHostConfig(
       ...manifestHead(id, 'host-config', 'xapi-host-backup'),
       guest: { id: String(host.uuid), name: hostName, uuid: String(host.uuid) },
       startedAt: started.toISOString(),
-      completedAt: new Date().toISOString(),
+      completedAt: (ctx.naming?.now?.() ?? new Date()).toISOString(),
       consistency: 'crash',
       files: entries,
     };
@@ -677,9 +713,9 @@ async function listCheckpoints(
 }
 
 /**
- * Removes what crashed backups of the VM left: running-backup snapshots (with their disks) whose lease has
- * expired or is missing, and, with `sink`, incomplete artifacts. A live lease keeps its snapshot and its run's
- * artifact folder.
+ * Removes what crashed backups of the VM left: hvkit's running-backup snapshots (with their disks) and an
+ * expired lease, and, with `sink`, incomplete artifacts. While a live lease holds the VM (a backup running
+ * elsewhere), its snapshots and its run's artifact folder are kept.
  */
 async function cleanup(
   ctx: AdapterContext,
@@ -688,36 +724,43 @@ async function cleanup(
 ): Promise<BackupCleanupResult> {
   const vm = await resolveVm(ctx, ref, 'backups.cleanup', o);
   const result: BackupCleanupResult = { removed: [], kept: [] };
-  const live: string[] = [];
+  const lease = leaseOf(vm.record);
+  const live = lease !== undefined && leaseIsLive(lease);
   for (const s of await snapshotsOf(ctx, vm.record, o)) {
-    const cfg = configOf(s.record);
-    if (KEYS.chain in cfg || !String(s.record.name_label ?? '').startsWith(BACKUP_SNAPSHOT_PREFIX)) continue;
-    const run = String(s.record.name_label).slice(BACKUP_SNAPSHOT_PREFIX.length);
-    let lease: ReturnType<typeof parseLease> | undefined;
-    try {
-      lease = cfg[KEYS.lease] ? parseLease(cfg[KEYS.lease]) : undefined;
-    } catch {
-      lease = undefined;
-    }
-    const item = { kind: 'snapshot' as const, name: String(s.record.uuid), run };
-    if (lease && leaseIsLive(lease)) {
-      live.push(run);
+    if (s.record.name_label !== BACKUP_SNAPSHOT_NAME || KEYS.chain in configOf(s.record)) continue;
+    const item = {
+      kind: 'snapshot' as const,
+      name: String(s.record.uuid),
+      ...(live ? { run: lease.run } : {}),
+    };
+    if (live) {
       result.kept.push(item);
       continue;
     }
     await destroyWithDisks(ctx, s.ref, o.signal);
     result.removed.push(item);
   }
+  if (live) result.kept.push({ kind: 'lease', name: KEYS.lease, run: lease.run });
+  else if (KEYS.lease in configOf(vm.record)) {
+    await storeLease(ctx, vm.ref, undefined, o.signal);
+    result.removed.push({ kind: 'lease', name: KEYS.lease, ...(lease ? { run: lease.run } : {}) });
+  }
   if (o.sink?.removeIncomplete) {
     const folder = artifactPath(String(vm.record.name_label ?? vm.record.uuid), 'x').split('/')[0] as string;
-    for (const name of await o.sink.removeIncomplete(folder, live, { signal: o.signal }))
+    for (const name of await o.sink.removeIncomplete(folder, live ? [lease.run] : [], { signal: o.signal }))
       result.removed.push({ kind: 'file', name });
   }
   return result;
 }
 
+/** The backups capability of this adapter: every optional method of the spec is there. */
+export type XenXapiBackupsCapability = BackupsCapability &
+  Required<
+    Pick<BackupsCapability, 'revertSnapshot' | 'backupHostConfig' | 'restore' | 'listCheckpoints' | 'cleanup'>
+  >;
+
 /** The backups capability of one adapter. */
-export function createBackups(ctx: AdapterContext): BackupsCapability {
+export function createBackups(ctx: AdapterContext): XenXapiBackupsCapability {
   return {
     async listSnapshots(ref: GuestRef, o: CallOptions = {}): Promise<Snapshot[]> {
       const vm = await resolveVm(ctx, ref, 'backups.listSnapshots', o);
@@ -732,12 +775,8 @@ export function createBackups(ctx: AdapterContext): BackupsCapability {
       const name = o.name ?? `hvkit-${new Date().toISOString()}`;
       if (typeof name !== 'string' || name === '')
         throw fail('INVALID_ARGUMENT', operation, 'A snapshot name must be a non-empty string.');
-      if (name.startsWith(BACKUP_SNAPSHOT_PREFIX))
-        throw fail(
-          'INVALID_ARGUMENT',
-          operation,
-          `Snapshot names starting with ${JSON.stringify(BACKUP_SNAPSHOT_PREFIX)} are hvkit's own.`,
-        );
+      if (name === BACKUP_SNAPSHOT_NAME)
+        throw fail('INVALID_ARGUMENT', operation, `The name ${JSON.stringify(name)} is hvkit's own.`);
       if (o.quiesce === true)
         throw fail(
           'UNSUPPORTED',

@@ -8,8 +8,9 @@
  * - downloads are bounded (declared size, and the caller's bound) and an `text/html` body where data is
  *   expected (XAPI answers some failed exports `200` with an HTML error page, xen-api#4603) is `REMOTE`;
  * - no response, or no data, for `idleTimeoutMs` is `TIMEOUT`; the caller's signal aborts at any point;
- * - uploads state their `Content-Length` (XAPI refuses chunked uploads) and are cut, never completed, when
- *   the source fails (a file that does not match its manifest), so the host never sees a whole body.
+ * - uploads state their `Content-Length` (XAPI refuses chunked uploads); up to {@link UPLOAD_BUFFER_BYTES}
+ *   they are read whole before the request starts, larger ones stream and are cut, never completed, when the
+ *   source fails (a file that does not match its manifest), so the host never sees a whole bad body.
  */
 
 import {
@@ -24,6 +25,8 @@ import { ADAPTER_ID, backendErrorToHvkitError, xapiErrorToHvkitError } from '../
 
 /** Redirects followed at most (to pool members only). */
 export const MAX_REDIRECTS = 2;
+/** Uploads up to this size (4 MiB) are read, and verified, whole before the request starts. */
+export const UPLOAD_BUFFER_BYTES = 4 * 1024 * 1024;
 /** Default idle deadline of a transfer: 60 s without a response or a byte is `TIMEOUT`. */
 export const DEFAULT_TRANSFER_IDLE_TIMEOUT_MS = 60_000;
 
@@ -214,7 +217,14 @@ export async function openDownload(
             throw signal.reason instanceof HvkitError
               ? signal.reason
               : abortError(signal, { adapter: ADAPTER_ID, operation: t.operation });
-          throw fetchErrorToHvkitError(error, { adapter: ADAPTER_ID, operation: t.operation });
+          // A body that stops (undici's `TypeError: terminated`, a reset socket) is a lost connection.
+          if (HvkitError.isInstance(error)) throw error;
+          throw hvkitError('CONNECTION_LOST', `${t.what}: the connection was lost at byte ${got}.`, {
+            adapter: ADAPTER_ID,
+            operation: t.operation,
+            retryable: true,
+            cause: error,
+          });
         }
         if (step.done) break;
         got += step.value.byteLength;
@@ -289,6 +299,30 @@ export async function upload(
       await iterator.return?.();
     },
   });
+  // A small upload is read whole (and so verified) before the request starts: a source that fails then
+  // sends nothing at all. A larger one streams, and a failing source cuts it.
+  let payload: ReadableStream<Uint8Array> | Uint8Array = body;
+  if (bytes <= UPLOAD_BUFFER_BYTES) {
+    const buffer = new Uint8Array(bytes);
+    const reader = body.getReader();
+    let at = 0;
+    try {
+      for (;;) {
+        const step = await reader.read();
+        if (step.done) break;
+        buffer.set(step.value, at);
+        at += step.value.byteLength;
+      }
+    } catch (error) {
+      idle.stop();
+      throw sourceError ?? error;
+    }
+    if (signal.aborted) {
+      idle.stop();
+      throw abortError(signal, { adapter: ADAPTER_ID, operation: t.operation });
+    }
+    payload = buffer;
+  }
   idle.touch();
   try {
     const response = await send(
@@ -298,7 +332,7 @@ export async function upload(
       {
         method: 'PUT',
         headers: { 'content-type': 'application/octet-stream', 'content-length': String(bytes) },
-        body,
+        body: payload,
       },
       signal,
     ).catch((error: unknown) => {

@@ -30,6 +30,8 @@ export interface SimApiSettings {
   slaveOf?: string;
   /** How long an `Async.*` task stays pending before it runs, ms (0: it has finished when the call returns). */
   taskDelayMs: number;
+  /** The clock of the times the simulator records (snapshot times, task times); default the wall clock. */
+  clock?: () => Date;
 }
 
 interface Session {
@@ -67,8 +69,6 @@ const BACKUP_METHODS: readonly string[] = [
   'VDI.destroy',
   'VDI.set_name_label',
 ];
-
-const now = () => new Date(Math.floor(Date.now() / 1000) * 1000);
 
 /** The simulated API over one database. */
 export class SimApi {
@@ -444,6 +444,12 @@ export class SimApi {
     this.#session(ref);
   }
 
+  /** The time now, to the second, by the simulator's clock. */
+  now(): Date {
+    const t = this.settings.clock?.() ?? new Date();
+    return new Date(Math.floor(t.getTime() / 1000) * 1000);
+  }
+
   /** A new object's ref and UUID (deterministic: the n-th object the simulator made). */
   made(kind: number): { ref: string; uuid: string } {
     const n = ++this.#made;
@@ -465,7 +471,7 @@ export class SimApi {
       name_label: label,
       status,
       progress: 0,
-      created: now(),
+      created: this.now(),
       result: '',
       error_info: [],
     });
@@ -493,7 +499,7 @@ export class SimApi {
       SR: sr ?? vdi.SR,
       is_a_snapshot: snapshot,
       snapshot_of: snapshot ? vdiRef : null,
-      snapshot_time: snapshot ? now() : new Date(0),
+      snapshot_time: snapshot ? this.now() : new Date(0),
       VBDs: [],
     });
     this.disks.copy(vdiRef, String(vdi.uuid), SimApi.vdiSize(vdi), ref);
@@ -524,7 +530,7 @@ export class SimApi {
       is_a_snapshot: snapshot,
       is_a_template: snapshot ? true : vm.is_a_template,
       snapshot_of: snapshot ? vmRef : null,
-      snapshot_time: snapshot ? now() : new Date(0),
+      snapshot_time: snapshot ? this.now() : new Date(0),
       power_state: kind === 'checkpoint' ? 'Suspended' : 'Halted',
       resident_on: null,
       domid: -1,

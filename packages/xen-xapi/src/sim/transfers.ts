@@ -421,7 +421,7 @@ export async function serveTransfer(
       }
       res.end();
     }
-    Object.assign(task.row, { status: 'success', progress: 1, result, finished: new Date() });
+    Object.assign(task.row, { status: 'success', progress: 1, result, finished: api.now() });
   } catch (error) {
     const [code, ...params] =
       error instanceof XapiFailure
@@ -430,7 +430,7 @@ export async function serveTransfer(
           ? [String(error.status)]
           : ['INTERNAL_ERROR', String((error as Error)?.message ?? error)];
     if (task)
-      Object.assign(task.row, { status: 'failure', error_info: [code, ...params], finished: new Date() });
+      Object.assign(task.row, { status: 'failure', error_info: [code, ...params], finished: api.now() });
     if (!res.headersSent)
       send(
         res,
