@@ -50,5 +50,8 @@ export function fixtureNaming(): XenXapiBackupNaming {
 /** The simulator's clock while recording: one second per reading from 2026-01-01, so recordings repeat. */
 export function steppingClock(): () => Date {
   let t = Date.UTC(2026, 0, 1);
-  return () => new Date((t += 1000));
+  return () => {
+    t += 1000;
+    return new Date(t);
+  };
 }
