@@ -4,7 +4,7 @@
  * when the VIF is plugged: its rate limit), or `live-when-running` (the memory balloon range: at once on a
  * running VM, at the next start on a halted one). `limits.set` reports the outcome of each call in
  * `appliesAt`. Backups: full (XVA), incremental (VHD of the changed blocks), host configuration, checkpoints,
- * cleanup, and restore as a new VM (not in place). Events are not implemented yet.
+ * cleanup, and restore as a new VM or in place. Events are not implemented yet.
  */
 
 import type { SupportsManifest } from '@hvkit/core';
@@ -46,7 +46,7 @@ const BASE = {
     methods: ['xapi-xva', 'xapi-vhd-delta', 'xapi-host-backup'],
     checkpoints: true,
     cleanup: true,
-    restore: { asNew: true, inPlace: false, incrementalChains: true },
+    restore: { asNew: true, inPlace: true, incrementalChains: true },
   },
   events: false,
 } as const satisfies SupportsManifest;

@@ -84,12 +84,11 @@ async function rawSha(vdiUuid: string): Promise<string> {
       id: 1,
     }),
   }).then((r) => r.json())) as { result: string };
-  const body = Buffer.from(
-    await (
-      await fetch(`${sim.url}/export_raw_vdi?vdi=${vdiUuid}&session_id=${session.result}`)
-    ).arrayBuffer(),
-  );
-  return createHash('sha256').update(body).digest('hex');
+  const response = await fetch(`${sim.url}/export_raw_vdi?vdi=${vdiUuid}&session_id=${session.result}`);
+  if (!response.ok || !response.body) throw new Error(`/export_raw_vdi answered ${response.status}`);
+  const hash = createHash('sha256');
+  for await (const chunk of response.body) hash.update(chunk);
+  return hash.digest('hex');
 }
 
 function vdiOf(vmUuid: string, userdevice: string): string {
@@ -130,6 +129,39 @@ describe('xen-xapi backups (private simulator)', () => {
     await expect(
       hv.backups.backup({ id: VM1 }, sink, { mode: 'incremental', sinceCheckpoint: full.checkpoint }),
     ).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+
+  it('an in-place restore puts the backed-up disk content back into the same halted VM and leaves nothing else', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'hvkit-xen-bk-'));
+    const sink = createDirectorySink(dir, { fsync: false });
+    const root = vdiOf(VM2, '0');
+    const before = await rawSha(root);
+    const full = await hv.backups.backup({ id: VM2 }, sink);
+    sim.writeDisk(root, 1024 * 1024, Buffer.from('written after the backup'));
+    expect(await rawSha(root)).not.toBe(before);
+    const vms = sim.db.table('VM').size;
+    const vdis = sim.db.table('VDI').size;
+    const result = await hv.backups.restore(createDirectorySource(dir), {
+      artifact: full.id,
+      mode: 'in-place',
+    });
+    expect(result.mode).toBe('in-place');
+    expect(result.guest.id).toBe(VM2);
+    expect(result.guest.name).toBe('hvkit-xen-vm2');
+    expect(await rawSha(vdiOf(VM2, '0'))).toBe(before);
+    expect(vdiOf(VM2, '0')).not.toBe(root);
+    expect(sim.db.table('VDI').has(root)).toBe(false);
+    expect([...sim.db.table('VDI').values()].some((v) => v.uuid === root)).toBe(false);
+    expect(sim.db.table('VM').size).toBe(vms);
+    expect(sim.db.table('VDI').size).toBe(vdis);
+    expect(pendingTasks()).toEqual([]);
+    // A running guest is CONFLICT, before anything is uploaded.
+    const running = await hv.backups.backup({ id: VM1 }, sink);
+    const error = await hv.backups
+      .restore(createDirectorySource(dir), { artifact: running.id, mode: 'in-place' })
+      .catch((e) => e);
+    expect(error).toMatchObject({ code: 'CONFLICT' });
+    expect(sim.db.table('VM').size).toBe(vms);
   });
 
   it('a connection dropped during the export: CONNECTION_LOST, no artifact marked complete, no snapshot, no task', async () => {

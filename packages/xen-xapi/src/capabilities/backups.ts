@@ -4,7 +4,8 @@
  * from a snapshot, full as an XVA (`/export?use_compression=gzip`) and incremental as one VHD per disk of
  * the blocks changed since the previous backup's snapshot (`/export_raw_vdi?format=vhd&base=`); the host
  * configuration (`/host_backup` and `/pool/xmldbdump`); restore as a new VM (`/import`, then each
- * incremental through `/import_raw_vdi`), every file verified against the manifest while it streams.
+ * incremental through `/import_raw_vdi`), or in place (the same, then the halted VM's disks swapped for the
+ * restored ones), every file verified against the manifest while it streams.
  *
  * hvkit's snapshots: a running backup holds a lease on the VM (`hvkit.backup.lease` in its `other_config`)
  * and its snapshot is named `hvkit-backup`. Once the backup is complete the snapshot becomes the
@@ -14,6 +15,7 @@
  */
 
 import {
+  abortError,
   artifactPath,
   type BackupArtifact,
   type BackupCheckpoint,
@@ -568,12 +570,6 @@ async function restore(
     throw new TypeError(`backups.restore: unknown mode ${String(mode)}.`);
   if (o.name !== undefined && (typeof o.name !== 'string' || o.name === ''))
     throw new TypeError('backups.restore: name must be a non-empty string.');
-  if (mode === 'in-place')
-    throw fail(
-      'UNSUPPORTED',
-      operation,
-      'xen-xapi restores as a new VM only (supports.backups.restore.inPlace = false).',
-    );
   const chain = await resolveRestoreChain(source, { artifact: o.artifact, guest: o.guest, signal });
   const full = chain.links[0];
   const xva = full?.manifest.files.find((f) => f.name === 'vm.xva.gz' && f.format === 'xva+gzip');
@@ -587,7 +583,23 @@ async function restore(
         details: { reason: 'artifact-invalid' },
       },
     );
+  // In place: the original VM (by the manifest's uuid) must exist and be halted; it is leased for the run.
+  let original: { ref: string; record: XapiRecord } | undefined;
+  if (mode === 'in-place') {
+    original = await resolveVm(ctx, { uuid: full.manifest.guest.uuid ?? full.manifest.guest.id }, operation, {
+      signal,
+    });
+    if (original.record.power_state !== 'Halted')
+      throw fail(
+        'CONFLICT',
+        operation,
+        `Guest ${String(original.record.uuid)} is ${String(original.record.power_state).toLowerCase()}; an in-place restore needs it halted.`,
+      );
+  }
   const sr = await restoreSr(ctx, o.storage, signal);
+  const lease = original
+    ? await holdVmLease(ctx, original, `restore-${chain.target.manifest.id}`, operation, signal)
+    : undefined;
   const files = chain.links.flatMap((l) =>
     l.manifest.files
       .filter((f) => f.role === 'disk' || f === xva || (l === full && f.role === 'definition'))
@@ -671,6 +683,19 @@ async function restore(
         read.push({ name: `${link.path}/${f.name}`, bytes: f.bytes, sha256: f.sha256 });
       }
     }
+    if (original) {
+      const warnings = await swapDisks(ctx, original.ref, vmRef, signal);
+      vmRef = undefined;
+      const guest = await createInventory(ctx).getGuest({ id: String(original.record.uuid) }, { signal });
+      progress.done();
+      return {
+        guest,
+        mode: 'in-place',
+        artifacts: chain.links.map((l) => l.manifest.id),
+        files: read,
+        warnings,
+      };
+    }
     const name = o.name ?? `${full.manifest.guest.name}-restored-${chain.target.manifest.id}`;
     await ctx.client.call('VM.set_name_label', [vmRef, name], { signal });
     await ctx.client.call('VM.set_is_a_template', [vmRef, false], { signal });
@@ -692,7 +717,72 @@ async function restore(
     throw error;
   } finally {
     if (task) await ctx.client.call('task.destroy', [task], { signal: cleanupSignal() }).catch(() => {});
+    await lease?.stop();
   }
+}
+
+/**
+ * The last step of an in-place restore: the original VM's disks are replaced by the restored ones (each
+ * `Disk` VBD destroyed and created again on the restored VDI, same `userdevice`, `bootable` and QoS), the
+ * import's VM is destroyed (its VDIs now belong to the original) and the replaced VDIs are destroyed. These
+ * steps are not cancellable: the swap window is as short as the calls. Returns the warnings (a disk of the
+ * original the backup does not hold is kept).
+ */
+async function swapDisks(
+  ctx: AdapterContext,
+  originalRef: string,
+  restoredRef: string,
+  signal?: AbortSignal,
+): Promise<RestoreResult['warnings']> {
+  const o = { signal };
+  const vbdsOf = async (vmRef: string) => {
+    const out = new Map<string, { vbdRef: string; vbd: XapiRecord }>();
+    for (const vbdRef of ((await getRecord(ctx, 'VM', vmRef, o)).VBDs ?? []) as string[]) {
+      const vbd = await getRecord(ctx, 'VBD', vbdRef, o);
+      if (vbd.type === 'Disk' && typeof vbd.VDI === 'string')
+        out.set(String(vbd.userdevice), { vbdRef, vbd });
+    }
+    return out;
+  };
+  const restored = await vbdsOf(restoredRef);
+  const old = await vbdsOf(originalRef);
+  if (signal?.aborted) throw abortError(signal, { adapter: ADAPTER_ID, operation: 'backups.restore' });
+  const swap = { signal: cleanupSignal() };
+  for (const [device, n] of restored) {
+    const before = old.get(device);
+    await ctx.client.call('VBD.destroy', [n.vbdRef], swap);
+    if (before) await ctx.client.call('VBD.destroy', [before.vbdRef], swap);
+    const like = before?.vbd ?? n.vbd;
+    await ctx.client.call(
+      'VBD.create',
+      [
+        {
+          VM: originalRef,
+          VDI: n.vbd.VDI as string,
+          userdevice: device,
+          bootable: like.bootable === true,
+          mode: 'RW',
+          type: 'Disk',
+          empty: false,
+          unpluggable: true,
+          other_config: {},
+          qos_algorithm_type: String(like.qos_algorithm_type ?? ''),
+          qos_algorithm_params: (like.qos_algorithm_params ?? {}) as Record<string, string>,
+        },
+      ],
+      swap,
+    );
+  }
+  await ctx.client.call('VM.destroy', [restoredRef], swap);
+  for (const [device, before] of old)
+    if (restored.has(device)) await ctx.client.call('VDI.destroy', [before.vbd.VDI as string], swap);
+  return [...old.keys()]
+    .filter((d) => !restored.has(d))
+    .map((d) => ({
+      type: 'other' as const,
+      field: `disks.${d}`,
+      message: `Disk ${d} of the guest is not in the backup; it was kept as it is.`,
+    }));
 }
 
 async function listCheckpoints(

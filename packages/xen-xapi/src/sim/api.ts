@@ -68,6 +68,8 @@ const BACKUP_METHODS: readonly string[] = [
   'VDI.snapshot',
   'VDI.destroy',
   'VDI.set_name_label',
+  'VBD.create',
+  'VBD.destroy',
 ];
 
 /** The simulated API over one database. */
@@ -593,6 +595,7 @@ export class SimApi {
   #backupOp(method: string, name: string, args: readonly unknown[]): WireValue {
     const cls = method.slice(0, method.indexOf('.'));
     const ref = args[0] as string;
+    if (cls === 'VBD') return this.#vbdOp(method, name, args);
     if (cls === 'VDI') {
       const vdi = this.#row('VDI', ref);
       if (name === 'snapshot') {
@@ -663,5 +666,50 @@ export class SimApi {
       }
     }
     throw new XapiFailure('MESSAGE_METHOD_UNKNOWN', method);
+  }
+
+  /** `VBD.create(record)` (the VM halted, its `userdevice` free) and `VBD.destroy` (not while attached). */
+  #vbdOp(method: string, name: string, args: readonly unknown[]): WireValue {
+    this.#count(method, args, 1);
+    if (name === 'destroy') {
+      const vbd = this.#row('VBD', args[0]);
+      if (vbd.currently_attached === true)
+        throw new XapiFailure('OPERATION_NOT_ALLOWED', 'VBD is currently attached');
+      this.db.table('VBD').delete(args[0] as string);
+      this.db.relink();
+      return '';
+    }
+    const rec = args[0];
+    if (typeof rec !== 'object' || rec === null || Array.isArray(rec))
+      throw new XapiFailure('FIELD_TYPE_ERROR', 'args');
+    const r = rec as Record<string, unknown>;
+    const vmRef = this.#arg('ref', r.VM, 'VM') as string;
+    const vm = this.#row('VM', vmRef);
+    if (vm.power_state !== 'Halted')
+      throw new XapiFailure('VM_BAD_POWER_STATE', vmRef, 'halted', String(vm.power_state).toLowerCase());
+    const vdi = this.#arg('ref', r.VDI ?? null, 'VDI') as string | null;
+    if (vdi !== null) this.#row('VDI', vdi);
+    const userdevice = this.#arg('string', r.userdevice ?? '', 'userdevice') as string;
+    for (const other of vm.VBDs as string[])
+      if (this.db.table('VBD').get(other)?.userdevice === userdevice)
+        throw new XapiFailure('DEVICE_ALREADY_EXISTS', userdevice);
+    const { ref, uuid } = this.made(5);
+    this.db.insert('VBD', ref, {
+      uuid,
+      VM: vmRef,
+      VDI: vdi,
+      userdevice,
+      device: '',
+      type: this.#arg('string', r.type ?? 'Disk', 'type'),
+      mode: this.#arg('string', r.mode ?? 'RW', 'mode'),
+      empty: this.#arg('bool', r.empty ?? false, 'empty'),
+      bootable: this.#arg('bool', r.bootable ?? false, 'bootable'),
+      currently_attached: false,
+      qos_algorithm_type: this.#arg('string', r.qos_algorithm_type ?? '', 'qos_algorithm_type'),
+      qos_algorithm_params: this.#arg('map', r.qos_algorithm_params ?? {}, 'qos_algorithm_params'),
+      other_config: this.#arg('map', r.other_config ?? {}, 'other_config'),
+    });
+    this.db.relink();
+    return ref;
   }
 }

@@ -340,11 +340,22 @@ export function dumpDatabase(db: SimDb): string {
   return `${out}</database>\n`;
 }
 
+/** A body: its length and its bytes, as one buffer or as chunks made while it is sent (a raw disk). */
+interface Body {
+  length: number;
+  chunks: Iterable<Uint8Array>;
+}
+
+function* pieces(body: Body): Generator<Uint8Array> {
+  for (const chunk of body.chunks)
+    for (let at = 0; at < chunk.byteLength; at += WRITE_BYTES) yield chunk.subarray(at, at + WRITE_BYTES);
+}
+
 /** Writes a body in pieces, honouring back-pressure; false when the connection went away (or was cut). */
-async function writeBody(res: ServerResponse, body: Buffer, dropAfter: number | undefined): Promise<boolean> {
-  for (let at = 0; at < body.length; at += WRITE_BYTES) {
+async function writeBody(res: ServerResponse, body: Body, dropAfter: number | undefined): Promise<boolean> {
+  let at = 0;
+  for (let piece of pieces(body)) {
     if (res.destroyed) return false;
-    let piece = body.subarray(at, at + WRITE_BYTES);
     if (dropAfter !== undefined && at + piece.length > dropAfter) {
       piece = piece.subarray(0, Math.max(0, dropAfter - at));
       if (piece.length > 0) res.write(piece);
@@ -352,6 +363,7 @@ async function writeBody(res: ServerResponse, body: Buffer, dropAfter: number | 
       res.socket?.destroy();
       return false;
     }
+    at += piece.length;
     if (!res.write(piece))
       await new Promise<void>((resolve) => {
         const done = () => {
@@ -457,9 +469,10 @@ function srOf(db: SimDb, value: string | null): string {
   return pool.default_SR;
 }
 
-function exportBody(api: SimApi, path: string, q: URLSearchParams): { body: Buffer; type: string } {
+function exportBody(api: SimApi, path: string, q: URLSearchParams): { body: Body; type: string } {
   const db = api.db;
-  if (path === '/pool/xmldbdump') return { body: Buffer.from(dumpDatabase(db)), type: 'text/xml' };
+  const whole = (b: Buffer): Body => ({ length: b.length, chunks: [b] });
+  if (path === '/pool/xmldbdump') return { body: whole(Buffer.from(dumpDatabase(db))), type: 'text/xml' };
   if (path === '/host_backup') {
     const pool = [...db.table('pool').values()][0];
     const host = typeof pool?.master === 'string' ? db.table('host').get(pool.master) : undefined;
@@ -469,7 +482,7 @@ function exportBody(api: SimApi, path: string, q: URLSearchParams): { body: Buff
       ...tarMember({ name: 'etc/xensource-inventory', data: Buffer.from(inventory) }),
       TAR_END,
     ]);
-    return { body: gzipSync(tar), type: 'application/octet-stream' };
+    return { body: whole(gzipSync(tar)), type: 'application/octet-stream' };
   }
   if (path === '/export') {
     const vmRef = lookup(db, 'VM', q.get('uuid') ?? q.get('ref'), 'uuid');
@@ -479,7 +492,7 @@ function exportBody(api: SimApi, path: string, q: URLSearchParams): { body: Buff
     const xva = buildXva(api, vmRef);
     const compression = q.get('use_compression');
     return {
-      body: compression === 'true' || compression === 'gzip' ? gzipSync(xva) : xva,
+      body: whole(compression === 'true' || compression === 'gzip' ? gzipSync(xva) : xva),
       type: 'application/octet-stream',
     };
   }
@@ -492,7 +505,10 @@ function exportBody(api: SimApi, path: string, q: URLSearchParams): { body: Buff
   const baseParam = q.get('base');
   if (format === 'raw') {
     if (baseParam) throw new XapiFailure('INVALID_VALUE', 'base', 'needs format=vhd');
-    return { body: Buffer.concat([...rawDisk(chunks, size)]), type: 'application/octet-stream' };
+    return {
+      body: { length: size, chunks: rawDisk(new Map(chunks), size) },
+      type: 'application/octet-stream',
+    };
   }
   if (format !== 'vhd') throw new XapiFailure('INVALID_VALUE', 'format', format);
   let base: Map<number, Buffer> | undefined;
@@ -504,7 +520,7 @@ function exportBody(api: SimApi, path: string, q: URLSearchParams): { body: Buff
   }
   const id = Buffer.from(String(vdi.uuid).replace(/-/g, ''), 'hex');
   return {
-    body: Buffer.concat([...writeVhd(size, changedBlocks(chunks, base), id)]),
+    body: whole(Buffer.concat([...writeVhd(size, changedBlocks(chunks, base), id)])),
     type: 'application/octet-stream',
   };
 }
