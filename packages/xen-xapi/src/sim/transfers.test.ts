@@ -160,6 +160,23 @@ describe('simulator transfers', () => {
     expect(((await call('task.get_all')) as string[]).length).toBe(0);
   });
 
+  it('a task_id given to an export gets its progress while it runs, then success', async () => {
+    const task = (await call('task.create', 'export', '')) as string;
+    const seen: number[] = [];
+    const r = await get(`/export_raw_vdi?vdi=${VDI_ROOT}&task_id=${task}`);
+    const reader = (r.body as ReadableStream<Uint8Array>).getReader();
+    for (let n = 0; ; n++) {
+      const step = await reader.read();
+      if (step.done) break;
+      if (n % 64 === 0) seen.push(Number(await call('task.get_progress', task)));
+    }
+    expect(seen.some((p) => p > 0 && p < 1)).toBe(true);
+    expect([...seen].sort((a, b) => a - b)).toEqual(seen);
+    expect(await call('task.get_status', task)).toBe('success');
+    expect(await call('task.get_progress', task)).toBe(1);
+    await call('task.destroy', task);
+  });
+
   it('/pool/xmldbdump is the database in the dump format; /host_backup holds it', async () => {
     const text = await (await get('/pool/xmldbdump')).text();
     const db = parseXmlDbDump(text);

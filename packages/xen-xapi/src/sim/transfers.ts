@@ -352,7 +352,12 @@ function* pieces(body: Body): Generator<Uint8Array> {
 }
 
 /** Writes a body in pieces, honouring back-pressure; false when the connection went away (or was cut). */
-async function writeBody(res: ServerResponse, body: Body, dropAfter: number | undefined): Promise<boolean> {
+async function writeBody(
+  res: ServerResponse,
+  body: Body,
+  dropAfter: number | undefined,
+  onProgress: (fraction: number) => void,
+): Promise<boolean> {
   let at = 0;
   for (let piece of pieces(body)) {
     if (res.destroyed) return false;
@@ -364,6 +369,7 @@ async function writeBody(res: ServerResponse, body: Body, dropAfter: number | un
       return false;
     }
     at += piece.length;
+    onProgress(body.length > 0 ? at / body.length : 1);
     if (!res.write(piece))
       await new Promise<void>((resolve) => {
         const done = () => {
@@ -427,7 +433,12 @@ export async function serveTransfer(
       const drop = faults.dropExportAfterBytes;
       faults.dropExportAfterBytes = undefined;
       res.writeHead(200, { 'content-type': type, 'content-length': String(body.length) });
-      if (!(await writeBody(res, body, drop))) {
+      const row = task.row;
+      const progress = (fraction: number) => {
+        // XAPI reports task progress in [0, 1]; 1 only once the task has finished.
+        row.progress = Math.min(0.99, fraction);
+      };
+      if (!(await writeBody(res, body, drop, progress))) {
         Object.assign(task.row, { status: 'failure', error_info: ['CLIENT_ERROR', 'connection closed'] });
         return;
       }
