@@ -15,7 +15,14 @@ import {
 import { onUnhandledRequest } from 'msw';
 import { setupServer } from 'msw/node';
 import { afterAll, describe, it } from 'vitest';
-import { FIXTURES, LIMIT_VALUES, REPLAY_ORIGIN, REPLAY_SKIPS, REPLAY_USERNAME } from '../test/replay-options';
+import {
+  FIXTURES,
+  fixtureNaming,
+  LIMIT_VALUES,
+  REPLAY_ORIGIN,
+  REPLAY_SKIPS,
+  REPLAY_USERNAME,
+} from '../test/replay-options';
 import { connect } from './connect';
 import { XAPI_SIMULATOR_DEFAULT_PASSWORD } from './simulator';
 
@@ -36,6 +43,7 @@ afterAll(() => server.close());
 for (const transport of ['json-rpc', 'xml-rpc'] as const) {
   const fixture = await readFixture(join(import.meta.dirname, '..', 'test', 'fixtures', FIXTURES[transport]));
   const replay = cassetteHandlers((await fixture.readJson('cassette.json')) as HttpCassette);
+  const naming = fixtureNaming();
 
   runAdapterConformance({
     name: `xen-xapi (${FIXTURES[transport]} fixture)`,
@@ -53,6 +61,7 @@ for (const transport of ['json-rpc', 'xml-rpc'] as const) {
         insecureHttp: true,
         transport,
         fetch: (input, init) => globalThis.fetch(input, init),
+        naming,
       });
     },
     skip: REPLAY_SKIPS,

@@ -30,11 +30,12 @@ import {
   type TlsSettings,
   wrapAdapter,
 } from '@hvkit/core';
+import { createBackups, type XenXapiBackupsCapability } from './capabilities/backups';
 import { createEvents } from './capabilities/events';
 import { createInventory } from './capabilities/inventory';
 import { createLabels } from './capabilities/labels';
 import { createLimits } from './capabilities/limits';
-import type { AdapterContext } from './context';
+import type { AdapterContext, XenXapiBackupNaming } from './context';
 import { ADAPTER_ID } from './errors';
 import { DEFAULT_MAX_RESPONSE_BYTES, XapiClient, type XapiTransport } from './protocol/client';
 import { normaliseRecord, normaliseRecords } from './protocol/values';
@@ -91,6 +92,8 @@ export interface XenXapiOptions {
   logger?: Logger;
   /** Aborts connecting. */
   signal?: AbortSignal;
+  /** Deterministic backup names, clock and lease owner (recordings, tests; internal). */
+  naming?: XenXapiBackupNaming;
 }
 
 /** Every key {@link connect} reads, nested levels included; any other key is a TypeError. */
@@ -110,6 +113,7 @@ const OPTION_KEYS = {
   maxResponseBytes: true,
   logger: true,
   signal: true,
+  naming: { uniqueId: true, now: true, leaseOwner: true },
 } as const satisfies OptionKeysOf<XenXapiOptions>;
 
 /** What the pool master said about itself at connect. */
@@ -132,7 +136,8 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 export const CLOSE_LOGOUT_MS = 2000;
 
 /**
- * The xen-xapi adapter: spec v1 with inventory, limits, labels and events, its connection state, plus what
+ * The xen-xapi adapter: spec v1 with inventory, limits, labels, backups and
+ * events, its connection state, plus what
  * the server said about itself.
  */
 export interface XenXapiAdapter extends HypervisorAdapterV1<typeof ADAPTER_ID> {
@@ -143,6 +148,7 @@ export interface XenXapiAdapter extends HypervisorAdapterV1<typeof ADAPTER_ID> {
   readonly events: EventsCapability;
   /** The connection state: `open`, `reconnecting` (see {@link XenXapiOptions.reconnect}), `closed`. */
   readonly connection: AdapterConnection;
+  readonly backups: XenXapiBackupsCapability;
   readonly server: Readonly<XenXapiServer>;
 }
 
@@ -262,7 +268,13 @@ export async function connect(options: XenXapiOptions): Promise<XenXapiAdapter> 
     deadline.dispose();
   }
   const closing = new AbortController();
-  const context: AdapterContext = { client, logger, callTimeoutMs: timeoutMs, closeSignal: closing.signal };
+  const context: AdapterContext = {
+    client,
+    logger,
+    callTimeoutMs: timeoutMs,
+    closeSignal: closing.signal,
+    ...(options.naming ? { naming: options.naming } : {}),
+  };
   let closed: Promise<void> | undefined;
   // Bounded against a hung host: session.logout gets CLOSE_LOGOUT_MS (none while the host is lost), the
   // connection pool 1 s more to finish what runs, then it is destroyed.
@@ -284,6 +296,7 @@ export async function connect(options: XenXapiOptions): Promise<XenXapiAdapter> 
     labels: createLabels(context),
     events: createEvents(context),
     connection: client.connection,
+    backups: createBackups(context),
     close,
     [Symbol.asyncDispose]: close,
   };

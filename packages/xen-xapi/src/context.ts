@@ -26,6 +26,18 @@ export interface AdapterContext {
   readonly callTimeoutMs: number;
   /** Aborts when the adapter closes (event streams end without an error). */
   readonly closeSignal: AbortSignal;
+  /** Deterministic backup names, clock and lease owner (recordings, tests); see `XenXapiOptions.naming`. */
+  readonly naming?: XenXapiBackupNaming;
+}
+
+/** Deterministic names, clock and lease owner for backups (recordings, tests; internal). */
+export interface XenXapiBackupNaming {
+  /** The random part of artifact ids (default: 6 random base-36 characters). */
+  uniqueId?: () => string;
+  /** The clock of artifact ids, manifests and leases (default: the wall clock). */
+  now?: () => Date;
+  /** The owner written into leases (default `<hostname>:<pid>`). */
+  leaseOwner?: () => string;
 }
 
 /** A VM found by a GuestRef. */

@@ -6,7 +6,9 @@
  * @packageDocumentation
  */
 
+export type { XenXapiBackupsCapability } from './capabilities/backups';
 export { connect, type XenXapiAdapter, type XenXapiOptions, type XenXapiServer } from './connect';
+export type { XenXapiBackupNaming } from './context';
 export { ADAPTER_ID, XAPI_ERROR_CODES } from './errors';
 export { weightToXapiWeight, xapiWeightToWeight } from './mapping/cpu';
 export { XEN_XAPI_LIMIT_TIMING, XEN_XAPI_SUPPORTS } from './supports';

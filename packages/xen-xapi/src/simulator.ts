@@ -23,9 +23,11 @@ import { checkOptionKeys, type OptionKeysOf } from '@hvkit/core';
 import { SimApi } from './sim/api';
 import { loadXmlDbDump, type SimDb } from './sim/db';
 import { createSimServer } from './sim/server';
+import type { SimTransferFaults } from './sim/transfers';
 
 export { XapiFailure } from './sim/api';
 export { parseXmlDbDump, type SimDb, type SimRow } from './sim/db';
+export type { SimTransferFaults } from './sim/transfers';
 
 /** Path of the seed database shipped with the package (`simulator/seed-db.xml`, `/pool/xmldbdump` format). */
 export const XAPI_SEED_DB_PATH: string = fileURLToPath(new URL('../simulator/seed-db.xml', import.meta.url));
@@ -63,6 +65,11 @@ export interface XapiSimulatorOptions {
    * toolstack (for tests of hang detection and bounded close).
    */
   hung?: boolean;
+  /**
+   * The clock of the times the simulator records (snapshot times), e.g. a stepping clock so a recording
+   * repeats byte for byte (default: the wall clock).
+   */
+  clock?: () => Date;
 }
 
 const OPTION_KEYS = {
@@ -76,6 +83,7 @@ const OPTION_KEYS = {
   jsonRpc: true,
   eventLogSize: true,
   hung: true,
+  clock: true,
 } as const satisfies OptionKeysOf<XapiSimulatorOptions>;
 
 /** A running simulator. */
@@ -97,6 +105,16 @@ export interface XapiSimulator {
    * accepted but answered only after it resumes, as a toolstack stopped with SIGSTOP would.
    */
   hang(hung: boolean): void;
+  /**
+   * Test-only faults of the HTTP transfer endpoints: set `dropExportAfterBytes` to cut the next export's
+   * connection after that many bytes, `failNextTransfer` to fail the next transfer with an XAPI error code.
+   */
+  readonly faults: SimTransferFaults;
+  /**
+   * Writes bytes into a VDI (by ref or uuid) at an offset, as a guest would: later exports (and incremental
+   * exports against an earlier snapshot) see the change.
+   */
+  writeDisk(vdi: string, offset: number, data: Uint8Array): void;
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
@@ -129,8 +147,10 @@ export async function startXapiSimulator(options: XapiSimulatorOptions = {}): Pr
     taskDelayMs: options.taskDelayMs ?? 0,
     eventLogSize: options.eventLogSize,
     hung: options.hung,
+    clock: options.clock,
   });
-  const server = createSimServer(api, { jsonRpc: options.jsonRpc !== false });
+  const faults: SimTransferFaults = {};
+  const server = createSimServer(api, { jsonRpc: options.jsonRpc !== false, faults });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 0, host, () => resolve());
@@ -151,6 +171,14 @@ export async function startXapiSimulator(options: XapiSimulatorOptions = {}): Pr
     hang: (hung: boolean) => api.hang(hung),
     get sessionCount() {
       return api.sessionCount;
+    },
+    faults,
+    writeDisk(vdi, offset, data) {
+      const table = db.table('VDI');
+      const ref = table.has(vdi) ? vdi : [...table].find(([, row]) => row.uuid === vdi)?.[0];
+      const row = ref === undefined ? undefined : table.get(ref);
+      if (ref === undefined || !row) throw new RangeError(`writeDisk: no VDI ${vdi}`);
+      api.disks.write(ref, String(row.uuid), Number(row.virtual_size), offset, data);
     },
     close,
     [Symbol.asyncDispose]: close,

@@ -4,7 +4,8 @@
  * when the VIF is plugged: its rate limit), or `live-when-running` (the memory balloon range: at once on a
  * running VM, at the next start on a halted one). `limits.set` reports the outcome of each call in
  * `appliesAt`. Events come from `event.from` (guest lifecycle: added, removed, power changes, configuration
- * changes). Backups are not implemented yet.
+ * changes). Backups: full (XVA), incremental (VHD of the changed blocks), host configuration, checkpoints,
+ * cleanup, and restore as a new VM or in place.
  */
 
 import type { SupportsManifest } from '@hvkit/core';
@@ -37,7 +38,17 @@ const BASE = {
     pids: false,
   },
   labels: { models: ['tag'], set: true, hostModels: true },
-  backups: false,
+  backups: {
+    snapshots: true,
+    memorySnapshots: true,
+    full: true,
+    incremental: true,
+    hostConfig: true,
+    methods: ['xapi-xva', 'xapi-vhd-delta', 'xapi-host-backup'],
+    checkpoints: true,
+    cleanup: true,
+    restore: { asNew: true, inPlace: true, incrementalChains: true },
+  },
   events: { lifecycle: true },
 } as const satisfies SupportsManifest;
 

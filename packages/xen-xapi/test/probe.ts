@@ -4,6 +4,7 @@
  * adapter call really did, and an independent client checks the simulator's protocol at the same time.
  */
 
+import { createHash } from 'node:crypto';
 import type { ConformanceProbe, ProbeGuest } from '@hvkit/conformance';
 import type { PowerState, ResourceLimits } from '@hvkit/core';
 import { Xapi } from 'xen-api';
@@ -92,6 +93,67 @@ export async function xenXapiProbe(url: string, user: string, password: string):
         await xapi.call('VM.start', ref, false, false);
         await xapi.call('VM.hard_shutdown', ref);
       }
+    },
+    async listSnapshotIds(g) {
+      const { vm } = await record(g);
+      const out: string[] = [];
+      for (const ref of vm.snapshots as string[]) {
+        const snap = (await xapi.call('VM.get_record', ref)) as Record<string, unknown>;
+        // hvkit's checkpoints are listed by listCheckpointIds; a running backup's snapshot is a snapshot.
+        if (!('hvkit.backup.chain' in (snap.other_config as object))) out.push(String(snap.uuid));
+      }
+      return out;
+    },
+    async listCheckpointIds(g) {
+      const { vm } = await record(g);
+      const out: string[] = [];
+      for (const ref of vm.snapshots as string[]) {
+        const snap = (await xapi.call('VM.get_record', ref)) as Record<string, unknown>;
+        if ('hvkit.backup.chain' in (snap.other_config as object)) out.push(String(snap.uuid));
+      }
+      return out;
+    },
+    async diskSha256(g, device) {
+      const { vm } = await record(g);
+      for (const vbdRef of vm.VBDs as string[]) {
+        const vbd = (await xapi.call('VBD.get_record', vbdRef)) as Record<string, unknown>;
+        if (vbd.userdevice !== device || vbd.type !== 'Disk') continue;
+        const vdi = String(await xapi.call('VDI.get_uuid', vbd.VDI));
+        const response = await fetch(
+          `${url}/export_raw_vdi?vdi=${vdi}&format=raw&session_id=${encodeURIComponent(xapi.sessionId)}`,
+        );
+        if (!response.ok || !response.body)
+          throw new Error(`probe: /export_raw_vdi answered ${response.status}`);
+        const hash = createHash('sha256');
+        for await (const chunk of response.body) hash.update(chunk);
+        return hash.digest('hex');
+      }
+      throw new Error(`probe: no disk ${device}`);
+    },
+    async removeGuest(g) {
+      const ref = await vmRef(g);
+      if (!ref) return;
+      const vm = (await xapi.call('VM.get_record', ref)) as Record<string, unknown>;
+      if (vm.power_state !== 'Halted') await xapi.call('VM.hard_shutdown', ref);
+      const vdis: string[] = [];
+      for (const vbdRef of vm.VBDs as string[]) {
+        const vbd = (await xapi.call('VBD.get_record', vbdRef)) as Record<string, unknown>;
+        if (vbd.type === 'Disk' && vbd.VDI !== 'OpaqueRef:NULL') vdis.push(String(vbd.VDI));
+      }
+      await xapi.call('VM.destroy', ref);
+      for (const vdi of vdis) await xapi.call('VDI.destroy', vdi);
+    },
+    async listGuestNames() {
+      const vms = (await xapi.call('VM.get_all_records')) as Record<string, Record<string, unknown>>;
+      return Object.values(vms)
+        .filter((v) => !v.is_a_template && !v.is_control_domain)
+        .map((v) => String(v.name_label));
+    },
+    async listVolumes() {
+      const vdis = (await xapi.call('VDI.get_all_records')) as Record<string, Record<string, unknown>>;
+      return Object.values(vdis)
+        .filter((v) => !v.is_a_snapshot)
+        .map((v) => String(v.uuid));
     },
     async close() {
       await xapi.disconnect();

@@ -1,7 +1,7 @@
 /**
  * Records the replay fixtures of @hvkit/xen-xapi, one per wire protocol: runs the conformance suite in
- * replay mode (the checks replay runs, in its order) against a fresh XAPI simulator (seed database), with
- * every request going through `recordingFetch`, normalises each cassette and writes
+ * replay mode (the checks replay runs, in its order) against a fresh XAPI simulator (seed database, stepping
+ * clock), with every request going through `recordingFetch`, normalises each cassette and writes
  * test/fixtures/<FIXTURES[transport]>/. Live-only checks (service, events) never dial a connection the
  * replay does not have.
  *
@@ -25,10 +25,17 @@ import {
 } from '@hvkit/conformance/fixtures';
 import { connect } from '../src/connect';
 import { startXapiSimulator } from '../src/simulator';
-import { FIXTURES, LIMIT_VALUES, REPLAY_ORIGIN, REPLAY_SKIPS } from './replay-options';
+import {
+  FIXTURES,
+  fixtureNaming,
+  LIMIT_VALUES,
+  REPLAY_ORIGIN,
+  REPLAY_SKIPS,
+  steppingClock,
+} from './replay-options';
 
 for (const transport of ['json-rpc', 'xml-rpc'] as const) {
-  const sim = await startXapiSimulator();
+  const sim = await startXapiSimulator({ clock: steppingClock() });
   const cassette = createHttpCassette();
   try {
     const options = {
@@ -38,10 +45,13 @@ for (const transport of ['json-rpc', 'xml-rpc'] as const) {
       ...sim.connectOptions,
       transport,
     };
+    const naming = fixtureNaming();
     const report = await runConformanceReport({
       name: `xen-xapi (recording, ${transport})`,
+      // The checks replay runs (no wall-clock comparisons: the simulator's clock is a stepping one here).
       mode: 'replay',
-      factory: () => connect({ ...options, fetch: recordingFetch(globalThis.fetch, cassette) }),
+      factory: () => connect({ ...options, fetch: recordingFetch(globalThis.fetch, cassette), naming }),
+      probe: {},
       skip: REPLAY_SKIPS,
       limitValues: LIMIT_VALUES,
     });

@@ -1,6 +1,7 @@
 /** Settings shared by the recorder (test/record.ts) and the replay and live conformance tests. */
 
 import type { LimitTestValues } from '@hvkit/conformance';
+import type { XenXapiBackupNaming } from '../src/context';
 
 /** The fixture folders under test/fixtures/, one per wire protocol. */
 export const FIXTURES = { 'json-rpc': 'xapi-sim-jsonrpc', 'xml-rpc': 'xapi-sim-xmlrpc' } as const;
@@ -39,3 +40,25 @@ export const REPLAY_SKIPS: Record<string, string> = {
   events:
     'the event.from loop is a long poll racing the aborts of the checks, so its requests are timing-dependent; checked live in src/conformance.live.test.ts and src/service.live.test.ts',
 };
+
+/**
+ * Deterministic backup names, clock and lease owner for the recorder and the replay (one counter per
+ * recording or replay run, so names never repeat across checks): a recorded run then replays byte for byte.
+ */
+export function fixtureNaming(): XenXapiBackupNaming {
+  let n = 0;
+  return {
+    uniqueId: () => `rec${++n}`,
+    now: () => new Date('2000-01-01T00:00:00Z'),
+    leaseOwner: () => 'hvkit-fixture:1',
+  };
+}
+
+/** The simulator's clock while recording: one second per reading from 2026-01-01, so recordings repeat. */
+export function steppingClock(): () => Date {
+  let t = Date.UTC(2026, 0, 1);
+  return () => {
+    t += 1000;
+    return new Date(t);
+  };
+}

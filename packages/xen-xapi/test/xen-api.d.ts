@@ -12,6 +12,8 @@ declare module 'xen-api' {
   export class Xapi {
     constructor(options: XapiOptions);
     readonly status: string;
+    /** The session ref of the connection (the HTTP endpoints take it as `session_id`). */
+    readonly sessionId: string;
     connect(): Promise<void>;
     disconnect(): Promise<void>;
     call(method: string, ...args: unknown[]): Promise<unknown>;

@@ -127,6 +127,11 @@ export class XapiClient {
     return this.#transport;
   }
 
+  /** The fetch this client sends its requests with (the HTTP transfers use it too). */
+  get fetch(): FetchLike {
+    return this.#options.fetch;
+  }
+
   /** The session ref (a secret: never put it in messages). */
   get session(): string | undefined {
     return this.#session;

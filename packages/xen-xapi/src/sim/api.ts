@@ -11,6 +11,7 @@ import { normaliseValue } from '../protocol/values';
 import { setOwn, type WireValue } from '../protocol/wire';
 import { encodeXmlRpcValue } from '../protocol/xmlrpc';
 import { rowToWire, type SimDb, type SimRow, toWire } from './db';
+import { SimDisks } from './disks';
 
 /** An XAPI failure: `[code, ...params]`. */
 export class XapiFailure extends Error {
@@ -33,6 +34,8 @@ export interface SimApiSettings {
   slaveOf?: string;
   /** How long an `Async.*` task stays pending before it runs, ms (0: it has finished when the call returns). */
   taskDelayMs: number;
+  /** The clock of the times the simulator records (snapshot times, task times); default the wall clock. */
+  clock?: () => Date;
 }
 
 interface Session {
@@ -79,6 +82,22 @@ const MUTABLE_MAPS: Readonly<Record<string, readonly string[]>> = {
 };
 const TAGGED = new Set(['VM', 'pool', 'host', 'network', 'SR', 'VDI']);
 
+/** The messages backups use (snapshots, revert, destroy, clone, names), with XAPI's checks. */
+const BACKUP_METHODS: readonly string[] = [
+  'VM.snapshot',
+  'VM.checkpoint',
+  'VM.revert',
+  'VM.destroy',
+  'VM.clone',
+  'VM.set_name_label',
+  'VM.set_is_a_template',
+  'VDI.snapshot',
+  'VDI.destroy',
+  'VDI.set_name_label',
+  'VBD.create',
+  'VBD.destroy',
+];
+
 /** The simulated API over one database. */
 export class SimApi {
   readonly db: SimDb;
@@ -86,6 +105,9 @@ export class SimApi {
   readonly #sessions = new Map<string, Session>();
   readonly #timers = new Map<string, NodeJS.Timeout>();
   #tasks = 0;
+  #made = 0;
+  /** The disk contents of every VDI (see `disks.ts`). */
+  readonly disks: SimDisks = new SimDisks();
   #domid = 0;
   #lastSession = '';
   readonly #events: SimEvent[] = [];
@@ -286,6 +308,7 @@ export class SimApi {
       'system.listMethods',
       'task.cancel',
       'task.destroy',
+      'task.create',
     ];
     for (const cls of this.db.tables.keys()) {
       out.push(`${cls}.get_all_records`, `${cls}.get_all`, `${cls}.get_record`, `${cls}.get_by_uuid`);
@@ -304,6 +327,7 @@ export class SimApi {
       'VIF.set_qos_algorithm_type',
       'event.from',
       'event.inject',
+      ...BACKUP_METHODS,
     );
     return out.sort();
   }
@@ -471,6 +495,7 @@ export class SimApi {
       this.#row(cls, args[0]).qos_algorithm_type = this.#arg('string', args[1], 'value');
       return '';
     }
+    if (BACKUP_METHODS.includes(method)) return this.#backupOp(method, name, args);
     if (cls === 'VM') return this.#vm(method, name, args);
     throw new XapiFailure('MESSAGE_METHOD_UNKNOWN', method);
   }
@@ -587,6 +612,10 @@ export class SimApi {
   }
 
   #task(method: string, name: string, args: readonly unknown[]): WireValue {
+    if (name === 'create') {
+      this.#count(method, args, 2);
+      return this.newTask(String(this.#arg('string', args[0], 'label')), 'pending').ref;
+    }
     this.#count(method, args, 1);
     const task = this.#row('task', args[0]);
     const ref = args[0] as string;
@@ -609,5 +638,281 @@ export class SimApi {
       return '';
     }
     throw new XapiFailure('MESSAGE_METHOD_UNKNOWN', method);
+  }
+
+  /**
+   * Checks a session ref (the HTTP handlers authenticate with `session_id`).
+   *
+   * @throws XapiFailure `SESSION_INVALID`.
+   */
+  checkSession(ref: unknown): void {
+    this.#session(ref);
+  }
+
+  /** The time now, to the second, by the simulator's clock. */
+  now(): Date {
+    const t = this.settings.clock?.() ?? new Date();
+    return new Date(Math.floor(t.getTime() / 1000) * 1000);
+  }
+
+  /** A new object's ref and UUID (deterministic: the n-th object the simulator made). */
+  made(kind: number): { ref: string; uuid: string } {
+    const n = ++this.#made;
+    return { ref: `OpaqueRef:${madeUuid(kind + 10, n)}`, uuid: madeUuid(kind, n) };
+  }
+
+  /** A new MAC address (locally administered, deterministic). */
+  newMac(): string {
+    const n = ++this.#made;
+    return `02:00:5a:${[(n >> 16) & 255, (n >> 8) & 255, n & 255].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;
+  }
+
+  /** A new task row (`task.create`, the HTTP handlers' own tasks). */
+  newTask(label: string, status: string): { ref: string; row: SimRow } {
+    const n = ++this.#tasks;
+    const ref = `OpaqueRef:${madeUuid(1, n)}`;
+    const row = this.db.insert('task', ref, {
+      uuid: madeUuid(2, n),
+      name_label: label,
+      status,
+      progress: 0,
+      created: this.now(),
+      result: '',
+      error_info: [],
+    });
+    return { ref, row };
+  }
+
+  /** A row by class and ref (`HANDLE_INVALID` when missing), for the HTTP handlers. */
+  row(cls: string, ref: unknown): SimRow {
+    return this.#row(cls, ref);
+  }
+
+  /** A VDI's size in bytes. */
+  static vdiSize(vdi: SimRow): number {
+    return Number(vdi.virtual_size);
+  }
+
+  /** Copies a VDI (a snapshot of it, or a plain copy): the record and, shared, its chunks. */
+  copyVdi(vdiRef: string, snapshot: boolean, sr?: string): string {
+    const vdi = this.#row('VDI', vdiRef);
+    const { ref, uuid } = this.made(4);
+    this.db.insert('VDI', ref, {
+      ...structuredClone(vdi),
+      uuid,
+      location: uuid,
+      SR: sr ?? vdi.SR,
+      is_a_snapshot: snapshot,
+      snapshot_of: snapshot ? vdiRef : null,
+      snapshot_time: snapshot ? this.now() : new Date(0),
+      VBDs: [],
+    });
+    this.disks.copy(vdiRef, String(vdi.uuid), SimApi.vdiSize(vdi), ref);
+    return ref;
+  }
+
+  /** Destroys a VDI with its chunks (`VDI_IN_USE` when a VBD has it attached); VBDs naming it go too. */
+  destroyVdi(vdiRef: string): void {
+    this.#row('VDI', vdiRef);
+    const vbds = [...this.db.table('VBD')].filter(([, vbd]) => vbd.VDI === vdiRef);
+    if (vbds.some(([, vbd]) => vbd.currently_attached === true))
+      throw new XapiFailure('VDI_IN_USE', vdiRef, 'destroy');
+    for (const [ref] of vbds) this.db.table('VBD').delete(ref);
+    this.db.table('VDI').delete(vdiRef);
+    this.disks.delete(vdiRef);
+    this.db.relink();
+  }
+
+  /** Copies a VM with its VBDs, VIFs and (snapshotted or copied) disks. */
+  #copyVm(vmRef: string, name: string, kind: 'snapshot' | 'checkpoint' | 'clone'): string {
+    const vm = this.#row('VM', vmRef);
+    const snapshot = kind !== 'clone';
+    const { ref, uuid } = this.made(3);
+    this.db.insert('VM', ref, {
+      ...structuredClone(vm),
+      uuid,
+      name_label: name,
+      is_a_snapshot: snapshot,
+      is_a_template: snapshot ? true : vm.is_a_template,
+      snapshot_of: snapshot ? vmRef : null,
+      snapshot_time: snapshot ? this.now() : new Date(0),
+      power_state: kind === 'checkpoint' ? 'Suspended' : 'Halted',
+      resident_on: null,
+      domid: -1,
+      VBDs: [],
+      VIFs: [],
+      snapshots: [],
+      metrics: null,
+      guest_metrics: null,
+    });
+    this.#copyDevices(vm, ref, snapshot, kind === 'clone');
+    this.db.relink();
+    return ref;
+  }
+
+  /** Gives `to` copies of the VBDs (with copied disks) and VIFs of `from`. */
+  #copyDevices(from: SimRow, to: string, snapshot: boolean, newMacs: boolean): void {
+    for (const vbdRef of from.VBDs as string[]) {
+      const vbd = this.db.table('VBD').get(vbdRef);
+      if (!vbd) continue;
+      const disk = vbd.type === 'Disk' && typeof vbd.VDI === 'string' && this.db.table('VDI').has(vbd.VDI);
+      const vdi = disk ? this.copyVdi(vbd.VDI as string, snapshot) : vbd.VDI;
+      const { ref, uuid } = this.made(5);
+      this.db.insert('VBD', ref, {
+        ...structuredClone(vbd),
+        uuid,
+        VM: to,
+        VDI: vdi,
+        currently_attached: false,
+      });
+    }
+    for (const vifRef of from.VIFs as string[]) {
+      const vif = this.db.table('VIF').get(vifRef);
+      if (!vif) continue;
+      const { ref, uuid } = this.made(6);
+      this.db.insert('VIF', ref, {
+        ...structuredClone(vif),
+        uuid,
+        VM: to,
+        currently_attached: false,
+        ...(newMacs ? { MAC: this.newMac(), MAC_autogenerated: true } : {}),
+      });
+    }
+  }
+
+  /** Removes a VM's VBDs and VIFs (and, with `disks`, the VDIs of its disk VBDs), then the VM. */
+  #removeVm(vmRef: string, vm: SimRow, disks: boolean, keepVm = false): void {
+    for (const vbdRef of vm.VBDs as string[]) {
+      const vbd = this.db.table('VBD').get(vbdRef);
+      if (disks && vbd?.type === 'Disk' && typeof vbd.VDI === 'string') {
+        this.db.table('VDI').delete(vbd.VDI);
+        this.disks.delete(vbd.VDI);
+      }
+      this.db.table('VBD').delete(vbdRef);
+    }
+    for (const vifRef of vm.VIFs as string[]) this.db.table('VIF').delete(vifRef);
+    if (!keepVm) this.db.table('VM').delete(vmRef);
+    this.db.relink();
+  }
+
+  #backupOp(method: string, name: string, args: readonly unknown[]): WireValue {
+    const cls = method.slice(0, method.indexOf('.'));
+    const ref = args[0] as string;
+    if (cls === 'VBD') return this.#vbdOp(method, name, args);
+    if (cls === 'VDI') {
+      const vdi = this.#row('VDI', ref);
+      if (name === 'snapshot') {
+        this.#count(method, args, 2);
+        return this.copyVdi(ref, true);
+      }
+      if (name === 'destroy') {
+        this.#count(method, args, 1);
+        this.destroyVdi(ref);
+        return '';
+      }
+      this.#count(method, args, 2);
+      vdi.name_label = this.#arg('string', args[1], 'value');
+      return '';
+    }
+    const vm = this.#row('VM', ref);
+    const state = String(vm.power_state);
+    const bad = (expected: string) =>
+      new XapiFailure('VM_BAD_POWER_STATE', ref, expected, state.toLowerCase());
+    switch (name) {
+      case 'snapshot':
+      case 'checkpoint':
+      case 'clone': {
+        this.#count(method, args, 2);
+        const label = this.#arg('string', args[1], 'new_name') as string;
+        if (vm.is_control_domain) throw new XapiFailure('OPERATION_NOT_ALLOWED', 'the control domain');
+        if (vm.is_a_snapshot) throw new XapiFailure('OPERATION_NOT_ALLOWED', 'VM is a snapshot');
+        if (name === 'checkpoint' && state !== 'Running') throw bad('running');
+        if (name === 'clone' && state !== 'Halted') throw bad('halted');
+        if (name === 'snapshot' && state === 'Suspended') throw bad('running');
+        return this.#copyVm(ref, label, name);
+      }
+      case 'revert': {
+        this.#count(method, args, 1);
+        if (!vm.is_a_snapshot) throw new XapiFailure('OPERATION_NOT_ALLOWED', 'VM.revert needs a snapshot');
+        const target = this.#row('VM', vm.snapshot_of);
+        const targetRef = vm.snapshot_of as string;
+        this.#removeVm(targetRef, target, true, true);
+        for (const f of Object.keys(target))
+          if (/^(VCPUs_|memory_|platform$|HVM_|PV_)/.test(f)) target[f] = structuredClone(vm[f]);
+        Object.assign(target, {
+          power_state: vm.power_state === 'Suspended' ? 'Suspended' : 'Halted',
+          resident_on: null,
+          domid: -1,
+        });
+        this.#copyDevices(vm, targetRef, false, false);
+        this.db.relink();
+        return '';
+      }
+      case 'destroy':
+        this.#count(method, args, 1);
+        if (vm.is_control_domain) throw new XapiFailure('OPERATION_NOT_ALLOWED', 'the control domain');
+        if (!vm.is_a_snapshot && state !== 'Halted') throw bad('halted');
+        // As XAPI: the VM, its VBDs and VIFs go; its VDIs stay (destroy them with VDI.destroy).
+        this.#removeVm(ref, vm, false);
+        return '';
+      case 'set_name_label':
+        this.#count(method, args, 2);
+        vm.name_label = this.#arg('string', args[1], 'value');
+        return '';
+      case 'set_is_a_template': {
+        this.#count(method, args, 2);
+        const value = this.#arg('bool', args[1], 'value') as boolean;
+        if (vm.is_a_snapshot && !value)
+          throw new XapiFailure('OPERATION_NOT_ALLOWED', 'a snapshot stays a template');
+        vm.is_a_template = value;
+        return '';
+      }
+    }
+    throw new XapiFailure('MESSAGE_METHOD_UNKNOWN', method);
+  }
+
+  /** `VBD.create(record)` (the VM halted, its `userdevice` free) and `VBD.destroy` (not while attached). */
+  #vbdOp(method: string, name: string, args: readonly unknown[]): WireValue {
+    this.#count(method, args, 1);
+    if (name === 'destroy') {
+      const vbd = this.#row('VBD', args[0]);
+      if (vbd.currently_attached === true)
+        throw new XapiFailure('OPERATION_NOT_ALLOWED', 'VBD is currently attached');
+      this.db.table('VBD').delete(args[0] as string);
+      this.db.relink();
+      return '';
+    }
+    const rec = args[0];
+    if (typeof rec !== 'object' || rec === null || Array.isArray(rec))
+      throw new XapiFailure('FIELD_TYPE_ERROR', 'args');
+    const r = rec as Record<string, unknown>;
+    const vmRef = this.#arg('ref', r.VM, 'VM') as string;
+    const vm = this.#row('VM', vmRef);
+    if (vm.power_state !== 'Halted')
+      throw new XapiFailure('VM_BAD_POWER_STATE', vmRef, 'halted', String(vm.power_state).toLowerCase());
+    const vdi = this.#arg('ref', r.VDI ?? null, 'VDI') as string | null;
+    if (vdi !== null) this.#row('VDI', vdi);
+    const userdevice = this.#arg('string', r.userdevice ?? '', 'userdevice') as string;
+    for (const other of vm.VBDs as string[])
+      if (this.db.table('VBD').get(other)?.userdevice === userdevice)
+        throw new XapiFailure('DEVICE_ALREADY_EXISTS', userdevice);
+    const { ref, uuid } = this.made(5);
+    this.db.insert('VBD', ref, {
+      uuid,
+      VM: vmRef,
+      VDI: vdi,
+      userdevice,
+      device: '',
+      type: this.#arg('string', r.type ?? 'Disk', 'type'),
+      mode: this.#arg('string', r.mode ?? 'RW', 'mode'),
+      empty: this.#arg('bool', r.empty ?? false, 'empty'),
+      bootable: this.#arg('bool', r.bootable ?? false, 'bootable'),
+      currently_attached: false,
+      qos_algorithm_type: this.#arg('string', r.qos_algorithm_type ?? '', 'qos_algorithm_type'),
+      qos_algorithm_params: this.#arg('map', r.qos_algorithm_params ?? {}, 'qos_algorithm_params'),
+      other_config: this.#arg('map', r.other_config ?? {}, 'other_config'),
+    });
+    this.db.relink();
+    return ref;
   }
 }

@@ -10,6 +10,7 @@ import { parseXapiJson, stringifyXapiJson } from '../protocol/json';
 import type { WireValue } from '../protocol/wire';
 import { decodeXmlRpcCall, encodeXmlRpcResponse } from '../protocol/xmlrpc';
 import { type SimApi, XapiFailure } from './api';
+import { type SimTransferFaults, serveTransfer, TRANSFER_PATHS } from './transfers';
 
 /** Largest request body accepted (bytes). */
 const MAX_REQUEST_BYTES = 16 * 1024 * 1024;
@@ -18,6 +19,8 @@ const MAX_REQUEST_BYTES = 16 * 1024 * 1024;
 export interface SimServerOptions {
   /** Answer `/jsonrpc` with the XML-RPC handler, as hosts older than XenServer 7.0 do (default true = JSON-RPC). */
   jsonRpc: boolean;
+  /** Test-only faults of the HTTP transfer endpoints (`/export`, `/import`, ...). */
+  faults?: SimTransferFaults;
 }
 
 function readBody(req: IncomingMessage): Promise<string | undefined> {
@@ -116,6 +119,10 @@ export function createSimServer(api: SimApi, options: SimServerOptions): Server 
   const server = createServer(async (req, res) => {
     try {
       const path = (req.url ?? '/').split('?')[0];
+      if (TRANSFER_PATHS.has(path as string)) {
+        await serveTransfer(api, options.faults ?? {}, req, res);
+        return;
+      }
       if (req.method !== 'POST') {
         send(res, 404, 'text/html', '<html><body><h1>HTTP 404 not found</h1></body></html>');
         return;
