@@ -2,16 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { toHypervisorInfo } from './hypervisor';
 
 describe('toHypervisorInfo', () => {
-  it('maps product and version, and the build when there is one', () => {
-    expect(toHypervisorInfo({ product: 'cgroups-stub', version: '1.2.3', build: '42' })).toEqual({
-      kind: 'cgroups-stub',
-      version: '1.2.3',
-      build: '42',
+  it('maps the mode product and the kernel release', () => {
+    expect(toHypervisorInfo({ product: 'cgroup-hybrid', version: '6.18.0' })).toEqual({
+      kind: 'cgroup-hybrid',
+      version: '6.18.0',
     });
-  });
-
-  it('leaves out an empty or missing build', () => {
-    expect(toHypervisorInfo({ product: 'p', version: '1', build: '' })).toEqual({ kind: 'p', version: '1' });
-    expect(toHypervisorInfo({ product: 'p', version: '1' })).toEqual({ kind: 'p', version: '1' });
   });
 });

@@ -5,9 +5,7 @@
 import type { Host } from '@hvkit/core';
 import type { BackendHello } from '../protocol/client';
 
-/** The `hypervisor` part of a `Host` from what the backend said about itself when we connected. */
-export function toHypervisorInfo(hello: BackendHello): Host['hypervisor'] {
-  const info: Host['hypervisor'] = { kind: hello.product, version: hello.version };
-  if (hello.build !== undefined && hello.build !== '') info.build = hello.build;
-  return info;
+/** The `hypervisor` part of a `Host`: kind `cgroup-v1|cgroup-v2|cgroup-hybrid`, version the kernel release. */
+export function toHypervisorInfo(hello: Pick<BackendHello, 'product' | 'version'>): Host['hypervisor'] {
+  return { kind: hello.product, version: hello.version };
 }
