@@ -1,17 +1,22 @@
 /**
- * Prints what the cgroups server is, what the adapter supports, and its guests when it lists them.
+ * Prints the host's cgroup mode, where each controller lives, and every guest group with its processes,
+ * CPU time, memory in use and limits.
  *
- *   npm start -w @hvkit-examples/cgroups-inventory
+ *   npm start -w @hvkit-examples/cgroups-inventory [-- <extra group path>...]
  */
 
-import { connect } from '@hvkit/cgroups';
-import { hasCapability } from '@hvkit/core';
+import { type CgroupGuest, connect } from '@hvkit/cgroups';
 
-await using hv = await connect({ root: process.env.HVKIT_CGROUPS_ROOT ?? '/' });
-console.log(`${hv.server.product} ${hv.server.version}`);
-console.log(JSON.stringify(hv.supports, null, 2));
-if (hasCapability(hv, 'inventory')) {
-  for (const guest of await hv.inventory.listGuests()) console.log(guest.name, guest.powerState);
-} else {
-  console.log('inventory: not supported yet (supports.inventory is false)');
+await using hv = await connect({ extraGroups: process.argv.slice(2) });
+console.log(`${hv.server.product} (kernel ${hv.server.version})`);
+for (const [controller, place] of Object.entries(hv.server.controllers)) {
+  console.log(`  ${controller}: v${place.version} at ${place.mountPoint}`);
+}
+for (const guest of (await hv.inventory!.listGuests()) as CgroupGuest[]) {
+  const { cgroup } = guest;
+  console.log(
+    `${guest.name} (${guest.id}, ${cgroup.source}): ${guest.powerState}, ${cgroup.pids.length} processes, ` +
+      `cpu ${cgroup.cpuUsageUs ?? '?'} µs, memory ${cgroup.memoryCurrentBytes ?? '?'} bytes`,
+  );
+  console.log(`  limits: ${JSON.stringify(await hv.limits!.get(guest.id))}`);
 }

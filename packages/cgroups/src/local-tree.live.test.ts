@@ -10,8 +10,9 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { livePeer } from '@hvkit/conformance';
-import { createLocalExec, HvkitError, type ResourceLimits } from '@hvkit/core';
+import { createLocalExec, type ResourceLimits } from '@hvkit/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rejection } from '../../core/src/__test-utils__';
 import { localTree } from '../test/local-tree';
 import { createScratchGroup, type ScratchGroup } from '../test/scratch';
 import type { CgroupGuest } from './capabilities/inventory';
@@ -19,15 +20,6 @@ import { connect } from './connect';
 
 const tree = localTree();
 const raw = (path: string) => readFileSync(path, 'utf8').trim();
-
-async function rejection(promise: Promise<unknown>): Promise<HvkitError> {
-  const e = await promise.then(
-    () => undefined,
-    (error: unknown) => error,
-  );
-  if (!HvkitError.isInstance(e)) throw new Error(`expected an HvkitError, got ${String(e)}`);
-  return e;
-}
 
 if (!tree.available) {
   describe('cgroups on the local tree', () => {

@@ -6,8 +6,9 @@
 
 import { join } from 'node:path';
 import { type FileTreeSnapshot, readFixture, replayFiles } from '@hvkit/conformance/fixtures';
-import { HvkitError, hvkitError } from '@hvkit/core';
+import { hvkitError } from '@hvkit/core';
 import { describe, expect, it } from 'vitest';
+import { rejection } from '../../../core/src/__test-utils__';
 import { cgroupOnWrite } from '../../test/replay-kernel';
 import { FIXTURE_GROUP, FIXTURES } from '../../test/replay-options';
 import { connect } from '../connect';
@@ -34,15 +35,6 @@ function tree(refuse: (path: string, value: string) => string | undefined) {
 
 const text = async (files: ReturnType<typeof tree>, path: string) =>
   (await files.readFile(path)).toString().trim();
-
-async function rejection(promise: Promise<unknown>): Promise<HvkitError> {
-  const e = await promise.then(
-    () => undefined,
-    (error: unknown) => error,
-  );
-  if (!HvkitError.isInstance(e)) throw new Error(`expected an HvkitError, got ${String(e)}`);
-  return e;
-}
 
 describe('limits.set rollback', () => {
   it('puts cpu.shares back when the memory limit then fails with EBUSY, and reports CONFLICT with the errno', async () => {

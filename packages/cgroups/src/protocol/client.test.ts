@@ -1,8 +1,9 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createLocalFiles, HvkitError } from '@hvkit/core';
+import { createLocalFiles } from '@hvkit/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rejection } from '../../../core/src/__test-utils__';
 import { CgroupsClient, HELLO_FILES, MAX_FILE_BYTES } from './client';
 
 // A real directory tree on disk through core's local files transport, laid out like a hybrid host.
@@ -34,15 +35,6 @@ function client(dir = root): CgroupsClient {
   return new CgroupsClient(createLocalFiles(), dir, 10_000);
 }
 
-async function failure(promise: Promise<unknown>): Promise<HvkitError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!HvkitError.isInstance(error)) throw new Error(`expected an HvkitError, got ${String(error)}`);
-  return error;
-}
-
 describe('CgroupsClient (files)', () => {
   it('reads the mode, the mounts and where each controller lives', async () => {
     const hello = await client().hello();
@@ -55,23 +47,23 @@ describe('CgroupsClient (files)', () => {
   });
 
   it('says UNSUPPORTED for a host without mountinfo or without cgroup mounts', async () => {
-    expect(await failure(client(join(root, 'nowhere')).hello())).toMatchObject({ code: 'UNSUPPORTED' });
+    expect(await rejection(client(join(root, 'nowhere')).hello())).toMatchObject({ code: 'UNSUPPORTED' });
     const dir = mkdtempSync(join(tmpdir(), 'hvkit-cgroups-none-'));
     mkdirSync(join(dir, 'proc/self'), { recursive: true });
     mkdirSync(join(dir, 'proc/sys/kernel'), { recursive: true });
     writeFileSync(join(dir, HELLO_FILES.mountinfo), '22 27 0:21 / /proc rw,relatime - proc proc rw\n');
     writeFileSync(join(dir, HELLO_FILES.version), '6.1.0\n');
-    expect(await failure(client(dir).hello())).toMatchObject({ code: 'UNSUPPORTED' });
+    expect(await rejection(client(dir).hello())).toMatchObject({ code: 'UNSUPPORTED' });
     rmSync(dir, { recursive: true, force: true });
   });
 
   it('refuses a file above MAX_FILE_BYTES and one that is not text', async () => {
-    expect(await failure(client().readText('/huge'))).toMatchObject({ code: 'PROTOCOL' });
-    expect(await failure(client().readText('/binary'))).toMatchObject({ code: 'PROTOCOL' });
+    expect(await rejection(client().readText('/huge'))).toMatchObject({ code: 'PROTOCOL' });
+    expect(await rejection(client().readText('/binary'))).toMatchObject({ code: 'PROTOCOL' });
   });
 
   it('maps a missing file to NOT_FOUND, and tryReadText and list to undefined', async () => {
-    expect(await failure(client().readText('/missing'))).toMatchObject({
+    expect(await rejection(client().readText('/missing'))).toMatchObject({
       code: 'NOT_FOUND',
       backendCode: 'ENOENT',
     });
@@ -88,7 +80,7 @@ describe('CgroupsClient (files)', () => {
   });
 
   it('stops at once when the signal has aborted', async () => {
-    expect(await failure(client().readText('/empty', { signal: AbortSignal.abort() }))).toMatchObject({
+    expect(await rejection(client().readText('/empty', { signal: AbortSignal.abort() }))).toMatchObject({
       code: 'ABORTED',
     });
   });

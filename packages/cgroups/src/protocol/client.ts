@@ -21,6 +21,12 @@ import {
 /** Largest file read, in bytes (1 MiB); more is `PROTOCOL`. */
 export const MAX_FILE_BYTES = 1024 * 1024;
 
+/**
+ * Most file calls in flight at once: reads run in parallel (one SFTP round trip costs ~0.1 s on a slow
+ * host), bounded so a signal shared by the calls never carries more than a handful of listeners.
+ */
+export const MAX_CONCURRENT_CALLS = 8;
+
 /** The files `hello` reads (host paths). */
 export const HELLO_FILES = Object.freeze({
   mountinfo: '/proc/self/mountinfo',
@@ -51,6 +57,8 @@ export class CgroupsClient {
   readonly #files: FilesTransport;
   readonly #root: string;
   readonly #timeoutMs: number;
+  #running = 0;
+  readonly #waiting: (() => void)[] = [];
 
   constructor(files: FilesTransport, root: string, timeoutMs: number) {
     this.#files = files;
@@ -75,6 +83,19 @@ export class CgroupsClient {
     return this.#root === '/' ? normal : posix.join(this.#root, normal);
   }
 
+  /** Runs `fn` when fewer than {@link MAX_CONCURRENT_CALLS} calls are in flight. */
+  async #slot<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.#running >= MAX_CONCURRENT_CALLS)
+      await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    this.#running += 1;
+    try {
+      return await fn();
+    } finally {
+      this.#running -= 1;
+      this.#waiting.shift()?.();
+    }
+  }
+
   #call(options: SignalOptions) {
     return { signal: options.signal, timeoutMs: options.timeoutMs ?? this.#timeoutMs };
   }
@@ -89,7 +110,7 @@ export class CgroupsClient {
     const full = this.resolve(path);
     let data: Buffer;
     try {
-      data = await this.#files.readFile(full, this.#call(options));
+      data = await this.#slot(() => this.#files.readFile(full, this.#call(options)));
     } catch (error) {
       throw cgroupFileError(error, path, { operation: 'read' });
     }
@@ -122,7 +143,7 @@ export class CgroupsClient {
   async list(path: string, options: SignalOptions = {}): Promise<FileEntry[] | undefined> {
     const full = this.resolve(path);
     try {
-      return await this.#files.list(full, this.#call(options));
+      return await this.#slot(() => this.#files.list(full, this.#call(options)));
     } catch (error) {
       const mapped = cgroupFileError(error, path, { operation: 'list' });
       if (mapped.code === 'NOT_FOUND') return undefined;
@@ -134,7 +155,7 @@ export class CgroupsClient {
   async exists(path: string, options: SignalOptions = {}): Promise<boolean> {
     const full = this.resolve(path);
     try {
-      await this.#files.stat(full, this.#call(options));
+      await this.#slot(() => this.#files.stat(full, this.#call(options)));
       return true;
     } catch (error) {
       const mapped = cgroupFileError(error, path, { operation: 'stat' });
@@ -156,7 +177,7 @@ export class CgroupsClient {
   ): Promise<void> {
     const full = this.resolve(path);
     try {
-      await this.#files.writeFile(full, value, this.#call(options));
+      await this.#slot(() => this.#files.writeFile(full, value, this.#call(options)));
     } catch (error) {
       throw cgroupFileError(error, path, { operation: options.operation ?? 'limits.set', value });
     }
