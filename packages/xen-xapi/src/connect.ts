@@ -35,7 +35,7 @@ import { createEvents } from './capabilities/events';
 import { createInventory } from './capabilities/inventory';
 import { createLabels } from './capabilities/labels';
 import { createLimits } from './capabilities/limits';
-import type { AdapterContext, XenXapiBackupNaming } from './context';
+import { type AdapterContext, reportLeftover, type XenXapiBackupNaming } from './context';
 import { ADAPTER_ID } from './errors';
 import { DEFAULT_MAX_RESPONSE_BYTES, XapiClient, type XapiTransport } from './protocol/client';
 import { normaliseRecord, normaliseRecords } from './protocol/values';
@@ -92,6 +92,14 @@ export interface XenXapiOptions {
   logger?: Logger;
   /** Aborts connecting. */
   signal?: AbortSignal;
+  /**
+   * How long `close()` waits at most for the backups and restores it aborts to remove what they created
+   * (the backup's snapshot and its VDIs, the lease, the restore's task and imported VM, the files written
+   * to the sink), before it logs out. What is still there then is logged through `logger`, one warning
+   * naming each, and the session is closed anyway (at most {@link CLOSE_LOGOUT_MS} more). Default
+   * {@link DEFAULT_CLOSE_TIMEOUT_MS} (60 s); 0 does not wait.
+   */
+  closeTimeoutMs?: number;
   /** Deterministic backup names, clock and lease owner (recordings, tests; internal). */
   naming?: XenXapiBackupNaming;
 }
@@ -113,6 +121,7 @@ const OPTION_KEYS = {
   maxResponseBytes: true,
   logger: true,
   signal: true,
+  closeTimeoutMs: true,
   naming: { uniqueId: true, now: true, leaseOwner: true },
 } as const satisfies OptionKeysOf<XenXapiOptions>;
 
@@ -132,6 +141,9 @@ export interface XenXapiServer {
 /** Default deadline of the whole `connect()`: 10 s. */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 
+/** Default {@link XenXapiOptions.closeTimeoutMs}: 60 s. */
+export const DEFAULT_CLOSE_TIMEOUT_MS = 60_000;
+
 /** How long `close()` gives `session.logout` before it lets go: 2 s (then the connections are destroyed). */
 export const CLOSE_LOGOUT_MS = 2000;
 
@@ -150,6 +162,45 @@ export interface XenXapiAdapter extends HypervisorAdapterV1<typeof ADAPTER_ID> {
   readonly connection: AdapterConnection;
   readonly backups: XenXapiBackupsCapability;
   readonly server: Readonly<XenXapiServer>;
+}
+
+/**
+ * Waits for the running backups and restores (aborted by the close signal) to clean up, at most `ms`; then
+ * logs each thing still not removed, by name, and answers their callers (`ABORTED`) at once.
+ */
+async function settleRunning(ctx: AdapterContext, ms: number): Promise<void> {
+  const running = [...ctx.running];
+  if (running.length === 0) return;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const cleaned = await Promise.race([
+    Promise.all(running.map((r) => r.settled)).then(() => true),
+    new Promise<boolean>((resolve) => {
+      timer = setTimeout(resolve, ms, false);
+    }),
+  ]);
+  clearTimeout(timer);
+  if (cleaned) return;
+  for (const leftover of ctx.leftovers)
+    reportLeftover(ctx, leftover, `close() stopped waiting for the cleanup after ${ms} ms (closeTimeoutMs)`);
+  ctx.leftovers.clear();
+  for (const r of running) r.abandon();
+}
+
+/**
+ * The capability, its methods rejecting with `CONNECTION_LOST` (not retryable) without running once
+ * `close()` has started: the session stays open for the cleanup of running backups only.
+ */
+function refuseWhileClosing<C extends object>(capability: C, name: string, ctx: AdapterContext): C {
+  return new Proxy(capability, {
+    get(target, key, receiver) {
+      const value = Reflect.get(target, key, receiver);
+      if (typeof value !== 'function' || typeof key !== 'string') return value;
+      return (...args: unknown[]) =>
+        ctx.closeSignal.aborted
+          ? Promise.reject(ctx.client.closedError(`${name}.${key}`))
+          : Reflect.apply(value, target, args);
+    },
+  });
 }
 
 function parseUrl(url: unknown, options: XenXapiOptions): URL {
@@ -216,6 +267,11 @@ export async function connect(options: XenXapiOptions): Promise<XenXapiAdapter> 
     options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
     'connectTimeoutMs',
   );
+  const closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
+  if (typeof closeTimeoutMs !== 'number' || !Number.isFinite(closeTimeoutMs) || closeTimeoutMs < 0)
+    throw new TypeError(
+      `${ADAPTER_ID} connect: closeTimeoutMs must be a finite number of milliseconds >= 0.`,
+    );
   const reconnect = resolveReconnect(options.reconnect, `${ADAPTER_ID} connect: reconnect`);
   const logger = options.logger ?? noopLogger;
   const ownFetch =
@@ -273,14 +329,24 @@ export async function connect(options: XenXapiOptions): Promise<XenXapiAdapter> 
     logger,
     callTimeoutMs: timeoutMs,
     closeSignal: closing.signal,
+    running: new Set(),
+    leftovers: new Set(),
     ...(options.naming ? { naming: options.naming } : {}),
   };
   let closed: Promise<void> | undefined;
-  // Bounded against a hung host: session.logout gets CLOSE_LOGOUT_MS (none while the host is lost), the
+  // Bounded against a hung host: running backups and restores get closeTimeoutMs to clean up (with the
+  // session still open), then session.logout gets CLOSE_LOGOUT_MS (none while the host is lost), the
   // connection pool 1 s more to finish what runs, then it is destroyed.
   const close = (): Promise<void> => {
     closed ??= (async () => {
-      closing.abort();
+      closing.abort(
+        hvkitError('ABORTED', 'The adapter was closed.', {
+          adapter: ADAPTER_ID,
+          operation: 'close',
+          retryable: false,
+        }),
+      );
+      await settleRunning(context, closeTimeoutMs);
       await client.close({ timeoutMs: CLOSE_LOGOUT_MS });
       if (ownFetch) await closeHttpFetch(ownFetch);
     })();
@@ -291,12 +357,12 @@ export async function connect(options: XenXapiOptions): Promise<XenXapiAdapter> 
     adapter: ADAPTER_ID,
     supports: XEN_XAPI_SUPPORTS,
     server: Object.freeze(server),
-    inventory: createInventory(context),
-    limits: createLimits(context),
-    labels: createLabels(context),
+    inventory: refuseWhileClosing(createInventory(context), 'inventory', context),
+    limits: refuseWhileClosing(createLimits(context), 'limits', context),
+    labels: refuseWhileClosing(createLabels(context), 'labels', context),
     events: createEvents(context),
     connection: client.connection,
-    backups: createBackups(context),
+    backups: refuseWhileClosing(createBackups(context), 'backups', context),
     close,
     [Symbol.asyncDispose]: close,
   };

@@ -24,10 +24,66 @@ export interface AdapterContext {
   readonly logger: Logger;
   /** Default timeout of one backend call, in ms. */
   readonly callTimeoutMs: number;
-  /** Aborts when the adapter closes (event streams end without an error). */
+  /**
+   * Aborts when `close()` starts: event streams end without an error, running backups and restores stop
+   * and remove what they created (its reason is the `ABORTED` "the adapter was closed").
+   */
   readonly closeSignal: AbortSignal;
+  /** Running backups and restores: `close()` waits for them (at most `closeTimeoutMs`) before logging out. */
+  readonly running: Set<RunningOperation>;
+  /**
+   * What running backups and restores created and have not removed or handed over yet (snapshots, leases,
+   * tasks, imported VMs, sink files), each described by name: what is still here when `close()` stops
+   * waiting is logged as a warning.
+   */
+  readonly leftovers: Set<Leftover>;
   /** Deterministic backup names, clock and lease owner (recordings, tests); see `XenXapiOptions.naming`. */
   readonly naming?: XenXapiBackupNaming;
+}
+
+/** A backup or restore `close()` waits for. */
+export interface RunningOperation {
+  /** Settles (never rejects) once the operation and its cleanup are over. */
+  readonly settled: Promise<void>;
+  /** `close()` stopped waiting: the caller gets `ABORTED` now. */
+  abandon(): void;
+}
+
+/** Something a running operation created, named for the warning when it cannot be removed. */
+export interface Leftover {
+  /** E.g. `snapshot "hvkit-backup" <uuid> of guest "vm1" (and its VDIs)`; may be refined as the run learns more. */
+  what: string;
+}
+
+/** Warns through the adapter's logger that `leftover` could not be removed, and why (a failing logger is ignored). */
+export function reportLeftover(ctx: AdapterContext, leftover: Leftover, why: string): void {
+  try {
+    ctx.logger.warn(`${ADAPTER_ID}: could not remove the ${leftover.what}: ${why}`, {
+      adapter: ADAPTER_ID,
+      leftover: leftover.what,
+    });
+  } catch {
+    // The outcome does not depend on the logger.
+  }
+}
+
+/**
+ * Runs one cleanup step of `leftover`: done (or NOT_FOUND) forgets it; a failure is logged naming it, unless
+ * `close()` already logged it when it stopped waiting.
+ */
+export async function removeLeftover(
+  ctx: AdapterContext,
+  leftover: Leftover,
+  remove: () => Promise<unknown>,
+): Promise<void> {
+  try {
+    await remove();
+    ctx.leftovers.delete(leftover);
+  } catch (error) {
+    const gone = HvkitError.isInstance(error, 'NOT_FOUND');
+    if (ctx.leftovers.delete(leftover) && !gone)
+      reportLeftover(ctx, leftover, error instanceof Error ? error.message : String(error));
+  }
 }
 
 /** Deterministic names, clock and lease owner for backups (recordings, tests; internal). */

@@ -47,7 +47,15 @@ import {
   type Snapshot,
   writeBackupManifest,
 } from '@hvkit/core';
-import { type AdapterContext, getRecord, resolveVm } from '../context';
+import {
+  type AdapterContext,
+  getRecord,
+  type Leftover,
+  type RunningOperation,
+  removeLeftover,
+  reportLeftover,
+  resolveVm,
+} from '../context';
 import { ADAPTER_ID, xapiErrorToHvkitError } from '../errors';
 import {
   DEFAULT_TRANSFER_IDLE_TIMEOUT_MS,
@@ -90,6 +98,74 @@ function fail(
   message: string,
 ) {
   return hvkitError(code, message, { adapter: ADAPTER_ID, operation });
+}
+
+/** Records something a run created until it is removed (see `removeLeftover`) or handed over. */
+function hold(ctx: AdapterContext, what: string): Leftover {
+  const leftover = { what };
+  ctx.leftovers.add(leftover);
+  return leftover;
+}
+
+/**
+ * Runs a backup or restore that `close()` stops: its signal also aborts when `close()` starts, a failure
+ * after that is `ABORTED` (the adapter was closed; not retryable), and `close()` waits for its cleanup
+ * (at most `closeTimeoutMs`, then this rejects at once).
+ */
+function closable<T>(
+  ctx: AdapterContext,
+  operation: string,
+  o: { signal?: AbortSignal } | undefined,
+  run: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const signal = o?.signal ? AbortSignal.any([o.signal, ctx.closeSignal]) : ctx.closeSignal;
+  const closedError = (detail: string) =>
+    hvkitError('ABORTED', `${operation} was aborted: the adapter was closed${detail}.`, {
+      adapter: ADAPTER_ID,
+      operation,
+      retryable: false,
+    });
+  const work = run(signal).catch((error: unknown) => {
+    throw ctx.closeSignal.aborted ? closedError('') : error;
+  });
+  return new Promise<T>((resolve, reject) => {
+    const entry: RunningOperation = {
+      settled: work.then(
+        () => {},
+        () => {},
+      ),
+      abandon: () => reject(closedError(', and close() stopped waiting for its cleanup')),
+    };
+    ctx.running.add(entry);
+    void work.then(resolve, reject).finally(() => ctx.running.delete(entry));
+  });
+}
+
+/** The files a run wrote to its sink, each held as a leftover until the run hands them over. */
+function sinkFiles(ctx: AdapterContext, sink: BackupSink) {
+  const files: BackupFile[] = [];
+  const held = new Map<BackupFile, Leftover>();
+  return {
+    files,
+    add(f: BackupFile): BackupFile {
+      files.push(f);
+      held.set(f, hold(ctx, `sink file ${JSON.stringify(f.name)} in ${sink.location}`));
+      return f;
+    },
+    handOver() {
+      for (const leftover of held.values()) ctx.leftovers.delete(leftover);
+    },
+    async remove() {
+      for (const [f, leftover] of held) {
+        if (!sink.removeFile) {
+          if (ctx.leftovers.delete(leftover)) reportLeftover(ctx, leftover, 'the sink has no removeFile');
+          continue;
+        }
+        const removeFile = sink.removeFile.bind(sink);
+        await removeLeftover(ctx, leftover, () => removeFile(f.name, { signal: cleanupSignal() }));
+      }
+    },
+  };
 }
 
 /** The transfer settings of this session. */
@@ -249,6 +325,7 @@ async function holdVmLease(
   const now = ctx.naming?.now?.();
   const lease = newLease(run, undefined, { ...(owner ? { owner } : {}), ...(now ? { now } : {}) });
   await storeLease(ctx, vm.ref, JSON.stringify(lease), signal);
+  const leftover = hold(ctx, `backup lease ${KEYS.lease} (run ${run}) of guest ${String(vm.record.uuid)}`);
   const holder = holdLease(lease, {
     ...(ctx.naming?.now ? { now: ctx.naming.now } : {}),
     store: (l, o) => storeLease(ctx, vm.ref, JSON.stringify(l), o.signal),
@@ -257,7 +334,7 @@ async function holdVmLease(
   return {
     async stop() {
       await holder.stop();
-      await storeLease(ctx, vm.ref, undefined, cleanupSignal()).catch(() => {});
+      await removeLeftover(ctx, leftover, () => storeLease(ctx, vm.ref, undefined, cleanupSignal()));
     },
   };
 }
@@ -304,8 +381,10 @@ async function backup(
   const id = newArtifactId(mode, started, ctx.naming?.uniqueId ?? random);
   const name = String(vm.record.name_label ?? vm.record.uuid);
   const path = artifactPath(name, id);
-  const written: BackupFile[] = [];
+  const sinkWritten = sinkFiles(ctx, sink);
+  const written = sinkWritten.files;
   let snapRef: string | undefined;
+  let snapLeft: Leftover | undefined;
   const lease = await holdVmLease(ctx, vm, id, operation, signal);
   try {
     progress.phase('snapshot');
@@ -313,9 +392,13 @@ async function backup(
       signal,
     })) as string;
     if (typeof snapRef !== 'string') throw fail('PROTOCOL', operation, 'VM.snapshot returned no ref.');
+    const snapshotOfGuest = (which: string) =>
+      `snapshot ${JSON.stringify(BACKUP_SNAPSHOT_NAME)} ${which} of guest ${JSON.stringify(name)} (and its VDIs)`;
+    snapLeft = hold(ctx, snapshotOfGuest(snapRef));
     // The snapshot copied the VM's other_config, the lease with it: the lease stays on the VM only.
     await ctx.client.call('VM.remove_from_other_config', [snapRef, KEYS.lease], { signal });
     const snap = await getRecord(ctx, 'VM', snapRef, { signal });
+    snapLeft.what = snapshotOfGuest(String(snap.uuid));
     const definition = json(await definitionOf(ctx, snap, { signal }));
     const disks = await disksOf(ctx, snap, { signal });
     const capacity = [...disks.values()].reduce((n, d) => n + Number(d.vdi.virtual_size ?? 0), 0);
@@ -331,8 +414,7 @@ async function backup(
         expectedBytes,
         onProgress: (p) => progress.update(done + p.processedBytes, { file: `${path}/${file}` }),
       });
-      written.push(f);
-      return f;
+      return sinkWritten.add(f);
     };
     progress.phase('transfer');
     const def = await put('vm.json', once(definition), definition.byteLength, 0);
@@ -430,9 +512,11 @@ async function backup(
       ...(base ? { parentCheckpoint: String(base.record.uuid) } : {}),
       files: entries,
     };
-    written.push(await writeBackupManifest(sink, path, manifest, { signal }));
+    sinkWritten.add(await writeBackupManifest(sink, path, manifest, { signal }));
+    sinkWritten.handOver();
     const kept = snapRef;
     snapRef = undefined;
+    ctx.leftovers.delete(snapLeft);
     await pruneCheckpoints(ctx, vm.ref, kept, signal).catch((error: unknown) =>
       ctx.logger.warn('removing older hvkit checkpoints failed', { error: String(error) }),
     );
@@ -451,8 +535,10 @@ async function backup(
       chain: chain.id,
     };
   } catch (error) {
-    for (const f of written) await sink.removeFile?.(f.name, { signal: cleanupSignal() }).catch(() => {});
-    if (snapRef) await destroyWithDisks(ctx, snapRef, cleanupSignal()).catch(() => {});
+    await sinkWritten.remove();
+    const ref = snapRef;
+    if (ref && snapLeft)
+      await removeLeftover(ctx, snapLeft, () => destroyWithDisks(ctx, ref, cleanupSignal()));
     throw error;
   } finally {
     await lease.stop();
@@ -476,7 +562,8 @@ async function backupHostConfig(
   const hostName = String(host.name_label ?? host.uuid);
   const path = artifactPath(hostName, id);
   const progress = createProgressReporter(o.onProgress);
-  const written: BackupFile[] = [];
+  const sinkWritten = sinkFiles(ctx, sink);
+  const written = sinkWritten.files;
   const entries: BackupManifestFile[] = [];
   try {
     progress.phase('transfer');
@@ -498,7 +585,7 @@ async function backupHostConfig(
           expectedBytes: download.size,
           onProgress: (p) => progress.update(at + p.processedBytes, { file: `${path}/${file}` }),
         });
-        written.push(f);
+        sinkWritten.add(f);
         done += f.bytes;
         entries.push({ name: file, role: 'host-config', bytes: f.bytes, sha256: f.sha256, format });
       } finally {
@@ -513,10 +600,11 @@ async function backupHostConfig(
       consistency: 'crash',
       files: entries,
     };
-    written.push(await writeBackupManifest(sink, path, manifest, { signal }));
+    sinkWritten.add(await writeBackupManifest(sink, path, manifest, { signal }));
+    sinkWritten.handOver();
     progress.done();
   } catch (error) {
-    for (const f of written) await sink.removeFile?.(f.name, { signal: cleanupSignal() }).catch(() => {});
+    await sinkWritten.remove();
     throw error;
   }
   return {
@@ -616,7 +704,9 @@ async function restore(
     readVerifiedFile(source, link.path, f, { signal, onBytes });
   const read: BackupFile[] = [];
   let vmRef: string | undefined;
+  let vmLeft: Leftover | undefined;
   let task: string | undefined;
+  let taskLeft: Leftover | undefined;
   try {
     // The definition is verified (and must be ours) before anything is sent to the host.
     const defFile = full.manifest.files.find((f) => f.role === 'definition');
@@ -645,6 +735,7 @@ async function restore(
       read.push({ name: `${full.path}/${defFile.name}`, bytes: defFile.bytes, sha256: defFile.sha256 });
     }
     task = (await ctx.client.call('task.create', ['hvkit restore', full.manifest.id], { signal })) as string;
+    taskLeft = hold(ctx, `task ${task} ("hvkit restore")`);
     await upload(
       target(ctx, operation, `The XVA import of ${full.path}`, signal),
       '/import',
@@ -657,6 +748,7 @@ async function restore(
     if (rec.status !== 'success') throw xapiErrorToHvkitError(rec.error_info, { operation });
     vmRef = /OpaqueRef:[0-9A-Za-z-]+/.exec(String(rec.result ?? ''))?.[0];
     if (!vmRef) throw fail('PROTOCOL', operation, 'The import task has no VM in its result.');
+    vmLeft = hold(ctx, `imported VM ${vmRef} (and its VDIs)`);
     for (const link of chain.links.slice(1)) {
       const vm = await getRecord(ctx, 'VM', vmRef, { signal });
       const disks = await disksOf(ctx, vm, { signal });
@@ -686,6 +778,7 @@ async function restore(
     if (original) {
       const warnings = await swapDisks(ctx, original.ref, vmRef, signal);
       vmRef = undefined;
+      ctx.leftovers.delete(vmLeft);
       const guest = await createInventory(ctx).getGuest({ id: String(original.record.uuid) }, { signal });
       progress.done();
       return {
@@ -705,6 +798,7 @@ async function restore(
     const guest = await createInventory(ctx).getGuest({ id: uuid }, { signal });
     progress.done();
     vmRef = undefined;
+    ctx.leftovers.delete(vmLeft);
     return {
       guest,
       mode: 'new',
@@ -713,10 +807,15 @@ async function restore(
       warnings: [],
     };
   } catch (error) {
-    if (vmRef) await destroyWithDisks(ctx, vmRef, cleanupSignal()).catch(() => {});
+    const ref = vmRef;
+    if (ref && vmLeft) await removeLeftover(ctx, vmLeft, () => destroyWithDisks(ctx, ref, cleanupSignal()));
     throw error;
   } finally {
-    if (task) await ctx.client.call('task.destroy', [task], { signal: cleanupSignal() }).catch(() => {});
+    const ref = task;
+    if (ref && taskLeft)
+      await removeLeftover(ctx, taskLeft, () =>
+        ctx.client.call('task.destroy', [ref], { signal: cleanupSignal() }),
+      );
     await lease?.stop();
   }
 }
@@ -892,9 +991,12 @@ export function createBackups(ctx: AdapterContext): XenXapiBackupsCapability {
       await ctx.client.callAsync('VM.revert', [s], o);
     },
 
-    backup: (ref: GuestRef, sink: BackupSink, o?: BackupOptions) => backup(ctx, ref, sink, o),
-    backupHostConfig: (sink: BackupSink, o?: BackupOptions) => backupHostConfig(ctx, sink, o),
-    restore: (source: BackupSource, o?: RestoreOptions) => restore(ctx, source, o),
+    backup: (ref: GuestRef, sink: BackupSink, o?: BackupOptions) =>
+      closable(ctx, 'backups.backup', o, (signal) => backup(ctx, ref, sink, { ...o, signal })),
+    backupHostConfig: (sink: BackupSink, o?: BackupOptions) =>
+      closable(ctx, 'backups.backupHostConfig', o, (signal) => backupHostConfig(ctx, sink, { ...o, signal })),
+    restore: (source: BackupSource, o?: RestoreOptions) =>
+      closable(ctx, 'backups.restore', o, (signal) => restore(ctx, source, { ...o, signal })),
     listCheckpoints: (ref: GuestRef, o?: CallOptions) => listCheckpoints(ctx, ref, o),
     cleanup: (ref: GuestRef, o?: BackupCleanupOptions) => cleanup(ctx, ref, o),
   };
