@@ -9,7 +9,14 @@ import { livePeer, runAdapterConformance } from '@hvkit/conformance';
 import { type ConnectionStateChange, HvkitError, type HypervisorAdapterV1 } from '@hvkit/core';
 import type { SshClient } from '@hvkit/ssh';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { killFromServer, openPeerSsh, SSHD_VARIABLES, untilClosed } from '../test/ssh-peer';
+import {
+  killFromServer,
+  killPids,
+  openPeerSsh,
+  SSHD_VARIABLES,
+  sshdServing,
+  untilClosed,
+} from '../test/ssh-peer';
 import { type CgroupsAdapter, connect } from './connect';
 
 const sshd = livePeer('sshd', [...SSHD_VARIABLES, 'HVKIT_LIBVIRT_GUEST']);
@@ -94,8 +101,9 @@ if (!sshd.available) {
         for await (const change of connection.changes()) iterated.push(change);
       })();
 
+      const pids = await sshdServing(ssh, port);
       const killedAt = Date.now();
-      await killFromServer(ssh, port);
+      killPids(pids);
       const deadline = Date.now() + 5000;
       while (changes.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
       const noticedMs = Date.now() - killedAt;
@@ -139,13 +147,14 @@ if (!sshd.available) {
 
     it('calls in flight when the connection is lost fail CONNECTION_LOST, not retryable, and none hangs', async () => {
       const { ssh, hv } = await open();
+      const pids = await sshdServing(ssh, port);
       const inFlight = Array.from({ length: 6 }, () =>
         hv.inventory!.listGuests().then(
           () => undefined,
           (error: unknown) => error,
         ),
       );
-      await killFromServer(ssh, port);
+      killPids(pids);
       const outcomes = await Promise.race([
         Promise.all(inFlight),
         new Promise<never>((_, reject) =>
@@ -155,6 +164,7 @@ if (!sshd.available) {
       const failed = outcomes.filter((o) => o !== undefined);
       console.log(`cgroups over SSH: ${failed.length} of ${outcomes.length} calls in flight failed`);
       for (const error of failed) expectClosedError(error);
+      await untilClosed(ssh);
       expect(hv.connection.state).toBe('closed');
     });
 

@@ -30,11 +30,10 @@ export function openPeerSsh(env: Record<(typeof SSHD_VARIABLES)[number], string>
 }
 
 /**
- * Kills (SIGKILL) the sshd processes that serve `ssh`: its client port comes from `$SSH_CLIENT` of a
- * command run over it, the processes from `ss -tnp` on the server side of that socket. Resolves with
- * their pids (the client notices the close a moment later).
+ * The sshd processes that serve `ssh`: its client port comes from `$SSH_CLIENT` of a command run over it,
+ * the processes from `ss -tnp` on the server side of that socket.
  */
-export async function killFromServer(ssh: SshClient, sshdPort: number): Promise<number[]> {
+export async function sshdServing(ssh: SshClient, sshdPort: number): Promise<number[]> {
   const { stdout } = await ssh.exec.exec({ argv: ['printenv', 'SSH_CLIENT'], timeoutMs: 10_000 });
   const clientPort = Number(stdout.toString('utf8').trim().split(/\s+/)[1]);
   if (!Number.isInteger(clientPort) || clientPort <= 0) {
@@ -45,16 +44,30 @@ export async function killFromServer(ssh: SshClient, sshdPort: number): Promise<
     ['-Htnp', 'state', 'established', `( sport = :${sshdPort} and dport = :${clientPort} )`],
     { encoding: 'utf8', timeout: 10_000 },
   );
-  const pids = [...listing.matchAll(/\("sshd[^"]*",pid=(\d+),/g)].map((m) => Number(m[1]));
+  const pids = [...new Set([...listing.matchAll(/\("sshd[^"]*",pid=(\d+),/g)].map((m) => Number(m[1])))];
   if (pids.length === 0) throw new Error(`no sshd process serves client port ${clientPort}:\n${listing}`);
-  for (const pid of new Set(pids)) {
+  return pids;
+}
+
+/** Kills (SIGKILL) the given processes (gone ones are skipped). */
+export function killPids(pids: readonly number[]): void {
+  for (const pid of pids) {
     try {
       process.kill(pid, 'SIGKILL');
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
     }
   }
-  return [...new Set(pids)];
+}
+
+/**
+ * Ends `ssh` from the server side: kills the sshd processes that serve it ({@link sshdServing}).
+ * Resolves with their pids (the client notices the close a moment later).
+ */
+export async function killFromServer(ssh: SshClient, sshdPort: number): Promise<number[]> {
+  const pids = await sshdServing(ssh, sshdPort);
+  killPids(pids);
+  return pids;
 }
 
 /** Resolves once `ssh` has seen its connection close (at most 10 s). */
