@@ -5,6 +5,7 @@
  */
 
 import {
+  type AdapterConnection,
   checkOptionKeys,
   checkTimeoutMs,
   createLocalFiles,
@@ -21,6 +22,7 @@ import { createEvents } from './capabilities/events';
 import { createInventory } from './capabilities/inventory';
 import { createLabels } from './capabilities/labels';
 import { createLimits } from './capabilities/limits';
+import { CgroupsConnection } from './connection';
 import type { AdapterContext } from './context';
 import { ADAPTER_ID } from './errors';
 import { normaliseGroupPath } from './mapping/groups';
@@ -38,7 +40,9 @@ export interface CgroupsOptions {
   /**
    * A remote host: an open `connectSsh()` client of `@hvkit/ssh` (or anything with its `files` and
    * `exec`). Files are read over its SFTP session and written in place with `dd` over its exec channel,
-   * so the kernel's errno survives; one connection carries everything. It stays yours to close.
+   * so the kernel's errno survives; one connection carries everything. It stays yours to close, and
+   * the adapter does not reconnect it: when it is closed or lost the adapter is `closed` (see
+   * {@link CgroupsAdapter.connection}).
    */
   ssh?: SshCgroupConnection;
   /** The directory the host's files live under (default `/`). */
@@ -72,6 +76,14 @@ const OPTION_KEYS = {
 export interface CgroupsAdapter extends HypervisorAdapterV1<typeof ADAPTER_ID> {
   /** `cgroup-v1`, `cgroup-v2` or `cgroup-hybrid`, the kernel release, the mounts and where each controller lives. */
   readonly server: Readonly<BackendHello>;
+  /**
+   * The connection state. Local (or on given `files`): `open` until `close()`. Over SSH it mirrors the
+   * caller's SSH connection: when that is closed or lost the adapter becomes `closed` (within 0.25 s, or
+   * at the next call) with `lastError` `CONNECTION_LOST`, and every call then fails `CONNECTION_LOST` with
+   * `retryable: false`. It never reconnects (the SSH connection is not the adapter's): open a new SSH
+   * client and a new adapter.
+   */
+  readonly connection: AdapterConnection;
 }
 
 /**
@@ -129,12 +141,20 @@ export async function connect(options: CgroupsOptions = {}): Promise<CgroupsAdap
   const logger = options.logger ?? noopLogger;
   const files =
     options.ssh !== undefined ? sshCgroupFiles(options.ssh) : (options.files ?? createLocalFiles());
-  const client = new CgroupsClient(files, root, timeoutMs);
-  const server = await client.hello({ signal: options.signal, timeoutMs });
-  const memory = server.controllers.memory;
-  const v1Swap =
-    memory?.version === 1 &&
-    (await client.exists(`${memory.mountPoint}/memory.memsw.limit_in_bytes`, { signal: options.signal }));
+  const connection = new CgroupsConnection(files.target, options.ssh);
+  const client = new CgroupsClient(files, root, timeoutMs, connection);
+  let server: BackendHello;
+  let v1Swap: boolean;
+  try {
+    server = await client.hello({ signal: options.signal, timeoutMs });
+    const memory = server.controllers.memory;
+    v1Swap =
+      memory?.version === 1 &&
+      (await client.exists(`${memory.mountPoint}/memory.memsw.limit_in_bytes`, { signal: options.signal }));
+  } catch (error) {
+    connection.close();
+    throw error;
+  }
   const supports = supportsFor(server, v1Swap);
   const context: AdapterContext = {
     client,
@@ -153,12 +173,14 @@ export async function connect(options: CgroupsOptions = {}): Promise<CgroupsAdap
   };
   const close = async () => {
     // The files transport belongs to the caller (an SSH connection is closed by whoever opened it).
+    connection.close();
   };
   const adapter: CgroupsAdapter = {
     specificationVersion: 'v1',
     adapter: ADAPTER_ID,
     supports,
     server: Object.freeze({ ...server }),
+    connection,
     ...Object.fromEntries(Object.entries(capabilities).filter(([, value]) => value !== undefined)),
     close,
     [Symbol.asyncDispose]: close,

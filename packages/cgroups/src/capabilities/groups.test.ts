@@ -7,7 +7,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createLocalFiles } from '@hvkit/core';
+import { createLocalFiles, hvkitError } from '@hvkit/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from '../connect';
 import type { CgroupGuest } from './inventory';
@@ -97,5 +97,35 @@ describe('guest discovery', () => {
     );
     await expect(connect({ root, extraGroups: 'hvkit-bar' as never })).rejects.toThrow(TypeError);
     await expect(connect({ root, ssh: {} as never, files: createLocalFiles() })).rejects.toThrow(TypeError);
+  });
+
+  it('a discovery whose walk fails before the host name read fails leaves no unhandled rejection', async () => {
+    const local = createLocalFiles();
+    let broken = false;
+    const failing = (ms: number) =>
+      new Promise<never>((_, reject) =>
+        setTimeout(() => reject(hvkitError('REMOTE', 'transport failed', { operation: 'test' })), ms),
+      );
+    const files = {
+      ...local,
+      target: 'test',
+      readFile: (path: string, call?: { signal?: AbortSignal; timeoutMs?: number }) =>
+        broken && path.endsWith('/proc/sys/kernel/hostname') ? failing(50) : local.readFile(path, call),
+      list: (path: string, call?: { signal?: AbortSignal; timeoutMs?: number }) =>
+        broken ? failing(0) : local.list(path, call),
+    };
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      await using hv = await connect({ files, root });
+      broken = true;
+      const error = await hv.inventory!.listGuests().catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: 'REMOTE' });
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+    expect(unhandled).toEqual([]);
   });
 });

@@ -78,6 +78,8 @@ export async function discoverGroups(ctx: AdapterContext, options: CallOptions):
   const place = primaryPlace(ctx);
   const found: Omit<GuestGroup, 'uuid'>[] = [];
   const hostPromise = hostName(ctx, options);
+  // Awaited below; when a walk fails first its failure must not be left unhandled.
+  hostPromise.catch(() => {});
   const libvirt: Omit<GuestGroup, 'uuid'>[] = [];
   const systemd: Omit<GuestGroup, 'uuid'>[] = [];
   if (place) {

@@ -7,6 +7,7 @@
 
 import { posix } from 'node:path';
 import { type FileEntry, type FilesTransport, HvkitError, hvkitError, type SignalOptions } from '@hvkit/core';
+import type { CgroupsConnection } from '../connection';
 import { ADAPTER_ID, cgroupFileError, fileErrorToHvkitError } from '../errors';
 import {
   type CgroupMode,
@@ -57,13 +58,19 @@ export class CgroupsClient {
   readonly #files: FilesTransport;
   readonly #root: string;
   readonly #timeoutMs: number;
+  readonly #connection: CgroupsConnection | undefined;
   #running = 0;
   readonly #waiting: (() => void)[] = [];
 
-  constructor(files: FilesTransport, root: string, timeoutMs: number) {
+  /**
+   * `connection`: the adapter's connection state; a call on a closed one, or one that fails because the
+   * connection went away, throws its `CONNECTION_LOST` (not retryable).
+   */
+  constructor(files: FilesTransport, root: string, timeoutMs: number, connection?: CgroupsConnection) {
     this.#files = files;
     this.#root = posix.resolve('/', root);
     this.#timeoutMs = timeoutMs;
+    this.#connection = connection;
   }
 
   /** Where the files are read (`local`, `ssh://user@host:22`, `replay`). */
@@ -83,17 +90,27 @@ export class CgroupsClient {
     return this.#root === '/' ? normal : posix.join(this.#root, normal);
   }
 
-  /** Runs `fn` when fewer than {@link MAX_CONCURRENT_CALLS} calls are in flight. */
-  async #slot<T>(fn: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn` when fewer than {@link MAX_CONCURRENT_CALLS} calls are in flight, and only while the
+   * connection is open.
+   */
+  async #slot<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+    this.#connection?.ensureOpen(operation);
     if (this.#running >= MAX_CONCURRENT_CALLS)
       await new Promise<void>((resolve) => this.#waiting.push(resolve));
     this.#running += 1;
     try {
+      this.#connection?.ensureOpen(operation);
       return await fn();
     } finally {
       this.#running -= 1;
       this.#waiting.shift()?.();
     }
+  }
+
+  /** The closed connection's error for a call that failed, when the connection is gone. */
+  #lost(operation: string, error: unknown): HvkitError | undefined {
+    return this.#connection?.closedErrorAfter(operation, error);
   }
 
   #call(options: SignalOptions) {
@@ -110,9 +127,9 @@ export class CgroupsClient {
     const full = this.resolve(path);
     let data: Buffer;
     try {
-      data = await this.#slot(() => this.#files.readFile(full, this.#call(options)));
+      data = await this.#slot('read', () => this.#files.readFile(full, this.#call(options)));
     } catch (error) {
-      throw cgroupFileError(error, path, { operation: 'read' });
+      throw this.#lost('read', error) ?? cgroupFileError(error, path, { operation: 'read' });
     }
     if (data.length > MAX_FILE_BYTES) {
       throw hvkitError('PROTOCOL', `${path} is larger than ${MAX_FILE_BYTES} bytes.`, {
@@ -143,9 +160,9 @@ export class CgroupsClient {
   async list(path: string, options: SignalOptions = {}): Promise<FileEntry[] | undefined> {
     const full = this.resolve(path);
     try {
-      return await this.#slot(() => this.#files.list(full, this.#call(options)));
+      return await this.#slot('list', () => this.#files.list(full, this.#call(options)));
     } catch (error) {
-      const mapped = cgroupFileError(error, path, { operation: 'list' });
+      const mapped = this.#lost('list', error) ?? cgroupFileError(error, path, { operation: 'list' });
       if (mapped.code === 'NOT_FOUND') return undefined;
       throw mapped;
     }
@@ -155,10 +172,10 @@ export class CgroupsClient {
   async exists(path: string, options: SignalOptions = {}): Promise<boolean> {
     const full = this.resolve(path);
     try {
-      await this.#slot(() => this.#files.stat(full, this.#call(options)));
+      await this.#slot('stat', () => this.#files.stat(full, this.#call(options)));
       return true;
     } catch (error) {
-      const mapped = cgroupFileError(error, path, { operation: 'stat' });
+      const mapped = this.#lost('stat', error) ?? cgroupFileError(error, path, { operation: 'stat' });
       if (mapped.code === 'NOT_FOUND') return false;
       throw mapped;
     }
@@ -176,10 +193,11 @@ export class CgroupsClient {
     options: SignalOptions & { operation?: string } = {},
   ): Promise<void> {
     const full = this.resolve(path);
+    const operation = options.operation ?? 'limits.set';
     try {
-      await this.#slot(() => this.#files.writeFile(full, value, this.#call(options)));
+      await this.#slot(operation, () => this.#files.writeFile(full, value, this.#call(options)));
     } catch (error) {
-      throw cgroupFileError(error, path, { operation: options.operation ?? 'limits.set', value });
+      throw this.#lost(operation, error) ?? cgroupFileError(error, path, { operation, value });
     }
   }
 

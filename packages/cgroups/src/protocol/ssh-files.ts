@@ -19,6 +19,8 @@ import { ADAPTER_ID, ERRNO_CODES } from '../errors';
 export interface SshCgroupConnection {
   readonly files: FilesTransport;
   readonly exec: ExecTransport;
+  /** True once the connection is closed or lost (`SshClient.closed`); the adapter then closes too. */
+  readonly closed?: boolean;
 }
 
 /** glibc's `strerror` texts of the errnos a cgroup write can end with, as dd prints them. */
