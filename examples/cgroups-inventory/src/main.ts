@@ -12,11 +12,11 @@ console.log(`${hv.server.product} (kernel ${hv.server.version})`);
 for (const [controller, place] of Object.entries(hv.server.controllers)) {
   console.log(`  ${controller}: v${place.version} at ${place.mountPoint}`);
 }
-for (const guest of (await hv.inventory!.listGuests()) as CgroupGuest[]) {
+for (const guest of (await hv.inventory.listGuests()) as CgroupGuest[]) {
   const { cgroup } = guest;
   console.log(
     `${guest.name} (${guest.id}, ${cgroup.source}): ${guest.powerState}, ${cgroup.pids.length} processes, ` +
       `cpu ${cgroup.cpuUsageUs ?? '?'} µs, memory ${cgroup.memoryCurrentBytes ?? '?'} bytes`,
   );
-  console.log(`  limits: ${JSON.stringify(await hv.limits!.get(guest.id))}`);
+  console.log(`  limits: ${JSON.stringify(await hv.limits.get(guest.id))}`);
 }

@@ -74,10 +74,10 @@ try {
   // A policy the host cannot carry (memory.minBytes on cgroup v1, a weight of 0) fails here, before any write.
   for (const rule of rules) validateLimits(rule.limits, hv.supports.limits, { adapter: hv.adapter });
   let failed = 0;
-  for (const guest of await hv.inventory!.listGuests()) {
+  for (const guest of await hv.inventory.listGuests()) {
     const rule = rules.find((r) => r.re.test(guest.name));
     if (!rule) continue;
-    const current = await hv.limits!.get(guest.id);
+    const current = await hv.limits.get(guest.id);
     const same = changes(current, normalizeLimits(rule.limits)).length === 0;
     if (!apply || same) {
       console.log(
@@ -86,7 +86,7 @@ try {
       continue;
     }
     try {
-      const result = await hv.limits!.set(guest.id, rule.limits);
+      const result = await hv.limits.set(guest.id, rule.limits);
       console.log(
         `${guest.name}: applied (${result.appliesAt})`,
         JSON.stringify({ cpu: result.limits.cpu, memory: result.limits.memory }),

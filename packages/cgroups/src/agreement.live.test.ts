@@ -32,16 +32,16 @@ if (!libvirt.available || !tree.available) {
       await using kvm = await connectLibvirt({ uri: libvirt.env.HVKIT_LIBVIRT_QEMU_URI });
       await using cg = await connect();
       const original = await kvm.limits!.get({ name });
-      expect(shared(await cg.limits!.get({ name }))).toEqual(shared(original));
+      expect(shared(await cg.limits.get({ name }))).toEqual(shared(original));
       try {
         // Memory caps well above what the 128 MiB guest uses, in whole KiB for libvirt.
-        await cg.limits!.set(
+        await cg.limits.set(
           { name },
           { cpu: { weight: 300, maxCores: 1.5 }, memory: { maxBytes: 1024 * MiB } },
         );
         const viaLibvirt = await kvm.limits!.get({ name });
         expect(shared(viaLibvirt)).toEqual({ weight: 300, maxCores: 1.5, maxBytes: 1024 * MiB });
-        expect(shared(await cg.limits!.get({ name }))).toEqual(shared(viaLibvirt));
+        expect(shared(await cg.limits.get({ name }))).toEqual(shared(viaLibvirt));
 
         await kvm.limits!.set(
           { name },
@@ -50,7 +50,7 @@ if (!libvirt.available || !tree.available) {
             apply: 'live',
           },
         );
-        const viaCgroups = await cg.limits!.get({ name });
+        const viaCgroups = await cg.limits.get({ name });
         expect(shared(viaCgroups)).toEqual({ weight: 150, maxCores: 0.75, maxBytes: 768 * MiB });
         expect(shared(await kvm.limits!.get({ name }))).toEqual(shared(viaCgroups));
       } finally {
@@ -63,7 +63,7 @@ if (!libvirt.available || !tree.available) {
           { apply: 'live' },
         );
       }
-      expect(shared(await cg.limits!.get({ name }))).toEqual(shared(original));
+      expect(shared(await cg.limits.get({ name }))).toEqual(shared(original));
     });
   });
 }

@@ -12,6 +12,8 @@ import {
   type FilesTransport,
   type HypervisorAdapterV1,
   hvkitError,
+  type InventoryCapability,
+  type LimitsCapability,
   type Logger,
   noopLogger,
   type OptionKeysOf,
@@ -76,6 +78,10 @@ const OPTION_KEYS = {
 export interface CgroupsAdapter extends HypervisorAdapterV1<typeof ADAPTER_ID> {
   /** `cgroup-v1`, `cgroup-v2` or `cgroup-hybrid`, the kernel release, the mounts and where each controller lives. */
   readonly server: Readonly<BackendHello>;
+  /** Guests (cgroup groups), the host, and the block devices IO limits can name. Always present. */
+  readonly inventory: InventoryCapability;
+  /** CPU, memory, block IO and pids limits, written live. Always present. */
+  readonly limits: LimitsCapability;
   /**
    * The connection state. Local (or on given `files`): `open` until `close()`. Over SSH it mirrors the
    * caller's SSH connection: when that is closed or lost the adapter becomes `closed` (within 0.25 s, or
@@ -182,6 +188,8 @@ export async function connect(options: CgroupsOptions = {}): Promise<CgroupsAdap
     server: Object.freeze({ ...server }),
     connection,
     ...Object.fromEntries(Object.entries(capabilities).filter(([, value]) => value !== undefined)),
+    inventory: capabilities.inventory,
+    limits: capabilities.limits,
     close,
     [Symbol.asyncDispose]: close,
   };

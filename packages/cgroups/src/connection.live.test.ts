@@ -53,12 +53,12 @@ function expectClosedError(error: unknown): void {
 /** Every kind of call the adapter has, on a guest that exists. */
 function everyCall(hv: CgroupsAdapter, guest: string): [string, () => Promise<unknown>][] {
   return [
-    ['inventory.host()', () => hv.inventory!.host()],
-    ['inventory.listGuests()', () => hv.inventory!.listGuests()],
-    ['inventory.getGuest()', () => hv.inventory!.getGuest({ name: guest })],
-    ['limits.get()', () => hv.limits!.get({ name: guest })],
+    ['inventory.host()', () => hv.inventory.host()],
+    ['inventory.listGuests()', () => hv.inventory.listGuests()],
+    ['inventory.getGuest()', () => hv.inventory.getGuest({ name: guest })],
+    ['limits.get()', () => hv.limits.get({ name: guest })],
     // A guest that does not exist: nothing may be written, whatever happens.
-    ['limits.set()', () => hv.limits!.set({ name: 'hvkit-no-such-guest' }, { cpu: { weight: 100 } })],
+    ['limits.set()', () => hv.limits.set({ name: 'hvkit-no-such-guest' }, { cpu: { weight: 100 } })],
   ];
 }
 
@@ -93,7 +93,7 @@ if (!sshd.available) {
       expect(connection).toBeDefined();
       expect(connection.state).toBe('open');
       expect(connection.lastError).toBeUndefined();
-      expect((await hv.inventory!.host()).hypervisor.kind).toMatch(/^cgroup-/);
+      expect((await hv.inventory.host()).hypervisor.kind).toMatch(/^cgroup-/);
       const changes: ConnectionStateChange[] = [];
       connection.onChange((change) => changes.push(change));
       const iterated: ConnectionStateChange[] = [];
@@ -139,7 +139,7 @@ if (!sshd.available) {
       const { ssh, hv } = await open();
       await killFromServer(ssh, port);
       await untilClosed(ssh);
-      const error = await rejection(hv.inventory!.listGuests(), CLOSED_CALL_MS, 'inventory.listGuests()');
+      const error = await rejection(hv.inventory.listGuests(), CLOSED_CALL_MS, 'inventory.listGuests()');
       expectClosedError(error);
       expect(hv.connection.state).toBe('closed');
       expect(hv.connection.lastError).toMatchObject({ code: 'CONNECTION_LOST', retryable: false });
@@ -149,7 +149,7 @@ if (!sshd.available) {
       const { ssh, hv } = await open();
       const pids = await sshdServing(ssh, port);
       const inFlight = Array.from({ length: 6 }, () =>
-        hv.inventory!.listGuests().then(
+        hv.inventory.listGuests().then(
           () => undefined,
           (error: unknown) => error,
         ),
@@ -171,7 +171,7 @@ if (!sshd.available) {
     it('a caller that closes its own SSH client closes the adapter the same way', async () => {
       const { ssh, hv } = await open();
       await ssh.close();
-      expectClosedError(await rejection(hv.inventory!.host(), CLOSED_CALL_MS, 'inventory.host()'));
+      expectClosedError(await rejection(hv.inventory.host(), CLOSED_CALL_MS, 'inventory.host()'));
       expect(hv.connection.state).toBe('closed');
     });
 

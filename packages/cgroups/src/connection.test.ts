@@ -22,7 +22,7 @@ describe('adapter.connection (replayed hybrid tree)', () => {
     const hv = await connect({ files: files(), extraGroups: [FIXTURE_GROUP] });
     expect(hv.connection.state).toBe('open');
     expect(hv.connection.lastError).toBeUndefined();
-    expect((await hv.inventory!.listGuests()).map((g) => g.id)).toContain(FIXTURE_GROUP);
+    expect((await hv.inventory.listGuests()).map((g) => g.id)).toContain(FIXTURE_GROUP);
     const changes: ConnectionStateChange[] = [];
     hv.connection.onChange((c) => changes.push(c));
     await hv.close();
@@ -32,10 +32,10 @@ describe('adapter.connection (replayed hybrid tree)', () => {
       expect.objectContaining({ previous: 'open', state: 'closed', error: undefined }),
     ]);
     for (const call of [
-      () => hv.inventory!.host(),
-      () => hv.inventory!.listGuests(),
-      () => hv.limits!.get(FIXTURE_GROUP),
-      () => hv.limits!.set(FIXTURE_GROUP, { cpu: { weight: 50 } }),
+      () => hv.inventory.host(),
+      () => hv.inventory.listGuests(),
+      () => hv.limits.get(FIXTURE_GROUP),
+      () => hv.limits.set(FIXTURE_GROUP, { cpu: { weight: 50 } }),
     ]) {
       const error = await call().then(
         () => undefined,

@@ -40,7 +40,7 @@ if (!tree.available) {
 
     it('sets weight 200, maxCores 0.5 and 256 MiB as shares 2048, quota 50000/100000 and limit_in_bytes; weight 0 is INVALID_ARGUMENT and changes no file', async () => {
       await using hv = await connect({ extraGroups: ['hvkit-bar'] });
-      const result = await hv.limits!.set('hvkit-bar', {
+      const result = await hv.limits.set('hvkit-bar', {
         cpu: { weight: 200, maxCores: 0.5 },
         memory: { maxBytes: 268435456 },
       });
@@ -54,7 +54,7 @@ if (!tree.available) {
       const before = ['cpu.shares', 'cpu.cfs_quota_us', 'cpu.cfs_period_us'].map((f) =>
         raw(join(cpu, 'hvkit-bar', f)),
       );
-      const e = await rejection(hv.limits!.set('hvkit-bar', { cpu: { weight: 0 } }));
+      const e = await rejection(hv.limits.set('hvkit-bar', { cpu: { weight: 0 } }));
       expect(e.code).toBe('INVALID_ARGUMENT');
       expect(
         ['cpu.shares', 'cpu.cfs_quota_us', 'cpu.cfs_period_us'].map((f) => raw(join(cpu, 'hvkit-bar', f))),
@@ -78,12 +78,12 @@ if (!tree.available) {
     it('is discovered as a running guest with its process, CPU time and memory', async () => {
       await using hv = await connect({ extraGroups: [group.id] });
       expect(hv.server.mode).toBe('hybrid');
-      const guest = (await hv.inventory!.getGuest(group.id)) as CgroupGuest;
+      const guest = (await hv.inventory.getGuest(group.id)) as CgroupGuest;
       expect(guest).toMatchObject({ id: group.id, name: group.id, powerState: 'running', isTemplate: false });
       expect(guest.cgroup.pids).toEqual([pid]);
       expect(guest.cgroup.controllers).toEqual(expect.arrayContaining(['cpu', 'memory', 'io', 'pids']));
       expect(guest.cgroup.memoryCurrentBytes).toBeGreaterThanOrEqual(0);
-      expect((await hv.inventory!.listGuests()).map((g) => g.id)).toContain(group.id);
+      expect((await hv.inventory.listGuests()).map((g) => g.id)).toContain(group.id);
     });
 
     it('is limited, read back through raw files, and the adapter reads the same', async () => {
@@ -95,7 +95,7 @@ if (!tree.available) {
         disks: [{ device: 'vda', readBytesPerSec: 10 * 1024 * 1024, writeIops: 250 }],
         pids: { max: 64 },
       };
-      const { limits } = await hv.limits!.set(group.id, patch);
+      const { limits } = await hv.limits.set(group.id, patch);
       const at = (m: string, f: string) => raw(join(m, group.id, f));
       expect(at(cpu, 'cpu.shares')).toBe('3072');
       expect(at(cpu, 'cpu.cfs_quota_us')).toBe('150000');
@@ -105,7 +105,7 @@ if (!tree.available) {
       expect(at(blkio, 'blkio.throttle.read_bps_device')).toBe(`${dev} ${10 * 1024 * 1024}`);
       expect(at(blkio, 'blkio.throttle.write_iops_device')).toBe(`${dev} 250`);
       expect(at(pids, 'pids.max')).toBe('64');
-      const read = await hv.limits!.get(group.id);
+      const read = await hv.limits.get(group.id);
       expect(read).toEqual(limits);
       expect(read.cpu).toEqual({ weight: 300, maxCores: 1.5 });
       expect(read.memory).toEqual({
@@ -123,7 +123,7 @@ if (!tree.available) {
       expect(read.pids).toEqual({ max: 64 });
 
       // Back to unlimited: -1 reads back as 9223372036854771712 on v1, which is null; a 0 rule deletes it.
-      await hv.limits!.set(group.id, {
+      await hv.limits.set(group.id, {
         cpu: { weight: null, maxCores: null },
         memory: { maxBytes: null, softBytes: null, swapMaxBytes: null },
         disks: [{ device: '/dev/vda', readBytesPerSec: null, writeIops: null }],
@@ -135,7 +135,7 @@ if (!tree.available) {
       expect(at(memory, 'memory.memsw.limit_in_bytes')).toBe('9223372036854771712');
       expect(at(blkio, 'blkio.throttle.read_bps_device')).toBe('');
       expect(at(pids, 'pids.max')).toBe('max');
-      expect(await hv.limits!.get(group.id)).toMatchObject({
+      expect(await hv.limits.get(group.id)).toMatchObject({
         cpu: { weight: null, maxCores: null },
         memory: { maxBytes: null, softBytes: null, swapMaxBytes: null },
         pids: { max: null },
@@ -151,12 +151,12 @@ if (!tree.available) {
         { cpu: { weight: 10001 } },
         { disks: [{ device: 'hvkit-no-such-disk', readIops: 10 }] },
       ] as ResourceLimits[]) {
-        expect((await rejection(hv.limits!.set(group.id, patch))).code).toBe('INVALID_ARGUMENT');
+        expect((await rejection(hv.limits.set(group.id, patch))).code).toBe('INVALID_ARGUMENT');
       }
       expect(
-        (await rejection(hv.limits!.set(group.id, { cpu: { weight: 200 } }, { apply: 'persistent' }))).code,
+        (await rejection(hv.limits.set(group.id, { cpu: { weight: 200 } }, { apply: 'persistent' }))).code,
       ).toBe('UNSUPPORTED');
-      expect((await rejection(hv.limits!.set(group.id, { memory: { minBytes: 1 << 20 } }))).code).toBe(
+      expect((await rejection(hv.limits.set(group.id, { memory: { minBytes: 1 << 20 } }))).code).toBe(
         'UNSUPPORTED',
       );
       expect(files.map(raw)).toEqual(before);
@@ -182,7 +182,7 @@ if (!tree.available) {
       const shares = join(cpu, group.id, 'cpu.shares');
       const quota = join(cpu, group.id, 'cpu.cfs_quota_us');
       expect(raw(shares)).toBe('1024');
-      const e = await rejection(hv.limits!.set(group.id, { cpu: { weight: 300, maxCores: 1 } }));
+      const e = await rejection(hv.limits.set(group.id, { cpu: { weight: 300, maxCores: 1 } }));
       expect(e).toMatchObject({ code: 'INVALID_ARGUMENT', backendCode: 'EINVAL', adapter: 'cgroups' });
       expect(e.details).toMatchObject({
         errno: 'EINVAL',
@@ -202,7 +202,7 @@ if (!tree.available) {
       it('is discovered in machine/ and its limits read as the raw files say (read only)', async () => {
         const name = libvirt.available ? libvirt.env.HVKIT_LIBVIRT_GUEST : '';
         await using hv = await connect();
-        const guest = (await hv.inventory!.getGuest({ name })) as CgroupGuest;
+        const guest = (await hv.inventory.getGuest({ name })) as CgroupGuest;
         expect(guest.id).toMatch(new RegExp(`^machine/qemu-\\d+-${name}\\.libvirt-qemu$`));
         expect(guest.cgroup).toMatchObject({ source: 'libvirt', driver: 'qemu' });
         expect(guest.powerState).toBe('running');
@@ -212,7 +212,7 @@ if (!tree.available) {
           .split('\n')
           .filter((n) => /^vcpu\d+$/.test(n)).length;
         expect(guest.vcpus).toBe(vcpuDirs);
-        const limits = await hv.limits!.get(guest.id);
+        const limits = await hv.limits.get(guest.id);
         const shares = Number(raw(join(cpu, guest.id, 'cpu.shares')));
         const weight = Math.round((shares * 100) / 1024);
         expect(limits.cpu?.weight).toBe(weight === 100 ? null : weight);

@@ -69,9 +69,9 @@ if (!sshd.available || !tree.available) {
 
     it('limits the scratch group over SSH; the local files say the same', async () => {
       await using hv = await connect({ ssh, extraGroups: [group.id] });
-      const guest = (await hv.inventory!.getGuest(group.id)) as CgroupGuest;
+      const guest = (await hv.inventory.getGuest(group.id)) as CgroupGuest;
       expect(guest.cgroup.pids).toEqual([pid]);
-      const { limits } = await hv.limits!.set(group.id, {
+      const { limits } = await hv.limits.set(group.id, {
         cpu: { weight: 50, maxCores: 0.25 },
         memory: { maxBytes: 128 * 1024 * 1024 },
         disks: [{ device: '/dev/vda', writeBytesPerSec: 1048576 }],
@@ -85,16 +85,16 @@ if (!sshd.available || !tree.available) {
       );
       expect(raw(join(pids, group.id, 'pids.max'))).toBe('16');
       expect(limits).toMatchObject({ cpu: { weight: 50, maxCores: 0.25 }, pids: { max: 16 } });
-      expect(await hv.limits!.get(group.id)).toEqual(limits);
+      expect(await hv.limits.get(group.id)).toEqual(limits);
     });
 
     it("carries the kernel's errno over SSH: a quota of 0.001 cores is refused before writing, an unknown device is refused before writing; dd's errno survives (ENODEV, EINVAL, ENOENT)", async () => {
       await using hv = await connect({ ssh, extraGroups: [group.id] });
-      const e1 = await hv.limits!.set(group.id, { cpu: { maxCores: 0.001 } }).catch((e: unknown) => e);
+      const e1 = await hv.limits.set(group.id, { cpu: { maxCores: 0.001 } }).catch((e: unknown) => e);
       expect(HvkitError.isInstance(e1) && e1.code).toBe('INVALID_ARGUMENT');
       // 1:3 is /dev/null, a character device: no block device has it, so it is refused before writing.
-      const e2 = await hv
-        .limits!.set(group.id, { disks: [{ device: '1:3', readIops: 5 }] })
+      const e2 = await hv.limits
+        .set(group.id, { disks: [{ device: '1:3', readIops: 5 }] })
         .catch((e: unknown) => e);
       expect(HvkitError.isInstance(e2) && e2.code).toBe('INVALID_ARGUMENT');
       // The SSH writer itself, where the kernel decides: ENODEV, EINVAL, and ENOENT (dd's nocreat).
@@ -114,14 +114,14 @@ if (!sshd.available || !tree.available) {
     it("discovers the libvirt peer's running QEMU guest and reads its limits (read only)", async () => {
       await using hv = await connect({ ssh });
       const name = sshd.env.HVKIT_LIBVIRT_GUEST;
-      const guest = (await hv.inventory!.getGuest({ name })) as CgroupGuest;
+      const guest = (await hv.inventory.getGuest({ name })) as CgroupGuest;
       expect(guest).toMatchObject({ name, powerState: 'running' });
       expect(guest.cgroup.pids).toContain(Number(raw(`/var/run/libvirt/qemu/${name}.pid`)));
-      const limits = await hv.limits!.get({ name });
+      const limits = await hv.limits.get({ name });
       const shares = Number(raw(join(cpu, guest.id, 'cpu.shares')));
       expect(limits.cpu?.weight ?? 100).toBe(Math.round((shares * 100) / 1024));
       await using local = await connect();
-      expect(await local.limits!.get({ name })).toEqual(limits);
+      expect(await local.limits.get({ name })).toEqual(limits);
     });
   });
 }

@@ -71,7 +71,7 @@ describe('guest discovery', () => {
       extraGroups: ['hvkit-bar', 'hvkit-missing'],
     });
     expect(hv.server).toMatchObject({ mode: 'unified', product: 'cgroup-v2' });
-    const guests = (await hv.inventory!.listGuests()) as CgroupGuest[];
+    const guests = (await hv.inventory.listGuests()) as CgroupGuest[];
     expect(guests.map((g) => [g.id, g.name, g.cgroup.source, g.cgroup.driver, g.cgroup.domainId])).toEqual([
       ['hvkit-bar', 'hvkit-bar', 'extra', undefined, undefined],
       ['machine.slice/machine-nspawn1.scope', 'nspawn1', 'systemd', undefined, undefined],
@@ -85,8 +85,8 @@ describe('guest discovery', () => {
     expect(web.cgroup.pids).toEqual([4242]);
     expect(guests.find((g) => g.name === 'g1')).toMatchObject({ powerState: 'stopped', vcpus: 2 });
     expect(guests.find((g) => g.name === 'db')?.memoryBytes).toBe(1073741824);
-    expect(await hv.limits!.get({ name: 'web-1' })).toMatchObject({ cpu: { weight: 200, maxCores: 0.5 } });
-    expect((await hv.inventory!.getGuest({ name: 'hvkit-missing' }).catch((e) => e)).code).toBe('NOT_FOUND');
+    expect(await hv.limits.get({ name: 'web-1' })).toMatchObject({ cpu: { weight: 200, maxCores: 0.5 } });
+    expect((await hv.inventory.getGuest({ name: 'hvkit-missing' }).catch((e) => e)).code).toBe('NOT_FOUND');
   });
 
   it('refuses extra group paths that leave the hierarchy, before reading anything', async () => {
@@ -120,7 +120,7 @@ describe('guest discovery', () => {
     try {
       await using hv = await connect({ files, root });
       broken = true;
-      const error = await hv.inventory!.listGuests().catch((e: unknown) => e);
+      const error = await hv.inventory.listGuests().catch((e: unknown) => e);
       expect(error).toMatchObject({ code: 'REMOTE' });
       await new Promise((resolve) => setTimeout(resolve, 200));
     } finally {

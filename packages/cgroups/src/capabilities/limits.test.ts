@@ -41,7 +41,7 @@ describe('limits.set rollback', () => {
     const files = tree((path) => (path.endsWith('/memory.limit_in_bytes') ? 'EBUSY' : undefined));
     await using hv = await connect({ files, extraGroups: [FIXTURE_GROUP] });
     const e = await rejection(
-      hv.limits!.set(FIXTURE_GROUP, { cpu: { weight: 300, maxCores: 1 }, memory: { maxBytes: 256 * MiB } }),
+      hv.limits.set(FIXTURE_GROUP, { cpu: { weight: 300, maxCores: 1 }, memory: { maxBytes: 256 * MiB } }),
     );
     expect(e).toMatchObject({ code: 'CONFLICT', backendCode: 'EBUSY', operation: 'limits.set' });
     expect(e.details).toMatchObject({
@@ -67,7 +67,7 @@ describe('limits.set rollback', () => {
       return path.endsWith('/pids.max') ? 'EINVAL' : undefined;
     });
     await using hv = await connect({ files, extraGroups: [FIXTURE_GROUP] });
-    const e = await rejection(hv.limits!.set(FIXTURE_GROUP, { cpu: { weight: 300 }, pids: { max: 10 } }));
+    const e = await rejection(hv.limits.set(FIXTURE_GROUP, { cpu: { weight: 300 }, pids: { max: 10 } }));
     expect(e).toMatchObject({ code: 'INVALID_ARGUMENT', backendCode: 'EINVAL' });
     expect(e.details?.rollbackFailed).toEqual([
       { path: `${CPU}/cpu.shares`, error: expect.stringContaining('EIO') },
@@ -78,11 +78,11 @@ describe('limits.set rollback', () => {
   it('writes nothing for a patch that fails validation', async () => {
     const files = tree(() => undefined);
     await using hv = await connect({ files, extraGroups: [FIXTURE_GROUP] });
-    expect((await rejection(hv.limits!.set(FIXTURE_GROUP, { cpu: { weight: 0 } }))).code).toBe(
+    expect((await rejection(hv.limits.set(FIXTURE_GROUP, { cpu: { weight: 0 } }))).code).toBe(
       'INVALID_ARGUMENT',
     );
     expect(
-      (await rejection(hv.limits!.set(FIXTURE_GROUP, { cpu: { weight: 300, maxCores: 0.001 } }))).code,
+      (await rejection(hv.limits.set(FIXTURE_GROUP, { cpu: { weight: 300, maxCores: 0.001 } }))).code,
     ).toBe('INVALID_ARGUMENT');
     expect(files.writes).toEqual([]);
   });
@@ -94,18 +94,18 @@ describe('limits.set on v1 memory keeps limit ≤ memsw at every step', () => {
     await using hv = await connect({ files, extraGroups: [FIXTURE_GROUP] });
     // Recorded: limit 768 MiB, memsw unlimited. Set limit 512 MiB + 64 MiB swap: memsw 576 MiB is below
     // the old limit, so the limit goes first.
-    await hv.limits!.set(FIXTURE_GROUP, { memory: { maxBytes: 512 * MiB, swapMaxBytes: 64 * MiB } });
+    await hv.limits.set(FIXTURE_GROUP, { memory: { maxBytes: 512 * MiB, swapMaxBytes: 64 * MiB } });
     expect(files.writes.map((w) => w.path.split('/').pop())).toEqual([
       'memory.limit_in_bytes',
       'memory.memsw.limit_in_bytes',
     ]);
     // Raise the limit to 1 GiB keeping 64 MiB of swap: memsw (1 GiB + 64 MiB) goes first.
-    await hv.limits!.set(FIXTURE_GROUP, { memory: { maxBytes: 1024 * MiB } });
+    await hv.limits.set(FIXTURE_GROUP, { memory: { maxBytes: 1024 * MiB } });
     expect(files.writes.slice(2).map((w) => [w.path.split('/').pop(), w.data.toString()])).toEqual([
       ['memory.memsw.limit_in_bytes', String(1088 * MiB)],
       ['memory.limit_in_bytes', String(1024 * MiB)],
     ]);
-    expect((await hv.limits!.get(FIXTURE_GROUP)).memory).toMatchObject({
+    expect((await hv.limits.get(FIXTURE_GROUP)).memory).toMatchObject({
       maxBytes: 1024 * MiB,
       swapMaxBytes: 64 * MiB,
     });
