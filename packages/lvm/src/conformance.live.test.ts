@@ -1,12 +1,13 @@
 /**
- * Live conformance: the suite against the backend on the host named by `HVKIT_LVM_TARGET` (`local`: this
- * machine), with the reference-client probe of test/probe.ts. Skipped with its reason when the peer's
- * variables are missing; see `LIVE_PEER` in test/replay-options.ts for when that is a failure.
+ * Live conformance: the suite over SSH against a volume group of its own in the lab VM (peer `lab-vm`,
+ * scripts/peers/lab-vm.sh), with the reference-client probe of test/probe.ts. Skipped with its reason when
+ * the peer's variables are missing; see `LIVE_PEER` in test/replay-options.ts for when that is a failure.
  */
 
 import { liveMode, livePeer, runAdapterConformance } from '@hvkit/conformance';
-import { createLocalExec } from '@hvkit/core';
-import { describe, it } from 'vitest';
+import type { SshClient } from '@hvkit/ssh';
+import { afterAll, describe, it } from 'vitest';
+import { connectLab, createTestVg, sh, type TestVg } from '../test/lab';
 import { lvmProbe } from '../test/probe';
 import { LIVE_PEER } from '../test/replay-options';
 import { connect } from './connect';
@@ -18,17 +19,26 @@ const peer = livePeer(
   LIVE_PEER.declared ? process.env : { ...process.env, HVKIT_LIVE: liveMode() === 'off' ? 'off' : 'auto' },
 );
 
-if (peer.available && peer.env.HVKIT_LVM_TARGET !== 'local') {
-  throw new Error(
-    `HVKIT_LVM_TARGET=${peer.env.HVKIT_LVM_TARGET}: only 'local' is wired up yet (add an SSH target here)`,
-  );
-}
-
 if (peer.available) {
+  let ssh: SshClient | undefined;
+  let vg: TestVg | undefined;
+  const setup = (async () => {
+    ssh = await connectLab();
+    vg = await createTestVg(ssh, 128);
+    await sh(ssh, `lvcreate -q -y -L 16M -n guest1 ${vg.name} >/dev/null`);
+    return { ssh, target: `${vg.name}/guest1` };
+  })();
+  setup.catch(() => {});
+  const { target } = await setup;
+  afterAll(async () => {
+    await vg?.remove();
+    await ssh?.close();
+  });
   runAdapterConformance({
-    name: 'lvm (live, local)',
+    name: 'lvm (live, lab-vm)',
     mode: 'live',
-    factory: () => connect({ exec: createLocalExec() }),
+    target,
+    factory: async () => connect({ ssh: (await setup).ssh }),
     probe: lvmProbe(),
   });
 } else {

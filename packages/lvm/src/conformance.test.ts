@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { runAdapterConformance } from '@hvkit/conformance';
 import { type ExecTranscript, readFixture, replayExec } from '@hvkit/conformance/fixtures';
 import { describe, expect, it } from 'vitest';
-import { FIXTURE, REPLAY_SKIPS } from '../test/replay-options';
+import { FIXTURE, FIXTURE_TARGET, REPLAY_SKIPS } from '../test/replay-options';
 import { connect } from './connect';
 
 const fixture = await readFixture(join(import.meta.dirname, '..', 'test', 'fixtures', FIXTURE));
@@ -19,6 +19,7 @@ runAdapterConformance({
   name: `lvm (${FIXTURE} fixture)`,
   mode: 'replay',
   factory: () => connect({ exec }),
+  target: FIXTURE_TARGET,
   skip: REPLAY_SKIPS,
 });
 

@@ -11,7 +11,7 @@ import type { DeepReadonly, SupportsManifest } from '@hvkit/core';
 
 /** What the lvm adapter can do (frozen). */
 export const LVM_SUPPORTS: DeepReadonly<SupportsManifest> = Object.freeze({
-  inventory: false,
+  inventory: { host: true, guests: true, networks: false, storage: true, vlans: false },
   limits: false,
   labels: false,
   backups: false,

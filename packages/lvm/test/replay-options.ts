@@ -1,19 +1,29 @@
 /** Settings shared by the recorder (test/record.ts) and the replay and live conformance tests. */
 
 /** The fixture folder under test/fixtures/ that the replay test reads and the recorder writes. */
-export const FIXTURE = 'stub';
+export const FIXTURE = 'lab-vm';
+
+/** The volume group the recorder makes in the lab VM (a fixed name, so the transcript replays). */
+export const FIXTURE_VG = 'hvkit-test-fixture';
+
+/** The guest the suite runs against: one 16 MiB linear volume of {@link FIXTURE_VG}. */
+export const FIXTURE_TARGET = `${FIXTURE_VG}/guest1`;
 
 /**
- * The live peer: the environment variables the live tier needs (`HVKIT_LVM_TARGET=local` runs it on this
- * machine). Until `declared` is true (set it once scripts/peers/ provides a host with the backend), a
- * missing peer is a skip with its reason even under `HVKIT_LIVE=require`; after that, `HVKIT_LIVE=require`
- * makes it a failure.
+ * The live peer: the lab VM (scripts/peers/lab-vm.sh), reached over SSH. Until `declared` is true, a missing
+ * peer is a skip with its reason even under `HVKIT_LIVE=require`.
  */
 export const LIVE_PEER = {
-  name: 'lvm',
-  variables: ['HVKIT_LVM_TARGET'],
+  name: 'lab-vm',
+  variables: [
+    'HVKIT_LAB_SSH_HOST',
+    'HVKIT_LAB_SSH_PORT',
+    'HVKIT_LAB_SSH_USER',
+    'HVKIT_LAB_SSH_KEY',
+    'HVKIT_LAB_SSH_KNOWN_HOSTS',
+  ],
   declared: false,
 } as const;
 
-/** Checks skipped in replay and recording, each with its reason (none yet: every capability is false). */
+/** Checks skipped in replay and recording, each with its reason. */
 export const REPLAY_SKIPS: Record<string, string> = {};

@@ -19,10 +19,16 @@ async function failure(promise: Promise<unknown>): Promise<HvkitError> {
 }
 
 describe('LvmClient (exec)', () => {
-  it('reads what the host says about itself', async () => {
-    const hello = await client().hello();
-    expect(hello.product).not.toBe('');
-    expect(hello.version).not.toBe('');
+  it('asks `lvm version` first, so a host without LVM fails with a typed error', async () => {
+    // This machine has no lvm2 (the lab VM has): the program is missing, NOT_FOUND, or it runs and answers.
+    const outcome = await client()
+      .hello()
+      .then(
+        (hello) => hello,
+        (e: unknown) => e,
+      );
+    if (HvkitError.isInstance(outcome)) expect(outcome.code).toBe('NOT_FOUND');
+    else expect(outcome).toMatchObject({ product: 'LVM', version: expect.stringMatching(/^\d+\.\d+/) });
   });
 
   it('maps a failed command through errors.ts', async () => {
@@ -55,9 +61,20 @@ describe('LvmClient (exec)', () => {
     expect(await failure(pending)).toMatchObject({ code: 'ABORTED' });
   });
 
-  it('checks the shape of the hello output', () => {
-    expect(parseHello('Linux 6.1.0-13-amd64\n')).toEqual({ product: 'Linux', version: '6.1.0-13-amd64' });
-    expect(() => parseHello('')).toThrow(/product/);
-    expect(() => parseHello('a b c')).toThrow(HvkitError);
+  it('reads `lvm version` and refuses other output', () => {
+    const text = [
+      '  LVM version:     2.03.16(2) (2022-05-18)',
+      '  Library version: 1.02.185 (2022-05-18)',
+      '  Driver version:  4.47.0',
+      '  Configuration:   ./configure --build=x86_64-linux-gnu',
+      '',
+    ].join('\n');
+    expect(parseHello(text)).toEqual({ product: 'LVM', version: '2.03.16(2)', build: '4.47.0' });
+    expect(parseHello('  LVM version:     2.03.16(2) (2022-05-18)\n')).toEqual({
+      product: 'LVM',
+      version: '2.03.16(2)',
+    });
+    expect(() => parseHello('')).toThrow(/LVM version/);
+    expect(() => parseHello('Linux 6.1.0')).toThrow(HvkitError);
   });
 });
