@@ -25,7 +25,10 @@ if (peer.available) {
   const setup = (async () => {
     ssh = await connectLab();
     vg = await createTestVg(ssh, 128);
-    await sh(ssh, `lvcreate -q -y -L 16M -n guest1 ${vg.name} >/dev/null`);
+    await sh(
+      ssh,
+      `lvcreate -q -y -L 16M -T ${vg.name}/pool >/dev/null 2>&1; lvcreate -q -y -V 4M -T ${vg.name}/pool -n guest1 >/dev/null 2>&1`,
+    );
     return { ssh, target: `${vg.name}/guest1` };
   })();
   setup.catch(() => {});

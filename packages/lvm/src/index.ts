@@ -5,7 +5,9 @@
  * @packageDocumentation
  */
 
+export type { ListSnapshotsOptions, LvmSnapshot } from './capabilities/backups';
 export { connect, type LvmAdapter, type LvmOptions } from './connect';
+export type { FreezeHook, SnapshotSizePolicy } from './context';
 export { ADAPTER_ID } from './errors';
 export {
   decodeLvAttr,

@@ -14,6 +14,16 @@ export const LVM_SUPPORTS: DeepReadonly<SupportsManifest> = Object.freeze({
   inventory: { host: true, guests: true, networks: false, storage: true, vlans: false },
   limits: false,
   labels: false,
-  backups: false,
+  backups: {
+    snapshots: true,
+    memorySnapshots: false,
+    full: true,
+    incremental: true,
+    hostConfig: false,
+    methods: ['lvm-cow-snapshot', 'lvm-thin-snapshot', 'lvm-thin-delta'],
+    checkpoints: true,
+    cleanup: false,
+    restore: { asNew: true, inPlace: true, incrementalChains: true },
+  },
   events: false,
 }) as DeepReadonly<SupportsManifest>;

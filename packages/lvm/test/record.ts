@@ -1,6 +1,6 @@
 /**
  * Records the replay fixture of @hvkit/lvm in the lab VM: makes the volume group `hvkit-test-fixture` on a
- * loop file with one 16 MiB volume `guest1` of known content, runs the conformance suite in replay mode (the
+ * loop file with one 4 MiB thin volume `guest1` (pool `pool`) of known content, runs the conformance suite in replay mode (the
  * checks replay runs) against it over SSH with every command going through `recordingExec`, normalises the
  * transcript, writes test/fixtures/lab-vm/ and removes the group.
  *
@@ -36,8 +36,9 @@ try {
 mkdir -p /root/${FIXTURE_VG}; truncate -s 128M /root/${FIXTURE_VG}/pv.img
 loop=$(losetup -f --show /root/${FIXTURE_VG}/pv.img)
 pvcreate -q "$loop" >/dev/null; vgcreate -q ${FIXTURE_VG} "$loop" >/dev/null
-lvcreate -q -y -L 16M -n guest1 ${FIXTURE_VG} >/dev/null
-head -c 16777216 /dev/zero | tr '\\0' 'h' > /dev/${FIXTURE_VG}/guest1; sync`,
+lvcreate -q -y -L 16M -T ${FIXTURE_VG}/pool >/dev/null 2>&1
+lvcreate -q -y -V 4M -T ${FIXTURE_VG}/pool -n guest1 >/dev/null 2>&1
+head -c 4194304 /dev/zero | tr '\\0' 'h' > /dev/${FIXTURE_VG}/guest1; sync`,
   );
   const transcript = createExecTranscript();
   const exec = recordingExec(ssh.exec, transcript);

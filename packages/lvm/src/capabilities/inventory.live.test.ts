@@ -3,6 +3,7 @@ import type { SshClient } from '@hvkit/ssh';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectLab, createTestVg, lab, labTitle, sh, type TestVg } from '../../test/lab';
 import { connect, type LvmAdapter } from '../connect';
+import { LvmClient } from '../protocol/client';
 
 describe.skipIf(!lab.available)(labTitle('lvm inventory in the lab VM'), { timeout: 120_000 }, () => {
   let ssh: SshClient;
@@ -68,6 +69,23 @@ lvcreate -q -y -V 16M -T ${vg.name}/pool -n thin1 >/dev/null 2>&1`,
     for (const bad of [`$(touch ${marker})`, `x;touch ${marker}`, `\`touch ${marker}\``, `-a`, `a b`]) {
       const error = await hv.inventory?.listStorageVolumes?.(bad).catch((e: unknown) => e);
       expect(HvkitError.isInstance(error, 'INVALID_ARGUMENT'), bad).toBe(true);
+    }
+    expect((await sh(ssh, `test -e ${marker} && echo yes || echo no`)).trim()).toBe('no');
+  });
+
+  it('passes a hostile name verbatim as one argument over SSH when it does reach a command (below the name checks)', async () => {
+    const marker = `/tmp/hvkit-pwned-${vg.name}-raw`;
+    const client = new LvmClient(ssh.exec, 30_000);
+    for (const bad of [
+      `x;touch ${marker}`,
+      `$(touch ${marker})`,
+      `\`touch ${marker}\``,
+      `x' ; touch ${marker}; '`,
+    ]) {
+      const error = await client.lvs(bad).catch((e: unknown) => e);
+      // lvs itself refuses the literal name; no shell ever saw it.
+      expect(HvkitError.isInstance(error), bad).toBe(true);
+      expect((error as HvkitError).backendMessage, bad).toMatch(/invalid|not found|Invalid/i);
     }
     expect((await sh(ssh, `test -e ${marker} && echo yes || echo no`)).trim()).toBe('no');
   });
