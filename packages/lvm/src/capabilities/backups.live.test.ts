@@ -66,7 +66,7 @@ dd if=/dev/urandom of=/dev/${thin} bs=1M count=64 status=none conv=fsync`,
   }, 180_000);
   afterAll(async () => {
     await hv?.close();
-    if (ssh) await sh(ssh, `rm -rf /root/${vg?.name}-sink`).catch(() => {});
+    if (ssh) await sh(ssh, `rm -rf /root/${vg?.name}-sink*`).catch(() => {});
     await vg?.remove();
     await ssh?.close();
   });
