@@ -1,0 +1,1040 @@
+/**
+ * The `backups` capability: LVM snapshots, and the snapshot-and-stream backup.
+ *
+ * A backup of a guest (its volumes):
+ * 1. optional freeze through the caller's hook; one snapshot per volume (`lvcreate -s`: with a copy-on-write
+ *    area sized by the policy for a normal volume, a thin snapshot without `-L` for a thin one); thaw;
+ * 2. each snapshot device is streamed (`dd`) into the sink, which hashes it (sha256) while it writes;
+ *    incrementals of thin volumes stream only the blocks `thin_delta` names as changed since the base;
+ * 3. the snapshot is checked once more after the copy: a COW snapshot that became invalid (its area filled
+ *    while the origin was written) fails the artifact with `details.reason: 'snapshot-invalid'`;
+ * 4. the manifest is written last; then the snapshots are removed in every case (success, failure, abort),
+ *    except, for thin volumes, the newest one, kept as the base of the next incremental (tag `hvkit-base`).
+ *
+ * Every volume hvkit creates carries the tag `hvkit`, so it is never listed as a guest, and a tag naming its
+ * run (`hvkit-run-<artifact id>`), by which the end of the run finds and removes it even when the command
+ * that created it was cut short by an abort.
+ */
+
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import {
+  abortError,
+  artifactPath,
+  type BackupArtifact,
+  type BackupCheckpoint,
+  type BackupFile,
+  type BackupManifest,
+  type BackupManifestFile,
+  type BackupOptions,
+  type BackupSink,
+  type BackupSource,
+  type BackupsCapability,
+  type CallOptions,
+  type CreateSnapshotOptions,
+  createProgressReporter,
+  type GuestRef,
+  HvkitError,
+  hvkitError,
+  newArtifactId,
+  type ProgressReporter,
+  type RestoreOptions,
+  type RestoreResult,
+  readVerifiedBytes,
+  readVerifiedFile,
+  resolveRestoreChain,
+  type Snapshot,
+  sleep,
+  writeBackupManifest,
+} from '@hvkit/core';
+import type { AdapterContext } from '../context';
+import { ADAPTER_ID } from '../errors';
+import {
+  DELTA_SCHEME,
+  type DeltaRange,
+  deltaFileBytes,
+  deltaHeader,
+  parseThinDelta,
+  readDelta,
+} from '../mapping/delta';
+import { guestOf, HVKIT_BASE_TAG, HVKIT_RESTORE_TAG, HVKIT_TAG } from '../mapping/guests';
+import type { LvmLogicalVolume } from '../mapping/report';
+import { checkLvName, checkVgName, type LvId, lvDevicePath, lvIdString, parseLvId } from '../protocol/names';
+import { resolveGuest } from './resolve';
+
+/** Backup methods this adapter writes into manifests. */
+export const LVM_BACKUP_METHODS = ['lvm-cow-snapshot', 'lvm-thin-snapshot', 'lvm-thin-delta'] as const;
+
+/** The definition file of an artifact: the guest's volumes as LVM had them. */
+export const VOLUMES_FILE = 'volumes.json';
+
+/** `dd` block size for device reads and writes. */
+const DD_BS = '4M';
+
+/** A snapshot as `backups.listSnapshots` reports it: spec v1's fields and LVM's own. */
+export interface LvmSnapshot extends Snapshot {
+  /** The volume it is a snapshot of (`vg/lv`). */
+  origin: string;
+  /** `cow` (`lvcreate -s -L`) or `thin`. */
+  type: 'cow' | 'thin';
+  /** How full the COW area is (COW snapshots), or how much of the pool it maps (active thin snapshots), 0..100. */
+  fillPercent?: number;
+  /** A COW snapshot whose area filled up: its content is lost. */
+  invalid: boolean;
+  /** The snapshot's size (the COW area for COW snapshots, the virtual size for thin ones). */
+  sizeBytes?: number;
+  /** Seconds since it was created. */
+  ageSeconds?: number;
+  /** hvkit made it (tag `hvkit`). */
+  managed: boolean;
+  /** Kept as the base of the next incremental backup (tag `hvkit-base`); its `description` says of which artifact. */
+  incrementalBase: boolean;
+}
+
+/** Options of the lvm adapter's `backups.listSnapshots`. */
+export interface ListSnapshotsOptions extends CallOptions {
+  /**
+   * Also list the thin snapshots hvkit keeps as the bases of the next incremental backups (`incrementalBase:
+   * true`). They are left out by default: they are checkpoints (`backups.listCheckpoints`), not snapshots a
+   * user made.
+   */
+  includeIncrementalBases?: boolean;
+}
+
+/** One volume of the definition file. */
+interface DefinitionVolume {
+  id: string;
+  vg: string;
+  name: string;
+  sizeBytes: number;
+  thin: boolean;
+  pool?: string;
+  file: string;
+}
+
+/** The definition file's content. */
+interface Definition {
+  format: 'hvkit-lvm-volumes';
+  version: 1;
+  guest: { id: string; name: string; uuid: string };
+  volumes: DefinitionVolume[];
+}
+
+function fail(
+  code: Parameters<typeof hvkitError>[0],
+  message: string,
+  operation: string,
+  details?: Record<string, unknown>,
+) {
+  return hvkitError(code, message, { adapter: ADAPTER_ID, operation, ...(details ? { details } : {}) });
+}
+
+const isSnapshot = (lv: LvmLogicalVolume) => lv.kind === 'snapshot' || lv.kind === 'thin-snapshot';
+
+function tagValue(lv: LvmLogicalVolume, prefix: string): string | undefined {
+  return lv.tags.find((t) => t.startsWith(prefix))?.slice(prefix.length);
+}
+
+function snapshotOf(lv: LvmLogicalVolume, now = Date.now()): LvmSnapshot {
+  const created = lv.createdAt ?? new Date(0);
+  const base = lv.tags.includes(HVKIT_BASE_TAG);
+  const artifact = tagValue(lv, 'hvkit-artifact-');
+  const s: LvmSnapshot = {
+    id: lv.fullName,
+    name: lv.name,
+    createdAt: created,
+    kind: 'disk',
+    origin: `${lv.vgName}/${lv.origin ?? ''}`,
+    type: lv.kind === 'thin-snapshot' ? 'thin' : 'cow',
+    invalid: lv.snapshotInvalid,
+    managed: lv.tags.includes(HVKIT_TAG),
+    incrementalBase: base,
+  };
+  if (base && artifact) s.description = `base of the next incremental after artifact ${artifact}`;
+  if (lv.dataPercent !== undefined) s.fillPercent = lv.dataPercent;
+  if (lv.sizeBytes !== undefined) s.sizeBytes = lv.sizeBytes;
+  if (lv.createdAt) s.ageSeconds = Math.max(0, Math.floor((now - lv.createdAt.getTime()) / 1000));
+  return s;
+}
+
+/** The COW size for a snapshot of `sizeBytes`, in KiB (LVM rounds up to the extent size). */
+function cowKiB(context: AdapterContext, sizeBytes: number): number {
+  const { percent, minBytes } = context.snapshotSize;
+  const bytes = Math.max(Math.ceil((sizeBytes * percent) / 100), minBytes, 512);
+  return Math.ceil(bytes / 1024);
+}
+
+/** A snapshot name from a volume name and a suffix, within LVM's 127 characters. */
+function snapName(lv: string, suffix: string): string {
+  return checkLvName(`${lv.slice(0, 127 - suffix.length - 1)}-${suffix}`);
+}
+
+/** A deadline of its own for cleanup steps, which must run even after the caller's signal aborted. */
+function cleanupOptions(context: AdapterContext) {
+  return { timeoutMs: context.callTimeoutMs, operation: 'backups.cleanup' };
+}
+
+export function createBackups(context: AdapterContext): BackupsCapability {
+  const { client, logger } = context;
+
+  /** Creates a snapshot of `lv`: thin (no -L, activated) for a thin volume, else COW sized by the policy. */
+  async function createLvSnapshot(
+    lv: LvmLogicalVolume,
+    name: string,
+    tags: readonly string[],
+    options: CallOptions & { operation: string },
+  ): Promise<void> {
+    const tagArgs = tags.flatMap((t) => ['--addtag', t]);
+    const argv =
+      lv.kind === 'thin'
+        ? ['lvcreate', '-q', '-s', '-kn', '-n', name, ...tagArgs, lv.fullName]
+        : [
+            'lvcreate',
+            '-q',
+            '-s',
+            '-n',
+            name,
+            '-L',
+            `${cowKiB(context, lv.sizeBytes ?? 0)}k`,
+            ...tagArgs,
+            lv.fullName,
+          ];
+    await client.run(argv, options);
+  }
+
+  /** Removes volumes, retrying a few times while a just-killed reader still holds one open. */
+  async function removeVolumes(ids: readonly LvId[]): Promise<void> {
+    for (const id of ids) {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await client.lvremove(id, cleanupOptions(context));
+          break;
+        } catch (error) {
+          if (HvkitError.isInstance(error, 'NOT_FOUND')) break;
+          if (attempt >= 10) {
+            logger.warn(`lvm: could not remove ${lvIdString(id)}`, { error: (error as Error).message });
+            throw error;
+          }
+          await sleep(300);
+        }
+      }
+    }
+  }
+
+  /** Removes every volume carrying `tag` in the groups `vgs` (what a run created, also when cut short). */
+  async function removeTagged(vgs: Iterable<string>, tag: string): Promise<void> {
+    for (const vg of new Set(vgs)) {
+      const lvs = await client.lvs(vg, cleanupOptions(context));
+      await removeVolumes(
+        lvs.filter((lv) => lv.tags.includes(tag)).map((lv) => ({ vg: lv.vgName, lv: lv.name })),
+      );
+    }
+  }
+
+  /** Streams a device range (or all of it) with dd; fails when dd fails, after asking `check` why. */
+  async function* readDevice(
+    path: string,
+    range: { offset: number; length: number } | undefined,
+    signal: AbortSignal | undefined,
+    check: () => Promise<void>,
+  ): AsyncGenerator<Uint8Array> {
+    const argv = range
+      ? [
+          'dd',
+          `if=${path}`,
+          `bs=${DD_BS}`,
+          'iflag=skip_bytes,count_bytes',
+          `skip=${range.offset}`,
+          `count=${range.length}`,
+          'status=none',
+        ]
+      : ['dd', `if=${path}`, `bs=${DD_BS}`, 'status=none'];
+    const proc = client.spawn(argv, signal ? { signal } : {});
+    // A reader given up early (abort, the sink stopped pulling) is killed below; its end is nobody's error.
+    proc.stdout.on('error', () => {});
+    proc.wait().catch(() => {});
+    proc.stdin.end();
+    let ended = false;
+    try {
+      for await (const chunk of proc.stdout) yield chunk as Uint8Array;
+      const result = await proc.wait();
+      ended = true;
+      if (signal?.aborted) throw abortError(signal, { adapter: ADAPTER_ID, operation: 'backups.backup' });
+      if (result.exitCode !== 0) {
+        await check();
+        throw fail(
+          'REMOTE',
+          `Reading ${path} failed: dd exited with ${result.exitCode ?? result.signal}.`,
+          'backups.backup',
+          {
+            stderr: result.stderr.toString('utf8').slice(0, 1000),
+          },
+        );
+      }
+    } finally {
+      if (!ended) proc.kill();
+    }
+  }
+
+  /** Writes `data` into a device at `offset` (or from its start) with dd. */
+  async function writeDevice(
+    path: string,
+    data: AsyncIterable<Uint8Array>,
+    offset: number | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    const argv =
+      offset === undefined
+        ? ['dd', `of=${path}`, `bs=${DD_BS}`, 'conv=fsync', 'status=none']
+        : [
+            'dd',
+            `of=${path}`,
+            `bs=${DD_BS}`,
+            'oflag=seek_bytes',
+            `seek=${offset}`,
+            'conv=notrunc,fsync',
+            'status=none',
+          ];
+    // stdin is fed here rather than through ExecRequest.stdin: a source that fails (an artifact that does not
+    // match its manifest) must kill the writer, and @hvkit/ssh's spawn only ends the pipe in that case, which
+    // leaves the remote dd waiting for more input.
+    const proc = client.spawn(argv, signal ? { signal } : {});
+    proc.stdout.on('error', () => {});
+    proc.stdout.resume();
+    const waited = proc.wait();
+    waited.catch(() => {});
+    try {
+      await pipeline(Readable.from(data, { objectMode: false }), proc.stdin);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      // dd ended early (its own failure is reported below), or the source failed: then the writer must go.
+      if (code !== 'EPIPE' && code !== 'ERR_STREAM_DESTROYED' && code !== 'ERR_STREAM_PREMATURE_CLOSE') {
+        proc.kill();
+        await waited.catch(() => {});
+        throw error;
+      }
+    }
+    const result = await waited;
+    if (signal?.aborted) throw abortError(signal, { adapter: ADAPTER_ID, operation: 'backups.restore' });
+    if (result.exitCode !== 0) {
+      throw fail(
+        'REMOTE',
+        `Writing ${path} failed: dd exited with ${result.exitCode ?? result.signal}.`,
+        'backups.restore',
+        {
+          stderr: result.stderr.toString('utf8').slice(0, 1000),
+        },
+      );
+    }
+  }
+
+  /** Zeroes a byte range of a device (`left_only` blocks of a thin delta). */
+  async function zeroDevice(path: string, range: DeltaRange, signal: AbortSignal | undefined): Promise<void> {
+    await client.run(
+      [
+        'dd',
+        'if=/dev/zero',
+        `of=${path}`,
+        `bs=${DD_BS}`,
+        'iflag=count_bytes',
+        'oflag=seek_bytes',
+        `seek=${range.offset}`,
+        `count=${range.length}`,
+        'conv=notrunc,fsync',
+        'status=none',
+      ],
+      {
+        ...(signal ? { signal } : {}),
+        timeoutMs: Math.max(context.callTimeoutMs, 600_000),
+        operation: 'backups.restore',
+      },
+    );
+  }
+
+  /** Asks thin_delta which blocks of the pool's thin device `right` changed since `left`. */
+  async function thinDelta(
+    all: LvmLogicalVolume[],
+    origin: LvmLogicalVolume,
+    left: LvmLogicalVolume,
+    right: LvmLogicalVolume,
+    signal: AbortSignal | undefined,
+  ): Promise<DeltaRange[]> {
+    const pool = all.find((lv) => lv.vgName === origin.vgName && lv.name === origin.pool);
+    const tmeta = all.find((lv) => lv.vgName === origin.vgName && lv.name === `${origin.pool}_tmeta`);
+    if (!pool?.dmPath || !tmeta?.dmPath || left.thinId === undefined || right.thinId === undefined) {
+      throw fail(
+        'PROTOCOL',
+        `lvs did not report the pool, metadata device or thin ids of ${origin.fullName}.`,
+        'backups.backup',
+      );
+    }
+    const tpool = `${pool.dmPath}-tpool`;
+    const op = { ...(signal ? { signal } : {}), operation: 'backups.backup' };
+    await client.run(['dmsetup', 'message', tpool, '0', 'reserve_metadata_snap'], op);
+    try {
+      const xml = await client.run(
+        ['thin_delta', '-m', '--snap1', String(left.thinId), '--snap2', String(right.thinId), tmeta.dmPath],
+        op,
+      );
+      return parseThinDelta(xml, origin.sizeBytes ?? 0);
+    } finally {
+      await client
+        .run(['dmsetup', 'message', tpool, '0', 'release_metadata_snap'], cleanupOptions(context))
+        .catch((error) =>
+          logger.warn('lvm: release_metadata_snap failed', { error: (error as Error).message }),
+        );
+    }
+  }
+
+  function snapshotInvalidError(snap: string, origin: string, cowBytes: number | undefined) {
+    return fail(
+      'REMOTE',
+      `The snapshot ${snap} of ${origin} became invalid while it was copied: its copy-on-write area${cowBytes === undefined ? '' : ` (${cowBytes} bytes)`} filled up because the origin changed more than that during the copy, so the copy is not consistent and was discarded. Give snapshots more room (connect option snapshotSize) or back up when fewer writes happen.`,
+      'backups.backup',
+      { reason: 'snapshot-invalid', snapshot: snap, origin },
+    );
+  }
+
+  async function backup(
+    ref: GuestRef,
+    sink: BackupSink,
+    options: BackupOptions = {},
+  ): Promise<BackupArtifact> {
+    if (typeof sink !== 'object' || sink === null || typeof sink.writeFile !== 'function') {
+      throw new TypeError('backups.backup: sink must be a BackupSink.');
+    }
+    const operation = 'backups.backup';
+    const mode = options.mode ?? 'full';
+    if (mode !== 'full' && mode !== 'incremental')
+      throw new TypeError("backups.backup: mode must be 'full' or 'incremental'.");
+    const { signal } = options;
+    const op = { ...(signal ? { signal } : {}), operation };
+    const progress: ProgressReporter = createProgressReporter(options.onProgress);
+    const { guest, volumes, all } = await resolveGuest(context, ref, op);
+
+    // Incremental: every volume thin, each with its base of the artifact named by sinceCheckpoint.
+    let bases: Map<string, LvmLogicalVolume> | undefined;
+    let chain: { id: string; position: number } | undefined;
+    let baseArtifact: string | undefined;
+    if (mode === 'incremental') {
+      const since = options.sinceCheckpoint;
+      if (typeof since !== 'string' || since === '') {
+        throw fail(
+          'INVALID_ARGUMENT',
+          'An incremental backup needs sinceCheckpoint (the artifact id of the previous backup).',
+          operation,
+        );
+      }
+      bases = new Map();
+      for (const lv of volumes) {
+        if (lv.kind !== 'thin') {
+          throw fail(
+            'UNSUPPORTED',
+            `Incremental backups need thin volumes; ${lv.fullName} is not one. Take a full backup.`,
+            operation,
+          );
+        }
+        const base = all.find(
+          (b) =>
+            b.vgName === lv.vgName &&
+            b.origin === lv.name &&
+            b.tags.includes(HVKIT_BASE_TAG) &&
+            b.tags.includes(`hvkit-artifact-${since}`),
+        );
+        if (!base) {
+          throw fail(
+            'NOT_FOUND',
+            `No base snapshot of ${lv.fullName} for checkpoint ${JSON.stringify(since)}; take a full backup.`,
+            operation,
+            {
+              checkpoint: since,
+            },
+          );
+        }
+        bases.set(lv.fullName, base);
+        const position = Number(tagValue(base, 'hvkit-position-') ?? Number.NaN);
+        const chainId = tagValue(base, 'hvkit-chain-');
+        if (!chainId || !Number.isSafeInteger(position)) {
+          throw fail(
+            'NOT_FOUND',
+            `The base snapshot ${base.fullName} has no chain tags; take a full backup.`,
+            operation,
+          );
+        }
+        chain = { id: chainId, position: position + 1 };
+      }
+      baseArtifact = since;
+    }
+
+    const startedAt = new Date();
+    const id = newArtifactId(mode, startedAt, () => randomBytes(3).toString('hex'));
+    chain ??= { id, position: 0 };
+    const path = artifactPath(guest.name, id);
+    const runTag = `hvkit-run-${id}`;
+    const suffix = `hvkit-${id.slice(-6)}`;
+    const written: string[] = [];
+    const files: BackupFile[] = [];
+    const manifestFiles: BackupManifestFile[] = [];
+    let froze = false;
+    let succeeded = false;
+    const plans = volumes.map((lv, i) => ({
+      lv,
+      snap: { vg: lv.vgName, lv: snapName(lv.name, suffix) } as LvId,
+      file: `disk-${i}-${lv.name}.${mode === 'full' ? 'raw' : 'delta'}`,
+    }));
+    try {
+      progress.phase('snapshot');
+      if (context.freeze) {
+        await context.freeze.freeze(guest, signal ? { signal } : {});
+        froze = true;
+      }
+      try {
+        for (const p of plans) await createLvSnapshot(p.lv, p.snap.lv, [HVKIT_TAG, runTag], op);
+      } finally {
+        if (froze) await context.freeze?.thaw(guest, {});
+      }
+      const now = await client.lvs(undefined, op);
+      const find = (id: LvId) => now.find((lv) => lv.vgName === id.vg && lv.name === id.lv);
+      const sends: {
+        lv: LvmLogicalVolume;
+        snap: LvId;
+        file: string;
+        snapLv: LvmLogicalVolume;
+        ranges: DeltaRange[] | undefined;
+        bytes: number;
+        size: number;
+      }[] = [];
+      for (const p of plans) {
+        const snap = find(p.snap);
+        if (!snap)
+          throw fail(
+            'REMOTE',
+            `The snapshot ${lvIdString(p.snap)} is missing right after lvcreate.`,
+            operation,
+          );
+        let ranges: DeltaRange[] | undefined;
+        if (bases) {
+          const origin = now.find((lv) => lv.fullName === p.lv.fullName) ?? p.lv;
+          ranges = await thinDelta(now, origin, bases.get(p.lv.fullName) as LvmLogicalVolume, snap, signal);
+        }
+        const size = p.lv.sizeBytes ?? 0;
+        sends.push({ ...p, snapLv: snap, ranges, bytes: ranges ? deltaFileBytes(ranges) : size, size });
+      }
+
+      // The definition first, then the disks, the manifest last.
+      const definition: Definition = {
+        format: 'hvkit-lvm-volumes',
+        version: 1,
+        guest: { id: guest.id, name: guest.name, uuid: guest.uuid },
+        volumes: sends.map((s) => ({
+          id: s.lv.fullName,
+          vg: s.lv.vgName,
+          name: s.lv.name,
+          sizeBytes: s.size,
+          thin: s.lv.kind === 'thin',
+          ...(s.lv.pool ? { pool: s.lv.pool } : {}),
+          file: s.file,
+        })),
+      };
+      const defBytes = new TextEncoder().encode(`${JSON.stringify(definition, null, 2)}\n`);
+      const defName = `${path}/${VOLUMES_FILE}`;
+      written.push(defName);
+      const defFile = await sink.writeFile(
+        defName,
+        (async function* () {
+          yield defBytes;
+        })(),
+        { ...(signal ? { signal } : {}), expectedBytes: defBytes.byteLength },
+      );
+      files.push(defFile);
+      manifestFiles.push({
+        name: VOLUMES_FILE,
+        role: 'definition',
+        bytes: defFile.bytes,
+        sha256: defFile.sha256,
+        format: 'hvkit-lvm-volumes-json',
+      });
+
+      const total = sends.reduce((sum, s) => sum + s.bytes, 0);
+      progress.phase('transfer', { totalBytes: total });
+      let before = 0;
+      for (const s of sends) {
+        const snapPath = lvDevicePath(s.snap);
+        const check = async () => {
+          const current = await client.lv(s.snap, cleanupOptions(context));
+          if (current?.snapshotInvalid)
+            throw snapshotInvalidError(lvIdString(s.snap), s.lv.fullName, s.snapLv.sizeBytes);
+        };
+        const source = s.ranges
+          ? (async function* () {
+              for (const r of s.ranges as DeltaRange[]) {
+                yield deltaHeader(r);
+                if (r.kind === 'data') yield* readDevice(snapPath, r, signal, check);
+              }
+              await check();
+            })()
+          : (async function* () {
+              yield* readDevice(snapPath, undefined, signal, check);
+              // The copy is good only if the snapshot stayed valid to its end.
+              await check();
+            })();
+        const name = `${path}/${s.file}`;
+        written.push(name);
+        const start = before;
+        const file = await sink.writeFile(name, source, {
+          ...(signal ? { signal } : {}),
+          expectedBytes: s.bytes,
+          onProgress: (p) => progress.update(start + p.processedBytes, { file: name }),
+        });
+        before += s.bytes;
+        files.push(file);
+        manifestFiles.push({
+          name: s.file,
+          role: 'disk',
+          bytes: file.bytes,
+          sha256: file.sha256,
+          disk: {
+            device: s.lv.fullName,
+            format: 'raw',
+            capacityBytes: s.size,
+            ...(s.ranges ? { incremental: DELTA_SCHEME } : {}),
+          },
+        });
+      }
+
+      const thin = volumes.every((lv) => lv.kind === 'thin');
+      const manifest: BackupManifest = {
+        format: 'hvkit-backup',
+        version: 1,
+        specificationVersion: 'v1',
+        adapter: ADAPTER_ID,
+        id,
+        kind: mode,
+        method: bases ? 'lvm-thin-delta' : thin ? 'lvm-thin-snapshot' : 'lvm-cow-snapshot',
+        guest: { id: guest.id, name: guest.name, uuid: guest.uuid },
+        startedAt: startedAt.toISOString(),
+        completedAt: new Date().toISOString(),
+        consistency: froze ? 'fs-frozen' : 'crash',
+        chain,
+        ...(baseArtifact ? { base: baseArtifact, parentCheckpoint: baseArtifact } : {}),
+        ...(thin ? { checkpoint: id } : {}),
+        files: manifestFiles,
+      };
+      const manifestFile = await writeBackupManifest(sink, path, manifest, signal ? { signal } : {});
+      files.push(manifestFile);
+      progress.done();
+      succeeded = true;
+
+      // Thin volumes keep this run's snapshots as the bases of the next incremental; older bases go.
+      if (thin) {
+        for (const s of sends) {
+          await client.run(
+            [
+              'lvchange',
+              '-q',
+              '--deltag',
+              runTag,
+              '--addtag',
+              HVKIT_BASE_TAG,
+              '--addtag',
+              `hvkit-artifact-${id}`,
+              '--addtag',
+              `hvkit-chain-${chain.id}`,
+              '--addtag',
+              `hvkit-position-${chain.position}`,
+              lvIdString(s.snap),
+            ],
+            cleanupOptions(context),
+          );
+        }
+        const older = now.filter(
+          (lv) =>
+            lv.tags.includes(HVKIT_BASE_TAG) &&
+            sends.some((s) => s.lv.vgName === lv.vgName && s.lv.name === lv.origin) &&
+            !sends.some((s) => s.snap.vg === lv.vgName && s.snap.lv === lv.name),
+        );
+        await removeVolumes(older.map((lv) => ({ vg: lv.vgName, lv: lv.name })));
+      }
+      return {
+        id,
+        guest: guest.id,
+        kind: mode,
+        method: manifest.method,
+        createdAt: startedAt,
+        files,
+        ...(manifest.checkpoint ? { checkpoint: manifest.checkpoint } : {}),
+        ...(baseArtifact ? { parentCheckpoint: baseArtifact } : {}),
+        consistency: manifest.consistency,
+        path,
+        chain: chain.id,
+      };
+    } catch (error) {
+      if (!succeeded && sink.removeFile) {
+        for (const name of written.reverse()) {
+          await sink.removeFile(name).catch((e: unknown) =>
+            logger.warn(`lvm: could not remove ${name} from ${sink.location}`, {
+              error: (e as Error).message,
+            }),
+          );
+        }
+      }
+      throw error;
+    } finally {
+      await removeTagged(
+        plans.map((p) => p.snap.vg),
+        runTag,
+      );
+    }
+  }
+
+  async function restore(source: BackupSource, options: RestoreOptions = {}): Promise<RestoreResult> {
+    if (typeof source !== 'object' || source === null || typeof source.readFile !== 'function') {
+      throw new TypeError('backups.restore: source must be a BackupSource.');
+    }
+    const operation = 'backups.restore';
+    const { signal } = options;
+    const op = { ...(signal ? { signal } : {}), operation };
+    const mode = options.mode ?? 'new';
+    if (mode !== 'new' && mode !== 'in-place')
+      throw new TypeError("backups.restore: mode must be 'new' or 'in-place'.");
+    const resolved = await resolveRestoreChain(source, {
+      ...(options.artifact !== undefined ? { artifact: options.artifact } : {}),
+      ...(options.guest !== undefined ? { guest: options.guest } : {}),
+      ...(signal ? { signal } : {}),
+    });
+    const { links, target } = resolved;
+    for (const link of links) {
+      if (link.manifest.adapter !== ADAPTER_ID) {
+        throw fail(
+          'INVALID_ARGUMENT',
+          `Artifact ${link.path} was written by ${link.manifest.adapter}, not ${ADAPTER_ID}.`,
+          operation,
+          {
+            reason: 'artifact-invalid',
+          },
+        );
+      }
+    }
+    const defEntry = (m: BackupManifest) =>
+      m.files.find((f) => f.role === 'definition' && f.name === VOLUMES_FILE);
+    const targetDef = defEntry(target.manifest);
+    if (!targetDef)
+      throw fail('INVALID_ARGUMENT', `Artifact ${target.path} has no ${VOLUMES_FILE}.`, operation, {
+        reason: 'artifact-invalid',
+      });
+    const definition = parseDefinition(
+      await readVerifiedBytes(source, target.path, targetDef, signal ? { signal } : {}),
+      target.path,
+    );
+    if (options.storage !== undefined) checkVgName(options.storage, operation);
+    if (options.name !== undefined && mode === 'in-place') {
+      throw fail('INVALID_ARGUMENT', 'name applies to a restore as new, not in place.', operation);
+    }
+    if (options.name !== undefined && definition.volumes.length !== 1) {
+      throw fail('INVALID_ARGUMENT', 'name can be given only for a guest of one volume.', operation);
+    }
+    const run = randomBytes(3).toString('hex');
+    const all = await client.lvs(undefined, op);
+    const plans = definition.volumes.map((v, i) => {
+      const vg = mode === 'in-place' ? v.vg : (options.storage ?? v.vg);
+      const final =
+        mode === 'in-place'
+          ? v.name
+          : options.name !== undefined
+            ? checkLvName(options.name, operation)
+            : snapName(v.name, `restored-${run}`);
+      return { v, vg, final, temp: `hvkit-restore-${run}-${i}` };
+    });
+    for (const p of plans) {
+      const existing = all.find((lv) => lv.vgName === p.vg && lv.name === p.final);
+      if (mode === 'new' && existing) {
+        throw fail('CONFLICT', `A volume ${p.vg}/${p.final} exists already.`, operation);
+      }
+      if (mode === 'in-place') {
+        if (!existing)
+          throw fail('NOT_FOUND', `The volume ${p.vg}/${p.final} to restore over does not exist.`, operation);
+        if (existing.active) {
+          throw fail(
+            'CONFLICT',
+            `The volume ${p.vg}/${p.final} is active; deactivate it (lvchange -an) before restoring over it.`,
+            operation,
+          );
+        }
+      }
+    }
+    const runTag = `hvkit-run-restore-${run}`;
+    const progress = createProgressReporter(options.onProgress);
+    const readFiles: BackupFile[] = [];
+    const total = links.reduce(
+      (sum, l) => sum + l.manifest.files.filter((f) => f.role === 'disk').reduce((s, f) => s + f.bytes, 0),
+      0,
+    );
+    let swapped = false;
+    try {
+      // Temporary volumes, written and verified before anything gets its final name.
+      for (const p of plans) {
+        // A thin volume goes back into its pool when the pool has room for all of it (a pool that fills stops
+        // every thin volume in it); otherwise it is restored as a linear volume.
+        const candidate =
+          p.v.thin && p.vg === p.v.vg
+            ? all.find((lv) => lv.vgName === p.vg && lv.name === p.v.pool && lv.kind === 'thin-pool')
+            : undefined;
+        const poolFree =
+          candidate?.sizeBytes !== undefined
+            ? candidate.sizeBytes * (1 - (candidate.dataPercent ?? 100) / 100)
+            : 0;
+        const pool = candidate && poolFree >= p.v.sizeBytes ? candidate : undefined;
+        const size = `${Math.ceil(p.v.sizeBytes / 1024)}k`;
+        const tags = ['--addtag', HVKIT_TAG, '--addtag', HVKIT_RESTORE_TAG, '--addtag', runTag];
+        await client.run(
+          pool
+            ? ['lvcreate', '-q', '-y', '-V', size, '-T', pool.fullName, '-n', p.temp, ...tags]
+            : ['lvcreate', '-q', '-y', '-Wy', '-L', size, '-n', p.temp, ...tags, p.vg],
+          op,
+        );
+      }
+      progress.phase('transfer', { totalBytes: total });
+      let done = 0;
+      for (const link of links) {
+        for (const p of plans) {
+          const entry = link.manifest.files.find((f) => f.role === 'disk' && f.disk?.device === p.v.id);
+          if (!entry) {
+            throw fail(
+              'INVALID_ARGUMENT',
+              `Artifact ${link.path} has no disk file for ${p.v.id}.`,
+              operation,
+              { reason: 'artifact-invalid' },
+            );
+          }
+          const dev = lvDevicePath({ vg: p.vg, lv: p.temp });
+          const data = readVerifiedFile(source, link.path, entry, {
+            ...(signal ? { signal } : {}),
+            onBytes: (n) => {
+              done += n;
+              progress.update(done, { file: `${link.path}/${entry.name}` });
+            },
+          });
+          if (entry.disk?.incremental === undefined) {
+            await writeDevice(dev, data, undefined, signal);
+          } else if (entry.disk.incremental === DELTA_SCHEME) {
+            for await (const record of readDelta(data, p.v.sizeBytes)) {
+              if (record.range.kind === 'data')
+                await writeDevice(dev, record.data, record.range.offset, signal);
+              else await zeroDevice(dev, record.range, signal);
+            }
+          } else {
+            throw fail(
+              'UNSUPPORTED',
+              `Incremental scheme ${entry.disk.incremental} is not one this adapter reads.`,
+              operation,
+            );
+          }
+          readFiles.push({ name: `${link.path}/${entry.name}`, bytes: entry.bytes, sha256: entry.sha256 });
+        }
+      }
+      // Everything verified: give the volumes their names.
+      if (signal?.aborted) throw signal.reason;
+      for (const p of plans) {
+        if (mode === 'in-place') {
+          await client.run(['lvrename', '-q', p.vg, p.final, `hvkit-replaced-${run}`], op);
+          try {
+            await client.run(['lvrename', '-q', p.vg, p.temp, p.final], cleanupOptions(context));
+          } catch (error) {
+            await client.run(
+              ['lvrename', '-q', p.vg, `hvkit-replaced-${run}`, p.final],
+              cleanupOptions(context),
+            );
+            throw error;
+          }
+          swapped = true;
+          await removeVolumes([{ vg: p.vg, lv: `hvkit-replaced-${run}` }]);
+          await client.run(['lvchange', '-q', '-an', `${p.vg}/${p.final}`], cleanupOptions(context));
+        } else {
+          await client.run(['lvrename', '-q', p.vg, p.temp, p.final], op);
+        }
+        await client.run(
+          [
+            'lvchange',
+            '-q',
+            '--deltag',
+            HVKIT_TAG,
+            '--deltag',
+            HVKIT_RESTORE_TAG,
+            '--deltag',
+            runTag,
+            `${p.vg}/${p.final}`,
+          ],
+          cleanupOptions(context),
+        );
+      }
+      progress.done();
+    } finally {
+      if (!swapped || mode === 'new') await removeTagged(new Set(plans.map((p) => p.vg)), runTag);
+    }
+    const after = await client.lvs(undefined, cleanupOptions(context));
+    const restored = plans
+      .map((p) => after.find((lv) => lv.vgName === p.vg && lv.name === p.final))
+      .filter((lv): lv is LvmLogicalVolume => lv !== undefined);
+    const guestId =
+      restored.length === 1 && context.guests === undefined
+        ? (restored[0] as LvmLogicalVolume).fullName
+        : mode === 'in-place'
+          ? definition.guest.id
+          : (options.name ?? `${definition.guest.name}-restored-${run}`);
+    return {
+      guest: guestOf(guestId, restored),
+      mode,
+      artifacts: links.map((l) => l.manifest.id),
+      files: readFiles,
+      warnings: [],
+    };
+  }
+
+  return {
+    async listSnapshots(ref: GuestRef, options: ListSnapshotsOptions = {}): Promise<LvmSnapshot[]> {
+      const { includeIncrementalBases, ...callOptions } = options;
+      const { volumes, all } = await resolveGuest(context, ref, {
+        ...callOptions,
+        operation: 'backups.listSnapshots',
+      });
+      const now = Date.now();
+      return all
+        .filter((lv) => isSnapshot(lv) && volumes.some((v) => v.vgName === lv.vgName && v.name === lv.origin))
+        .filter((lv) => includeIncrementalBases === true || !lv.tags.includes(HVKIT_BASE_TAG))
+        .map((lv) => snapshotOf(lv, now))
+        .sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime() || (a.id < b.id ? -1 : 1));
+    },
+
+    async createSnapshot(ref: GuestRef, options: CreateSnapshotOptions = {}): Promise<LvmSnapshot> {
+      const operation = 'backups.createSnapshot';
+      if (options.memory)
+        throw fail('UNSUPPORTED', 'LVM snapshots hold disk content only, no memory state.', operation);
+      if (options.quiesce && !context.freeze) {
+        throw fail('UNSUPPORTED', 'quiesce needs a freeze hook (connect option freeze).', operation);
+      }
+      if (options.name !== undefined && typeof options.name !== 'string')
+        throw new TypeError('createSnapshot: name must be a string.');
+      const { guest, volumes } = await resolveGuest(context, ref, { ...options, operation });
+      if (volumes.length !== 1) {
+        throw fail(
+          'UNSUPPORTED',
+          `createSnapshot takes a guest of one volume; ${guest.name} has ${volumes.length} (use backups.backup).`,
+          operation,
+        );
+      }
+      const lv = volumes[0] as LvmLogicalVolume;
+      const name =
+        options.name !== undefined
+          ? checkLvName(options.name, operation)
+          : snapName(lv.name, `snap-${Date.now().toString(36)}`);
+      let froze = false;
+      if (options.quiesce && context.freeze) {
+        await context.freeze.freeze(guest, options.signal ? { signal: options.signal } : {});
+        froze = true;
+      }
+      try {
+        await createLvSnapshot(lv, name, [], { ...options, operation });
+      } finally {
+        if (froze) await context.freeze?.thaw(guest, {});
+      }
+      const made = await client.lv({ vg: lv.vgName, lv: name }, { ...options, operation });
+      if (!made)
+        throw fail('REMOTE', `The snapshot ${lv.vgName}/${name} is missing right after lvcreate.`, operation);
+      return snapshotOf(made);
+    },
+
+    async deleteSnapshot(ref: GuestRef, snapshotId: string, options: CallOptions = {}): Promise<void> {
+      const operation = 'backups.deleteSnapshot';
+      if (typeof snapshotId !== 'string')
+        throw new TypeError('deleteSnapshot: snapshotId must be a string "vg/lv".');
+      // The id is checked before anything runs.
+      const given = snapshotId.includes('/')
+        ? parseLvId(snapshotId, operation)
+        : { vg: undefined, lv: checkLvName(snapshotId, operation) };
+      const { volumes, all } = await resolveGuest(context, ref, { ...options, operation });
+      const id: LvId = { vg: given.vg ?? volumes[0]?.vgName ?? '', lv: given.lv };
+      const snap = all.find(
+        (lv) =>
+          lv.vgName === id.vg &&
+          lv.name === id.lv &&
+          isSnapshot(lv) &&
+          volumes.some((v) => v.vgName === lv.vgName && v.name === lv.origin),
+      );
+      if (!snap) {
+        throw fail('NOT_FOUND', `No snapshot ${lvIdString(id)} of this guest.`, operation, {
+          snapshot: snapshotId.slice(0, 200),
+        });
+      }
+      await client.lvremove(id, { ...options, operation });
+    },
+
+    backup,
+    restore,
+
+    async listCheckpoints(ref: GuestRef, options: CallOptions = {}): Promise<BackupCheckpoint[]> {
+      const { volumes, all } = await resolveGuest(context, ref, {
+        ...options,
+        operation: 'backups.listCheckpoints',
+      });
+      const byArtifact = new Map<string, BackupCheckpoint>();
+      for (const lv of all) {
+        if (
+          !lv.tags.includes(HVKIT_BASE_TAG) ||
+          !volumes.some((v) => v.vgName === lv.vgName && v.name === lv.origin)
+        )
+          continue;
+        const artifact = tagValue(lv, 'hvkit-artifact-');
+        if (!artifact || byArtifact.has(artifact)) continue;
+        const chain = tagValue(lv, 'hvkit-chain-');
+        byArtifact.set(artifact, {
+          id: artifact,
+          managed: true,
+          ...(lv.createdAt ? { createdAt: lv.createdAt } : {}),
+          ...(chain ? { chain } : {}),
+        });
+      }
+      return [...byArtifact.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
+    },
+  };
+}
+
+function parseDefinition(bytes: Uint8Array, path: string): Definition {
+  const bad = (why: string) =>
+    fail('INVALID_ARGUMENT', `${path}/${VOLUMES_FILE} is not a volume list: ${why}.`, 'backups.restore', {
+      reason: 'artifact-invalid',
+    });
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+  } catch {
+    throw bad('not JSON');
+  }
+  const d = value as Definition;
+  if (
+    d?.format !== 'hvkit-lvm-volumes' ||
+    d.version !== 1 ||
+    !Array.isArray(d.volumes) ||
+    d.volumes.length === 0
+  ) {
+    throw bad('wrong format, version or no volumes');
+  }
+  for (const v of d.volumes) {
+    try {
+      checkVgName(v?.vg);
+      checkLvName(v?.name);
+    } catch {
+      throw bad('a volume name is not valid');
+    }
+    if (!Number.isSafeInteger(v.sizeBytes) || v.sizeBytes <= 0 || v.id !== `${v.vg}/${v.name}`)
+      throw bad('a volume size or id is not valid');
+    if (v.pool !== undefined) {
+      try {
+        checkLvName(v.pool);
+      } catch {
+        throw bad('a pool name is not valid');
+      }
+    }
+  }
+  return d;
+}

@@ -1,0 +1,51 @@
+/**
+ * Live conformance: the suite over SSH against a volume group of its own in the lab VM (peer `lab-vm`,
+ * scripts/peers/lab-vm.sh), with the reference-client probe of test/probe.ts. Skipped with its reason when
+ * the peer's variables are missing; see `LIVE_PEER` in test/replay-options.ts for when that is a failure.
+ */
+
+import { liveMode, livePeer, runAdapterConformance } from '@hvkit/conformance';
+import type { SshClient } from '@hvkit/ssh';
+import { afterAll, describe, it } from 'vitest';
+import { connectLab, createTestVg, sh, type TestVg } from '../test/lab';
+import { lvmProbe } from '../test/probe';
+import { LIVE_PEER } from '../test/replay-options';
+import { connect } from './connect';
+
+// An undeclared peer never fails the run: it is looked up as if HVKIT_LIVE were `auto` (or `off`).
+const peer = livePeer(
+  LIVE_PEER.name,
+  LIVE_PEER.variables,
+  LIVE_PEER.declared ? process.env : { ...process.env, HVKIT_LIVE: liveMode() === 'off' ? 'off' : 'auto' },
+);
+
+if (peer.available) {
+  let ssh: SshClient | undefined;
+  let vg: TestVg | undefined;
+  const setup = (async () => {
+    ssh = await connectLab();
+    vg = await createTestVg(ssh, 128);
+    await sh(
+      ssh,
+      `lvcreate -q -y -L 16M -T ${vg.name}/pool >/dev/null 2>&1; lvcreate -q -y -V 4M -T ${vg.name}/pool -n guest1 >/dev/null 2>&1`,
+    );
+    return { ssh, target: `${vg.name}/guest1` };
+  })();
+  setup.catch(() => {});
+  const { target } = await setup;
+  afterAll(async () => {
+    await vg?.remove();
+    await ssh?.close();
+  });
+  runAdapterConformance({
+    name: 'lvm (live, lab-vm)',
+    mode: 'live',
+    target,
+    factory: async () => connect({ ssh: (await setup).ssh }),
+    probe: lvmProbe(),
+  });
+} else {
+  describe('lvm live conformance', () => {
+    it.skip(`skipped: ${peer.reason}`, () => {});
+  });
+}

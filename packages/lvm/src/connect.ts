@@ -1,0 +1,203 @@
+/**
+ * `connect(options)`: checks the options, chooses the exec transport, asks the backend who it is (so a
+ * missing tool fails here, typed), builds the shared context and the capability objects, and wraps the
+ * adapter.
+ */
+
+import {
+  checkOptionKeys,
+  checkTimeoutMs,
+  createLocalExec,
+  type ExecTransport,
+  type HypervisorAdapterV1,
+  hvkitError,
+  type Logger,
+  noopLogger,
+  type OptionKeysOf,
+  wrapAdapter,
+} from '@hvkit/core';
+import { createBackups } from './capabilities/backups';
+import { createEvents } from './capabilities/events';
+import { createInventory } from './capabilities/inventory';
+import { createLabels } from './capabilities/labels';
+import { createLimits } from './capabilities/limits';
+import type { AdapterContext, FreezeHook, SnapshotSizePolicy } from './context';
+import { ADAPTER_ID } from './errors';
+import { type BackendHello, LvmClient } from './protocol/client';
+import { parseLvId } from './protocol/names';
+import { LVM_SUPPORTS } from './supports';
+
+/** Options of {@link connect}. */
+export interface LvmOptions {
+  /**
+   * Where the backend's commands run: core's `createLocalExec()` (the default, no shell) or the `exec` of
+   * `connectSsh()` from `@hvkit/ssh` (every argument quoted), or a recording/replaying transport.
+   */
+  exec?: ExecTransport;
+  /**
+   * A remote host: an `SshClient` of `@hvkit/ssh` (`connectSsh()`), whose `exec` runs the commands with every
+   * argument quoted. The connection stays the caller's (close it yourself). Not together with `exec`.
+   */
+  ssh?: { readonly exec: ExecTransport };
+  /**
+   * Guests as groups of volumes: a guest name to its volumes `vg/lv` (e.g. derived from a libvirt domain's
+   * disks). Default: every logical volume holding data (not internal, not a snapshot, not a thin pool, not
+   * hvkit's own) is a guest of its own, with id and name `vg/lv`.
+   */
+  guests?: Readonly<Record<string, readonly string[]>>;
+  /** The copy-on-write size of a backup's snapshot of a non-thin volume (default 20 %, at least 16 MiB). */
+  snapshotSize?: SnapshotSizePolicy;
+  /** Freezes and thaws a guest's filesystems around its snapshot (default: none; the copy is crash-consistent). */
+  freeze?: FreezeHook;
+  /** Default timeout of one command, in ms (default 30 000). Every method also takes `{ signal, timeoutMs }`. */
+  timeoutMs?: number;
+  /** Receives one debug line per call. */
+  logger?: Logger;
+  /** Aborts connecting. */
+  signal?: AbortSignal;
+}
+
+/** Every key {@link connect} reads; any other key is a TypeError. */
+const OPTION_KEYS = {
+  exec: true,
+  ssh: true,
+  guests: true,
+  snapshotSize: true,
+  freeze: true,
+  timeoutMs: true,
+  logger: true,
+  signal: true,
+} as const satisfies OptionKeysOf<LvmOptions>;
+
+/** The lvm adapter: spec v1, plus what the backend said about itself at connect. */
+export interface LvmAdapter extends HypervisorAdapterV1<typeof ADAPTER_ID> {
+  /** The backend's product, version and build, read at connect. */
+  readonly server: Readonly<BackendHello>;
+}
+
+/**
+ * Opens the LVM adapter on a host and returns it. It asks the backend who it is first, so a
+ * missing tool or an unreachable host fails here.
+ *
+ * @throws TypeError for options of the wrong type or an unknown option key.
+ * @throws HvkitError `NOT_FOUND` when the backend's tool is missing, `TIMEOUT`, `ABORTED`, `PROTOCOL`
+ *   and the transport's own errors when the backend cannot be used.
+ *
+ * @example
+ * await using hv = await connect({});
+ * console.log(hv.server.version, hv.supports);
+ */
+export async function connect(options: LvmOptions = {}): Promise<LvmAdapter> {
+  if (typeof options !== 'object' || options === null)
+    throw new TypeError(`${ADAPTER_ID} connect: options must be an object.`);
+  checkOptionKeys(options, OPTION_KEYS, `${ADAPTER_ID} connect`);
+  if (options.exec !== undefined && typeof options.exec?.exec !== 'function') {
+    throw new TypeError(`${ADAPTER_ID} connect: exec must be an ExecTransport.`);
+  }
+  if (options.ssh !== undefined && typeof options.ssh?.exec?.exec !== 'function') {
+    throw new TypeError(`${ADAPTER_ID} connect: ssh must be an SshClient of @hvkit/ssh.`);
+  }
+  if (options.ssh !== undefined && options.exec !== undefined) {
+    throw new TypeError(`${ADAPTER_ID} connect: give exec or ssh, not both.`);
+  }
+  const guests = checkGuests(options.guests);
+  const snapshotSize = checkSnapshotSize(options.snapshotSize);
+  if (
+    options.freeze !== undefined &&
+    (typeof options.freeze?.freeze !== 'function' || typeof options.freeze?.thaw !== 'function')
+  ) {
+    throw new TypeError(`${ADAPTER_ID} connect: freeze must have freeze() and thaw() functions.`);
+  }
+  const timeoutMs = checkTimeoutMs(options.timeoutMs ?? 30_000, 'timeoutMs');
+  const logger = options.logger ?? noopLogger;
+  const client = new LvmClient(options.ssh?.exec ?? options.exec ?? createLocalExec(), timeoutMs);
+  const server = await client.hello({ signal: options.signal, timeoutMs });
+  const context: AdapterContext = {
+    client,
+    logger,
+    callTimeoutMs: timeoutMs,
+    guests,
+    snapshotSize,
+    freeze: options.freeze,
+  };
+  const capabilities = {
+    inventory: createInventory(context),
+    limits: createLimits(context),
+    labels: createLabels(context),
+    backups: createBackups(context),
+    events: createEvents(context),
+  };
+  const close = async () => {
+    // The exec transport belongs to the caller (an SSH connection is closed by whoever opened it).
+  };
+  const adapter: LvmAdapter = {
+    specificationVersion: 'v1',
+    adapter: ADAPTER_ID,
+    supports: LVM_SUPPORTS,
+    server: Object.freeze({ ...server }),
+    ...Object.fromEntries(Object.entries(capabilities).filter(([, value]) => value !== undefined)),
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+  return wrapAdapter(adapter, { logger });
+}
+
+function checkGuests(guests: LvmOptions['guests']): Readonly<Record<string, readonly string[]>> | undefined {
+  if (guests === undefined) return undefined;
+  if (typeof guests !== 'object' || guests === null || Array.isArray(guests)) {
+    throw new TypeError(`${ADAPTER_ID} connect: guests must be an object of guest name to volume ids.`);
+  }
+  const out: Record<string, readonly string[]> = {};
+  const owner = new Map<string, string>();
+  for (const [name, ids] of Object.entries(guests)) {
+    if (!Array.isArray(ids) || ids.length === 0 || ids.some((id) => typeof id !== 'string')) {
+      throw new TypeError(
+        `${ADAPTER_ID} connect: guests[${JSON.stringify(name)}] must be a non-empty array of "vg/lv".`,
+      );
+    }
+    if (name.trim() === '' || name.length > 200) {
+      throw hvkitError(
+        'INVALID_ARGUMENT',
+        `${ADAPTER_ID} connect: guest name ${JSON.stringify(name.slice(0, 200))} is empty or too long.`,
+        {
+          adapter: ADAPTER_ID,
+        },
+      );
+    }
+    for (const id of ids) {
+      parseLvId(id, 'connect');
+      const other = owner.get(id);
+      if (other !== undefined) {
+        throw hvkitError(
+          'INVALID_ARGUMENT',
+          `${ADAPTER_ID} connect: volume ${id} is mapped to two guests (${JSON.stringify(other)} and ${JSON.stringify(name)}).`,
+          { adapter: ADAPTER_ID },
+        );
+      }
+      owner.set(id, name);
+    }
+    out[name] = Object.freeze([...ids]);
+  }
+  return Object.freeze(out);
+}
+
+function checkSnapshotSize(policy: SnapshotSizePolicy | undefined): Required<SnapshotSizePolicy> {
+  if (policy !== undefined && (typeof policy !== 'object' || policy === null)) {
+    throw new TypeError(`${ADAPTER_ID} connect: snapshotSize must be an object.`);
+  }
+  const percent = policy?.percent ?? 20;
+  const minBytes = policy?.minBytes ?? 16 * 1024 * 1024;
+  if (typeof percent !== 'number' || typeof minBytes !== 'number') {
+    throw new TypeError(`${ADAPTER_ID} connect: snapshotSize.percent and minBytes must be numbers.`);
+  }
+  if (!(percent > 0 && percent <= 100) || !(Number.isSafeInteger(minBytes) && minBytes >= 0)) {
+    throw hvkitError(
+      'INVALID_ARGUMENT',
+      `${ADAPTER_ID} connect: snapshotSize needs 0 < percent <= 100 and a whole minBytes >= 0.`,
+      {
+        adapter: ADAPTER_ID,
+      },
+    );
+  }
+  return { percent, minBytes };
+}

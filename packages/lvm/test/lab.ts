@@ -1,0 +1,90 @@
+/**
+ * The lab VM peer for the live tests (scripts/peers/lab-vm.sh): a small Debian guest with device-mapper,
+ * lvm2 and thin-provisioning-tools, reached over SSH. Each test file makes its OWN volume group on a loop
+ * file (`hvkit-test-<random>`) and removes it afterwards; nothing else on the VM is touched.
+ */
+
+import { randomBytes } from 'node:crypto';
+import { livePeer } from '@hvkit/conformance';
+import { connectSsh, type SshClient } from '@hvkit/ssh';
+
+/** The variables the lab peer sets. */
+export const LAB_VARIABLES = [
+  'HVKIT_LAB_SSH_HOST',
+  'HVKIT_LAB_SSH_PORT',
+  'HVKIT_LAB_SSH_USER',
+  'HVKIT_LAB_SSH_KEY',
+  'HVKIT_LAB_SSH_KNOWN_HOSTS',
+] as const;
+
+/** The lab peer, named `lab-vm` in skip reasons. */
+export const lab = livePeer('lab-vm', LAB_VARIABLES);
+
+/** A title suffix saying why a live block is skipped. */
+export function labTitle(title: string): string {
+  return lab.available ? `${title} (live, peer lab-vm)` : `${title} (skipped: ${lab.reason})`;
+}
+
+/** One verified SSH connection to the lab VM (each new one costs about 1.1 s under TCG: reuse it). */
+export async function connectLab(): Promise<SshClient> {
+  if (!lab.available) throw new Error(lab.reason);
+  const e = lab.env;
+  return connectSsh({
+    host: e.HVKIT_LAB_SSH_HOST,
+    port: Number(e.HVKIT_LAB_SSH_PORT),
+    username: e.HVKIT_LAB_SSH_USER,
+    auth: { privateKey: e.HVKIT_LAB_SSH_KEY },
+    hostKey: { knownHostsFile: e.HVKIT_LAB_SSH_KNOWN_HOSTS },
+  });
+}
+
+/** Runs a bash script on the VM (test setup only; the adapter never does this) and returns stdout. */
+export async function sh(ssh: SshClient, script: string, timeoutMs = 120_000): Promise<string> {
+  const r = await ssh.exec.exec({ argv: ['bash', '-euo', 'pipefail', '-c', script], timeoutMs });
+  if (r.exitCode !== 0) {
+    throw new Error(
+      `lab script failed (${r.exitCode}): ${r.stderr.toString().slice(0, 2000)}\n--- script:\n${script}`,
+    );
+  }
+  return r.stdout.toString();
+}
+
+/** A volume group of a test, on a loop file under /root/<name>. */
+export interface TestVg {
+  name: string;
+  /** Removes the group, its loop device and file (idempotent). */
+  remove(): Promise<void>;
+}
+
+/** Creates a volume group `hvkit-test-<random>` on a sparse loop file of `sizeMiB`. */
+export async function createTestVg(ssh: SshClient, sizeMiB = 256): Promise<TestVg> {
+  const name = `hvkit-test-${randomBytes(4).toString('hex')}`;
+  await sh(
+    ssh,
+    `modprobe dm-snapshot; modprobe dm-thin-pool; modprobe loop
+mkdir -p /root/${name}; truncate -s ${sizeMiB}M /root/${name}/pv.img
+loop=$(losetup -f --show /root/${name}/pv.img)
+pvcreate -q "$loop" >/dev/null; vgcreate -q ${name} "$loop" >/dev/null`,
+  );
+  return {
+    name,
+    remove: () => removeTestVg(ssh, name),
+  };
+}
+
+/** Removes a test volume group and what holds it up. */
+export async function removeTestVg(ssh: SshClient, name: string): Promise<void> {
+  await sh(
+    ssh,
+    `vgchange -q -an ${name} >/dev/null 2>&1 || true
+vgremove -q -y -f ${name} >/dev/null 2>&1 || true
+for l in $(losetup -j /root/${name}/pv.img | cut -d: -f1); do pvremove -q -y -ff "$l" >/dev/null 2>&1 || true; losetup -d "$l"; done
+rm -rf /root/${name}`,
+  );
+}
+
+/** sha256 of a device or file on the VM (`sha256sum`), read without the adapter. */
+export async function remoteSha256(ssh: SshClient, path: string): Promise<string> {
+  const out = await sh(ssh, `sha256sum ${path} | cut -d' ' -f1`);
+  return out.trim();
+}

@@ -1,0 +1,77 @@
+/**
+ * Records the replay fixture of @hvkit/lvm in the lab VM: makes the volume group `hvkit-test-fixture` on a
+ * loop file with one 4 MiB thin volume `guest1` (pool `pool`) of known content, runs the conformance suite in replay mode (the
+ * checks replay runs) against it over SSH with every command going through `recordingExec`, normalises the
+ * transcript, writes test/fixtures/lab-vm/ and removes the group.
+ *
+ *   set -a; . /work/lab/env; set +a   # or .peers/env with the lab-vm peer
+ *   node --conditions=@hvkit/source --import tsx packages/lvm/test/record.ts
+ *
+ * The probe is left out on purpose: the recorded calls are then exactly the calls replay makes (see
+ * docs/adding-an-adapter.md, "Recording").
+ */
+
+import { join } from 'node:path';
+import { formatConformanceReport, runConformanceReport } from '@hvkit/conformance';
+import {
+  createExecTranscript,
+  defaultRules,
+  fixtureMetadata,
+  normalise,
+  normaliserId,
+  recordingExec,
+  writeFixture,
+} from '@hvkit/conformance/fixtures';
+import { connect } from '../src/connect';
+import { connectLab, lab, removeTestVg, sh } from './lab';
+import { FIXTURE, FIXTURE_TARGET, FIXTURE_VG, REPLAY_SKIPS } from './replay-options';
+
+if (!lab.available) throw new Error(lab.reason);
+const ssh = await connectLab();
+try {
+  await removeTestVg(ssh, FIXTURE_VG);
+  await sh(
+    ssh,
+    `modprobe dm-snapshot; modprobe dm-thin-pool; modprobe loop
+mkdir -p /root/${FIXTURE_VG}; truncate -s 128M /root/${FIXTURE_VG}/pv.img
+loop=$(losetup -f --show /root/${FIXTURE_VG}/pv.img)
+pvcreate -q "$loop" >/dev/null; vgcreate -q ${FIXTURE_VG} "$loop" >/dev/null
+lvcreate -q -y -L 16M -T ${FIXTURE_VG}/pool >/dev/null 2>&1
+lvcreate -q -y -V 4M -T ${FIXTURE_VG}/pool -n guest1 >/dev/null 2>&1
+head -c 4194304 /dev/zero | tr '\\0' 'h' > /dev/${FIXTURE_VG}/guest1; sync`,
+  );
+  const transcript = createExecTranscript();
+  const exec = recordingExec(ssh.exec, transcript);
+  const report = await runConformanceReport({
+    name: 'lvm (recording)',
+    mode: 'replay',
+    factory: () => connect({ exec }),
+    target: FIXTURE_TARGET,
+    skip: REPLAY_SKIPS,
+  });
+  console.log(formatConformanceReport(report));
+  if (report.failed > 0) throw new Error(`${report.failed} checks failed while recording; nothing written`);
+  // The lab VM's forwarded port changes with every boot; the fixture names the peer instead.
+  transcript.target = 'ssh://root@lab-vm';
+  const rules = defaultRules();
+  const hello = await connect({ ssh });
+  await hello.close();
+  const dir = join(import.meta.dirname, 'fixtures', FIXTURE);
+  await writeFixture(
+    dir,
+    {
+      metadata: fixtureMetadata({
+        recordedFrom: { server: hello.server.product, version: hello.server.version },
+        normalisedWith: normaliserId(rules),
+        notes:
+          'The conformance suite over SSH in the lab VM (scripts/peers/lab-vm.sh), against hvkit-test-fixture/guest1 on a loop file. Re-record with: node --conditions=@hvkit/source --import tsx packages/lvm/test/record.ts',
+      }),
+      files: { 'transcript.json': normalise(transcript, rules) },
+    },
+    { clean: true },
+  );
+  console.log(`wrote ${dir} (${transcript.commands.length} commands)`);
+} finally {
+  await removeTestVg(ssh, FIXTURE_VG);
+  await ssh.close();
+}

@@ -1,0 +1,3 @@
+import { hvkitTsup } from '../../tsup.shared';
+
+export default hvkitTsup({ index: 'src/index.ts' });
