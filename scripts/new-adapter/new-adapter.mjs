@@ -350,9 +350,19 @@ in its manifest.
   return { files, vars, pkgDir, exampleDir };
 }
 
-/** Inserts a table row after the last row whose status column says `available`. */
-function addRow(text, row, file) {
+/**
+ * Puts the adapter's row into a status table: in place of a `planned` row that already names the package
+ * (README.md lists the adapters on the roadmap), else after the last row whose status column says
+ * `available`.
+ */
+export function addRow(text, row, file, id) {
   const lines = text.split('\n');
+  const name = `\`@hvkit/${id}\``;
+  const planned = lines.findIndex((l) => l.includes(name) && /^\|.*\|\s*planned\s*\|\s*$/.test(l));
+  if (planned >= 0) {
+    lines[planned] = row;
+    return lines.join('\n');
+  }
   let at = -1;
   for (let i = 0; i < lines.length; i++) if (/^\|.*\|\s*available\s*\|\s*$/.test(lines[i])) at = i;
   if (at < 0) throw new Error(`${file}: found no table row with status "available" to add the adapter after`);
@@ -370,11 +380,13 @@ function sharedEdits(root, vars) {
       readFileSync(readme, 'utf8'),
       `| [\`@hvkit/${id}\`](packages/${id}) | ${title} (new: every capability still \`false\`) | available |`,
       'README.md',
+      id,
     ),
     [docs]: addRow(
       readFileSync(docs, 'utf8'),
       `| [${title}](adapters/${id}.md) | \`@hvkit/${id}\` | available |`,
       'docs/README.md',
+      id,
     ),
   };
 }
