@@ -4,44 +4,32 @@
  */
 
 import { HvkitError } from '@hvkit/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type BurstServer, startBurstServer } from '../test/burst-server';
+import { describe, expect, it } from 'vitest';
+import { useBurstServer } from '../test/burst-server';
 import { rejectsWith } from '../test/sshd-peer';
-import type { SshClient } from './index';
 
-let server: BurstServer;
-let ssh: SshClient;
-
-beforeAll(async () => {
-  server = await startBurstServer();
-  ssh = await server.connect();
-});
-
-afterAll(async () => {
-  await ssh?.close();
-  await server?.close();
-});
+const burst = useBurstServer();
 
 describe('exit status of a channel whose replies arrive in one burst', () => {
   it('exec reports the exit status sent together with CHANNEL_SUCCESS', async () => {
     for (const code of [0, 3, 0, 255]) {
-      const r = await ssh.exec.exec({ argv: ['status', String(code)], timeoutMs: 10_000 });
+      const r = await burst.ssh().exec.exec({ argv: ['status', String(code)], timeoutMs: 10_000 });
       expect(r).toMatchObject({ exitCode: code, signal: null });
       expect(r.stdout.toString()).toBe('out\n');
     }
-    const killed = await ssh.exec.exec({ argv: ['signal', 'TERM'], timeoutMs: 10_000 });
+    const killed = await burst.ssh().exec.exec({ argv: ['signal', 'TERM'], timeoutMs: 10_000 });
     expect(killed).toMatchObject({ exitCode: null, signal: 'SIGTERM' });
   });
 
   it('spawn().wait() reports it too', async () => {
-    const p = ssh.exec.spawn({ argv: ['status', '7'], timeoutMs: 10_000 });
+    const p = burst.ssh().exec.spawn({ argv: ['status', '7'], timeoutMs: 10_000 });
     p.stdout.resume();
     p.stdin.end();
     expect(await p.wait()).toMatchObject({ exitCode: 7, signal: null });
   });
 
   it('a dialed stream fails with REMOTE when its command exits non-zero', async () => {
-    const stream = await ssh.dialer(['status', '5']).dial({ timeoutMs: 10_000 });
+    const stream = await burst.ssh().dialer(['status', '5']).dial({ timeoutMs: 10_000 });
     const err = await new Promise<unknown>((resolve) => {
       stream.on('error', resolve);
       stream.on('end', () => resolve(undefined));
@@ -52,14 +40,17 @@ describe('exit status of a channel whose replies arrive in one burst', () => {
   });
 
   it('a channel closed without any exit status is PROTOCOL, never a result with no status', async () => {
-    const err = await rejectsWith(ssh.exec.exec({ argv: ['nostatus'], timeoutMs: 10_000 }), 'PROTOCOL');
+    const err = await rejectsWith(
+      burst.ssh().exec.exec({ argv: ['nostatus'], timeoutMs: 10_000 }),
+      'PROTOCOL',
+    );
     expect(err.message).toMatch(/without an exit status/);
-    const p = ssh.exec.spawn({ argv: ['nostatus'], timeoutMs: 10_000 });
+    const p = burst.ssh().exec.spawn({ argv: ['nostatus'], timeoutMs: 10_000 });
     p.stdout.resume();
     p.stderr.resume();
     p.stdin.end();
     await rejectsWith(p.wait(), 'PROTOCOL');
     // The connection is still fine.
-    expect((await ssh.exec.exec({ argv: ['status', '0'], timeoutMs: 10_000 })).exitCode).toBe(0);
+    expect((await burst.ssh().exec.exec({ argv: ['status', '0'], timeoutMs: 10_000 })).exitCode).toBe(0);
   });
 });

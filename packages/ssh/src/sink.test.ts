@@ -4,47 +4,39 @@
  */
 
 import { Readable } from 'node:stream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type BurstServer, startBurstServer } from '../test/burst-server';
+import { describe, expect, it } from 'vitest';
+import { useBurstServer } from '../test/burst-server';
 import { rejectsWith } from '../test/sshd-peer';
-import type { SshClient } from './index';
 import { createSshSink } from './sink';
 
-let server: BurstServer;
-let ssh: SshClient;
-
-beforeAll(async () => {
-  server = await startBurstServer();
-  ssh = await server.connect();
-});
-
-afterAll(async () => {
-  await ssh?.close();
-  await server?.close();
-});
+const burst = useBurstServer();
 
 const write = () =>
-  createSshSink(ssh, '/srv/hvkit-backups').writeFile('disk.bin', Readable.from([Buffer.from('data')]), {
-    signal: AbortSignal.timeout(20_000),
-  });
+  createSshSink(burst.ssh(), '/srv/hvkit-backups').writeFile(
+    'disk.bin',
+    Readable.from([Buffer.from('data')]),
+    {
+      signal: AbortSignal.timeout(20_000),
+    },
+  );
 
 describe('sink checksum tool probe', () => {
   it('is UNSUPPORTED only when the probe says none of the tools is there (exit 127)', async () => {
-    server.probeReply = { exit: 127 };
+    burst.server().probeReply = { exit: 127 };
     const error = await rejectsWith(write(), 'UNSUPPORTED');
     expect(error.message).toMatch(/none found/);
   });
 
   it('is REMOTE, not "none found", when the probe was killed or failed otherwise', async () => {
-    server.probeReply = { exit: 'KILL' };
+    burst.server().probeReply = { exit: 'KILL' };
     const killed = await rejectsWith(write(), 'REMOTE');
     expect(killed.message).not.toMatch(/none found/);
     expect(killed.message).toMatch(/SIGKILL/);
-    server.probeReply = { exit: 2, stderr: 'sh: 1: Syntax error: end of file unexpected\n' };
+    burst.server().probeReply = { exit: 2, stderr: 'sh: 1: Syntax error: end of file unexpected\n' };
     const failed = await rejectsWith(write(), 'REMOTE');
     expect(failed.message).toMatch(/exit status 2: sh: 1: Syntax error/);
     expect(failed.backendCode).toBe(2);
-    server.probeReply = { exit: 0, stdout: 'Welcome to the host\nopenssl\n' };
+    burst.server().probeReply = { exit: 0, stdout: 'Welcome to the host\nopenssl\n' };
     const garbled = await rejectsWith(write(), 'REMOTE');
     expect(garbled.message).toMatch(/unexpected output/);
   });

@@ -11,6 +11,7 @@
  */
 import { type AddressInfo, createServer, type Socket, connect as tcpConnect } from 'node:net';
 import ssh2 from 'ssh2';
+import { afterAll, beforeAll } from 'vitest';
 import { connectSsh, fingerprintOf, type SshClient } from '../src/index';
 import { generateParsableKeyPair } from './key-pair';
 
@@ -115,4 +116,26 @@ export async function startBurstServer(): Promise<BurstServer> {
   await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
   const proxyPort = (proxy.address() as AddressInfo).port;
   return state;
+}
+
+/**
+ * Starts a burst server and connects to it before the file's tests, closes both after them. The
+ * getters are for use inside tests.
+ */
+export function useBurstServer(): { server: () => BurstServer; ssh: () => SshClient } {
+  let server: BurstServer | undefined;
+  let ssh: SshClient | undefined;
+  beforeAll(async () => {
+    server = await startBurstServer();
+    ssh = await server.connect();
+  });
+  afterAll(async () => {
+    await ssh?.close();
+    await server?.close();
+  });
+  const started = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error('the burst server is not started');
+    return value;
+  };
+  return { server: () => started(server), ssh: () => started(ssh) };
 }
