@@ -20,7 +20,7 @@ import ssh2, {
   type SFTPWrapper,
   type Client as Ssh2Client,
 } from 'ssh2';
-import { checkTimeout, Deadline, errnoCode, messageOf, requireString } from './internal';
+import { checkTimeout, Deadline, errnoCode, messageOf, recordExit, requireString } from './internal';
 import {
   checkHostKey,
   fingerprintOf,
@@ -551,7 +551,9 @@ export class SshConnection {
   /**
    * Opens an exec channel for `command` (already quoted), waiting for a free channel slot. The slot is
    * held until the channel closes. When the deadline fires first, the call rejects at once; a channel
-   * that still opens later (its command then runs) goes to `adoptLate`, or is closed.
+   * that still opens later (its command then runs) goes to `adoptLate`, or is closed. The channel's exit
+   * status is recorded from the moment it opens; read it with `exitOf(channel)`, never with an 'exit'
+   * listener of your own (that one would miss a status that came with the channel's first packets).
    */
   async openExec(
     command: string,
@@ -595,6 +597,8 @@ export class SshConnection {
             );
             return;
           }
+          // Before anything else: the exit status may be in the packets ssh2 parses right after this.
+          recordExit(ch);
           ch.once('close', release);
           if (settled) {
             if (adoptLate) adoptLate(ch);

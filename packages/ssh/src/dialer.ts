@@ -7,7 +7,7 @@ import type { Dialer, HvkitError, OptionKeysOf, TransportCallOptions } from '@hv
 import { checkOptionKeys, checkSignal, hvkitError } from '@hvkit/core';
 import type { ClientChannel } from 'ssh2';
 import type { SshConnection } from './connection';
-import { checkTimeout, Deadline, signalName, TailBuffer } from './internal';
+import { checkTimeout, Deadline, type ExitStatus, exitOf, TailBuffer } from './internal';
 import { buildRemoteCommand } from './quote';
 
 /** Options of `client.dialer()`. */
@@ -40,7 +40,6 @@ export interface SshDialer extends Dialer {
  */
 class ChannelStream extends Duplex {
   private pendingWrite: ((error?: Error | null) => void) | undefined;
-  private exit: { code: number | null; signal: string | null } | undefined;
   private channelClosed = false;
 
   constructor(
@@ -55,9 +54,6 @@ class ChannelStream extends Duplex {
       if (!this.push(chunk)) channel.pause();
     });
     channel.stderr.on('data', (chunk: Buffer) => stderrTail.push(chunk));
-    channel.on('exit', (code: number | null, signal?: string) => {
-      this.exit = { code: typeof code === 'number' ? code : null, signal: signalName(signal) };
-    });
     channel.on('drain', () => this.flushPendingWrite());
     channel.once('close', () => {
       untrack();
@@ -67,6 +63,10 @@ class ChannelStream extends Duplex {
       if (error) this.destroy(error);
       else this.push(null);
     });
+  }
+
+  private get exit(): ExitStatus | undefined {
+    return exitOf(this.channel);
   }
 
   private streamError(): HvkitError | undefined {

@@ -8,7 +8,7 @@ import type { ExecProcess, ExecRequest, ExecResult, ExecTransport, HvkitError } 
 import { checkSignal, hvkitError } from '@hvkit/core';
 import type { ClientChannel } from 'ssh2';
 import type { SshConnection } from './connection';
-import { checkTimeout, Deadline, signalName, TailBuffer } from './internal';
+import { checkTimeout, Deadline, exitOf, TailBuffer } from './internal';
 import { buildRemoteCommand } from './quote';
 
 const DEFAULT_MAX_BUFFER = 64 * 1024 * 1024;
@@ -24,7 +24,11 @@ const KILL_GRACE_MS = 1000;
 const PID_PREFIX = 'printf \'\\037hvkit-pid %s\\n\' "$$" >&2; ';
 const PID_LINE = new RegExp(`^${String.fromCharCode(0x1f)}hvkit-pid (\\d+)\n`);
 
-/** The ExecTransport of an SSH connection (`client.exec`). */
+/**
+ * The ExecTransport of an SSH connection (`client.exec`). `exec()` and `wait()` reject with PROTOCOL
+ * when the server closes a channel without an exit status (neither exit-status nor exit-signal) and
+ * the process was not killed through `kill()`: the outcome is then unknown, so no result is made up.
+ */
 export interface SshExecTransport extends ExecTransport {
   /** `ssh://user@host:port`. */
   readonly target: string;
@@ -94,7 +98,6 @@ class RemoteProcess implements SshExecProcess {
   private stderrDropping = false;
   private readonly stderrTail = new TailBuffer(STDERR_TAIL);
   private channel: ClientChannel | undefined;
-  private exit: { code: number | null; signal: string | null } | undefined;
   /** Set once kill() was called or the call failed: the process must go. */
   private killRequested = false;
   private killTimer: NodeJS.Timeout | undefined;
@@ -159,6 +162,12 @@ class RemoteProcess implements SshExecProcess {
   /** Fails the call: wait() rejects, output streams end, and the process is killed. */
   private fail(error: HvkitError): void {
     if (this.settled) return;
+    this.rejectCall(error);
+    this.kill();
+  }
+
+  /** Rejects wait() and ends the output streams (without killing anything). */
+  private rejectCall(error: HvkitError): void {
     this.settled = true;
     this.untrack();
     this.deadline.dispose();
@@ -166,15 +175,11 @@ class RemoteProcess implements SshExecProcess {
     failStream(this.stderr, error);
     if (!this.stdin.writableFinished) this.stdin.destroy();
     this.settle.reject(error);
-    this.kill();
   }
 
   /** Wires an open channel (also one that opened after the call had already failed). */
   private attach(channel: ClientChannel): void {
     this.channel = channel;
-    channel.on('exit', (code: number | null, sig?: string) => {
-      this.exit = { code: typeof code === 'number' ? code : null, signal: signalName(sig) };
-    });
     channel.stderr.on('data', (data: Buffer) => {
       const chunk = this.stripPidLine(data);
       if (chunk.length === 0) return;
@@ -217,13 +222,23 @@ class RemoteProcess implements SshExecProcess {
     if (this.killTimer) clearTimeout(this.killTimer);
     this.stdin.unpipe(channel);
     if (!this.stdin.writableFinished) this.stdin.destroy();
+    const exit = exitOf(channel);
     if (!this.settled) {
-      if (!this.exit && this.conn.closed) {
+      if (!exit && this.conn.closed) {
         this.fail(
           hvkitError('CONNECTION_LOST', `${this.operation} on ${this.conn.target}: connection lost`, {
             operation: this.operation,
             cause: this.conn.closedError,
           }),
+        );
+      } else if (!exit && !this.killRequested) {
+        // The process may have succeeded or failed: guessing either would be a wrong answer.
+        this.rejectCall(
+          hvkitError(
+            'PROTOCOL',
+            `${this.operation} on ${this.conn.target}: the server closed the channel without an exit status`,
+            { operation: this.operation, retryable: false },
+          ),
         );
       } else {
         this.settled = true;
@@ -231,8 +246,8 @@ class RemoteProcess implements SshExecProcess {
         this.deadline.dispose();
         if (!this.stderr.destroyed) this.stderr.push(null);
         this.settle.resolve({
-          exitCode: this.exit?.code ?? null,
-          signal: this.exit?.signal ?? null,
+          exitCode: exit?.code ?? null,
+          signal: exit?.signal ?? null,
           stderr: this.stderrTail.toBuffer(),
         });
       }
@@ -275,7 +290,7 @@ class RemoteProcess implements SshExecProcess {
   /** Kills the remote process group by pid over a second channel (works in root sessions too). */
   private killRemote(signal: 'TERM' | 'KILL'): void {
     const pid = this.pid;
-    if (typeof pid !== 'number' || this.exit || this.conn.closed) return;
+    if (typeof pid !== 'number' || exitOf(this.channel) || this.conn.closed) return;
     const command = buildRemoteCommand([
       'sh',
       '-c',

@@ -4,6 +4,7 @@
  * Not exported from the package.
  */
 import { HvkitError, type HvkitErrorCode, hvkitError } from '@hvkit/core';
+import type { ClientChannel } from 'ssh2';
 
 /** Default timeout of one short remote call (exec, SFTP request, channel open). */
 export const DEFAULT_CALL_TIMEOUT_MS = 60_000;
@@ -123,6 +124,32 @@ export class Deadline {
 export function signalName(name: string | undefined | null): string | null {
   if (!name) return null;
   return name.startsWith('SIG') ? name : `SIG${name}`;
+}
+
+/** How a remote command ended, from its channel's `exit-status` or `exit-signal` request. */
+export interface ExitStatus {
+  code: number | null;
+  /** Node-style name (`SIGTERM`) when the command was killed by a signal. */
+  signal: string | null;
+}
+
+const exitStatuses = new WeakMap<ClientChannel, ExitStatus>();
+
+/**
+ * Starts recording the exit status of an exec channel. Call it synchronously in ssh2's exec callback:
+ * ssh2 emits 'exit' while it parses the packet, and OpenSSH often sends CHANNEL_SUCCESS, the output,
+ * exit-status, EOF and CLOSE of a short command in one burst that ssh2 parses in one go, so a listener
+ * added later (even one microtask later, after a promise resolves) misses the status for good.
+ */
+export function recordExit(channel: ClientChannel): void {
+  channel.once('exit', (code: number | null, signal?: string) => {
+    exitStatuses.set(channel, { code: typeof code === 'number' ? code : null, signal: signalName(signal) });
+  });
+}
+
+/** The exit status {@link recordExit} saw on `channel`, if any arrived yet. */
+export function exitOf(channel: ClientChannel | undefined): ExitStatus | undefined {
+  return channel ? exitStatuses.get(channel) : undefined;
 }
 
 /** An errno-style code of a Node error, when present. */

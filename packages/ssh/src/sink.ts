@@ -423,15 +423,32 @@ export function createSshSink(client: SshClient, remoteDir: string, options: Ssh
       checksumTool = client.exec
         .exec({ argv: ['sh', '-c', script, 'hvkit-probe', ...candidates], timeoutMs: stepTimeoutMs, signal })
         .then((r) => {
-          const tool = r.stdout.toString().trim() as ChecksumTool;
-          if (r.exitCode !== 0 || !candidates.includes(tool)) {
+          const out = r.stdout.toString().trim();
+          const tool = out as ChecksumTool;
+          if (r.exitCode === 0 && candidates.includes(tool)) return tool;
+          // Only the probe's own "none of them" (exit 127, no output) means the tools are missing.
+          if (r.exitCode === 127 && out === '') {
             throw hvkitError(
               'UNSUPPORTED',
               `sink ${location}: verify needs ${candidates.join(', ')} on the remote host, none found; pass verify: false to check sizes only`,
-              { operation: 'sink.writeFile', backendCode: r.exitCode ?? undefined },
+              { operation: 'sink.writeFile', backendCode: r.exitCode },
             );
           }
-          return tool;
+          const text = r.stderr.subarray(-4096).toString('utf8').trim();
+          const how = r.signal
+            ? `was killed by ${r.signal}`
+            : r.exitCode === 0
+              ? `gave unexpected output ${JSON.stringify(out.slice(0, 200))}`
+              : `failed with exit status ${r.exitCode}`;
+          throw hvkitError(
+            'REMOTE',
+            `sink ${location}: looking for ${candidates.join(', ')} on the remote host ${how}${text ? `: ${text}` : ''}`,
+            {
+              operation: 'sink.writeFile',
+              backendCode: r.exitCode ?? r.signal ?? undefined,
+              backendMessage: text || undefined,
+            },
+          );
         });
       checksumTool.catch(() => {
         checksumTool = undefined;

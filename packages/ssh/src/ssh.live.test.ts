@@ -261,6 +261,29 @@ describe.skipIf(!sshd.available)(liveTitle('exec'), { retry: 0 }, () => {
     expect(missing.exitCode).toBe(127);
   });
 
+  it('every short exec as the non-root password user carries its exit status (400 calls)', async () => {
+    // OpenSSH often sends such a session's CHANNEL_SUCCESS, output, exit-status, EOF and CLOSE in one
+    // burst; the status must not be lost between the channel opening and the call wiring it up.
+    const e = env();
+    await using user = await connectSsh({
+      ...rootOptions({ username: e.HVKIT_SSH_PASSWORD_USER }),
+      auth: { password: e.HVKIT_SSH_PASSWORD },
+    });
+    const wrong: string[] = [];
+    for (let i = 0; i < 400; i++) {
+      const code = i % 2 === 0 ? 0 : 3;
+      const r = await user.exec.exec({
+        argv: ['sh', '-c', 'echo "$1"; exit "$2"', 'hvkit-exit', `n${i}`, `${code}`],
+      });
+      if (r.exitCode !== code || r.signal !== null || r.stdout.toString() !== `n${i}\n`) {
+        wrong.push(
+          `#${i}: exitCode ${r.exitCode}, signal ${r.signal}, stdout ${JSON.stringify(r.stdout.toString())}`,
+        );
+      }
+    }
+    expect(wrong).toEqual([]);
+  });
+
   it('passes hostile arguments verbatim and runs nothing they contain', async () => {
     await ssh.exec.exec({ argv: ['rm', '-f', '/tmp/pwned'] });
     const args = [
