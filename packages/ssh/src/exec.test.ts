@@ -55,14 +55,20 @@ describe('exit status of a channel whose replies arrive in one burst', () => {
   });
 });
 
+/** Spawns the burst server's `ticks` under a signal of its own; `killed()` says how it ended since. */
+function startTicks() {
+  const server = burst.server();
+  const before = server.ended.length;
+  const ac = new AbortController();
+  const p = burst.ssh().exec.spawn({ argv: ['ticks'], signal: ac.signal });
+  p.stdin.end();
+  return { ac, p, killed: () => server.ended.slice(before) };
+}
+
 describe('spawn: an abort settles everything it handed out', () => {
   it('while stdout is read: stdout, stderr and wait() fail with ABORTED, nothing unhandled, the process is killed', async () => {
-    const server = burst.server();
     const unhandled = await unhandledDuring(async () => {
-      const before = server.ended.length;
-      const ac = new AbortController();
-      const p = burst.ssh().exec.spawn({ argv: ['ticks'], signal: ac.signal });
-      p.stdin.end();
+      const { ac, p, killed } = startTicks();
       let chunks = 0;
       const reading = (async () => {
         for await (const _ of p.stdout) if (++chunks === 2) ac.abort();
@@ -72,25 +78,21 @@ describe('spawn: an abort settles everything it handed out', () => {
       // Nobody read stderr: a reader who comes later learns why it ended.
       await rejectsWith(within(p.stderr.toArray(), 5000, 'reading stderr'), 'ABORTED');
       await within(p.closed, 5000, 'closed');
-      expect(server.ended.slice(before)).toEqual([{ command: 'ticks', how: 'close' }]);
+      expect(killed()).toEqual([{ command: 'ticks', how: 'close' }]);
     });
     expect(unhandled).toEqual([]);
   });
 
   it('before anyone reads: a later reader of stdout gets ABORTED, not an early end', async () => {
-    const server = burst.server();
     const unhandled = await unhandledDuring(async () => {
-      const before = server.ended.length;
-      const ac = new AbortController();
-      const p = burst.ssh().exec.spawn({ argv: ['ticks'], signal: ac.signal });
-      p.stdin.end();
+      const { ac, p, killed } = startTicks();
       await new Promise((r) => setTimeout(r, 400));
       ac.abort();
       await rejectsWith(p.wait(), 'ABORTED');
       expect(HvkitError.isInstance(p.stdout.errored, 'ABORTED')).toBe(true);
       await rejectsWith(within(p.stdout.toArray(), 5000, 'reading stdout'), 'ABORTED');
       await within(p.closed, 5000, 'closed');
-      expect(server.ended.slice(before)).toEqual([{ command: 'ticks', how: 'close' }]);
+      expect(killed()).toEqual([{ command: 'ticks', how: 'close' }]);
       // Aborted before the channel opened: nothing runs, and the streams say why.
       const early = burst.ssh().exec.spawn({ argv: ['ticks'], signal: AbortSignal.abort() });
       await rejectsWith(early.wait(), 'ABORTED');
