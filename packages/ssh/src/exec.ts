@@ -29,8 +29,8 @@ const PID_LINE = new RegExp(`^${String.fromCharCode(0x1f)}hvkit-pid (\\d+)\n`);
  * when the server closes a channel without an exit status (neither exit-status nor exit-signal) and
  * the process was not killed through `kill()`: the outcome is then unknown, so no result is made up.
  *
- * As in core's local exec, a `stdin` AsyncIterable that throws kills the remote process: the call
- * rejects with the source's HvkitError as it is, or with `REMOTE` carrying another error as `cause`. A
+ * As in core's local exec, a `stdin` AsyncIterable that throws kills the remote process: once it is
+ * gone, the call rejects with the source's HvkitError as it is, or with `REMOTE` carrying another error as `cause`. A
  * process that exits early (closing its stdin) is not an error.
  */
 export interface SshExecTransport extends ExecTransport {
@@ -117,6 +117,8 @@ class RemoteProcess implements SshExecProcess {
     reject: (e: HvkitError) => void;
   };
   private settled = false;
+  /** The error of a failed stdin source: the process was killed, wait() rejects with it once it is gone. */
+  private stdinFailure: HvkitError | undefined;
   private readonly deadline: Deadline;
   private readonly untrack: () => void;
 
@@ -241,6 +243,8 @@ class RemoteProcess implements SshExecProcess {
             cause: this.conn.closedError,
           }),
         );
+      } else if (this.stdinFailure) {
+        this.rejectCall(this.stdinFailure);
       } else if (!exit && !this.killRequested) {
         // The process may have succeeded or failed: guessing either would be a wrong answer.
         this.rejectCall(
@@ -273,19 +277,19 @@ class RemoteProcess implements SshExecProcess {
     // An early exit of the remote process destroys stdin; that is not an error of the call. A failing
     // source is: the process would wait for the rest of its input forever, so it is killed.
     pipeline(Readable.from(stdin, { objectMode: false }), this.stdin).catch((error: unknown) => {
-      if (STDIN_CLOSED.has(errnoCode(error) ?? '')) return;
-      this.fail(
-        HvkitError.isInstance(error)
-          ? error
-          : hvkitError(
-              'REMOTE',
-              `${this.operation} on ${this.conn.target}: the stdin source failed: ${messageOf(error)}`,
-              {
-                operation: this.operation,
-                cause: error,
-              },
-            ),
-      );
+      if (STDIN_CLOSED.has(errnoCode(error) ?? '') || this.settled) return;
+      // As local exec: kill, and fail the call once the process is gone (see onClose).
+      this.stdinFailure ??= HvkitError.isInstance(error)
+        ? error
+        : hvkitError(
+            'REMOTE',
+            `${this.operation} on ${this.conn.target}: the stdin source failed: ${messageOf(error)}`,
+            {
+              operation: this.operation,
+              cause: error,
+            },
+          );
+      this.kill();
     });
   }
 
