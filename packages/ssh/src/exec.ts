@@ -30,8 +30,8 @@ const PID_LINE = new RegExp(`^${String.fromCharCode(0x1f)}hvkit-pid (\\d+)\n`);
  * the process was not killed through `kill()`: the outcome is then unknown, so no result is made up.
  *
  * As in core's local exec, a `stdin` AsyncIterable that throws kills the remote process: once it is
- * gone, the call rejects with the source's HvkitError as it is, or with `REMOTE` carrying another error as `cause`. A
- * process that exits early (closing its stdin) is not an error.
+ * gone, the call rejects with the source's HvkitError as it is, or with `REMOTE` carrying another
+ * error as `cause`. A process that exits early (closing its stdin) is not an error.
  */
 export interface SshExecTransport extends ExecTransport {
   /** `ssh://user@host:port`. */
