@@ -4,11 +4,11 @@
  */
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { ExecProcess, ExecRequest, ExecResult, ExecTransport, HvkitError } from '@hvkit/core';
-import { checkSignal, hvkitError } from '@hvkit/core';
+import type { ExecProcess, ExecRequest, ExecResult, ExecTransport } from '@hvkit/core';
+import { checkSignal, HvkitError, hvkitError } from '@hvkit/core';
 import type { ClientChannel } from 'ssh2';
 import type { SshConnection } from './connection';
-import { checkTimeout, Deadline, exitOf, TailBuffer } from './internal';
+import { checkTimeout, Deadline, errnoCode, exitOf, messageOf, TailBuffer } from './internal';
 import { buildRemoteCommand } from './quote';
 
 const DEFAULT_MAX_BUFFER = 64 * 1024 * 1024;
@@ -28,6 +28,10 @@ const PID_LINE = new RegExp(`^${String.fromCharCode(0x1f)}hvkit-pid (\\d+)\n`);
  * The ExecTransport of an SSH connection (`client.exec`). `exec()` and `wait()` reject with PROTOCOL
  * when the server closes a channel without an exit status (neither exit-status nor exit-signal) and
  * the process was not killed through `kill()`: the outcome is then unknown, so no result is made up.
+ *
+ * As in core's local exec, a `stdin` AsyncIterable that throws kills the remote process: once it is
+ * gone, the call rejects with the source's HvkitError as it is, or with `REMOTE` carrying another
+ * error as `cause`. A process that exits early (closing its stdin) is not an error.
  */
 export interface SshExecTransport extends ExecTransport {
   /** `ssh://user@host:port`. */
@@ -68,22 +72,25 @@ export function sendSignal(channel: ClientChannel, name: 'TERM' | 'KILL' | 'INT'
 }
 
 /**
- * Ends an output stream because the call failed. The error goes to the stream only when someone
- * listens for it (a pipeline, an async iterator, an 'error' handler); otherwise it would crash the
- * process, and `wait()` reports it anyway.
+ * Ends an output stream because the call failed (ABORTED, TIMEOUT, CONNECTION_LOST, ...), so that it
+ * never looks complete: a reader at the time (pipeline, async iterator, 'error' handler) gets the error,
+ * a later one finds it in `stream.errored`. The stream carries a no-op 'error' listener from the start,
+ * so an unread stream does not crash the process.
  */
 function failStream(stream: Readable, error: Error): void {
-  if (stream.destroyed) return;
-  if (stream.listenerCount('error') > 0) stream.destroy(error);
-  else stream.destroy();
+  if (!stream.destroyed) stream.destroy(error);
 }
+
+/** Pipe errors that mean the remote process closed its stdin (exited early): no error of the call. */
+const STDIN_CLOSED = new Set(['EPIPE', 'ERR_STREAM_DESTROYED', 'ERR_STREAM_PREMATURE_CLOSE']);
 
 /** A remote process of `client.exec.spawn()`. */
 export interface SshExecProcess extends ExecProcess {
   /**
    * Resolves once the SSH channel is closed, which OpenSSH does only after the remote process has
    * exited (or when the connection is gone). Never rejects. After a timeout or an abort, `wait()`
-   * rejects at once while this still waits for the process to be gone.
+   * rejects at once (and stdout and stderr fail with the same error) while this still waits for the
+   * process to be gone.
    */
   readonly closed: Promise<void>;
 }
@@ -110,6 +117,8 @@ class RemoteProcess implements SshExecProcess {
     reject: (e: HvkitError) => void;
   };
   private settled = false;
+  /** The error of a failed stdin source: the process was killed, wait() rejects with it once it is gone. */
+  private stdinFailure: HvkitError | undefined;
   private readonly deadline: Deadline;
   private readonly untrack: () => void;
 
@@ -132,6 +141,9 @@ class RemoteProcess implements SshExecProcess {
         this.stderrDropping = false;
       },
     });
+    // Failures reach readers through the streams and wait(); see failStream.
+    this.stdout.on('error', () => {});
+    this.stderr.on('error', () => {});
     this.closed = new Promise<void>((resolve) => {
       this.markClosed = resolve;
     });
@@ -231,6 +243,8 @@ class RemoteProcess implements SshExecProcess {
             cause: this.conn.closedError,
           }),
         );
+      } else if (this.stdinFailure) {
+        this.rejectCall(this.stdinFailure);
       } else if (!exit && !this.killRequested) {
         // The process may have succeeded or failed: guessing either would be a wrong answer.
         this.rejectCall(
@@ -260,8 +274,23 @@ class RemoteProcess implements SshExecProcess {
       this.stdin.end(typeof stdin === 'string' ? Buffer.from(stdin) : stdin);
       return;
     }
-    // An early exit of the remote process destroys stdin; that is not an error of the call.
-    pipeline(Readable.from(stdin, { objectMode: false }), this.stdin).catch(() => {});
+    // An early exit of the remote process destroys stdin; that is not an error of the call. A failing
+    // source is: the process would wait for the rest of its input forever, so it is killed.
+    pipeline(Readable.from(stdin, { objectMode: false }), this.stdin).catch((error: unknown) => {
+      if (STDIN_CLOSED.has(errnoCode(error) ?? '') || this.settled) return;
+      // As local exec: kill, and fail the call once the process is gone (see onClose).
+      this.stdinFailure ??= HvkitError.isInstance(error)
+        ? error
+        : hvkitError(
+            'REMOTE',
+            `${this.operation} on ${this.conn.target}: the stdin source failed: ${messageOf(error)}`,
+            {
+              operation: this.operation,
+              cause: error,
+            },
+          );
+      this.kill();
+    });
   }
 
   /** Removes the pid line from the start of stderr. */

@@ -272,7 +272,10 @@ function drained(stream: NodeJS.WritableStream & { destroyed?: boolean }): Promi
   });
 }
 
-/** Races `promise` against an abort signal and an optional idle timer. */
+/**
+ * Races `promise` against an abort signal and an optional idle timer. `promise` is always handled: when
+ * the race is lost (also to a signal that had already aborted), its later rejection is not left unhandled.
+ */
 function guard<T>(
   promise: Promise<T>,
   signal: AbortSignal | undefined,
@@ -291,14 +294,6 @@ function guard<T>(
       if (timer) clearTimeout(timer);
       signal?.removeEventListener('abort', abort);
     };
-    if (signal?.aborted) return abort();
-    signal?.addEventListener('abort', abort, { once: true });
-    if (idleMs !== undefined) {
-      timer = setTimeout(() => {
-        done();
-        reject(onTimeout());
-      }, idleMs);
-    }
     promise.then(
       (v) => {
         done();
@@ -309,6 +304,14 @@ function guard<T>(
         reject(e);
       },
     );
+    if (signal?.aborted) return abort();
+    signal?.addEventListener('abort', abort, { once: true });
+    if (idleMs !== undefined) {
+      timer = setTimeout(() => {
+        done();
+        reject(onTimeout());
+      }, idleMs);
+    }
   });
 }
 

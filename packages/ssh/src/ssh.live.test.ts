@@ -20,8 +20,18 @@ import { join } from 'node:path';
 import { HvkitError } from '@hvkit/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateParsableKeyPair } from '../test/key-pair';
-import { connectRoot, env, liveTitle, rejectsWith, rootOptions, scratchDir, sshd } from '../test/sshd-peer';
-import { connectSsh, fingerprintOf, type SshClient } from './index';
+import {
+  connectRoot,
+  env,
+  liveTitle,
+  rejectsWith,
+  rootOptions,
+  scratchDir,
+  sshd,
+  unhandledDuring,
+  within,
+} from '../test/sshd-peer';
+import { connectSsh, createSshSink, fingerprintOf, type SshClient } from './index';
 
 /** A fresh ed25519 public key blob (SSH wire format) and its known_hosts key field. */
 function freshHostKey(): { blob: Buffer; field: string } {
@@ -383,6 +393,107 @@ describe.skipIf(!sshd.available)(liveTitle('exec'), { retry: 0 }, () => {
     setTimeout(() => long.kill(), 500);
     const r = await long.wait();
     expect(r.exitCode === null ? r.signal : r.exitCode).toBe('SIGTERM');
+  });
+
+  /** Whether the remote process whose pid is in `pidFile` is gone within a few seconds. */
+  const goneSoon = async (pidFile: string): Promise<string | undefined> => {
+    const pid = (await ssh.files.readFile(pidFile)).toString().trim();
+    for (let i = 0; i < 30; i++) {
+      if ((await ssh.exec.exec({ argv: ['kill', '-0', pid] })).exitCode !== 0) return undefined;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    return pid;
+  };
+
+  it('spawn: an abort while its stdout feeds a sink leaves nothing unhandled and kills the process', async () => {
+    const dir = scratchDir('spawn-abort');
+    const pidFile = `${dir}.pid`;
+    try {
+      const unhandled = await unhandledDuring(async () => {
+        const ac = new AbortController();
+        // As a device reader feeds a backup sink: the source reads a spawn's stdout, under the same signal.
+        async function* reader() {
+          const p = ssh.exec.spawn({
+            argv: ['sh', '-c', 'echo $$ > "$1"; exec cat /dev/zero', 'sh', pidFile],
+            signal: ac.signal,
+          });
+          p.stdin.end();
+          try {
+            for await (const chunk of p.stdout) yield chunk as Uint8Array;
+            await p.wait();
+          } finally {
+            p.kill();
+          }
+        }
+        const write = createSshSink(ssh, dir).writeFile('disk.raw', reader(), {
+          signal: ac.signal,
+          onProgress: (p) => {
+            if (p.processedBytes >= 8 * 1024 * 1024) ac.abort();
+          },
+        });
+        await rejectsWith(within(write, 30_000, 'writeFile'), 'ABORTED');
+        expect(await goneSoon(pidFile), 'remote reader still running').toBeUndefined();
+      });
+      expect(unhandled).toEqual([]);
+      // The same with nobody reading the aborted process's streams until later.
+      const ac = new AbortController();
+      const p = ssh.exec.spawn({
+        argv: [
+          'sh',
+          '-c',
+          'echo $$ > "$1"; while :; do echo out; echo err >&2; sleep 0.05; done',
+          'sh',
+          pidFile,
+        ],
+        signal: ac.signal,
+      });
+      p.stdin.end();
+      await new Promise((r) => setTimeout(r, 500));
+      ac.abort();
+      await rejectsWith(p.wait(), 'ABORTED');
+      await rejectsWith(within(p.stdout.toArray(), 10_000, 'stdout'), 'ABORTED');
+      await rejectsWith(within(p.stderr.toArray(), 10_000, 'stderr'), 'ABORTED');
+      expect(await goneSoon(pidFile), 'remote process still running').toBeUndefined();
+    } finally {
+      await ssh.exec.exec({ argv: ['rm', '-rf', '--', dir, pidFile] });
+    }
+  });
+
+  it('spawn: a failing stdin source kills the remote process; then wait() rejects with REMOTE and the cause', async () => {
+    const pidFile = `${scratchDir('spawn-stdin')}.pid`;
+    try {
+      const broken = new Error('the source broke');
+      async function* source() {
+        yield Buffer.alloc(64 * 1024, 1);
+        await new Promise((r) => setTimeout(r, 1000));
+        throw broken;
+      }
+      const p = ssh.exec.spawn({
+        argv: ['sh', '-c', 'echo $$ > "$1"; exec cat > /dev/null', 'sh', pidFile],
+        stdin: source(),
+      });
+      p.stdout.resume();
+      p.stderr.resume();
+      const err = await rejectsWith(within(p.wait(), 10_000, 'wait()'), 'REMOTE');
+      expect(err.message).toMatch(/stdin source failed: the source broke/);
+      expect(err.cause).toBe(broken);
+      // Already gone when wait() rejects, as with local exec.
+      const pid = (await ssh.files.readFile(pidFile)).toString().trim();
+      expect(
+        (await ssh.exec.exec({ argv: ['kill', '-0', pid] })).exitCode,
+        'remote cat still running',
+      ).not.toBe(0);
+      // A process that exits early, closing its stdin, is no error.
+      async function* endless() {
+        for (;;) yield Buffer.alloc(64 * 1024);
+      }
+      const early = ssh.exec.spawn({ argv: ['head', '-c', '1000'], stdin: endless() });
+      early.stdout.resume();
+      early.stderr.resume();
+      expect(await within(early.wait(), 10_000, 'wait()')).toMatchObject({ exitCode: 0 });
+    } finally {
+      await ssh.exec.exec({ argv: ['rm', '-f', '--', pidFile] });
+    }
   });
 
   it('multiplexes many concurrent calls over one connection (more than maxChannels)', async () => {

@@ -8,6 +8,11 @@
  * `signal NAME` is killed by SIGNAME, `nostatus` closes the channel with neither exit-status nor
  * exit-signal. A command with the word `hvkit-probe` (a sink looking for its checksum tool) answers with
  * {@link BurstServer.probeReply}.
+ *
+ * Long-running commands, which end only when stdin ends or when the client closes the channel (how a
+ * client kills them here: ssh2's server refuses `signal` requests; see {@link BurstServer.ended}): `ticks`
+ * writes `tick\n` to stdout and `tock\n` to stderr every 150 ms (with pauses, so the proxy passes them
+ * on), `cat` echoes stdin and exits 0 at EOF.
  */
 import { type AddressInfo, createServer, type Socket, connect as tcpConnect } from 'node:net';
 import ssh2 from 'ssh2';
@@ -29,6 +34,10 @@ export interface BurstServer {
   connect(): Promise<SshClient>;
   /** How the server answers a sink's checksum tool probe. */
   probeReply: ProbeReply;
+  /** Each long-running command (`ticks`, `cat`) that ended, and how: stdin EOF, or the client closed the channel. */
+  ended: { command: string; how: 'eof' | 'close' }[];
+  /** How many long-running commands are running now. */
+  running: number;
   close(): Promise<void>;
 }
 
@@ -43,6 +52,8 @@ export async function startBurstServer(): Promise<BurstServer> {
   const fingerprint = fingerprintOf(Buffer.from(key.public.split(' ')[1] as string, 'base64'));
   const state: BurstServer = {
     probeReply: { exit: 127 },
+    ended: [],
+    running: 0,
     connect: () =>
       connectSsh({
         host: '127.0.0.1',
@@ -69,8 +80,35 @@ export async function startBurstServer(): Promise<BurstServer> {
       const session = acceptSession();
       session.on('exec', (accept, _reject, info) => {
         const stream = accept();
-        stream.resume();
         const words = [...info.command.matchAll(/'([^']*)'/g)].map((m) => m[1]);
+        const long = words.find((w) => w === 'ticks' || w === 'cat');
+        if (long) {
+          state.running++;
+          let ended = false;
+          const end = (how: 'eof' | 'close') => {
+            if (ended) return;
+            ended = true;
+            state.running--;
+            state.ended.push({ command: long, how });
+            clearInterval(timer);
+            if (how === 'eof') finish(stream, 0);
+          };
+          const timer =
+            long === 'ticks'
+              ? setInterval(() => {
+                  stream.write('tick\n');
+                  stream.stderr.write('tock\n');
+                }, 150)
+              : undefined;
+          if (long === 'cat') {
+            stream.on('data', (chunk: Buffer) => stream.write(chunk));
+            // A channel closed by the client ends its input too: EOF is only what is not followed by the close.
+            stream.on('end', () => setTimeout(() => end('eof'), 20));
+          } else stream.resume();
+          stream.on('close', () => end('close'));
+          return;
+        }
+        stream.resume();
         if (words.includes('hvkit-probe')) {
           const reply = state.probeReply;
           if (reply.stdout) stream.write(reply.stdout);

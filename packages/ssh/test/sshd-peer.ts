@@ -69,6 +69,31 @@ export async function rejectsWith(promise: Promise<unknown>, code: HvkitError['c
   throw new Error(`expected ${code}, got success`);
 }
 
+/** Records the unhandled rejections while `fn` runs (and shortly after). */
+export async function unhandledDuring(fn: () => Promise<void>): Promise<unknown[]> {
+  const seen: unknown[] = [];
+  const onUnhandled = (reason: unknown) => seen.push(reason);
+  process.on('unhandledRejection', onUnhandled);
+  try {
+    await fn();
+    await new Promise((r) => setTimeout(r, 100));
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+  }
+  return seen;
+}
+
+/** `promise`, or a plain Error when it has not settled within `ms` (a hang). */
+export function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} still pending after ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
 /**
  * A source of `total` pseudo-random bytes in `chunkSize` pieces, generated lazily (a fresh buffer per
  * chunk, never the whole stream), hashed as they are produced.
