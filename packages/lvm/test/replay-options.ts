@@ -10,8 +10,8 @@ export const FIXTURE_VG = 'hvkit-test-fixture';
 export const FIXTURE_TARGET = `${FIXTURE_VG}/guest1`;
 
 /**
- * The live peer: the lab VM (scripts/peers/lab-vm.sh), reached over SSH. Until `declared` is true, a missing
- * peer is a skip with its reason even under `HVKIT_LIVE=require`.
+ * The live peer: the lab VM (scripts/peers/lab-vm.sh), reached over SSH. Declared: CI's .peers/env carries its
+ * `HVKIT_LAB_*` variables, so under `HVKIT_LIVE=require` a missing lab VM fails the run instead of skipping.
  */
 export const LIVE_PEER = {
   name: 'lab-vm',
@@ -22,7 +22,7 @@ export const LIVE_PEER = {
     'HVKIT_LAB_SSH_KEY',
     'HVKIT_LAB_SSH_KNOWN_HOSTS',
   ],
-  declared: false,
+  declared: true,
 } as const;
 
 const NOT_REPLAYABLE =
