@@ -11,7 +11,7 @@ import { createInterface } from 'node:readline';
 import { HvkitError } from '@hvkit/core';
 import { createSshSink, type SshClient } from '@hvkit/ssh';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectLab, createTestVg, lab, labTitle, sh, type TestVg } from '../../test/lab';
+import { connectLab, createTestVg, lab, labTitle, remoteFiles, sh, type TestVg } from '../../test/lab';
 import { connect, type LvmAdapter } from '../connect';
 
 /** The killed run's lease lifetime: short, so the test waits seconds, not the default two minutes. */
@@ -73,10 +73,7 @@ describe.skipIf(!lab.available)(
         .split('\n')
         .map((l) => l.trim())
         .filter((l) => l !== '');
-    const sinkFiles = async () =>
-      (await sh(ssh, `mkdir -p ${sinkDir}; cd ${sinkDir} && find . -type f | sort`))
-        .split('\n')
-        .filter((l) => l !== '');
+    const sinkFiles = () => remoteFiles(ssh, sinkDir);
 
     beforeAll(async () => {
       ssh = await connectLab();
