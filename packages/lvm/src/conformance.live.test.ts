@@ -1,10 +1,10 @@
 /**
  * Live conformance: the suite over SSH against a volume group of its own in the lab VM (peer `lab-vm`,
  * scripts/peers/lab-vm.sh), with the reference-client probe of test/probe.ts. Skipped with its reason when
- * the peer's variables are missing; see `LIVE_PEER` in test/replay-options.ts for when that is a failure.
+ * the peer's variables are missing, and a failure under `HVKIT_LIVE=require` (the peer is declared).
  */
 
-import { liveMode, livePeer, runAdapterConformance } from '@hvkit/conformance';
+import { livePeer, runAdapterConformance } from '@hvkit/conformance';
 import type { SshClient } from '@hvkit/ssh';
 import { afterAll, describe, it } from 'vitest';
 import { connectLab, createTestVg, sh, type TestVg } from '../test/lab';
@@ -12,12 +12,8 @@ import { lvmProbe } from '../test/probe';
 import { LIVE_PEER } from '../test/replay-options';
 import { connect } from './connect';
 
-// An undeclared peer never fails the run: it is looked up as if HVKIT_LIVE were `auto` (or `off`).
-const peer = livePeer(
-  LIVE_PEER.name,
-  LIVE_PEER.variables,
-  LIVE_PEER.declared ? process.env : { ...process.env, HVKIT_LIVE: liveMode() === 'off' ? 'off' : 'auto' },
-);
+// The peer is declared (LIVE_PEER.declared): under HVKIT_LIVE=require a missing lab VM fails the run.
+const peer = livePeer(LIVE_PEER.name, LIVE_PEER.variables);
 
 if (peer.available) {
   let ssh: SshClient | undefined;

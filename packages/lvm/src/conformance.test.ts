@@ -8,17 +8,18 @@ import { join } from 'node:path';
 import { runAdapterConformance } from '@hvkit/conformance';
 import { type ExecTranscript, readFixture, replayExec } from '@hvkit/conformance/fixtures';
 import { describe, expect, it } from 'vitest';
-import { FIXTURE, FIXTURE_TARGET, REPLAY_SKIPS } from '../test/replay-options';
+import { FIXTURE, FIXTURE_TARGET, fixtureNaming, REPLAY_SKIPS } from '../test/replay-options';
 import { connect } from './connect';
 
 const fixture = await readFixture(join(import.meta.dirname, '..', 'test', 'fixtures', FIXTURE));
 const transcript = (await fixture.readJson('transcript.json')) as ExecTranscript;
 const exec = replayExec(transcript);
+const naming = fixtureNaming();
 
 runAdapterConformance({
   name: `lvm (${FIXTURE} fixture)`,
   mode: 'replay',
-  factory: () => connect({ exec }),
+  factory: () => connect({ exec, naming }),
   target: FIXTURE_TARGET,
   skip: REPLAY_SKIPS,
 });

@@ -30,6 +30,19 @@ describe('connect options', () => {
     expect(
       await outcome(connect({ exec: counting, freeze: { freeze: async () => {} } as never })),
     ).toBeInstanceOf(TypeError);
+    for (const naming of [
+      'x',
+      { uniqueId: 'rec1' },
+      { nope: 1 },
+      { leaseTtlMs: 0 },
+      { leaseRenewMs: 1.5 },
+      { leaseRenewMs: 5000, leaseTtlMs: 5000 },
+    ]) {
+      expect(
+        await outcome(connect({ exec: counting, naming } as never)),
+        JSON.stringify(naming),
+      ).toBeInstanceOf(TypeError);
+    }
     for (const bad of [
       { guests: { web: ['vg0/$(id)'] } },
       { guests: { web: ['vg0'] } },

@@ -5,6 +5,8 @@
  */
 
 import {
+  BACKUP_LEASE_RENEW_MS,
+  BACKUP_LEASE_TTL_MS,
   checkOptionKeys,
   checkTimeoutMs,
   createLocalExec,
@@ -21,7 +23,7 @@ import { createEvents } from './capabilities/events';
 import { createInventory } from './capabilities/inventory';
 import { createLabels } from './capabilities/labels';
 import { createLimits } from './capabilities/limits';
-import type { AdapterContext, FreezeHook, SnapshotSizePolicy } from './context';
+import type { AdapterContext, FreezeHook, LvmBackupNaming, SnapshotSizePolicy } from './context';
 import { ADAPTER_ID } from './errors';
 import { type BackendHello, LvmClient } from './protocol/client';
 import { parseLvId } from './protocol/names';
@@ -55,6 +57,11 @@ export interface LvmOptions {
   logger?: Logger;
   /** Aborts connecting. */
   signal?: AbortSignal;
+  /**
+   * Deterministic names, clock and lease owner for backups and the lease timing (recordings and tests;
+   * internal, not a stable API).
+   */
+  naming?: LvmBackupNaming;
 }
 
 /** Every key {@link connect} reads; any other key is a TypeError. */
@@ -67,6 +74,7 @@ const OPTION_KEYS = {
   timeoutMs: true,
   logger: true,
   signal: true,
+  naming: { uniqueId: true, now: true, leaseOwner: true, leaseRenewMs: true, leaseTtlMs: true },
 } as const satisfies OptionKeysOf<LvmOptions>;
 
 /** The lvm adapter: spec v1, plus what the backend said about itself at connect. */
@@ -108,6 +116,7 @@ export async function connect(options: LvmOptions = {}): Promise<LvmAdapter> {
   ) {
     throw new TypeError(`${ADAPTER_ID} connect: freeze must have freeze() and thaw() functions.`);
   }
+  const naming = checkNaming(options.naming);
   const timeoutMs = checkTimeoutMs(options.timeoutMs ?? 30_000, 'timeoutMs');
   const logger = options.logger ?? noopLogger;
   const client = new LvmClient(options.ssh?.exec ?? options.exec ?? createLocalExec(), timeoutMs);
@@ -119,6 +128,7 @@ export async function connect(options: LvmOptions = {}): Promise<LvmAdapter> {
     guests,
     snapshotSize,
     freeze: options.freeze,
+    naming,
   };
   const capabilities = {
     inventory: createInventory(context),
@@ -179,6 +189,29 @@ function checkGuests(guests: LvmOptions['guests']): Readonly<Record<string, read
     out[name] = Object.freeze([...ids]);
   }
   return Object.freeze(out);
+}
+
+function checkNaming(naming: LvmBackupNaming | undefined): LvmBackupNaming {
+  if (naming === undefined) return {};
+  if (typeof naming !== 'object' || naming === null)
+    throw new TypeError(`${ADAPTER_ID} connect: naming must be an object.`);
+  for (const key of ['uniqueId', 'now', 'leaseOwner'] as const) {
+    if (naming[key] !== undefined && typeof naming[key] !== 'function') {
+      throw new TypeError(`${ADAPTER_ID} connect: naming.${key} must be a function.`);
+    }
+  }
+  const renew = naming.leaseRenewMs ?? BACKUP_LEASE_RENEW_MS;
+  const ttl = naming.leaseTtlMs ?? BACKUP_LEASE_TTL_MS;
+  for (const [key, value] of [
+    ['leaseRenewMs', renew],
+    ['leaseTtlMs', ttl],
+  ] as const) {
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
+      throw new TypeError(`${ADAPTER_ID} connect: naming.${key} must be a positive integer (ms).`);
+    }
+  }
+  if (ttl <= renew) throw new TypeError(`${ADAPTER_ID} connect: naming.leaseTtlMs must exceed leaseRenewMs.`);
+  return { ...naming };
 }
 
 function checkSnapshotSize(policy: SnapshotSizePolicy | undefined): Required<SnapshotSizePolicy> {

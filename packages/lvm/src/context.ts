@@ -25,6 +25,26 @@ export interface FreezeHook {
   thaw(guest: Guest, options: { signal?: AbortSignal }): Promise<void>;
 }
 
+/**
+ * Deterministic names, clock and lease owner for backups, snapshots and restores, and the lease timing. For
+ * recordings and tests (internal): a recorded run then replays command for command.
+ */
+export interface LvmBackupNaming {
+  /**
+   * The unique part of artifact ids, backup snapshot names (`<lv>-hvkit-<unique>`) and restore runs: 1-16 of
+   * `A-Z a-z 0-9`. Default: 6 random hex characters.
+   */
+  uniqueId?: () => string;
+  /** The clock of artifact ids, manifests, snapshot names and leases (default: the wall clock). */
+  now?: () => Date;
+  /** The owner written into leases (default `<hostname>:<pid>`). */
+  leaseOwner?: () => string;
+  /** How often a running backup renews its lease, in ms (default 30 000). */
+  leaseRenewMs?: number;
+  /** How long a lease lives without renewal, in ms (default 120 000); must exceed `leaseRenewMs`. */
+  leaseTtlMs?: number;
+}
+
 /** The shared state of one connection. */
 export interface AdapterContext {
   /** The wire client (see `protocol/client.ts`). */
@@ -37,4 +57,6 @@ export interface AdapterContext {
   readonly guests: Readonly<Record<string, readonly string[]>> | undefined;
   readonly snapshotSize: Required<SnapshotSizePolicy>;
   readonly freeze: FreezeHook | undefined;
+  /** Names, clock and lease timing of backups (see {@link LvmBackupNaming}). */
+  readonly naming: LvmBackupNaming;
 }

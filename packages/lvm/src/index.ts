@@ -7,7 +7,7 @@
 
 export type { ListSnapshotsOptions, LvmSnapshot } from './capabilities/backups';
 export { connect, type LvmAdapter, type LvmOptions } from './connect';
-export type { FreezeHook, SnapshotSizePolicy } from './context';
+export type { FreezeHook, LvmBackupNaming, SnapshotSizePolicy } from './context';
 export { ADAPTER_ID } from './errors';
 export {
   decodeLvAttr,

@@ -22,7 +22,7 @@ export const LVM_SUPPORTS: DeepReadonly<SupportsManifest> = Object.freeze({
     hostConfig: false,
     methods: ['lvm-cow-snapshot', 'lvm-thin-snapshot', 'lvm-thin-delta'],
     checkpoints: true,
-    cleanup: false,
+    cleanup: true,
     restore: { asNew: true, inPlace: true, incrementalChains: true },
   },
   events: false,

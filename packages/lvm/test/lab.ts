@@ -88,3 +88,10 @@ export async function remoteSha256(ssh: SshClient, path: string): Promise<string
   const out = await sh(ssh, `sha256sum ${path} | cut -d' ' -f1`);
   return out.trim();
 }
+
+/** Every file under a directory on the VM (made if missing), relative (`./a/b`), sorted; read with `find`. */
+export async function remoteFiles(ssh: SshClient, dir: string): Promise<string[]> {
+  return (await sh(ssh, `mkdir -p ${dir}; cd ${dir} && find . -type f | sort`))
+    .split('\n')
+    .filter((l) => l !== '');
+}

@@ -1,6 +1,6 @@
 /**
  * Records the replay fixture of @hvkit/lvm in the lab VM: makes the volume group `hvkit-test-fixture` on a
- * loop file with one 4 MiB thin volume `guest1` (pool `pool`) of known content, runs the conformance suite in replay mode (the
+ * loop file with one 256 KiB thin volume `guest1` (pool `pool`) of known content, runs the conformance suite in replay mode (the
  * checks replay runs) against it over SSH with every command going through `recordingExec`, normalises the
  * transcript, writes test/fixtures/lab-vm/ and removes the group.
  *
@@ -17,14 +17,31 @@ import {
   createExecTranscript,
   defaultRules,
   fixtureMetadata,
+  type IdMapRule,
   normalise,
   normaliserId,
   recordingExec,
+  type TextRule,
   writeFixture,
 } from '@hvkit/conformance/fixtures';
 import { connect } from '../src/connect';
 import { connectLab, lab, removeTestVg, sh } from './lab';
-import { FIXTURE, FIXTURE_TARGET, FIXTURE_VG, REPLAY_SKIPS } from './replay-options';
+import { FIXTURE, FIXTURE_TARGET, FIXTURE_VG, fixtureNaming, REPLAY_SKIPS } from './replay-options';
+
+/** LVM's UUIDs (new with every recording) pinned to stand-ins in order of first appearance. */
+const LVM_UUIDS: IdMapRule = {
+  name: 'lvm-uuid',
+  pattern:
+    /\b[A-Za-z0-9]{6}-[A-Za-z0-9]{4}-[A-Za-z0-9]{4}-[A-Za-z0-9]{4}-[A-Za-z0-9]{4}-[A-Za-z0-9]{4}-[A-Za-z0-9]{6}\b/g,
+  key: (m) => m[0],
+  replace: (i) => `FIXTUR-0000-0000-0000-0000-0000-${String(i).padStart(6, '0')}`,
+};
+
+/** `lv_time` (`2026-12-07 16:05:55 +0000`) pinned to one instant, as the default rules pin ISO times. */
+const pinLvTime: TextRule = (text, context) =>
+  context.kind === 'stdout'
+    ? text.replace(/\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} [+-]\d{4}/g, '2000-01-01 00:00:00 +0000')
+    : text;
 
 if (!lab.available) throw new Error(lab.reason);
 const ssh = await connectLab();
@@ -35,17 +52,18 @@ try {
     `modprobe dm-snapshot; modprobe dm-thin-pool; modprobe loop
 mkdir -p /root/${FIXTURE_VG}; truncate -s 128M /root/${FIXTURE_VG}/pv.img
 loop=$(losetup -f --show /root/${FIXTURE_VG}/pv.img)
-pvcreate -q "$loop" >/dev/null; vgcreate -q ${FIXTURE_VG} "$loop" >/dev/null
+pvcreate -q "$loop" >/dev/null; vgcreate -q -s 256k ${FIXTURE_VG} "$loop" >/dev/null
 lvcreate -q -y -L 16M -T ${FIXTURE_VG}/pool >/dev/null 2>&1
-lvcreate -q -y -V 4M -T ${FIXTURE_VG}/pool -n guest1 >/dev/null 2>&1
-head -c 4194304 /dev/zero | tr '\\0' 'h' > /dev/${FIXTURE_VG}/guest1; sync`,
+lvcreate -q -y -V 256k -T ${FIXTURE_VG}/pool -n guest1 >/dev/null 2>&1
+head -c 262144 /dev/zero | tr '\\0' 'h' > /dev/${FIXTURE_VG}/guest1; sync`,
   );
   const transcript = createExecTranscript();
   const exec = recordingExec(ssh.exec, transcript);
+  const naming = fixtureNaming();
   const report = await runConformanceReport({
     name: 'lvm (recording)',
     mode: 'replay',
-    factory: () => connect({ exec }),
+    factory: () => connect({ exec, naming }),
     target: FIXTURE_TARGET,
     skip: REPLAY_SKIPS,
   });
@@ -53,7 +71,7 @@ head -c 4194304 /dev/zero | tr '\\0' 'h' > /dev/${FIXTURE_VG}/guest1; sync`,
   if (report.failed > 0) throw new Error(`${report.failed} checks failed while recording; nothing written`);
   // The lab VM's forwarded port changes with every boot; the fixture names the peer instead.
   transcript.target = 'ssh://root@lab-vm';
-  const rules = defaultRules();
+  const rules = defaultRules({ ids: [LVM_UUIDS], text: [pinLvTime] });
   const hello = await connect({ ssh });
   await hello.close();
   const dir = join(import.meta.dirname, 'fixtures', FIXTURE);

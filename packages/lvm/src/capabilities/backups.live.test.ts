@@ -8,7 +8,16 @@ import type { Progress } from '@hvkit/core';
 import { HvkitError } from '@hvkit/core';
 import { createSshSink, createSshSource, type SshClient } from '@hvkit/ssh';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectLab, createTestVg, lab, labTitle, remoteSha256, sh, type TestVg } from '../../test/lab';
+import {
+  connectLab,
+  createTestVg,
+  lab,
+  labTitle,
+  remoteFiles,
+  remoteSha256,
+  sh,
+  type TestVg,
+} from '../../test/lab';
 import { connect, type LvmAdapter } from '../connect';
 import type { ListSnapshotsOptions, LvmSnapshot } from './backups';
 
@@ -34,10 +43,7 @@ describe.skipIf(!lab.available)(labTitle('lvm backups in the lab VM'), { timeout
       .map((l) => l.trim())
       .filter((l) => l !== '');
   /** Every file under the sink directory. */
-  const sinkFiles = async () =>
-    (await sh(ssh, `mkdir -p ${sinkDir}; cd ${sinkDir} && find . -type f | sort`))
-      .split('\n')
-      .filter((l) => l !== '');
+  const sinkFiles = () => remoteFiles(ssh, sinkDir);
   const startWriter = async (dev: string, mib: number) =>
     (
       await sh(

@@ -24,7 +24,10 @@ import {
   artifactPath,
   type BackupArtifact,
   type BackupCheckpoint,
+  type BackupCleanupOptions,
+  type BackupCleanupResult,
   type BackupFile,
+  type BackupLease,
   type BackupManifest,
   type BackupManifestFile,
   type BackupOptions,
@@ -37,6 +40,7 @@ import {
   type GuestRef,
   HvkitError,
   hvkitError,
+  leaseIsLive,
   newArtifactId,
   type ProgressReporter,
   type RestoreOptions,
@@ -61,6 +65,7 @@ import {
 import { guestOf, HVKIT_BASE_TAG, HVKIT_RESTORE_TAG, HVKIT_TAG } from '../mapping/guests';
 import type { LvmLogicalVolume } from '../mapping/report';
 import { checkLvName, checkVgName, type LvId, lvDevicePath, lvIdString, parseLvId } from '../protocol/names';
+import { acquireVolumeLease, leaseClock, leaseConflict, leasesOf, liveLeaseOfOther } from './lease';
 import { resolveGuest } from './resolve';
 
 /** Backup methods this adapter writes into manifests. */
@@ -101,6 +106,12 @@ export interface ListSnapshotsOptions extends CallOptions {
    */
   includeIncrementalBases?: boolean;
 }
+
+/** The backups capability of this adapter: spec v1's, with `restore`, `listCheckpoints` and `cleanup`. */
+export type LvmBackupsCapability = Omit<BackupsCapability, 'listSnapshots'> &
+  Required<Pick<BackupsCapability, 'restore' | 'listCheckpoints' | 'cleanup'>> & {
+    listSnapshots(ref: GuestRef, options?: ListSnapshotsOptions): Promise<LvmSnapshot[]>;
+  };
 
 /** One volume of the definition file. */
 interface DefinitionVolume {
@@ -175,8 +186,17 @@ function cleanupOptions(context: AdapterContext) {
   return { timeoutMs: context.callTimeoutMs, operation: 'backups.cleanup' };
 }
 
-export function createBackups(context: AdapterContext): BackupsCapability {
+export function createBackups(context: AdapterContext): LvmBackupsCapability {
   const { client, logger } = context;
+  const now = leaseClock(context);
+  /** The unique part of artifact ids, snapshot names and restore runs. */
+  const uniqueId = () => {
+    const value = context.naming.uniqueId?.() ?? randomBytes(3).toString('hex');
+    if (typeof value !== 'string' || !/^[A-Za-z0-9]{1,16}$/.test(value)) {
+      throw new TypeError('lvm: naming.uniqueId must return 1-16 characters of A-Z a-z 0-9.');
+    }
+    return value;
+  };
 
   /** Creates a snapshot of `lv`: thin (no -L, activated) for a thin volume, else COW sized by the policy. */
   async function createLvSnapshot(
@@ -467,12 +487,13 @@ export function createBackups(context: AdapterContext): BackupsCapability {
       baseArtifact = since;
     }
 
-    const startedAt = new Date();
-    const id = newArtifactId(mode, startedAt, () => randomBytes(3).toString('hex'));
+    const startedAt = now();
+    const unique = uniqueId();
+    const id = newArtifactId(mode, startedAt, () => unique);
     chain ??= { id, position: 0 };
     const path = artifactPath(guest.name, id);
     const runTag = `hvkit-run-${id}`;
-    const suffix = `hvkit-${id.slice(-6)}`;
+    const suffix = `hvkit-${unique}`;
     const written: string[] = [];
     const files: BackupFile[] = [];
     const manifestFiles: BackupManifestFile[] = [];
@@ -483,6 +504,8 @@ export function createBackups(context: AdapterContext): BackupsCapability {
       snap: { vg: lv.vgName, lv: snapName(lv.name, suffix) } as LvId,
       file: `disk-${i}-${lv.name}.${mode === 'full' ? 'raw' : 'delta'}`,
     }));
+    // The run's lease on the guest's volumes: CONFLICT while another run holds them.
+    const lease = await acquireVolumeLease(context, volumes, id, op);
     try {
       progress.phase('snapshot');
       if (context.freeze) {
@@ -494,8 +517,16 @@ export function createBackups(context: AdapterContext): BackupsCapability {
       } finally {
         if (froze) await context.freeze?.thaw(guest, {});
       }
-      const now = await client.lvs(undefined, op);
-      const find = (id: LvId) => now.find((lv) => lv.vgName === id.vg && lv.name === id.lv);
+      const current = await client.lvs(undefined, op);
+      // Two runs that took their leases at the same moment: the later one gives way.
+      const race = liveLeaseOfOther(
+        context,
+        current.filter((lv) => volumes.some((v) => v.vgName === lv.vgName && v.name === lv.name)),
+        id,
+        lease.lease,
+      );
+      if (race) throw leaseConflict(race, operation);
+      const find = (id: LvId) => current.find((lv) => lv.vgName === id.vg && lv.name === id.lv);
       const sends: {
         lv: LvmLogicalVolume;
         snap: LvId;
@@ -515,8 +546,14 @@ export function createBackups(context: AdapterContext): BackupsCapability {
           );
         let ranges: DeltaRange[] | undefined;
         if (bases) {
-          const origin = now.find((lv) => lv.fullName === p.lv.fullName) ?? p.lv;
-          ranges = await thinDelta(now, origin, bases.get(p.lv.fullName) as LvmLogicalVolume, snap, signal);
+          const origin = current.find((lv) => lv.fullName === p.lv.fullName) ?? p.lv;
+          ranges = await thinDelta(
+            current,
+            origin,
+            bases.get(p.lv.fullName) as LvmLogicalVolume,
+            snap,
+            signal,
+          );
         }
         const size = p.lv.sizeBytes ?? 0;
         sends.push({ ...p, snapLv: snap, ranges, bytes: ranges ? deltaFileBytes(ranges) : size, size });
@@ -614,7 +651,7 @@ export function createBackups(context: AdapterContext): BackupsCapability {
         method: bases ? 'lvm-thin-delta' : thin ? 'lvm-thin-snapshot' : 'lvm-cow-snapshot',
         guest: { id: guest.id, name: guest.name, uuid: guest.uuid },
         startedAt: startedAt.toISOString(),
-        completedAt: new Date().toISOString(),
+        completedAt: now().toISOString(),
         consistency: froze ? 'fs-frozen' : 'crash',
         chain,
         ...(baseArtifact ? { base: baseArtifact, parentCheckpoint: baseArtifact } : {}),
@@ -648,7 +685,7 @@ export function createBackups(context: AdapterContext): BackupsCapability {
             cleanupOptions(context),
           );
         }
-        const older = now.filter(
+        const older = current.filter(
           (lv) =>
             lv.tags.includes(HVKIT_BASE_TAG) &&
             sends.some((s) => s.lv.vgName === lv.vgName && s.lv.name === lv.origin) &&
@@ -681,10 +718,14 @@ export function createBackups(context: AdapterContext): BackupsCapability {
       }
       throw error;
     } finally {
-      await removeTagged(
-        plans.map((p) => p.snap.vg),
-        runTag,
-      );
+      try {
+        await removeTagged(
+          plans.map((p) => p.snap.vg),
+          runTag,
+        );
+      } finally {
+        await lease.release();
+      }
     }
   }
 
@@ -734,7 +775,7 @@ export function createBackups(context: AdapterContext): BackupsCapability {
     if (options.name !== undefined && definition.volumes.length !== 1) {
       throw fail('INVALID_ARGUMENT', 'name can be given only for a guest of one volume.', operation);
     }
-    const run = randomBytes(3).toString('hex');
+    const run = uniqueId();
     const all = await client.lvs(undefined, op);
     const plans = definition.volumes.map((v, i) => {
       const vg = mode === 'in-place' ? v.vg : (options.storage ?? v.vg);
@@ -927,7 +968,7 @@ export function createBackups(context: AdapterContext): BackupsCapability {
       const name =
         options.name !== undefined
           ? checkLvName(options.name, operation)
-          : snapName(lv.name, `snap-${Date.now().toString(36)}`);
+          : snapName(lv.name, `snap-${now().getTime().toString(36)}`);
       let froze = false;
       if (options.quiesce && context.freeze) {
         await context.freeze.freeze(guest, options.signal ? { signal: options.signal } : {});
@@ -971,6 +1012,56 @@ export function createBackups(context: AdapterContext): BackupsCapability {
 
     backup,
     restore,
+
+    async cleanup(ref: GuestRef, options: BackupCleanupOptions = {}): Promise<BackupCleanupResult> {
+      const operation = 'backups.cleanup';
+      const { sink, ...callOptions } = options;
+      if (sink !== undefined && (typeof sink !== 'object' || sink === null)) {
+        throw new TypeError('backups.cleanup: sink must be a BackupSink.');
+      }
+      const op = { ...callOptions, operation };
+      const { guest, volumes, all } = await resolveGuest(context, ref, op);
+      const result: BackupCleanupResult = { removed: [], kept: [] };
+      const at = now();
+      const leases = leasesOf(volumes);
+      const liveRuns = new Set(
+        leases.filter((f) => f.lease && leaseIsLive(f.lease, at)).map((f) => (f.lease as BackupLease).run),
+      );
+      // Snapshots of the guest's volumes that a backup run made and did not remove (its process died).
+      for (const lv of all) {
+        if (!isSnapshot(lv) || !lv.tags.includes(HVKIT_TAG)) continue;
+        if (!volumes.some((v) => v.vgName === lv.vgName && v.name === lv.origin)) continue;
+        const run = tagValue(lv, 'hvkit-run-');
+        if (run === undefined || run.startsWith('restore-')) continue;
+        const item = { kind: 'snapshot' as const, name: lv.fullName, run };
+        if (liveRuns.has(run)) {
+          result.kept.push(item);
+          continue;
+        }
+        await removeVolumes([{ vg: lv.vgName, lv: lv.name }]);
+        result.removed.push(item);
+      }
+      // Expired (or unreadable) leases go; live ones stay.
+      for (const f of leases) {
+        const item = {
+          kind: 'lease' as const,
+          name: f.volume.fullName,
+          ...(f.lease ? { run: f.lease.run } : {}),
+        };
+        if (f.lease && leaseIsLive(f.lease, at)) {
+          result.kept.push(item);
+          continue;
+        }
+        await client.run(['lvchange', '-q', '--deltag', f.tag, f.volume.fullName], op);
+        result.removed.push(item);
+      }
+      if (sink?.removeIncomplete) {
+        const folder = artifactPath(guest.name, 'x').split('/')[0] as string;
+        for (const name of await sink.removeIncomplete(folder, [...liveRuns], callOptions))
+          result.removed.push({ kind: 'file', name });
+      }
+      return result;
+    },
 
     async listCheckpoints(ref: GuestRef, options: CallOptions = {}): Promise<BackupCheckpoint[]> {
       const { volumes, all } = await resolveGuest(context, ref, {

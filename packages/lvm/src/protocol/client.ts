@@ -5,7 +5,13 @@
  * {@link MAX_OUTPUT_BYTES}; reports are read as JSON with `parseLvmReport`.
  */
 
-import { type ExecProcess, type ExecTransport, hvkitError, type SignalOptions } from '@hvkit/core';
+import {
+  abortError,
+  type ExecProcess,
+  type ExecTransport,
+  hvkitError,
+  type SignalOptions,
+} from '@hvkit/core';
 import { ADAPTER_ID, commandFailedToHvkitError } from '../errors';
 import {
   type LvmLogicalVolume,
@@ -99,6 +105,13 @@ export class LvmClient {
     argv: readonly string[],
     options: SignalOptions & { stdin?: string; operation?: string } = {},
   ): Promise<string> {
+    // An aborted call sends nothing (also keeps recordings and replays in step: no command is half-sent).
+    if (options.signal?.aborted) {
+      throw abortError(options.signal, {
+        adapter: ADAPTER_ID,
+        operation: options.operation ?? argv[0] ?? '',
+      });
+    }
     const result = await this.#exec.exec({
       argv,
       env: LVM_ENV,

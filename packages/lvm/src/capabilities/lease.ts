@@ -1,0 +1,177 @@
+/**
+ * Backup leases on LVM: a running backup holds a lease on the volumes it backs up, stored as an LVM tag on
+ * each of them (`hvkit-lease-<base64url of the lease JSON>`, see core's `BackupLease`) so every process on
+ * every host that sees the volume group sees it. It is renewed while the run lasts (`lvchange --deltag old
+ * --addtag new`) and removed at its end. A live lease of another run makes a backup of the same volume
+ * `CONFLICT`; `backups.cleanup` keeps what a live lease holds and removes expired leases with what their
+ * runs left.
+ */
+
+import {
+  BACKUP_LEASE_RENEW_MS,
+  BACKUP_LEASE_TTL_MS,
+  type BackupLease,
+  holdLease,
+  hvkitError,
+  leaseIsLive,
+  leaseOwner,
+  newLease,
+  parseLease,
+  type SignalOptions,
+} from '@hvkit/core';
+import type { AdapterContext } from '../context';
+import { ADAPTER_ID } from '../errors';
+import type { LvmLogicalVolume } from '../mapping/report';
+
+/** The prefix of a lease tag; the rest is the lease as base64url JSON (LVM tags allow `A-Z a-z 0-9 _ + . -`). */
+export const LEASE_TAG_PREFIX = 'hvkit-lease-';
+
+/** The tag that stores `lease`. */
+export function leaseTag(lease: BackupLease): string {
+  return `${LEASE_TAG_PREFIX}${Buffer.from(JSON.stringify(lease), 'utf8').toString('base64url')}`;
+}
+
+/** A lease tag found on a volume: the lease, or undefined when the tag does not decode to one. */
+export interface FoundLease {
+  volume: LvmLogicalVolume;
+  tag: string;
+  lease: BackupLease | undefined;
+}
+
+/** The lease tags of `volumes`. */
+export function leasesOf(volumes: readonly LvmLogicalVolume[]): FoundLease[] {
+  const out: FoundLease[] = [];
+  for (const volume of volumes) {
+    for (const tag of volume.tags) {
+      if (!tag.startsWith(LEASE_TAG_PREFIX)) continue;
+      let lease: BackupLease | undefined;
+      try {
+        lease = parseLease(Buffer.from(tag.slice(LEASE_TAG_PREFIX.length), 'base64url').toString('utf8'));
+      } catch {
+        lease = undefined;
+      }
+      out.push({ volume, tag, lease });
+    }
+  }
+  return out;
+}
+
+/** The clock of leases (the `naming.now` of connect, else the wall clock). */
+export function leaseClock(context: AdapterContext): () => Date {
+  return context.naming.now ?? (() => new Date());
+}
+
+/** The first live lease of another run than `run` on `volumes` (by `(startedAt, run)` when `before` is set). */
+export function liveLeaseOfOther(
+  context: AdapterContext,
+  volumes: readonly LvmLogicalVolume[],
+  run: string,
+  before?: BackupLease,
+): FoundLease | undefined {
+  const now = leaseClock(context)();
+  return leasesOf(volumes).find(
+    (f) =>
+      f.lease !== undefined &&
+      f.lease.run !== run &&
+      leaseIsLive(f.lease, now) &&
+      (before === undefined ||
+        f.lease.startedAt < before.startedAt ||
+        (f.lease.startedAt === before.startedAt && f.lease.run < before.run)),
+  );
+}
+
+/** The CONFLICT error of a volume a live lease holds. */
+export function leaseConflict(found: FoundLease, operation: string) {
+  const lease = found.lease as BackupLease;
+  return hvkitError(
+    'CONFLICT',
+    `${found.volume.fullName} is being backed up by run ${lease.run} of ${lease.owner} (lease until ${lease.expiresAt}); try again when it ended, or run backups.cleanup after the lease expired if that process died.`,
+    { adapter: ADAPTER_ID, operation, details: { volume: found.volume.fullName, lease } },
+  );
+}
+
+/** A lease held on volumes; `release()` stops renewing and removes its tag (never throws). */
+export interface VolumeLease {
+  readonly lease: BackupLease;
+  release(): Promise<void>;
+}
+
+/**
+ * Takes the lease of `run` on `volumes`: `CONFLICT` when another run's live lease holds one of them;
+ * expired or unreadable lease tags on them are removed in the same command. The lease is renewed until
+ * `release()`.
+ */
+export async function acquireVolumeLease(
+  context: AdapterContext,
+  volumes: readonly LvmLogicalVolume[],
+  run: string,
+  options: SignalOptions & { operation: string },
+): Promise<VolumeLease> {
+  const { client, logger, naming } = context;
+  const other = liveLeaseOfOther(context, volumes, run);
+  if (other) throw leaseConflict(other, options.operation);
+  const clock = leaseClock(context);
+  const now = clock();
+  const stale = leasesOf(volumes)
+    .filter((f) => f.lease === undefined || !leaseIsLive(f.lease, now))
+    .map((f) => f.tag);
+  const ttlMs = naming.leaseTtlMs ?? BACKUP_LEASE_TTL_MS;
+  const renewMs = naming.leaseRenewMs ?? BACKUP_LEASE_RENEW_MS;
+  const lease = newLease(run, ttlMs, { now, owner: naming.leaseOwner?.() ?? leaseOwner() });
+  const names = volumes.map((v) => v.fullName);
+  // Every tag this run may have stored (a renewal cut short may have reached LVM): release removes them all.
+  const mine = new Set<string>([leaseTag(lease)]);
+  const removeMine = async () => {
+    try {
+      await client.run(['lvchange', '-q', ...[...mine].flatMap((t) => ['--deltag', t]), ...names], {
+        timeoutMs: context.callTimeoutMs,
+        operation: 'backups.cleanup',
+      });
+    } catch (error) {
+      logger.warn(`lvm: could not remove the backup lease of run ${run} from ${names.join(', ')}`, {
+        error: (error as Error).message,
+      });
+    }
+  };
+  try {
+    await client.run(
+      [
+        'lvchange',
+        '-q',
+        ...[...new Set(stale)].flatMap((t) => ['--deltag', t]),
+        '--addtag',
+        leaseTag(lease),
+        ...names,
+      ],
+      options,
+    );
+  } catch (error) {
+    // An abort may have cut the command short after LVM stored the tag.
+    await removeMine();
+    throw error;
+  }
+  let current = leaseTag(lease);
+  const holder = holdLease(lease, {
+    renewMs,
+    ttlMs,
+    now: clock,
+    store: async (next, { signal }) => {
+      const tag = leaseTag(next);
+      mine.add(tag);
+      await client.run(['lvchange', '-q', '--deltag', current, '--addtag', tag, ...names], {
+        signal,
+        operation: 'backups.backup',
+      });
+      mine.delete(current);
+      current = tag;
+    },
+    onError: (error) => logger.warn('lvm: backup lease renewal failed', { error: (error as Error).message }),
+  });
+  return {
+    lease,
+    async release() {
+      await holder.stop();
+      await removeMine();
+    },
+  };
+}
