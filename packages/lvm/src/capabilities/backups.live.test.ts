@@ -78,7 +78,9 @@ dd if=/dev/urandom of=/dev/${thin} bs=1M count=64 status=none conv=fsync`,
   });
 
   it('backs up a volume through a snapshot to an SSH target while the origin keeps being written; sha256 is the origin at snapshot time; no snapshot is left', async () => {
-    const writer = await startWriter(`/dev/${data}`, 32);
+    // The writer stays in the first 16 MiB: however slow the copy, the changed chunks fit the 32 MiB
+    // copy-on-write area, so the snapshot cannot fill up (that case has its own test below).
+    const writer = await startWriter(`/dev/${data}`, 16);
     let atSnapshot = '';
     try {
       await using frozen = await connect({
@@ -120,7 +122,9 @@ dd if=/dev/urandom of=/dev/${thin} bs=1M count=64 status=none conv=fsync`,
 
   it('fails a backup whose copy-on-write area is too small with a clear error, and leaves nothing behind', async () => {
     await using small = await connect({ ssh, snapshotSize: { percent: 1, minBytes: 0 } });
-    const writer = await startWriter(`/dev/${data}`, 32);
+    // The writer stays in the first 16 MiB: however slow the copy, the changed chunks fit the 32 MiB
+    // copy-on-write area, so the snapshot cannot fill up (that case has its own test below).
+    const writer = await startWriter(`/dev/${data}`, 16);
     const dir = `${sinkDir}-small`;
     try {
       const error = await small.backups?.backup(data, createSshSink(ssh, dir)).then(
