@@ -84,8 +84,8 @@ export interface CgroupsAdapter extends HypervisorAdapterV1<typeof ADAPTER_ID> {
   readonly limits: LimitsCapability;
   /**
    * The connection state. Local (or on given `files`): `open` until `close()`. Over SSH it mirrors the
-   * caller's SSH connection: when that is closed or lost the adapter becomes `closed` (within 0.25 s, or
-   * at the next call) with `lastError` `CONNECTION_LOST`, and every call then fails `CONNECTION_LOST` with
+   * caller's SSH connection: when that is closed or lost the adapter becomes `closed` (as soon as the SSH
+   * client notices) with `lastError` `CONNECTION_LOST`, and every call then fails `CONNECTION_LOST` with
    * `retryable: false`. It never reconnects (the SSH connection is not the adapter's): open a new SSH
    * client and a new adapter.
    */

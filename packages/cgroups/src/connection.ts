@@ -5,9 +5,10 @@
  * with `retryable: false`. The adapter does not reconnect: the SSH connection is the caller's, who
  * reconnects by opening a new SSH client and a new adapter.
  *
- * The SSH client tells no one when it closes, only `closed`: the state is read from it before every call,
- * on every read of the state, after every failed call, and every {@link SSH_WATCH_INTERVAL_MS} so that
- * `onChange` listeners hear of a loss while no call runs.
+ * The state is read from the SSH client's `closed` before every call, on every read of the state and after
+ * every failed call; `onChange` listeners hear of a loss while no call runs through the client's `onClose`
+ * (`connectSsh()`'s clients have it), or, on a connection that only has `closed`, by a look every
+ * {@link SSH_WATCH_INTERVAL_MS}.
  */
 
 import {
@@ -19,12 +20,13 @@ import {
 } from '@hvkit/core';
 import { ADAPTER_ID } from './errors';
 
-/** How often an idle adapter looks at its SSH client's `closed`, in ms. */
+/** How often an idle adapter looks at `closed` of a connection without `onClose`, in ms. */
 export const SSH_WATCH_INTERVAL_MS = 250;
 
-/** What the state is read from: an SSH client's `closed` (`connectSsh()`'s). */
+/** What the state is read from: an SSH client's `closed`, and its `onClose` (`connectSsh()`'s). */
 export interface ClosableConnection {
   readonly closed?: boolean;
+  onClose?(listener: () => void): () => void;
 }
 
 /** The connection state of one adapter; calls go through {@link ensureOpen} and {@link closedErrorAfter}. */
@@ -32,23 +34,28 @@ export class CgroupsConnection implements AdapterConnection {
   readonly #status: ConnectionStatus;
   readonly #target: string;
   readonly #ssh: ClosableConnection | undefined;
-  #watch: ReturnType<typeof setInterval> | undefined;
+  #unwatch: (() => void) | undefined;
 
   /** `ssh`: the caller's SSH client whose loss closes the adapter (none for local files). */
   constructor(target: string, ssh?: ClosableConnection) {
     this.#target = target;
     this.#status = new ConnectionStatus({ adapter: ADAPTER_ID, target });
     this.#ssh = ssh !== undefined && typeof ssh.closed === 'boolean' ? ssh : undefined;
-    if (this.#ssh !== undefined) {
-      // A WeakRef, so that an adapter dropped without close() is not kept alive by its timer.
+    const watched = this.#ssh;
+    if (watched !== undefined) {
+      // A WeakRef, so that an adapter dropped without close() is not kept alive by its SSH client or timer.
       const self = new WeakRef(this);
-      const watch = setInterval(() => {
-        const connection = self.deref();
-        if (connection === undefined) clearInterval(watch);
-        else connection.refresh();
-      }, SSH_WATCH_INTERVAL_MS);
-      watch.unref?.();
-      this.#watch = watch;
+      if (typeof watched.onClose === 'function') {
+        this.#unwatch = watched.onClose(() => self.deref()?.refresh());
+      } else {
+        const watch = setInterval(() => {
+          const connection = self.deref();
+          if (connection === undefined) clearInterval(watch);
+          else connection.refresh();
+        }, SSH_WATCH_INTERVAL_MS);
+        watch.unref?.();
+        this.#unwatch = () => clearInterval(watch);
+      }
       this.refresh();
     }
   }
@@ -113,7 +120,7 @@ export class CgroupsConnection implements AdapterConnection {
   }
 
   #stopWatch(): void {
-    if (this.#watch !== undefined) clearInterval(this.#watch);
-    this.#watch = undefined;
+    this.#unwatch?.();
+    this.#unwatch = undefined;
   }
 }

@@ -3,7 +3,7 @@
  * exec calls, SFTP and dialed streams side by side.
  */
 
-import { checkSignal, redactError } from '@hvkit/core';
+import { checkSignal, type HvkitError, redactError } from '@hvkit/core';
 import {
   openConnection,
   type SshConnection,
@@ -24,6 +24,11 @@ export interface SshClient extends AsyncDisposable {
   readonly hostKey: SshHostKeyInfo;
   /** True once the connection is closed or lost. */
   readonly closed: boolean;
+  /**
+   * Calls `listener` once, with the CONNECTION_LOST error, when the connection is closed or lost (in a
+   * microtask when it already is). Returns the function that unregisters it.
+   */
+  onClose(listener: (error: HvkitError) => void): () => void;
   /** Runs commands; every argument is POSIX single-quoted. */
   readonly exec: SshExecTransport;
   /** Reads and writes files over SFTP. */
@@ -78,6 +83,10 @@ export async function connectSsh(options: SshConnectOptions): Promise<SshClient>
     hostKey: conn.hostKey,
     get closed() {
       return conn.closed;
+    },
+    onClose(listener) {
+      if (typeof listener !== 'function') throw new TypeError('listener must be a function');
+      return conn.onClose(listener);
     },
     exec,
     files,

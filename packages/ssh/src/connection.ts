@@ -464,6 +464,7 @@ export class SshConnection {
   /** Set once the connection is gone; pending and future calls fail with it. */
   closedError: HvkitError | undefined;
   private readonly pending = new Set<(error: HvkitError) => void>();
+  private readonly closeListeners = new Set<(error: HvkitError) => void>();
   private readonly slots: ChannelSlots;
   private sftpSession: Promise<SFTPWrapper> | undefined;
   private closedPromise: Promise<void>;
@@ -517,6 +518,35 @@ export class SshConnection {
     this.slots.failAll(error);
     for (const fail of [...this.pending]) fail(error);
     this.pending.clear();
+    for (const listener of [...this.closeListeners]) {
+      try {
+        listener(error);
+      } catch {
+        // A listener's failure changes nothing here.
+      }
+    }
+    this.closeListeners.clear();
+  }
+
+  /**
+   * Calls `listener` once when the connection closes or is lost (in a microtask when it already is);
+   * returns the function that unregisters it.
+   */
+  onClose(listener: (error: HvkitError) => void): () => void {
+    const closedError = this.closedError;
+    if (closedError) {
+      let active = true;
+      queueMicrotask(() => {
+        if (active) listener(closedError);
+      });
+      return () => {
+        active = false;
+      };
+    }
+    this.closeListeners.add(listener);
+    return () => {
+      this.closeListeners.delete(listener);
+    };
   }
 
   /**

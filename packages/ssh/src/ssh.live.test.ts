@@ -656,3 +656,23 @@ describe.skipIf(!sshd.available)(liveTitle('connection loss and close'), { retry
     expect(inner.closed).toBe(true);
   });
 });
+
+describe.skipIf(!sshd.available)(liveTitle('onClose'), { retry: 0 }, () => {
+  it('calls its listener once with CONNECTION_LOST when the connection closes; a listener added later is called too, an unregistered one never', async () => {
+    const ssh = await connectRoot();
+    const seen: HvkitError[] = [];
+    let dropped = 0;
+    ssh.onClose((error) => seen.push(error));
+    const off = ssh.onClose(() => dropped++);
+    off();
+    await ssh.close();
+    expect(seen).toHaveLength(1);
+    expect(seen[0]).toMatchObject({ code: 'CONNECTION_LOST' });
+    const late = await new Promise<HvkitError>((resolve) => ssh.onClose(resolve));
+    expect(late).toMatchObject({ code: 'CONNECTION_LOST' });
+    await ssh.close();
+    expect(seen).toHaveLength(1);
+    expect(dropped).toBe(0);
+    expect(() => ssh.onClose(undefined as never)).toThrow(TypeError);
+  });
+});
