@@ -14,7 +14,8 @@ const fakeModule = (moduleId: string, tests: FakeTest[], opts: { loadError?: str
     errors: () => (opts.loadError ? [{ message: opts.loadError }] : []),
     children: {
       *allTests() {
-        for (const t of tests) yield { fullName: t.fullName, result: () => ({ state: t.state, errors: t.errors }) };
+        for (const t of tests)
+          yield { fullName: t.fullName, result: () => ({ state: t.state, errors: t.errors }) };
       },
     },
   }) as unknown as TestModule;
@@ -89,7 +90,10 @@ describe('vitest summary reporter', () => {
     const file = join(dir, 'failures.txt');
     vi.stubEnv('HVKIT_TEST_FAILURES_FILE', file);
     vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-    new SummaryReporter().onTestRunEnd([fakeModule('/x/a.test.ts', [{ fullName: 'ok', state: 'passed' }])], []);
+    new SummaryReporter().onTestRunEnd(
+      [fakeModule('/x/a.test.ts', [{ fullName: 'ok', state: 'passed' }])],
+      [],
+    );
     expect(readFileSync(file, 'utf8')).toBe('');
   });
 });

@@ -38,7 +38,8 @@ export function collectFailures(
     }
     for (const t of tests) {
       const result = t.result();
-      if (result.state === 'failed') failures.push({ file, name: t.fullName, message: errorMessage(result.errors) });
+      if (result.state === 'failed')
+        failures.push({ file, name: t.fullName, message: errorMessage(result.errors) });
     }
   }
   for (const error of unhandledErrors) {

@@ -30,6 +30,11 @@ describe('connect options', () => {
     expect(
       await outcome(connect({ exec: counting, freeze: { freeze: async () => {} } as never })),
     ).toBeInstanceOf(TypeError);
+    for (const abortSettleMs of [-1, Number.NaN, Infinity, '5' as never]) {
+      expect(await outcome(connect({ exec: counting, abortSettleMs })), String(abortSettleMs)).toBeInstanceOf(
+        TypeError,
+      );
+    }
     for (const naming of [
       'x',
       { uniqueId: 'rec1' },

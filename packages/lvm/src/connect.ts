@@ -53,6 +53,14 @@ export interface LvmOptions {
   freeze?: FreezeHook;
   /** Default timeout of one command, in ms (default 30 000). Every method also takes `{ signal, timeoutMs }`. */
   timeoutMs?: number;
+  /**
+   * After a call's signal aborts (or its timeout fires), how long the call waits at most for the adapter to
+   * undo its work before it rejects: remove the backup's snapshot, its lease tag and the partial files
+   * (default 60 000 ms; 0 rejects at once). LVM's commands take seconds each on a busy host, so the default
+   * is long enough for that cleanup to have finished when the promise rejects; each cleanup command is still
+   * bounded by `timeoutMs`.
+   */
+  abortSettleMs?: number;
   /** Receives one debug line per call. */
   logger?: Logger;
   /** Aborts connecting. */
@@ -72,6 +80,7 @@ const OPTION_KEYS = {
   snapshotSize: true,
   freeze: true,
   timeoutMs: true,
+  abortSettleMs: true,
   logger: true,
   signal: true,
   naming: { uniqueId: true, now: true, leaseOwner: true, leaseRenewMs: true, leaseTtlMs: true },
@@ -118,6 +127,7 @@ export async function connect(options: LvmOptions = {}): Promise<LvmAdapter> {
   }
   const naming = checkNaming(options.naming);
   const timeoutMs = checkTimeoutMs(options.timeoutMs ?? 30_000, 'timeoutMs');
+  const abortSettleMs = checkAbortSettleMs(options.abortSettleMs);
   const logger = options.logger ?? noopLogger;
   const client = new LvmClient(options.ssh?.exec ?? options.exec ?? createLocalExec(), timeoutMs);
   const server = await client.hello({ signal: options.signal, timeoutMs });
@@ -149,7 +159,18 @@ export async function connect(options: LvmOptions = {}): Promise<LvmAdapter> {
     close,
     [Symbol.asyncDispose]: close,
   };
-  return wrapAdapter(adapter, { logger });
+  return wrapAdapter(adapter, { logger, abortSettleMs });
+}
+
+/** Default {@link LvmOptions.abortSettleMs}. */
+const DEFAULT_ABORT_SETTLE_MS = 60_000;
+
+function checkAbortSettleMs(value: number | undefined): number {
+  if (value === undefined) return DEFAULT_ABORT_SETTLE_MS;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw new TypeError(`${ADAPTER_ID} connect: abortSettleMs must be a finite number of ms >= 0.`);
+  }
+  return value;
 }
 
 function checkGuests(guests: LvmOptions['guests']): Readonly<Record<string, readonly string[]>> | undefined {
