@@ -34,6 +34,10 @@ describe('connect options', () => {
       expect(await outcome(connect({ exec: counting, abortSettleMs })), String(abortSettleMs)).toBeInstanceOf(
         TypeError,
       );
+      expect(
+        await outcome(connect({ exec: counting, closeTimeoutMs: abortSettleMs })),
+        String(abortSettleMs),
+      ).toBeInstanceOf(TypeError);
     }
     for (const naming of [
       'x',

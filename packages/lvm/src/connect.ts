@@ -23,6 +23,7 @@ import { createEvents } from './capabilities/events';
 import { createInventory } from './capabilities/inventory';
 import { createLabels } from './capabilities/labels';
 import { createLimits } from './capabilities/limits';
+import { settleRunning } from './capabilities/running';
 import type { AdapterContext, FreezeHook, LvmBackupNaming, SnapshotSizePolicy } from './context';
 import { ADAPTER_ID } from './errors';
 import { type BackendHello, LvmClient } from './protocol/client';
@@ -61,6 +62,12 @@ export interface LvmOptions {
    * bounded by `timeoutMs`.
    */
   abortSettleMs?: number;
+  /**
+   * How long `close()` waits at most for the backups and restores it aborts to remove their snapshots, lease
+   * tags and partial files (default 60 000 ms). What is still there then is logged as a warning and left for
+   * `backups.cleanup`.
+   */
+  closeTimeoutMs?: number;
   /** Receives one debug line per call. */
   logger?: Logger;
   /** Aborts connecting. */
@@ -81,6 +88,7 @@ const OPTION_KEYS = {
   freeze: true,
   timeoutMs: true,
   abortSettleMs: true,
+  closeTimeoutMs: true,
   logger: true,
   signal: true,
   naming: { uniqueId: true, now: true, leaseOwner: true, leaseRenewMs: true, leaseTtlMs: true },
@@ -127,10 +135,12 @@ export async function connect(options: LvmOptions = {}): Promise<LvmAdapter> {
   }
   const naming = checkNaming(options.naming);
   const timeoutMs = checkTimeoutMs(options.timeoutMs ?? 30_000, 'timeoutMs');
-  const abortSettleMs = checkAbortSettleMs(options.abortSettleMs);
+  const abortSettleMs = checkMs(options.abortSettleMs, DEFAULT_ABORT_SETTLE_MS, 'abortSettleMs');
+  const closeTimeoutMs = checkMs(options.closeTimeoutMs, DEFAULT_CLOSE_TIMEOUT_MS, 'closeTimeoutMs');
   const logger = options.logger ?? noopLogger;
   const client = new LvmClient(options.ssh?.exec ?? options.exec ?? createLocalExec(), timeoutMs);
   const server = await client.hello({ signal: options.signal, timeoutMs });
+  const closing = new AbortController();
   const context: AdapterContext = {
     client,
     logger,
@@ -139,6 +149,8 @@ export async function connect(options: LvmOptions = {}): Promise<LvmAdapter> {
     snapshotSize,
     freeze: options.freeze,
     naming,
+    closeSignal: closing.signal,
+    running: new Set(),
   };
   const capabilities = {
     inventory: createInventory(context),
@@ -147,8 +159,21 @@ export async function connect(options: LvmOptions = {}): Promise<LvmAdapter> {
     backups: createBackups(context),
     events: createEvents(context),
   };
-  const close = async () => {
-    // The exec transport belongs to the caller (an SSH connection is closed by whoever opened it).
+  let closed: Promise<void> | undefined;
+  // The exec transport belongs to the caller (an SSH connection is closed by whoever opened it): close()
+  // stops the running backups and restores, and waits (at most closeTimeoutMs) for their cleanup.
+  const close = (): Promise<void> => {
+    closed ??= (async () => {
+      closing.abort(
+        hvkitError('ABORTED', 'The adapter was closed.', {
+          adapter: ADAPTER_ID,
+          operation: 'close',
+          retryable: false,
+        }),
+      );
+      await settleRunning(context, closeTimeoutMs);
+    })();
+    return closed;
   };
   const adapter: LvmAdapter = {
     specificationVersion: 'v1',
@@ -164,11 +189,13 @@ export async function connect(options: LvmOptions = {}): Promise<LvmAdapter> {
 
 /** Default {@link LvmOptions.abortSettleMs}. */
 const DEFAULT_ABORT_SETTLE_MS = 60_000;
+/** Default {@link LvmOptions.closeTimeoutMs}. */
+const DEFAULT_CLOSE_TIMEOUT_MS = 60_000;
 
-function checkAbortSettleMs(value: number | undefined): number {
-  if (value === undefined) return DEFAULT_ABORT_SETTLE_MS;
+function checkMs(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-    throw new TypeError(`${ADAPTER_ID} connect: abortSettleMs must be a finite number of ms >= 0.`);
+    throw new TypeError(`${ADAPTER_ID} connect: ${name} must be a finite number of ms >= 0.`);
   }
   return value;
 }

@@ -59,4 +59,11 @@ export interface AdapterContext {
   readonly freeze: FreezeHook | undefined;
   /** Names, clock and lease timing of backups (see {@link LvmBackupNaming}). */
   readonly naming: LvmBackupNaming;
+  /**
+   * Aborts when `close()` starts: running backups and restores stop and remove what they created (its reason
+   * is the `ABORTED` "the adapter was closed").
+   */
+  readonly closeSignal: AbortSignal;
+  /** Running backups and restores (see `capabilities/running.ts`): `close()` waits for them. */
+  readonly running: Set<Promise<unknown>>;
 }
