@@ -26,6 +26,7 @@ export {
 export * from './adapter/guest-ref';
 export { noopLogger } from './adapter/logger';
 export * from './adapter/option-keys';
+export { RunningOperations } from './adapter/running';
 export { assertSpecificationVersion } from './adapter/spec-version';
 export { type WrapAdapterOptions, wrapAdapter } from './adapter/wrap';
 export { createDirectorySink, type DirectorySinkOptions } from './backup/directory-sink';

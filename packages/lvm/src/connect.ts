@@ -16,6 +16,7 @@ import {
   type Logger,
   noopLogger,
   type OptionKeysOf,
+  RunningOperations,
   wrapAdapter,
 } from '@hvkit/core';
 import { createBackups } from './capabilities/backups';
@@ -23,7 +24,6 @@ import { createEvents } from './capabilities/events';
 import { createInventory } from './capabilities/inventory';
 import { createLabels } from './capabilities/labels';
 import { createLimits } from './capabilities/limits';
-import { settleRunning } from './capabilities/running';
 import type { AdapterContext, FreezeHook, LvmBackupNaming, SnapshotSizePolicy } from './context';
 import { ADAPTER_ID } from './errors';
 import { type BackendHello, LvmClient } from './protocol/client';
@@ -140,7 +140,6 @@ export async function connect(options: LvmOptions = {}): Promise<LvmAdapter> {
   const logger = options.logger ?? noopLogger;
   const client = new LvmClient(options.ssh?.exec ?? options.exec ?? createLocalExec(), timeoutMs);
   const server = await client.hello({ signal: options.signal, timeoutMs });
-  const closing = new AbortController();
   const context: AdapterContext = {
     client,
     logger,
@@ -149,8 +148,7 @@ export async function connect(options: LvmOptions = {}): Promise<LvmAdapter> {
     snapshotSize,
     freeze: options.freeze,
     naming,
-    closeSignal: closing.signal,
-    running: new Set(),
+    running: new RunningOperations(ADAPTER_ID),
   };
   const capabilities = {
     inventory: createInventory(context),
@@ -159,21 +157,14 @@ export async function connect(options: LvmOptions = {}): Promise<LvmAdapter> {
     backups: createBackups(context),
     events: createEvents(context),
   };
-  let closed: Promise<void> | undefined;
   // The exec transport belongs to the caller (an SSH connection is closed by whoever opened it): close()
   // stops the running backups and restores, and waits (at most closeTimeoutMs) for their cleanup.
-  const close = (): Promise<void> => {
-    closed ??= (async () => {
-      closing.abort(
-        hvkitError('ABORTED', 'The adapter was closed.', {
-          adapter: ADAPTER_ID,
-          operation: 'close',
-          retryable: false,
-        }),
+  const close = async (): Promise<void> => {
+    if (!(await context.running.close(closeTimeoutMs))) {
+      logger.warn(
+        `lvm: close() stopped waiting after ${closeTimeoutMs} ms (closeTimeoutMs) for ${context.running.size} running backup(s) or restore(s) to remove their snapshots; run backups.cleanup once their leases expired`,
       );
-      await settleRunning(context, closeTimeoutMs);
-    })();
-    return closed;
+    }
   };
   const adapter: LvmAdapter = {
     specificationVersion: 'v1',

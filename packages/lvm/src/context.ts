@@ -4,7 +4,7 @@
  * own client.
  */
 
-import type { Guest, Logger } from '@hvkit/core';
+import type { Guest, Logger, RunningOperations } from '@hvkit/core';
 import type { LvmClient } from './protocol/client';
 
 /** How big the copy-on-write area of a backup's snapshot of a non-thin volume is: the larger of the two. */
@@ -60,10 +60,8 @@ export interface AdapterContext {
   /** Names, clock and lease timing of backups (see {@link LvmBackupNaming}). */
   readonly naming: LvmBackupNaming;
   /**
-   * Aborts when `close()` starts: running backups and restores stop and remove what they created (its reason
-   * is the `ABORTED` "the adapter was closed").
+   * Running backups and restores: `close()` aborts them and waits for their cleanup; started after `close()`
+   * they fail `CONNECTION_LOST`.
    */
-  readonly closeSignal: AbortSignal;
-  /** Running backups and restores (see `capabilities/running.ts`): `close()` waits for them. */
-  readonly running: Set<Promise<unknown>>;
+  readonly running: RunningOperations;
 }

@@ -67,7 +67,6 @@ import type { LvmLogicalVolume } from '../mapping/report';
 import { checkLvName, checkVgName, type LvId, lvDevicePath, lvIdString, parseLvId } from '../protocol/names';
 import { acquireVolumeLease, leaseClock, leaseConflict, leasesOf, liveLeaseOfOther } from './lease';
 import { resolveGuest } from './resolve';
-import { trackRunning } from './running';
 
 /** Backup methods this adapter writes into manifests. */
 export const LVM_BACKUP_METHODS = ['lvm-cow-snapshot', 'lvm-thin-snapshot', 'lvm-thin-delta'] as const;
@@ -1012,11 +1011,11 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
     },
 
     backup: (ref, sink, options = {}) =>
-      trackRunning(context, 'backups.backup', options?.signal, (signal) =>
+      context.running.track('backups.backup', options?.signal, (signal) =>
         backup(ref, sink, { ...options, signal }),
       ),
     restore: (source, options = {}) =>
-      trackRunning(context, 'backups.restore', options?.signal, (signal) =>
+      context.running.track('backups.restore', options?.signal, (signal) =>
         restore(source, { ...options, signal }),
       ),
 
