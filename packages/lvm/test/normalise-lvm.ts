@@ -1,0 +1,65 @@
+/**
+ * Normalisation rules of the lvm recorders (test/record.ts, test/record-scenarios.ts): LVM's UUIDs and times
+ * pinned, and the lab VM's other volume groups (other tests' `hvkit-test-<random>`, which come and go while a
+ * recording runs) cut out of every report, so a re-recording is identical to the last one but for
+ * `recordedAt`.
+ */
+
+import {
+  defaultRules,
+  type IdMapRule,
+  type NormaliseRules,
+  type TextRule,
+} from '@hvkit/conformance/fixtures';
+
+/** LVM's UUIDs (new with every recording) pinned to stand-ins in order of first appearance. */
+export const LVM_UUIDS: IdMapRule = {
+  name: 'lvm-uuid',
+  pattern:
+    /\b[A-Za-z0-9]{6}-[A-Za-z0-9]{4}-[A-Za-z0-9]{4}-[A-Za-z0-9]{4}-[A-Za-z0-9]{4}-[A-Za-z0-9]{4}-[A-Za-z0-9]{6}\b/g,
+  key: (m) => m[0],
+  replace: (i) => `FIXTUR-0000-0000-0000-0000-0000-${String(i).padStart(6, '0')}`,
+};
+
+/** `lv_time` (`2026-12-07 16:05:55 +0000`) pinned to one instant, as the default rules pin ISO times. */
+export const pinLvTime: TextRule = (text, context) =>
+  context.kind === 'stdout'
+    ? text.replace(/\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} [+-]\d{4}/g, '2000-01-01 00:00:00 +0000')
+    : text;
+
+/**
+ * Keeps only the rows of volume group `vg` in an `lvs`/`vgs`/`pvs` JSON report (rows of other groups are
+ * other tests' on the shared lab VM). A report with nothing to drop is left as LVM printed it.
+ */
+export function onlyVolumeGroup(vg: string): TextRule {
+  return (text, context) => {
+    if (context.kind !== 'stdout' || !text.trimStart().startsWith('{') || !text.includes('"report"'))
+      return text;
+    let parsed: { report?: Record<string, unknown>[] };
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      return text;
+    }
+    if (!Array.isArray(parsed.report)) return text;
+    let dropped = false;
+    for (const section of parsed.report) {
+      for (const [key, rows] of Object.entries(section)) {
+        if (!Array.isArray(rows)) continue;
+        const kept = rows.filter(
+          (row) => typeof row !== 'object' || row === null || !('vg_name' in row) || row.vg_name === vg,
+        );
+        if (kept.length !== rows.length) {
+          dropped = true;
+          section[key] = kept;
+        }
+      }
+    }
+    return dropped ? `${JSON.stringify(parsed, null, 2)}\n` : text;
+  };
+}
+
+/** The rules of a recording in volume group `vg`. */
+export function lvmRules(vg: string): NormaliseRules {
+  return defaultRules({ ids: [LVM_UUIDS], text: [pinLvTime, onlyVolumeGroup(vg)] });
+}
