@@ -57,7 +57,7 @@ describe(`lvm scenarios (${SCENARIO_FIXTURE} fixture)`, () => {
     expect(volumes.get(`${SCENARIO_VG}/linear1-keep`)).toMatchObject({ poolId: SCENARIO_VG });
     expect(volumes.get(`${SCENARIO_VG}/thin1-keep`)).toMatchObject({ capacityBytes: VOLUME_BYTES });
     expect(volumes.has(`${SCENARIO_VG}/pool`)).toBe(true);
-    // The COW snapshot is an untouched 256 KiB area; the thin snapshot shares all of its origin's blocks.
+    // The user's COW snapshot: a 256 KiB area, still empty (the origin was not written since).
     expect(r.linearSnapshots).toEqual([
       expect.objectContaining({
         id: `${SCENARIO_VG}/linear1-keep`,

@@ -1,31 +1,8 @@
-/**
- * Records the `lab-vm-scenarios` fixture in the lab VM: makes the volume group of test/scenarios.ts, runs its
- * scenarios (inventory and snapshots; a COW snapshot backup of a linear volume; a snapshot that fills up; a
- * thin snapshot backup and an incremental one) over SSH with every adapter command going through
- * `recordingExec`, normalises the transcript, writes test/fixtures/lab-vm-scenarios/ and removes the group.
- * The setup, the overwrite that fills the snapshot and the rewrite between the thin backups run on a
- * connection of their own and are not recorded: replay sees only the adapter's commands.
- *
- *   set -a; . /work/lab/env; set +a   # or .peers/env with the lab-vm peer
- *   node --conditions=@hvkit/source --import tsx packages/lvm/test/record-scenarios.ts
- *
- * Each scenario's outcome is checked before anything is written (a recording in which the snapshot did not
- * fill, say, is refused), and running it twice gives the same transcript (only `recordedAt` differs).
- */
-
-import { join } from 'node:path';
-import {
-  createExecTranscript,
-  fixtureMetadata,
-  normalise,
-  normaliserId,
-  recordingExec,
-  writeFixture,
-} from '@hvkit/conformance/fixtures';
+import { createExecTranscript, recordingExec } from '@hvkit/conformance/fixtures';
 import type { ExecTransport } from '@hvkit/core';
 import { connect } from '../src/connect';
 import { connectLab, lab, removeTestVg, sh } from './lab';
-import { lvmRules } from './normalise-lvm';
+import { writeLabFixture } from './recording';
 import { fixtureNaming } from './replay-options';
 import {
   FILLING_OVERWRITE,
@@ -85,26 +62,13 @@ try {
     await small.close();
     await hv.close();
   }
-  // The lab VM's forwarded port changes with every boot; the fixture names the peer instead.
-  transcript.target = 'ssh://root@lab-vm';
-  const rules = lvmRules(SCENARIO_VG);
-  const dir = join(import.meta.dirname, 'fixtures', SCENARIO_FIXTURE);
-  const hello = await connect({ ssh });
-  await hello.close();
-  await writeFixture(
-    dir,
-    {
-      metadata: fixtureMetadata({
-        recordedFrom: { server: hello.server.product, version: hello.server.version },
-        normalisedWith: normaliserId(rules),
-        notes:
-          'LVM scenarios over SSH in the lab VM (scripts/peers/lab-vm.sh), in hvkit-test-scenarios on a loop file: inventory with a user COW snapshot and a user thin snapshot; a COW snapshot backup of a linear volume; a snapshot whose copy-on-write area fills (snapshot-invalid); a thin snapshot backup and an incremental. See test/scenarios.ts. Re-record with: node --conditions=@hvkit/source --import tsx packages/lvm/test/record-scenarios.ts',
-      }),
-      files: { 'transcript.json': normalise(transcript, rules) },
-    },
-    { clean: true },
+  await writeLabFixture(
+    ssh,
+    SCENARIO_FIXTURE,
+    SCENARIO_VG,
+    transcript,
+    'LVM scenarios over SSH in the lab VM (scripts/peers/lab-vm.sh), in hvkit-test-scenarios on a loop file: inventory with a user COW snapshot and a user thin snapshot; a COW snapshot backup of a linear volume; a snapshot whose copy-on-write area fills (snapshot-invalid); a thin snapshot backup and an incremental. See test/scenarios.ts. Re-record with: node --conditions=@hvkit/source --import tsx packages/lvm/test/record-scenarios.ts',
   );
-  console.log(`wrote ${dir} (${transcript.commands.length} commands)`);
 } finally {
   await removeTestVg(ssh, SCENARIO_VG);
   await ssh.close();

@@ -12,19 +12,11 @@
  * filling snapshot, thin pool and thin snapshot) is recorded by test/record-scenarios.ts.
  */
 
-import { join } from 'node:path';
 import { formatConformanceReport, runConformanceReport } from '@hvkit/conformance';
-import {
-  createExecTranscript,
-  fixtureMetadata,
-  normalise,
-  normaliserId,
-  recordingExec,
-  writeFixture,
-} from '@hvkit/conformance/fixtures';
+import { createExecTranscript, recordingExec } from '@hvkit/conformance/fixtures';
 import { connect } from '../src/connect';
 import { connectLab, lab, removeTestVg, sh } from './lab';
-import { lvmRules } from './normalise-lvm';
+import { writeLabFixture } from './recording';
 import { FIXTURE, FIXTURE_TARGET, FIXTURE_VG, fixtureNaming, REPLAY_SKIPS } from './replay-options';
 
 if (!lab.available) throw new Error(lab.reason);
@@ -53,26 +45,13 @@ head -c 262144 /dev/zero | tr '\\0' 'h' > /dev/${FIXTURE_VG}/guest1; sync`,
   });
   console.log(formatConformanceReport(report));
   if (report.failed > 0) throw new Error(`${report.failed} checks failed while recording; nothing written`);
-  // The lab VM's forwarded port changes with every boot; the fixture names the peer instead.
-  transcript.target = 'ssh://root@lab-vm';
-  const rules = lvmRules(FIXTURE_VG);
-  const hello = await connect({ ssh });
-  await hello.close();
-  const dir = join(import.meta.dirname, 'fixtures', FIXTURE);
-  await writeFixture(
-    dir,
-    {
-      metadata: fixtureMetadata({
-        recordedFrom: { server: hello.server.product, version: hello.server.version },
-        normalisedWith: normaliserId(rules),
-        notes:
-          'The conformance suite over SSH in the lab VM (scripts/peers/lab-vm.sh), against hvkit-test-fixture/guest1 on a loop file. Re-record with: node --conditions=@hvkit/source --import tsx packages/lvm/test/record.ts',
-      }),
-      files: { 'transcript.json': normalise(transcript, rules) },
-    },
-    { clean: true },
+  await writeLabFixture(
+    ssh,
+    FIXTURE,
+    FIXTURE_VG,
+    transcript,
+    'The conformance suite over SSH in the lab VM (scripts/peers/lab-vm.sh), against hvkit-test-fixture/guest1 on a loop file. Re-record with: node --conditions=@hvkit/source --import tsx packages/lvm/test/record.ts',
   );
-  console.log(`wrote ${dir} (${transcript.commands.length} commands)`);
 } finally {
   await removeTestVg(ssh, FIXTURE_VG);
   await ssh.close();

@@ -1,16 +1,24 @@
 /**
- * Normalisation rules of the lvm recorders (test/record.ts, test/record-scenarios.ts): LVM's UUIDs and times
- * pinned, and the lab VM's other volume groups (other tests' `hvkit-test-<random>`, which come and go while a
- * recording runs) cut out of every report, so a re-recording is identical to the last one but for
- * `recordedAt`.
+ * What the lvm recorders (test/record.ts, test/record-scenarios.ts) share: the normalisation rules (LVM's
+ * UUIDs and times pinned, and the lab VM's other volume groups, other tests' `hvkit-test-<random>` that come
+ * and go while a recording runs, cut out of every report, so a re-recording is identical to the last one but
+ * for `recordedAt`) and the writing of a fixture folder.
  */
 
+import { join } from 'node:path';
 import {
   defaultRules,
+  type ExecTranscript,
+  fixtureMetadata,
   type IdMapRule,
   type NormaliseRules,
+  normalise,
+  normaliserId,
   type TextRule,
+  writeFixture,
 } from '@hvkit/conformance/fixtures';
+import type { SshClient } from '@hvkit/ssh';
+import { connect } from '../src/connect';
 
 /** LVM's UUIDs (new with every recording) pinned to stand-ins in order of first appearance. */
 export const LVM_UUIDS: IdMapRule = {
@@ -62,4 +70,37 @@ export function onlyVolumeGroup(vg: string): TextRule {
 /** The rules of a recording in volume group `vg`. */
 export function lvmRules(vg: string): NormaliseRules {
   return defaultRules({ ids: [LVM_UUIDS], text: [pinLvTime, onlyVolumeGroup(vg)] });
+}
+
+/**
+ * Normalises `transcript` (recorded in volume group `vg`) and writes it as test/fixtures/<name>/transcript.json
+ * with its metadata (the LVM version read over `ssh`, and `notes`). Returns the folder.
+ */
+export async function writeLabFixture(
+  ssh: SshClient,
+  name: string,
+  vg: string,
+  transcript: ExecTranscript,
+  notes: string,
+): Promise<string> {
+  // The lab VM's forwarded port changes with every boot; the fixture names the peer instead.
+  transcript.target = 'ssh://root@lab-vm';
+  const rules = lvmRules(vg);
+  const hello = await connect({ ssh });
+  await hello.close();
+  const dir = join(import.meta.dirname, 'fixtures', name);
+  await writeFixture(
+    dir,
+    {
+      metadata: fixtureMetadata({
+        recordedFrom: { server: hello.server.product, version: hello.server.version },
+        normalisedWith: normaliserId(rules),
+        notes,
+      }),
+      files: { 'transcript.json': normalise(transcript, rules) },
+    },
+    { clean: true },
+  );
+  console.log(`wrote ${dir} (${transcript.commands.length} commands)`);
+  return dir;
 }
