@@ -8,40 +8,16 @@
  *   node --conditions=@hvkit/source --import tsx packages/lvm/test/record.ts
  *
  * The probe is left out on purpose: the recorded calls are then exactly the calls replay makes (see
- * docs/adding-an-adapter.md, "Recording").
+ * docs/adding-an-adapter.md, "Recording"). The scenarios fixture (`lab-vm-scenarios`: linear, snapshot, a
+ * filling snapshot, thin pool and thin snapshot) is recorded by test/record-scenarios.ts.
  */
 
-import { join } from 'node:path';
 import { formatConformanceReport, runConformanceReport } from '@hvkit/conformance';
-import {
-  createExecTranscript,
-  defaultRules,
-  fixtureMetadata,
-  type IdMapRule,
-  normalise,
-  normaliserId,
-  recordingExec,
-  type TextRule,
-  writeFixture,
-} from '@hvkit/conformance/fixtures';
+import { createExecTranscript, recordingExec } from '@hvkit/conformance/fixtures';
 import { connect } from '../src/connect';
 import { connectLab, lab, removeTestVg, sh } from './lab';
+import { writeLabFixture } from './recording';
 import { FIXTURE, FIXTURE_TARGET, FIXTURE_VG, fixtureNaming, REPLAY_SKIPS } from './replay-options';
-
-/** LVM's UUIDs (new with every recording) pinned to stand-ins in order of first appearance. */
-const LVM_UUIDS: IdMapRule = {
-  name: 'lvm-uuid',
-  pattern:
-    /\b[A-Za-z0-9]{6}-[A-Za-z0-9]{4}-[A-Za-z0-9]{4}-[A-Za-z0-9]{4}-[A-Za-z0-9]{4}-[A-Za-z0-9]{4}-[A-Za-z0-9]{6}\b/g,
-  key: (m) => m[0],
-  replace: (i) => `FIXTUR-0000-0000-0000-0000-0000-${String(i).padStart(6, '0')}`,
-};
-
-/** `lv_time` (`2026-12-07 16:05:55 +0000`) pinned to one instant, as the default rules pin ISO times. */
-const pinLvTime: TextRule = (text, context) =>
-  context.kind === 'stdout'
-    ? text.replace(/\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} [+-]\d{4}/g, '2000-01-01 00:00:00 +0000')
-    : text;
 
 if (!lab.available) throw new Error(lab.reason);
 const ssh = await connectLab();
@@ -69,26 +45,13 @@ head -c 262144 /dev/zero | tr '\\0' 'h' > /dev/${FIXTURE_VG}/guest1; sync`,
   });
   console.log(formatConformanceReport(report));
   if (report.failed > 0) throw new Error(`${report.failed} checks failed while recording; nothing written`);
-  // The lab VM's forwarded port changes with every boot; the fixture names the peer instead.
-  transcript.target = 'ssh://root@lab-vm';
-  const rules = defaultRules({ ids: [LVM_UUIDS], text: [pinLvTime] });
-  const hello = await connect({ ssh });
-  await hello.close();
-  const dir = join(import.meta.dirname, 'fixtures', FIXTURE);
-  await writeFixture(
-    dir,
-    {
-      metadata: fixtureMetadata({
-        recordedFrom: { server: hello.server.product, version: hello.server.version },
-        normalisedWith: normaliserId(rules),
-        notes:
-          'The conformance suite over SSH in the lab VM (scripts/peers/lab-vm.sh), against hvkit-test-fixture/guest1 on a loop file. Re-record with: node --conditions=@hvkit/source --import tsx packages/lvm/test/record.ts',
-      }),
-      files: { 'transcript.json': normalise(transcript, rules) },
-    },
-    { clean: true },
+  await writeLabFixture(
+    ssh,
+    FIXTURE,
+    FIXTURE_VG,
+    transcript,
+    'The conformance suite over SSH in the lab VM (scripts/peers/lab-vm.sh), against hvkit-test-fixture/guest1 on a loop file. Re-record with: node --conditions=@hvkit/source --import tsx packages/lvm/test/record.ts',
   );
-  console.log(`wrote ${dir} (${transcript.commands.length} commands)`);
 } finally {
   await removeTestVg(ssh, FIXTURE_VG);
   await ssh.close();

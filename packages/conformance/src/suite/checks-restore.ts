@@ -196,13 +196,18 @@ async function compareRestored(
   if (g.vcpus !== original.vcpus) p.push(`vcpus ${g.vcpus}, the original has ${original.vcpus}`);
   if (g.memoryBytes !== original.memoryBytes)
     p.push(`memoryBytes ${g.memoryBytes}, the original has ${original.memoryBytes}`);
-  const disks = (list: Guest['disks']) =>
-    list
-      .map((d) => `${d.device}:${d.capacityBytes ?? '?'}`)
-      .sort()
-      .join(', ');
+  // Paired by device, or by position when the device names the volume (options.restoredDisks 'order').
+  const byOrder = ctx.env.options.restoredDisks === 'order';
+  const disks = (list: Guest['disks']) => {
+    const out = list.map((d) =>
+      byOrder ? `${d.capacityBytes ?? '?'}` : `${d.device}:${d.capacityBytes ?? '?'}`,
+    );
+    return (byOrder ? out : out.sort()).join(', ');
+  };
   if (disks(g.disks) !== disks(original.disks))
-    p.push(`disks [${disks(g.disks)}], the original has [${disks(original.disks)}]`);
+    p.push(
+      `disks [${disks(g.disks)}], the original has [${disks(original.disks)}]${byOrder ? ' (capacities, in order)' : ''}`,
+    );
   const nics = (list: Guest['nics']) =>
     list
       .map((n) => `${n.device ?? '?'}@${n.network ?? '?'}`)
@@ -216,11 +221,12 @@ async function compareRestored(
     p.push(`NIC MAC(s) ${kept.join(', ')} are the original's; a restored guest needs new ones`);
   if (p.length > 0) fail(`${what}: the restored guest differs from what was backed up: ${p.join('; ')}`);
   if (ctx.probe?.diskSha256 && originalSums) {
-    for (const d of original.disks) {
+    for (const [i, d] of original.disks.entries()) {
       const want = originalSums.get(d.device);
+      const device = byOrder ? (g.disks[i]?.device ?? d.device) : d.device;
       const got = await ctx.call(
-        `probe.diskSha256(restored, ${show(d.device)})`,
-        Promise.resolve(ctx.probe.diskSha256(probeGuestOf(g), d.device)),
+        `probe.diskSha256(restored, ${show(device)})`,
+        Promise.resolve(ctx.probe.diskSha256(probeGuestOf(g), device)),
       );
       check(
         got === want,

@@ -140,6 +140,14 @@ export interface ConformanceOptions {
   disklessGuest?: GuestRef;
   /** `RestoreOptions.storage` for the restore checks (a pool, a datastore). Default: the original's. */
   restoreStorage?: string;
+  /**
+   * How the restore checks pair a restored guest's disks with the original's: `'device'` (the default: the
+   * restored guest has the same devices, `vda`, `scsi0:0`) or `'order'`, for a backend whose disk device
+   * names the volume itself (LVM's `vg/lv`): a restore as new makes new volumes, so disks are paired in the
+   * order they are listed, and each pair must have the same capacity and content (probe.diskSha256 is asked
+   * about the restored guest's own device).
+   */
+  restoredDisks?: 'device' | 'order';
   /** Values for limit round trips, per field. Defaults are valid and exactly representable everywhere. */
   limitValues?: LimitTestValues;
   /**
