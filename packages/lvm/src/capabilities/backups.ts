@@ -223,23 +223,36 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
     await client.run(argv, options);
   }
 
+  /** Runs a removal, retrying a few times while a just-killed reader still holds a volume open. */
+  async function retryRemoval(what: string, remove: () => Promise<void>): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await remove();
+        return;
+      } catch (error) {
+        if (HvkitError.isInstance(error, 'NOT_FOUND')) return;
+        if (attempt >= 10) {
+          logger.warn(`lvm: could not remove ${what}`, { error: (error as Error).message });
+          throw error;
+        }
+        await sleep(300);
+      }
+    }
+  }
+
   /** Removes volumes, retrying a few times while a just-killed reader still holds one open. */
   async function removeVolumes(ids: readonly LvId[]): Promise<void> {
     for (const id of ids) {
-      for (let attempt = 0; ; attempt++) {
-        try {
-          await client.lvremove(id, cleanupOptions(context));
-          break;
-        } catch (error) {
-          if (HvkitError.isInstance(error, 'NOT_FOUND')) break;
-          if (attempt >= 10) {
-            logger.warn(`lvm: could not remove ${lvIdString(id)}`, { error: (error as Error).message });
-            throw error;
-          }
-          await sleep(300);
-        }
-      }
+      await retryRemoval(lvIdString(id), () => client.lvremove(id, cleanupOptions(context)));
     }
+  }
+
+  /**
+   * Removes every volume carrying the run's tag, in every group, with one `lvremove @tag` (what a backup run
+   * created, also a snapshot whose lvcreate an abort cut short).
+   */
+  async function removeRun(tag: string): Promise<void> {
+    await retryRemoval(`the volumes tagged ${tag}`, () => client.lvremoveByTag(tag, cleanupOptions(context)));
   }
 
   /** Removes every volume carrying `tag` in the groups `vgs` (what a run created, also when cut short). */
@@ -504,8 +517,28 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
       snap: { vg: lv.vgName, lv: snapName(lv.name, suffix) } as LvId,
       file: `disk-${i}-${lv.name}.${mode === 'full' ? 'raw' : 'delta'}`,
     }));
-    // The run's lease on the guest's volumes: CONFLICT while another run holds them.
-    const lease = await acquireVolumeLease(context, volumes, id, op);
+    // The run's lease on the guest's volumes: CONFLICT while another run holds one, before anything runs.
+    // The lease tag is stored while the snapshots are made (both wait for the group's lock in LVM, but the
+    // round trips overlap); two runs that got there at the same moment are told apart after both.
+    const other = liveLeaseOfOther(context, volumes, id);
+    if (other) throw leaseConflict(other, operation);
+    const leasing = acquireVolumeLease(context, volumes, id, op);
+    leasing.catch(() => {});
+    /** The `lvs` after the snapshots, read while the copy of a full backup runs (see below). */
+    let reading: Promise<LvmLogicalVolume[]> | undefined;
+    /** The removal of the run's snapshots and the release of its lease, once started. */
+    let removing: Promise<void> | undefined;
+    let releasing: Promise<void> | undefined;
+    /** Removes what the run left (its snapshots, unless kept as bases) and its lease, in every case. */
+    const endRun = async () => {
+      // The lease command and the lvs may still run (a failure before they were awaited): let them end first.
+      const held = await leasing.catch(() => undefined);
+      await reading?.catch(() => {});
+      removing ??= removeRun(runTag);
+      releasing ??= held?.release();
+      const [removed] = await Promise.allSettled([removing, releasing]);
+      if (removed.status === 'rejected') throw removed.reason;
+    };
     try {
       progress.phase('snapshot');
       if (context.freeze) {
@@ -517,46 +550,62 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
       } finally {
         if (froze) await context.freeze?.thaw(guest, {});
       }
-      const current = await client.lvs(undefined, op);
-      // Two runs that took their leases at the same moment: the later one gives way.
-      const race = liveLeaseOfOther(
-        context,
-        current.filter((lv) => volumes.some((v) => v.vgName === lv.vgName && v.name === lv.name)),
-        id,
-        lease.lease,
-      );
-      if (race) throw leaseConflict(race, operation);
-      const find = (id: LvId) => current.find((lv) => lv.vgName === id.vg && lv.name === id.lv);
+      const lease = await leasing;
+      // One lvs after the snapshots: the race of two runs (the later one gives way), each snapshot's
+      // existence, thin ids for thin_delta and the bases a thin run replaces. An incremental needs it before
+      // the copy; a full backup reads it during the copy and needs it only before the manifest.
+      reading = client.lvs(undefined, op);
+      reading.catch(() => {});
+      const readCurrent = async () => {
+        const current = await (reading as Promise<LvmLogicalVolume[]>);
+        const race = liveLeaseOfOther(
+          context,
+          current.filter((lv) => volumes.some((v) => v.vgName === lv.vgName && v.name === lv.name)),
+          id,
+          lease.lease,
+        );
+        if (race) throw leaseConflict(race, operation);
+        for (const p of plans) {
+          if (!current.some((lv) => lv.vgName === p.snap.vg && lv.name === p.snap.lv))
+            throw fail(
+              'REMOTE',
+              `The snapshot ${lvIdString(p.snap)} is missing right after lvcreate.`,
+              operation,
+            );
+        }
+        return current;
+      };
       const sends: {
         lv: LvmLogicalVolume;
         snap: LvId;
         file: string;
-        snapLv: LvmLogicalVolume;
         ranges: DeltaRange[] | undefined;
         bytes: number;
         size: number;
       }[] = [];
-      for (const p of plans) {
-        const snap = find(p.snap);
-        if (!snap)
-          throw fail(
-            'REMOTE',
-            `The snapshot ${lvIdString(p.snap)} is missing right after lvcreate.`,
-            operation,
-          );
-        let ranges: DeltaRange[] | undefined;
-        if (bases) {
+      let current: LvmLogicalVolume[] | undefined;
+      if (bases) {
+        current = await readCurrent();
+        const find = (id: LvId) =>
+          (current as LvmLogicalVolume[]).find(
+            (lv) => lv.vgName === id.vg && lv.name === id.lv,
+          ) as LvmLogicalVolume;
+        for (const p of plans) {
           const origin = current.find((lv) => lv.fullName === p.lv.fullName) ?? p.lv;
-          ranges = await thinDelta(
-            current,
+          const ranges = await thinDelta(
+            current as LvmLogicalVolume[],
             origin,
             bases.get(p.lv.fullName) as LvmLogicalVolume,
-            snap,
+            find(p.snap),
             signal,
           );
+          sends.push({ ...p, ranges, bytes: deltaFileBytes(ranges), size: p.lv.sizeBytes ?? 0 });
         }
-        const size = p.lv.sizeBytes ?? 0;
-        sends.push({ ...p, snapLv: snap, ranges, bytes: ranges ? deltaFileBytes(ranges) : size, size });
+      } else {
+        for (const p of plans) {
+          const size = p.lv.sizeBytes ?? 0;
+          sends.push({ ...p, ranges: undefined, bytes: size, size });
+        }
       }
 
       // The definition first, then the disks, the manifest last.
@@ -598,11 +647,18 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
       let before = 0;
       for (const s of sends) {
         const snapPath = lvDevicePath(s.snap);
-        const check = async () => {
-          const current = await client.lv(s.snap, cleanupOptions(context));
-          if (current?.snapshotInvalid)
-            throw snapshotInvalidError(lvIdString(s.snap), s.lv.fullName, s.snapLv.sizeBytes);
-        };
+        // A COW snapshot whose area filled is invalid: checked after the copy (and when dd fails). A thin
+        // snapshot cannot become invalid: it has no COW area, and its blocks are never written in place (an
+        // origin write goes to a new block of the pool; a full pool fails that write, not the snapshot's
+        // data, and a pool in failure mode fails the read, so dd fails). No lvs for it.
+        const check =
+          s.lv.kind === 'thin'
+            ? async () => {}
+            : async () => {
+                const current = await client.lv(s.snap, cleanupOptions(context));
+                if (current?.snapshotInvalid)
+                  throw snapshotInvalidError(lvIdString(s.snap), s.lv.fullName, current.sizeBytes);
+              };
         const source = s.ranges
           ? (async function* () {
               for (const r of s.ranges as DeltaRange[]) {
@@ -640,7 +696,13 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
         });
       }
 
+      current ??= await readCurrent();
       const thin = volumes.every((lv) => lv.kind === 'thin');
+      // Every snapshot checked: a run that keeps none removes them while the manifest is written.
+      if (!thin) {
+        removing = removeRun(runTag);
+        removing.catch(() => {});
+      }
       const manifest: BackupManifest = {
         format: 'hvkit-backup',
         version: 1,
@@ -663,8 +725,10 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
       progress.done();
       succeeded = true;
 
-      // Thin volumes keep this run's snapshots as the bases of the next incremental; older bases go.
+      // Thin volumes keep this run's snapshots as the bases of the next incremental; older bases go (after
+      // the new ones are tagged, so a failure never leaves a volume without a base). The lease goes meanwhile.
       if (thin) {
+        releasing = (await leasing).release();
         for (const s of sends) {
           await client.run(
             [
@@ -692,6 +756,8 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
             !sends.some((s) => s.snap.vg === lv.vgName && s.snap.lv === lv.name),
         );
         await removeVolumes(older.map((lv) => ({ vg: lv.vgName, lv: lv.name })));
+        // No volume carries the run's tag any more.
+        removing = Promise.resolve();
       }
       return {
         id,
@@ -718,14 +784,7 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
       }
       throw error;
     } finally {
-      try {
-        await removeTagged(
-          plans.map((p) => p.snap.vg),
-          runTag,
-        );
-      } finally {
-        await lease.release();
-      }
+      await endRun();
     }
   }
 

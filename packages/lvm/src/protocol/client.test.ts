@@ -78,3 +78,28 @@ describe('LvmClient (exec)', () => {
     expect(() => parseHello('Linux 6.1.0')).toThrow(HvkitError);
   });
 });
+
+describe('LvmClient.lvremoveByTag', () => {
+  it('refuses what is not an LVM tag before any command runs (an empty tag must never reach lvremove)', async () => {
+    const sent: string[][] = [];
+    const local = createLocalExec();
+    const c = new LvmClient(
+      {
+        target: 'local',
+        exec: (r) => {
+          sent.push([...r.argv]);
+          return local.exec(r);
+        },
+        spawn: (r) => {
+          sent.push([...r.argv]);
+          return local.spawn(r);
+        },
+      },
+      10_000,
+    );
+    for (const bad of ['', '-y', 'a b', 'x;rm', 'vg/lv', '@t', 'x'.repeat(129)]) {
+      await expect(c.lvremoveByTag(bad)).rejects.toThrow(TypeError);
+    }
+    expect(sent).toEqual([]);
+  });
+});

@@ -193,6 +193,18 @@ export class LvmClient {
   async lvremove(id: LvId, options: SignalOptions & { operation?: string } = {}): Promise<void> {
     await this.run(['lvremove', '-y', '-f', lvIdString(id)], options);
   }
+
+  /**
+   * `lvremove -y -f @tag`: every logical volume carrying `tag`, in one command (none is not an error; LVM
+   * exits 0). `tag` must be an LVM tag (`A-Z a-z 0-9 _ + . -`), else TypeError: an empty or odd tag must
+   * never reach lvremove.
+   */
+  async lvremoveByTag(tag: string, options: SignalOptions & { operation?: string } = {}): Promise<void> {
+    if (typeof tag !== 'string' || !/^[A-Za-z0-9_+.-]{1,128}$/.test(tag) || tag.startsWith('-')) {
+      throw new TypeError(`lvremoveByTag: ${JSON.stringify(tag)} is not an LVM tag.`);
+    }
+    await this.run(['lvremove', '-y', '-f', `@${tag}`], options);
+  }
 }
 
 /**
