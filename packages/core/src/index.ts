@@ -8,6 +8,11 @@
  */
 export const VERSION = '0.0.0';
 
+export {
+  BORROWED_CONNECTION_WATCH_MS,
+  BorrowedConnection,
+  type ClosableConnection,
+} from './adapter/borrowed-connection';
 export * from './adapter/capability';
 export {
   type AdapterConnection,

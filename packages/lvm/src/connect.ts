@@ -5,8 +5,10 @@
  */
 
 import {
+  type AdapterConnection,
   BACKUP_LEASE_RENEW_MS,
   BACKUP_LEASE_TTL_MS,
+  BorrowedConnection,
   checkOptionKeys,
   checkTimeoutMs,
   createLocalExec,
@@ -24,6 +26,7 @@ import { createEvents } from './capabilities/events';
 import { createInventory } from './capabilities/inventory';
 import { createLabels } from './capabilities/labels';
 import { createLimits } from './capabilities/limits';
+import { guardedExec } from './connection';
 import type { AdapterContext, FreezeHook, LvmBackupNaming, SnapshotSizePolicy } from './context';
 import { ADAPTER_ID } from './errors';
 import { type BackendHello, LvmClient } from './protocol/client';
@@ -39,9 +42,16 @@ export interface LvmOptions {
   exec?: ExecTransport;
   /**
    * A remote host: an `SshClient` of `@hvkit/ssh` (`connectSsh()`), whose `exec` runs the commands with every
-   * argument quoted. The connection stays the caller's (close it yourself). Not together with `exec`.
+   * argument quoted. The connection stays the caller's (close it yourself): the adapter mirrors its state
+   * (`closed`, `onClose`) in {@link LvmAdapter.connection} and never reconnects it. Not together with `exec`.
    */
-  ssh?: { readonly exec: ExecTransport };
+  ssh?: {
+    readonly exec: ExecTransport;
+    /** True once the SSH connection is closed or lost (`SshClient.closed`). */
+    readonly closed?: boolean;
+    /** Tells the adapter at once when the SSH connection closes (`SshClient.onClose`). */
+    onClose?(listener: () => void): () => void;
+  };
   /**
    * Guests as groups of volumes: a guest name to its volumes `vg/lv` (e.g. derived from a libvirt domain's
    * disks). Default: every logical volume holding data (not internal, not a snapshot, not a thin pool, not
@@ -98,6 +108,14 @@ const OPTION_KEYS = {
 export interface LvmAdapter extends HypervisorAdapterV1<typeof ADAPTER_ID> {
   /** The backend's product, version and build, read at connect. */
   readonly server: Readonly<BackendHello>;
+  /**
+   * The connection state. Local (or on a given `exec`): `open` until `close()`. Over SSH it mirrors the
+   * caller's SSH client: when that is closed or lost the adapter becomes `closed` (as soon as the client's
+   * `onClose` fires), with a `CONNECTION_LOST` lastError, and every later call fails `CONNECTION_LOST` with
+   * `retryable: false` at once, without sending a command. It never reconnects (the SSH connection is not
+   * the adapter's): open a new SSH client and a new adapter.
+   */
+  readonly connection: AdapterConnection;
 }
 
 /**
@@ -106,7 +124,8 @@ export interface LvmAdapter extends HypervisorAdapterV1<typeof ADAPTER_ID> {
  *
  * @throws TypeError for options of the wrong type or an unknown option key.
  * @throws HvkitError `NOT_FOUND` when the backend's tool is missing, `TIMEOUT`, `ABORTED`, `PROTOCOL`
- *   and the transport's own errors when the backend cannot be used.
+ *   and the transport's own errors when the backend cannot be used; `CONNECTION_LOST` (not retryable) when
+ *   the given SSH client is already closed.
  *
  * @example
  * await using hv = await connect({});
@@ -138,8 +157,16 @@ export async function connect(options: LvmOptions = {}): Promise<LvmAdapter> {
   const abortSettleMs = checkMs(options.abortSettleMs, DEFAULT_ABORT_SETTLE_MS, 'abortSettleMs');
   const closeTimeoutMs = checkMs(options.closeTimeoutMs, DEFAULT_CLOSE_TIMEOUT_MS, 'closeTimeoutMs');
   const logger = options.logger ?? noopLogger;
-  const client = new LvmClient(options.ssh?.exec ?? options.exec ?? createLocalExec(), timeoutMs);
-  const server = await client.hello({ signal: options.signal, timeoutMs });
+  const exec = options.ssh?.exec ?? options.exec ?? createLocalExec();
+  const connection = new BorrowedConnection({ adapter: ADAPTER_ID, target: exec.target }, options.ssh);
+  const client = new LvmClient(guardedExec(exec, connection), timeoutMs);
+  let server: BackendHello;
+  try {
+    server = await client.hello({ signal: options.signal, timeoutMs });
+  } catch (error) {
+    connection.close();
+    throw error;
+  }
   const context: AdapterContext = {
     client,
     logger,
@@ -158,19 +185,22 @@ export async function connect(options: LvmOptions = {}): Promise<LvmAdapter> {
     events: createEvents(context),
   };
   // The exec transport belongs to the caller (an SSH connection is closed by whoever opened it): close()
-  // stops the running backups and restores, and waits (at most closeTimeoutMs) for their cleanup.
+  // stops the running backups and restores, waits (at most closeTimeoutMs) for their cleanup, and only then
+  // closes the connection state (their cleanup commands still run).
   const close = async (): Promise<void> => {
     if (!(await context.running.close(closeTimeoutMs))) {
       logger.warn(
         `lvm: close() stopped waiting after ${closeTimeoutMs} ms (closeTimeoutMs) for ${context.running.size} running backup(s) or restore(s) to remove their snapshots; run backups.cleanup once their leases expired`,
       );
     }
+    connection.close();
   };
   const adapter: LvmAdapter = {
     specificationVersion: 'v1',
     adapter: ADAPTER_ID,
     supports: LVM_SUPPORTS,
     server: Object.freeze({ ...server }),
+    connection,
     ...Object.fromEntries(Object.entries(capabilities).filter(([, value]) => value !== undefined)),
     close,
     [Symbol.asyncDispose]: close,

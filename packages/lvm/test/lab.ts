@@ -95,3 +95,33 @@ export async function remoteFiles(ssh: SshClient, dir: string): Promise<string[]
     .split('\n')
     .filter((l) => l !== '');
 }
+
+/** The client port of the SSH connection `ssh` as the VM sees it (from `$SSH_CLIENT` of a command run over it). */
+export async function labClientPort(ssh: SshClient): Promise<number> {
+  const { stdout } = await ssh.exec.exec({ argv: ['printenv', 'SSH_CLIENT'], timeoutMs: 30_000 });
+  const port = Number(stdout.toString('utf8').trim().split(/\s+/)[1]);
+  if (!Number.isInteger(port) || port <= 0) throw new Error(`no client port in SSH_CLIENT=${stdout}`);
+  return port;
+}
+
+/**
+ * Ends the SSH connection of client port `port` (see {@link labClientPort}) from the VM's side, as a crashed
+ * or rebooted host would: the sshd processes serving it, found with `ss -tnp` on the VM (run over `admin`,
+ * another connection), are killed (SIGKILL). Only that connection is touched. Returns the pids it killed.
+ */
+export async function killLabSession(admin: SshClient, port: number): Promise<number[]> {
+  const listing = await sh(admin, `ss -Htnp state established '( sport = :22 and dport = :${port} )'`);
+  const pids = [...new Set([...listing.matchAll(/\("sshd[^"]*",pid=(\d+),/g)].map((m) => Number(m[1])))];
+  if (pids.length === 0) throw new Error(`no sshd process on the VM serves client port ${port}:\n${listing}`);
+  await sh(admin, `kill -9 ${pids.join(' ')}`);
+  return pids;
+}
+
+/** Resolves once `ssh` has seen its connection close (at most 10 s). */
+export async function untilClosed(ssh: SshClient): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!ssh.closed) {
+    if (Date.now() > deadline) throw new Error('the SSH client did not see its connection close within 10 s');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
