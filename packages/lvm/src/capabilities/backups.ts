@@ -17,8 +17,6 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import {
   abortError,
   artifactPath,
@@ -329,26 +327,12 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
             'conv=notrunc,fsync',
             'status=none',
           ];
-    // stdin is fed here rather than through ExecRequest.stdin: a source that fails (an artifact that does not
-    // match its manifest) must kill the writer, and @hvkit/ssh's spawn only ends the pipe in that case, which
-    // leaves the remote dd waiting for more input.
-    const proc = client.spawn(argv, signal ? { signal } : {});
+    // A source that fails (an artifact that does not match its manifest) kills dd, and wait() rejects with
+    // the source's error; an abort kills it too, and wait() rejects with ABORTED.
+    const proc = client.spawn(argv, { ...(signal ? { signal } : {}), stdin: data });
     proc.stdout.on('error', () => {});
     proc.stdout.resume();
-    const waited = proc.wait();
-    waited.catch(() => {});
-    try {
-      await pipeline(Readable.from(data, { objectMode: false }), proc.stdin);
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      // dd ended early (its own failure is reported below), or the source failed: then the writer must go.
-      if (code !== 'EPIPE' && code !== 'ERR_STREAM_DESTROYED' && code !== 'ERR_STREAM_PREMATURE_CLOSE') {
-        proc.kill();
-        await waited.catch(() => {});
-        throw error;
-      }
-    }
-    const result = await waited;
+    const result = await proc.wait();
     if (signal?.aborted) throw abortError(signal, { adapter: ADAPTER_ID, operation: 'backups.restore' });
     if (result.exitCode !== 0) {
       throw fail(

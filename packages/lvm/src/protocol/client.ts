@@ -136,23 +136,20 @@ export class LvmClient {
 
   /**
    * Starts a streaming command (device reads and writes). The caller waits for it (and kills it when it gives
-   * up). An abort of `signal` kills the process; the caller then checks `signal.aborted`. (The signal is not
-   * handed to the transport: `@hvkit/ssh`'s spawn leaves a rejection unhandled when its signal aborts while
-   * stdout is read.)
+   * up). An abort of `signal` kills the process, and its `wait()` and stdout fail with `ABORTED`. `stdin`, when
+   * given, is fed to the process; a source that fails kills it, and `wait()` rejects with the source's error.
    */
-  spawn(argv: readonly string[], options: { signal?: AbortSignal } = {}): ExecProcess {
-    const proc = this.#exec.spawn({ argv, env: LVM_ENV, maxBuffer: MAX_OUTPUT_BYTES });
-    const { signal } = options;
-    if (signal) {
-      const onAbort = () => proc.kill();
-      if (signal.aborted) proc.kill();
-      else signal.addEventListener('abort', onAbort, { once: true });
-      proc
-        .wait()
-        .catch(() => {})
-        .finally(() => signal.removeEventListener('abort', onAbort));
-    }
-    return proc;
+  spawn(
+    argv: readonly string[],
+    options: { signal?: AbortSignal; stdin?: AsyncIterable<Uint8Array> } = {},
+  ): ExecProcess {
+    return this.#exec.spawn({
+      argv,
+      env: LVM_ENV,
+      maxBuffer: MAX_OUTPUT_BYTES,
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.stdin ? { stdin: options.stdin } : {}),
+    });
   }
 
   /** What the backend says about itself; connect calls it first, so a host without LVM fails fast. */
