@@ -11,7 +11,7 @@
 import type { BackupSink } from '@hvkit/core';
 import { createSshSink } from '@hvkit/ssh';
 import { connect } from '../src/connect';
-import { connectLab } from './lab';
+import { connectLab, stallAfterFirstMiB } from './lab';
 
 const [volume, dir, ttl] = process.argv.slice(2);
 if (!volume || !dir || !ttl) throw new Error('usage: backup-child.ts <vg/lv> <sink dir> <ttlMs>');
@@ -24,21 +24,7 @@ const sink: BackupSink = {
   location: inner.location,
   writeFile(name, source, options) {
     if (!/\/disk-[^/]+$/.test(name)) return inner.writeFile(name, source, options);
-    return inner.writeFile(
-      name,
-      (async function* () {
-        let n = 0;
-        for await (const chunk of source) {
-          yield chunk;
-          n += chunk.byteLength;
-          if (n >= 2 ** 20) {
-            console.log('STALLED');
-            await new Promise(() => {});
-          }
-        }
-      })(),
-      options,
-    );
+    return inner.writeFile(name, stallAfterFirstMiB(source), options);
   },
 };
 const hv = await connect({ ssh, naming: { leaseTtlMs: ttlMs, leaseRenewMs: Math.floor(ttlMs / 4) } });

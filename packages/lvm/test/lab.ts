@@ -117,11 +117,34 @@ export async function killLabSession(admin: SshClient, port: number): Promise<nu
   return pids;
 }
 
-/** Resolves once `ssh` has seen its connection close (at most 10 s). */
-export async function untilClosed(ssh: SshClient): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!ssh.closed) {
-    if (Date.now() > deadline) throw new Error('the SSH client did not see its connection close within 10 s');
-    await new Promise((resolve) => setTimeout(resolve, 5));
+/** Resolves once `ssh` has seen its connection close (its `onClose`; at most 10 s). */
+export function untilClosed(ssh: SshClient): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error('the SSH client did not see its close within 10 s')),
+      10_000,
+    );
+    const done = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    if (ssh.closed) done();
+    else ssh.onClose(done);
+  });
+}
+
+/**
+ * The chunks of `source` until the first MiB passed, then `STALLED` on stdout and no end (for the child
+ * processes test/backup-child.ts and test/restore-child.ts, which the test kills with SIGKILL there).
+ */
+export async function* stallAfterFirstMiB(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  let n = 0;
+  for await (const chunk of source) {
+    yield chunk;
+    n += chunk.byteLength;
+    if (n >= 2 ** 20) {
+      console.log('STALLED');
+      await new Promise(() => {});
+    }
   }
 }
