@@ -63,7 +63,18 @@ import {
 import { guestOf, HVKIT_BASE_TAG, HVKIT_RESTORE_TAG, HVKIT_TAG } from '../mapping/guests';
 import type { LvmLogicalVolume } from '../mapping/report';
 import { checkLvName, checkVgName, type LvId, lvDevicePath, lvIdString, parseLvId } from '../protocol/names';
-import { acquireVolumeLease, leaseClock, leaseConflict, leasesOf, liveLeaseOfOther } from './lease';
+import {
+  acquireVolumeLease,
+  type FoundLease,
+  holdStoredLease,
+  leaseClock,
+  leaseConflict,
+  leasesOf,
+  leaseTag,
+  liveLeaseOfOther,
+  newRunLease,
+  type StoredLease,
+} from './lease';
 import { resolveGuest } from './resolve';
 
 /** Backup methods this adapter writes into manifests. */
@@ -848,6 +859,19 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
       }
     }
     const runTag = `hvkit-run-restore-${run}`;
+    // The run's lease, stored on its temporary volumes from their creation on (so cleanup never takes them
+    // while the run lives). A live lease of another run on a target (a backup of it) or on another restore's
+    // temporary volumes for the same target is CONFLICT; of two restores that start together the later gives way.
+    const lease = newRunLease(context, `restore-${run}`);
+    const holdersOf = (lvs: readonly LvmLogicalVolume[]) =>
+      lvs.filter((lv) =>
+        plans.some(
+          (p) => lv.vgName === p.vg && (lv.name === p.final || lv.tags.includes(restoreTargetTag(p.final))),
+        ),
+      );
+    const busy = liveLeaseOfOther(context, holdersOf(all), lease.run);
+    if (busy) throw restoreConflict(busy, operation);
+    let held: StoredLease | undefined;
     const progress = createProgressReporter(options.onProgress);
     const readFiles: BackupFile[] = [];
     const total = links.reduce(
@@ -870,7 +894,18 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
             : 0;
         const pool = candidate && poolFree >= p.v.sizeBytes ? candidate : undefined;
         const size = `${Math.ceil(p.v.sizeBytes / 1024)}k`;
-        const tags = ['--addtag', HVKIT_TAG, '--addtag', HVKIT_RESTORE_TAG, '--addtag', runTag];
+        const tags = [
+          '--addtag',
+          HVKIT_TAG,
+          '--addtag',
+          HVKIT_RESTORE_TAG,
+          '--addtag',
+          runTag,
+          '--addtag',
+          restoreTargetTag(p.final),
+          '--addtag',
+          leaseTag(lease),
+        ];
         await client.run(
           pool
             ? ['lvcreate', '-q', '-y', '-V', size, '-T', pool.fullName, '-n', p.temp, ...tags]
@@ -878,6 +913,13 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
           op,
         );
       }
+      const race = liveLeaseOfOther(context, holdersOf(await client.lvs(undefined, op)), lease.run, lease);
+      if (race) throw restoreConflict(race, operation);
+      held = holdStoredLease(
+        context,
+        plans.map((p) => `${p.vg}/${p.temp}`),
+        lease,
+      );
       progress.phase('transfer', { totalBytes: total });
       let done = 0;
       for (const link of links) {
@@ -917,8 +959,10 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
           readFiles.push({ name: `${link.path}/${entry.name}`, bytes: entry.bytes, sha256: entry.sha256 });
         }
       }
-      // Everything verified: give the volumes their names.
+      // Everything verified: give the volumes their names (the lease is no longer renewed from here on: the
+      // renaming takes seconds, far less than its lifetime, and its tags go with the run's own).
       if (signal?.aborted) throw signal.reason;
+      const leaseTags = await held.stop();
       for (const p of plans) {
         if (mode === 'in-place') {
           await client.run(['lvrename', '-q', p.vg, p.final, `hvkit-replaced-${run}`], op);
@@ -947,6 +991,9 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
             HVKIT_RESTORE_TAG,
             '--deltag',
             runTag,
+            '--deltag',
+            restoreTargetTag(p.final),
+            ...leaseTags.flatMap((t) => ['--deltag', t]),
             `${p.vg}/${p.final}`,
           ],
           cleanupOptions(context),
@@ -954,6 +1001,7 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
       }
       progress.done();
     } finally {
+      await held?.stop();
       if (!swapped || mode === 'new') await removeTagged(new Set(plans.map((p) => p.vg)), runTag);
     }
     const after = await client.lvs(undefined, cleanupOptions(context));
@@ -1076,6 +1124,29 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
       const liveRuns = new Set(
         leases.filter((f) => f.lease && leaseIsLive(f.lease, at)).map((f) => (f.lease as BackupLease).run),
       );
+      const holdsLiveLease = (lvs: readonly LvmLogicalVolume[]) =>
+        leasesOf(lvs).some((f) => f.lease !== undefined && leaseIsLive(f.lease, at));
+      // The metadata snapshot of a thin pool of the guest's volumes, reserved by an incremental run that died
+      // between reserve_metadata_snap and release_metadata_snap: released when no live lease in the pool may
+      // still need it. (First, so that the pool is in its normal state for the removals below.)
+      const pools = all.filter(
+        (pool) =>
+          pool.kind === 'thin-pool' &&
+          volumes.some((v) => v.kind === 'thin' && v.vgName === pool.vgName && v.pool === pool.name),
+      );
+      for (const pool of pools) {
+        // An inactive pool has no -tpool device, and nothing can hold its metadata snapshot.
+        if (!pool.dmPath || pool.active !== true) continue;
+        const tpool = `${pool.dmPath}-tpool`;
+        if (heldMetadataRoot(await client.run(['dmsetup', 'status', tpool], op)) === undefined) continue;
+        const item = { kind: 'snapshot' as const, name: `${pool.fullName}:metadata-snapshot` };
+        if (holdsLiveLease(all.filter((lv) => lv.vgName === pool.vgName && lv.pool === pool.name))) {
+          result.kept.push(item);
+          continue;
+        }
+        await client.run(['dmsetup', 'message', tpool, '0', 'release_metadata_snap'], op);
+        result.removed.push(item);
+      }
       // Snapshots of the guest's volumes that a backup run made and did not remove (its process died).
       for (const lv of all) {
         if (!isSnapshot(lv) || !lv.tags.includes(HVKIT_TAG)) continue;
@@ -1084,6 +1155,20 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
         if (run === undefined || run.startsWith('restore-')) continue;
         const item = { kind: 'snapshot' as const, name: lv.fullName, run };
         if (liveRuns.has(run)) {
+          result.kept.push(item);
+          continue;
+        }
+        await removeVolumes([{ vg: lv.vgName, lv: lv.name }]);
+        result.removed.push(item);
+      }
+      // Temporary volumes of restores into the guest's volume groups whose process died (lease expired).
+      const groups = new Set(volumes.map((v) => v.vgName));
+      for (const lv of all) {
+        if (!groups.has(lv.vgName) || !lv.tags.includes(HVKIT_RESTORE_TAG)) continue;
+        const run = tagValue(lv, 'hvkit-run-restore-');
+        if (run === undefined) continue;
+        const item = { kind: 'volume' as const, name: lv.fullName, run: `restore-${run}` };
+        if (holdsLiveLease([lv])) {
           result.kept.push(item);
           continue;
         }
@@ -1137,6 +1222,41 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
       return [...byArtifact.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
     },
   };
+}
+
+/** The tag on a restore's temporary volume naming the volume it becomes (`vg` is the volume's own). */
+function restoreTargetTag(final: string): string {
+  return `hvkit-target-${final}`;
+}
+
+/** The CONFLICT error of a restore target a live lease holds (a backup of it, or another restore into it). */
+function restoreConflict(found: FoundLease, operation: string): HvkitError {
+  const lease = found.lease as BackupLease;
+  if (!lease.run.startsWith('restore-')) return leaseConflict(found, operation);
+  return fail(
+    'CONFLICT',
+    `The target volume is being restored by run ${lease.run} of ${lease.owner} (its temporary volume ${found.volume.fullName}, lease until ${lease.expiresAt}); try again when it ended, or run backups.cleanup on a guest of that volume group after the lease expired if that process died.`,
+    operation,
+    { volume: found.volume.fullName, lease },
+  );
+}
+
+/**
+ * The held metadata root in `dmsetup status` of a thin pool (`<start> <length> thin-pool <transaction id>
+ * <used>/<total metadata> <used>/<total data> <held root> ...`), or undefined when none is held (`-`).
+ */
+export function heldMetadataRoot(status: string): string | undefined {
+  const fields = status.trim().split(/\s+/);
+  const at = fields.indexOf('thin-pool');
+  const held = at < 0 ? undefined : fields[at + 4];
+  if (held === undefined) {
+    throw fail(
+      'PROTOCOL',
+      `dmsetup status printed no thin-pool status: ${status.slice(0, 200)}`,
+      'backups.cleanup',
+    );
+  }
+  return held === '-' ? undefined : held;
 }
 
 function parseDefinition(bytes: Uint8Array, path: string): Definition {

@@ -2,14 +2,16 @@
  * Leases and `backups.cleanup` in the lab VM (peer lab-vm): a backup run killed with SIGKILL in a child
  * process (test/backup-child.ts) leaves its snapshot, its lease tag and a partial file; while its lease is
  * live a backup of the same volume is CONFLICT and cleanup() keeps them; once it expired, cleanup() removes
- * all of it. What is left is read with LVM's own tools and `find`, never the adapter.
+ * all of it. The same for a restore killed with SIGKILL (test/restore-child.ts: its temporary volume), and
+ * for a thin pool's metadata snapshot left reserved. What is left is read with LVM's own tools, `dmsetup`
+ * and `find`, never the adapter.
  */
 
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { HvkitError } from '@hvkit/core';
-import { createSshSink, type SshClient } from '@hvkit/ssh';
+import { createSshSink, createSshSource, type SshClient } from '@hvkit/ssh';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectLab, createTestVg, lab, labTitle, remoteFiles, sh, type TestVg } from '../../test/lab';
 import { connect, type LvmAdapter } from '../connect';
@@ -18,19 +20,16 @@ import { connect, type LvmAdapter } from '../connect';
 const TTL_MS = 20_000;
 
 /** Runs test/backup-child.ts until it prints STALLED, then kills it with SIGKILL. */
-async function killedBackup(volume: string, dir: string): Promise<void> {
+function killedBackup(volume: string, dir: string): Promise<void> {
+  return killedChild('backup-child.ts', [volume, dir, String(TTL_MS)]);
+}
+
+/** Runs a test/ helper until it prints STALLED, then kills it with SIGKILL. */
+async function killedChild(script: string, args: readonly string[]): Promise<void> {
   const pkg = join(import.meta.dirname, '..', '..');
   const child = spawn(
     process.execPath,
-    [
-      '--conditions=@hvkit/source',
-      '--import',
-      'tsx',
-      join(pkg, 'test', 'backup-child.ts'),
-      volume,
-      dir,
-      String(TTL_MS),
-    ],
+    ['--conditions=@hvkit/source', '--import', 'tsx', join(pkg, 'test', script), ...args],
     { cwd: pkg, stdio: ['ignore', 'pipe', 'inherit'] },
   );
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -133,6 +132,93 @@ dd if=/dev/urandom of=/dev/${data} bs=1M count=8 status=none conv=fsync`,
       expect(await volumesLeft()).toEqual(['data']);
       const again = await hv.backups?.cleanup?.(data, { sink: createSshSink(ssh, sinkDir) });
       expect(again).toEqual({ removed: [], kept: [] });
+    });
+
+    it('a SIGKILLed restore: its live lease blocks a restore into the same target (CONFLICT) and cleanup keeps its temporary volume; expired, cleanup removes it', async () => {
+      const dir = `${sinkDir}-restore`;
+      try {
+        await hv.backups?.backup(data, createSshSink(ssh, dir));
+        await killedChild('restore-child.ts', [dir, 'restored', String(TTL_MS)]);
+        const killedAt = Date.now();
+
+        // What the killed restore left: its temporary volume, tagged with its run and holding its lease.
+        const left = await volumesLeft();
+        const temp = left.find((l) => l.startsWith('hvkit-restore-'));
+        expect(temp, left.join(' | ')).toMatch(/hvkit-run-restore-/);
+        expect(temp).toMatch(/hvkit-lease-/);
+        expect(left.some((l) => l.startsWith('restored '))).toBe(false);
+
+        // The live lease: a restore into the same target is CONFLICT (and changes nothing); cleanup keeps it.
+        const conflict = await hv.backups?.restore?.(createSshSource(ssh, dir), { name: 'restored' }).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(HvkitError.isInstance(conflict, 'CONFLICT'), String(conflict)).toBe(true);
+        expect((conflict as HvkitError).message).toMatch(/restored by run/);
+        expect(await volumesLeft()).toEqual(left);
+        const early = await hv.backups?.cleanup?.(data);
+        expect(early?.removed).toEqual([]);
+        expect(early?.kept.map((k) => k.kind)).toEqual(['volume']);
+        expect(await volumesLeft()).toEqual(left);
+
+        // Expired: cleanup removes the temporary volume; a restore into the target then runs.
+        await new Promise((r) => setTimeout(r, Math.max(0, killedAt + TTL_MS + 500 - Date.now())));
+        const result = await hv.backups?.cleanup?.(data);
+        expect(result?.kept).toEqual([]);
+        expect(result?.removed.map((r) => r.kind)).toEqual(['volume']);
+        expect(await volumesLeft()).toEqual(['data']);
+        const restored = await hv.backups?.restore?.(createSshSource(ssh, dir), { name: 'restored' });
+        expect(restored?.guest.id).toBe(`${vg.name}/restored`);
+        expect((await volumesLeft()).sort()).toEqual(['data', 'restored']);
+      } finally {
+        await sh(ssh, `lvremove -q -y ${vg.name}/restored >/dev/null 2>&1 || true; rm -rf ${dir}`);
+      }
+    });
+
+    it('a thin pool metadata snapshot left reserved: kept while a live lease in the pool may need it, released by cleanup once none does', async () => {
+      const thin = `${vg.name}/thin`;
+      const dir = `${sinkDir}-thin`;
+      const tpool = `/dev/mapper/${vg.name.replaceAll('-', '--')}-pool-tpool`;
+      /** The held metadata root of the pool (`-` when none is reserved), by dmsetup. */
+      const held = async () => {
+        const fields = (await sh(ssh, `dmsetup status ${tpool}`)).trim().split(/\s+/);
+        return fields[fields.indexOf('thin-pool') + 4];
+      };
+      try {
+        await sh(
+          ssh,
+          `lvcreate -q -y -L 16M -T ${vg.name}/pool >/dev/null
+lvcreate -q -y -V 8M -T ${vg.name}/pool -n thin >/dev/null
+dd if=/dev/urandom of=/dev/${thin} bs=1M count=8 status=none conv=fsync`,
+        );
+        expect(await held()).toBe('-');
+        // A run killed between reserve_metadata_snap and release_metadata_snap leaves the pool like this (the
+        // window is milliseconds long, so the test reserves it itself), while another run, SIGKILLed too,
+        // still holds a live lease on a volume of the pool.
+        await killedBackup(thin, dir);
+        const killedAt = Date.now();
+        await sh(ssh, `dmsetup message ${tpool} 0 reserve_metadata_snap`);
+        expect(await held()).not.toBe('-');
+
+        const early = await hv.backups?.cleanup?.(thin);
+        expect(early?.kept.map((k) => k.kind).sort()).toEqual(['lease', 'snapshot', 'snapshot']);
+        expect(early?.kept.find((k) => k.name.endsWith(':metadata-snapshot'))).toBeDefined();
+        expect(await held()).not.toBe('-');
+
+        await new Promise((r) => setTimeout(r, Math.max(0, killedAt + TTL_MS + 500 - Date.now())));
+        const result = await hv.backups?.cleanup?.(thin);
+        expect(result?.kept).toEqual([]);
+        expect(result?.removed.find((k) => k.name === `${vg.name}/pool:metadata-snapshot`)).toBeDefined();
+        expect(await held()).toBe('-');
+        const again = await hv.backups?.cleanup?.(thin);
+        expect(again).toEqual({ removed: [], kept: [] });
+      } finally {
+        await sh(
+          ssh,
+          `dmsetup message ${tpool} 0 release_metadata_snap >/dev/null 2>&1 || true
+lvremove -q -y -f ${vg.name}/pool >/dev/null 2>&1 || true; rm -rf ${dir}`,
+        );
+      }
     });
   },
 );

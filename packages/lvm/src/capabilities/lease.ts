@@ -150,11 +150,50 @@ export async function acquireVolumeLease(
     await removeMine();
     throw error;
   }
+  const held = holdStoredLease(context, names, lease, renewMs, ttlMs, mine);
+  return {
+    lease,
+    async release() {
+      await held.stop();
+      await removeMine();
+    },
+  };
+}
+
+/** A new lease of `run` (owner and clock of connect's `naming`), to store with {@link leaseTag}. */
+export function newRunLease(context: AdapterContext, run: string): BackupLease {
+  const { naming } = context;
+  return newLease(run, naming.leaseTtlMs ?? BACKUP_LEASE_TTL_MS, {
+    now: leaseClock(context)(),
+    owner: naming.leaseOwner?.() ?? leaseOwner(),
+  });
+}
+
+/** A lease whose tag is stored on volumes already; `stop()` ends its renewal (it never throws). */
+export interface StoredLease {
+  readonly lease: BackupLease;
+  /** Stops renewing; resolves with every tag this run may have stored (to remove with the volumes' names then). */
+  stop(): Promise<string[]>;
+}
+
+/**
+ * Renews `lease`, whose tag the volumes `names` carry already (given to `lvcreate --addtag`, so the volumes
+ * never exist without it), until `stop()`. `mine` collects every tag a renewal may have stored.
+ */
+export function holdStoredLease(
+  context: AdapterContext,
+  names: readonly string[],
+  lease: BackupLease,
+  renewMs: number = context.naming.leaseRenewMs ?? BACKUP_LEASE_RENEW_MS,
+  ttlMs: number = context.naming.leaseTtlMs ?? BACKUP_LEASE_TTL_MS,
+  mine: Set<string> = new Set([leaseTag(lease)]),
+): StoredLease {
+  const { client, logger } = context;
   let current = leaseTag(lease);
   const holder = holdLease(lease, {
     renewMs,
     ttlMs,
-    now: clock,
+    now: leaseClock(context),
     store: async (next, { signal }) => {
       const tag = leaseTag(next);
       mine.add(tag);
@@ -169,9 +208,9 @@ export async function acquireVolumeLease(
   });
   return {
     lease,
-    async release() {
+    async stop() {
       await holder.stop();
-      await removeMine();
+      return [...mine];
     },
   };
 }
