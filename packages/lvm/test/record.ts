@@ -16,7 +16,7 @@ import { formatConformanceReport, runConformanceReport } from '@hvkit/conformanc
 import { createExecTranscript, recordingExec } from '@hvkit/conformance/fixtures';
 import { connect } from '../src/connect';
 import { connectLab, lab, removeTestVg, sh } from './lab';
-import { writeLabFixture } from './recording';
+import { onlyVolumeGroupExec, writeLabFixture } from './recording';
 import { FIXTURE, FIXTURE_TARGET, FIXTURE_VG, fixtureNaming, REPLAY_SKIPS } from './replay-options';
 
 if (!lab.available) throw new Error(lab.reason);
@@ -34,7 +34,7 @@ lvcreate -q -y -V 256k -T ${FIXTURE_VG}/pool -n guest1 >/dev/null 2>&1
 head -c 262144 /dev/zero | tr '\\0' 'h' > /dev/${FIXTURE_VG}/guest1; sync`,
   );
   const transcript = createExecTranscript();
-  const exec = recordingExec(ssh.exec, transcript);
+  const exec = recordingExec(onlyVolumeGroupExec(ssh.exec, FIXTURE_VG), transcript);
   const naming = fixtureNaming();
   const report = await runConformanceReport({
     name: 'lvm (recording)',

@@ -17,6 +17,7 @@ import {
   type TextRule,
   writeFixture,
 } from '@hvkit/conformance/fixtures';
+import type { ExecTransport } from '@hvkit/core';
 import type { SshClient } from '@hvkit/ssh';
 import { connect } from '../src/connect';
 
@@ -103,4 +104,25 @@ export async function writeLabFixture(
   );
   console.log(`wrote ${dir} (${transcript.commands.length} commands)`);
   return dir;
+}
+
+/**
+ * `exec` as the adapter sees it while recording in volume group `vg`: reports without the rows of other
+ * groups ({@link onlyVolumeGroup}), as the replay will serve them. Other tests' groups then cannot change what
+ * the suite does while it records (e.g. a guest more to look up), so the replay makes the same calls.
+ */
+export function onlyVolumeGroupExec(exec: ExecTransport, vg: string): ExecTransport {
+  const rule = onlyVolumeGroup(vg);
+  return {
+    get target() {
+      return exec.target;
+    },
+    async exec(request) {
+      const result = await exec.exec(request);
+      const text = result.stdout.toString('utf8');
+      const kept = rule(text, { kind: 'stdout' });
+      return kept === text ? result : { ...result, stdout: Buffer.from(kept, 'utf8') };
+    },
+    spawn: (request) => exec.spawn(request),
+  };
 }
