@@ -60,7 +60,7 @@ import {
   parseThinDelta,
   readDelta,
 } from '../mapping/delta';
-import { guestOf, HVKIT_BASE_TAG, HVKIT_RESTORE_TAG, HVKIT_TAG } from '../mapping/guests';
+import { guestOf, HVKIT_BASE_TAG, HVKIT_RESTORE_TAG, HVKIT_RUN_TAG, HVKIT_TAG } from '../mapping/guests';
 import type { LvmLogicalVolume } from '../mapping/report';
 import { checkLvName, checkVgName, type LvId, lvDevicePath, lvIdString, parseLvId } from '../protocol/names';
 import {
@@ -76,9 +76,6 @@ import {
   type StoredLease,
 } from './lease';
 import { resolveGuest } from './resolve';
-
-/** Backup methods this adapter writes into manifests. */
-export const LVM_BACKUP_METHODS = ['lvm-cow-snapshot', 'lvm-thin-snapshot', 'lvm-thin-delta'] as const;
 
 /** The definition file of an artifact: the guest's volumes as LVM had them. */
 export const VOLUMES_FILE = 'volumes.json';
@@ -500,7 +497,7 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
     const id = newArtifactId(mode, startedAt, () => unique);
     chain ??= { id, position: 0 };
     const path = artifactPath(guest.name, id);
-    const runTag = `hvkit-run-${id}`;
+    const runTag = `${HVKIT_RUN_TAG}-${id}`;
     const suffix = `hvkit-${unique}`;
     const written: string[] = [];
     const files: BackupFile[] = [];
@@ -858,7 +855,7 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
         }
       }
     }
-    const runTag = `hvkit-run-restore-${run}`;
+    const runTag = `${HVKIT_RUN_TAG}-restore-${run}`;
     // The run's lease, stored on its temporary volumes from their creation on (so cleanup never takes them
     // while the run lives). A live lease of another run on a target (a backup of it) or on another restore's
     // temporary volumes for the same target is CONFLICT; of two restores that start together the later gives way.
@@ -1151,7 +1148,7 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
       for (const lv of all) {
         if (!isSnapshot(lv) || !lv.tags.includes(HVKIT_TAG)) continue;
         if (!volumes.some((v) => v.vgName === lv.vgName && v.name === lv.origin)) continue;
-        const run = tagValue(lv, 'hvkit-run-');
+        const run = tagValue(lv, `${HVKIT_RUN_TAG}-`);
         if (run === undefined || run.startsWith('restore-')) continue;
         const item = { kind: 'snapshot' as const, name: lv.fullName, run };
         if (liveRuns.has(run)) {
@@ -1165,7 +1162,7 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
       const groups = new Set(volumes.map((v) => v.vgName));
       for (const lv of all) {
         if (!groups.has(lv.vgName) || !lv.tags.includes(HVKIT_RESTORE_TAG)) continue;
-        const run = tagValue(lv, 'hvkit-run-restore-');
+        const run = tagValue(lv, `${HVKIT_RUN_TAG}-restore-`);
         if (run === undefined) continue;
         const item = { kind: 'volume' as const, name: lv.fullName, run: `restore-${run}` };
         if (holdsLiveLease([lv])) {
