@@ -254,21 +254,11 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
   }
 
   /**
-   * Removes every volume carrying the run's tag, in every group, with one `lvremove @tag` (what a backup run
-   * created, also a snapshot whose lvcreate an abort cut short).
+   * Removes every volume carrying the run's tag, in every group, with one `lvremove @tag` (what a backup or
+   * restore run created, also a volume whose lvcreate an abort cut short).
    */
   async function removeRun(tag: string): Promise<void> {
     await retryRemoval(`the volumes tagged ${tag}`, () => client.lvremoveByTag(tag, cleanupOptions(context)));
-  }
-
-  /** Removes every volume carrying `tag` in the groups `vgs` (what a run created, also when cut short). */
-  async function removeTagged(vgs: Iterable<string>, tag: string): Promise<void> {
-    for (const vg of new Set(vgs)) {
-      const lvs = await client.lvs(vg, cleanupOptions(context));
-      await removeVolumes(
-        lvs.filter((lv) => lv.tags.includes(tag)).map((lv) => ({ vg: lv.vgName, lv: lv.name })),
-      );
-    }
   }
 
   /** Streams a device range (or all of it) with dd; fails when dd fails, after asking `check` why. */
@@ -999,7 +989,7 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
       progress.done();
     } finally {
       await held?.stop();
-      if (!swapped || mode === 'new') await removeTagged(new Set(plans.map((p) => p.vg)), runTag);
+      if (!swapped || mode === 'new') await removeRun(runTag);
     }
     const after = await client.lvs(undefined, cleanupOptions(context));
     const restored = plans
