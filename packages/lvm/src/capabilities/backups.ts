@@ -6,8 +6,8 @@
  *    area sized by the policy for a normal volume, a thin snapshot without `-L` for a thin one); thaw;
  * 2. each snapshot device is streamed (`dd`) into the sink, which hashes it (sha256) while it writes;
  *    incrementals of thin volumes stream only the blocks `thin_delta` names as changed since the base;
- * 3. the snapshot is checked once more after the copy: a COW snapshot that became invalid (its area filled
- *    while the origin was written) fails the artifact with `details.reason: 'snapshot-invalid'`;
+ * 3. the snapshot is checked once more after the copy (`dmsetup status`): a COW snapshot that became invalid
+ *    (its area filled while the origin was written) fails the artifact with `details.reason: 'snapshot-invalid'`;
  * 4. the manifest is written last; then the snapshots are removed in every case (success, failure, abort),
  *    except, for thin volumes, the newest one, kept as the base of the next incremental (tag `hvkit-base`).
  *
@@ -62,7 +62,15 @@ import {
 } from '../mapping/delta';
 import { guestOf, HVKIT_BASE_TAG, HVKIT_RESTORE_TAG, HVKIT_RUN_TAG, HVKIT_TAG } from '../mapping/guests';
 import type { LvmLogicalVolume } from '../mapping/report';
-import { checkLvName, checkVgName, type LvId, lvDevicePath, lvIdString, parseLvId } from '../protocol/names';
+import {
+  checkLvName,
+  checkVgName,
+  type LvId,
+  lvDevicePath,
+  lvDmName,
+  lvIdString,
+  parseLvId,
+} from '../protocol/names';
 import {
   acquireVolumeLease,
   type FoundLease,
@@ -402,12 +410,12 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
     }
   }
 
-  function snapshotInvalidError(snap: string, origin: string, cowBytes: number | undefined) {
+  function snapshotInvalidError(snap: string, origin: string, cowBytes: number | undefined, state: string) {
     return fail(
       'REMOTE',
-      `The snapshot ${snap} of ${origin} became invalid while it was copied: its copy-on-write area${cowBytes === undefined ? '' : ` (${cowBytes} bytes)`} filled up because the origin changed more than that during the copy, so the copy is not consistent and was discarded. Give snapshots more room (connect option snapshotSize) or back up when fewer writes happen.`,
+      `The snapshot ${snap} of ${origin} became invalid while it was copied (device-mapper status ${JSON.stringify(state)}): its copy-on-write area${cowBytes === undefined ? '' : ` (${cowBytes} bytes)`} filled up because the origin changed more than that during the copy, so the copy is not consistent and was discarded. Give snapshots more room (connect option snapshotSize) or back up when fewer writes happen.`,
       'backups.backup',
-      { reason: 'snapshot-invalid', snapshot: snap, origin },
+      { reason: 'snapshot-invalid', snapshot: snap, origin, status: state },
     );
   }
 
@@ -511,6 +519,16 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
     /** The removal of the run's snapshots and the release of its lease, once started. */
     let removing: Promise<void> | undefined;
     let releasing: Promise<void> | undefined;
+    /** Thin volumes only: the run keeps its snapshots as the bases of the next incremental. */
+    const thin = volumes.every((lv) => lv.kind === 'thin');
+    /** Starts removing the run's snapshots (once every one was read and checked, or at the end). */
+    const startRemoving = () => {
+      if (removing) return;
+      removing = removeRun(runTag);
+      removing.catch(() => {});
+    };
+    /** The definition file, written while the snapshots are made. */
+    let defWriting: Promise<BackupFile> | undefined;
     /** Removes what the run left (its snapshots, unless kept as bases) and its lease, in every case. */
     const endRun = async () => {
       // The lease command and the lvs may still run (a failure before they were awaited): let them end first.
@@ -523,6 +541,34 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
     };
     try {
       progress.phase('snapshot');
+      // The definition first, then the disks, the manifest last. The definition needs no snapshot, so it
+      // goes to the sink while they are made (the sink's own first round trips overlap LVM's); the sink
+      // still gets one file at a time, as the disks start only after it.
+      const definition: Definition = {
+        format: 'hvkit-lvm-volumes',
+        version: 1,
+        guest: { id: guest.id, name: guest.name, uuid: guest.uuid },
+        volumes: plans.map((p) => ({
+          id: p.lv.fullName,
+          vg: p.lv.vgName,
+          name: p.lv.name,
+          sizeBytes: p.lv.sizeBytes ?? 0,
+          thin: p.lv.kind === 'thin',
+          ...(p.lv.pool ? { pool: p.lv.pool } : {}),
+          file: p.file,
+        })),
+      };
+      const defBytes = new TextEncoder().encode(`${JSON.stringify(definition, null, 2)}\n`);
+      const defName = `${path}/${VOLUMES_FILE}`;
+      written.push(defName);
+      defWriting = sink.writeFile(
+        defName,
+        (async function* () {
+          yield defBytes;
+        })(),
+        { ...(signal ? { signal } : {}), expectedBytes: defBytes.byteLength },
+      );
+      defWriting.catch(() => {});
       if (context.freeze) {
         await context.freeze.freeze(guest, signal ? { signal } : {});
         froze = true;
@@ -590,31 +636,7 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
         }
       }
 
-      // The definition first, then the disks, the manifest last.
-      const definition: Definition = {
-        format: 'hvkit-lvm-volumes',
-        version: 1,
-        guest: { id: guest.id, name: guest.name, uuid: guest.uuid },
-        volumes: sends.map((s) => ({
-          id: s.lv.fullName,
-          vg: s.lv.vgName,
-          name: s.lv.name,
-          sizeBytes: s.size,
-          thin: s.lv.kind === 'thin',
-          ...(s.lv.pool ? { pool: s.lv.pool } : {}),
-          file: s.file,
-        })),
-      };
-      const defBytes = new TextEncoder().encode(`${JSON.stringify(definition, null, 2)}\n`);
-      const defName = `${path}/${VOLUMES_FILE}`;
-      written.push(defName);
-      const defFile = await sink.writeFile(
-        defName,
-        (async function* () {
-          yield defBytes;
-        })(),
-        { ...(signal ? { signal } : {}), expectedBytes: defBytes.byteLength },
-      );
+      const defFile = await defWriting;
       files.push(defFile);
       manifestFiles.push({
         name: VOLUMES_FILE,
@@ -627,19 +649,30 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
       const total = sends.reduce((sum, s) => sum + s.bytes, 0);
       progress.phase('transfer', { totalBytes: total });
       let before = 0;
-      for (const s of sends) {
+      for (const [index, s] of sends.entries()) {
+        const last = index === sends.length - 1;
         const snapPath = lvDevicePath(s.snap);
         // A COW snapshot whose area filled is invalid: checked after the copy (and when dd fails). A thin
         // snapshot cannot become invalid: it has no COW area, and its blocks are never written in place (an
         // origin write goes to a new block of the pool; a full pool fails that write, not the snapshot's
         // data, and a pool in failure mode fails the read, so dd fails). No lvs for it.
+        // The check reads the kernel's own state of the snapshot target (`dmsetup status`, tens of ms)
+        // rather than an lvs (hundreds of ms under load, and it takes the group's lock).
         const check =
           s.lv.kind === 'thin'
             ? async () => {}
             : async () => {
-                const current = await client.lv(s.snap, cleanupOptions(context));
-                if (current?.snapshotInvalid)
-                  throw snapshotInvalidError(lvIdString(s.snap), s.lv.fullName, current.sizeBytes);
+                const status = await client.run(
+                  ['dmsetup', 'status', lvDmName(s.snap)],
+                  cleanupOptions(context),
+                );
+                const state = cowSnapshotState(status);
+                if (state !== 'valid') {
+                  const row = (await reading?.catch(() => undefined))?.find(
+                    (lv) => lv.vgName === s.snap.vg && lv.name === s.snap.lv,
+                  );
+                  throw snapshotInvalidError(lvIdString(s.snap), s.lv.fullName, row?.sizeBytes, state);
+                }
               };
         const source = s.ranges
           ? (async function* () {
@@ -653,6 +686,9 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
               yield* readDevice(snapPath, undefined, signal, check);
               // The copy is good only if the snapshot stayed valid to its end.
               await check();
+              // Every snapshot read and checked: a run that keeps none removes them now, while the sink
+              // still checks this file and the manifest is written.
+              if (last && !thin) startRemoving();
             })();
         const name = `${path}/${s.file}`;
         written.push(name);
@@ -679,12 +715,8 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
       }
 
       current ??= await readCurrent();
-      const thin = volumes.every((lv) => lv.kind === 'thin');
-      // Every snapshot checked: a run that keeps none removes them while the manifest is written.
-      if (!thin) {
-        removing = removeRun(runTag);
-        removing.catch(() => {});
-      }
+      // Every snapshot checked: a run that keeps none removes them (if the last copy did not start that).
+      if (!thin) startRemoving();
       const manifest: BackupManifest = {
         format: 'hvkit-backup',
         version: 1,
@@ -755,6 +787,8 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
         chain: chain.id,
       };
     } catch (error) {
+      // The definition may still be on its way (a snapshot failed first): its removal waits for it.
+      await defWriting?.catch(() => {});
       if (!succeeded && sink.removeFile) {
         for (const name of written.reverse()) {
           await sink.removeFile(name).catch((e: unknown) =>
@@ -1226,6 +1260,27 @@ function restoreConflict(found: FoundLease, operation: string): HvkitError {
     operation,
     { volume: found.volume.fullName, lease },
   );
+}
+
+/**
+ * The state of a COW snapshot in its `dmsetup status` line (`<start> <length> snapshot <state>`): `valid`
+ * while the kernel reports its usage (`<allocated>/<total> <metadata>` sectors), else the word it prints
+ * instead: `Invalid` once its copy-on-write area filled (or an I/O error hit it), `Overflow` where the
+ * target supports that, `Merge failed`. Any of those means the snapshot no longer shows the origin as it was.
+ *
+ * @throws HvkitError `PROTOCOL` when the output is no snapshot target's status.
+ */
+export function cowSnapshotState(status: string): string {
+  const m = /^\s*\d+\s+\d+\s+snapshot\s+(.*?)\s*$/m.exec(status);
+  if (!m) {
+    throw fail(
+      'PROTOCOL',
+      `dmsetup status printed no snapshot status: ${JSON.stringify(status.slice(0, 200))}`,
+      'backups.backup',
+    );
+  }
+  const state = m[1] as string;
+  return /^\d+\/\d+(\s+\d+)?$/.test(state) ? 'valid' : state;
 }
 
 /**

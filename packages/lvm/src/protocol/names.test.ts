@@ -1,6 +1,6 @@
 import { HvkitError } from '@hvkit/core';
 import { describe, expect, it } from 'vitest';
-import { checkLvName, checkVgName, lvDevicePath, parseLvId } from './names';
+import { checkLvName, checkVgName, lvDevicePath, lvDmName, parseLvId } from './names';
 
 const HOSTILE = [
   '',
@@ -71,5 +71,14 @@ describe('LVM names', () => {
     }
     expect(() => checkVgName(1)).toThrow(TypeError);
     expect(() => parseLvId({ vg: 'a' })).toThrow(TypeError);
+  });
+});
+
+describe('lvDmName', () => {
+  it('doubles the dashes inside each name, as LVM names its device-mapper devices', () => {
+    // Seen in the lab VM: `dmsetup status dm--t--vg-my--data--snap` for dm-t-vg/my-data-snap.
+    expect(lvDmName({ vg: 'dm-t-vg', lv: 'my-data-snap' })).toBe('dm--t--vg-my--data--snap');
+    expect(lvDmName({ vg: 'vg0', lv: 'data' })).toBe('vg0-data');
+    expect(lvDmName({ vg: 'a+b_c.d', lv: 'x--y' })).toBe('a+b_c.d-x----y');
   });
 });

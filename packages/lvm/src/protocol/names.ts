@@ -107,3 +107,11 @@ export function lvIdString(id: LvId): string {
 export function lvDevicePath(id: LvId): string {
   return `/dev/${id.vg}/${id.lv}`;
 }
+
+/**
+ * The device-mapper name LVM gives an active volume: `<vg>-<lv>` with every `-` inside either name doubled
+ * (`vg-a/my-data` is `vg--a-my--data`), as `dmsetup` takes it (names already checked).
+ */
+export function lvDmName(id: LvId): string {
+  return `${id.vg.replaceAll('-', '--')}-${id.lv.replaceAll('-', '--')}`;
+}
