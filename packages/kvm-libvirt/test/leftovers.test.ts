@@ -6,8 +6,9 @@
  *   libvirtd) and no file or folder in that `TMPDIR` is left afterwards. Collecting a skipped file runs its
  *   `describe` bodies, so nothing there may start a daemon or make a folder.
  * - A throwaway libvirtd (test/throwaway-libvirtd.ts) whose process ends without disposing of it (an exit,
- *   SIGTERM as vitest ends its workers, SIGINT, SIGHUP, SIGKILL) does not outlive it (needs the libvirtd
- *   binary).
+ *   SIGTERM as vitest ends its workers, SIGINT, SIGHUP, SIGKILL) does not outlive it, and one whose process
+ *   loses its parent's IPC channel (a vitest worker whose main process was ended) is stopped at once (needs
+ *   the libvirtd binary).
  */
 
 import { execFile } from 'node:child_process';
@@ -132,9 +133,11 @@ const daemonSkip =
 describe.skipIf(daemonSkip !== undefined && mode !== 'require')(
   `a throwaway libvirtd does not outlive the process that started it${daemonSkip ? ` (skipped: ${daemonSkip})` : ''}`,
   () => {
-    it('exit without dispose, SIGTERM, SIGINT, SIGHUP: daemon stopped and its folder removed; SIGKILL: daemon stopped', async () => {
-      const endings = ['exit', 'SIGTERM', 'SIGINT', 'SIGHUP', 'SIGKILL'] as const;
-      const children: TestChild[] = endings.map(() => spawnTestChild('throwaway-child.ts', []));
+    it('exit without dispose, SIGTERM, SIGINT, SIGHUP, IPC disconnect: daemon stopped and its folder removed; SIGKILL: daemon stopped', async () => {
+      const endings = ['exit', 'SIGTERM', 'SIGINT', 'SIGHUP', 'SIGKILL', 'disconnect'] as const;
+      const children: TestChild[] = endings.map((e) =>
+        spawnTestChild('throwaway-child.ts', [], { ipc: e === 'disconnect' }),
+      );
       const daemons: { pid: number; dir: string }[] = [];
       try {
         for (const line of await Promise.all(children.map((c) => c.waitFor('STARTED ')))) {
@@ -146,11 +149,17 @@ describe.skipIf(daemonSkip !== undefined && mode !== 'require')(
         endings.forEach((ending, i) => {
           const { child } = children[i] as TestChild;
           if (ending === 'exit') child.stdin?.write('exit\n');
+          else if (ending === 'disconnect') child.disconnect();
           else child.kill(ending);
         });
-        await Promise.all(children.map((c) => c.exited));
+        // The disconnected child goes on running (as an orphaned vitest worker would), so it is not awaited.
+        const ended = children.slice(0, -1);
+        await Promise.all(ended.map((c) => c.exited));
         // The children end as they would have without a daemon: exit code 0, or killed by the signal.
-        expect(children.map((c) => c.child.signalCode ?? c.child.exitCode)).toEqual([0, ...endings.slice(1)]);
+        expect(ended.map((c) => c.child.signalCode ?? c.child.exitCode)).toEqual([
+          0,
+          ...endings.slice(1, -1),
+        ]);
         // The endings whose daemon still runs (a killed daemon can take a moment to go).
         const survivors = () =>
           endings.filter((_, i) => processesMentioning(daemons[i]?.dir as string).length > 0);

@@ -6,10 +6,11 @@
  * test driver (`test:///default`), optionally on TCP and TLS loopback ports.
  *
  * A started daemon does not outlive the process that started it: {@link ThrowawayLibvirtd.dispose} stops
- * it, and so do a process `exit` (also without dispose) and SIGTERM (how vitest ends its workers), SIGINT
- * and SIGHUP, which also remove its directory; where `setpriv` exists the daemon runs with a parent-death
- * signal, so that it is killed even when the process that started it is killed with SIGKILL (its directory
- * is left then). Start one in `beforeAll` or in a test, never while a file is collected: the `describe`
+ * it, and so do a process `exit` (also without dispose), SIGTERM (how vitest ends its workers), SIGINT and
+ * SIGHUP, and the loss of the IPC channel to the parent (a vitest worker whose main process was ended goes
+ * on running its file), which also remove its directory; where `setpriv` exists the daemon runs with a
+ * parent-death signal, so that it is killed even when the process that started it is killed with SIGKILL
+ * (its directory is left then). Start one in `beforeAll` or in a test, never while a file is collected: the `describe`
  * body of a skipped suite runs, its hooks do not.
  */
 
@@ -74,9 +75,12 @@ function onEndingSignal(signal: NodeJS.Signals): void {
 /** Registers (`on`) or removes the process hooks that stop the running daemons when the process ends. */
 function stopAllOnExit(on: boolean): void {
   process.off('exit', stopAll);
+  process.off('disconnect', stopAll);
   for (const signal of ENDING_SIGNALS) process.off(signal, onEndingSignal);
   if (!on) return;
   process.on('exit', stopAll);
+  // Only a process started with an IPC channel (a vitest worker) has a parent to lose this way.
+  if (process.connected) process.on('disconnect', stopAll);
   for (const signal of ENDING_SIGNALS) process.on(signal, onEndingSignal);
 }
 
@@ -212,6 +216,8 @@ function canConnect(path: string): Promise<boolean> {
 export class ThrowawayLibvirtd {
   private child: ChildProcess | undefined;
   private exited: Promise<void> = Promise.resolve();
+  /** Disposed of, or stopped by the process hooks: it may not start again. */
+  private ended = false;
 
   private constructor(
     /** Its temporary directory. */
@@ -273,6 +279,7 @@ export class ThrowawayLibvirtd {
 
   /** Starts the daemon again (after a kill); resolves when it accepts connections (10 s at most). */
   async restart(): Promise<void> {
+    if (this.ended) throw new Error(`throwaway libvirtd in ${this.dir} was stopped for good`);
     if (this.pid !== undefined) return;
     const args = ['-f', join(this.dir, 'libvirtd.conf'), '-p', join(this.dir, 'libvirtd.pid')];
     if (this.options.tcpPort || this.options.tls) args.unshift('--listen');
@@ -350,6 +357,7 @@ export class ThrowawayLibvirtd {
 
   /** No longer stopped by the process hooks; they go with the last daemon. */
   private forget(): void {
+    this.ended = true;
     running.delete(this);
     if (running.size === 0) stopAllOnExit(false);
   }
