@@ -20,12 +20,19 @@ export interface TestChild {
   kill(): Promise<void>;
 }
 
-/** Starts `node --conditions=@hvkit/source --import tsx test/<script> ...args` (stdin piped). */
-export function spawnTestChild(script: string, args: readonly string[]): TestChild {
+/**
+ * Starts `node --conditions=@hvkit/source --import tsx test/<script> ...args` (stdin piped); with `ipc`,
+ * also with an IPC channel, as vitest starts its workers.
+ */
+export function spawnTestChild(
+  script: string,
+  args: readonly string[],
+  options: { ipc?: boolean } = {},
+): TestChild {
   const child: ChildProcess = spawn(
     process.execPath,
     ['--conditions=@hvkit/source', '--import', 'tsx', join(pkg, 'test', script), ...args],
-    { cwd: pkg, stdio: ['pipe', 'pipe', 'inherit'] },
+    { cwd: pkg, stdio: ['pipe', 'pipe', 'inherit', ...(options.ipc ? (['ipc'] as const) : [])] },
   );
   const seen: string[] = [];
   const waiters: { prefix: string; resolve: (line: string) => void }[] = [];

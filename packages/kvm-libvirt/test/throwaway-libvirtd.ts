@@ -4,6 +4,14 @@
  * pid file and log under a temporary directory, and with `LIBVIRT_DRIVER_DIR` pointing at an empty
  * directory so that no hypervisor driver (qemu, network, storage...) loads: it serves only the built-in
  * test driver (`test:///default`), optionally on TCP and TLS loopback ports.
+ *
+ * A started daemon does not outlive the process that started it: {@link ThrowawayLibvirtd.dispose} stops
+ * it, and so do a process `exit` (also without dispose), SIGTERM (how vitest ends its workers), SIGINT and
+ * SIGHUP, and the loss of the IPC channel to the parent (a vitest worker whose main process was ended goes
+ * on running its file), which also remove its directory; where `setpriv` exists the daemon runs with a
+ * parent-death signal, so that it is killed even when the process that started it is killed with SIGKILL
+ * (its directory is left then). Start one in `beforeAll` or in a test, never while a file is collected: the `describe`
+ * body of a skipped suite runs, its hooks do not.
  */
 
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
@@ -46,6 +54,48 @@ export function libvirtdAvailable(): boolean {
   } catch {
     return false;
   }
+}
+
+/** The daemons that run, stopped when the process ends ({@link stopAllOnExit}). */
+const running = new Set<ThrowawayLibvirtd>();
+const ENDING_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
+
+/** Stops every running daemon of this process at once, and removes its directory. */
+function stopAll(): void {
+  for (const daemon of running) daemon.stopNow();
+}
+
+function onEndingSignal(signal: NodeJS.Signals): void {
+  stopAll();
+  process.off(signal, onEndingSignal);
+  // Ends the process as the signal would have when no one else listens for it.
+  if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+}
+
+/** Registers (`on`) or removes the process hooks that stop the running daemons when the process ends. */
+function stopAllOnExit(on: boolean): void {
+  process.off('exit', stopAll);
+  process.off('disconnect', stopAll);
+  for (const signal of ENDING_SIGNALS) process.off(signal, onEndingSignal);
+  if (!on) return;
+  process.on('exit', stopAll);
+  // Only a process started with an IPC channel (a vitest worker) has a parent to lose this way.
+  if (process.connected) process.on('disconnect', stopAll);
+  for (const signal of ENDING_SIGNALS) process.on(signal, onEndingSignal);
+}
+
+let pdeathsig: boolean | undefined;
+/** True when `setpriv --pdeathsig` works here (util-linux 2.33 and later, Linux only). */
+function setprivPdeathsig(): boolean {
+  if (pdeathsig === undefined) {
+    try {
+      execFileSync('setpriv', ['--pdeathsig', 'SIGKILL', '--', 'true'], { stdio: 'ignore', timeout: 5000 });
+      pdeathsig = true;
+    } catch {
+      pdeathsig = false;
+    }
+  }
+  return pdeathsig;
 }
 
 const CA_CONFIG = `[req]
@@ -166,6 +216,8 @@ function canConnect(path: string): Promise<boolean> {
 export class ThrowawayLibvirtd {
   private child: ChildProcess | undefined;
   private exited: Promise<void> = Promise.resolve();
+  /** Disposed of, or stopped by the process hooks: it may not start again. */
+  private ended = false;
 
   private constructor(
     /** Its temporary directory. */
@@ -227,15 +279,23 @@ export class ThrowawayLibvirtd {
 
   /** Starts the daemon again (after a kill); resolves when it accepts connections (10 s at most). */
   async restart(): Promise<void> {
+    if (this.ended) throw new Error(`throwaway libvirtd in ${this.dir} was stopped for good`);
     if (this.pid !== undefined) return;
     const args = ['-f', join(this.dir, 'libvirtd.conf'), '-p', join(this.dir, 'libvirtd.pid')];
     if (this.options.tcpPort || this.options.tls) args.unshift('--listen');
-    const child = spawn('libvirtd', args, {
+    // setpriv sets the parent-death signal and execs libvirtd (same pid): the daemon is SIGKILLed when the
+    // thread that started it ends, even by SIGKILL. Without setpriv the exit and signal hooks remain.
+    const [command, argv] = setprivPdeathsig()
+      ? ['setpriv', ['--pdeathsig', 'SIGKILL', '--', 'libvirtd', ...args]]
+      : ['libvirtd', args];
+    const child = spawn(command, argv, {
       cwd: this.dir,
       env: { ...process.env, LIBVIRT_DRIVER_DIR: join(this.dir, 'no-drivers') },
       stdio: 'ignore',
     });
     this.child = child;
+    running.add(this);
+    stopAllOnExit(true);
     this.exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     const deadline = Date.now() + 10_000;
     while (Date.now() < deadline) {
@@ -271,6 +331,34 @@ export class ThrowawayLibvirtd {
       }
       await this.kill();
     }
+    this.forget();
     rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /**
+   * Synchronous stop for the process's exit and signal hooks: SIGCONT and SIGKILL to the daemon (it dies
+   * at once, not waited for) and removal of its directory.
+   * @internal
+   */
+  stopNow(): void {
+    const pid = this.pid;
+    if (pid !== undefined) {
+      for (const signal of ['SIGCONT', 'SIGKILL'] as const) {
+        try {
+          process.kill(pid, signal);
+        } catch {
+          // already gone
+        }
+      }
+    }
+    this.forget();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** No longer stopped by the process hooks; they go with the last daemon. */
+  private forget(): void {
+    this.ended = true;
+    running.delete(this);
+    if (running.size === 0) stopAllOnExit(false);
   }
 }

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { livePeer } from '@hvkit/conformance';
 import { HvkitError } from '@hvkit/core';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from '../connect';
 import { powerStateFromLibvirt } from '../mapping/domain';
 import { DOMAIN_STATS } from '../protocol/constants';
@@ -156,8 +156,11 @@ describe.skipIf(!test.available)(
     // A node of our own: a dir pool with two volumes, a stopped and a running domain using them by path and
     // as a volume disk, and a disk outside any pool. The test driver has no block stats, so capacities come
     // from STORAGE_VOL_LOOKUP_BY_PATH / _BY_NAME + STORAGE_VOL_GET_INFO.
-    const dir = mkdtempSync(join(tmpdir(), 'hvkit-kvm-node-'));
-    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+    let dir = '';
+    let node = '';
+    afterAll(() => {
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    });
     const domain = (n: number, runstate: number) => `
   <domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>
     <name>hvkit-cap-${n}</name>
@@ -172,10 +175,12 @@ describe.skipIf(!test.available)(
     </devices>
     <test:runstate>${runstate}</test:runstate>
   </domain>`;
-    const node = join(dir, 'node.xml');
-    writeFileSync(
-      node,
-      `<node>${domain(1, 5)}${domain(2, 1)}
+    beforeAll(() => {
+      dir = mkdtempSync(join(tmpdir(), 'hvkit-kvm-node-'));
+      node = join(dir, 'node.xml');
+      writeFileSync(
+        node,
+        `<node>${domain(1, 5)}${domain(2, 1)}
   <pool type='dir'>
     <name>hvkit-cap-pool</name>
     <uuid>5a1e0000-0000-4000-8000-0000000000aa</uuid>
@@ -186,7 +191,8 @@ describe.skipIf(!test.available)(
   </pool>
 </node>
 `,
-    );
+      );
+    });
 
     it('stopped and running guests: pool volumes get their capacity, other disks none; no driver type means raw', async () => {
       await using hv = await connect({ uri: `test+unix://${node}` });

@@ -30,7 +30,7 @@ describe.skipIf(!peer.available)(
     const env = peer.available ? peer.env : ({} as Record<string, string>);
     const uri = env.HVKIT_LIBVIRT_QEMU_URI as string;
     const pool = env.HVKIT_LIBVIRT_POOL as string;
-    const dir = mkdtempSync(join(tmpdir(), 'hvkit-rclean-'));
+    let dir = '';
     const guests = new Set<string>();
     let g: ThrowawayGuest | undefined;
     let artifact = '';
@@ -56,6 +56,7 @@ describe.skipIf(!peer.available)(
     }
 
     beforeAll(async () => {
+      dir = mkdtempSync(join(tmpdir(), 'hvkit-rclean-'));
       g = await createThrowawayGuest(uri, pool, TAG, { diskMiB: 64, dataMiB: 8 });
       await virsh(uri, 'destroy', TAG);
       await using hv = await connect({ uri });
@@ -72,7 +73,7 @@ describe.skipIf(!peer.available)(
       for (const v of await restoreVolumes().catch(() => [])) {
         await virsh(uri, 'vol-delete', '--pool', pool, v).catch(() => {});
       }
-      rmSync(dir, { recursive: true, force: true });
+      if (dir) rmSync(dir, { recursive: true, force: true });
     }, 300_000);
 
     it("a restore as new killed mid-upload: cleanup of its target name removes its volumes and lease; a live restore's are kept", async () => {

@@ -42,8 +42,8 @@ describe.skipIf(!peer.available)(
     const uri = env.HVKIT_LIBVIRT_QEMU_URI as string;
     const poolName = env.HVKIT_LIBVIRT_POOL as string;
     const tag = `hvkit-test-rs-${process.pid}`;
-    const work = mkdtempSync(join(tmpdir(), 'hvkit-restore-'));
-    const backups = join(work, 'backups');
+    let work = '';
+    let backups = '';
     let client: LibvirtRpcClient;
     let poolPath: string;
     let srcPath: string;
@@ -155,6 +155,8 @@ describe.skipIf(!peer.available)(
     let fullDisk: Buffer;
 
     beforeAll(async () => {
+      work = mkdtempSync(join(tmpdir(), 'hvkit-restore-'));
+      backups = join(work, 'backups');
       initialVolumes = volumes();
       client = await connectRpc({ uri });
       const pool = await client.call(P.STORAGE_POOL_LOOKUP_BY_NAME, { name: poolName });
@@ -218,7 +220,7 @@ describe.skipIf(!peer.available)(
         }
       }
       await client?.close();
-      rmSync(work, { recursive: true, force: true });
+      if (work) rmSync(work, { recursive: true, force: true });
     });
 
     it('restores as a new guest: same disk bytes and definition, new name, uuid and MAC, static label dropped; it starts', async () => {

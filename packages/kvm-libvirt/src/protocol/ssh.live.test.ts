@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { livePeer } from '@hvkit/conformance';
 import { HvkitError } from '@hvkit/core';
 import { connectSsh } from '@hvkit/ssh';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { detectLocalCgroupVersion } from '../capabilities/cgroup';
 import { connect, connectRpc } from '../connect';
 import type { LibvirtRpcClient } from './client';
@@ -109,8 +109,13 @@ describe.skipIf(!peer.available)(
     });
 
     describe('?no_verify=1 never makes a URI accept a changed host key', () => {
-      const dir = mkdtempSync(join(tmpdir(), 'hvkit-kvm-kh-'));
-      afterAll(() => rmSync(dir, { recursive: true, force: true }));
+      let dir = '';
+      beforeAll(() => {
+        dir = mkdtempSync(join(tmpdir(), 'hvkit-kvm-kh-'));
+      });
+      afterAll(() => {
+        if (dir) rmSync(dir, { recursive: true, force: true });
+      });
       const knownHosts = (name: string, lines: string[]) => {
         const file = join(dir, name);
         writeFileSync(file, lines.length > 0 ? `${lines.join('\n')}\n` : '');
