@@ -16,7 +16,9 @@
 # State: $HVKIT_LAB_STATE_DIR (default .peers/lab-vm/): the unpacked image, pidfile, console log, keys,
 # known_hosts and lab-vm.env. With the default state dir, start also writes .peers/lab-vm.env (merged into
 # .peers/env by scripts/peers/start); a private instance (another state dir) leaves .peers/ alone.
-# The disk is attached with snapshot=on: the image is never modified and every boot starts clean.
+# The disk is attached with snapshot=on: the image is never modified and every boot starts clean. A second,
+# empty disk (scratch.qcow2 in the state dir, sparse, HVKIT_LAB_SCRATCH_SIZE, default 8G) is made new at each
+# boot and removed at stop; the guest sees it as /dev/disk/by-id/virtio-hvkit-scratch (HVKIT_LAB_SCRATCH_DISK).
 #
 # Knobs: HVKIT_LAB_ACCEL=kvm|tcg (default: kvm only where kvm_intel or kvm_amd is loaded and kvm_pvm is
 # not), HVKIT_LAB_MEMORY (MiB, default 1024), HVKIT_LAB_CPUS (default 2), HVKIT_LAB_BOOT_TIMEOUT (seconds
@@ -32,6 +34,10 @@ STATE=${HVKIT_LAB_STATE_DIR:-$DEFAULT_STATE}
 STATE=${STATE%/}
 CACHE_ROOT=${HVKIT_LAB_CACHE_DIR:-/var/cache/hvkit-lab}
 IMAGE="$STATE/image"
+SCRATCH="$STATE/scratch.qcow2"
+SCRATCH_SIZE=${HVKIT_LAB_SCRATCH_SIZE:-8G}
+# The scratch disk inside the guest (udev names virtio disks by their serial).
+SCRATCH_DEVICE=/dev/disk/by-id/virtio-hvkit-scratch
 PIDFILE="$STATE/qemu.pid"
 CONSOLE="$STATE/console.log"
 QEMU_LOG="$STATE/qemu.log"
@@ -162,6 +168,7 @@ write_lab_env() {
     env_line HVKIT_LAB_SSH_KNOWN_HOSTS "$KNOWN_HOSTS"
     env_line HVKIT_LAB_SSH_HOST_FINGERPRINT "$fp"
     env_line HVKIT_LAB_KERNEL "$kernel"
+    env_line HVKIT_LAB_SCRATCH_DISK "$SCRATCH_DEVICE"
   } >"$STATE_ENV.tmp"
   mv -f "$STATE_ENV.tmp" "$STATE_ENV"
   [[ $STATE != "$DEFAULT_STATE" ]] || write_env lab-vm <"$STATE_ENV"
@@ -189,11 +196,17 @@ launch() {
   mapfile -t accel < <(accel_args)
   rm -f "$PIDFILE"
   : >"$CONSOLE"
+  # An empty scratch disk per boot (sparse qcow2; the guest sees it as $SCRATCH_DEVICE): room for volumes
+  # larger than the root disk's free 1.5 GiB (bench/lvm-backup.ts), on a block device of its own.
+  rm -f "$SCRATCH"
+  qemu-img create -q -f qcow2 "$SCRATCH" "$SCRATCH_SIZE" >"$QEMU_LOG" 2>&1 || return 1
   "$QEMU" -name hvkit-lab-vm -nodefaults -display none -vga none -monitor none \
     "${accel[@]}" -smp "$CPUS" -m "$MEMORY" \
     -kernel "$IMAGE/vmlinuz" -initrd "$IMAGE/initrd.img" \
     -append "root=/dev/vda rw console=ttyS0 quiet systemd.unified_cgroup_hierarchy=1" \
     -drive "file=$IMAGE/root.img,if=virtio,format=raw,snapshot=on" \
+    -drive "file=$SCRATCH,if=none,id=scratch,format=qcow2" \
+    -device virtio-blk-pci,drive=scratch,serial=hvkit-scratch,addr=0x1f \
     -netdev "user,id=net0,hostfwd=tcp:127.0.0.1:$port-:22" \
     -device virtio-net-pci,netdev=net0,romfile= \
     -device virtio-rng-pci \
@@ -212,6 +225,7 @@ lock_state() {
 start() {
   require_root
   command -v "$QEMU" >/dev/null || die "$QEMU not found (apt-get install qemu-system-x86)"
+  command -v qemu-img >/dev/null || die "qemu-img not found (apt-get install qemu-utils)"
   command -v ssh >/dev/null || die "ssh not found (apt-get install openssh-client)"
   lock_state
   local pid port kernel t0
@@ -286,7 +300,7 @@ stop() {
       wait_until 5 "QEMU to die" pid_gone "$pid" || die "QEMU (pid $pid) does not die"
     fi
   fi
-  rm -f "$PIDFILE" "$STATE_ENV"
+  rm -f "$PIDFILE" "$STATE_ENV" "$SCRATCH"
   [[ $STATE != "$DEFAULT_STATE" ]] || rm -f "$PEERS_DIR/lab-vm.env"
   log "stopped (pid $pid) in $(($(now_ms) - t0)) ms"
 }
