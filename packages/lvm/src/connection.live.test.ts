@@ -2,9 +2,11 @@
  * Live (lab VM): the adapter's connection state over SSH mirrors the caller's SSH connection. A private SSH
  * connection to the VM is ended from the VM's side (its sshd processes killed); the adapter goes `closed`
  * with a `CONNECTION_LOST` lastError, and every later call fails `CONNECTION_LOST`, not retryable, at once,
- * without reaching the network. Nothing on the VM is changed (inventory reads only).
+ * without reaching the network. Then the conformance `service` group, with the same kill as the peer's.
+ * Nothing on the VM is changed (inventory reads only).
  */
 
+import { runAdapterConformance } from '@hvkit/conformance';
 import { type ConnectionStateChange, HvkitError } from '@hvkit/core';
 import type { SshClient } from '@hvkit/ssh';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -136,3 +138,59 @@ describe.skipIf(!lab.available)(
     }, 120_000);
   },
 );
+
+// The conformance `service` group: the "peer" is the test's own SSH connection to the VM, ended from the VM's
+// side; the VM's sshd keeps running (it is shared), so a restart has nothing to do. runAdapterConformance
+// connects while the file is collected, so it is declared only when the VM is there.
+if (!lab.available) {
+  describe.skip(labTitle('lvm conformance, service group'), () => {
+    it('needs the lab-vm peer', () => {});
+  });
+} else {
+  describe(labTitle('lvm conformance, service group (private SSH connections to the lab VM)'), () => {
+    const clients: SshClient[] = [];
+    let admin: Promise<SshClient> | undefined;
+    let current: SshClient | undefined;
+    afterAll(async () => {
+      for (const ssh of clients.splice(0)) await ssh.close();
+    });
+    const fresh = async () => {
+      current = await connectLab();
+      clients.push(current);
+      return connect({ ssh: current, timeoutMs: 60_000 });
+    };
+    const NO_RECONNECT =
+      'the SSH connection is the caller’s (connect({ ssh })): the adapter never reconnects it, so it is never reconnecting (service.no-reconnect covers a loss)';
+    const COVERED_ELSEWHERE = 'run against the lab VM by conformance.live.test.ts';
+    runAdapterConformance({
+      name: 'lvm (lab VM, a private SSH connection)',
+      mode: 'live',
+      factory: fresh,
+      // Reconnection is always off: the adapter does not own the SSH connection.
+      factoryWithoutReconnect: fresh,
+      peer: {
+        kill: async () => {
+          if (!current) throw new Error('no SSH connection is open');
+          admin ??= connectLab().then((ssh) => {
+            clients.push(ssh);
+            return ssh;
+          });
+          await killLabSession(await admin, await labClientPort(current));
+          await untilClosed(current);
+        },
+        restart: async () => {},
+      },
+      probe: {},
+      skip: {
+        ...Object.fromEntries(
+          ['adapter', 'inventory', 'limits', 'labels', 'backups', 'events', 'cancellation'].map((g) => [
+            g,
+            COVERED_ELSEWHERE,
+          ]),
+        ),
+        'service.restart': NO_RECONNECT,
+        'service.close-while-reconnecting': NO_RECONNECT,
+      },
+    });
+  });
+}
