@@ -270,6 +270,46 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
   }
 
   /** Streams a device range (or all of it) with dd; fails when dd fails, after asking `check` why. */
+  /**
+   * Undoes the swap of an in-place restore of run `run` in group `vg` (from `all`, a listing of now): each
+   * original marked with the run's swap tag gets its name back (after removing a restored copy of the run
+   * that took it) and loses its marks. Returns the restored copies it removed. Used when the swap fails, and
+   * by cleanup for a restore whose process died in it. A volume of its name that is not the run's is
+   * `CONFLICT` (nothing is renamed over it).
+   */
+  async function rollBackSwap(
+    vg: string,
+    run: string,
+    all: readonly LvmLogicalVolume[],
+    options: CallOptions & { operation?: string } = cleanupOptions(context),
+  ): Promise<LvmLogicalVolume[]> {
+    const removed: LvmLogicalVolume[] = [];
+    for (const original of all.filter((lv) => lv.vgName === vg && lv.tags.includes(swapTag(run)))) {
+      const name = tagValue(original, 'hvkit-target-');
+      if (name === undefined) continue;
+      if (original.name !== name) {
+        const copy = all.find((lv) => lv.vgName === vg && lv.name === name);
+        if (copy) {
+          if (!copy.tags.includes(`${HVKIT_RUN_TAG}-restore-${run}`)) {
+            throw fail(
+              'CONFLICT',
+              `${vg}/${original.name} is ${vg}/${name} put aside by restore run ${run}, but another volume has that name now; rename one of them yourself.`,
+              'backups.cleanup',
+            );
+          }
+          await removeVolumes([{ vg, lv: name }]);
+          removed.push(copy);
+        }
+        await client.run(['lvrename', '-q', vg, original.name, name], options);
+      }
+      await client.run(
+        ['lvchange', '-q', '--deltag', swapTag(run), '--deltag', restoreTargetTag(name), `${vg}/${name}`],
+        options,
+      );
+    }
+    return removed;
+  }
+
   async function* readDevice(
     path: string,
     range: { offset: number; length: number } | undefined,
@@ -899,7 +939,7 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
       (sum, l) => sum + l.manifest.files.filter((f) => f.role === 'disk').reduce((s, f) => s + f.bytes, 0),
       0,
     );
-    let swapped = false;
+    let onlyCopy = false;
     try {
       // Temporary volumes, written and verified before anything gets its final name.
       for (const p of plans) {
@@ -986,18 +1026,50 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
       const leaseTags = await held.stop();
       for (const p of plans) {
         if (mode === 'in-place') {
-          await client.run(['lvrename', '-q', p.vg, p.final, `hvkit-replaced-${run}`], op);
+          // The swap, in steps that each leave a state cleanup can repair if the process dies (see
+          // rollBackSwap): the original is marked (the run's swap tag and its own name), renamed aside, the
+          // restored volume takes its name, the original is removed; then the restored one loses the run's tags.
+          const aside = replacedName(run);
           try {
-            await client.run(['lvrename', '-q', p.vg, p.temp, p.final], cleanupOptions(context));
-          } catch (error) {
             await client.run(
-              ['lvrename', '-q', p.vg, `hvkit-replaced-${run}`, p.final],
-              cleanupOptions(context),
+              [
+                'lvchange',
+                '-q',
+                '--addtag',
+                swapTag(run),
+                '--addtag',
+                restoreTargetTag(p.final),
+                `${p.vg}/${p.final}`,
+              ],
+              op,
             );
+            await client.run(['lvrename', '-q', p.vg, p.final, aside], op);
+            await client.run(['lvrename', '-q', p.vg, p.temp, p.final], cleanupOptions(context));
+            await removeVolumes([{ vg: p.vg, lv: aside }]);
+          } catch (error) {
+            // Undone as far as it got: the original gets its name back and loses its marks, a restored copy in
+            // its place goes. Until that is known to be done, nothing of the run is removed (the restored
+            // volume may be the only copy, if the original's removal went through); cleanup finishes it then.
+            onlyCopy = true;
+            try {
+              const lvs = await client.lvs(undefined, cleanupOptions(context));
+              if (lvs.some((lv) => lv.vgName === p.vg && lv.tags.includes(swapTag(run)))) {
+                await rollBackSwap(p.vg, run, lvs);
+                onlyCopy = false;
+              } else if (
+                !lvs.some((lv) => lv.vgName === p.vg && lv.name === p.final && lv.tags.includes(runTag))
+              ) {
+                onlyCopy = false;
+              }
+            } catch (e) {
+              logger.warn(`lvm: could not undo the swap of ${p.vg}/${p.final}; run backups.cleanup`, {
+                error: (e as Error).message,
+              });
+            }
             throw error;
           }
-          swapped = true;
-          await removeVolumes([{ vg: p.vg, lv: `hvkit-replaced-${run}` }]);
+          // From here until its tags are gone the restored volume is the only copy: never removed with the run.
+          onlyCopy = true;
           await client.run(['lvchange', '-q', '-an', `${p.vg}/${p.final}`], cleanupOptions(context));
         } else {
           await client.run(['lvrename', '-q', p.vg, p.temp, p.final], op);
@@ -1019,11 +1091,14 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
           ],
           cleanupOptions(context),
         );
+        onlyCopy = false;
       }
       progress.done();
     } finally {
       await held?.stop();
-      if (!swapped || mode === 'new') await removeRun(runTag);
+      // The temporary volumes (and a restored one whose swap was undone); never a restored volume that is
+      // the only copy left (its original removed), which cleanup completes instead.
+      if (!onlyCopy) await removeRun(runTag);
     }
     const after = await client.lvs(undefined, cleanupOptions(context));
     const restored = plans
@@ -1182,19 +1257,46 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
         await removeVolumes([{ vg: lv.vgName, lv: lv.name }]);
         result.removed.push(item);
       }
-      // Temporary volumes of restores into the guest's volume groups whose process died (lease expired).
+      // Restores into the guest's volume groups whose process died (lease expired), one run at a time: an
+      // in-place swap it was in is undone first (the original back under its name); then its temporary volumes
+      // go, and a restored volume whose original is gone already (the swap's last step) keeps its name and
+      // loses hvkit's tags, since it is the only copy (so does one restored as new that got its name).
       const groups = new Set(volumes.map((v) => v.vgName));
+      const restoreRuns = new Map<string, { vg: string; run: string; lvs: LvmLogicalVolume[] }>();
       for (const lv of all) {
         if (!groups.has(lv.vgName) || !lv.tags.includes(HVKIT_RESTORE_TAG)) continue;
         const run = tagValue(lv, `${HVKIT_RUN_TAG}-restore-`);
         if (run === undefined) continue;
-        const item = { kind: 'volume' as const, name: lv.fullName, run: `restore-${run}` };
-        if (holdsLiveLease([lv])) {
-          result.kept.push(item);
+        const key = `${lv.vgName}/${run}`;
+        const entry = restoreRuns.get(key) ?? { vg: lv.vgName, run, lvs: [] };
+        entry.lvs.push(lv);
+        restoreRuns.set(key, entry);
+      }
+      for (const { vg, run, lvs } of restoreRuns.values()) {
+        const item = (lv: LvmLogicalVolume) => ({
+          kind: 'volume' as const,
+          name: lv.fullName,
+          run: `restore-${run}`,
+        });
+        if (holdsLiveLease(lvs)) {
+          for (const lv of lvs) result.kept.push(item(lv));
           continue;
         }
-        await removeVolumes([{ vg: lv.vgName, lv: lv.name }]);
-        result.removed.push(item);
+        const rolledBack = await rollBackSwap(vg, run, all, op);
+        for (const lv of lvs) {
+          if (rolledBack.includes(lv)) {
+            result.removed.push(item(lv));
+            continue;
+          }
+          if (lv.name === tagValue(lv, 'hvkit-target-')) {
+            const ours = lv.tags.filter((t) => t === HVKIT_TAG || t.startsWith('hvkit-'));
+            await client.run(['lvchange', '-q', ...ours.flatMap((t) => ['--deltag', t]), lv.fullName], op);
+            result.removed.push({ kind: 'lease', name: lv.fullName, run: `restore-${run}` });
+            continue;
+          }
+          await removeVolumes([{ vg: lv.vgName, lv: lv.name }]);
+          result.removed.push(item(lv));
+        }
       }
       // Expired (or unreadable) leases go; live ones stay.
       for (const f of leases) {
@@ -1248,6 +1350,16 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
 /** The tag on a restore's temporary volume naming the volume it becomes (`vg` is the volume's own). */
 function restoreTargetTag(final: string): string {
   return `hvkit-target-${final}`;
+}
+
+/** The mark of a volume an in-place restore of run `run` is swapping out (with its name's target tag). */
+function swapTag(run: string): string {
+  return `hvkit-swap-${run}`;
+}
+
+/** The name an in-place restore of run `run` gives the original while the restored volume takes its name. */
+function replacedName(run: string): string {
+  return `hvkit-replaced-${run}`;
 }
 
 /** The CONFLICT error of a restore target a live lease holds (a backup of it, or another restore into it). */

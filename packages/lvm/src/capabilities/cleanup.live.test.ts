@@ -2,18 +2,21 @@
  * Leases and `backups.cleanup` in the lab VM (peer lab-vm): a backup run killed with SIGKILL in a child
  * process (test/backup-child.ts) leaves its snapshot, its lease tag and a partial file; while its lease is
  * live a backup of the same volume is CONFLICT and cleanup() keeps them; once it expired, cleanup() removes
- * all of it. The same for a restore killed with SIGKILL (test/restore-child.ts: its temporary volume), and
- * for a thin pool's metadata snapshot left reserved. What is left is read with LVM's own tools, `dmsetup`
+ * all of it. The same for a restore killed with SIGKILL (test/restore-child.ts: its temporary volume), for
+ * an in-place restore killed at each step of its swap (test/swap-child.ts: cleanup puts the original back,
+ * or keeps the restored volume once the original is gone), and for a thin pool's metadata snapshot left
+ * reserved. What is left is read with LVM's own tools, `dmsetup`
  * and `find`, never the adapter.
  */
 
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { HvkitError } from '@hvkit/core';
+import { type ExecTransport, HvkitError } from '@hvkit/core';
 import { createSshSink, createSshSource, type SshClient } from '@hvkit/ssh';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectLab, createTestVg, lab, labTitle, remoteFiles, sh, type TestVg } from '../../test/lab';
+import { SWAP_STEPS, type SwapStep } from '../../test/swap-steps';
 import { connect, type LvmAdapter } from '../connect';
 
 /** The killed run's lease lifetime: short, so the test waits seconds, not the default two minutes. */
@@ -73,6 +76,14 @@ describe.skipIf(!lab.available)(
         .map((l) => l.trim())
         .filter((l) => l !== '');
     const sinkFiles = () => remoteFiles(ssh, sinkDir);
+    /** sha256 of a volume's content (activated for the read, deactivated after). */
+    const sum = async (lv: string) =>
+      (
+        await sh(
+          ssh,
+          `lvchange -q -ay ${vg.name}/${lv}; sha256sum /dev/${vg.name}/${lv} | cut -d' ' -f1; lvchange -q -an ${vg.name}/${lv}`,
+        )
+      ).trim();
 
     beforeAll(async () => {
       ssh = await connectLab();
@@ -172,6 +183,107 @@ dd if=/dev/urandom of=/dev/${data} bs=1M count=8 status=none conv=fsync`,
         expect((await volumesLeft()).sort()).toEqual(['data', 'restored']);
       } finally {
         await sh(ssh, `lvremove -q -y ${vg.name}/restored >/dev/null 2>&1 || true; rm -rf ${dir}`);
+      }
+    });
+
+    it('an in-place restore killed in its swap: once its lease expired, cleanup puts the original back under its name (or, past the removal of the original, keeps the restored volume) and leaves no hvkit volume or tag', async () => {
+      const dir = `${sinkDir}-swap`;
+      const ttlMs = 5000;
+      try {
+        // The artifact holds content A; before each restore the volume gets content B (and is inactive, as an
+        // in-place restore needs). `anchor` is a guest of the group to call cleanup on while `data` has no name.
+        await sh(ssh, `lvcreate -q -y -L 4M -n anchor ${vg.name} >/dev/null; lvchange -q -ay ${data}`);
+        await hv.backups?.backup(data, createSshSink(ssh, dir));
+        const a = await sum('data');
+        for (const [step, kept] of [
+          ['aside', 'original'],
+          ['into-place', 'original'],
+          ['remove-aside', 'original'],
+          ['deactivate', 'restored'],
+        ] as const) {
+          await sh(
+            ssh,
+            `lvchange -q -ay ${data}; dd if=/dev/urandom of=/dev/${data} bs=1M count=8 status=none conv=fsync; lvchange -q -an ${data}`,
+          );
+          const b = await sum('data');
+          await killedChild('swap-child.ts', [dir, String(ttlMs), step]);
+          const killedAt = Date.now();
+          const left = await volumesLeft();
+          expect(
+            left.some((l) => /hvkit-run-restore-/.test(l)),
+            `${step}: ${left.join(' | ')}`,
+          ).toBe(true);
+
+          await new Promise((r) => setTimeout(r, Math.max(0, killedAt + ttlMs + 500 - Date.now())));
+          const result = await hv.backups?.cleanup?.(`${vg.name}/anchor`);
+          expect(result?.kept, step).toEqual([]);
+          expect(result?.removed.length, step).toBeGreaterThan(0);
+          // Only the two volumes, without any hvkit tag; `data` holds the original's content or the restored.
+          expect((await volumesLeft()).sort(), step).toEqual(['anchor', 'data']);
+          expect(await sum('data'), step).toBe(kept === 'original' ? b : a);
+          expect(await hv.backups?.cleanup?.(`${vg.name}/anchor`), step).toEqual({ removed: [], kept: [] });
+        }
+      } finally {
+        await sh(ssh, `lvremove -q -y ${vg.name}/anchor >/dev/null 2>&1 || true; rm -rf ${dir}`);
+      }
+    });
+
+    it('an in-place restore whose swap fails at a step rejects and has put the original back; past the removal of the original, the restored volume keeps the name and cleanup completes it', async () => {
+      const dir = `${sinkDir}-swapfail`;
+      const ttlMs = 5000;
+      try {
+        await sh(ssh, `lvcreate -q -y -L 4M -n anchor ${vg.name} >/dev/null; lvchange -q -ay ${data}`);
+        await hv.backups?.backup(data, createSshSink(ssh, dir));
+        const a = await sum('data');
+        for (const step of Object.keys(SWAP_STEPS) as SwapStep[]) {
+          await sh(
+            ssh,
+            `lvchange -q -ay ${data}; dd if=/dev/urandom of=/dev/${data} bs=1M count=8 status=none conv=fsync; lvchange -q -an ${data}`,
+          );
+          const b = await sum('data');
+          // The step's command fails (as LVM would, exit 5) instead of running.
+          const failing: ExecTransport = {
+            target: ssh.exec.target,
+            exec: async (request) =>
+              SWAP_STEPS[step](request.argv)
+                ? {
+                    exitCode: 5,
+                    signal: null,
+                    stdout: Buffer.alloc(0),
+                    stderr: Buffer.from('  injected failure\n'),
+                  }
+                : ssh.exec.exec(request),
+            spawn: (request) => ssh.exec.spawn(request),
+          };
+          const failingHv = await connect({
+            exec: failing,
+            naming: { leaseTtlMs: ttlMs, leaseRenewMs: ttlMs / 4 },
+          });
+          const error = await failingHv.backups
+            ?.restore?.(createSshSource(ssh, dir), { mode: 'in-place' })
+            .then(
+              () => undefined,
+              (e: unknown) => e,
+            );
+          const failedAt = Date.now();
+          await failingHv.close();
+          expect(HvkitError.isInstance(error), `${step}: ${String(error)}`).toBe(true);
+          expect((error as HvkitError).backendMessage, step).toBe('injected failure');
+          if (step !== 'deactivate') {
+            expect((await volumesLeft()).sort(), step).toEqual(['anchor', 'data']);
+            expect(await sum('data'), step).toBe(b);
+            continue;
+          }
+          // The original is gone: the restored volume has its name, still with the run's tags, for cleanup.
+          expect((await volumesLeft()).find((l) => l.startsWith('data '))).toMatch(/hvkit-run-restore-/);
+          await new Promise((r) => setTimeout(r, Math.max(0, failedAt + ttlMs + 500 - Date.now())));
+          const result = await hv.backups?.cleanup?.(`${vg.name}/anchor`);
+          expect(result?.removed.map((r) => r.kind)).toEqual(['lease']);
+          expect((await volumesLeft()).sort()).toEqual(['anchor', 'data']);
+          expect(await sum('data')).toBe(a);
+        }
+      } finally {
+        await sh(ssh, `lvremove -q -y ${vg.name}/anchor >/dev/null 2>&1 || true; rm -rf ${dir}`);
       }
     });
 
