@@ -5,7 +5,7 @@
  * retryable, at once. Then the conformance `service` group, with the same kill as the peer's.
  */
 
-import { livePeer, runAdapterConformance } from '@hvkit/conformance';
+import { livePeer, runAdapterConformance, serviceOnlyOnCallersConnection } from '@hvkit/conformance';
 import { type ConnectionStateChange, HvkitError, type HypervisorAdapterV1 } from '@hvkit/core';
 import type { SshClient } from '@hvkit/ssh';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -191,8 +191,6 @@ if (!sshd.available) {
     clients.push(current);
     return connect({ ssh: current, timeoutMs: 10_000 });
   };
-  const NO_RECONNECT =
-    'the SSH connection is the caller’s (connect({ ssh })): the adapter never reconnects it, so it is never reconnecting (service.no-reconnect covers a loss)';
   const COVERED_ELSEWHERE = 'run over SSH by ssh.live.test.ts and conformance.live.test.ts';
   runAdapterConformance({
     name: 'cgroups (sshd peer, a private SSH connection)',
@@ -209,15 +207,6 @@ if (!sshd.available) {
       restart: async () => {},
     },
     probe: {},
-    skip: {
-      ...Object.fromEntries(
-        ['adapter', 'inventory', 'limits', 'labels', 'backups', 'events', 'cancellation'].map((g) => [
-          g,
-          COVERED_ELSEWHERE,
-        ]),
-      ),
-      'service.restart': NO_RECONNECT,
-      'service.close-while-reconnecting': NO_RECONNECT,
-    },
+    skip: serviceOnlyOnCallersConnection(COVERED_ELSEWHERE),
   });
 }

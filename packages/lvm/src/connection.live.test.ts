@@ -6,7 +6,7 @@
  * Nothing on the VM is changed (inventory reads only).
  */
 
-import { runAdapterConformance } from '@hvkit/conformance';
+import { runAdapterConformance, serviceOnlyOnCallersConnection } from '@hvkit/conformance';
 import { type ConnectionStateChange, HvkitError } from '@hvkit/core';
 import type { SshClient } from '@hvkit/ssh';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -159,8 +159,6 @@ if (!lab.available) {
       clients.push(current);
       return connect({ ssh: current, timeoutMs: 60_000 });
     };
-    const NO_RECONNECT =
-      'the SSH connection is the caller’s (connect({ ssh })): the adapter never reconnects it, so it is never reconnecting (service.no-reconnect covers a loss)';
     const COVERED_ELSEWHERE = 'run against the lab VM by conformance.live.test.ts';
     runAdapterConformance({
       name: 'lvm (lab VM, a private SSH connection)',
@@ -181,16 +179,7 @@ if (!lab.available) {
         restart: async () => {},
       },
       probe: {},
-      skip: {
-        ...Object.fromEntries(
-          ['adapter', 'inventory', 'limits', 'labels', 'backups', 'events', 'cancellation'].map((g) => [
-            g,
-            COVERED_ELSEWHERE,
-          ]),
-        ),
-        'service.restart': NO_RECONNECT,
-        'service.close-while-reconnecting': NO_RECONNECT,
-      },
+      skip: serviceOnlyOnCallersConnection(COVERED_ELSEWHERE),
     });
   });
 }

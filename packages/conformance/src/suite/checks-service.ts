@@ -306,3 +306,38 @@ export function serviceGroup(env: SuiteEnv): GroupDef {
   ];
   return { name: 'service', checks };
 }
+
+/** The groups other than `service`, in the order the suite runs them. */
+const GROUPS_BEFORE_SERVICE = [
+  'adapter',
+  'inventory',
+  'limits',
+  'labels',
+  'backups',
+  'events',
+  'cancellation',
+];
+
+/**
+ * The `skip` option of a run of the `service` group alone, for an adapter on a connection the caller owns
+ * (`connect({ ssh })` of `@hvkit/cgroups` and `@hvkit/lvm`): the peer control kills that connection, the
+ * other groups are skipped with `coveredElsewhere` (another run covers them), and the checks of a
+ * reconnecting adapter (`service.restart`, `service.close-while-reconnecting`) are skipped because such an
+ * adapter never reconnects; `service.no-reconnect` covers the loss.
+ *
+ * @example
+ * runAdapterConformance({ name, mode: 'live', factory, factoryWithoutReconnect: factory, peer,
+ *   skip: serviceOnlyOnCallersConnection('run by conformance.live.test.ts') });
+ */
+export function serviceOnlyOnCallersConnection(coveredElsewhere: string): Record<string, string> {
+  if (typeof coveredElsewhere !== 'string' || coveredElsewhere.trim() === '') {
+    throw new TypeError('serviceOnlyOnCallersConnection: coveredElsewhere must be a non-empty reason.');
+  }
+  const noReconnect =
+    'the connection is the caller’s (connect({ ssh })): the adapter never reconnects it, so it is never reconnecting (service.no-reconnect covers a loss)';
+  return {
+    ...Object.fromEntries(GROUPS_BEFORE_SERVICE.map((group) => [group, coveredElsewhere])),
+    'service.restart': noReconnect,
+    'service.close-while-reconnecting': noReconnect,
+  };
+}

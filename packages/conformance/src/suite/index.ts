@@ -4,6 +4,7 @@
  */
 export { ConformanceFailure, ConformanceSkip, deepEqual, firstDifference } from './assert';
 export { type CapturedWrite, CapturingSink } from './capturing-sink';
+export { serviceOnlyOnCallersConnection } from './checks-service';
 export {
   type ConformanceCollector,
   type ConformanceReport,
