@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
 import type { HvkitError } from '../errors/hvkit-error';
 
+export { stopWithProcess } from './process-end';
+
 /**
  * Awaits a promise that must reject and returns what it rejected with (typed as an HvkitError for
  * convenience; assert the type where it matters). A resolved stream is destroyed before failing.
