@@ -19,6 +19,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { stopWithProcess } from '../../core/src/__test-utils__/process-end';
 
 /** TLS files of a throwaway PKI. */
 export interface TestPki {
@@ -54,34 +55,6 @@ export function libvirtdAvailable(): boolean {
   } catch {
     return false;
   }
-}
-
-/** The daemons that run, stopped when the process ends ({@link stopAllOnExit}). */
-const running = new Set<ThrowawayLibvirtd>();
-const ENDING_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
-
-/** Stops every running daemon of this process at once, and removes its directory. */
-function stopAll(): void {
-  for (const daemon of running) daemon.stopNow();
-}
-
-function onEndingSignal(signal: NodeJS.Signals): void {
-  stopAll();
-  process.off(signal, onEndingSignal);
-  // Ends the process as the signal would have when no one else listens for it.
-  if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
-}
-
-/** Registers (`on`) or removes the process hooks that stop the running daemons when the process ends. */
-function stopAllOnExit(on: boolean): void {
-  process.off('exit', stopAll);
-  process.off('disconnect', stopAll);
-  for (const signal of ENDING_SIGNALS) process.off(signal, onEndingSignal);
-  if (!on) return;
-  process.on('exit', stopAll);
-  // Only a process started with an IPC channel (a vitest worker) has a parent to lose this way.
-  if (process.connected) process.on('disconnect', stopAll);
-  for (const signal of ENDING_SIGNALS) process.on(signal, onEndingSignal);
 }
 
 let pdeathsig: boolean | undefined;
@@ -218,6 +191,8 @@ export class ThrowawayLibvirtd {
   private exited: Promise<void> = Promise.resolve();
   /** Disposed of, or stopped by the process hooks: it may not start again. */
   private ended = false;
+  /** Removes the process hooks' stop of this daemon ({@link stopWithProcess}). */
+  private unhook: (() => void) | undefined;
 
   private constructor(
     /** Its temporary directory. */
@@ -294,8 +269,7 @@ export class ThrowawayLibvirtd {
       stdio: 'ignore',
     });
     this.child = child;
-    running.add(this);
-    stopAllOnExit(true);
+    this.unhook ??= stopWithProcess(() => this.stopNow());
     this.exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     const deadline = Date.now() + 10_000;
     while (Date.now() < deadline) {
@@ -358,7 +332,7 @@ export class ThrowawayLibvirtd {
   /** No longer stopped by the process hooks; they go with the last daemon. */
   private forget(): void {
     this.ended = true;
-    running.delete(this);
-    if (running.size === 0) stopAllOnExit(false);
+    this.unhook?.();
+    this.unhook = undefined;
   }
 }

@@ -72,15 +72,16 @@ let both: { port: number; close: () => Promise<void> };
 let dir: string;
 
 beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'hvkit-ssh-hostkey-'));
   edOnly = await startServer([ed]);
   both = await startServer([ed, ec]);
-  dir = mkdtempSync(join(tmpdir(), 'hvkit-ssh-hostkey-'));
 });
 
 afterAll(async () => {
-  await edOnly.close();
-  await both.close();
-  rmSync(dir, { recursive: true, force: true });
+  // The folder first: a server that fails to start or to close (a mutant under StrykerJS) must not keep it.
+  if (dir) rmSync(dir, { recursive: true, force: true });
+  await edOnly?.close();
+  await both?.close();
 });
 
 function options(port: number, hostKey: unknown): SshConnectOptions {

@@ -14,14 +14,20 @@
  * under a stated bound.
  */
 
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type BackupSink, createDirectorySink, HvkitError } from '@hvkit/core';
-import { afterAll, describe, expect, it } from 'vitest';
-import { type MemoryWatch, makeTestCert, prng, watchMemory } from '../../core/src/__test-utils__';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type MemoryWatch,
+  makeTestCert,
+  prng,
+  type TestCert,
+  testTempDir,
+  watchMemory,
+} from '../../core/src/__test-utils__';
 import {
   bootstrapReply,
   type SoapReply,
@@ -435,8 +441,12 @@ function credentialsIn(headers: IncomingHttpHeaders): string[] {
 }
 
 describe('vSphere transports against a hostile fake vCenter (seeded fuzz)', () => {
-  const cert = makeTestCert('vfuzz', 'IP:127.0.0.1');
-  const dir = mkdtempSync(join(tmpdir(), 'hvkit-vs-hostile-'));
+  // Made in the hooks, not while the file is collected (a filtered-out block runs no hook).
+  let cert: TestCert;
+  beforeAll(() => {
+    cert = makeTestCert('vfuzz', 'IP:127.0.0.1');
+  });
+  const dir = testTempDir('hvkit-vs-hostile-');
   const durations: number[] = [];
   const closeDurations: number[] = [];
   const counts = new Map<string, number>();
@@ -444,7 +454,6 @@ describe('vSphere transports against a hostile fake vCenter (seeded fuzz)', () =
   let memory: MemoryWatch | undefined;
 
   afterAll(() => {
-    rmSync(dir, { recursive: true, force: true });
     if (durations.length === 0) return;
     console.log(
       `hostile vCenter: ${durations.length} calls (${[...counts].map(([k, n]) => `${k} ${n}`).join(', ')}), ` +
@@ -519,7 +528,7 @@ describe('vSphere transports against a hostile fake vCenter (seeded fuzz)', () =
         // The adapter a call is made on connects with a generous deadline (the server is still friendly).
         if (next.target !== 'connect' && next.target !== 'soap-client')
           adapter = await connect({ ...options, timeoutMs: SETUP_TIMEOUT_MS });
-        const backupDir = join(dir, `iteration-${i}`);
+        const backupDir = join(dir(), `iteration-${i}`);
         const { sink, largestFile, pastExpected } = countingSink(backupDir);
         plan = next;
         const started = Date.now();

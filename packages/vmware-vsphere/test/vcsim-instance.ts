@@ -1,12 +1,14 @@
 /**
  * Test helper: a private govmomi vcsim (HVKIT_VCSIM_BIN) for live tests that change state or need their
  * own settings (a short session idle timeout, a big inventory). Plain http on 127.0.0.1, its own temp dir.
+ * It does not outlive the process that started it (exit, SIGTERM, SIGINT, SIGHUP, loss of the IPC channel).
  */
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { stopWithProcess } from '../../core/src/__test-utils__/process-end';
 
 export interface VcsimInstance {
   /** SOAP endpoint, `http://127.0.0.1:<port>/sdk`. */
@@ -98,12 +100,23 @@ export async function startVcsim(options: VcsimInstanceOptions): Promise<VcsimIn
       await exited;
       clearTimeout(timer);
     }
+    unhook();
     rmSync(dir, { recursive: true, force: true });
   };
+  // Killed, and its directory removed, when this process ends without stop(): a file whose afterAll does
+  // not run (its tests filtered out, while the conformance suite started one at collection) leaves nothing.
+  const unhook = stopWithProcess(() => {
+    if (running()) {
+      child.kill('SIGCONT');
+      child.kill('SIGKILL');
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
   let url: string;
   try {
     url = await launch();
   } catch (error) {
+    unhook();
     rmSync(dir, { recursive: true, force: true });
     throw error;
   }

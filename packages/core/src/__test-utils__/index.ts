@@ -3,10 +3,13 @@
  */
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import type { HvkitError } from '../errors/hvkit-error';
+
+export { stopWithProcess } from './process-end';
 
 /**
  * Awaits a promise that must reject and returns what it rejected with (typed as an HvkitError for
@@ -31,6 +34,29 @@ export function listAll(dir: string): string[] {
   }
 }
 
+/**
+ * A temporary folder `<tmpdir>/<prefix>XXXXXX` for the tests of the file or `describe` block this is called
+ * in: made by a `beforeAll` hook and removed, with all it holds, by an `afterAll` hook. Never made while the
+ * file is collected, so a block that is skipped or whose tests are all filtered out (`vitest -t`, StrykerJS)
+ * makes none: vitest runs neither hook then. Returns a function giving the folder's path; it throws outside
+ * the block's tests (before its `beforeAll`, after its `afterAll`).
+ */
+export function testTempDir(prefix: string): () => string {
+  let dir: string | undefined;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), prefix));
+  });
+  afterAll(() => {
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+    dir = undefined;
+  });
+  return () => {
+    if (dir === undefined)
+      throw new Error(`testTempDir(${prefix}): no folder outside the tests of its block`);
+    return dir;
+  };
+}
+
 /** `data` as an async source of chunks of `size` bytes. */
 export async function* chunksOf(data: Buffer, size: number): AsyncGenerator<Buffer> {
   for (let i = 0; i < data.length; i += size) yield data.subarray(i, i + size);
@@ -43,22 +69,32 @@ export interface TestCert {
   fingerprint: string;
 }
 
-let scratch: string | undefined;
-
-/** Makes a self-signed EC certificate with openssl for this test run, for `CN=name` and the given SAN. */
+/**
+ * Makes a self-signed EC certificate with openssl, for `CN=name` and the given SAN. openssl writes the key
+ * and certificate into a temporary folder of their own, removed again before this returns (the PEM text is
+ * all a test needs), so nothing is left in the temporary directory, whatever becomes of the test.
+ */
 export function makeTestCert(name: string, san: string): TestCert {
-  scratch ??= mkdtempSync(join(tmpdir(), 'hvkit-cert-'));
-  const key = join(scratch, `${name}.key`);
-  const cert = join(scratch, `${name}.crt`);
-  execFileSync(
-    'openssl',
-    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes']
-      .concat(['-keyout', key, '-out', cert, '-days', '1', '-subj', `/CN=${name}`])
-      .concat(['-addext', `subjectAltName=${san}`]),
-    { stdio: 'ignore' },
-  );
-  const pem = readFileSync(cert, 'utf8');
-  return { cert: pem, key: readFileSync(key, 'utf8'), fingerprint: new X509Certificate(pem).fingerprint256 };
+  const scratch = mkdtempSync(join(tmpdir(), 'hvkit-cert-'));
+  try {
+    const key = join(scratch, `${name}.key`);
+    const cert = join(scratch, `${name}.crt`);
+    execFileSync(
+      'openssl',
+      ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes']
+        .concat(['-keyout', key, '-out', cert, '-days', '1', '-subj', `/CN=${name}`])
+        .concat(['-addext', `subjectAltName=${san}`]),
+      { stdio: 'ignore' },
+    );
+    const pem = readFileSync(cert, 'utf8');
+    return {
+      cert: pem,
+      key: readFileSync(key, 'utf8'),
+      fingerprint: new X509Certificate(pem).fingerprint256,
+    };
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
 }
 
 /** Deterministic pseudo-random numbers in [0, 1) (mulberry32), for seeded fuzz tests. */

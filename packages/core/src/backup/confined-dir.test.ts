@@ -1,29 +1,25 @@
 import {
   existsSync,
   mkdirSync,
-  mkdtempSync,
   readdirSync,
   readFileSync,
   renameSync,
-  rmSync,
   statfsSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import * as fsp from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { rejection } from '../__test-utils__';
+import { describe, expect, it } from 'vitest';
+import { rejection, testTempDir } from '../__test-utils__';
 import { HvkitError } from '../errors/hvkit-error';
 import { openConfinedDirectory } from './confined-dir';
 
-const scratch = mkdtempSync(join(tmpdir(), 'hvkit-confined-'));
-afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+const scratch = testTempDir('hvkit-confined-');
 let counter = 0;
 
 function setup(): { root: string; outside: string } {
-  const base = join(scratch, `t${++counter}`);
+  const base = join(scratch(), `t${++counter}`);
   const root = join(base, 'root');
   const outside = join(base, 'outside');
   mkdirSync(root, { recursive: true });

@@ -6,21 +6,19 @@
  */
 
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { chunksOf, listAll } from '../__test-utils__';
+import { describe, expect, it } from 'vitest';
+import { chunksOf, listAll, testTempDir } from '../__test-utils__';
 import { HvkitError } from '../errors/hvkit-error';
 import { createDirectorySink } from './directory-sink';
 
-const root = mkdtempSync(join(tmpdir(), 'hvkit-dirsink-race-'));
-afterAll(() => rmSync(root, { recursive: true, force: true }));
+const root = testTempDir('hvkit-dirsink-race-');
 
 /** A sink directory and a directory outside it that a planted link points to. */
 function plant(): { dir: string; outside: string } {
-  const dir = join(root, 'sink');
-  const outside = join(root, 'outside');
+  const dir = join(root(), 'sink');
+  const outside = join(root(), 'outside');
   mkdirSync(dir, { recursive: true });
   mkdirSync(outside, { recursive: true });
   return { dir, outside };

@@ -2,19 +2,17 @@
  * `removeIncomplete` of the directory sink, rule by rule: what counts as an incomplete artifact folder, what
  * is never touched, its order, its bounds (depth, abort) and the operation its errors name.
  */
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { rejection } from '../__test-utils__';
+import { describe, expect, it } from 'vitest';
+import { rejection, testTempDir } from '../__test-utils__';
 import { createDirectorySink } from './directory-sink';
 import { BACKUP_MANIFEST_FILE } from './manifest';
 
-const base = mkdtempSync(join(tmpdir(), 'hvkit-remove-incomplete-'));
-afterAll(() => rmSync(base, { recursive: true, force: true }));
+const base = testTempDir('hvkit-remove-incomplete-');
 let n = 0;
 function freshDir(): string {
-  const dir = join(base, `d${n++}`);
+  const dir = join(base(), `d${n++}`);
   mkdirSync(dir);
   return dir;
 }

@@ -2,27 +2,23 @@ import { createHash, randomBytes } from 'node:crypto';
 import {
   lstatSync,
   mkdirSync,
-  mkdtempSync,
   readdirSync,
   readFileSync,
-  rmSync,
   statSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { chunksOf, listAll, rejection } from '../__test-utils__';
+import { describe, expect, it } from 'vitest';
+import { chunksOf, listAll, rejection, testTempDir } from '../__test-utils__';
 import { HvkitError } from '../errors/hvkit-error';
 import type { Progress } from '../hypervisor/v1/model';
 import { createDirectorySink, DIRECTORY_SINK_TEMP_PREFIX } from './directory-sink';
 
-const root = mkdtempSync(join(tmpdir(), 'hvkit-dirsink-'));
-afterAll(() => rmSync(root, { recursive: true, force: true }));
+const root = testTempDir('hvkit-dirsink-');
 let counter = 0;
 function freshDir(): string {
-  return join(root, `d${++counter}`);
+  return join(root(), `d${++counter}`);
 }
 
 describe('createDirectorySink', () => {
@@ -154,7 +150,7 @@ describe('createDirectorySink', () => {
       expect(error.code).toBe('INVALID_ARGUMENT');
     }
     expect(listAll(dir)).toEqual([]);
-    expect(listAll(root).some((n) => n.includes('escape'))).toBe(false);
+    expect(listAll(root()).some((n) => n.includes('escape'))).toBe(false);
   });
 
   it('writes an empty file', async () => {
@@ -176,7 +172,7 @@ describe('createDirectorySink', () => {
   });
 
   it('maps file system errors', async () => {
-    const file = join(root, 'not-a-dir');
+    const file = join(root(), 'not-a-dir');
     writeFileSync(file, 'x');
     const error = (await rejection(
       createDirectorySink(file).writeFile('a', chunksOf(Buffer.alloc(1), 1)),
@@ -185,7 +181,7 @@ describe('createDirectorySink', () => {
     expect(['NOT_FOUND', 'CONFLICT', 'REMOTE']).toContain(error.code);
     expect(error.backendCode).toMatch(/^E[A-Z]+$/);
     const missing = (await rejection(
-      createDirectorySink(join(root, 'missing-parent'), { createDirectory: false }).writeFile(
+      createDirectorySink(join(root(), 'missing-parent'), { createDirectory: false }).writeFile(
         'a',
         chunksOf(Buffer.alloc(1), 1),
       ),

@@ -1,18 +1,16 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { listAll, rejection } from '../__test-utils__';
+import { describe, expect, it } from 'vitest';
+import { listAll, rejection, testTempDir } from '../__test-utils__';
 import { writeArtifact } from '../__test-utils__/artifacts';
 import { createDirectorySink } from './directory-sink';
 import { createDirectorySource } from './directory-source';
 import { BACKUP_MANIFEST_FILE, BACKUP_MANIFEST_MAX_BYTES } from './manifest';
 
-const root = mkdtempSync(join(tmpdir(), 'hvkit-dirsource-'));
-afterAll(() => rmSync(root, { recursive: true, force: true }));
+const root = testTempDir('hvkit-dirsource-');
 let counter = 0;
-const freshDir = () => join(root, `d${++counter}`);
+const freshDir = () => join(root(), `d${++counter}`);
 
 async function collect(iterable: AsyncIterable<Uint8Array>): Promise<Buffer> {
   const parts: Uint8Array[] = [];

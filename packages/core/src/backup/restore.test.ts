@@ -1,18 +1,16 @@
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { rejection } from '../__test-utils__';
+import { describe, expect, it } from 'vitest';
+import { rejection, testTempDir } from '../__test-utils__';
 import { writeArtifact } from '../__test-utils__/artifacts';
 import { createDirectorySource } from './directory-source';
 import { BACKUP_MANIFEST_FILE, type BackupManifestFile } from './manifest';
 import { readVerifiedBytes, readVerifiedFile, resolveRestoreChain } from './restore';
 
-const root = mkdtempSync(join(tmpdir(), 'hvkit-restore-'));
-afterAll(() => rmSync(root, { recursive: true, force: true }));
+const root = testTempDir('hvkit-restore-');
 let counter = 0;
-const freshDir = () => join(root, `d${++counter}`);
+const freshDir = () => join(root(), `d${++counter}`);
 
 async function consume(iterable: AsyncIterable<Uint8Array>): Promise<{ bytes: number; chunks: number }> {
   let bytes = 0;

@@ -4,12 +4,11 @@
  * other sink tests check behaviour on real files and streams; these pin the messages users read.
  */
 
-import { existsSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { afterAll, describe, expect, it } from 'vitest';
-import { listAll, rejection } from '../__test-utils__';
+import { describe, expect, it } from 'vitest';
+import { listAll, rejection, testTempDir } from '../__test-utils__';
 import { HvkitError, hvkitError } from '../errors/hvkit-error';
 import { createDirectorySink, DIRECTORY_SINK_TEMP_PREFIX } from './directory-sink';
 import {
@@ -240,10 +239,9 @@ describe('the stream sink', () => {
 });
 
 describe('the directory sink', () => {
-  const scratch = mkdtempSync(join(tmpdir(), 'hvkit-sink-contract-'));
-  afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+  const scratch = testTempDir('hvkit-sink-contract-');
   let n = 0;
-  const fresh = () => join(scratch, `d${++n}`);
+  const fresh = () => join(scratch(), `d${++n}`);
 
   it('refuses a directory that is not a string, or empty, or holds a NUL, and names its temporary prefix', () => {
     expect(() => createDirectorySink(5 as unknown as string)).toThrow(
@@ -310,7 +308,7 @@ describe('the directory sink', () => {
     expect(isDir.message).toContain(join(dir, 'a'));
     await sink.removeFile?.('a/f');
     expect(listAll(dir)).toEqual(['a', 'plain']);
-    symlinkSync(scratch, join(dir, 'link'));
+    symlinkSync(scratch(), join(dir, 'link'));
     const link = await hvkitRejection(sink.removeFile?.('link/f') as Promise<void>);
     expect([link.code, link.backendCode, link.operation]).toEqual(['CONFLICT', 'ELOOP', 'sink.removeFile']);
   });

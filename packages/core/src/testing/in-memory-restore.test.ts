@@ -1,9 +1,8 @@
 /** Restore, checkpoint chains, leases and cleanup of the in-memory adapter, through real directories. */
-import { mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { rejection } from '../__test-utils__';
+import { describe, expect, it } from 'vitest';
+import { rejection, testTempDir } from '../__test-utils__';
 import { createDirectorySink } from '../backup/directory-sink';
 import { createDirectorySource } from '../backup/directory-source';
 import { BACKUP_MANIFEST_FILE } from '../backup/manifest';
@@ -11,10 +10,9 @@ import { checkProgressLog } from '../backup/progress';
 import type { Progress } from '../hypervisor/v1/model';
 import { createInMemoryAdapter } from './in-memory-adapter';
 
-const root = mkdtempSync(join(tmpdir(), 'hvkit-inmem-restore-'));
-afterAll(() => rmSync(root, { recursive: true, force: true }));
+const root = testTempDir('hvkit-inmem-restore-');
 let counter = 0;
-const freshDir = () => join(root, `d${++counter}`);
+const freshDir = () => join(root(), `d${++counter}`);
 
 function setup(options: Parameters<typeof createInMemoryAdapter>[0] = {}) {
   const dir = freshDir();
@@ -213,7 +211,7 @@ describe('in-memory checkpoint chains, leases and cleanup', () => {
     const { a, dir, sink } = setup();
     const done = await a.backups.backup('vm-101', sink);
     const crashedRun = '20261207T010000Z-full-dead00';
-    writeFileSync(join(root, 'x'), '');
+    writeFileSync(join(root(), 'x'), '');
     const partial = createDirectorySink(dir, { fsync: false });
     await partial.writeFile(
       `web-01/${crashedRun}/guest.json`,
@@ -248,7 +246,7 @@ describe('in-memory checkpoint chains, leases and cleanup', () => {
     expect(kept.kept.map((k) => k.kind).sort()).toEqual(['checkpoint', 'file', 'snapshot']);
     // A backup while another run holds the guest is a CONFLICT.
     expect((await rejection(a.backups.backup('vm-101', sink))).code).toBe('CONFLICT');
-    unlinkSync(join(root, 'x'));
+    unlinkSync(join(root(), 'x'));
   });
 
   it('the next backup sweeps a crashed run first', async () => {

@@ -1,15 +1,13 @@
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { createServer as createTlsServer, type TLSSocket, type Server as TlsServer } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeTestCert, rejection, type TestCert } from '../__test-utils__';
+import { makeTestCert, rejection, type TestCert, testTempDir } from '../__test-utils__';
 import { HvkitError } from '../errors/hvkit-error';
 import { normalizeSha256Fingerprint, tcpDialer, tlsDialer, unixSocketDialer } from './dialers';
 
-const scratch = mkdtempSync(join(tmpdir(), 'hvkit-dial-'));
+const scratch = testTempDir('hvkit-dial-');
 
 function listen(server: Server | TlsServer, target: number | string = 0): Promise<number> {
   track(server);
@@ -71,12 +69,11 @@ beforeAll(() => {
 afterAll(async () => {
   for (const socket of openSockets) socket.destroy();
   await Promise.all(servers.map(close));
-  rmSync(scratch, { recursive: true, force: true });
 });
 
 describe('unixSocketDialer', () => {
   it('connects and carries bytes', async () => {
-    const path = join(scratch, 'echo.sock');
+    const path = join(scratch(), 'echo.sock');
     const server = createServer(echo);
     servers.push(server);
     await listen(server, path);
@@ -86,7 +83,7 @@ describe('unixSocketDialer', () => {
   });
 
   it('a missing socket is CONNECTION_LOST (retryable)', async () => {
-    const error = await rejection(unixSocketDialer(join(scratch, 'nobody.sock')).dial());
+    const error = await rejection(unixSocketDialer(join(scratch(), 'nobody.sock')).dial());
     expect(error.code).toBe('CONNECTION_LOST');
     expect(error.retryable).toBe(true);
     expect(error.backendCode).toBe('ENOENT');

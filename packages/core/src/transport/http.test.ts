@@ -1,4 +1,3 @@
-import { mkdtempSync, rmSync } from 'node:fs';
 import {
   createServer as createHttpServer,
   type IncomingMessage,
@@ -7,15 +6,13 @@ import {
 } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createNetServer, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeTestCert, rejection, type TestCert } from '../__test-utils__';
+import { makeTestCert, rejection, type TestCert, testTempDir } from '../__test-utils__';
 import { HvkitError, hvkitError } from '../errors/hvkit-error';
 import { closeHttpFetch, createHttpFetch, fetchErrorToHvkitError, type HttpFetch } from './http';
 
-const scratch = mkdtempSync(join(tmpdir(), 'hvkit-http-'));
+const _scratch = testTempDir('hvkit-http-');
 
 const servers: Server[] = [];
 const sockets = new Set<Socket>();
@@ -87,7 +84,6 @@ afterAll(async () => {
   await Promise.all(fetches.map((f) => f.close().catch(() => {})));
   for (const s of sockets) s.destroy();
   await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  rmSync(scratch, { recursive: true, force: true });
 });
 
 describe('createHttpFetch over plain HTTP', () => {

@@ -1,15 +1,13 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { rejection } from '../__test-utils__';
+import { describe, expect, it } from 'vitest';
+import { rejection, testTempDir } from '../__test-utils__';
 import type { HvkitError } from '../errors/hvkit-error';
 import { createLocalExec } from './local-exec';
 
 const exec = createLocalExec({ killGraceMs: 300 });
-const scratch = mkdtempSync(join(tmpdir(), 'hvkit-exec-'));
-afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+const scratch = testTempDir('hvkit-exec-');
 
 /** Whether a process exists and is not a zombie. */
 function isAlive(pid: number): boolean {
@@ -39,14 +37,15 @@ async function readPids(file: string): Promise<number[]> {
     .map((s) => Number(s));
 }
 
-const HOSTILE = [
+/** Arguments a shell would misread (made in the tests: the paths are in the scratch folder). */
+const hostile = (): string[] => [
   "a'b",
   'a"b',
-  `$(touch ${join(scratch, 'injected-1')})`,
-  `\`touch ${join(scratch, 'injected-2')}\``,
-  `; touch ${join(scratch, 'injected-3')}`,
-  `| touch ${join(scratch, 'injected-4')}`,
-  `&& touch ${join(scratch, 'injected-5')}`,
+  `$(touch ${join(scratch(), 'injected-1')})`,
+  `\`touch ${join(scratch(), 'injected-2')}\``,
+  `; touch ${join(scratch(), 'injected-3')}`,
+  `| touch ${join(scratch(), 'injected-4')}`,
+  `&& touch ${join(scratch(), 'injected-5')}`,
   'line1\nline2',
   '-n',
   '--help',
@@ -63,18 +62,18 @@ const HOSTILE = [
 
 describe('createLocalExec: argv is passed verbatim', () => {
   it('printf receives every hostile argument unchanged and nothing is executed', async () => {
-    const result = await exec.exec({ argv: ['printf', '%s\\0', ...HOSTILE] });
+    const result = await exec.exec({ argv: ['printf', '%s\\0', ...hostile()] });
     expect(result.exitCode).toBe(0);
     expect(result.signal).toBeNull();
     const parts = result.stdout.toString('utf8').split('\0');
     expect(parts.pop()).toBe('');
-    expect(parts).toEqual(HOSTILE);
-    for (let i = 1; i <= 5; i++) expect(existsSync(join(scratch, `injected-${i}`))).toBe(false);
+    expect(parts).toEqual(hostile());
+    for (let i = 1; i <= 5; i++) expect(existsSync(join(scratch(), `injected-${i}`))).toBe(false);
   });
 
   it('node sees the same argv', async () => {
     const script = 'process.stdout.write(JSON.stringify(process.argv.slice(1)))';
-    const args = HOSTILE.filter((a) => a !== '');
+    const args = hostile().filter((a) => a !== '');
     const result = await exec.exec({ argv: [process.execPath, '-e', script, '--', ...args] });
     expect(result.exitCode).toBe(0);
     expect(JSON.parse(result.stdout.toString('utf8'))).toEqual(args);
@@ -130,9 +129,9 @@ describe('createLocalExec: exec', () => {
     const result = await exec.exec({
       argv: ['sh', '-c', 'printf "%s|%s|%s" "$HVKIT_TEST" "$(pwd)" "$(test -n "$PATH" && echo has-path)"'],
       env: { HVKIT_TEST: "it's $(fine)" },
-      cwd: scratch,
+      cwd: scratch(),
     });
-    expect(result.stdout.toString()).toBe(`it's $(fine)|${scratch}|has-path`);
+    expect(result.stdout.toString()).toBe(`it's $(fine)|${scratch()}|has-path`);
   });
 
   it('fails with NOT_FOUND for a missing program and a missing cwd', async () => {
@@ -140,12 +139,12 @@ describe('createLocalExec: exec', () => {
     expect(error.code).toBe('NOT_FOUND');
     expect(error.backendCode).toBe('ENOENT');
     expect(
-      ((await rejection(exec.exec({ argv: ['true'], cwd: join(scratch, 'missing') }))) as HvkitError).code,
+      ((await rejection(exec.exec({ argv: ['true'], cwd: join(scratch(), 'missing') }))) as HvkitError).code,
     ).toBe('NOT_FOUND');
   });
 
   it('fails with PROTOCOL beyond maxBuffer and kills the command', async () => {
-    const pidFile = join(scratch, 'maxbuf.pid');
+    const pidFile = join(scratch(), 'maxbuf.pid');
     const error = (await rejection(
       exec.exec({
         argv: ['sh', '-c', `echo $$ > ${pidFile}; while :; do echo xxxxxxxxxxxxxxxx; done`],
@@ -158,7 +157,7 @@ describe('createLocalExec: exec', () => {
   });
 
   it('a timeout kills the whole process group', async () => {
-    const pidFile = join(scratch, 'timeout.pid');
+    const pidFile = join(scratch(), 'timeout.pid');
     const started = Date.now();
     const error = (await rejection(
       exec.exec({ argv: ['sh', '-c', `sleep 30 & echo $$ $! > ${pidFile}; wait`], timeoutMs: 1000 }),
@@ -172,7 +171,7 @@ describe('createLocalExec: exec', () => {
   });
 
   it('SIGKILL follows when the command ignores SIGTERM', async () => {
-    const pidFile = join(scratch, 'stubborn.pid');
+    const pidFile = join(scratch(), 'stubborn.pid');
     const error = (await rejection(
       exec.exec({
         argv: ['sh', '-c', `trap '' TERM; sleep 30 & echo $$ $! > ${pidFile}; wait`],
@@ -185,7 +184,7 @@ describe('createLocalExec: exec', () => {
   });
 
   it('an abort kills the whole process group', async () => {
-    const pidFile = join(scratch, 'abort.pid');
+    const pidFile = join(scratch(), 'abort.pid');
     const controller = new AbortController();
     const promise = exec.exec({
       argv: ['sh', '-c', `sleep 30 & echo $$ $! > ${pidFile}; wait`],
@@ -198,7 +197,7 @@ describe('createLocalExec: exec', () => {
   });
 
   it('does not start anything for an already-aborted signal', async () => {
-    const marker = join(scratch, 'never-run');
+    const marker = join(scratch(), 'never-run');
     const controller = new AbortController();
     controller.abort();
     const error = (await rejection(
@@ -262,7 +261,7 @@ describe('createLocalExec: spawn (streams)', () => {
   });
 
   it('an abort kills the group and fails stdout instead of ending it cleanly', async () => {
-    const pidFile = join(scratch, 'spawn-abort.pid');
+    const pidFile = join(scratch(), 'spawn-abort.pid');
     const controller = new AbortController();
     const proc = exec.spawn({
       argv: ['sh', '-c', `sleep 30 & echo $$ $! > ${pidFile}; while :; do echo data; sleep 0.05; done`],
@@ -295,7 +294,7 @@ describe('createLocalExec: spawn (streams)', () => {
   });
 
   it('does not start anything for an already-aborted signal', async () => {
-    const marker = join(scratch, 'never-spawned');
+    const marker = join(scratch(), 'never-spawned');
     const controller = new AbortController();
     controller.abort();
     const proc = exec.spawn({ argv: ['touch', marker], signal: controller.signal });

@@ -1,6 +1,5 @@
 import {
   mkdirSync,
-  mkdtempSync,
   readdirSync,
   readFileSync,
   rmdirSync,
@@ -9,30 +8,28 @@ import {
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { rejection } from '../__test-utils__';
+import { describe, expect, it } from 'vitest';
+import { rejection, testTempDir } from '../__test-utils__';
 import { HvkitError } from '../errors/hvkit-error';
 import { createLocalFiles, errnoToHvkitError } from './local-files';
 
 const files = createLocalFiles();
-const scratch = mkdtempSync(join(tmpdir(), 'hvkit-files-'));
-afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+const scratch = testTempDir('hvkit-files-');
 
 describe('createLocalFiles', () => {
   it('writes atomically and reads back', async () => {
-    const path = join(scratch, 'a.txt');
+    const path = join(scratch(), 'a.txt');
     await files.writeFile(path, 'hello');
     expect((await files.readFile(path)).toString()).toBe('hello');
     await files.writeFile(path, new Uint8Array([1, 2, 3]));
     expect([...(await files.readFile(path))]).toEqual([1, 2, 3]);
     // No temporary file is left beside it.
-    expect(readdirSync(scratch).filter((n) => n.startsWith('.'))).toEqual([]);
+    expect(readdirSync(scratch()).filter((n) => n.startsWith('.'))).toEqual([]);
   });
 
   it('applies mode to new files and keeps the mode of replaced ones', async () => {
-    const path = join(scratch, 'secret.conf');
+    const path = join(scratch(), 'secret.conf');
     await files.writeFile(path, 'x', { mode: 0o600 });
     expect(statSync(path).mode & 0o777).toBe(0o600);
     await files.writeFile(path, 'y');
@@ -42,16 +39,16 @@ describe('createLocalFiles', () => {
   });
 
   it('can write in place', async () => {
-    const path = join(scratch, 'inplace.txt');
+    const path = join(scratch(), 'inplace.txt');
     writeFileSync(path, 'old content that is long');
     const inode = statSync(path).ino;
     await files.writeFile(path, 'new', { atomic: false });
     expect(readFileSync(path, 'utf8')).toBe('new');
     expect(statSync(path).ino).toBe(inode);
     // In place never creates a file.
-    expect((await rejection(files.writeFile(join(scratch, 'absent.txt'), 'x', { atomic: false }))).code).toBe(
-      'NOT_FOUND',
-    );
+    expect(
+      (await rejection(files.writeFile(join(scratch(), 'absent.txt'), 'x', { atomic: false }))).code,
+    ).toBe('NOT_FOUND');
   });
 
   it('writes pseudo-file-system files in place (a scratch cgroup)', async (context) => {
@@ -79,7 +76,7 @@ describe('createLocalFiles', () => {
   });
 
   it('lists and stats', async () => {
-    const dir = join(scratch, 'tree');
+    const dir = join(scratch(), 'tree');
     mkdirSync(dir);
     writeFileSync(join(dir, 'f1'), '12345');
     mkdirSync(join(dir, 'sub'));
@@ -97,31 +94,31 @@ describe('createLocalFiles', () => {
   });
 
   it('streams a file from an offset', async () => {
-    const path = join(scratch, 'stream.bin');
+    const path = join(scratch(), 'stream.bin');
     writeFileSync(path, 'abcdefghij');
     const stream = await files.createReadStream(path, { start: 4 });
     let text = '';
     for await (const chunk of stream) text += chunk.toString();
     expect(text).toBe('efghij');
-    expect((await rejection(files.createReadStream(join(scratch, 'nope')))).code).toBe('NOT_FOUND');
+    expect((await rejection(files.createReadStream(join(scratch(), 'nope')))).code).toBe('NOT_FOUND');
   });
 
   it('removes files and empty directories, ignores missing paths', async () => {
-    const path = join(scratch, 'rm.txt');
+    const path = join(scratch(), 'rm.txt');
     writeFileSync(path, 'x');
     await files.remove(path);
     await files.remove(path);
-    const dir = join(scratch, 'rmdir');
+    const dir = join(scratch(), 'rmdir');
     mkdirSync(dir);
     writeFileSync(join(dir, 'inside'), 'x');
     expect((await rejection(files.remove(dir))).code).toBe('CONFLICT');
     rmSync(join(dir, 'inside'));
     await files.remove(dir);
-    expect(readdirSync(scratch)).not.toContain('rmdir');
+    expect(readdirSync(scratch())).not.toContain('rmdir');
   });
 
   it('maps errors to codes with the path', async () => {
-    const missing = join(scratch, 'missing.txt');
+    const missing = join(scratch(), 'missing.txt');
     const error = await rejection(files.readFile(missing));
     expect(error.code).toBe('NOT_FOUND');
     expect(error.backendCode).toBe('ENOENT');
@@ -129,8 +126,8 @@ describe('createLocalFiles', () => {
     expect(error.message).toContain(missing);
     expect((await rejection(files.list(missing))).code).toBe('NOT_FOUND');
     expect((await rejection(files.stat(missing))).code).toBe('NOT_FOUND');
-    expect((await rejection(files.writeFile(join(scratch, 'no-dir', 'x'), 'x'))).code).toBe('NOT_FOUND');
-    const isDir = await rejection(files.readFile(scratch));
+    expect((await rejection(files.writeFile(join(scratch(), 'no-dir', 'x'), 'x'))).code).toBe('NOT_FOUND');
+    const isDir = await rejection(files.readFile(scratch()));
     expect(isDir.code).toBe('REMOTE');
     expect(isDir.backendCode).toBe('EISDIR');
   });
@@ -138,9 +135,9 @@ describe('createLocalFiles', () => {
   it('rejects an already-aborted signal and bad input', async () => {
     const controller = new AbortController();
     controller.abort();
-    const path = join(scratch, 'aborted.txt');
+    const path = join(scratch(), 'aborted.txt');
     expect((await rejection(files.writeFile(path, 'x', { signal: controller.signal }))).code).toBe('ABORTED');
-    expect(readdirSync(scratch)).not.toContain('aborted.txt');
+    expect(readdirSync(scratch())).not.toContain('aborted.txt');
     expect((await rejection(files.readFile(path, { signal: controller.signal }))).code).toBe('ABORTED');
     expect(() => files.readFile('')).toThrow(HvkitError);
     expect(() => files.readFile('a\0b')).toThrow(/NUL/);

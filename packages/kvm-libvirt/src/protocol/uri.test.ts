@@ -1,9 +1,9 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HvkitError } from '@hvkit/core';
-import { afterAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { testTempDir } from '../../../core/src/__test-utils__';
 import { localSocketPath, parseLibvirtUri, redactLibvirtUri, sshRemoteArgv } from './uri';
 
 function expectInvalid(uri: string): void {
@@ -142,25 +142,27 @@ describe('localSocketPath', () => {
 });
 
 describe('sshRemoteArgv', () => {
-  const bin = mkdtempSync(join(tmpdir(), 'hvkit-sshcmd-'));
-  for (const tool of ['sh', 'grep']) {
-    symlinkSync(
-      execFileSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim(),
-      join(bin, tool),
-    );
-  }
-  afterAll(() => rmSync(bin, { recursive: true, force: true }));
+  // Made in beforeAll, not while the file is collected (a filtered-out block runs no hook to remove it).
+  const bin = testTempDir('hvkit-sshcmd-');
+  beforeAll(() => {
+    for (const tool of ['sh', 'grep']) {
+      symlinkSync(
+        execFileSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim(),
+        join(bin(), tool),
+      );
+    }
+  });
 
   /** Runs the generated `sh -c` script with fake helper/netcat programs that print their arguments. */
   function run(argv: string[], programs: string[]): string {
-    for (const p of ['virt-ssh-helper', 'nc', 'ncat']) rmSync(join(bin, p), { force: true });
+    for (const p of ['virt-ssh-helper', 'nc', 'ncat']) rmSync(join(bin(), p), { force: true });
     for (const p of programs) {
-      writeFileSync(join(bin, p), `#!/bin/sh\necho "${p}" "$@"\n`);
-      chmodSync(join(bin, p), 0o755);
+      writeFileSync(join(bin(), p), `#!/bin/sh\necho "${p}" "$@"\n`);
+      chmodSync(join(bin(), p), 0o755);
     }
     // PATH holds only the fakes plus sh and grep, so the real helpers on this machine stay invisible.
     return execFileSync(argv[0] as string, argv.slice(1), {
-      env: { PATH: bin, HOME: '/root' },
+      env: { PATH: bin(), HOME: '/root' },
       encoding: 'utf8',
     }).trim();
   }

@@ -21,7 +21,7 @@ import {
   type SinkWriteOptions,
 } from '@hvkit/core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { makeTestCert } from '../../../core/src/__test-utils__';
+import { makeTestCert, type TestCert } from '../../../core/src/__test-utils__';
 import { type HostileProxy, startHostileProxy } from '../../test/hostile-proxy';
 import { DISK_BYTES, diskContent, startPreparedVcsim } from '../../test/probe';
 import { type SoapServer, startSoapServer } from '../../test/soap-server';
@@ -33,7 +33,8 @@ const MiB = 1024 * 1024;
 const FLAT = /-flat\.vmdk\?/;
 
 describe.skipIf(!vcsim.available)(liveTitle('disk backups against a hostile /folder server'), () => {
-  const cert = makeTestCert('vc-proxy', 'IP:127.0.0.1');
+  // Made in beforeAll, not here: a skipped describe body still runs when the file is collected.
+  let cert: TestCert;
   let sim: VcsimInstance;
   let proxy: HostileProxy;
   let foreign: SoapServer;
@@ -51,6 +52,7 @@ describe.skipIf(!vcsim.available)(liveTitle('disk backups against a hostile /fol
   });
 
   beforeAll(async () => {
+    cert = makeTestCert('vc-proxy', 'IP:127.0.0.1');
     sim = await startPreparedVcsim(env().HVKIT_VCSIM_BIN, 'esx');
     proxy = await startHostileProxy(sim.url, { tls: cert });
     foreign = await startSoapServer(() => ({

@@ -8,8 +8,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createDirectorySink, HvkitError } from '@hvkit/core';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { makeTestCert } from '../../../core/src/__test-utils__';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { makeTestCert, type TestCert } from '../../../core/src/__test-utils__';
 import {
   bootstrapReply,
   FAKE_SESSION_COOKIE,
@@ -95,7 +95,11 @@ function esxHost(
 }
 
 describe('host configuration backup: the bundle comes from the session host only', () => {
-  const cert = makeTestCert('esx', 'IP:127.0.0.1');
+  // Made in beforeAll, not while the file is collected.
+  let cert: TestCert;
+  beforeAll(() => {
+    cert = makeTestCert('esx', 'IP:127.0.0.1');
+  });
   const dirs: string[] = [];
   afterAll(() => {
     for (const d of dirs) rmSync(d, { recursive: true, force: true });

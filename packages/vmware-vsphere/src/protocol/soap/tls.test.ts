@@ -1,6 +1,6 @@
 import { HvkitError } from '@hvkit/core';
-import { afterEach, describe, expect, it } from 'vitest';
-import { makeTestCert } from '../../../../core/src/__test-utils__';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { makeTestCert, type TestCert } from '../../../../core/src/__test-utils__';
 import { type SoapServer, sample, startSoapServer } from '../../../test/soap-server';
 import { VimSoapClient } from './client';
 import { SERVICE_INSTANCE } from './session';
@@ -45,8 +45,13 @@ describe('createVimFetch', () => {
 });
 
 describe('thumbprint modes against a TLS server on loopback', () => {
-  const cert = makeTestCert('vc', 'IP:127.0.0.1');
-  const right = thumbprintOf(cert.cert);
+  // Made in beforeAll, not while the file is collected.
+  let cert: TestCert;
+  let right: string;
+  beforeAll(() => {
+    cert = makeTestCert('vc', 'IP:127.0.0.1');
+    right = thumbprintOf(cert.cert);
+  });
   const other = normalizeThumbprint('11'.repeat(20));
   let server: SoapServer | undefined;
   afterEach(async () => {
