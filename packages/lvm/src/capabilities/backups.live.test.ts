@@ -175,6 +175,34 @@ dd if=/dev/urandom of=/dev/${thin} bs=1M count=64 status=none conv=fsync`,
     }
   });
 
+  it('two backups of one volume started together: one runs, the other is CONFLICT naming the volume; the volume gets no tag, no snapshot or file of the loser is left', async () => {
+    // The lease is stored on each run's snapshot; whichever order LVM ran them in, one run sees the other's
+    // live lease (before its lvcreate, or in the lvs after it, where the later run gives way).
+    const second = await connect({ ssh, snapshotSize: { percent: 100 } });
+    const dirs = [`${sinkDir}-race-a`, `${sinkDir}-race-b`];
+    try {
+      const results = await Promise.allSettled([
+        hv.backups?.backup(data, createSshSink(ssh, dirs[0] as string)),
+        second.backups?.backup(data, createSshSink(ssh, dirs[1] as string)),
+      ]);
+      const lost = results.findIndex((r) => r.status === 'rejected');
+      expect(
+        results.map((r) => r.status),
+        String(results.map((r) => (r.status === 'rejected' ? r.reason : 'ok'))),
+      ).toEqual(lost === 0 ? ['rejected', 'fulfilled'] : ['fulfilled', 'rejected']);
+      const error = (results[lost] as PromiseRejectedResult).reason;
+      expect(HvkitError.isInstance(error, 'CONFLICT'), String(error)).toBe(true);
+      expect((error as HvkitError).message).toMatch(new RegExp(`^${data} is being backed up by run `));
+      const won = (results[1 - lost] as PromiseFulfilledResult<{ files: unknown[] } | undefined>).value;
+      expect(won?.files.length).toBe(3);
+      expect(await snapshotsLeft()).toEqual([]);
+      expect((await sh(ssh, `lvs --noheadings -o lv_tags ${data}`)).trim()).toBe('');
+      expect(await remoteFiles(ssh, dirs[lost] as string)).toEqual([]);
+    } finally {
+      await second.close();
+    }
+  });
+
   it('thin: a full, then an incremental after 1 MiB was rewritten sends at most 2 MiB; one base snapshot is kept and listed; full + incremental restore bit for bit', async () => {
     const dir = `${sinkDir}-thin`;
     const sink = createSshSink(ssh, dir);

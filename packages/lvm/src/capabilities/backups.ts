@@ -13,7 +13,7 @@
  *
  * Every volume hvkit creates carries the tag `hvkit`, so it is never listed as a guest, and a tag naming its
  * run (`hvkit-run-<artifact id>`), by which the end of the run finds and removes it even when the command
- * that created it was cut short by an abort.
+ * that created it was cut short by an abort. A backup's snapshots also carry the run's lease (see lease.ts).
  */
 
 import { randomBytes } from 'node:crypto';
@@ -72,11 +72,11 @@ import {
   parseLvId,
 } from '../protocol/names';
 import {
-  acquireVolumeLease,
   type FoundLease,
   holdStoredLease,
   leaseClock,
   leaseConflict,
+  leaseHoldersOf,
   leasesOf,
   leaseTag,
   liveLeaseOfOther,
@@ -310,6 +310,12 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
     return removed;
   }
 
+  /**
+   * Streams a device (or a byte range of it) with dd. The reads bypass the page cache (`iflag=direct`): a
+   * backup reads each block once, so caching it only evicts what the host's guests use, and the copy into
+   * the cache costs CPU (under TCG, reading a snapshot this way takes half the time). Thin delta ranges
+   * are pool blocks, so their offsets are aligned as direct I/O needs.
+   */
   async function* readDevice(
     path: string,
     range: { offset: number; length: number } | undefined,
@@ -321,12 +327,12 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
           'dd',
           `if=${path}`,
           `bs=${DD_BS}`,
-          'iflag=skip_bytes,count_bytes',
+          'iflag=skip_bytes,count_bytes,direct',
           `skip=${range.offset}`,
           `count=${range.length}`,
           'status=none',
         ]
-      : ['dd', `if=${path}`, `bs=${DD_BS}`, 'status=none'];
+      : ['dd', `if=${path}`, `bs=${DD_BS}`, 'iflag=direct', 'status=none'];
     const proc = client.spawn(argv, signal ? { signal } : {});
     // A reader given up early (abort, the sink stopped pulling) is killed below; its end is nobody's error.
     proc.stdout.on('error', () => {});
@@ -547,37 +553,39 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
       snap: { vg: lv.vgName, lv: snapName(lv.name, suffix) } as LvId,
       file: `disk-${i}-${lv.name}.${mode === 'full' ? 'raw' : 'delta'}`,
     }));
-    // The run's lease on the guest's volumes: CONFLICT while another run holds one, before anything runs.
-    // The lease tag is stored while the snapshots are made (both wait for the group's lock in LVM, but the
-    // round trips overlap); two runs that got there at the same moment are told apart after both.
-    const other = liveLeaseOfOther(context, volumes, id);
+    // The run's lease on the guest's volumes: CONFLICT while another run holds one (on a volume or a snapshot
+    // of it), before anything runs. The lease tag goes on the run's snapshots with lvcreate itself (no command
+    // of its own, and the guest's volumes stay untouched); two runs that got there at the same moment are told
+    // apart after both, by the lvs after the snapshots.
+    const other = liveLeaseOfOther(context, leaseHoldersOf(all, volumes), id);
     if (other) throw leaseConflict(other, operation);
-    const leasing = acquireVolumeLease(context, volumes, id, op);
-    leasing.catch(() => {});
+    const lease = newRunLease(context, id);
+    /** The lease's renewal on the snapshots, once they all exist. */
+    let held: StoredLease | undefined;
     /** The `lvs` after the snapshots, read while the copy of a full backup runs (see below). */
     let reading: Promise<LvmLogicalVolume[]> | undefined;
     /** The removal of the run's snapshots and the release of its lease, once started. */
     let removing: Promise<void> | undefined;
-    let releasing: Promise<void> | undefined;
     /** Thin volumes only: the run keeps its snapshots as the bases of the next incremental. */
     const thin = volumes.every((lv) => lv.kind === 'thin');
     /** Starts removing the run's snapshots (once every one was read and checked, or at the end). */
     const startRemoving = () => {
       if (removing) return;
-      removing = removeRun(runTag);
+      // The renewal stops first: it would only fail on snapshots that are gone.
+      removing = (async () => {
+        await held?.stop();
+        await removeRun(runTag);
+      })();
       removing.catch(() => {});
     };
     /** The definition file, written while the snapshots are made. */
     let defWriting: Promise<BackupFile> | undefined;
-    /** Removes what the run left (its snapshots, unless kept as bases) and its lease, in every case. */
+    /** Removes what the run left (its snapshots with their lease, unless kept as bases), in every case. */
     const endRun = async () => {
-      // The lease command and the lvs may still run (a failure before they were awaited): let them end first.
-      const held = await leasing.catch(() => undefined);
+      // The lvs may still run (a failure before it was awaited): let it end first.
       await reading?.catch(() => {});
-      removing ??= removeRun(runTag);
-      releasing ??= held?.release();
-      const [removed] = await Promise.allSettled([removing, releasing]);
-      if (removed.status === 'rejected') throw removed.reason;
+      startRemoving();
+      await removing;
     };
     try {
       progress.phase('snapshot');
@@ -614,11 +622,16 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
         froze = true;
       }
       try {
-        for (const p of plans) await createLvSnapshot(p.lv, p.snap.lv, [HVKIT_TAG, runTag], op);
+        for (const p of plans)
+          await createLvSnapshot(p.lv, p.snap.lv, [HVKIT_TAG, runTag, leaseTag(lease)], op);
       } finally {
         if (froze) await context.freeze?.thaw(guest, {});
       }
-      const lease = await leasing;
+      held = holdStoredLease(
+        context,
+        plans.map((p) => lvIdString(p.snap)),
+        lease,
+      );
       // One lvs after the snapshots: the race of two runs (the later one gives way), each snapshot's
       // existence, thin ids for thin_delta and the bases a thin run replaces. An incremental needs it before
       // the copy; a full backup reads it during the copy and needs it only before the manifest.
@@ -626,12 +639,7 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
       reading.catch(() => {});
       const readCurrent = async () => {
         const current = await (reading as Promise<LvmLogicalVolume[]>);
-        const race = liveLeaseOfOther(
-          context,
-          current.filter((lv) => volumes.some((v) => v.vgName === lv.vgName && v.name === lv.name)),
-          id,
-          lease.lease,
-        );
+        const race = liveLeaseOfOther(context, leaseHoldersOf(current, volumes), id, lease);
         if (race) throw leaseConflict(race, operation);
         for (const p of plans) {
           if (!current.some((lv) => lv.vgName === p.snap.vg && lv.name === p.snap.lv))
@@ -779,10 +787,10 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
       progress.done();
       succeeded = true;
 
-      // Thin volumes keep this run's snapshots as the bases of the next incremental; older bases go (after
-      // the new ones are tagged, so a failure never leaves a volume without a base). The lease goes meanwhile.
+      // Thin volumes keep this run's snapshots as the bases of the next incremental, without the run's tag and
+      // lease; older bases go (after the new ones are tagged, so a failure never leaves a volume without a base).
       if (thin) {
-        releasing = (await leasing).release();
+        const leaseTags = (await held?.stop()) ?? [];
         for (const s of sends) {
           await client.run(
             [
@@ -790,6 +798,7 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
               '-q',
               '--deltag',
               runTag,
+              ...leaseTags.flatMap((t) => ['--deltag', t]),
               '--addtag',
               HVKIT_BASE_TAG,
               '--addtag',
@@ -921,13 +930,18 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
     }
     const runTag = `${HVKIT_RUN_TAG}-restore-${run}`;
     // The run's lease, stored on its temporary volumes from their creation on (so cleanup never takes them
-    // while the run lives). A live lease of another run on a target (a backup of it) or on another restore's
-    // temporary volumes for the same target is CONFLICT; of two restores that start together the later gives way.
+    // while the run lives). A live lease of another run on a target or its snapshots (a backup of it) or on
+    // another restore's temporary volumes for the same target is CONFLICT; of two restores that start together
+    // the later gives way.
     const lease = newRunLease(context, `restore-${run}`);
     const holdersOf = (lvs: readonly LvmLogicalVolume[]) =>
       lvs.filter((lv) =>
         plans.some(
-          (p) => lv.vgName === p.vg && (lv.name === p.final || lv.tags.includes(restoreTargetTag(p.final))),
+          (p) =>
+            lv.vgName === p.vg &&
+            (lv.name === p.final ||
+              (isSnapshot(lv) && lv.origin === p.final) ||
+              lv.tags.includes(restoreTargetTag(p.final))),
         ),
       );
     const busy = liveLeaseOfOther(context, holdersOf(all), lease.run);
@@ -1216,9 +1230,13 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
       const { guest, volumes, all } = await resolveGuest(context, ref, op);
       const result: BackupCleanupResult = { removed: [], kept: [] };
       const at = now();
+      // Leases on the guest's volumes themselves (removed below once expired) and on their snapshots (the
+      // runs' own, removed with the snapshots).
       const leases = leasesOf(volumes);
       const liveRuns = new Set(
-        leases.filter((f) => f.lease && leaseIsLive(f.lease, at)).map((f) => (f.lease as BackupLease).run),
+        leasesOf(leaseHoldersOf(all, volumes))
+          .filter((f) => f.lease && leaseIsLive(f.lease, at))
+          .map((f) => (f.lease as BackupLease).run),
       );
       const holdsLiveLease = (lvs: readonly LvmLogicalVolume[]) =>
         leasesOf(lvs).some((f) => f.lease !== undefined && leaseIsLive(f.lease, at));

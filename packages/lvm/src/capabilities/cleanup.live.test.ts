@@ -105,14 +105,16 @@ dd if=/dev/urandom of=/dev/${data} bs=1M count=8 status=none conv=fsync`,
       await ssh?.close();
     });
 
-    it('a SIGKILLed run: its live lease blocks a backup (CONFLICT) and cleanup keeps it; expired, cleanup removes snapshot, lease and partial file', async () => {
+    it('a SIGKILLed run: its live lease (on its snapshot) blocks a backup (CONFLICT) and cleanup keeps it; expired, cleanup removes the snapshot with its lease and the partial file', async () => {
       await killedBackup(data, sinkDir);
       const killedAt = Date.now();
 
-      // What the killed run left: a tagged snapshot, the lease tag on the origin, a partial file.
+      // What the killed run left: a snapshot tagged with its run and lease, a partial file; the origin has no
+      // tag of the run.
       const left = await volumesLeft();
       expect(left.some((l) => /^data-hvkit-\S+ .*hvkit-run-/.test(l))).toBe(true);
-      expect(left.find((l) => l.startsWith('data '))).toMatch(/hvkit-lease-/);
+      expect(left.find((l) => l.startsWith('data-hvkit-'))).toMatch(/hvkit-lease-/);
+      expect(left).toContain('data');
       expect((await sinkFiles()).length).toBeGreaterThan(0);
 
       // The live lease: another backup of the volume is CONFLICT (and changes nothing), cleanup keeps it all.
@@ -125,15 +127,15 @@ dd if=/dev/urandom of=/dev/${data} bs=1M count=8 status=none conv=fsync`,
       expect(await volumesLeft()).toEqual(left);
       const early = await hv.backups?.cleanup?.(data, { sink: createSshSink(ssh, sinkDir) });
       expect(early?.removed).toEqual([]);
-      expect(early?.kept.map((k) => k.kind).sort()).toEqual(['lease', 'snapshot']);
+      expect(early?.kept.map((k) => k.kind).sort()).toEqual(['snapshot']);
       expect(await volumesLeft()).toEqual(left);
       expect((await sinkFiles()).length).toBeGreaterThan(0);
 
-      // Expired: cleanup removes the snapshot, the lease tag and the partial artifact.
+      // Expired: cleanup removes the snapshot (its lease with it) and the partial artifact.
       await new Promise((r) => setTimeout(r, Math.max(0, killedAt + TTL_MS + 500 - Date.now())));
       const result = await hv.backups?.cleanup?.(data, { sink: createSshSink(ssh, sinkDir) });
       expect(result?.kept).toEqual([]);
-      expect(result?.removed.map((r) => r.kind).sort()).toEqual(['file', 'lease', 'snapshot']);
+      expect(result?.removed.map((r) => r.kind).sort()).toEqual(['file', 'snapshot']);
       expect(await volumesLeft()).toEqual(['data']);
       expect(await sinkFiles()).toEqual([]);
 
@@ -313,7 +315,7 @@ dd if=/dev/urandom of=/dev/${thin} bs=1M count=8 status=none conv=fsync`,
         expect(await held()).not.toBe('-');
 
         const early = await hv.backups?.cleanup?.(thin);
-        expect(early?.kept.map((k) => k.kind).sort()).toEqual(['lease', 'snapshot', 'snapshot']);
+        expect(early?.kept.map((k) => k.kind).sort()).toEqual(['snapshot', 'snapshot']);
         expect(early?.kept.find((k) => k.name.endsWith(':metadata-snapshot'))).toBeDefined();
         expect(await held()).not.toBe('-');
 

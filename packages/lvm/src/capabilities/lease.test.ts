@@ -2,7 +2,14 @@ import { newLease } from '@hvkit/core';
 import { describe, expect, it } from 'vitest';
 import type { AdapterContext } from '../context';
 import type { LvmLogicalVolume } from '../mapping/report';
-import { LEASE_TAG_PREFIX, leasesOf, leaseTag, liveLeaseOfOther } from './lease';
+import {
+  LEASE_TAG_PREFIX,
+  leaseConflict,
+  leaseHoldersOf,
+  leasesOf,
+  leaseTag,
+  liveLeaseOfOther,
+} from './lease';
 
 const volume = (tags: string[]) =>
   ({ fullName: 'vg0/data', vgName: 'vg0', name: 'data', tags }) as LvmLogicalVolume;
@@ -40,5 +47,40 @@ describe('lease tags', () => {
     expect(liveLeaseOfOther(context, [vol], 'aaa', later)?.lease).toEqual(live);
     const sameMoment = newLease('zzz', 60_000, { now: new Date(at.getTime() - 1000) });
     expect(liveLeaseOfOther(context, [vol], 'zzz', sameMoment)?.lease).toEqual(live);
+  });
+
+  it('are looked for on the volumes and their snapshots, and a conflict names the volume, not the snapshot', () => {
+    const lv = (name: string, extra: Partial<LvmLogicalVolume> = {}) =>
+      ({
+        fullName: `vg0/${name}`,
+        vgName: 'vg0',
+        name,
+        tags: [],
+        kind: 'volume',
+        ...extra,
+      }) as LvmLogicalVolume;
+    const data = lv('data');
+    const snap = lv('data-hvkit-run1', { kind: 'snapshot', origin: 'data' });
+    const thinSnap = lv('data-base', { kind: 'thin-snapshot', origin: 'data' });
+    const otherGroup = lv('data-x', {
+      vgName: 'vg1',
+      fullName: 'vg1/data-x',
+      kind: 'snapshot',
+      origin: 'data',
+    });
+    const unrelated = [lv('other'), lv('other-snap', { kind: 'snapshot', origin: 'other' })];
+    expect(leaseHoldersOf([data, snap, thinSnap, otherGroup, ...unrelated], [data])).toEqual([
+      data,
+      snap,
+      thinSnap,
+    ]);
+
+    const live = newLease('run1', 60_000, { now: at, owner: 'host.example:42' });
+    const found = liveLeaseOfOther(context, [{ ...snap, tags: [leaseTag(live)] }], 'mine');
+    expect(found?.lease).toEqual(live);
+    const error = leaseConflict(found as NonNullable<typeof found>, 'backups.backup');
+    expect(error.code).toBe('CONFLICT');
+    expect(error.message).toMatch(/^vg0\/data is being backed up by run run1 of host\.example:42/);
+    expect(error.details).toMatchObject({ volume: 'vg0/data' });
   });
 });

@@ -1,10 +1,12 @@
 /**
- * Backup leases on LVM: a running backup holds a lease on the volumes it backs up, stored as an LVM tag on
- * each of them (`hvkit-lease-<base64url of the lease JSON>`, see core's `BackupLease`) so every process on
- * every host that sees the volume group sees it. It is renewed while the run lasts (`lvchange --deltag old
- * --addtag new`) and removed at its end. A live lease of another run makes a backup of the same volume
- * `CONFLICT`; `backups.cleanup` keeps what a live lease holds and removes expired leases with what their
- * runs left.
+ * Backup leases on LVM: a running backup or restore holds a lease, stored as an LVM tag
+ * (`hvkit-lease-<base64url of the lease JSON>`, see core's `BackupLease`) so every process on every host
+ * that sees the volume group sees it. A backup stores it on the snapshots it makes (given to `lvcreate
+ * --addtag`: the guest's own volumes are never changed, and no command more runs for it), a restore on its
+ * temporary volumes. It is renewed while the run lasts (`lvchange --deltag old --addtag new`) and goes with
+ * the run's volumes (or, on the thin snapshots a run keeps as bases, with the tag change that makes them
+ * bases). A live lease of another run on a volume or its snapshots makes a backup of it `CONFLICT`;
+ * `backups.cleanup` keeps what a live lease holds and removes expired leases with what their runs left.
  */
 
 import {
@@ -17,7 +19,6 @@ import {
   leaseOwner,
   newLease,
   parseLease,
-  type SignalOptions,
 } from '@hvkit/core';
 import type { AdapterContext } from '../context';
 import { ADAPTER_ID } from '../errors';
@@ -80,84 +81,34 @@ export function liveLeaseOfOther(
   );
 }
 
+/**
+ * The volumes of `all` that may carry a backup lease on `volumes`: their snapshots (a backup stores its lease
+ * on the snapshots it makes, with `lvcreate --addtag`) and the volumes themselves.
+ */
+export function leaseHoldersOf(
+  all: readonly LvmLogicalVolume[],
+  volumes: readonly LvmLogicalVolume[],
+): LvmLogicalVolume[] {
+  return all.filter((lv) =>
+    volumes.some((v) => v.vgName === lv.vgName && (v.name === lv.name || v.name === lv.origin)),
+  );
+}
+
+/** The volume a found lease is on: the origin of a snapshot that carries it, else the volume itself. */
+function leasedVolume(found: FoundLease): string {
+  const { volume } = found;
+  const snapshot = volume.kind === 'snapshot' || volume.kind === 'thin-snapshot';
+  return snapshot && volume.origin ? `${volume.vgName}/${volume.origin}` : volume.fullName;
+}
+
 /** The CONFLICT error of a volume a live lease holds. */
 export function leaseConflict(found: FoundLease, operation: string) {
   const lease = found.lease as BackupLease;
   return hvkitError(
     'CONFLICT',
-    `${found.volume.fullName} is being backed up by run ${lease.run} of ${lease.owner} (lease until ${lease.expiresAt}); try again when it ended, or run backups.cleanup after the lease expired if that process died.`,
-    { adapter: ADAPTER_ID, operation, details: { volume: found.volume.fullName, lease } },
+    `${leasedVolume(found)} is being backed up by run ${lease.run} of ${lease.owner} (lease until ${lease.expiresAt}); try again when it ended, or run backups.cleanup after the lease expired if that process died.`,
+    { adapter: ADAPTER_ID, operation, details: { volume: leasedVolume(found), lease } },
   );
-}
-
-/** A lease held on volumes; `release()` stops renewing and removes its tag (never throws). */
-export interface VolumeLease {
-  readonly lease: BackupLease;
-  release(): Promise<void>;
-}
-
-/**
- * Takes the lease of `run` on `volumes`: `CONFLICT` when another run's live lease holds one of them;
- * expired or unreadable lease tags on them are removed in the same command. The lease is renewed until
- * `release()`.
- */
-export async function acquireVolumeLease(
-  context: AdapterContext,
-  volumes: readonly LvmLogicalVolume[],
-  run: string,
-  options: SignalOptions & { operation: string },
-): Promise<VolumeLease> {
-  const { client, logger, naming } = context;
-  const other = liveLeaseOfOther(context, volumes, run);
-  if (other) throw leaseConflict(other, options.operation);
-  const clock = leaseClock(context);
-  const now = clock();
-  const stale = leasesOf(volumes)
-    .filter((f) => f.lease === undefined || !leaseIsLive(f.lease, now))
-    .map((f) => f.tag);
-  const ttlMs = naming.leaseTtlMs ?? BACKUP_LEASE_TTL_MS;
-  const renewMs = naming.leaseRenewMs ?? BACKUP_LEASE_RENEW_MS;
-  const lease = newLease(run, ttlMs, { now, owner: naming.leaseOwner?.() ?? leaseOwner() });
-  const names = volumes.map((v) => v.fullName);
-  // Every tag this run may have stored (a renewal cut short may have reached LVM): release removes them all.
-  const mine = new Set<string>([leaseTag(lease)]);
-  const removeMine = async () => {
-    try {
-      await client.run(['lvchange', '-q', ...[...mine].flatMap((t) => ['--deltag', t]), ...names], {
-        timeoutMs: context.callTimeoutMs,
-        operation: 'backups.cleanup',
-      });
-    } catch (error) {
-      logger.warn(`lvm: could not remove the backup lease of run ${run} from ${names.join(', ')}`, {
-        error: (error as Error).message,
-      });
-    }
-  };
-  try {
-    await client.run(
-      [
-        'lvchange',
-        '-q',
-        ...[...new Set(stale)].flatMap((t) => ['--deltag', t]),
-        '--addtag',
-        leaseTag(lease),
-        ...names,
-      ],
-      options,
-    );
-  } catch (error) {
-    // An abort may have cut the command short after LVM stored the tag.
-    await removeMine();
-    throw error;
-  }
-  const held = holdStoredLease(context, names, lease, renewMs, ttlMs, mine);
-  return {
-    lease,
-    async release() {
-      await held.stop();
-      await removeMine();
-    },
-  };
 }
 
 /** A new lease of `run` (owner and clock of connect's `naming`), to store with {@link leaseTag}. */
