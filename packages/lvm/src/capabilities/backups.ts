@@ -559,33 +559,27 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
     // apart after both, by the lvs after the snapshots.
     const other = liveLeaseOfOther(context, leaseHoldersOf(all, volumes), id);
     if (other) throw leaseConflict(other, operation);
-    const lease = newRunLease(context, id);
     /** The lease's renewal on the snapshots, once they all exist. */
     let held: StoredLease | undefined;
     /** The `lvs` after the snapshots, read while the copy of a full backup runs (see below). */
     let reading: Promise<LvmLogicalVolume[]> | undefined;
-    /** The removal of the run's snapshots and the release of its lease, once started. */
-    let removing: Promise<void> | undefined;
+    /** False once a thin run's snapshots became bases: nothing of the run is left to remove then. */
+    let runVolumesLeft = true;
     /** Thin volumes only: the run keeps its snapshots as the bases of the next incremental. */
     const thin = volumes.every((lv) => lv.kind === 'thin');
-    /** Starts removing the run's snapshots (once every one was read and checked, or at the end). */
-    const startRemoving = () => {
-      if (removing) return;
-      // The renewal stops first: it would only fail on snapshots that are gone.
-      removing = (async () => {
-        await held?.stop();
-        await removeRun(runTag);
-      })();
-      removing.catch(() => {});
-    };
     /** The definition file, written while the snapshots are made. */
     let defWriting: Promise<BackupFile> | undefined;
-    /** Removes what the run left (its snapshots with their lease, unless kept as bases), in every case. */
+    /**
+     * Removes what the run left (its snapshots with their lease, unless kept as bases), in every case. Only
+     * after the manifest: the snapshots carry the run's lease, which keeps `backups.cleanup` off the
+     * artifact folder until it is complete.
+     */
     const endRun = async () => {
       // The lvs may still run (a failure before it was awaited): let it end first.
       await reading?.catch(() => {});
-      startRemoving();
-      await removing;
+      // The renewal stops first: it would only fail on snapshots that are gone.
+      await held?.stop();
+      if (runVolumesLeft) await removeRun(runTag);
     };
     try {
       progress.phase('snapshot');
@@ -621,6 +615,10 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
         await context.freeze.freeze(guest, signal ? { signal } : {});
         froze = true;
       }
+      // The lease starts with the first lvcreate (not before the freeze, however long that takes): its
+      // lifetime covers the snapshots until the renewal starts, and of two runs the one whose lvcreate came
+      // later gives way.
+      const lease = newRunLease(context, id);
       try {
         for (const p of plans)
           await createLvSnapshot(p.lv, p.snap.lv, [HVKIT_TAG, runTag, leaseTag(lease)], op);
@@ -734,9 +732,6 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
               yield* readDevice(snapPath, undefined, signal, check);
               // The copy is good only if the snapshot stayed valid to its end.
               await check();
-              // Every snapshot read and checked: a run that keeps none removes them now, while the sink
-              // still checks this file and the manifest is written.
-              if (last && !thin) startRemoving();
             })();
         const name = `${path}/${s.file}`;
         written.push(name);
@@ -763,8 +758,6 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
       }
 
       current ??= await readCurrent();
-      // Every snapshot checked: a run that keeps none removes them (if the last copy did not start that).
-      if (!thin) startRemoving();
       const manifest: BackupManifest = {
         format: 'hvkit-backup',
         version: 1,
@@ -820,7 +813,7 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
         );
         await removeVolumes(older.map((lv) => ({ vg: lv.vgName, lv: lv.name })));
         // No volume carries the run's tag any more.
-        removing = Promise.resolve();
+        runVolumesLeft = false;
       }
       return {
         id,

@@ -130,6 +130,10 @@ export interface StoredLease {
 /**
  * Renews `lease`, whose tag the volumes `names` carry already (given to `lvcreate --addtag`, so the volumes
  * never exist without it), until `stop()`. `mine` collects every tag a renewal may have stored.
+ *
+ * A renewal under way when `stop()` is called runs to its end (bounded by the call timeout) and `stop()`
+ * waits for it: an `lvchange` killed on this side may still be committed by LVM afterwards, and would then
+ * put a lease back on a volume whose lease tags the caller removes next (a thin run's new base).
  */
 export function holdStoredLease(
   context: AdapterContext,
@@ -145,11 +149,11 @@ export function holdStoredLease(
     renewMs,
     ttlMs,
     now: leaseClock(context),
-    store: async (next, { signal }) => {
+    store: async (next) => {
       const tag = leaseTag(next);
       mine.add(tag);
       await client.run(['lvchange', '-q', '--deltag', current, '--addtag', tag, ...names], {
-        signal,
+        timeoutMs: context.callTimeoutMs,
         operation: 'backups.backup',
       });
       mine.delete(current);
