@@ -695,8 +695,7 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
       const total = sends.reduce((sum, s) => sum + s.bytes, 0);
       progress.phase('transfer', { totalBytes: total });
       let before = 0;
-      for (const [index, s] of sends.entries()) {
-        const last = index === sends.length - 1;
+      for (const s of sends) {
         const snapPath = lvDevicePath(s.snap);
         // A COW snapshot whose area filled is invalid: checked after the copy (and when dd fails). A thin
         // snapshot cannot become invalid: it has no COW area, and its blocks are never written in place (an
