@@ -269,7 +269,6 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
     await retryRemoval(`the volumes tagged ${tag}`, () => client.lvremoveByTag(tag, cleanupOptions(context)));
   }
 
-  /** Streams a device range (or all of it) with dd; fails when dd fails, after asking `check` why. */
   /**
    * Undoes the swap of an in-place restore of run `run` in group `vg` (from `all`, a listing of now): each
    * original marked with the run's swap tag gets its name back (after removing a restored copy of the run
@@ -939,6 +938,17 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
     const busy = liveLeaseOfOther(context, holdersOf(all), lease.run);
     if (busy) throw restoreConflict(busy, operation);
     let held: StoredLease | undefined;
+    /** Where each temporary volume is: under its temporary name, under its final name, or done (no lease). */
+    const whereIs: Record<string, 'temp' | 'named' | 'done'> = Object.fromEntries(
+      plans.map((p) => [p.temp, 'temp'] as const),
+    );
+    /** Runs `fn` after the steps (and lease renewals) queued before it, one at a time. */
+    let queue: Promise<unknown> = Promise.resolve();
+    const exclusive = <T>(fn: () => Promise<T>): Promise<T> => {
+      const next = queue.then(fn);
+      queue = next.catch(() => {});
+      return next;
+    };
     const progress = createProgressReporter(options.onProgress);
     const readFiles: BackupFile[] = [];
     const total = links.reduce(
@@ -982,10 +992,17 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
       }
       const race = liveLeaseOfOther(context, holdersOf(await client.lvs(undefined, op)), lease.run, lease);
       if (race) throw restoreConflict(race, operation);
+      // The lease is renewed until the end, also while the volumes are renamed (a swap can outlast its
+      // lifetime: several volumes, a slow lvremove): on each volume under its name of the moment, one command
+      // at a time with the renames and the removal of its tags.
       held = holdStoredLease(
         context,
-        plans.map((p) => `${p.vg}/${p.temp}`),
+        () =>
+          plans
+            .filter((p) => whereIs[p.temp] !== 'done')
+            .map((p) => `${p.vg}/${whereIs[p.temp] === 'named' ? p.final : p.temp}`),
         lease,
+        { exclusive },
       );
       progress.phase('transfer', { totalBytes: total });
       let done = 0;
@@ -1026,10 +1043,14 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
           readFiles.push({ name: `${link.path}/${entry.name}`, bytes: entry.bytes, sha256: entry.sha256 });
         }
       }
-      // Everything verified: give the volumes their names (the lease is no longer renewed from here on: the
-      // renaming takes seconds, far less than its lifetime, and its tags go with the run's own).
+      // Everything verified: give the volumes their names (the lease still renewed, see above).
       if (signal?.aborted) throw signal.reason;
-      const leaseTags = await held.stop();
+      /** Gives the volume of `p` its final name (in the renewal's order). */
+      const takeName = (p: (typeof plans)[number], callOptions: CallOptions & { operation?: string }) =>
+        exclusive(async () => {
+          await client.run(['lvrename', '-q', p.vg, p.temp, p.final], callOptions);
+          whereIs[p.temp] = 'named';
+        });
       for (const p of plans) {
         if (mode === 'in-place') {
           // The swap, in steps that each leave a state cleanup can repair if the process dies (see
@@ -1050,9 +1071,14 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
               op,
             );
             await client.run(['lvrename', '-q', p.vg, p.final, aside], op);
-            await client.run(['lvrename', '-q', p.vg, p.temp, p.final], cleanupOptions(context));
+            await takeName(p, cleanupOptions(context));
             await removeVolumes([{ vg: p.vg, lv: aside }]);
           } catch (error) {
+            // No renewal touches this volume from here on (the undo may remove it, or put the original under
+            // its name).
+            await exclusive(async () => {
+              whereIs[p.temp] = 'done';
+            });
             // Undone as far as it got: the original gets its name back and loses its marks, a restored copy in
             // its place goes. Until that is known to be done, nothing of the run is removed (the restored
             // volume may be the only copy, if the original's removal went through); cleanup finishes it then.
@@ -1078,25 +1104,28 @@ export function createBackups(context: AdapterContext): LvmBackupsCapability {
           onlyCopy = true;
           await client.run(['lvchange', '-q', '-an', `${p.vg}/${p.final}`], cleanupOptions(context));
         } else {
-          await client.run(['lvrename', '-q', p.vg, p.temp, p.final], op);
+          await takeName(p, op);
         }
-        await client.run(
-          [
-            'lvchange',
-            '-q',
-            '--deltag',
-            HVKIT_TAG,
-            '--deltag',
-            HVKIT_RESTORE_TAG,
-            '--deltag',
-            runTag,
-            '--deltag',
-            restoreTargetTag(p.final),
-            ...leaseTags.flatMap((t) => ['--deltag', t]),
-            `${p.vg}/${p.final}`,
-          ],
-          cleanupOptions(context),
-        );
+        await exclusive(async () => {
+          await client.run(
+            [
+              'lvchange',
+              '-q',
+              '--deltag',
+              HVKIT_TAG,
+              '--deltag',
+              HVKIT_RESTORE_TAG,
+              '--deltag',
+              runTag,
+              '--deltag',
+              restoreTargetTag(p.final),
+              ...(held as StoredLease).tags().flatMap((t) => ['--deltag', t]),
+              `${p.vg}/${p.final}`,
+            ],
+            cleanupOptions(context),
+          );
+          whereIs[p.temp] = 'done';
+        });
         onlyCopy = false;
       }
       progress.done();

@@ -123,13 +123,26 @@ export function newRunLease(context: AdapterContext, run: string): BackupLease {
 /** A lease whose tag is stored on volumes already; `stop()` ends its renewal (it never throws). */
 export interface StoredLease {
   readonly lease: BackupLease;
+  /** Every lease tag of the run that a volume may carry now (the current one, and any of a failed renewal). */
+  tags(): string[];
   /** Stops renewing; resolves with every tag this run may have stored (to remove with the volumes' names then). */
   stop(): Promise<string[]>;
 }
 
+/** Options of {@link holdStoredLease}. */
+export interface HoldStoredLeaseOptions {
+  /**
+   * Runs each renewal's `lvchange` (`fn`) one at a time with the caller's own steps that rename the volumes
+   * or remove their lease tags, so a renewal never tags a volume under a name that changed under it.
+   */
+  exclusive?: <T>(fn: () => Promise<T>) => Promise<T>;
+}
+
 /**
  * Renews `lease`, whose tag the volumes `names` carry already (given to `lvcreate --addtag`, so the volumes
- * never exist without it), until `stop()`. `mine` collects every tag a renewal may have stored.
+ * never exist without it), until `stop()`. `names` may be a function, read at each renewal (volumes that are
+ * renamed, or that are done and lost their lease tags). `tags()` and what `stop()` resolves with are every
+ * tag a renewal may have stored.
  *
  * A renewal under way when `stop()` is called runs to its end (bounded by the call timeout) and `stop()`
  * waits for it: an `lvchange` killed on this side may still be committed by LVM afterwards, and would then
@@ -137,32 +150,41 @@ export interface StoredLease {
  */
 export function holdStoredLease(
   context: AdapterContext,
-  names: readonly string[],
+  names: readonly string[] | (() => readonly string[]),
   lease: BackupLease,
-  renewMs: number = context.naming.leaseRenewMs ?? BACKUP_LEASE_RENEW_MS,
-  ttlMs: number = context.naming.leaseTtlMs ?? BACKUP_LEASE_TTL_MS,
-  mine: Set<string> = new Set([leaseTag(lease)]),
+  options: HoldStoredLeaseOptions = {},
 ): StoredLease {
-  const { client, logger } = context;
+  const { client, logger, naming } = context;
+  const renewMs = naming.leaseRenewMs ?? BACKUP_LEASE_RENEW_MS;
+  const ttlMs = naming.leaseTtlMs ?? BACKUP_LEASE_TTL_MS;
+  const exclusive = options.exclusive ?? (<T>(fn: () => Promise<T>) => fn());
+  const mine = new Set<string>([leaseTag(lease)]);
   let current = leaseTag(lease);
   const holder = holdLease(lease, {
     renewMs,
     ttlMs,
     now: leaseClock(context),
-    store: async (next) => {
-      const tag = leaseTag(next);
-      mine.add(tag);
-      await client.run(['lvchange', '-q', '--deltag', current, '--addtag', tag, ...names], {
-        timeoutMs: context.callTimeoutMs,
-        operation: 'backups.backup',
-      });
-      mine.delete(current);
-      current = tag;
-    },
+    store: (next) =>
+      exclusive(async () => {
+        const targets = typeof names === 'function' ? names() : names;
+        const tag = leaseTag(next);
+        if (targets.length === 0) {
+          current = tag;
+          return;
+        }
+        mine.add(tag);
+        await client.run(['lvchange', '-q', '--deltag', current, '--addtag', tag, ...targets], {
+          timeoutMs: context.callTimeoutMs,
+          operation: 'backups.backup',
+        });
+        mine.delete(current);
+        current = tag;
+      }),
     onError: (error) => logger.warn('lvm: backup lease renewal failed', { error: (error as Error).message }),
   });
   return {
     lease,
+    tags: () => [...mine],
     async stop() {
       await holder.stop();
       return [...mine];
