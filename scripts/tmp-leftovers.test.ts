@@ -14,12 +14,16 @@
  * Either way nothing may be left in that `TMPDIR` but tsx's own cache folder (`tsx-<uid>`), and on Linux no
  * process whose command line names it (a simulator started with its folder there).
  * kvm-libvirt's test/leftovers.test.ts checks its throwaway libvirtd further.
+ *
+ * The children are independent of each other: as many run at once as the machine has cores (the tests run
+ * concurrently and wait for a turn, hence a test's timeout of twice a child's), since each one's vitest runs
+ * its files one at a time.
  */
 
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -80,6 +84,23 @@ function processesMentioning(path: string): number[] {
     .map(Number);
 }
 
+/** Runs `job` once fewer than `max` jobs of this limiter are running. */
+function limiter(max: number): <T>(job: () => Promise<T>) => Promise<T> {
+  let running = 0;
+  const waiting: (() => void)[] = [];
+  return async (job) => {
+    if (running >= max) await new Promise<void>((resolve) => waiting.push(resolve));
+    else running++;
+    try {
+      return await job();
+    } finally {
+      const next = waiting.shift();
+      if (next) next();
+      else running--;
+    }
+  };
+}
+
 interface Outcome {
   error: Error | null;
   output: string;
@@ -88,9 +109,10 @@ interface Outcome {
   report: { numTotalTests: number; numPassedTests: number; numFailedTests: number; testResults: unknown[] };
 }
 
-describe('test files leave nothing in TMPDIR', () => {
+describe.concurrent('test files leave nothing in TMPDIR', () => {
   let base = '';
   let runs = 0;
+  const turn = limiter(Math.max(1, availableParallelism()));
   beforeAll(() => {
     base = mkdtempSync(join(tmpdir(), 'hvkit-tmp-leftovers-'));
   });
@@ -113,14 +135,17 @@ describe('test files leave nothing in TMPDIR', () => {
     if (off) env.HVKIT_LIVE = 'off';
     env.TMPDIR = childTmp;
     const cli = join(dirname(createRequire(import.meta.url).resolve('vitest/package.json')), 'vitest.mjs');
-    const { error, output } = await new Promise<{ error: Error | null; output: string }>((done) => {
-      execFile(
-        process.execPath,
-        [cli, 'run', '--reporter=json', `--outputFile=${reportFile}`, ...extra, ...files],
-        { cwd: join(root, 'packages', pkg), env, timeout: 120_000, maxBuffer: 64 * 1024 * 1024 },
-        (e, stdout, stderr) => done({ error: e, output: `${stdout}\n${stderr}`.slice(-4000) }),
-      );
-    });
+    const { error, output } = await turn(
+      () =>
+        new Promise<{ error: Error | null; output: string }>((done) => {
+          execFile(
+            process.execPath,
+            [cli, 'run', '--reporter=json', `--outputFile=${reportFile}`, ...extra, ...files],
+            { cwd: join(root, 'packages', pkg), env, timeout: 120_000, maxBuffer: 64 * 1024 * 1024 },
+            (e, stdout, stderr) => done({ error: e, output: `${stdout}\n${stderr}`.slice(-4000) }),
+          );
+        }),
+    );
     const report = existsSync(reportFile)
       ? JSON.parse(readFileSync(reportFile, 'utf8'))
       : { numTotalTests: 0, numPassedTests: 0, numFailedTests: 0, testResults: [] };
@@ -145,7 +170,7 @@ describe('test files leave nothing in TMPDIR', () => {
       expect(run.report.numPassedTests + run.report.numFailedTests).toBe(0);
       expect(run.left).toEqual([]);
       expect(run.processes).toEqual([]);
-    }, 150_000);
+    }, 300_000);
 
     it(`${pkg}: the files that make temporary folders, run with the peers absent: all removed`, async (context) => {
       // A leftovers test (kvm-libvirt's) runs vitest children itself: checked by the first test only. Live
@@ -160,6 +185,6 @@ describe('test files leave nothing in TMPDIR', () => {
       expect(run.report.numFailedTests).toBe(0);
       expect(run.left).toEqual([]);
       expect(run.processes).toEqual([]);
-    }, 150_000);
+    }, 300_000);
   }
 });

@@ -56,7 +56,12 @@ export interface TestVg {
   remove(): Promise<void>;
 }
 
-/** Creates a volume group `hvkit-test-<random>` on a sparse loop file of `sizeMiB`. */
+/**
+ * Creates a volume group `hvkit-test-<random>` on a sparse loop file of `sizeMiB`, without autoactivation:
+ * the VM's udev rule (69-lvm.rules) runs `vgchange -aay --autoactivation event` on the group after each
+ * change event of its loop device, which every metadata write (lvcreate, lvrename, a tag) makes, and that
+ * would activate a volume a test deactivated (an in-place restore needs it inactive) a few seconds later.
+ */
 export async function createTestVg(ssh: SshClient, sizeMiB = 256): Promise<TestVg> {
   const name = `hvkit-test-${randomBytes(4).toString('hex')}`;
   await sh(
@@ -64,7 +69,7 @@ export async function createTestVg(ssh: SshClient, sizeMiB = 256): Promise<TestV
     `modprobe dm-snapshot; modprobe dm-thin-pool; modprobe loop
 mkdir -p /root/${name}; truncate -s ${sizeMiB}M /root/${name}/pv.img
 loop=$(losetup -f --show /root/${name}/pv.img)
-pvcreate -q "$loop" >/dev/null; vgcreate -q ${name} "$loop" >/dev/null`,
+pvcreate -q "$loop" >/dev/null; vgcreate -q --setautoactivation n ${name} "$loop" >/dev/null`,
   );
   return {
     name,

@@ -62,15 +62,44 @@ async function hostModels(ctx: CheckContext): Promise<HostSecurityModel[] | unde
   return undefined;
 }
 
+const inactive = (g: Guest | undefined): g is Guest =>
+  g !== undefined && g.powerState !== 'running' && g.powerState !== 'paused' && !g.isTemplate;
+
 /** A stopped, non-template guest to set labels on: the target when stopped, else the first one listed. */
 async function stoppedGuest(ctx: CheckContext): Promise<Guest> {
   const target = await ctx.target();
-  const inactive = (g: Guest | undefined) =>
-    g !== undefined && g.powerState !== 'running' && g.powerState !== 'paused' && !g.isTemplate;
-  if (inactive(target.guest)) return target.guest as Guest;
+  if (inactive(target.guest)) return target.guest;
   const found = (await ctx.guests()).find(inactive);
   if (!found) return ctx.skip('no stopped, non-template guest to set a label on');
   return found;
+}
+
+/**
+ * The guest to set its own label back on, its labels and that label (a static or dynamic one of `models` in
+ * its definition): the target when it is stopped; else the first stopped, non-template guest listed that has
+ * such a label. The stopped guests are looked at in turn, so that the check does not depend on where the
+ * backend lists a stopped guest without one (libvirt's order of stopped domains changes from one daemon start
+ * to the next).
+ */
+async function guestWithOwnLabel(
+  ctx: CheckContext,
+  models: readonly string[],
+): Promise<{ guest: Guest; before: SecurityLabel[]; own: SecurityLabel }> {
+  const target = await ctx.target();
+  const candidates = inactive(target.guest) ? [target.guest] : (await ctx.guests()).filter(inactive);
+  if (candidates.length === 0) return ctx.skip('no stopped, non-template guest to set a label on');
+  for (const guest of candidates) {
+    const before = await ctx.call('labels.get()', labelsOf(ctx).get(guest.id));
+    const own = before.find(
+      (l) => l.source !== 'live' && (l.type === 'static' || l.type === 'dynamic') && models.includes(l.model),
+    );
+    if (own) return { guest, before, own };
+  }
+  return ctx.skip(
+    candidates.length === 1
+      ? `guest ${show(candidates[0]?.name)} has no static or dynamic label of a supported model to set back`
+      : 'no stopped guest has a static or dynamic label of a supported model to set back',
+  );
 }
 
 /** The `labels` group. */
@@ -160,16 +189,7 @@ export function labelsGroup(env: SuiteEnv): GroupDef {
       unavailable: lab.set ? undefined : 'not supported by adapter (supports.labels.set = false)',
       async run(ctx) {
         const labels = labelsOf(ctx);
-        const guest = await stoppedGuest(ctx);
-        const before = await ctx.call('labels.get()', labels.get(guest.id));
-        const own = before.find(
-          (l) =>
-            l.source !== 'live' && (l.type === 'static' || l.type === 'dynamic') && models.includes(l.model),
-        );
-        if (!own)
-          return ctx.skip(
-            `guest ${show(guest.name)} has no static or dynamic label of a supported model to set back`,
-          );
+        const { guest, before, own } = await guestWithOwnLabel(ctx, models);
         const input: SecurityLabel = { model: own.model, type: own.type };
         if (own.type === 'static') {
           if (own.label !== undefined) input.label = own.label;

@@ -3,7 +3,12 @@
  * hung calls, factory failures and manifests that do not match the adapter.
  */
 import { type HypervisorAdapterV1, specV1Methods } from '@hvkit/core';
-import { createInMemoryAdapter, type InMemoryAdapter } from '@hvkit/core/testing';
+import {
+  createDefaultDataset,
+  createInMemoryAdapter,
+  type InMemoryAdapter,
+  type InMemoryGuestSeed,
+} from '@hvkit/core/testing';
 import { describe, expect, it } from 'vitest';
 import {
   type ConformanceReport,
@@ -177,6 +182,37 @@ describe('capabilities and skips', () => {
     expect(byId(noInventory, 'limits.round-trip.disks.readIops')?.message).toMatch(
       /no inventory to name one/,
     );
+  });
+
+  it('labels.set uses a stopped guest that has a label to set back, whichever stopped guest is listed first', async () => {
+    // A stopped guest without labels (as a throwaway guest of another test may be), listed before build-01:
+    // the check must not skip because of the order the backend lists its guests in.
+    const dataset = createDefaultDataset();
+    const build = dataset.guests.findIndex((g) => g.id === 'vm-103');
+    dataset.guests.splice(build, 0, {
+      ...(dataset.guests[build] as InMemoryGuestSeed),
+      id: 'vm-104',
+      uuid: 'c0ffee00-1234-4abc-8def-0123456789ac',
+      name: 'bare-01',
+      disks: [],
+      nics: [],
+      labels: [],
+    });
+    const report = await run({ factory: async () => createInMemoryAdapter({ dataset }) }, (id) =>
+      id.startsWith('labels.'),
+    );
+    expect(failedIds(report)).toEqual([]);
+    expect(byId(report, 'labels.set')?.status).toBe('passed');
+
+    // With no stopped guest that has one, it is skipped with the reason.
+    for (const g of dataset.guests) if (g.powerState === 'stopped') g.labels = [];
+    const none = await run({ factory: async () => createInMemoryAdapter({ dataset }) }, (id) =>
+      id.startsWith('labels.'),
+    );
+    expect(byId(none, 'labels.set')).toMatchObject({
+      status: 'skipped',
+      message: 'no stopped guest has a static or dynamic label of a supported model to set back',
+    });
   });
 });
 

@@ -6,7 +6,8 @@
  * an in-place restore killed at each step of its swap (test/swap-child.ts: cleanup puts the original back,
  * or keeps the restored volume once the original is gone), and for a thin pool's metadata snapshot left
  * reserved. What is left is read with LVM's own tools, `dmsetup`
- * and `find`, never the adapter.
+ * and `find`, never the adapter. An expired lease is seen through a second adapter whose clock (connect's
+ * `naming.now`) reads a time past its expiry, rather than by waiting for it.
  */
 
 import { spawn } from 'node:child_process';
@@ -19,7 +20,11 @@ import { connectLab, createTestVg, lab, labTitle, remoteFiles, sh, type TestVg }
 import { SWAP_STEPS, type SwapStep } from '../../test/swap-steps';
 import { connect, type LvmAdapter } from '../connect';
 
-/** The killed run's lease lifetime: short, so the test waits seconds, not the default two minutes. */
+/**
+ * The killed run's lease lifetime: long enough for the checks made while it holds, far shorter than the default
+ * two minutes. The test does not wait for it to pass: an adapter whose clock reads that much later (`later`
+ * below) sees the lease expired.
+ */
 const TTL_MS = 20_000;
 
 /** Runs test/backup-child.ts until it prints STALLED, then kills it with SIGKILL. */
@@ -66,8 +71,22 @@ describe.skipIf(!lab.available)(
     let ssh: SshClient;
     let vg: TestVg;
     let hv: LvmAdapter;
+    /**
+     * The same adapter with a clock that reads no earlier than `clockFloor`: what `hv` would see once the wall
+     * clock got there. {@link expiredAfter} puts it past a killed run's lease, so the test need not wait for it.
+     */
+    let later: LvmAdapter;
+    let clockFloor = 0;
     let sinkDir: string;
     let data: string;
+
+    /**
+     * Moves `later`'s clock past the lease of a run killed (or failed) at `endedAt`: the run renewed it at the
+     * latest then, for `ttlMs`. The wall clock would get there as soon as the test had waited that long.
+     */
+    const expiredAfter = (endedAt: number, ttlMs: number) => {
+      clockFloor = endedAt + ttlMs + 500;
+    };
 
     /** Every volume of the group with its tags, by LVM's own lvs. */
     const volumesLeft = async () =>
@@ -85,6 +104,15 @@ describe.skipIf(!lab.available)(
         )
       ).trim();
 
+    /** Writes new random content into the inactive `data` (left inactive); its sha256. */
+    const overwriteData = async () => {
+      await sh(
+        ssh,
+        `lvchange -q -ay ${data}; dd if=/dev/urandom of=/dev/${data} bs=1M count=8 status=none conv=fsync; lvchange -q -an ${data}`,
+      );
+      return sum('data');
+    };
+
     beforeAll(async () => {
       ssh = await connectLab();
       vg = await createTestVg(ssh, 128);
@@ -96,9 +124,11 @@ describe.skipIf(!lab.available)(
 dd if=/dev/urandom of=/dev/${data} bs=1M count=8 status=none conv=fsync`,
       );
       hv = await connect({ ssh });
+      later = await connect({ ssh, naming: { now: () => new Date(Math.max(Date.now(), clockFloor)) } });
     });
 
     afterAll(async () => {
+      await later?.close();
       await hv?.close();
       if (ssh) await sh(ssh, `rm -rf ${sinkDir}`).catch(() => {});
       await vg?.remove();
@@ -132,8 +162,8 @@ dd if=/dev/urandom of=/dev/${data} bs=1M count=8 status=none conv=fsync`,
       expect((await sinkFiles()).length).toBeGreaterThan(0);
 
       // Expired: cleanup removes the snapshot (its lease with it) and the partial artifact.
-      await new Promise((r) => setTimeout(r, Math.max(0, killedAt + TTL_MS + 500 - Date.now())));
-      const result = await hv.backups?.cleanup?.(data, { sink: createSshSink(ssh, sinkDir) });
+      expiredAfter(killedAt, TTL_MS);
+      const result = await later.backups?.cleanup?.(data, { sink: createSshSink(ssh, sinkDir) });
       expect(result?.kept).toEqual([]);
       expect(result?.removed.map((r) => r.kind).sort()).toEqual(['file', 'snapshot']);
       expect(await volumesLeft()).toEqual(['data']);
@@ -175,8 +205,8 @@ dd if=/dev/urandom of=/dev/${data} bs=1M count=8 status=none conv=fsync`,
         expect(await volumesLeft()).toEqual(left);
 
         // Expired: cleanup removes the temporary volume; a restore into the target then runs.
-        await new Promise((r) => setTimeout(r, Math.max(0, killedAt + TTL_MS + 500 - Date.now())));
-        const result = await hv.backups?.cleanup?.(data);
+        expiredAfter(killedAt, TTL_MS);
+        const result = await later.backups?.cleanup?.(data);
         expect(result?.kept).toEqual([]);
         expect(result?.removed.map((r) => r.kind)).toEqual(['volume']);
         expect(await volumesLeft()).toEqual(['data']);
@@ -188,27 +218,33 @@ dd if=/dev/urandom of=/dev/${data} bs=1M count=8 status=none conv=fsync`,
       }
     });
 
-    it('an in-place restore killed in its swap: once its lease expired, cleanup puts the original back under its name (or, past the removal of the original, keeps the restored volume) and leaves no hvkit volume or tag', async () => {
-      const dir = `${sinkDir}-swap`;
-      const ttlMs = 5000;
-      try {
-        // The artifact holds content A; before each restore the volume gets content B (and is inactive, as an
-        // in-place restore needs). `anchor` is a guest of the group to call cleanup on while `data` has no name.
+    describe('in-place restores of one artifact of `data`', () => {
+      const dir = () => `${sinkDir}-swap`;
+      /** The artifact's content (A); before each restore `data` holds other content (B). */
+      let a: string;
+
+      beforeAll(async () => {
+        // `anchor` is a guest of the group to call cleanup on while `data` has no name.
         await sh(ssh, `lvcreate -q -y -L 4M -n anchor ${vg.name} >/dev/null; lvchange -q -ay ${data}`);
-        await hv.backups?.backup(data, createSshSink(ssh, dir));
-        const a = await sum('data');
+        await hv.backups?.backup(data, createSshSink(ssh, dir()));
+        a = await sum('data');
+      });
+
+      afterAll(async () => {
+        if (ssh) await sh(ssh, `lvremove -q -y ${vg.name}/anchor >/dev/null 2>&1 || true; rm -rf ${dir()}`);
+      });
+
+      it('an in-place restore killed in its swap: once its lease expired, cleanup puts the original back under its name (or, past the removal of the original, keeps the restored volume) and leaves no hvkit volume or tag', async () => {
+        // Before each restore the volume holds content B (and is inactive, as an in-place restore needs).
+        let b: string | undefined;
         for (const [step, kept] of [
           ['aside', 'original'],
           ['into-place', 'original'],
           ['remove-aside', 'original'],
           ['deactivate', 'restored'],
         ] as const) {
-          await sh(
-            ssh,
-            `lvchange -q -ay ${data}; dd if=/dev/urandom of=/dev/${data} bs=1M count=8 status=none conv=fsync; lvchange -q -an ${data}`,
-          );
-          const b = await sum('data');
-          await killedChild('swap-child.ts', [dir, String(ttlMs), step]);
+          b ??= await overwriteData();
+          await killedChild('swap-child.ts', [dir(), String(TTL_MS), step]);
           const killedAt = Date.now();
           const left = await volumesLeft();
           expect(
@@ -216,33 +252,24 @@ dd if=/dev/urandom of=/dev/${data} bs=1M count=8 status=none conv=fsync`,
             `${step}: ${left.join(' | ')}`,
           ).toBe(true);
 
-          await new Promise((r) => setTimeout(r, Math.max(0, killedAt + ttlMs + 500 - Date.now())));
-          const result = await hv.backups?.cleanup?.(`${vg.name}/anchor`);
+          expiredAfter(killedAt, TTL_MS);
+          const result = await later.backups?.cleanup?.(`${vg.name}/anchor`);
           expect(result?.kept, step).toEqual([]);
           expect(result?.removed.length, step).toBeGreaterThan(0);
           // Only the two volumes, without any hvkit tag; `data` holds the original's content or the restored.
           expect((await volumesLeft()).sort(), step).toEqual(['anchor', 'data']);
           expect(await sum('data'), step).toBe(kept === 'original' ? b : a);
           expect(await hv.backups?.cleanup?.(`${vg.name}/anchor`), step).toEqual({ removed: [], kept: [] });
+          // A step that put the original back left B in the volume; after one that kept the restored volume, B
+          // is written again.
+          if (kept === 'restored') b = undefined;
         }
-      } finally {
-        await sh(ssh, `lvremove -q -y ${vg.name}/anchor >/dev/null 2>&1 || true; rm -rf ${dir}`);
-      }
-    });
+      });
 
-    it('an in-place restore whose swap fails at a step rejects and has put the original back; past the removal of the original, the restored volume keeps the name and cleanup completes it', async () => {
-      const dir = `${sinkDir}-swapfail`;
-      const ttlMs = 5000;
-      try {
-        await sh(ssh, `lvcreate -q -y -L 4M -n anchor ${vg.name} >/dev/null; lvchange -q -ay ${data}`);
-        await hv.backups?.backup(data, createSshSink(ssh, dir));
-        const a = await sum('data');
+      it('an in-place restore whose swap fails at a step rejects and has put the original back; past the removal of the original, the restored volume keeps the name and cleanup completes it', async () => {
+        let b: string | undefined;
         for (const step of Object.keys(SWAP_STEPS) as SwapStep[]) {
-          await sh(
-            ssh,
-            `lvchange -q -ay ${data}; dd if=/dev/urandom of=/dev/${data} bs=1M count=8 status=none conv=fsync; lvchange -q -an ${data}`,
-          );
-          const b = await sum('data');
+          b ??= await overwriteData();
           // The step's command fails (as LVM would, exit 5) instead of running.
           const failing: ExecTransport = {
             target: ssh.exec.target,
@@ -259,10 +286,10 @@ dd if=/dev/urandom of=/dev/${data} bs=1M count=8 status=none conv=fsync`,
           };
           const failingHv = await connect({
             exec: failing,
-            naming: { leaseTtlMs: ttlMs, leaseRenewMs: ttlMs / 4 },
+            naming: { leaseTtlMs: TTL_MS, leaseRenewMs: TTL_MS / 4 },
           });
           const error = await failingHv.backups
-            ?.restore?.(createSshSource(ssh, dir), { mode: 'in-place' })
+            ?.restore?.(createSshSource(ssh, dir()), { mode: 'in-place' })
             .then(
               () => undefined,
               (e: unknown) => e,
@@ -278,15 +305,14 @@ dd if=/dev/urandom of=/dev/${data} bs=1M count=8 status=none conv=fsync`,
           }
           // The original is gone: the restored volume has its name, still with the run's tags, for cleanup.
           expect((await volumesLeft()).find((l) => l.startsWith('data '))).toMatch(/hvkit-run-restore-/);
-          await new Promise((r) => setTimeout(r, Math.max(0, failedAt + ttlMs + 500 - Date.now())));
-          const result = await hv.backups?.cleanup?.(`${vg.name}/anchor`);
+          expiredAfter(failedAt, TTL_MS);
+          const result = await later.backups?.cleanup?.(`${vg.name}/anchor`);
           expect(result?.removed.map((r) => r.kind)).toEqual(['lease']);
           expect((await volumesLeft()).sort()).toEqual(['anchor', 'data']);
           expect(await sum('data')).toBe(a);
+          b = undefined;
         }
-      } finally {
-        await sh(ssh, `lvremove -q -y ${vg.name}/anchor >/dev/null 2>&1 || true; rm -rf ${dir}`);
-      }
+      });
     });
 
     it('a thin pool metadata snapshot left reserved: kept while a live lease in the pool may need it, released by cleanup once none does', async () => {
@@ -319,8 +345,8 @@ dd if=/dev/urandom of=/dev/${thin} bs=1M count=8 status=none conv=fsync`,
         expect(early?.kept.find((k) => k.name.endsWith(':metadata-snapshot'))).toBeDefined();
         expect(await held()).not.toBe('-');
 
-        await new Promise((r) => setTimeout(r, Math.max(0, killedAt + TTL_MS + 500 - Date.now())));
-        const result = await hv.backups?.cleanup?.(thin);
+        expiredAfter(killedAt, TTL_MS);
+        const result = await later.backups?.cleanup?.(thin);
         expect(result?.kept).toEqual([]);
         expect(result?.removed.find((k) => k.name === `${vg.name}/pool:metadata-snapshot`)).toBeDefined();
         expect(await held()).toBe('-');
