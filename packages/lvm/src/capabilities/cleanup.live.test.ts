@@ -313,6 +313,51 @@ dd if=/dev/urandom of=/dev/${data} bs=1M count=8 status=none conv=fsync`,
           b = undefined;
         }
       });
+
+      it('an in-place restore whose swap outlasts its lease lifetime keeps renewing it: a cleanup meanwhile keeps its volumes, and the restore completes', async () => {
+        // A short lease (4 s, renewed every second) and a removal of the original that stalls longer than that.
+        const ttlMs = 4000;
+        await overwriteData();
+        let stalled!: () => void;
+        const stalledNow = new Promise<void>((resolve) => {
+          stalled = resolve;
+        });
+        let release!: () => void;
+        const released = new Promise<void>((resolve) => {
+          release = resolve;
+        });
+        const slow: ExecTransport = {
+          target: ssh.exec.target,
+          exec: async (request) => {
+            if (SWAP_STEPS['remove-aside'](request.argv)) {
+              stalled();
+              await released;
+            }
+            return ssh.exec.exec(request);
+          },
+          spawn: (request) => ssh.exec.spawn(request),
+        };
+        const slowHv = await connect({ exec: slow, naming: { leaseTtlMs: ttlMs, leaseRenewMs: ttlMs / 4 } });
+        try {
+          const restoring = slowHv.backups?.restore?.(createSshSource(ssh, dir()), { mode: 'in-place' });
+          restoring?.catch(() => {});
+          await stalledNow;
+          await new Promise((resolve) => setTimeout(resolve, ttlMs * 1.5));
+          // Past the first lease's lifetime, with the original aside and the restored volume named `data`.
+          const meanwhile = await hv.backups?.cleanup?.(`${vg.name}/anchor`);
+          expect(meanwhile?.removed).toEqual([]);
+          expect(meanwhile?.kept.length).toBeGreaterThan(0);
+          expect(meanwhile?.kept.every((k) => k.kind === 'volume')).toBe(true);
+          release();
+          expect((await restoring)?.mode).toBe('in-place');
+        } finally {
+          release();
+          await slowHv.close();
+        }
+        expect((await volumesLeft()).sort()).toEqual(['anchor', 'data']);
+        expect(await sum('data')).toBe(a);
+        expect(await hv.backups?.cleanup?.(`${vg.name}/anchor`)).toEqual({ removed: [], kept: [] });
+      });
     });
 
     it('a thin pool metadata snapshot left reserved: kept while a live lease in the pool may need it, released by cleanup once none does', async () => {
