@@ -61,7 +61,7 @@ import {
   readDelta,
 } from '../mapping/delta';
 import { guestOf, HVKIT_BASE_TAG, HVKIT_RESTORE_TAG, HVKIT_RUN_TAG, HVKIT_TAG } from '../mapping/guests';
-import type { LvmLogicalVolume } from '../mapping/report';
+import { isSnapshot, type LvmLogicalVolume } from '../mapping/report';
 import {
   checkLvName,
   checkVgName,
@@ -154,8 +154,6 @@ function fail(
 ) {
   return hvkitError(code, message, { adapter: ADAPTER_ID, operation, ...(details ? { details } : {}) });
 }
-
-const isSnapshot = (lv: LvmLogicalVolume) => lv.kind === 'snapshot' || lv.kind === 'thin-snapshot';
 
 function tagValue(lv: LvmLogicalVolume, prefix: string): string | undefined {
   return lv.tags.find((t) => t.startsWith(prefix))?.slice(prefix.length);

@@ -22,7 +22,7 @@ import {
 } from '@hvkit/core';
 import type { AdapterContext } from '../context';
 import { ADAPTER_ID } from '../errors';
-import type { LvmLogicalVolume } from '../mapping/report';
+import { isSnapshot, type LvmLogicalVolume } from '../mapping/report';
 
 /** The prefix of a lease tag; the rest is the lease as base64url JSON (LVM tags allow `A-Z a-z 0-9 _ + . -`). */
 export const LEASE_TAG_PREFIX = 'hvkit-lease-';
@@ -97,8 +97,7 @@ export function leaseHoldersOf(
 /** The volume a found lease is on: the origin of a snapshot that carries it, else the volume itself. */
 function leasedVolume(found: FoundLease): string {
   const { volume } = found;
-  const snapshot = volume.kind === 'snapshot' || volume.kind === 'thin-snapshot';
-  return snapshot && volume.origin ? `${volume.vgName}/${volume.origin}` : volume.fullName;
+  return isSnapshot(volume) && volume.origin ? `${volume.vgName}/${volume.origin}` : volume.fullName;
 }
 
 /** The CONFLICT error of a volume a live lease holds. */
@@ -167,11 +166,9 @@ export function holdStoredLease(
     store: (next) =>
       exclusive(async () => {
         const targets = typeof names === 'function' ? names() : names;
+        // Every volume is done with the lease: nothing left to renew it on.
+        if (targets.length === 0) return;
         const tag = leaseTag(next);
-        if (targets.length === 0) {
-          current = tag;
-          return;
-        }
         mine.add(tag);
         await client.run(['lvchange', '-q', '--deltag', current, '--addtag', tag, ...targets], {
           timeoutMs: context.callTimeoutMs,

@@ -169,6 +169,11 @@ export interface LvmLogicalVolume {
   fields: Readonly<Record<string, string>>;
 }
 
+/** Whether `lv` is a snapshot: a copy-on-write one or a thin one (both have an `origin`). */
+export function isSnapshot(lv: LvmLogicalVolume): boolean {
+  return lv.kind === 'snapshot' || lv.kind === 'thin-snapshot';
+}
+
 /** One volume group of a report. */
 export interface LvmVolumeGroup {
   name: string;
